@@ -1,0 +1,2 @@
+//! The admin REST API and the web console.
+#![forbid(unsafe_code)]

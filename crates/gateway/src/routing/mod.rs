@@ -1,0 +1,1 @@
+//! Pure parsers and matchers of the routing layer; no I/O, fuzzed.

@@ -1,0 +1,365 @@
+//! The registry's data model (SPEC GW-8) and the rules every entry obeys, whichever
+//! way it arrives (registry file, admin API, built-in). Validation lives here, once,
+//! so that the file loader and the API refuse the same things with the same words.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where a registry entry came from. A file reload replaces only `File` entries; the
+/// API may change only `Api` entries; `Builtin` entries are written by `portico serve`
+/// itself (core services and the demo) and are replaced at every start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Builtin,
+    File,
+    Api,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Builtin => "builtin",
+            Origin::File => "file",
+            Origin::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Origin> {
+        match s {
+            "builtin" => Some(Origin::Builtin),
+            "file" => Some(Origin::File),
+            "api" => Some(Origin::Api),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the gateway authenticates requests to a registration. Required in every
+/// registration, with no default, so that its meaning can never change silently.
+/// Identity adds `session` (web apps) and `bearer` (APIs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    None,
+}
+
+impl Auth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Auth::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Auth, String> {
+        match s {
+            "none" => Ok(Auth::None),
+            "session" | "bearer" => Err(format!(
+                "auth = \"{s}\" needs the identity service, which this version of Portico does not have; use \"none\""
+            )),
+            other => Err(format!("unknown auth \"{other}\"; expected \"none\"")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub name: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebApp {
+    pub name: String,
+    /// `None` for core apps.
+    pub provider: Option<String>,
+    /// `http://…`, `https://…`, or `internal:NAME` for an in-process service.
+    pub backend: String,
+    /// Subscribed tenants.
+    pub tenants: Vec<String>,
+    /// Cache-Control added when the backend sends none (GW-17). `None` or empty: built-in default.
+    pub cache_control: Option<String>,
+    /// Ant patterns of the paths that accept a WebSocket upgrade (GW-21).
+    pub websockets: Vec<String>,
+    pub auth: Auth,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// Ant-style pattern on the endpoint path (GW-9).
+    pub pattern: String,
+    /// Allowed methods, upper case. Empty: every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Api {
+    pub name: String,
+    pub provider: Option<String>,
+    /// Major version, the `v{major}` path segment.
+    pub version: u32,
+    pub backend: String,
+    /// In registration order; an API without routes routes nothing (GW-9).
+    pub routes: Vec<Route>,
+    pub tenants: Vec<String>,
+    pub auth: Auth,
+    pub origin: Origin,
+}
+
+/// The whole registry, as the gateway routes from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    pub tenants: Vec<Tenant>,
+    pub webapps: Vec<WebApp>,
+    pub apis: Vec<Api>,
+}
+
+/// Identifies a web app: its name and optional provider, written `name[-provider]`
+/// as in the host name (GW-1).
+pub fn app_key(name: &str, provider: Option<&str>) -> String {
+    match provider {
+        Some(p) => format!("{name}-{p}"),
+        None => name.to_string(),
+    }
+}
+
+/// Splits `name[-provider]` back into its parts.
+pub fn split_app_key(key: &str) -> Option<(&str, Option<&str>)> {
+    let mut parts = key.split('-');
+    let name = parts.next()?;
+    let provider = parts.next();
+    if parts.next().is_some() || !is_name(name) || provider.is_some_and(|p| !is_name(p)) {
+        return None;
+    }
+    Some((name, provider))
+}
+
+impl WebApp {
+    pub fn key(&self) -> String {
+        app_key(&self.name, self.provider.as_deref())
+    }
+}
+
+impl Api {
+    /// `name[-provider]/v{version}`, as in the API path (GW-2).
+    pub fn key(&self) -> String {
+        format!(
+            "{}/v{}",
+            app_key(&self.name, self.provider.as_deref()),
+            self.version
+        )
+    }
+}
+
+/// Tenant, app and provider names are `[a-z0-9]+` (GW-1): no hyphen, so a host's
+/// first label splits unambiguously.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// A problem with one field of one entry; `field` is the key as written in the
+/// registry file and in the API's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Invalid {
+    Invalid { field, reason: reason.into() }
+}
+
+fn check_name(field: &'static str, s: &str) -> Result<(), Invalid> {
+    if is_name(s) {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("\"{s}\" is not a valid name: use 1 to 63 lower-case letters and digits, no hyphen"),
+        ))
+    }
+}
+
+/// Backends are `http://host[:port][/path]`, `https://…`, or `internal:NAME`.
+pub fn check_backend(s: &str) -> Result<(), Invalid> {
+    if let Some(name) = s.strip_prefix("internal:") {
+        return check_name("backend", name);
+    }
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or_else(|| invalid("backend", format!("\"{s}\" must start with http://, https:// or internal:")))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return Err(invalid("backend", format!("\"{s}\" needs a host (and no user info)")));
+    }
+    if s.contains(['?', '#', ' ']) {
+        return Err(invalid("backend", format!("\"{s}\" must not have a query, a fragment or spaces")));
+    }
+    Ok(())
+}
+
+fn check_pattern(field: &'static str, p: &str) -> Result<(), Invalid> {
+    if !p.starts_with('/') {
+        return Err(invalid(field, format!("pattern \"{p}\" must start with /")));
+    }
+    if p.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        return Err(invalid(field, format!("pattern \"{p}\" has spaces or non-ASCII characters")));
+    }
+    Ok(())
+}
+
+fn check_method(m: &str) -> Result<(), Invalid> {
+    if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(invalid("methods", format!("\"{m}\" is not an HTTP method in upper case, e.g. GET")))
+    }
+}
+
+fn check_tenants(tenants: &[String]) -> Result<(), Invalid> {
+    for t in tenants {
+        check_name("tenants", t)?;
+    }
+    Ok(())
+}
+
+impl Tenant {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("name", &self.name)
+    }
+}
+
+impl WebApp {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("name", &self.name)?;
+        if let Some(p) = &self.provider {
+            check_name("provider", p)?;
+        }
+        check_backend(&self.backend)?;
+        check_tenants(&self.tenants)?;
+        if let Some(cc) = &self.cache_control {
+            if cc.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return Err(invalid("cache_control", "must be a single-line header value"));
+            }
+        }
+        for w in &self.websockets {
+            check_pattern("websockets", w)?;
+        }
+        Ok(())
+    }
+}
+
+impl Api {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("name", &self.name)?;
+        if let Some(p) = &self.provider {
+            check_name("provider", p)?;
+        }
+        if self.version == 0 {
+            return Err(invalid("version", "major version must be 1 or more"));
+        }
+        check_backend(&self.backend)?;
+        check_tenants(&self.tenants)?;
+        for r in &self.routes {
+            check_pattern("routes", &r.pattern)?;
+            for m in &r.methods {
+                check_method(m)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Registry {
+    /// Checks every entry and the references between them: subscribed tenants must
+    /// exist, and no key may appear twice.
+    pub fn validate(&self) -> Result<(), String> {
+        use std::collections::HashSet;
+        let mut tenants = HashSet::new();
+        for t in &self.tenants {
+            t.validate().map_err(|e| format!("tenant \"{}\": {e}", t.name))?;
+            if !tenants.insert(t.name.as_str()) {
+                return Err(format!("tenant \"{}\" is registered twice", t.name));
+            }
+        }
+        let mut keys = HashSet::new();
+        for w in &self.webapps {
+            w.validate().map_err(|e| format!("webapp \"{}\": {e}", w.key()))?;
+            if !keys.insert(w.key()) {
+                return Err(format!("webapp \"{}\" is registered twice", w.key()));
+            }
+            for t in &w.tenants {
+                if !tenants.contains(t.as_str()) {
+                    return Err(format!("webapp \"{}\": tenants: tenant \"{t}\" is not registered", w.key()));
+                }
+            }
+        }
+        let mut keys = HashSet::new();
+        for a in &self.apis {
+            a.validate().map_err(|e| format!("api \"{}\": {e}", a.key()))?;
+            if !keys.insert(a.key()) {
+                return Err(format!("api \"{}\" is registered twice", a.key()));
+            }
+            for t in &a.tenants {
+                if !tenants.contains(t.as_str()) {
+                    return Err(format!("api \"{}\": tenants: tenant \"{t}\" is not registered", a.key()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_lower_case_alphanumerics() {
+        assert!(is_name("abc123"));
+        assert!(!is_name("Abc"));
+        assert!(!is_name("a-b"));
+        assert!(!is_name(""));
+    }
+
+    #[test]
+    fn app_keys_split_into_name_and_provider() {
+        assert_eq!(split_app_key("iot-xyz"), Some(("iot", Some("xyz"))));
+        assert_eq!(split_app_key("iot"), Some(("iot", None)));
+        assert_eq!(split_app_key("a-b-c"), None);
+        assert_eq!(split_app_key("A"), None);
+    }
+
+    #[test]
+    fn backends_are_http_https_or_internal() {
+        assert!(check_backend("http://127.0.0.1:9001").is_ok());
+        assert!(check_backend("https://example.org/base").is_ok());
+        assert!(check_backend("internal:hello").is_ok());
+        assert!(check_backend("ftp://x").is_err());
+        assert!(check_backend("http://").is_err());
+        assert!(check_backend("http://u:p@host").is_err());
+        assert!(check_backend("internal:Hello").is_err());
+    }
+
+    #[test]
+    fn auth_session_is_refused_until_identity_exists() {
+        assert_eq!(Auth::parse("none"), Ok(Auth::None));
+        assert!(Auth::parse("session").unwrap_err().contains("identity"));
+        assert!(Auth::parse("basic").is_err());
+    }
+}
