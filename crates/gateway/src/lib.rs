@@ -3,4 +3,28 @@
 //! to a registered backend or an in-process service, and answers errors in one format.
 #![forbid(unsafe_code)]
 
+pub mod body;
+pub mod client;
+pub mod config;
+pub mod error;
+mod head_guard;
+pub mod metrics;
+pub mod ops;
+pub mod proxy;
 pub mod routing;
+mod server;
+pub mod service;
+pub mod table;
+pub mod tls;
+
+pub use config::GatewayConfig;
+pub use server::{ConnInfo, Gateway};
+pub use service::{from_tower, InProcess, RequestContext, Services};
+
+/// The request id header, set on both sides of the proxy (GW-15, OPS-3).
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// A fresh request id.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

@@ -1,0 +1,87 @@
+//! The HTTP client the gateway uses towards backends (and the CLI towards a gateway):
+//! pooled keep-alive connections, HTTP and HTTPS, connect timeout, TCP_NODELAY.
+
+use crate::body::Body;
+use futures_util::future::BoxFuture;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector<Resolver>>, Body>;
+
+/// Resolves names with the system resolver, except `localhost` and `*.localhost`, which
+/// are loopback (RFC 6761) even where the system resolver does not know them, so that
+/// `*.portico.localhost` works out of the box for backends and the CLI.
+#[derive(Clone)]
+pub struct Resolver(GaiResolver);
+
+impl tower::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        if host == "localhost" || host.ends_with(".localhost") {
+            let loopback = vec![
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+            ];
+            return Box::pin(async move { Ok(loopback.into_iter()) });
+        }
+        let lookup = self.0.call(name);
+        Box::pin(async move { Ok(lookup.await?.collect::<Vec<_>>().into_iter()) })
+    }
+}
+
+/// Builds a client. TLS trusts the system's roots plus `extra_roots` (PEM certificates,
+/// e.g. Portico's development CA).
+pub fn build(connect_timeout: Duration, extra_roots: &[rustls::pki_types::CertificateDer<'static>]) -> HttpClient {
+    let mut http = HttpConnector::new_with_resolver(Resolver(GaiResolver::new()));
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_happy_eyeballs_timeout(Some(Duration::from_millis(300)));
+
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A system certificate rustls cannot parse is skipped, as browsers do.
+        let _ = roots.add(cert);
+    }
+    for cert in extra_roots {
+        let _ = roots.add(cert.clone());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .unwrap_or_else(|_| unreachable_tls_config());
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(https)
+}
+
+/// The ring provider always supports the default protocol versions; this exists only so
+/// that the impossible case needs no panic.
+fn unreachable_tls_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}

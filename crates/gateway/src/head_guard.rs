@@ -1,0 +1,535 @@
+//! A guard in front of the HTTP/1 parser. It reads every request head before hyper does,
+//! so that heads hyper would refuse on its own (oversized, malformed, an unparsable
+//! target, ambiguous body framing) are answered with a gateway error body (GW-13, GW-15)
+//! instead of hyper's bare status line.
+//!
+//! The guard passes bytes through unchanged; it only needs to know where each request
+//! ends, so it follows the body framing (`Content-Length` or chunked) of every request.
+//! After an upgrade request it steps aside. A rejected head is never shown to hyper: the
+//! guard reports end-of-stream, lets hyper finish any response in flight (the server runs
+//! with half-close enabled), and writes its error when hyper shuts the connection down.
+
+use crate::error::{negotiate, ErrorFormat, GatewayError};
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Most headers hyper accepts in one request by default; the guard agrees with it.
+const MAX_HEADERS: usize = 100;
+/// Longest chunk-size line (size and extensions) accepted in a chunked body.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Called once when the guard rejects a head, with the status it answered.
+pub type OnReject = Box<dyn Fn(StatusCode, &str) + Send + Sync>;
+
+pub struct HeadGuard<IO> {
+    io: IO,
+    max_head: usize,
+    state: State,
+    /// Bytes read from the connection and not yet handed to hyper.
+    buf: BytesMut,
+    /// How many bytes at the front of `buf` are checked and may be handed to hyper.
+    ready: usize,
+    /// Where in `buf` the search for the end of the head resumes.
+    scanned: usize,
+    /// The error response waiting for hyper to shut the connection down.
+    error: Option<Bytes>,
+    on_reject: Option<OnReject>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Head,
+    Length(u64),
+    Chunked(Chunked),
+    /// An upgraded connection (WebSocket, CONNECT): no more HTTP/1 to follow.
+    Passthrough,
+    Rejected,
+}
+
+impl<IO> HeadGuard<IO> {
+    pub fn new(io: IO, max_head: usize, on_reject: Option<OnReject>) -> HeadGuard<IO> {
+        HeadGuard {
+            io,
+            max_head,
+            state: State::Head,
+            buf: BytesMut::with_capacity(8 * 1024),
+            ready: 0,
+            scanned: 0,
+            error: None,
+            on_reject,
+        }
+    }
+
+    /// Advances the state machine over the bytes buffered so far. Returns once some
+    /// bytes are ready, or more input is needed, or the request was rejected.
+    fn process(&mut self) {
+        while self.ready < self.buf.len() {
+            let pending = &self.buf[self.ready..];
+            match &mut self.state {
+                State::Head => match find_head_end(pending, self.scanned.saturating_sub(self.ready)) {
+                    Some(len) if len > self.max_head => return self.reject(too_large(self.max_head), None),
+                    Some(len) => match check_head(&pending[..len]) {
+                        Ok(next) => {
+                            self.ready += len;
+                            self.scanned = self.ready;
+                            self.state = next;
+                        }
+                        Err((err, headers)) => return self.reject(err, headers.as_ref()),
+                    },
+                    None if pending.len() > self.max_head => return self.reject(too_large(self.max_head), None),
+                    None => {
+                        self.scanned = self.buf.len();
+                        return;
+                    }
+                },
+                State::Length(remaining) => {
+                    let take = (*remaining).min(pending.len() as u64);
+                    *remaining -= take;
+                    self.ready += take as usize;
+                    if *remaining == 0 {
+                        self.state = State::Head;
+                        self.scanned = self.ready;
+                    }
+                }
+                State::Chunked(chunked) => match chunked.feed(pending) {
+                    Ok((used, done)) => {
+                        self.ready += used;
+                        if done {
+                            self.state = State::Head;
+                            self.scanned = self.ready;
+                        }
+                    }
+                    Err(message) => return self.reject(GatewayError::bad_request(message), None),
+                },
+                State::Passthrough => self.ready = self.buf.len(),
+                State::Rejected => return,
+            }
+        }
+    }
+
+    fn reject(&mut self, err: GatewayError, headers: Option<&HeaderMap>) {
+        let format = headers.map_or(ErrorFormat::Json, negotiate);
+        let request_id = crate::new_request_id();
+        if let Some(on_reject) = &self.on_reject {
+            on_reject(err.status, &err.message);
+        }
+        self.error = Some(serialize_error(&err, format, &request_id));
+        self.state = State::Rejected;
+        // Nothing after the rejected head is handed to hyper.
+        self.buf.truncate(self.ready);
+    }
+}
+
+/// Writes a gateway error response as HTTP/1.1 bytes, with `Connection: close`.
+fn serialize_error(err: &GatewayError, format: ErrorFormat, request_id: &str) -> Bytes {
+    let (status, headers, text) = crate::error::render_parts(err, format, request_id);
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    for (name, value) in headers.iter() {
+        if let Ok(v) = value.to_str() {
+            out.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    out.push_str(&format!("connection: close\r\ncontent-length: {}\r\n\r\n{text}", text.len()));
+    Bytes::from(out)
+}
+
+fn too_large(max: usize) -> GatewayError {
+    GatewayError::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        format!("The request head is larger than the limit of {max} bytes"),
+    )
+}
+
+/// The length of the head (through its empty line) if `buf` holds a whole one. Leading
+/// empty lines, which RFC 7230 §3.5 lets a server ignore, are part of the head.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let from = from.max(start).saturating_sub(3).max(start);
+    let mut i = from;
+    while let Some(off) = memchr_lf(&buf[i..]) {
+        let lf = i + off;
+        match buf.get(lf + 1) {
+            Some(b'\n') => return Some(lf + 2),
+            Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
+            _ => i = lf + 1,
+        }
+    }
+    None
+}
+
+fn memchr_lf(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+type Rejection = (GatewayError, Option<HeaderMap>);
+
+/// Parses one head and returns the state that follows it (its body framing).
+fn check_head(head: &[u8]) -> Result<State, Rejection> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut slots);
+    let status = request.parse(head).map_err(|e| {
+        let err = match e {
+            httparse::Error::TooManyHeaders => GatewayError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!("The request has more than {MAX_HEADERS} header fields"),
+            ),
+            httparse::Error::Version => {
+                GatewayError::new(StatusCode::HTTP_VERSION_NOT_SUPPORTED, "Only HTTP/1.0 and HTTP/1.1 are served here")
+            }
+            other => GatewayError::bad_request(format!("Malformed request head: {other}")),
+        };
+        (err, None)
+    })?;
+    if status.is_partial() {
+        return Err((GatewayError::bad_request("Malformed request head"), None));
+    }
+    let mut headers = HeaderMap::new();
+    for h in request.headers.iter() {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_bytes(h.value)) {
+            headers.append(name, value);
+        }
+    }
+    let reject = |message: String| Err((GatewayError::bad_request(message), Some(headers.clone())));
+    let method = request.method.unwrap_or_default();
+    let target = request.path.unwrap_or_default();
+    if method != "CONNECT" && target.parse::<http::Uri>().is_err() {
+        let reason = crate::routing::validate_target(target)
+            .err()
+            .map_or_else(|| "The request target is not a valid URI".to_string(), |e| e.to_string());
+        return reject(reason);
+    }
+
+    let lengths: Vec<&str> = request
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .flat_map(|h| std::str::from_utf8(h.value).unwrap_or("x").split(','))
+        .map(str::trim)
+        .collect();
+    let chunked = match transfer_coding(request.headers) {
+        Ok(chunked) => chunked,
+        Err(message) => return reject(message),
+    };
+    let upgrade = method == "CONNECT" || is_upgrade(request.headers);
+    let after_body = |framing: State| match (&framing, upgrade) {
+        (State::Length(0), true) => State::Passthrough,
+        _ => framing,
+    };
+    if chunked {
+        if !lengths.is_empty() {
+            return reject("A request must not have both Content-Length and Transfer-Encoding".into());
+        }
+        if request.version == Some(0) {
+            return reject("HTTP/1.0 requests cannot use chunked transfer coding".into());
+        }
+        return Ok(State::Chunked(Chunked::default()));
+    }
+    let Some(first) = lengths.first() else {
+        return Ok(after_body(State::Length(0)));
+    };
+    if lengths.iter().any(|l| l != first) {
+        return reject("Conflicting Content-Length values".into());
+    }
+    match first.parse::<u64>() {
+        Ok(n) if first.bytes().all(|b| b.is_ascii_digit()) => Ok(after_body(State::Length(n))),
+        _ => reject(format!("Invalid Content-Length \"{first}\"")),
+    }
+}
+
+/// Whether the body is chunked; any other transfer coding is refused (RFC 7230 §3.3.3).
+fn transfer_coding(headers: &[httparse::Header<'_>]) -> Result<bool, String> {
+    let codings: Vec<String> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+        .flat_map(|h| String::from_utf8_lossy(h.value).split(',').map(|c| c.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .filter(|c| !c.is_empty())
+        .collect();
+    match codings.as_slice() {
+        [] => Ok(false),
+        [only] if only == "chunked" => Ok(true),
+        _ => Err(format!(
+            "Unsupported Transfer-Encoding \"{}\": only chunked is accepted",
+            codings.join(", ")
+        )),
+    }
+}
+
+fn is_upgrade(headers: &[httparse::Header<'_>]) -> bool {
+    let has_upgrade = headers.iter().any(|h| h.name.eq_ignore_ascii_case("upgrade"));
+    let connection_upgrade = headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("connection")
+            && String::from_utf8_lossy(h.value).split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    });
+    has_upgrade && connection_upgrade
+}
+
+/// Follows a chunked body (RFC 7230 §4.1) just far enough to know where it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Chunked {
+    step: Step,
+    /// Bytes of the current size line or trailer line seen so far.
+    line: usize,
+    size: u64,
+    digits: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Step {
+    #[default]
+    Size,
+    /// In a chunk extension, until the end of the line.
+    Extension,
+    SizeLf,
+    Data(u64),
+    DataCr,
+    DataLf,
+    /// At the start of a trailer line (or the final empty line).
+    TrailerStart,
+    TrailerLine,
+    TrailerLf,
+    FinalLf,
+}
+
+impl Chunked {
+    /// Consumes bytes of the body; returns how many belong to it and whether the body
+    /// ended there.
+    pub fn feed(&mut self, input: &[u8]) -> Result<(usize, bool), String> {
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.step {
+                Step::Data(remaining) => {
+                    let take = remaining.min((input.len() - i) as u64);
+                    i += take as usize;
+                    self.step = if remaining == take { Step::DataCr } else { Step::Data(remaining - take) };
+                    continue;
+                }
+                Step::Size => match b {
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        self.digits += 1;
+                        if self.digits > 16 {
+                            return Err("Chunk size too large".into());
+                        }
+                        self.size = self.size * 16 + u64::from((b as char).to_digit(16).unwrap_or(0));
+                    }
+                    b';' | b' ' | b'\t' if self.digits > 0 => self.step = Step::Extension,
+                    b'\r' if self.digits > 0 => self.step = Step::SizeLf,
+                    b'\n' if self.digits > 0 => self.end_size_line(),
+                    _ => return Err("Malformed chunk size in a chunked body".into()),
+                },
+                Step::Extension => match b {
+                    b'\r' => self.step = Step::SizeLf,
+                    b'\n' => self.end_size_line(),
+                    _ => {}
+                },
+                Step::SizeLf => match b {
+                    b'\n' => self.end_size_line(),
+                    _ => return Err("Malformed chunk size line in a chunked body".into()),
+                },
+                Step::DataCr => match b {
+                    b'\r' => self.step = Step::DataLf,
+                    b'\n' => self.step = Step::Size,
+                    _ => return Err("Missing line break after chunk data".into()),
+                },
+                Step::DataLf => match b {
+                    b'\n' => self.step = Step::Size,
+                    _ => return Err("Missing line break after chunk data".into()),
+                },
+                Step::TrailerStart => match b {
+                    b'\r' => self.step = Step::FinalLf,
+                    b'\n' => return Ok((i + 1, true)),
+                    _ => self.step = Step::TrailerLine,
+                },
+                Step::TrailerLine => match b {
+                    b'\r' => self.step = Step::TrailerLf,
+                    b'\n' => self.step = Step::TrailerStart,
+                    _ => {}
+                },
+                Step::TrailerLf => match b {
+                    b'\n' => self.step = Step::TrailerStart,
+                    _ => return Err("Malformed trailer in a chunked body".into()),
+                },
+                Step::FinalLf => match b {
+                    b'\n' => return Ok((i + 1, true)),
+                    _ => return Err("Malformed end of a chunked body".into()),
+                },
+            }
+            i += 1;
+            if matches!(self.step, Step::Size | Step::Extension | Step::TrailerLine) {
+                self.line += 1;
+                if self.line > MAX_CHUNK_LINE {
+                    return Err("A chunk-size or trailer line is too long".into());
+                }
+            }
+        }
+        Ok((i, false))
+    }
+
+    fn end_size_line(&mut self) {
+        self.line = 0;
+        self.step = if self.size == 0 { Step::TrailerStart } else { Step::Data(self.size) };
+        self.size = 0;
+        self.digits = 0;
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.ready > 0 {
+                let n = this.ready.min(out.remaining());
+                out.put_slice(&this.buf[..n]);
+                this.buf.advance(n);
+                this.ready -= n;
+                this.scanned = this.scanned.saturating_sub(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.state == State::Rejected {
+                return Poll::Ready(Ok(()));
+            }
+            // Large bodies and upgraded streams go straight into hyper's buffer.
+            if this.buf.is_empty() {
+                let direct = match this.state {
+                    State::Passthrough => Some(out.remaining()),
+                    State::Length(n) if n > 0 => Some(out.remaining().min(usize::try_from(n).unwrap_or(usize::MAX))),
+                    _ => None,
+                };
+                if let Some(limit) = direct {
+                    let mut limited = out.take(limit);
+                    ready!(Pin::new(&mut this.io).poll_read(cx, &mut limited))?;
+                    let n = limited.filled().len();
+                    out.advance(n);
+                    if let State::Length(remaining) = &mut this.state {
+                        *remaining -= n as u64;
+                        if *remaining == 0 {
+                            this.state = State::Head;
+                        }
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            let mut scratch = [0u8; 8 * 1024];
+            let mut read = ReadBuf::new(&mut scratch);
+            ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                // End of stream: whatever is buffered (an incomplete head or body) goes to
+                // hyper, which reports the incomplete message its own way.
+                this.ready = this.buf.len();
+                this.state = State::Passthrough;
+                if this.ready == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            this.buf.extend_from_slice(read.filled());
+            this.process();
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        while let Some(error) = &mut this.error {
+            if error.is_empty() {
+                this.error = None;
+                break;
+            }
+            let n = ready!(Pin::new(&mut this.io).poll_write(cx, error))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            error.advance(n);
+        }
+        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked_all(body: &[u8]) -> Result<(usize, bool), String> {
+        Chunked::default().feed(body)
+    }
+
+    #[test]
+    fn chunked_bodies_end_after_the_last_chunk_and_trailers() {
+        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.1";
+        assert_eq!(chunked_all(body), Ok((body.len() - 14, true)));
+        assert_eq!(chunked_all(b"0\r\n\r\n"), Ok((5, true)));
+        assert_eq!(chunked_all(b"4\r\nWi"), Ok((5, false)));
+    }
+
+    #[test]
+    fn chunked_bodies_split_anywhere_give_the_same_answer() {
+        let body = b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n";
+        for split in 0..body.len() {
+            let mut c = Chunked::default();
+            let (a, done_a) = c.feed(&body[..split]).unwrap();
+            assert_eq!(a, split);
+            assert!(!done_a);
+            assert_eq!(c.feed(&body[split..]), Ok((body.len() - split, true)));
+        }
+    }
+
+    #[test]
+    fn malformed_chunks_are_refused() {
+        assert!(chunked_all(b"x\r\n").is_err());
+        assert!(chunked_all(b"\r\n").is_err());
+        assert!(chunked_all(b"1\r\nab").is_err());
+        assert!(chunked_all(b"11111111111111111\r\n").is_err());
+    }
+
+    #[test]
+    fn heads_end_at_the_first_empty_line() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest", 0), Some(27));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\nHost: a\n\n", 0), Some(24));
+        assert_eq!(find_head_end(b"\r\nGET / HTTP/1.1\r\n\r\n", 0), Some(20));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
+    }
+
+    #[test]
+    fn heads_with_ambiguous_framing_are_refused() {
+        let both = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(check_head(both).is_err());
+        let two = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n";
+        assert!(check_head(two).is_err());
+        let gzip = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n";
+        assert!(check_head(gzip).is_err());
+        let ok = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(check_head(ok), Ok(State::Length(3)));
+        let ws = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        assert_eq!(check_head(ws), Ok(State::Passthrough));
+    }
+}

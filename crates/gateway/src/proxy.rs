@@ -1,0 +1,233 @@
+//! The streaming HTTP/1.1 reverse proxy (SPEC GW-12, GW-16): bodies flow through in both
+//! directions without being collected, hop-by-hop headers stay on their hop, and the
+//! backend learns who asked through `X-Forwarded-*`, `Forwarded` and `X-Request-Id`.
+
+use crate::body::{boxed, empty, Body};
+use crate::client::HttpClient;
+use crate::error::GatewayError;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::TokioIo;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Who asked, as the backend should learn it.
+#[derive(Debug, Clone)]
+pub struct Forwarding<'a> {
+    pub client_ip: IpAddr,
+    pub tls: bool,
+    pub original_host: &'a str,
+    pub request_id: &'a str,
+}
+
+/// Headers that belong to one connection (RFC 7230 §6.1) and are never forwarded, plus
+/// the ones a client addresses to a proxy.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Removes hop-by-hop headers, including those named in `Connection`. `Upgrade` is
+/// removed too unless this hop carries a WebSocket upgrade.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
+        .collect();
+    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Sets the forwarding headers of RFC 7239 and their de-facto `X-Forwarded-*` kin.
+pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
+    let proto = if fwd.tls { "https" } else { "http" };
+    let ip = fwd.client_ip.to_string();
+    append_list(headers, HeaderName::from_static("x-forwarded-for"), &ip);
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
+    if let Ok(host) = HeaderValue::from_str(fwd.original_host) {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+    let node = match fwd.client_ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(_) => format!("\"[{ip}]\""),
+    };
+    let host = fwd.original_host.replace(['"', '\\'], "");
+    append_list(headers, header::FORWARDED, &format!("for={node};proto={proto};host=\"{host}\""));
+    if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
+        headers.insert(crate::REQUEST_ID, id);
+    }
+}
+
+fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
+    let joined = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {item}"),
+        _ => item.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&joined) {
+        headers.insert(name, value);
+    }
+}
+
+pub struct Proxy {
+    client: HttpClient,
+    response_timeout: Duration,
+}
+
+impl Proxy {
+    pub fn new(client: HttpClient, response_timeout: Duration) -> Proxy {
+        Proxy { client, response_timeout }
+    }
+
+    /// Sends `request` to `uri` on a backend whose authority is `authority` and streams
+    /// the answer back. With `upgrade`, a WebSocket handshake the backend accepts (101)
+    /// is joined to the client's connection.
+    pub async fn forward(
+        &self,
+        mut request: Request<Body>,
+        uri: Uri,
+        authority: &str,
+        fwd: &Forwarding<'_>,
+        upgrade: bool,
+    ) -> Result<Response<Body>, GatewayError> {
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, body) = request.into_parts();
+        strip_hop_by_hop(&mut parts.headers, upgrade);
+        set_forwarding_headers(&mut parts.headers, fwd);
+        parts.headers.insert(
+            header::HOST,
+            HeaderValue::from_str(authority).map_err(|_| GatewayError::new(StatusCode::BAD_GATEWAY, "Invalid backend host"))?,
+        );
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        let backend_request = Request::from_parts(parts, body);
+
+        let response = match tokio::time::timeout(self.response_timeout, self.client.request(backend_request)).await {
+            Err(_) => {
+                return Err(GatewayError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("The backend did not answer within {} s", self.response_timeout.as_secs()),
+                ))
+            }
+            Ok(Err(e)) => return Err(backend_error(&e, upgrade)),
+            Ok(Ok(response)) => response,
+        };
+
+        if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(join_upgrade(response, client_upgrade, fwd.request_id));
+        }
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers, false);
+        if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
+            parts.headers.insert(crate::REQUEST_ID, id);
+        }
+        Ok(Response::from_parts(parts, boxed(body)))
+    }
+}
+
+/// Answers the client's upgrade with the backend's 101 and copies bytes both ways once
+/// both sides have switched protocols.
+fn join_upgrade(
+    mut backend_response: Response<hyper::body::Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    request_id: &str,
+) -> Response<Body> {
+    let backend_upgrade = hyper::upgrade::on(&mut backend_response);
+    let (mut parts, _) = backend_response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, true);
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        parts.headers.insert(crate::REQUEST_ID, id);
+    }
+    if let Some(client_upgrade) = client_upgrade {
+        tokio::spawn(async move {
+            let (Ok(client), Ok(backend)) = (client_upgrade.await, backend_upgrade.await) else {
+                tracing::debug!("websocket upgrade abandoned by one side");
+                return;
+            };
+            let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
+            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+                tracing::debug!(error = %e, "websocket connection ended");
+            }
+        });
+    }
+    Response::from_parts(parts, empty())
+}
+
+fn backend_error(e: &hyper_util::client::legacy::Error, upgrade: bool) -> GatewayError {
+    use std::error::Error as _;
+    let timed_out = {
+        let mut source = e.source();
+        let mut found = false;
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                found |= io.kind() == std::io::ErrorKind::TimedOut;
+            }
+            found |= s.to_string().contains("timed out");
+            source = s.source();
+        }
+        found
+    };
+    tracing::warn!(error = %e, source = ?e.source(), "backend request failed");
+    if upgrade {
+        // GW-16: a WebSocket handshake that cannot reach its backend is a bad request.
+        return GatewayError::bad_request("The WebSocket backend is unreachable");
+    }
+    if timed_out {
+        GatewayError::new(StatusCode::GATEWAY_TIMEOUT, "The backend did not accept a connection in time")
+    } else if e.is_connect() {
+        GatewayError::new(StatusCode::BAD_GATEWAY, "The backend refused the connection or is unreachable")
+    } else {
+        GatewayError::new(StatusCode::BAD_GATEWAY, "The backend closed the connection without a valid answer")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed_with_those_connection_names() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarding_headers_are_appended() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let fwd = Forwarding {
+            client_ip: "::1".parse().unwrap(),
+            tls: true,
+            original_host: "a-b.eu1.portico.localhost",
+            request_id: "r1",
+        };
+        set_forwarding_headers(&mut h, &fwd);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, ::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["forwarded"], "for=\"[::1]\";proto=https;host=\"a-b.eu1.portico.localhost\"");
+        assert_eq!(h["x-request-id"], "r1");
+    }
+}

@@ -1,0 +1,453 @@
+//! The gateway server: accepts connections, runs HTTP/1.1 on them behind the head guard,
+//! and takes every request through the same phases: check the target (GW-10), read the
+//! host (GW-1..GW-6), pick a target from the routing table (GW-7..GW-9), forward it
+//! (GW-12), log it. Errors become responses in one place, [`crate::error`].
+
+use crate::body::{boxed, full, Body};
+use crate::config::GatewayConfig;
+use crate::error::{render, GatewayError};
+use crate::head_guard::HeadGuard;
+use crate::metrics::{Metrics, ReloadResult, RouteClass};
+use crate::proxy::{set_forwarding_headers, strip_hop_by_hop, Forwarding, Proxy};
+use crate::routing::{decode_unreserved, parse_api_path, parse_host, validate_target, HostConfig, HostKind, ParsedHost};
+use crate::service::{RequestContext, Services};
+use crate::table::{RoutingTable, Target};
+use arc_swap::ArcSwap;
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use portico_store::Registry;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub client: SocketAddr,
+    pub tls: bool,
+}
+
+/// The gateway; cheap to clone, shared by every listener and connection.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GatewayConfig,
+    hosts: HostConfig,
+    table: ArcSwap<RoutingTable>,
+    services: Services,
+    proxy: Proxy,
+    metrics: Metrics,
+    ready: AtomicBool,
+}
+
+/// The outcome of the routing phase.
+enum Routed {
+    /// A core path that Portico answers itself (GW-6a).
+    Core,
+    Forward(Dispatch),
+}
+
+/// Where a request is forwarded.
+struct Dispatch {
+    class: RouteClass,
+    target: Target,
+    /// The path and query appended to the target's base path.
+    path: String,
+    tenant: Option<String>,
+    upgrade: bool,
+}
+
+/// Paths served by Portico itself on web-app hosts, ahead of any registration (GW-6a).
+const WEBAPP_CORE_PATHS: [&str; 5] = ["/.well-known", "/uaa", "/oauth", "/login", "/logout"];
+const GATEWAY_CORE_PATHS: [&str; 3] = ["/.well-known", "/uaa", "/oauth"];
+const SOUTHGATE_CORE_PATHS: [&str; 10] = [
+    "/.well-known",
+    "/uaa",
+    "/oauth",
+    "/inventory",
+    "/identity",
+    "/measurement",
+    "/event",
+    "/alarm",
+    "/devicecontrol",
+    "/notification",
+];
+
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl Gateway {
+    /// A gateway with an empty routing table; install a registry before serving.
+    pub fn new(config: GatewayConfig, services: Services) -> Gateway {
+        let client = crate::client::build(config.connect_timeout, &[]);
+        Gateway {
+            inner: Arc::new(Inner {
+                hosts: HostConfig::new(&config.domains, &config.regions),
+                proxy: Proxy::new(client, config.response_timeout),
+                config,
+                table: ArcSwap::from_pointee(RoutingTable::default()),
+                services,
+                metrics: Metrics::new(),
+                ready: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Compiles `registry` and swaps it in atomically: requests already routed keep the
+    /// table they started with. On error the running table stays.
+    pub fn install(&self, registry: &Registry) -> Result<(), String> {
+        let result = RoutingTable::compile(registry).and_then(|table| {
+            for missing in table.internal_targets().filter(|name| !self.inner.services.contains_key(*name)) {
+                return Err(format!("backend \"internal:{missing}\" names no in-process service of this build"));
+            }
+            Ok(table)
+        });
+        match result {
+            Ok(table) => {
+                self.inner.table.store(Arc::new(table));
+                self.inner.metrics.registry_reload(ReloadResult::Ok);
+                self.inner.ready.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.metrics.registry_reload(ReloadResult::Error);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Ready once a registry has been installed.
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// Answers one request. Used by the connection loop, and by tests directly.
+    pub async fn handle(&self, request: Request<Body>, conn: ConnInfo) -> Response<Body> {
+        let started = Instant::now();
+        let request_id = request
+            .headers()
+            .get(crate::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(crate::new_request_id, str::to_string);
+        let mut accept = HeaderMap::new();
+        for value in request.headers().get_all(header::ACCEPT) {
+            accept.append(header::ACCEPT, value.clone());
+        }
+        let method = request.method().clone();
+        let host = request_host(&request).unwrap_or_default().to_string();
+        let path = request.uri().path().to_string();
+
+        let (class, result) = self.route_and_forward(request, conn, &request_id).await;
+        let response = result.unwrap_or_else(|e| render(&e, &accept, &request_id));
+
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        self.inner.metrics.request(class, status, elapsed.as_secs_f64());
+        tracing::info!(
+            target: "portico::access",
+            request_id = %request_id,
+            client = %conn.client.ip(),
+            method = %method,
+            host = %host,
+            path = %path,
+            status,
+            class = ?class,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+        );
+        response
+    }
+
+    async fn route_and_forward(
+        &self,
+        request: Request<Body>,
+        conn: ConnInfo,
+        request_id: &str,
+    ) -> (RouteClass, Result<Response<Body>, GatewayError>) {
+        let dispatch = match self.route(&request) {
+            Ok(Routed::Core) => return (RouteClass::Core, Ok(self.core(&request))),
+            Ok(Routed::Forward(d)) => d,
+            Err(e) => return (RouteClass::Unrouted, Err(e)),
+        };
+        let class = dispatch.class;
+        (class, self.forward(request, dispatch, conn, request_id).await)
+    }
+
+    /// The routing phase: from host and path to a target, or a gateway error.
+    fn route(&self, request: &Request<Body>) -> Result<Routed, GatewayError> {
+        let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        validate_target(target).map_err(|e| GatewayError::bad_request(e.to_string()))?;
+        let host = request_host(request).ok_or_else(|| GatewayError::bad_request("The request has no Host header"))?;
+        let parsed = parse_host(host, &self.inner.hosts)
+            .ok_or_else(|| GatewayError::not_found(format!("Unknown host \"{host}\"")))?;
+        let path = request.uri().path();
+        let core = |paths: &[&str]| paths.iter().any(|p| under(path, p));
+        let table = self.inner.table.load();
+
+        match &parsed.kind {
+            HostKind::WebApp { tenant, app, provider } => {
+                if core(&WEBAPP_CORE_PATHS) {
+                    return Ok(Routed::Core);
+                }
+                if under(path, "/api") || under(path, "/services") {
+                    return self.route_api(&table, Some(tenant), request);
+                }
+                let webapp = table.webapp(tenant, app, provider.as_deref())?;
+                let upgrade = is_upgrade(request.headers());
+                if upgrade {
+                    let decoded = decode_unreserved(path);
+                    if !webapp.websockets.iter().any(|p| p.matches(&decoded)) {
+                        return Err(GatewayError::bad_request(format!(
+                            "WebSocket upgrades are not enabled for {path} of the web application \"{}\"",
+                            webapp.key
+                        )));
+                    }
+                }
+                Ok(Routed::Forward(Dispatch {
+                    class: RouteClass::Webapp,
+                    target: webapp.target.clone(),
+                    path: target.to_string(),
+                    tenant: Some(tenant.clone()),
+                    upgrade,
+                }))
+            }
+            HostKind::Gateway => {
+                if core(&GATEWAY_CORE_PATHS) || path == "/healthz" {
+                    return Ok(Routed::Core);
+                }
+                self.route_api(&table, None, request)
+            }
+            HostKind::Southgate => {
+                if core(&SOUTHGATE_CORE_PATHS) {
+                    return Ok(Routed::Core);
+                }
+                self.route_api(&table, None, request)
+            }
+            HostKind::Static | HostKind::Vpnrts { .. } => {
+                if core(&["/.well-known"]) {
+                    return Ok(Routed::Core);
+                }
+                Err(GatewayError::not_found(format!(
+                    "Nothing is served at {path} on {}",
+                    host_kind_name(&parsed)
+                )))
+            }
+        }
+    }
+
+    /// API routing (GW-2..GW-4, GW-9) for `/api/...`, and `/services/...` on web-app hosts.
+    fn route_api(&self, table: &RoutingTable, tenant: Option<&String>, request: &Request<Body>) -> Result<Routed, GatewayError> {
+        let path = request.uri().path();
+        let api_path = parse_api_path(path)
+            .filter(|p| tenant.is_some() || p.prefix == crate::routing::ApiPrefix::Api)
+            .ok_or_else(|| {
+                GatewayError::not_found(format!(
+                    "\"{path}\" is not an API path: expected /api/{{name}}[-{{provider}}]/v{{major}}/{{endpoint}}"
+                ))
+            })?;
+        if is_upgrade(request.headers()) {
+            return Err(GatewayError::bad_request("WebSocket upgrades are not enabled on API routes"));
+        }
+        let decoded = decode_unreserved(api_path.endpoint);
+        let matched = table.api(tenant.map(String::as_str), &api_path, &decoded, request.method())?;
+        let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        Ok(Routed::Forward(Dispatch {
+            class: RouteClass::Api,
+            target: matched.api.target.clone(),
+            path: format!("{}{query}", api_path.endpoint),
+            tenant: tenant.cloned(),
+            upgrade: false,
+        }))
+    }
+
+    /// Core paths (GW-6a). Only the health check exists so far; the rest are reserved for
+    /// the identity and device services and answered as not found until they exist.
+    fn core(&self, request: &Request<Body>) -> Response<Body> {
+        let path = request.uri().path();
+        if path == "/healthz" {
+            let mut response = Response::new(full("ok\n"));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            return response;
+        }
+        let err = GatewayError::not_found(format!("{path} is reserved for a Portico service that this server does not run"));
+        render(&err, request.headers(), "")
+    }
+
+    /// The forwarding phase: to a backend over HTTP, or to an in-process service.
+    async fn forward(
+        &self,
+        request: Request<Body>,
+        dispatch: Dispatch,
+        conn: ConnInfo,
+        request_id: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        let original_host = request_host(&request).unwrap_or_default().to_string();
+        let fwd = Forwarding { client_ip: conn.client.ip(), tls: conn.tls, original_host: &original_host, request_id };
+        match dispatch.target {
+            Target::Http { scheme_authority, base_path, authority } => {
+                let uri: Uri = format!("{scheme_authority}{base_path}{}", dispatch.path)
+                    .parse()
+                    .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?;
+                self.inner.proxy.forward(request, uri, &authority, &fwd, dispatch.upgrade).await
+            }
+            Target::InProcess(name) => {
+                let service = self
+                    .inner
+                    .services
+                    .get(&name)
+                    .ok_or_else(|| GatewayError::new(StatusCode::BAD_GATEWAY, "The in-process service is not available"))?
+                    .clone();
+                let parsed = parse_host(&original_host, &self.inner.hosts)
+                    .ok_or_else(|| GatewayError::not_found("Unknown host"))?;
+                let original_target = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+                let (mut parts, body) = request.into_parts();
+                strip_hop_by_hop(&mut parts.headers, dispatch.upgrade);
+                set_forwarding_headers(&mut parts.headers, &fwd);
+                parts.uri = dispatch
+                    .path
+                    .parse()
+                    .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?;
+                parts.extensions.insert(RequestContext {
+                    request_id: request_id.to_string(),
+                    client: conn.client,
+                    tls: conn.tls,
+                    host: parsed,
+                    original_host,
+                    original_target,
+                    tenant: dispatch.tenant,
+                });
+                let mut response = service.call(Request::from_parts(parts, body)).await;
+                if let Ok(id) = HeaderValue::from_str(request_id) {
+                    response.headers_mut().insert(crate::REQUEST_ID, id);
+                }
+                Ok(response)
+            }
+        }
+    }
+
+    /// Accepts connections on `listener` until `shutdown`, then lets the requests in flight
+    /// finish, for at most the drain timeout (GW-24).
+    pub async fn serve(&self, listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, client) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors, most likely: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let gateway = self.clone();
+            let tls = tls.clone();
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                gateway.inner.metrics.connection_opened();
+                let conn = ConnInfo { client, tls: tls.is_some() };
+                match tls {
+                    None => gateway.serve_connection(stream, conn, shutdown).await,
+                    Some(acceptor) => {
+                        let timeout = gateway.inner.config.tls_handshake_timeout;
+                        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => gateway.serve_connection(stream, conn, shutdown).await,
+                            Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
+                        }
+                    }
+                }
+                gateway.inner.metrics.connection_closed();
+            });
+        }
+        tracker.close();
+        if tokio::time::timeout(self.inner.config.drain_timeout, tracker.wait()).await.is_err() {
+            tracing::warn!(open = tracker.len(), "drain deadline passed; closing the remaining connections");
+        }
+    }
+
+    async fn serve_connection<IO>(&self, io: IO, conn: ConnInfo, shutdown: CancellationToken)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let metrics_gateway = self.clone();
+        let client = conn.client;
+        let on_reject = Box::new(move |status: StatusCode, message: &str| {
+            metrics_gateway.inner.metrics.rejected_head(status.as_u16());
+            tracing::info!(target: "portico::access", client = %client.ip(), status = status.as_u16(), reason = message, "request head rejected");
+        });
+        let guard = HeadGuard::new(io, self.inner.config.max_header_size, Some(on_reject));
+        let gateway = self.clone();
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(request.map(boxed), conn).await) }
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .half_close(true)
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.inner.config.header_read_timeout);
+        let connection = builder.serve_connection(TokioIo::new(guard), service).with_upgrades();
+        tokio::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            _ = shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(client = %client, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// The host a request addresses: `Host`, or the authority of an absolute-form target.
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+fn host_kind_name(host: &ParsedHost) -> &'static str {
+    match host.kind {
+        HostKind::Static => "the static content host",
+        HostKind::Vpnrts { .. } => "the Remote Services host",
+        _ => "this host",
+    }
+}
+

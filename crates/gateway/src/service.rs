@@ -1,0 +1,81 @@
+//! In-process services: the targets that live inside `portico serve` (the admin API now;
+//! identity, console, device API and relay later). They plug into the gateway through
+//! this one trait, and the binary wires them by name: a registration whose backend is
+//! `internal:NAME` is answered by the service registered under `NAME`. The gateway
+//! crate depends on none of them.
+
+use crate::body::{boxed, Body, BoxError};
+use crate::routing::ParsedHost;
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt};
+use http::{Request, Response};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// What the gateway knows about a request, handed to in-process services as a request
+/// extension. The request itself looks as it would to a backend: its URI is the path
+/// the backend would receive (for an API, the endpoint after `/api/{name}/v{n}`), and it
+/// carries the `X-Forwarded-*` and `X-Request-Id` headers.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub client: SocketAddr,
+    pub tls: bool,
+    pub host: ParsedHost,
+    /// The original `Host` header, e.g. `demo-hello.eu1.portico.localhost:8080`.
+    pub original_host: String,
+    /// The path and query as the client sent them.
+    pub original_target: String,
+    /// The caller's tenant where the host names one (web-app hosts).
+    pub tenant: Option<String>,
+}
+
+/// A target inside the process. Implemented for any tower service (an axum `Router`,
+/// for one) through [`from_tower`].
+pub trait InProcess: Send + Sync + 'static {
+    fn call(&self, request: Request<Body>) -> BoxFuture<'static, Response<Body>>;
+}
+
+/// The in-process services by name.
+pub type Services = HashMap<String, Arc<dyn InProcess>>;
+
+struct Tower<S>(S);
+
+impl<S, B> InProcess for Tower<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn call(&self, request: Request<Body>) -> BoxFuture<'static, Response<Body>> {
+        // A combinator rather than an `async` block: the compiler cannot prove an async
+        // block over a generic service's future `Send` for every lifetime.
+        Box::pin(self.0.clone().oneshot(request).map(|result| match result {
+            Ok(response) => response.map(boxed),
+            Err(never) => match never {},
+        }))
+    }
+}
+
+/// Wraps a tower service (e.g. an axum `Router`) as an in-process target.
+pub fn from_tower<S, B>(service: S) -> Arc<dyn InProcess>
+where
+    S: tower::Service<Request<Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    Arc::new(Tower(service))
+}

@@ -1,0 +1,317 @@
+//! The routing table: the registry compiled for fast lookups (Ant patterns parsed, backend
+//! URLs split, subscriptions in sets). A table is immutable; a registry change builds a
+//! new one that the gateway swaps in atomically, so no request sees half an update.
+
+use crate::error::GatewayError;
+use crate::routing::{AntPattern, ApiPath};
+use http::{header, HeaderValue, Method, StatusCode, Uri};
+use portico_store::{Auth, Registry};
+use std::collections::{HashMap, HashSet};
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A backend URL: `scheme://authority` and a base path without a trailing slash.
+    Http { scheme_authority: String, base_path: String, authority: String },
+    /// An in-process service by name (`internal:NAME`).
+    InProcess(String),
+}
+
+impl Target {
+    fn parse(backend: &str) -> Result<Target, String> {
+        if let Some(name) = backend.strip_prefix("internal:") {
+            return Ok(Target::InProcess(name.to_string()));
+        }
+        let uri: Uri = backend
+            .parse()
+            .map_err(|e| format!("backend \"{backend}\" is not a valid URL: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(format!("backend \"{backend}\" needs a scheme and a host"));
+        };
+        Ok(Target::Http {
+            scheme_authority: format!("{scheme}://{authority}"),
+            base_path: uri.path().trim_end_matches('/').to_string(),
+            authority: authority.to_string(),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct WebAppRoute {
+    pub key: String,
+    pub target: Target,
+    pub tenants: HashSet<String>,
+    pub cache_control: Option<HeaderValue>,
+    pub websockets: Vec<AntPattern>,
+    pub auth: Auth,
+}
+
+#[derive(Debug)]
+struct ApiRouteEntry {
+    pattern: AntPattern,
+    /// Empty: every method.
+    methods: Vec<Method>,
+}
+
+impl ApiRouteEntry {
+    /// `GET` also admits `HEAD`, as HTTP defines it.
+    fn allows(&self, method: &Method) -> bool {
+        self.methods.is_empty()
+            || self.methods.contains(method)
+            || (method == Method::HEAD && self.methods.contains(&Method::GET))
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiRoute {
+    pub key: String,
+    pub target: Target,
+    pub tenants: HashSet<String>,
+    pub auth: Auth,
+    routes: Vec<ApiRouteEntry>,
+}
+
+/// An API and the pattern of the most specific route that admitted the request.
+#[derive(Debug)]
+pub struct ApiMatch<'a> {
+    pub api: &'a ApiRoute,
+    pub pattern: &'a str,
+}
+
+type AppKey = (String, Option<String>);
+
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    tenants: HashSet<String>,
+    webapps: HashMap<AppKey, WebAppRoute>,
+    apis: HashMap<(String, Option<String>, u32), ApiRoute>,
+}
+
+impl RoutingTable {
+    /// Compiles a registry. Entries were validated when stored; what can still fail here
+    /// (a backend the URL parser refuses) is reported with the entry's name.
+    pub fn compile(registry: &Registry) -> Result<RoutingTable, String> {
+        let mut table = RoutingTable {
+            tenants: registry.tenants.iter().map(|t| t.name.clone()).collect(),
+            ..RoutingTable::default()
+        };
+        for w in &registry.webapps {
+            let cache_control = match w.cache_control.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(cc) => Some(
+                    HeaderValue::from_str(cc)
+                        .map_err(|_| format!("webapp \"{}\": cache_control is not a valid header value", w.key()))?,
+                ),
+            };
+            let route = WebAppRoute {
+                key: w.key(),
+                target: Target::parse(&w.backend).map_err(|e| format!("webapp \"{}\": {e}", w.key()))?,
+                tenants: w.tenants.iter().cloned().collect(),
+                cache_control,
+                websockets: w.websockets.iter().map(|p| AntPattern::new(p)).collect(),
+                auth: w.auth,
+            };
+            table.webapps.insert((w.name.clone(), w.provider.clone()), route);
+        }
+        for a in &registry.apis {
+            let mut routes = Vec::with_capacity(a.routes.len());
+            for r in &a.routes {
+                let methods = r
+                    .methods
+                    .iter()
+                    .map(|m| Method::from_bytes(m.as_bytes()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| format!("api \"{}\": invalid method in route {}", a.key(), r.pattern))?;
+                routes.push(ApiRouteEntry { pattern: AntPattern::new(&r.pattern), methods });
+            }
+            let route = ApiRoute {
+                key: a.key(),
+                target: Target::parse(&a.backend).map_err(|e| format!("api \"{}\": {e}", a.key()))?,
+                tenants: a.tenants.iter().cloned().collect(),
+                auth: a.auth,
+                routes,
+            };
+            table.apis.insert((a.name.clone(), a.provider.clone(), a.version), route);
+        }
+        Ok(table)
+    }
+
+    /// The names of the in-process services this table routes to.
+    pub fn internal_targets(&self) -> impl Iterator<Item = &str> {
+        let webapps = self.webapps.values().map(|w| &w.target);
+        let apis = self.apis.values().map(|a| &a.target);
+        webapps.chain(apis).filter_map(|t| match t {
+            Target::InProcess(name) => Some(name.as_str()),
+            Target::Http { .. } => None,
+        })
+    }
+
+    pub fn has_tenant(&self, tenant: &str) -> bool {
+        self.tenants.contains(tenant)
+    }
+
+    /// The web app on a web-app host, for a tenant that must be registered and subscribed.
+    pub fn webapp(&self, tenant: &str, app: &str, provider: Option<&str>) -> Result<&WebAppRoute, GatewayError> {
+        let key = portico_store::app_key(app, provider);
+        if !self.has_tenant(tenant) {
+            return Err(GatewayError::not_found(format!("Unknown tenant \"{tenant}\"")));
+        }
+        let route = self
+            .webapps
+            .get(&(app.to_string(), provider.map(str::to_string)))
+            .ok_or_else(|| GatewayError::not_found(format!("Unknown web application \"{key}\"")))?;
+        if !route.tenants.contains(tenant) {
+            return Err(GatewayError::not_found(format!(
+                "Tenant \"{tenant}\" is not subscribed to the web application \"{key}\""
+            )));
+        }
+        Ok(route)
+    }
+
+    /// The API a request addresses, checked against the caller's tenant where it has one
+    /// (GW-12a), and the route that admits its endpoint path and method (GW-9).
+    /// `decoded_endpoint` is the endpoint with unreserved characters decoded.
+    pub fn api(
+        &self,
+        tenant: Option<&str>,
+        path: &ApiPath<'_>,
+        decoded_endpoint: &str,
+        method: &Method,
+    ) -> Result<ApiMatch<'_>, GatewayError> {
+        let key = format!("{}/v{}", portico_store::app_key(path.name, path.provider), path.major);
+        let api = self
+            .apis
+            .get(&(path.name.to_string(), path.provider.map(str::to_string), path.major))
+            .ok_or_else(|| GatewayError::not_found(format!("Unknown API \"{key}\"")))?;
+        if let Some(tenant) = tenant {
+            if !self.has_tenant(tenant) {
+                return Err(GatewayError::not_found(format!("Unknown tenant \"{tenant}\"")));
+            }
+            if !api.tenants.contains(tenant) {
+                return Err(GatewayError::not_found(format!(
+                    "Tenant \"{tenant}\" is not subscribed to the API \"{key}\""
+                )));
+            }
+        }
+        let mut best: Option<&ApiRouteEntry> = None;
+        let mut allowed: Vec<&Method> = Vec::new();
+        let mut matched_any = false;
+        for route in api.routes.iter().filter(|r| r.pattern.matches(decoded_endpoint)) {
+            matched_any = true;
+            if route.allows(method) {
+                // Strictly greater: among equals the earlier registration wins.
+                if best.is_none_or(|b| route.pattern.specificity() > b.pattern.specificity()) {
+                    best = Some(route);
+                }
+            } else {
+                allowed.extend(route.methods.iter());
+            }
+        }
+        match (best, matched_any) {
+            (Some(route), _) => Ok(ApiMatch { api, pattern: route.pattern.as_str() }),
+            (None, true) => {
+                let mut names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+                if names.contains(&"GET") {
+                    names.push("HEAD");
+                }
+                names.sort_unstable();
+                names.dedup();
+                let allow = names.join(", ");
+                let mut err = GatewayError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("Method {method} is not allowed on this route of the API \"{key}\"; allowed: {allow}"),
+                );
+                if let Ok(value) = HeaderValue::from_str(&allow) {
+                    err = err.with_header(header::ALLOW, value);
+                }
+                Err(err)
+            }
+            (None, false) => Err(GatewayError::not_found(format!(
+                "No route of the API \"{key}\" matches {}",
+                path.endpoint
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::parse_api_path;
+    use portico_store::{Api, Origin, Route, Tenant, WebApp};
+
+    fn registry() -> Registry {
+        Registry {
+            tenants: vec![
+                Tenant { name: "abc".into(), origin: Origin::File },
+                Tenant { name: "other".into(), origin: Origin::File },
+            ],
+            webapps: vec![WebApp {
+                name: "assetmanager".into(),
+                provider: Some("xyz".into()),
+                backend: "http://127.0.0.1:9001/base/".into(),
+                tenants: vec!["abc".into()],
+                cache_control: Some(String::new()),
+                websockets: vec!["/videostream".into()],
+                auth: Auth::None,
+                origin: Origin::File,
+            }],
+            apis: vec![Api {
+                name: "iot".into(),
+                provider: Some("xyz".into()),
+                version: 3,
+                backend: "http://127.0.0.1:9002".into(),
+                routes: vec![
+                    Route { pattern: "/assets/**".into(), methods: vec!["GET".into(), "POST".into()] },
+                    Route { pattern: "/assets/*/admin".into(), methods: vec!["DELETE".into()] },
+                ],
+                tenants: vec!["abc".into()],
+                auth: Auth::None,
+                origin: Origin::File,
+            }],
+        }
+    }
+
+    #[test]
+    fn backend_urls_split_into_authority_and_base_path() {
+        let t = RoutingTable::compile(&registry()).unwrap();
+        let w = t.webapp("abc", "assetmanager", Some("xyz")).unwrap();
+        assert_eq!(
+            w.target,
+            Target::Http {
+                scheme_authority: "http://127.0.0.1:9001".into(),
+                base_path: "/base".into(),
+                authority: "127.0.0.1:9001".into()
+            }
+        );
+    }
+
+    #[test]
+    fn web_apps_need_a_registered_subscribed_tenant() {
+        let t = RoutingTable::compile(&registry()).unwrap();
+        assert!(t.webapp("nobody", "assetmanager", Some("xyz")).is_err());
+        assert!(t.webapp("other", "assetmanager", Some("xyz")).is_err());
+        assert!(t.webapp("abc", "assetmanager", None).is_err());
+    }
+
+    #[test]
+    fn api_routes_pick_by_pattern_and_method() {
+        let t = RoutingTable::compile(&registry()).unwrap();
+        let p = parse_api_path("/api/iot-xyz/v3/assets/1").unwrap();
+        assert!(t.api(Some("abc"), &p, p.endpoint, &Method::GET).is_ok());
+        assert!(t.api(Some("abc"), &p, p.endpoint, &Method::HEAD).is_ok());
+        let err = t.api(Some("abc"), &p, p.endpoint, &Method::PUT).unwrap_err();
+        assert_eq!(err.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(err.headers[0].1, "GET, HEAD, POST");
+        assert_eq!(t.api(Some("other"), &p, p.endpoint, &Method::GET).unwrap_err().status, StatusCode::NOT_FOUND);
+        assert!(t.api(None, &p, p.endpoint, &Method::GET).is_ok());
+
+        let admin = parse_api_path("/api/iot-xyz/v3/assets/1/admin").unwrap();
+        assert_eq!(t.api(None, &admin, admin.endpoint, &Method::DELETE).unwrap().pattern, "/assets/*/admin");
+        assert_eq!(t.api(None, &admin, admin.endpoint, &Method::GET).unwrap().pattern, "/assets/**");
+        let other = parse_api_path("/api/iot-xyz/v3/fleets").unwrap();
+        assert_eq!(t.api(None, &other, other.endpoint, &Method::GET).unwrap_err().status, StatusCode::NOT_FOUND);
+        let v4 = parse_api_path("/api/iot-xyz/v4/assets").unwrap();
+        assert_eq!(t.api(None, &v4, v4.endpoint, &Method::GET).unwrap_err().status, StatusCode::NOT_FOUND);
+    }
+}

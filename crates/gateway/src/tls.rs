@@ -1,0 +1,166 @@
+//! TLS for the listener (OPS-5): certificates from PEM files, or a development
+//! certificate generated on first start, signed by a development CA whose certificate is
+//! written beside it for clients to trust.
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path} holds no PEM private key")]
+    NoKey { path: PathBuf },
+    #[error("the certificate and key are not usable: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("cannot generate the development certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+/// A server config for TLS 1.2 and 1.3 with ALPN `http/1.1`.
+pub fn server_config(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|source| TlsError::Read { path: path.into(), source })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate { path: path.into() });
+    }
+    Ok(certs)
+}
+
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|source| TlsError::Read { path: path.into(), source })?
+        .ok_or_else(|| TlsError::NoKey { path: path.into() })
+}
+
+/// The files of a development certificate.
+#[derive(Debug, Clone)]
+pub struct DevCert {
+    /// The CA certificate clients trust (`curl --cacert`).
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The names a development certificate covers for these domains and regions (GW-1..GW-6).
+pub fn dev_cert_names(domains: &[String], regions: &[String]) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    for domain in domains {
+        for region in regions {
+            names.push(format!("*.{region}.{domain}"));
+            names.push(format!("*.{region}.vpnrts.{domain}"));
+        }
+    }
+    names
+}
+
+/// Makes sure `dir` holds a development CA and a certificate for `names`. The CA is made
+/// once and kept, so a browser or system that trusts it keeps trusting the certificates
+/// made later; the certificate is made again when the names change.
+pub fn ensure_dev_cert(dir: &Path, names: &[String]) -> Result<DevCert, TlsError> {
+    let files = DevCert {
+        ca: dir.join("dev-ca.pem"),
+        cert: dir.join("dev-cert.pem"),
+        key: dir.join("dev-key.pem"),
+    };
+    let ca_key_path = dir.join("dev-ca-key.pem");
+    let names_path = dir.join("dev-cert.names");
+    let wanted = names.join("\n");
+    let current = std::fs::read_to_string(&names_path).ok();
+    if current.as_deref() == Some(wanted.as_str()) && files.cert.exists() && files.key.exists() && files.ca.exists() {
+        return Ok(files);
+    }
+
+    let ca_key = match std::fs::read_to_string(&ca_key_path) {
+        Ok(pem) if files.ca.exists() => rcgen::KeyPair::from_pem(&pem)?,
+        _ => rcgen::KeyPair::generate()?,
+    };
+    let ca_cert = ca_params()?.self_signed(&ca_key)?;
+    if !files.ca.exists() || !ca_key_path.exists() {
+        write(&ca_key_path, &ca_key.serialize_pem(), true)?;
+        write(&files.ca, &ca_cert.pem(), false)?;
+    }
+
+    let mut params = rcgen::CertificateParams::new(names.to_vec())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Portico development certificate");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
+    write(&files.key, &key.serialize_pem(), true)?;
+    write(&files.cert, &cert.pem(), false)?;
+    write(&names_path, &wanted, false)?;
+    Ok(files)
+}
+
+fn ca_params() -> Result<rcgen::CertificateParams, TlsError> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Portico development CA");
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
+}
+
+fn write(path: &Path, contents: &str, secret: bool) -> Result<(), TlsError> {
+    let fail = |source| TlsError::Write { path: path.into(), source };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    std::fs::write(path, contents).map_err(fail)?;
+    if secret {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_cert_is_made_once_and_remade_when_names_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = dev_cert_names(&["portico.localhost".into()], &["eu1".into()]);
+        assert!(names.contains(&"*.eu1.portico.localhost".to_string()));
+        assert!(names.contains(&"*.eu1.vpnrts.portico.localhost".to_string()));
+        let files = ensure_dev_cert(dir.path(), &names).unwrap();
+        let ca_before = std::fs::read(&files.ca).unwrap();
+        let cert_before = std::fs::read(&files.cert).unwrap();
+        ensure_dev_cert(dir.path(), &names).unwrap();
+        assert_eq!(std::fs::read(&files.cert).unwrap(), cert_before);
+
+        let more = dev_cert_names(&["portico.localhost".into()], &["eu1".into(), "eu2".into()]);
+        ensure_dev_cert(dir.path(), &more).unwrap();
+        assert_ne!(std::fs::read(&files.cert).unwrap(), cert_before);
+        assert_eq!(std::fs::read(&files.ca).unwrap(), ca_before);
+        let config = server_config(load_certs(&files.cert).unwrap(), load_key(&files.key).unwrap());
+        assert!(config.is_ok());
+    }
+}
