@@ -8,6 +8,7 @@ use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,9 +18,13 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector<Resolver>>, Body>;
 
 /// Resolves names with the system resolver, except `localhost` and `*.localhost`, which
 /// are loopback (RFC 6761) even where the system resolver does not know them, so that
-/// `*.portico.localhost` works out of the box for backends and the CLI.
+/// `*.portico.localhost` works out of the box for backends and the CLI; and except the
+/// names given fixed addresses (the CLI's way to reach a local gateway by its name).
 #[derive(Clone)]
-pub struct Resolver(GaiResolver);
+pub struct Resolver {
+    system: GaiResolver,
+    fixed: Arc<HashMap<String, SocketAddr>>,
+}
 
 impl tower::Service<Name> for Resolver {
     type Response = std::vec::IntoIter<SocketAddr>;
@@ -27,11 +32,15 @@ impl tower::Service<Name> for Resolver {
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.system.poll_ready(cx)
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
         let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        if let Some(addr) = self.fixed.get(&host) {
+            let addr = *addr;
+            return Box::pin(async move { Ok(vec![addr].into_iter()) });
+        }
         if host == "localhost" || host.ends_with(".localhost") {
             let loopback = vec![
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -39,7 +48,7 @@ impl tower::Service<Name> for Resolver {
             ];
             return Box::pin(async move { Ok(loopback.into_iter()) });
         }
-        let lookup = self.0.call(name);
+        let lookup = self.system.call(name);
         Box::pin(async move { Ok(lookup.await?.collect::<Vec<_>>().into_iter()) })
     }
 }
@@ -47,7 +56,18 @@ impl tower::Service<Name> for Resolver {
 /// Builds a client. TLS trusts the system's roots plus `extra_roots` (PEM certificates,
 /// e.g. Portico's development CA).
 pub fn build(connect_timeout: Duration, extra_roots: &[rustls::pki_types::CertificateDer<'static>]) -> HttpClient {
-    let mut http = HttpConnector::new_with_resolver(Resolver(GaiResolver::new()));
+    build_with_addresses(connect_timeout, extra_roots, HashMap::new())
+}
+
+/// Like [`build`], with fixed addresses for some host names (lower case; the port
+/// of the URL always applies).
+pub fn build_with_addresses(
+    connect_timeout: Duration,
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+    fixed: HashMap<String, SocketAddr>,
+) -> HttpClient {
+    let resolver = Resolver { system: GaiResolver::new(), fixed: Arc::new(fixed) };
+    let mut http = HttpConnector::new_with_resolver(resolver);
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));

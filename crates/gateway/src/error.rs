@@ -131,13 +131,14 @@ pub fn render_parts(err: &GatewayError, format: ErrorFormat, request_id: &str) -
         ),
         _ => (
             "application/json",
-            serde_json::json!({
-                "status": status.as_u16(),
-                "error": reason,
-                "message": message,
-                "requestId": request_id,
-            })
-            .to_string(),
+            // Written by hand to keep the documented field order (GW-15).
+            format!(
+                "{{\"status\":{},\"error\":{},\"message\":{},\"requestId\":{}}}",
+                status.as_u16(),
+                json_string(reason),
+                json_string(message),
+                json_string(request_id)
+            ),
         ),
     };
     let mut headers = HeaderMap::new();
@@ -153,6 +154,10 @@ pub fn render_parts(err: &GatewayError, format: ErrorFormat, request_id: &str) -
         }
     }
     (status, headers, text)
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
 }
 
 fn xml_escape(s: &str) -> String {
@@ -199,6 +204,12 @@ mod tests {
         let resp = render_as(&err, ErrorFormat::Xml, "r1");
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/xml; charset=utf-8");
+    }
+
+    #[test]
+    fn json_errors_keep_the_documented_field_order() {
+        let (_, _, text) = render_parts(&GatewayError::not_found("a \"b\""), ErrorFormat::Json, "r1");
+        assert_eq!(text, r#"{"status":404,"error":"Not Found","message":"a \"b\"","requestId":"r1"}"#);
     }
 
     #[test]

@@ -1,0 +1,375 @@
+//! `portico admin`: drives the registry API of a running Portico (by default the one of
+//! the local configuration), and resets the bootstrap admin token on the local store.
+
+use crate::config::{Config, TlsSource};
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use portico_gateway::body::{empty, full};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Base URL of the Portico gateway [default: the `gateway` host of the local configuration]
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// The admin token
+    #[arg(long, global = true, env = "PORTICO_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Tenants
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Web applications
+    #[command(subcommand)]
+    Webapp(WebappCommand),
+    /// APIs
+    #[command(subcommand)]
+    Api(ApiCommand),
+    /// The bootstrap admin token
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    List,
+    Show { name: String },
+    Add { name: String },
+    Rm { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebappCommand {
+    List,
+    /// KEY is name[-provider], e.g. assetmanager-xyz
+    Show { key: String },
+    Add(WebappAdd),
+    Rm { key: String },
+}
+
+#[derive(Debug, Args)]
+pub struct WebappAdd {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    provider: Option<String>,
+    /// http://host:port[/path], https://… or internal:NAME
+    #[arg(long)]
+    backend: String,
+    /// A subscribed tenant (repeatable)
+    #[arg(long = "tenant")]
+    tenants: Vec<String>,
+    #[arg(long)]
+    cache_control: Option<String>,
+    /// An Ant pattern of paths that accept WebSocket upgrades (repeatable)
+    #[arg(long = "websocket")]
+    websockets: Vec<String>,
+    /// Required: none
+    #[arg(long)]
+    auth: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    List,
+    /// KEY is name[-provider]/v{major}, e.g. iot-xyz/v3
+    Show { key: String },
+    Add(ApiAdd),
+    Rm { key: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ApiAdd {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    provider: Option<String>,
+    #[arg(long)]
+    version: u32,
+    #[arg(long)]
+    backend: String,
+    /// A route: PATTERN or PATTERN=METHOD,METHOD (repeatable), e.g. '/assets/**=GET,POST'
+    #[arg(long = "route")]
+    routes: Vec<String>,
+    #[arg(long = "tenant")]
+    tenants: Vec<String>,
+    /// Required: none
+    #[arg(long)]
+    auth: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Replace the admin token (works on the local store, no server needed)
+    Reset,
+}
+
+pub async fn run(args: AdminArgs, config: Config) -> Result<()> {
+    if let AdminCommand::Token(TokenCommand::Reset) = args.command {
+        return reset_token(&config).await;
+    }
+    let client = Client::new(&args, &config)?;
+    let (method, path, body, kind) = request_for(&args.command)?;
+    let answer = client.send(method, &path, body).await?;
+    match answer {
+        None => println!("ok"),
+        Some(value) if args.json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Some(value) => print_table(kind, &value),
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Tenant,
+    Webapp,
+    Api,
+}
+
+fn request_for(command: &AdminCommand) -> Result<(Method, String, Option<Value>, Kind)> {
+    Ok(match command {
+        AdminCommand::Tenant(c) => match c {
+            TenantCommand::List => (Method::GET, "/tenants".into(), None, Kind::Tenant),
+            TenantCommand::Show { name } => (Method::GET, format!("/tenants/{name}"), None, Kind::Tenant),
+            TenantCommand::Add { name } => (Method::POST, "/tenants".into(), Some(json!({ "name": name })), Kind::Tenant),
+            TenantCommand::Rm { name } => (Method::DELETE, format!("/tenants/{name}"), None, Kind::Tenant),
+        },
+        AdminCommand::Webapp(c) => match c {
+            WebappCommand::List => (Method::GET, "/webapps".into(), None, Kind::Webapp),
+            WebappCommand::Show { key } => (Method::GET, format!("/webapps/{key}"), None, Kind::Webapp),
+            WebappCommand::Rm { key } => (Method::DELETE, format!("/webapps/{key}"), None, Kind::Webapp),
+            WebappCommand::Add(a) => (
+                Method::POST,
+                "/webapps".into(),
+                Some(json!({
+                    "name": a.name, "provider": a.provider, "backend": a.backend, "tenants": a.tenants,
+                    "cache_control": a.cache_control, "websockets": a.websockets, "auth": a.auth,
+                })),
+                Kind::Webapp,
+            ),
+        },
+        AdminCommand::Api(c) => match c {
+            ApiCommand::List => (Method::GET, "/apis".into(), None, Kind::Api),
+            ApiCommand::Show { key } => (Method::GET, format!("/apis/{}", api_key(key)?), None, Kind::Api),
+            ApiCommand::Rm { key } => (Method::DELETE, format!("/apis/{}", api_key(key)?), None, Kind::Api),
+            ApiCommand::Add(a) => {
+                let routes: Vec<Value> = a
+                    .routes
+                    .iter()
+                    .map(|r| match r.split_once('=') {
+                        Some((pattern, methods)) => {
+                            let methods: Vec<String> = methods.split(',').map(|m| m.trim().to_ascii_uppercase()).collect();
+                            json!({ "pattern": pattern, "methods": methods })
+                        }
+                        None => json!({ "pattern": r }),
+                    })
+                    .collect();
+                (
+                    Method::POST,
+                    "/apis".into(),
+                    Some(json!({
+                        "name": a.name, "provider": a.provider, "version": a.version, "backend": a.backend,
+                        "routes": routes, "tenants": a.tenants, "auth": a.auth,
+                    })),
+                    Kind::Api,
+                )
+            }
+        },
+        AdminCommand::Token(_) => bail!("token commands run locally"),
+    })
+}
+
+/// `iot-xyz/v3` → `iot-xyz/v3` after checking its shape.
+fn api_key(key: &str) -> Result<&str> {
+    match key.split_once('/') {
+        Some((name, version)) if !name.is_empty() && version.starts_with('v') => Ok(key),
+        _ => bail!("\"{key}\" is not an API key like iot-xyz/v3"),
+    }
+}
+
+struct Client {
+    base: String,
+    token: String,
+    http: portico_gateway::client::HttpClient,
+}
+
+impl Client {
+    fn new(args: &AdminArgs, config: &Config) -> Result<Client> {
+        let token = args
+            .token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| anyhow!("no admin token: pass --token or set PORTICO_ADMIN_TOKEN"))?;
+        let mut roots = Vec::new();
+        let mut fixed = HashMap::new();
+        let base = match &args.server {
+            Some(server) => server.trim_end_matches('/').to_string(),
+            None => {
+                // The local gateway by its own name, connected on its listen address, and
+                // trusted through the development CA when it uses one.
+                let host = format!("gateway.{}.{}", config.regions[0], config.domains[0]);
+                let mut addr = config.listen;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                fixed.insert(host.clone(), addr);
+                if matches!(config.tls, TlsSource::Development) {
+                    let ca = config.data_dir.join("dev-ca.pem");
+                    roots = portico_gateway::tls::load_certs(&ca)
+                        .with_context(|| format!("cannot read the development CA of {}", config.data_dir.display()))?;
+                }
+                format!("https://{host}:{}", addr.port())
+            }
+        };
+        let http = portico_gateway::client::build_with_addresses(Duration::from_secs(5), &roots, fixed);
+        Ok(Client { base, token, http })
+    }
+
+    /// Sends a request to the registry API; returns its JSON answer, `None` for 204.
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Option<Value>> {
+        let url = format!("{}/api/registry/v1{path}", self.base);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::ACCEPT, "application/json");
+        let body = match body {
+            Some(value) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                full(Bytes::from(value.to_string()))
+            }
+            None => empty(),
+        };
+        let response = tokio::time::timeout(Duration::from_secs(30), self.http.request(request.body(body)?))
+            .await
+            .map_err(|_| anyhow!("{url}: no answer within 30 s"))?
+            .map_err(|e| anyhow!("{url}: {}", error_chain(&e)))?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.map_err(|e| anyhow!("{url}: {e}"))?.to_bytes();
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| anyhow!("{url}: {status}: {}", String::from_utf8_lossy(&bytes).trim()))?;
+        if !status.is_success() {
+            let message = value.get("message").and_then(Value::as_str).unwrap_or("no message");
+            bail!("{status}: {message}");
+        }
+        Ok(Some(value))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn print_table(kind: Kind, value: &Value) {
+    let rows: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let text = |v: &Value, key: &str| -> String {
+        match v.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => s.clone(),
+                    Value::Object(route) => {
+                        let pattern = route.get("pattern").and_then(Value::as_str).unwrap_or_default();
+                        let methods: Vec<&str> = route
+                            .get("methods")
+                            .and_then(Value::as_array)
+                            .map(|m| m.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        if methods.is_empty() {
+                            pattern.to_string()
+                        } else {
+                            format!("{pattern}={}", methods.join(","))
+                        }
+                    }
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            Some(Value::Null) | None => "-".into(),
+            Some(other) => other.to_string(),
+        }
+    };
+    let key = |v: &Value| -> String {
+        let name = text(v, "name");
+        match v.get("provider").and_then(Value::as_str) {
+            Some(p) => format!("{name}-{p}"),
+            None => name,
+        }
+    };
+    let (header, lines): (Vec<&str>, Vec<Vec<String>>) = match kind {
+        Kind::Tenant => (vec!["NAME", "ORIGIN"], rows.iter().map(|v| vec![text(v, "name"), text(v, "origin")]).collect()),
+        Kind::Webapp => (
+            vec!["WEBAPP", "BACKEND", "TENANTS", "AUTH", "ORIGIN"],
+            rows.iter()
+                .map(|v| vec![key(v), text(v, "backend"), text(v, "tenants"), text(v, "auth"), text(v, "origin")])
+                .collect(),
+        ),
+        Kind::Api => (
+            vec!["API", "BACKEND", "ROUTES", "TENANTS", "AUTH", "ORIGIN"],
+            rows.iter()
+                .map(|v| {
+                    vec![
+                        format!("{}/v{}", key(v), text(v, "version")),
+                        text(v, "backend"),
+                        text(v, "routes"),
+                        text(v, "tenants"),
+                        text(v, "auth"),
+                        text(v, "origin"),
+                    ]
+                })
+                .collect(),
+        ),
+    };
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for line in &lines {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let render = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    render(header.iter().map(|h| h.to_string()).collect());
+    for line in lines {
+        render(line);
+    }
+}
+
+async fn reset_token(config: &Config) -> Result<()> {
+    let store = portico_store::Store::open(&config.database)
+        .await
+        .with_context(|| format!("cannot open the store {}", crate::config::mask_password(&config.database)))?;
+    let token = portico_console::new_admin_token();
+    store.set_admin_token_hash(&portico_console::hash_admin_token(&token)).await?;
+    store.close().await;
+    println!("{token}");
+    eprintln!("The admin token was replaced; the old one no longer works.");
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! The registrations `portico serve` makes itself (origin `builtin`): the core APIs whose
+//! targets are in-process, and the demo tenant with its web app. They are written at
+//! every start, so they always match this build.
+
+use portico_store::{Api, Auth, Origin, Registry, Route, Tenant, WebApp};
+
+/// In-process service names, as used in `internal:NAME` backends.
+pub const REGISTRY_SERVICE: &str = "registry";
+pub const DEMO_SERVICE: &str = "hello";
+
+pub fn registrations(demo: bool) -> Registry {
+    let mut registry = Registry {
+        tenants: Vec::new(),
+        webapps: Vec::new(),
+        apis: vec![Api {
+            name: "registry".into(),
+            provider: None,
+            version: 1,
+            backend: format!("internal:{REGISTRY_SERVICE}"),
+            routes: vec![Route { pattern: "/**".into(), methods: Vec::new() }],
+            tenants: Vec::new(),
+            // The registry API checks the admin token itself.
+            auth: Auth::None,
+            origin: Origin::Builtin,
+        }],
+    };
+    if demo {
+        registry.tenants.push(Tenant { name: "demo".into(), origin: Origin::Builtin });
+        registry.webapps.push(WebApp {
+            name: "hello".into(),
+            provider: None,
+            backend: format!("internal:{DEMO_SERVICE}"),
+            tenants: vec!["demo".into()],
+            cache_control: None,
+            websockets: vec!["/ws".into()],
+            auth: Auth::None,
+            origin: Origin::Builtin,
+        });
+    }
+    registry
+}

@@ -1,0 +1,489 @@
+//! Configuration (SPEC OPS-4): one TOML file, found by `--config FILE`, else
+//! `PORTICO_CONFIG`, else `./portico.toml` if present, else the built-in defaults.
+//! Environment variables override single keys, with `__` between levels
+//! (`PORTICO_SERVER__ADMIN_LISTEN=127.0.0.1:9191`). Relative paths in a file are relative
+//! to that file's folder. Every error names the file, the line or key, and the reason.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The defaults of a fresh clone: everything on loopback, plain HTTP on 8080 for curl
+/// and browsers, the demo app on.
+const BUILT_IN: &str = r#"
+[server]
+listen_plain = "127.0.0.1:8080"
+"#;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    proxy: RawProxy,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    demo: RawDemo,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: String,
+    listen_plain: Option<String>,
+    admin_listen: String,
+    data_dir: String,
+    database: Option<String>,
+    domains: Vec<String>,
+    regions: Vec<String>,
+    registry: Option<String>,
+    registry_cache_ttl: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8443".into(),
+            listen_plain: None,
+            admin_listen: "127.0.0.1:9090".into(),
+            data_dir: "./data".into(),
+            database: None,
+            domains: vec!["portico.localhost".into()],
+            regions: vec!["eu1".into()],
+            registry: None,
+            registry_cache_ttl: "12h".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: String,
+    key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawProxy {
+    connect_timeout: String,
+    response_timeout: String,
+}
+
+impl Default for RawProxy {
+    fn default() -> Self {
+        RawProxy { connect_timeout: "5s".into(), response_timeout: "120s".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    max_header_size: String,
+    header_read_timeout: String,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits { max_header_size: "16kB".into(), header_read_timeout: "10s".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: String,
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { format: "text".into(), level: "info".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDemo {
+    enabled: bool,
+}
+
+impl Default for RawDemo {
+    fn default() -> Self {
+        RawDemo { enabled: true }
+    }
+}
+
+/// Where the TLS certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    Files { cert: PathBuf, key: PathBuf },
+    /// A development certificate generated into the data folder.
+    Development,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub file: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub listen_plain: Option<SocketAddr>,
+    pub admin_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// A database URL with any relative SQLite path made absolute.
+    pub database: String,
+    pub domains: Vec<String>,
+    pub regions: Vec<String>,
+    pub registry: Option<PathBuf>,
+    pub registry_cache_ttl: Duration,
+    pub tls: TlsSource,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub max_header_size: usize,
+    pub header_read_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub demo: bool,
+}
+
+/// Finds and loads the configuration, with the environment's overrides.
+pub fn load(explicit: Option<&Path>) -> Result<Config> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let file = match explicit {
+        Some(path) => Some(path.to_path_buf()),
+        None => match std::env::var_os("PORTICO_CONFIG").filter(|v| !v.is_empty()) {
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from("portico.toml")).filter(|p| p.exists()),
+        },
+    };
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+            let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+            parse(&text, Some(&path), &base, &env)
+        }
+        None => parse(BUILT_IN, None, Path::new("."), &env),
+    }
+}
+
+/// Parses a configuration text. `base` is the folder relative paths start from.
+pub fn parse(text: &str, file: Option<&Path>, base: &Path, env: &[(String, String)]) -> Result<Config> {
+    let origin = file.map_or_else(|| "built-in defaults".to_string(), |f| f.display().to_string());
+    // Deserialized from the text first, so that a mistake in the file is reported with
+    // its line; then again with the environment's overrides merged in.
+    toml::from_str::<RawConfig>(text).map_err(|e| toml_error(&origin, text, &e))?;
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&origin, text, &e))?;
+    apply_env(&mut table, env)?;
+    let raw: RawConfig = RawConfig::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        anyhow!("{origin} with PORTICO_* environment overrides: {}", e.message().trim())
+    })?;
+    validate(raw, file, base).map_err(|e| anyhow!("{origin}: {e:#}"))
+}
+
+fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            anyhow!("{origin}:{line}: {}", e.message().trim())
+        }
+        None => anyhow!("{origin}: {}", e.message().trim()),
+    }
+}
+
+/// Applies `PORTICO_A__B=value` overrides: `a.b = value`. A value that parses as a TOML
+/// value (a number, `true`, `["x"]`) is taken as one; anything else is a string.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<()> {
+    for (name, value) in env {
+        let Some(path) = name.strip_prefix("PORTICO_") else { continue };
+        if !path.contains("__") {
+            continue; // PORTICO_CONFIG, PORTICO_ADMIN_TOKEN and friends are not overrides.
+        }
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        if keys.iter().any(String::is_empty) {
+            bail!("environment variable {name}: empty key between __ separators");
+        }
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let (last, parents) = keys.split_last().unwrap_or((&keys[0], &[]));
+        let mut node = &mut *table;
+        for key in parents {
+            let entry = node.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = entry
+                .as_table_mut()
+                .ok_or_else(|| anyhow!("environment variable {name}: {key} is not a section"))?;
+        }
+        if value.is_empty() {
+            node.remove(last);
+        } else {
+            node.insert(last.clone(), parsed);
+        }
+    }
+    Ok(())
+}
+
+fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> {
+    let addr = |key: &str, value: &str| -> Result<SocketAddr> {
+        value
+            .parse()
+            .map_err(|_| anyhow!("{key}: \"{value}\" is not an address like 127.0.0.1:8443"))
+    };
+    let server = raw.server;
+    let data_dir = resolve(base, &server.data_dir);
+    let database = match &server.database {
+        Some(url) => resolve_database(base, url).context("server.database")?,
+        None => format!("sqlite://{}", data_dir.join("portico.db").display()),
+    };
+    if server.domains.is_empty() {
+        bail!("server.domains: at least one domain is needed, e.g. [\"portico.localhost\"]");
+    }
+    if server.regions.is_empty() {
+        bail!("server.regions: at least one region is needed, e.g. [\"eu1\"]");
+    }
+    for domain in &server.domains {
+        let ok = !domain.is_empty()
+            && domain.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        if !ok {
+            bail!("server.domains: \"{domain}\" is not a domain name");
+        }
+    }
+    for region in &server.regions {
+        let mut parts = region.splitn(2, '-');
+        let ok = parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        if !ok {
+            bail!("server.regions: \"{region}\" is not a region like eu1 or eu1-preview");
+        }
+    }
+    Ok(Config {
+        file: file.map(Path::to_path_buf),
+        listen: addr("server.listen", &server.listen)?,
+        listen_plain: match server.listen_plain.as_deref() {
+            None | Some("") => None,
+            Some(a) => Some(addr("server.listen_plain", a)?),
+        },
+        admin_listen: addr("server.admin_listen", &server.admin_listen)?,
+        data_dir,
+        database,
+        domains: server.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        regions: server.regions,
+        registry: server.registry.as_deref().filter(|r| !r.is_empty()).map(|r| resolve(base, r)),
+        registry_cache_ttl: duration("server.registry_cache_ttl", &server.registry_cache_ttl)?,
+        tls: match raw.tls {
+            Some(tls) => TlsSource::Files { cert: resolve(base, &tls.cert), key: resolve(base, &tls.key) },
+            None => TlsSource::Development,
+        },
+        connect_timeout: duration("proxy.connect_timeout", &raw.proxy.connect_timeout)?,
+        response_timeout: duration("proxy.response_timeout", &raw.proxy.response_timeout)?,
+        max_header_size: size("limits.max_header_size", &raw.limits.max_header_size)?,
+        header_read_timeout: duration("limits.header_read_timeout", &raw.limits.header_read_timeout)?,
+        log_format: match raw.log.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("log.format: \"{other}\" is not text or json"),
+        },
+        log_level: raw.log.level,
+        demo: raw.demo.enabled,
+    })
+}
+
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() || base == Path::new(".") {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+/// Makes the path of a relative `sqlite://` URL relative to the configuration's folder.
+fn resolve_database(base: &Path, url: &str) -> Result<String> {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+        if path.is_empty() {
+            bail!("\"{url}\" names no database file");
+        }
+        let path = resolve(base, path);
+        return Ok(match query {
+            Some(q) => format!("sqlite://{}?{q}", path.display()),
+            None => format!("sqlite://{}", path.display()),
+        });
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(url.to_string());
+    }
+    bail!("\"{}\" is neither sqlite://PATH nor postgres://…", mask_password(url))
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
+pub fn mask_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `100ms`, `5s`, `5m`, `12h`, `1d`.
+pub fn duration(key: &str, value: &str) -> Result<Duration> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| anyhow!("{key}: \"{value}\" is not a duration like 5s, 10m or 12h"))?;
+    let seconds = match unit.trim() {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => bail!("{key}: \"{value}\" is not a duration like 5s, 10m or 12h"),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+/// `16kB`, `150MB`, `1GB` (powers of 1000, as the seed writes them), `64KiB`, `1MiB`, or bytes.
+pub fn size(key: &str, value: &str) -> Result<usize> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let n: usize = number
+        .parse()
+        .map_err(|_| anyhow!("{key}: \"{value}\" is not a size like 16kB or 150MB"))?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1000,
+        "MB" => 1000 * 1000,
+        "GB" => 1000 * 1000 * 1000,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        "GiB" => 1024 * 1024 * 1024,
+        _ => bail!("{key}: \"{value}\" is not a size like 16kB or 150MB"),
+    };
+    n.checked_mul(factor).ok_or_else(|| anyhow!("{key}: \"{value}\" is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:8443"          # TLS
+listen_plain = "127.0.0.1:8080"    # optional plain HTTP, for local use
+admin_listen = "127.0.0.1:9090"    # /metrics, /healthz, /readyz for operators; never public
+data_dir = "./data"
+database = "sqlite://./data/portico.db"   # or postgres://user:pass@host/db
+domains = ["portico.localhost"]
+regions = ["eu1"]                  # "eu1-preview" style names carry an environment
+registry = "./registry.toml"       # declarative registrations, reloaded on change
+
+[tls]                              # absent: a development certificate is generated into data_dir
+cert = "cert.pem"
+key = "key.pem"
+"#;
+
+    fn parse_in(text: &str, env: &[(&str, &str)]) -> Result<Config> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        parse(text, Some(Path::new("/etc/portico/portico.toml")), Path::new("/etc/portico"), &env)
+    }
+
+    #[test]
+    fn the_documented_example_loads_with_paths_relative_to_its_folder() {
+        let c = parse_in(EXAMPLE, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(c.listen_plain, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(c.data_dir, PathBuf::from("/etc/portico/./data"));
+        assert_eq!(c.database, "sqlite:///etc/portico/./data/portico.db");
+        assert_eq!(c.registry, Some(PathBuf::from("/etc/portico/./registry.toml")));
+        match c.tls {
+            TlsSource::Files { cert, key } => {
+                assert_eq!(cert, PathBuf::from("/etc/portico/cert.pem"));
+                assert_eq!(key, PathBuf::from("/etc/portico/key.pem"));
+            }
+            TlsSource::Development => panic!("tls files expected"),
+        }
+        assert_eq!(c.response_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn built_in_defaults_serve_plain_http_and_a_file_without_listen_plain_does_not() {
+        let d = parse(BUILT_IN, None, Path::new("."), &[]).unwrap();
+        assert_eq!(d.listen_plain, Some("127.0.0.1:8080".parse().unwrap()));
+        assert!(matches!(d.tls, TlsSource::Development));
+        assert!(d.demo);
+        let f = parse_in("[server]\nlisten = \"127.0.0.1:1\"\n", &[]).unwrap();
+        assert_eq!(f.listen_plain, None);
+    }
+
+    #[test]
+    fn environment_overrides_use_double_underscores() {
+        let c = parse_in(
+            EXAMPLE,
+            &[
+                ("PORTICO_SERVER__ADMIN_LISTEN", "127.0.0.1:9191"),
+                ("PORTICO_SERVER__DOMAINS", "[\"a.localhost\", \"b.localhost\"]"),
+                ("PORTICO_PROXY__RESPONSE_TIMEOUT", "3s"),
+                ("PORTICO_SERVER__LISTEN_PLAIN", ""),
+                ("PORTICO_ADMIN_TOKEN", "not-an-override"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.admin_listen, "127.0.0.1:9191".parse().unwrap());
+        assert_eq!(c.domains, vec!["a.localhost", "b.localhost"]);
+        assert_eq!(c.response_timeout, Duration::from_secs(3));
+        assert_eq!(c.listen_plain, None);
+    }
+
+    #[test]
+    fn errors_name_the_file_line_key_and_reason() {
+        let e = parse_in("[server]\nlisten = \n", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("/etc/portico/portico.toml:2:"), "{e}");
+        let e = parse_in("[server]\nlisten = \"nowhere\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("server.listen") && e.contains("nowhere"), "{e}");
+        let e = parse_in("[server]\nlistn = \"127.0.0.1:1\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("listn"), "{e}");
+        let e = parse_in("[proxy]\nconnect_timeout = \"soon\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("proxy.connect_timeout"), "{e}");
+        let e = parse_in("[server]\ndatabase = \"mysql://u:secret@h/db\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("server.database") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_with_units() {
+        assert_eq!(duration("k", "100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(duration("k", "12h").unwrap(), Duration::from_secs(43200));
+        assert!(duration("k", "12").is_err());
+        assert_eq!(size("k", "16kB").unwrap(), 16000);
+        assert_eq!(size("k", "150MB").unwrap(), 150_000_000);
+        assert!(size("k", "lots").is_err());
+    }
+
+    #[test]
+    fn passwords_are_masked_in_messages() {
+        assert_eq!(mask_password("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(mask_password("postgres://h/db"), "postgres://h/db");
+    }
+}

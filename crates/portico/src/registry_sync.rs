@@ -1,0 +1,109 @@
+//! Keeps the gateway's routing table in step with the registry (GW-8, GW-11): the
+//! registry file is read again when it changes, the store's change notices trigger a
+//! rebuild, and the table is rebuilt from the store at the latest after the cache
+//! timeout. A bad file or an unreachable store leaves the running table in place.
+
+use portico_gateway::metrics::ReloadResult;
+use portico_gateway::Gateway;
+use portico_store::{registry_file, Origin, Store};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How often the registry file is looked at. Well inside the 2 s within which an edit
+/// must route.
+const FILE_POLL: Duration = Duration::from_millis(400);
+
+/// Reads the registry file into the store (origin `file`). Returns what was read, so
+/// that the caller can tell later whether the file changed.
+pub async fn apply_file(store: &Store, path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(file = %path.display(), "the registry file does not exist; it will be read when it appears");
+            return Ok(None);
+        }
+        Err(e) => anyhow::bail!("cannot read the registry file {}: {e}", path.display()),
+    };
+    let registry = registry_file::parse(&String::from_utf8_lossy(&text), path)?;
+    store
+        .replace_origin(Origin::File, &registry)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    tracing::info!(
+        file = %path.display(),
+        tenants = registry.tenants.len(),
+        webapps = registry.webapps.len(),
+        apis = registry.apis.len(),
+        "registry file applied"
+    );
+    Ok(Some(text))
+}
+
+/// Rebuilds the gateway's table from the store.
+pub async fn reload(store: &Store, gateway: &Gateway) -> anyhow::Result<()> {
+    let registry = match store.registry().await {
+        Ok(registry) => registry,
+        Err(e) => {
+            gateway.metrics().registry_reload(ReloadResult::Error);
+            anyhow::bail!("cannot read the registry from the store, routing from the cached table: {e}");
+        }
+    };
+    gateway.install(&registry).map_err(|e| anyhow::anyhow!("registry not installed: {e}"))
+}
+
+/// Runs until `shutdown`.
+pub async fn run(
+    store: Store,
+    gateway: Gateway,
+    file: Option<PathBuf>,
+    mut last_file: Option<Vec<u8>>,
+    cache_ttl: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut changes = store.changes();
+    let mut poll = tokio::time::interval(FILE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refresh_at = Instant::now() + cache_ttl;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                refresh(&store, &gateway, &mut refresh_at, cache_ttl).await;
+            }
+            _ = poll.tick() => {
+                if let Some(path) = &file {
+                    let current = std::fs::read(path).ok();
+                    if current.is_some() && current != last_file {
+                        last_file = current;
+                        if let Err(e) = apply_file(&store, path).await {
+                            gateway.metrics().registry_reload(ReloadResult::Error);
+                            tracing::error!("registry file not applied, the running registry stays: {e:#}");
+                        }
+                    }
+                }
+                if Instant::now() >= refresh_at {
+                    refresh(&store, &gateway, &mut refresh_at, cache_ttl).await;
+                }
+            }
+        }
+    }
+}
+
+async fn refresh(store: &Store, gateway: &Gateway, refresh_at: &mut Instant, cache_ttl: Duration) {
+    match reload(store, gateway).await {
+        Ok(()) => {
+            *refresh_at = Instant::now() + cache_ttl;
+            tracing::info!("routing table rebuilt from the registry");
+        }
+        Err(e) => {
+            // Try again soon rather than after a whole cache period.
+            *refresh_at = Instant::now() + Duration::from_secs(5).min(cache_ttl);
+            tracing::error!("{e:#}");
+        }
+    }
+}

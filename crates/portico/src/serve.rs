@@ -1,0 +1,166 @@
+//! `portico serve`: wires the store, the in-process services and the gateway together,
+//! binds the listeners, and runs until SIGINT or SIGTERM, then drains.
+
+use crate::builtin::{self, DEMO_SERVICE, REGISTRY_SERVICE};
+use crate::config::{mask_password, Config, TlsSource};
+use crate::registry_sync;
+use anyhow::{Context, Result};
+use portico_gateway::tls::{self, dev_cert_names, ensure_dev_cert};
+use portico_gateway::{from_tower, Gateway, GatewayConfig, Services};
+use portico_store::{Origin, Store};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub async fn run(config: Config) -> Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+    let store = Store::open(&config.database)
+        .await
+        .with_context(|| format!("cannot open the store {}", mask_password(&config.database)))?;
+
+    store
+        .replace_origin(Origin::Builtin, &builtin::registrations(config.demo))
+        .await
+        .context("cannot write Portico's built-in registrations (does the registry file claim one of their names?)")?;
+    bootstrap_admin_token(&store).await?;
+    let last_file = match &config.registry {
+        Some(path) => registry_sync::apply_file(&store, path).await?,
+        None => None,
+    };
+
+    let mut services = Services::new();
+    services.insert(REGISTRY_SERVICE.into(), from_tower(portico_console::registry_api(store.clone())));
+    services.insert(DEMO_SERVICE.into(), from_tower(crate::demo::service()));
+    let gateway = Gateway::new(gateway_config(&config), services);
+    registry_sync::reload(&store, &gateway).await?;
+
+    let tls = TlsAcceptor::from(tls_config(&config)?);
+    let listen = bind(config.listen, "server.listen").await?;
+    let plain = match config.listen_plain {
+        Some(addr) => Some(bind(addr, "server.listen_plain").await?),
+        None => None,
+    };
+    let admin = bind(config.admin_listen, "server.admin_listen").await?;
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(registry_sync::run(
+        store.clone(),
+        gateway.clone(),
+        config.registry.clone(),
+        last_file,
+        config.registry_cache_ttl,
+        shutdown.clone(),
+    ));
+    tasks.spawn(portico_gateway::ops::serve(gateway.clone(), admin, shutdown.clone()));
+    {
+        let gateway = gateway.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { gateway.serve(listen, Some(tls), shutdown).await });
+    }
+    if let Some(plain) = plain {
+        let gateway = gateway.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { gateway.serve(plain, None, shutdown).await });
+    }
+    print_welcome(&config);
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; requests in flight may finish");
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    store.close().await;
+    Ok(())
+}
+
+fn gateway_config(config: &Config) -> GatewayConfig {
+    GatewayConfig {
+        connect_timeout: config.connect_timeout,
+        response_timeout: config.response_timeout,
+        max_header_size: config.max_header_size,
+        header_read_timeout: config.header_read_timeout,
+        ..GatewayConfig::new(config.domains.clone(), config.regions.clone())
+    }
+}
+
+fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
+    let (cert, key) = match &config.tls {
+        TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
+        TlsSource::Development => {
+            let files = ensure_dev_cert(&config.data_dir, &dev_cert_names(&config.domains, &config.regions))?;
+            (files.cert, files.key)
+        }
+    };
+    Ok(tls::server_config(tls::load_certs(&cert)?, tls::load_key(&key)?)?)
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({key}); is another process using it?"))
+}
+
+/// Creates the bootstrap admin token on first start and prints it once; only its hash
+/// is stored.
+async fn bootstrap_admin_token(store: &Store) -> Result<()> {
+    if store.admin_token_hash().await?.is_some() {
+        return Ok(());
+    }
+    let token = portico_console::new_admin_token();
+    store.set_admin_token_hash(&portico_console::hash_admin_token(&token)).await?;
+    println!(
+        "\nThe admin token for the registry API and `portico admin` (shown this once; \
+         `portico admin token reset` makes a new one):\n\n    {token}\n"
+    );
+    Ok(())
+}
+
+fn print_welcome(config: &Config) {
+    let region = &config.regions[0];
+    let domain = &config.domains[0];
+    let port = |addr: SocketAddr, default: u16| {
+        if addr.port() == default {
+            String::new()
+        } else {
+            format!(":{}", addr.port())
+        }
+    };
+    match &config.file {
+        Some(file) => println!("Portico is running with {}.", file.display()),
+        None => println!("Portico is running with its built-in defaults."),
+    }
+    if config.demo {
+        if let Some(plain) = config.listen_plain {
+            println!("  demo app:     http://demo-hello.{region}.{domain}{}/", port(plain, 80));
+        }
+        println!("  demo app:     https://demo-hello.{region}.{domain}{}/", port(config.listen, 443));
+    }
+    println!(
+        "  registry API: https://gateway.{region}.{domain}{}/api/registry/v1/openapi.json",
+        port(config.listen, 443)
+    );
+    if matches!(config.tls, TlsSource::Development) {
+        println!("  development CA (for curl --cacert): {}", config.data_dir.join("dev-ca.pem").display());
+    }
+    println!("  metrics:      http://{}/metrics", config.admin_listen);
+}
+
+async fn wait_for_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops Portico");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
