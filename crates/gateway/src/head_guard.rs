@@ -181,9 +181,12 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 format!("The request has more than {MAX_HEADERS} header fields"),
             ),
-            httparse::Error::Version => {
+            httparse::Error::Version if request_line_has_three_parts(head) => {
                 GatewayError::new(StatusCode::HTTP_VERSION_NOT_SUPPORTED, "Only HTTP/1.0 and HTTP/1.1 are served here")
             }
+            httparse::Error::Version => GatewayError::bad_request(
+                "Malformed request line: a request target must not contain spaces; percent-encode them as %20",
+            ),
             other => GatewayError::bad_request(format!("Malformed request head: {other}")),
         };
         (err, None)
@@ -242,6 +245,15 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
         Ok(n) if first.bytes().all(|b| b.is_ascii_digit()) => Ok(after_body(State::Length(n))),
         _ => reject(format!("Invalid Content-Length \"{first}\"")),
     }
+}
+
+/// Whether the first line is `METHOD TARGET VERSION`: then an unparsable version is a
+/// version we do not serve, not a malformed line.
+fn request_line_has_three_parts(head: &[u8]) -> bool {
+    let line = head.split(|&b| b == b'\n').find(|l| !l.is_empty() && *l != b"\r").unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let parts: Vec<&str> = line.trim_end().split(' ').collect();
+    parts.len() == 3 && parts[2].starts_with("HTTP/")
 }
 
 /// Whether the body is chunked; any other transfer coding is refused (RFC 7230 §3.3.3).

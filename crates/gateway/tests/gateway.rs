@@ -1,0 +1,264 @@
+//! The gateway end to end on loopback: routing by host and path to real backends,
+//! errors in their formats, target checks, head guard, timeouts, and registry swaps.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+const WEBAPP_HOST: &str = "abc-assetmanager-xyz.eu1.portico.localhost";
+const GATEWAY_HOST: &str = "gateway.eu1.portico.localhost";
+
+#[tokio::test]
+async fn web_app_requests_reach_their_backend_with_path_and_query_intact() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let r = get(gw.addr, WEBAPP_HOST, "/some/page.html?x=1&y=%20", &["X-Forwarded-For: 10.1.1.1"]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-backend"), Some("A"));
+    let seen = r.json();
+    assert_eq!(seen["uri"], "/some/page.html?x=1&y=%20");
+    let headers = &seen["headers"];
+    assert_eq!(headers["host"], a.to_string());
+    assert_eq!(headers["x-forwarded-host"], WEBAPP_HOST);
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
+    assert_eq!(headers["forwarded"], format!("for=127.0.0.1;proto=http;host=\"{WEBAPP_HOST}\""));
+    assert!(headers.get("connection").is_none(), "hop-by-hop header forwarded: {headers}");
+    // The same request id on both sides.
+    assert_eq!(headers["x-request-id"], r.header("x-request-id").unwrap());
+}
+
+#[tokio::test]
+async fn api_calls_reach_the_api_backend_from_web_app_and_gateway_hosts() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    for host in [WEBAPP_HOST, GATEWAY_HOST] {
+        let r = get(gw.addr, host, "/api/iot-xyz/v3/assets/1?x=1", &["X-Request-Id: abc-123"]).await;
+        assert_eq!(r.status, 200, "{host}: {r:?}");
+        assert_eq!(r.header("x-backend"), Some("B"));
+        assert_eq!(r.json()["uri"], "/assets/1?x=1");
+        assert_eq!(r.json()["headers"]["x-request-id"], "abc-123");
+        assert_eq!(r.header("x-request-id"), Some("abc-123"));
+    }
+    // The UI mashup form, from web-app hosts only.
+    let r = get(gw.addr, WEBAPP_HOST, "/services/iot-xyz/v3/assets/2", &[]).await;
+    assert_eq!(r.json()["uri"], "/assets/2");
+    assert_eq!(get(gw.addr, GATEWAY_HOST, "/services/iot-xyz/v3/assets/2", &[]).await.status, 404);
+}
+
+#[tokio::test]
+async fn unknown_versions_and_unsubscribed_tenants_are_gateway_errors_in_json_xml_or_406() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let cases = [
+        (WEBAPP_HOST, "/api/iot-xyz/v4/assets/1"),
+        (GATEWAY_HOST, "/api/iot-xyz/v4/assets/1"),
+        ("other-assetmanager-xyz.eu1.portico.localhost", "/"),
+        ("other-assetmanager-xyz.eu1.portico.localhost", "/api/iot-xyz/v3/assets/1"),
+        ("nobody-assetmanager-xyz.eu1.portico.localhost", "/"),
+        ("abc-unknown.eu1.portico.localhost", "/"),
+        ("abc-assetmanager-xyz.eu9.portico.localhost", "/"),
+        ("example.org", "/"),
+    ];
+    for (host, target) in cases {
+        let json = get(gw.addr, host, target, &[]).await;
+        assert_eq!(json.status, 404, "{host}{target}: {json:?}");
+        assert_eq!(json.header("content-type"), Some("application/json"));
+        let body = json.json();
+        assert_eq!(body["status"], 404);
+        assert_eq!(body["error"], "Not Found");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(body["requestId"], json.header("x-request-id").unwrap());
+        assert!(json.body.starts_with("{\"status\":404,\"error\":\"Not Found\",\"message\":"), "{}", json.body);
+
+        let xml = get(gw.addr, host, target, &["Accept: application/xml"]).await;
+        assert_eq!(xml.status, 404);
+        assert!(xml.header("content-type").unwrap().starts_with("application/xml"));
+        assert!(xml.body.starts_with("<error><status>404</status><error>Not Found</error><message>"), "{}", xml.body);
+        assert!(xml.body.ends_with("</requestId></error>"));
+
+        let plain = get(gw.addr, host, target, &["Accept: text/plain"]).await;
+        assert_eq!(plain.status, 406, "{plain:?}");
+    }
+}
+
+#[tokio::test]
+async fn raw_brackets_in_a_query_are_refused_and_encoded_ones_forwarded_byte_for_byte() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let r = get(gw.addr, WEBAPP_HOST, "/getDataByIds?idList=[1,2]", &[]).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.json()["status"], 400);
+    assert!(r.json()["message"].as_str().unwrap().contains('['));
+    let r = get(gw.addr, WEBAPP_HOST, "/getDataByIds?idList=%5B1,2%5D", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["uri"], "/getDataByIds?idList=%5B1,2%5D");
+}
+
+/// Every row of the RFC 3986 vectors, through a real connection: `ok` rows reach the
+/// backend with the target unchanged, `400` rows get a gateway error.
+#[tokio::test]
+async fn rfc3986_vectors_end_to_end() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let text = include_str!("../testdata/rfc3986-targets.tsv");
+    let mut rows = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (target, expected) = line.split_once('\t').unwrap();
+        rows += 1;
+        let r = get(gw.addr, WEBAPP_HOST, target, &[]).await;
+        match expected {
+            "ok" => {
+                assert_eq!(r.status, 200, "{target}: {r:?}");
+                assert_eq!(r.json()["uri"], target);
+            }
+            _ => {
+                assert_eq!(r.status, 400, "{target}: {r:?}");
+                assert_eq!(r.json()["status"], 400, "{target}");
+            }
+        }
+    }
+    assert_eq!(rows, 10);
+}
+
+#[tokio::test]
+async fn a_method_no_route_allows_is_405_with_allow() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let r = support::parse_responses(
+        &raw_bytes(
+            gw.addr,
+            format!("DELETE /api/iot-xyz/v3/assets/1 HTTP/1.1\r\nHost: {GATEWAY_HOST}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await,
+    )
+    .remove(0);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
+    let r = get(gw.addr, GATEWAY_HOST, "/api/iot-xyz/v3/fleets", &[]).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_heads_get_a_gateway_error_body() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+
+    let bad = raw_bytes(gw.addr, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n").await;
+    let r = &parse_responses(&bad)[0];
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.json()["status"], 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("Malformed"));
+
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let r = &parse_responses(&raw_bytes(gw.addr, big.as_bytes()).await)[0];
+    assert_eq!(r.status, 431, "{r:?}");
+    assert_eq!(r.json()["status"], 431);
+
+    let space = format!("GET /path with space HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\n\r\n");
+    let r = &parse_responses(&raw_bytes(gw.addr, space.as_bytes()).await)[0];
+    assert_eq!(r.status, 400);
+
+    let smuggle = format!(
+        "POST / HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    );
+    let r = &parse_responses(&raw_bytes(gw.addr, smuggle.as_bytes()).await)[0];
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("Content-Length"));
+}
+
+#[tokio::test]
+async fn a_bad_request_after_good_ones_on_one_connection_leaves_their_answers_whole() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let pipeline = format!(
+        "POST /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n\
+         POST /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nContent-Length: 4\r\n\r\nabcd\
+         GET / HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nBroken\r\n\r\n"
+    );
+    let responses = parse_responses(&raw_bytes(gw.addr, pipeline.as_bytes()).await);
+    assert_eq!(responses.len(), 3, "{responses:?}");
+    assert_eq!((responses[0].status, responses[0].body.as_str()), (200, "11"));
+    assert_eq!((responses[1].status, responses[1].body.as_str()), (200, "4"));
+    assert_eq!(responses[2].status, 400);
+}
+
+#[tokio::test]
+async fn unreachable_backends_are_502_and_slow_ones_504() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let slow = backend("S").await;
+    let registry = example_registry(closed, slow);
+    let gw = start(&registry, |c| c.response_timeout = Duration::from_millis(500)).await;
+    let r = get(gw.addr, WEBAPP_HOST, "/", &[]).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    assert_eq!(r.json()["status"], 502);
+    let r = get(gw.addr, GATEWAY_HOST, "/api/iot-xyz/v3/assets/../slow", &[]).await;
+    assert_eq!(r.status, 400, "dot segments never reach a backend");
+    let mut registry = registry;
+    registry.apis[0].routes[0].pattern = "/**".into();
+    gw.gateway.install(&registry).unwrap();
+    let r = get(gw.addr, GATEWAY_HOST, "/api/iot-xyz/v3/slow", &[]).await;
+    assert_eq!(r.status, 504, "{r:?}");
+}
+
+#[tokio::test]
+async fn core_paths_come_before_registrations() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let r = get(gw.addr, GATEWAY_HOST, "/healthz", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    for path in ["/login", "/logout", "/.well-known/jwks.json", "/oauth/authorize", "/uaa/oauth/token"] {
+        let r = get(gw.addr, WEBAPP_HOST, path, &[]).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.json()["message"].as_str().unwrap().contains("reserved"), "{path}");
+        assert_ne!(r.header("x-backend"), Some("A"), "{path} reached the backend");
+    }
+    // Only whole segments are reserved.
+    assert_eq!(get(gw.addr, WEBAPP_HOST, "/loginpage", &[]).await.header("x-backend"), Some("A"));
+}
+
+/// A registry swap re-routes new requests at once while a download already under way
+/// on the old route finishes whole.
+#[tokio::test]
+async fn a_registry_swap_leaves_a_running_download_unharmed() {
+    let (a, b, c) = (backend("A").await, backend("B").await, backend("C").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let addr = gw.addr;
+    let download = tokio::spawn(async move {
+        let request = format!("GET /stream HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nConnection: close\r\n\r\n");
+        raw_bytes(addr, request.as_bytes()).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut registry = example_registry(a, b);
+    registry.webapps[0].backend = format!("http://{c}");
+    gw.gateway.install(&registry).unwrap();
+    assert_eq!(get(gw.addr, WEBAPP_HOST, "/", &[]).await.header("x-backend"), Some("C"));
+    assert!(!download.is_finished(), "the download should still be running");
+
+    let bytes = download.await.unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("x-backend: A"), "the download came from the old backend");
+    let head_end = text.find("\r\n\r\n").unwrap() + 4;
+    let payload = bytes[head_end..].iter().filter(|&&b| b == b'x').count();
+    assert_eq!(payload, STREAM_CHUNKS * STREAM_CHUNK, "every byte of the download arrived");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_class_and_status() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    get(gw.addr, WEBAPP_HOST, "/", &[]).await;
+    get(gw.addr, GATEWAY_HOST, "/api/iot-xyz/v4/x", &[]).await;
+    let text = gw.gateway.metrics().encode();
+    assert!(text.contains("portico_requests_total{class=\"Webapp\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("portico_requests_total{class=\"Unrouted\",status=\"404\"} 1"), "{text}");
+    assert!(text.contains("portico_registry_reloads_total{result=\"Ok\"} 1"), "{text}");
+    assert!(text.contains("portico_request_duration_seconds_bucket"), "{text}");
+}
