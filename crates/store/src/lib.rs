@@ -1,5 +1,49 @@
 //! Portico's data model and its persistence.
+//!
+//! [`Store`] keeps the registry (tenants, web apps, APIs) and the bootstrap settings in
+//! SQLite or PostgreSQL, through one code path (sqlx's `Any` driver) and one set of
+//! migrations (`migrations/`). [`registry_file`] reads the declarative registry file.
 #![forbid(unsafe_code)]
+// Tests may unwrap; the library code may not (workspace lint `clippy::unwrap_used`).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod db;
+mod error;
 pub mod model;
+mod queries;
+pub mod registry_file;
+mod registry_store;
+
+pub use error::StoreError;
 pub use model::*;
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The database behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The registry's persistence. Cheap to clone: clones share the connection pool and
+/// the [`Store::changes`] channel.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: sqlx::AnyPool,
+    backend: Backend,
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}

@@ -162,7 +162,10 @@ impl Api {
 /// Tenant, app and provider names are `[a-z0-9]+` (GW-1): no hyphen, so a host's
 /// first label splits unambiguously.
 pub fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A problem with one field of one entry; `field` is the key as written in the
@@ -180,7 +183,10 @@ impl fmt::Display for Invalid {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> Invalid {
-    Invalid { field, reason: reason.into() }
+    Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 fn check_name(field: &'static str, s: &str) -> Result<(), Invalid> {
@@ -189,7 +195,9 @@ fn check_name(field: &'static str, s: &str) -> Result<(), Invalid> {
     } else {
         Err(invalid(
             field,
-            format!("\"{s}\" is not a valid name: use 1 to 63 lower-case letters and digits, no hyphen"),
+            format!(
+                "\"{s}\" is not a valid name: use 1 to 63 lower-case letters and digits, no hyphen"
+            ),
         ))
     }
 }
@@ -202,13 +210,24 @@ pub fn check_backend(s: &str) -> Result<(), Invalid> {
     let rest = s
         .strip_prefix("http://")
         .or_else(|| s.strip_prefix("https://"))
-        .ok_or_else(|| invalid("backend", format!("\"{s}\" must start with http://, https:// or internal:")))?;
+        .ok_or_else(|| {
+            invalid(
+                "backend",
+                format!("\"{s}\" must start with http://, https:// or internal:"),
+            )
+        })?;
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.is_empty() || authority.contains('@') {
-        return Err(invalid("backend", format!("\"{s}\" needs a host (and no user info)")));
+        return Err(invalid(
+            "backend",
+            format!("\"{s}\" needs a host (and no user info)"),
+        ));
     }
     if s.contains(['?', '#', ' ']) {
-        return Err(invalid("backend", format!("\"{s}\" must not have a query, a fragment or spaces")));
+        return Err(invalid(
+            "backend",
+            format!("\"{s}\" must not have a query, a fragment or spaces"),
+        ));
     }
     Ok(())
 }
@@ -218,7 +237,10 @@ fn check_pattern(field: &'static str, p: &str) -> Result<(), Invalid> {
         return Err(invalid(field, format!("pattern \"{p}\" must start with /")));
     }
     if p.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
-        return Err(invalid(field, format!("pattern \"{p}\" has spaces or non-ASCII characters")));
+        return Err(invalid(
+            field,
+            format!("pattern \"{p}\" has spaces or non-ASCII characters"),
+        ));
     }
     Ok(())
 }
@@ -227,7 +249,10 @@ fn check_method(m: &str) -> Result<(), Invalid> {
     if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(invalid("methods", format!("\"{m}\" is not an HTTP method in upper case, e.g. GET")))
+        Err(invalid(
+            "methods",
+            format!("\"{m}\" is not an HTTP method in upper case, e.g. GET"),
+        ))
     }
 }
 
@@ -254,7 +279,10 @@ impl WebApp {
         check_tenants(&self.tenants)?;
         if let Some(cc) = &self.cache_control {
             if cc.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                return Err(invalid("cache_control", "must be a single-line header value"));
+                return Err(invalid(
+                    "cache_control",
+                    "must be a single-line header value",
+                ));
             }
         }
         for w in &self.websockets {
@@ -285,40 +313,118 @@ impl Api {
     }
 }
 
+/// The kind of a registry entry, as named in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    Tenant,
+    WebApp,
+    Api,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Tenant => "tenant",
+            EntryKind::WebApp => "webapp",
+            EntryKind::Api => "api",
+        }
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A problem found by [`Registry::check`]: which entry (kind, position in its list, key)
+/// and, when it is about one field, which one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryInvalid {
+    pub kind: EntryKind,
+    /// Position of the entry in `Registry::tenants`, `webapps` or `apis`.
+    pub index: usize,
+    /// The entry's key: tenant name, `WebApp::key()` or `Api::key()`.
+    pub key: String,
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+impl fmt::Display for RegistryInvalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.field {
+            Some(field) => write!(
+                f,
+                "{} \"{}\": {field}: {}",
+                self.kind, self.key, self.reason
+            ),
+            None => write!(f, "{} \"{}\" {}", self.kind, self.key, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for RegistryInvalid {}
+
 impl Registry {
     /// Checks every entry and the references between them: subscribed tenants must
     /// exist, and no key may appear twice.
     pub fn validate(&self) -> Result<(), String> {
+        self.check().map_err(|e| e.to_string())
+    }
+
+    /// [`Registry::validate`] with a structured error, for callers that point at the
+    /// entry (the registry file loader gives its line).
+    pub fn check(&self) -> Result<(), RegistryInvalid> {
         use std::collections::HashSet;
+        let entry_err = |kind, index, key: String, e: Invalid| RegistryInvalid {
+            kind,
+            index,
+            key,
+            field: Some(e.field),
+            reason: e.reason,
+        };
+        let twice = |kind, index, key: String| RegistryInvalid {
+            kind,
+            index,
+            key,
+            field: None,
+            reason: "is registered twice".to_string(),
+        };
+        let unknown_tenant = |kind, index, key: String, t: &str| RegistryInvalid {
+            kind,
+            index,
+            key,
+            field: Some("tenants"),
+            reason: format!("tenant \"{t}\" is not registered"),
+        };
         let mut tenants = HashSet::new();
-        for t in &self.tenants {
-            t.validate().map_err(|e| format!("tenant \"{}\": {e}", t.name))?;
+        for (i, t) in self.tenants.iter().enumerate() {
+            t.validate()
+                .map_err(|e| entry_err(EntryKind::Tenant, i, t.name.clone(), e))?;
             if !tenants.insert(t.name.as_str()) {
-                return Err(format!("tenant \"{}\" is registered twice", t.name));
+                return Err(twice(EntryKind::Tenant, i, t.name.clone()));
             }
         }
         let mut keys = HashSet::new();
-        for w in &self.webapps {
-            w.validate().map_err(|e| format!("webapp \"{}\": {e}", w.key()))?;
+        for (i, w) in self.webapps.iter().enumerate() {
+            w.validate()
+                .map_err(|e| entry_err(EntryKind::WebApp, i, w.key(), e))?;
             if !keys.insert(w.key()) {
-                return Err(format!("webapp \"{}\" is registered twice", w.key()));
+                return Err(twice(EntryKind::WebApp, i, w.key()));
             }
-            for t in &w.tenants {
-                if !tenants.contains(t.as_str()) {
-                    return Err(format!("webapp \"{}\": tenants: tenant \"{t}\" is not registered", w.key()));
-                }
+            if let Some(t) = w.tenants.iter().find(|t| !tenants.contains(t.as_str())) {
+                return Err(unknown_tenant(EntryKind::WebApp, i, w.key(), t));
             }
         }
         let mut keys = HashSet::new();
-        for a in &self.apis {
-            a.validate().map_err(|e| format!("api \"{}\": {e}", a.key()))?;
+        for (i, a) in self.apis.iter().enumerate() {
+            a.validate()
+                .map_err(|e| entry_err(EntryKind::Api, i, a.key(), e))?;
             if !keys.insert(a.key()) {
-                return Err(format!("api \"{}\" is registered twice", a.key()));
+                return Err(twice(EntryKind::Api, i, a.key()));
             }
-            for t in &a.tenants {
-                if !tenants.contains(t.as_str()) {
-                    return Err(format!("api \"{}\": tenants: tenant \"{t}\" is not registered", a.key()));
-                }
+            if let Some(t) = a.tenants.iter().find(|t| !tenants.contains(t.as_str())) {
+                return Err(unknown_tenant(EntryKind::Api, i, a.key(), t));
             }
         }
         Ok(())
@@ -361,5 +467,53 @@ mod tests {
         assert_eq!(Auth::parse("none"), Ok(Auth::None));
         assert!(Auth::parse("session").unwrap_err().contains("identity"));
         assert!(Auth::parse("basic").is_err());
+    }
+
+    #[test]
+    fn registry_messages_name_the_entry_and_field() {
+        let tenant = |name: &str| Tenant {
+            name: name.into(),
+            origin: Origin::File,
+        };
+        let app = WebApp {
+            name: "shop".into(),
+            provider: Some("xyz".into()),
+            backend: "http://127.0.0.1:1".into(),
+            tenants: vec!["abd".into()],
+            cache_control: None,
+            websockets: vec![],
+            auth: Auth::None,
+            origin: Origin::File,
+        };
+        let reg = Registry {
+            tenants: vec![tenant("abc"), tenant("abc")],
+            ..Default::default()
+        };
+        assert_eq!(
+            reg.validate().unwrap_err(),
+            "tenant \"abc\" is registered twice"
+        );
+        let reg = Registry {
+            tenants: vec![tenant("abc")],
+            webapps: vec![app],
+            apis: vec![],
+        };
+        let err = reg.check().unwrap_err();
+        assert_eq!(
+            (err.kind, err.index, err.field),
+            (EntryKind::WebApp, 0, Some("tenants"))
+        );
+        assert_eq!(
+            err.to_string(),
+            "webapp \"shop-xyz\": tenants: tenant \"abd\" is not registered"
+        );
+        let reg = Registry {
+            tenants: vec![tenant("A")],
+            ..Default::default()
+        };
+        assert!(reg
+            .validate()
+            .unwrap_err()
+            .starts_with("tenant \"A\": name: \"A\" is not a valid name"));
     }
 }
