@@ -416,7 +416,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
                     _ => None,
                 };
                 if let Some(limit) = direct {
-                    let mut limited = out.take(limit);
+                    // Reading into initialised memory keeps this crate free of `unsafe`;
+                    // zeroing at most 64 KiB per read costs less than the read itself.
+                    let window = out.initialize_unfilled_to(limit.min(64 * 1024));
+                    let mut limited = ReadBuf::new(window);
                     ready!(Pin::new(&mut this.io).poll_read(cx, &mut limited))?;
                     let n = limited.filled().len();
                     out.advance(n);

@@ -262,3 +262,36 @@ async fn metrics_count_requests_by_class_and_status() {
     assert!(text.contains("portico_registry_reloads_total{result=\"Ok\"} 1"), "{text}");
     assert!(text.contains("portico_request_duration_seconds_bucket"), "{text}");
 }
+
+/// Bodies larger than one read stream through the head guard in both framings.
+#[tokio::test]
+async fn large_request_bodies_stream_through_with_either_framing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    const SIZE: usize = 5_000_000;
+    let chunk = vec![b'u'; 100_000];
+
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!("POST /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nContent-Length: {SIZE}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..SIZE / chunk.len() {
+        stream.write_all(&chunk).await.unwrap();
+    }
+    // A chunked upload on the same connection, then a plain request: framing must hold.
+    let head = format!("POST /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..SIZE / chunk.len() {
+        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        stream.write_all(&chunk).await.unwrap();
+        stream.write_all(b"\r\n").await.unwrap();
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    let last = format!("GET /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nConnection: close\r\n\r\n");
+    stream.write_all(last.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out)).await.unwrap().unwrap();
+    let responses = parse_responses(&out);
+    let bodies: Vec<&str> = responses.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(bodies, ["5000000", "5000000", "0"], "{responses:?}");
+}

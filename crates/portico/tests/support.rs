@@ -1,0 +1,210 @@
+//! Runs the built `portico` binary with a configuration in a temporary folder, with
+//! every listener on a free loopback port, and drives it with real clients (curl).
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::{Request, Response};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Portico {
+    pub dir: tempfile::TempDir,
+    pub plain: u16,
+    pub tls: u16,
+    pub admin: u16,
+    child: Child,
+}
+
+impl Drop for Portico {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Portico {
+    /// Starts `portico serve` with `config` (a TOML text in which `{plain}`, `{tls}` and
+    /// `{admin}` stand for free ports) and the files given, in a fresh folder.
+    pub fn start(config: &str, files: &[(&str, &str)]) -> Portico {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, tls, admin) = (free_port(), free_port(), free_port());
+        let config = config
+            .replace("{plain}", &plain.to_string())
+            .replace("{tls}", &tls.to_string())
+            .replace("{admin}", &admin.to_string());
+        std::fs::write(dir.path().join("portico.toml"), config).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        Self::spawn(dir, plain, tls, admin, &["--config", "portico.toml"], &[])
+    }
+
+    /// Starts `portico serve` with no configuration file: the built-in defaults, with
+    /// the listeners moved to free ports through environment overrides.
+    pub fn start_with_defaults() -> Portico {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, tls, admin) = (free_port(), free_port(), free_port());
+        let env = [
+            ("PORTICO_SERVER__LISTEN".to_string(), format!("127.0.0.1:{tls}")),
+            ("PORTICO_SERVER__LISTEN_PLAIN".to_string(), format!("127.0.0.1:{plain}")),
+            ("PORTICO_SERVER__ADMIN_LISTEN".to_string(), format!("127.0.0.1:{admin}")),
+        ];
+        Self::spawn(dir, plain, tls, admin, &[], &env)
+    }
+
+    fn spawn(dir: tempfile::TempDir, plain: u16, tls: u16, admin: u16, args: &[&str], env: &[(String, String)]) -> Portico {
+        let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_portico"))
+            .arg("serve")
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("PORTICO_CONFIG")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut portico = Portico { dir, plain, tls, admin, child };
+        portico.wait_ready();
+        portico
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("portico exited with {status}:\n{}", self.stderr());
+            }
+            let out = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+                .arg(format!("http://127.0.0.1:{}/readyz", self.admin))
+                .output()
+                .unwrap();
+            if out.stdout == b"200" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("portico was not ready within 30 s:\n{}", self.stderr());
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.path("stdout.log")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.path("stderr.log")).unwrap_or_default()
+    }
+
+    /// The admin token printed at first start.
+    pub fn admin_token(&self) -> String {
+        self.stdout()
+            .split_whitespace()
+            .find(|w| w.starts_with("ptk_"))
+            .expect("the first start prints the admin token")
+            .to_string()
+    }
+
+    /// Runs `portico` with `args` in this instance's folder.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("PORTICO_CONFIG")
+            .env("PORTICO_ADMIN_TOKEN", self.admin_token())
+            .output()
+            .unwrap()
+    }
+
+    pub fn plain_url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.plain)
+    }
+}
+
+/// `curl -s` with the given arguments; returns (status, body).
+pub fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Waits, up to `limit`, for `check` to hold; returns how long it took.
+pub fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A backend on a free loopback port, in a thread of its own (the tests are synchronous):
+/// answers `{name} {path-and-query}`; `/download` streams `chunks` × 64 KiB, 30 ms apart.
+pub fn backend(name: &'static str, chunks: usize) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                        Ok::<_, Infallible>(answer(name, chunks, &req))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn answer(name: &'static str, chunks: usize, req: &Request<Incoming>) -> Response<Body> {
+    if req.uri().path() == "/download" {
+        let body = stream::unfold(0usize, move |i| async move {
+            if i == chunks {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Some((Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'd'; 64 * 1024]))), i + 1))
+        });
+        return Response::new(StreamBody::new(body).boxed_unsync());
+    }
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    Response::new(Full::new(Bytes::from(format!("{name} {target}"))).boxed_unsync())
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
