@@ -182,3 +182,58 @@ fn operators_get_metrics_health_and_readiness() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     assert!(portico.stderr().contains("portico::access"), "an access log line per request");
 }
+
+/// `portico serve` on PostgreSQL (OPS-2): registrations made through the API survive a
+/// restart. Runs where the test command provides a server (`PORTICO_TEST_POSTGRES_URL`).
+#[test]
+fn serve_keeps_its_registry_in_postgresql() {
+    let Some(server) = std::env::var("PORTICO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
+        assert!(
+            std::env::var("PORTICO_REQUIRE_POSTGRES").ok().as_deref() != Some("1"),
+            "PORTICO_REQUIRE_POSTGRES=1 but PORTICO_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("PostgreSQL skipped: PORTICO_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let db = format!("serve_{}", free_port());
+    let created = std::process::Command::new("psql")
+        .args([server.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .output()
+        .expect("psql runs");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let url = match server.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{db}"),
+        None => panic!("unexpected URL {server}"),
+    };
+    let config = format!("{CONFIG_WITHOUT_DB}database = \"{url}\"\n");
+    let web = backend("web", 0);
+
+    let first = Portico::start(&config, &[]);
+    let token = first.admin_token();
+    let backend_url = format!("http://{web}");
+    let out = first.cli(&["admin", "--config", "portico.toml", "tenant", "add", "pg"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = first.cli(&[
+        "admin", "--config", "portico.toml", "webapp", "add", "--name", "app", "--backend", &backend_url, "--tenant", "pg",
+        "--auth", "none",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, body) = curl(&[&first.plain_url("pg-app.eu1.portico.localhost", "/x")]);
+    assert_eq!((status, body.as_str()), (200, "web /x"));
+    drop(first);
+
+    // A second start on the same database: no new admin token, the entry routes.
+    let second = Portico::start(&config, &[]);
+    assert!(!second.stdout().contains("ptk_"), "the admin token is printed only once per store");
+    let (status, body) = curl(&[&second.plain_url("pg-app.eu1.portico.localhost", "/x")]);
+    assert_eq!((status, body.as_str()), (200, "web /x"));
+    assert!(!token.is_empty());
+}
+
+const CONFIG_WITHOUT_DB: &str = r#"
+[server]
+listen = "127.0.0.1:{tls}"
+listen_plain = "127.0.0.1:{plain}"
+admin_listen = "127.0.0.1:{admin}"
+data_dir = "./data"
+"#;
