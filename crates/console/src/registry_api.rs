@@ -25,7 +25,10 @@ pub fn registry_api(store: Store) -> Router {
         .route("/webapps/{key}", get(show_webapp).delete(remove_webapp))
         .route("/apis", get(list_apis).post(add_api))
         .route("/apis/{key}/{version}", get(show_api).delete(remove_api))
-        .route_layer(middleware::from_fn_with_state(store.clone(), require_admin_token));
+        .route_layer(middleware::from_fn_with_state(
+            store.clone(),
+            require_admin_token,
+        ));
     Router::new()
         .route("/openapi.json", get(openapi))
         .merge(protected)
@@ -41,7 +44,10 @@ struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
 }
 
@@ -53,7 +59,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
             _ => {
                 tracing::error!(error = %e, "registry API: store failure");
-                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The registry store is unavailable; try again");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The registry store is unavailable; try again",
+                );
             }
         };
         ApiError::new(status, e.to_string())
@@ -88,19 +97,32 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     }
 }
 
-async fn require_admin_token(State(store): State<Store>, headers: HeaderMap, request: Request, next: Next) -> Response {
+async fn require_admin_token(
+    State(store): State<Store>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(presented) = presented else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "Send the admin token as Authorization: Bearer <token>")
-            .into_response();
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Send the admin token as Authorization: Bearer <token>",
+        )
+        .into_response();
     };
     match store.admin_token_hash().await {
         Ok(Some(hash)) if same_hash(&hash, &hash_admin_token(presented)) => next.run(request).await,
-        Ok(_) => ApiError::new(StatusCode::UNAUTHORIZED, "The admin token is not valid").into_response(),
+        Ok(_) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "The admin token is not valid").into_response()
+        }
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -110,22 +132,36 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "No such registry resource; see /api/registry/v1/openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "No such registry resource; see /api/registry/v1/openapi.json",
+    )
 }
 
 fn parse_auth(auth: &str) -> Result<Auth> {
-    Auth::parse(auth).map_err(|reason| ApiError::new(StatusCode::BAD_REQUEST, format!("auth: {reason}")))
+    Auth::parse(auth)
+        .map_err(|reason| ApiError::new(StatusCode::BAD_REQUEST, format!("auth: {reason}")))
 }
 
 fn parse_key(key: &str) -> Result<(&str, Option<&str>)> {
-    split_app_key(key).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("\"{key}\" is not a name[-provider] key")))
+    split_app_key(key).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("\"{key}\" is not a name[-provider] key"),
+        )
+    })
 }
 
 fn parse_version(version: &str) -> Result<u32> {
     version
         .strip_prefix('v')
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("\"{version}\" is not a version like v3")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("\"{version}\" is not a version like v3"),
+            )
+        })
 }
 
 fn not_found_entry(kind: &str, key: &str) -> ApiError {
@@ -145,11 +181,21 @@ async fn list_tenants(State(store): State<Store>) -> Result<Json<Vec<Tenant>>> {
 }
 
 async fn show_tenant(State(store): State<Store>, Path(name): Path<String>) -> Result<Json<Tenant>> {
-    store.tenant(&name).await?.map(Json).ok_or_else(|| not_found_entry("tenant", &name))
+    store
+        .tenant(&name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| not_found_entry("tenant", &name))
 }
 
-async fn add_tenant(State(store): State<Store>, Body(new): Body<NewTenant>) -> Result<(StatusCode, Json<Tenant>)> {
-    let tenant = Tenant { name: new.name, origin: Origin::Api };
+async fn add_tenant(
+    State(store): State<Store>,
+    Body(new): Body<NewTenant>,
+) -> Result<(StatusCode, Json<Tenant>)> {
+    let tenant = Tenant {
+        name: new.name,
+        origin: Origin::Api,
+    };
     store.add_tenant(&tenant).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
@@ -182,10 +228,17 @@ async fn list_webapps(State(store): State<Store>) -> Result<Json<Vec<WebApp>>> {
 
 async fn show_webapp(State(store): State<Store>, Path(key): Path<String>) -> Result<Json<WebApp>> {
     let (name, provider) = parse_key(&key)?;
-    store.webapp(name, provider).await?.map(Json).ok_or_else(|| not_found_entry("webapp", &key))
+    store
+        .webapp(name, provider)
+        .await?
+        .map(Json)
+        .ok_or_else(|| not_found_entry("webapp", &key))
 }
 
-async fn add_webapp(State(store): State<Store>, Body(new): Body<NewWebApp>) -> Result<(StatusCode, Json<WebApp>)> {
+async fn add_webapp(
+    State(store): State<Store>,
+    Body(new): Body<NewWebApp>,
+) -> Result<(StatusCode, Json<WebApp>)> {
     let webapp = WebApp {
         name: new.name,
         provider: new.provider.filter(|p| !p.is_empty()),
@@ -226,7 +279,10 @@ async fn list_apis(State(store): State<Store>) -> Result<Json<Vec<Api>>> {
     Ok(Json(store.registry().await?.apis))
 }
 
-async fn show_api(State(store): State<Store>, Path((key, version)): Path<(String, String)>) -> Result<Json<Api>> {
+async fn show_api(
+    State(store): State<Store>,
+    Path((key, version)): Path<(String, String)>,
+) -> Result<Json<Api>> {
     let (name, provider) = parse_key(&key)?;
     let version = parse_version(&version)?;
     store
@@ -236,7 +292,10 @@ async fn show_api(State(store): State<Store>, Path((key, version)): Path<(String
         .ok_or_else(|| not_found_entry("api", &format!("{key}/v{version}")))
 }
 
-async fn add_api(State(store): State<Store>, Body(new): Body<NewApi>) -> Result<(StatusCode, Json<Api>)> {
+async fn add_api(
+    State(store): State<Store>,
+    Body(new): Body<NewApi>,
+) -> Result<(StatusCode, Json<Api>)> {
     let api = Api {
         name: new.name,
         provider: new.provider.filter(|p| !p.is_empty()),
@@ -251,9 +310,14 @@ async fn add_api(State(store): State<Store>, Body(new): Body<NewApi>) -> Result<
     Ok((StatusCode::CREATED, Json(api)))
 }
 
-async fn remove_api(State(store): State<Store>, Path((key, version)): Path<(String, String)>) -> Result<StatusCode> {
+async fn remove_api(
+    State(store): State<Store>,
+    Path((key, version)): Path<(String, String)>,
+) -> Result<StatusCode> {
     let (name, provider) = parse_key(&key)?;
     let version = parse_version(&version)?;
-    store.remove_api(name, provider, version, Origin::Api).await?;
+    store
+        .remove_api(name, provider, version, Origin::Api)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

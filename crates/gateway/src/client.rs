@@ -55,7 +55,10 @@ impl tower::Service<Name> for Resolver {
 
 /// Builds a client. TLS trusts the system's roots plus `extra_roots` (PEM certificates,
 /// e.g. Portico's development CA).
-pub fn build(connect_timeout: Duration, extra_roots: &[rustls::pki_types::CertificateDer<'static>]) -> HttpClient {
+pub fn build(
+    connect_timeout: Duration,
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> HttpClient {
     build_with_addresses(connect_timeout, extra_roots, HashMap::new())
 }
 
@@ -66,7 +69,10 @@ pub fn build_with_addresses(
     extra_roots: &[rustls::pki_types::CertificateDer<'static>],
     fixed: HashMap<String, SocketAddr>,
 ) -> HttpClient {
-    let resolver = Resolver { system: GaiResolver::new(), fixed: Arc::new(fixed) };
+    let resolver = Resolver {
+        system: GaiResolver::new(),
+        fixed: Arc::new(fixed),
+    };
     let mut http = HttpConnector::new_with_resolver(resolver);
     http.enforce_http(false);
     http.set_nodelay(true);

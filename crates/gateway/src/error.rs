@@ -16,7 +16,11 @@ pub struct GatewayError {
 
 impl GatewayError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> GatewayError {
-        GatewayError { status, message: message.into(), headers: Vec::new() }
+        GatewayError {
+            status,
+            message: message.into(),
+            headers: Vec::new(),
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> GatewayError {
@@ -51,7 +55,11 @@ pub fn negotiate(headers: &HeaderMap) -> ErrorFormat {
         let Ok(value) = value.to_str() else { continue };
         for range in value.split(',') {
             let mut params = range.split(';');
-            let media = params.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let media = params
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
             if media.is_empty() {
                 continue;
             }
@@ -109,7 +117,11 @@ pub fn render_as(err: &GatewayError, format: ErrorFormat, request_id: &str) -> R
 
 /// The status, headers and body text of an error response; shared by the normal path and
 /// the head guard, which writes its responses as raw bytes.
-pub fn render_parts(err: &GatewayError, format: ErrorFormat, request_id: &str) -> (StatusCode, HeaderMap, String) {
+pub fn render_parts(
+    err: &GatewayError,
+    format: ErrorFormat,
+    request_id: &str,
+) -> (StatusCode, HeaderMap, String) {
     let (status, message) = match format {
         ErrorFormat::NotAcceptable => (
             StatusCode::NOT_ACCEPTABLE,
@@ -144,7 +156,10 @@ pub fn render_parts(err: &GatewayError, format: ErrorFormat, request_id: &str) -
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert(crate::REQUEST_ID, id);
     }
@@ -192,10 +207,19 @@ mod tests {
         assert_eq!(negotiate(&accept("application/xml")), ErrorFormat::Xml);
         assert_eq!(negotiate(&accept("text/xml")), ErrorFormat::Xml);
         assert_eq!(negotiate(&accept("*/*")), ErrorFormat::Json);
-        assert_eq!(negotiate(&accept("text/html, application/xml;q=0.9, */*;q=0.8")), ErrorFormat::Xml);
-        assert_eq!(negotiate(&accept("application/json;q=0.5, application/xml")), ErrorFormat::Xml);
+        assert_eq!(
+            negotiate(&accept("text/html, application/xml;q=0.9, */*;q=0.8")),
+            ErrorFormat::Xml
+        );
+        assert_eq!(
+            negotiate(&accept("application/json;q=0.5, application/xml")),
+            ErrorFormat::Xml
+        );
         assert_eq!(negotiate(&accept("text/plain")), ErrorFormat::NotAcceptable);
-        assert_eq!(negotiate(&accept("application/json;q=0")), ErrorFormat::NotAcceptable);
+        assert_eq!(
+            negotiate(&accept("application/json;q=0")),
+            ErrorFormat::NotAcceptable
+        );
     }
 
     #[test]
@@ -203,13 +227,20 @@ mod tests {
         let err = GatewayError::not_found("no <app> & co");
         let resp = render_as(&err, ErrorFormat::Xml, "r1");
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/xml; charset=utf-8");
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/xml; charset=utf-8"
+        );
     }
 
     #[test]
     fn json_errors_keep_the_documented_field_order() {
-        let (_, _, text) = render_parts(&GatewayError::not_found("a \"b\""), ErrorFormat::Json, "r1");
-        assert_eq!(text, r#"{"status":404,"error":"Not Found","message":"a \"b\"","requestId":"r1"}"#);
+        let (_, _, text) =
+            render_parts(&GatewayError::not_found("a \"b\""), ErrorFormat::Json, "r1");
+        assert_eq!(
+            text,
+            r#"{"status":404,"error":"Not Found","message":"a \"b\"","requestId":"r1"}"#
+        );
     }
 
     #[test]

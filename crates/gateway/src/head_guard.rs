@@ -70,22 +70,28 @@ impl<IO> HeadGuard<IO> {
         while self.ready < self.buf.len() {
             let pending = &self.buf[self.ready..];
             match &mut self.state {
-                State::Head => match find_head_end(pending, self.scanned.saturating_sub(self.ready)) {
-                    Some(len) if len > self.max_head => return self.reject(too_large(self.max_head), None),
-                    Some(len) => match check_head(&pending[..len]) {
-                        Ok(next) => {
-                            self.ready += len;
-                            self.scanned = self.ready;
-                            self.state = next;
+                State::Head => {
+                    match find_head_end(pending, self.scanned.saturating_sub(self.ready)) {
+                        Some(len) if len > self.max_head => {
+                            return self.reject(too_large(self.max_head), ErrorFormat::Json)
                         }
-                        Err((err, headers)) => return self.reject(err, headers.as_ref()),
-                    },
-                    None if pending.len() > self.max_head => return self.reject(too_large(self.max_head), None),
-                    None => {
-                        self.scanned = self.buf.len();
-                        return;
+                        Some(len) => match check_head(&pending[..len]) {
+                            Ok(next) => {
+                                self.ready += len;
+                                self.scanned = self.ready;
+                                self.state = next;
+                            }
+                            Err((err, format)) => return self.reject(err, format),
+                        },
+                        None if pending.len() > self.max_head => {
+                            return self.reject(too_large(self.max_head), ErrorFormat::Json)
+                        }
+                        None => {
+                            self.scanned = self.buf.len();
+                            return;
+                        }
                     }
-                },
+                }
                 State::Length(remaining) => {
                     let take = (*remaining).min(pending.len() as u64);
                     *remaining -= take;
@@ -103,7 +109,9 @@ impl<IO> HeadGuard<IO> {
                             self.scanned = self.ready;
                         }
                     }
-                    Err(message) => return self.reject(GatewayError::bad_request(message), None),
+                    Err(message) => {
+                        return self.reject(GatewayError::bad_request(message), ErrorFormat::Json)
+                    }
                 },
                 State::Passthrough => self.ready = self.buf.len(),
                 State::Rejected => return,
@@ -111,8 +119,7 @@ impl<IO> HeadGuard<IO> {
         }
     }
 
-    fn reject(&mut self, err: GatewayError, headers: Option<&HeaderMap>) {
-        let format = headers.map_or(ErrorFormat::Json, negotiate);
+    fn reject(&mut self, err: GatewayError, format: ErrorFormat) {
         let request_id = crate::new_request_id();
         if let Some(on_reject) = &self.on_reject {
             on_reject(err.status, &err.message);
@@ -137,7 +144,10 @@ fn serialize_error(err: &GatewayError, format: ErrorFormat, request_id: &str) ->
             out.push_str(&format!("{name}: {v}\r\n"));
         }
     }
-    out.push_str(&format!("connection: close\r\ncontent-length: {}\r\n\r\n{text}", text.len()));
+    out.push_str(&format!(
+        "connection: close\r\ncontent-length: {}\r\n\r\n{text}",
+        text.len()
+    ));
     Bytes::from(out)
 }
 
@@ -169,7 +179,8 @@ fn memchr_lf(buf: &[u8]) -> Option<usize> {
     buf.iter().position(|&b| b == b'\n')
 }
 
-type Rejection = (GatewayError, Option<HeaderMap>);
+/// Why a head was refused, and the error format its `Accept` asked for.
+type Rejection = (GatewayError, ErrorFormat);
 
 /// Parses one head and returns the state that follows it (its body framing).
 fn check_head(head: &[u8]) -> Result<State, Rejection> {
@@ -189,24 +200,32 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
             ),
             other => GatewayError::bad_request(format!("Malformed request head: {other}")),
         };
-        (err, None)
+        (err, ErrorFormat::Json)
     })?;
     if status.is_partial() {
-        return Err((GatewayError::bad_request("Malformed request head"), None));
+        return Err((
+            GatewayError::bad_request("Malformed request head"),
+            ErrorFormat::Json,
+        ));
     }
     let mut headers = HeaderMap::new();
     for h in request.headers.iter() {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_bytes(h.value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) {
             headers.append(name, value);
         }
     }
-    let reject = |message: String| Err((GatewayError::bad_request(message), Some(headers.clone())));
+    let format = negotiate(&headers);
+    let reject = |message: String| Err((GatewayError::bad_request(message), format));
     let method = request.method.unwrap_or_default();
     let target = request.path.unwrap_or_default();
     if method != "CONNECT" && target.parse::<http::Uri>().is_err() {
-        let reason = crate::routing::validate_target(target)
-            .err()
-            .map_or_else(|| "The request target is not a valid URI".to_string(), |e| e.to_string());
+        let reason = crate::routing::validate_target(target).err().map_or_else(
+            || "The request target is not a valid URI".to_string(),
+            |e| e.to_string(),
+        );
         return reject(reason);
     }
 
@@ -228,7 +247,9 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
     };
     if chunked {
         if !lengths.is_empty() {
-            return reject("A request must not have both Content-Length and Transfer-Encoding".into());
+            return reject(
+                "A request must not have both Content-Length and Transfer-Encoding".into(),
+            );
         }
         if request.version == Some(0) {
             return reject("HTTP/1.0 requests cannot use chunked transfer coding".into());
@@ -250,7 +271,10 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
 /// Whether the first line is `METHOD TARGET VERSION`: then an unparsable version is a
 /// version we do not serve, not a malformed line.
 fn request_line_has_three_parts(head: &[u8]) -> bool {
-    let line = head.split(|&b| b == b'\n').find(|l| !l.is_empty() && *l != b"\r").unwrap_or_default();
+    let line = head
+        .split(|&b| b == b'\n')
+        .find(|l| !l.is_empty() && *l != b"\r")
+        .unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let parts: Vec<&str> = line.trim_end().split(' ').collect();
     parts.len() == 3 && parts[2].starts_with("HTTP/")
@@ -261,7 +285,12 @@ fn transfer_coding(headers: &[httparse::Header<'_>]) -> Result<bool, String> {
     let codings: Vec<String> = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        .flat_map(|h| String::from_utf8_lossy(h.value).split(',').map(|c| c.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .flat_map(|h| {
+            String::from_utf8_lossy(h.value)
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
         .filter(|c| !c.is_empty())
         .collect();
     match codings.as_slice() {
@@ -275,10 +304,14 @@ fn transfer_coding(headers: &[httparse::Header<'_>]) -> Result<bool, String> {
 }
 
 fn is_upgrade(headers: &[httparse::Header<'_>]) -> bool {
-    let has_upgrade = headers.iter().any(|h| h.name.eq_ignore_ascii_case("upgrade"));
+    let has_upgrade = headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
     let connection_upgrade = headers.iter().any(|h| {
         h.name.eq_ignore_ascii_case("connection")
-            && String::from_utf8_lossy(h.value).split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            && String::from_utf8_lossy(h.value)
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
     });
     has_upgrade && connection_upgrade
 }
@@ -321,7 +354,11 @@ impl Chunked {
                 Step::Data(remaining) => {
                     let take = remaining.min((input.len() - i) as u64);
                     i += take as usize;
-                    self.step = if remaining == take { Step::DataCr } else { Step::Data(remaining - take) };
+                    self.step = if remaining == take {
+                        Step::DataCr
+                    } else {
+                        Step::Data(remaining - take)
+                    };
                     continue;
                 }
                 Step::Size => match b {
@@ -330,7 +367,8 @@ impl Chunked {
                         if self.digits > 16 {
                             return Err("Chunk size too large".into());
                         }
-                        self.size = self.size * 16 + u64::from((b as char).to_digit(16).unwrap_or(0));
+                        self.size =
+                            self.size * 16 + u64::from((b as char).to_digit(16).unwrap_or(0));
                     }
                     b';' | b' ' | b'\t' if self.digits > 0 => self.step = Step::Extension,
                     b'\r' if self.digits > 0 => self.step = Step::SizeLf,
@@ -387,14 +425,22 @@ impl Chunked {
 
     fn end_size_line(&mut self) {
         self.line = 0;
-        self.step = if self.size == 0 { Step::TrailerStart } else { Step::Data(self.size) };
+        self.step = if self.size == 0 {
+            Step::TrailerStart
+        } else {
+            Step::Data(self.size)
+        };
         self.size = 0;
         self.digits = 0;
     }
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
             if this.ready > 0 {
@@ -412,7 +458,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
             if this.buf.is_empty() {
                 let direct = match this.state {
                     State::Passthrough => Some(out.remaining()),
-                    State::Length(n) if n > 0 => Some(out.remaining().min(usize::try_from(n).unwrap_or(usize::MAX))),
+                    State::Length(n) if n > 0 => Some(
+                        out.remaining()
+                            .min(usize::try_from(n).unwrap_or(usize::MAX)),
+                    ),
                     _ => None,
                 };
                 if let Some(limit) = direct {
@@ -452,7 +501,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, data)
     }
 
@@ -528,7 +581,10 @@ mod tests {
 
     #[test]
     fn heads_end_at_the_first_empty_line() {
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest", 0), Some(27));
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest", 0),
+            Some(27)
+        );
         assert_eq!(find_head_end(b"GET / HTTP/1.1\nHost: a\n\n", 0), Some(24));
         assert_eq!(find_head_end(b"\r\nGET / HTTP/1.1\r\n\r\n", 0), Some(20));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
@@ -544,7 +600,8 @@ mod tests {
         assert!(check_head(gzip).is_err());
         let ok = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n";
         assert_eq!(check_head(ok), Ok(State::Length(3)));
-        let ws = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        let ws =
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
         assert_eq!(check_head(ws), Ok(State::Passthrough));
     }
 }

@@ -68,17 +68,27 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("portico");
         let requests = Family::<RequestLabels, Counter>::default();
-        let duration = Family::<ClassLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let duration = Family::<ClassLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         let open_connections = Gauge::default();
         let registry_reloads = Family::<ReloadLabels, Counter>::default();
         let rejected_heads = Family::<StatusLabels, Counter>::default();
-        registry.register("requests", "Requests answered, by route class and status", requests.clone());
+        registry.register(
+            "requests",
+            "Requests answered, by route class and status",
+            requests.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Time from request head to response head, by route class",
             duration.clone(),
         );
-        registry.register("open_connections", "Client connections open now", open_connections.clone());
+        registry.register(
+            "open_connections",
+            "Client connections open now",
+            open_connections.clone(),
+        );
         registry.register(
             "registry_reloads",
             "Routing table rebuilds from the registry, by result",
@@ -89,12 +99,23 @@ impl Metrics {
             "Request heads refused before routing (malformed, oversized), by status",
             rejected_heads.clone(),
         );
-        Metrics { registry, requests, duration, open_connections, registry_reloads, rejected_heads }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            open_connections,
+            registry_reloads,
+            rejected_heads,
+        }
     }
 
     pub fn request(&self, class: RouteClass, status: u16, seconds: f64) {
-        self.requests.get_or_create(&RequestLabels { class, status }).inc();
-        self.duration.get_or_create(&ClassLabels { class }).observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels { class, status })
+            .inc();
+        self.duration
+            .get_or_create(&ClassLabels { class })
+            .observe(seconds);
     }
 
     pub fn connection_opened(&self) {
@@ -106,11 +127,15 @@ impl Metrics {
     }
 
     pub fn registry_reload(&self, result: ReloadResult) {
-        self.registry_reloads.get_or_create(&ReloadLabels { result }).inc();
+        self.registry_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
     }
 
     pub fn rejected_head(&self, status: u16) {
-        self.rejected_heads.get_or_create(&StatusLabels { status }).inc();
+        self.rejected_heads
+            .get_or_create(&StatusLabels { status })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -18,18 +18,32 @@ pub fn answer<B>(gateway: &Gateway, request: &Request<B>) -> Response<Body> {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             gateway.metrics().encode(),
         ),
-        "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
-        "/readyz" if gateway.is_ready() => (StatusCode::OK, "text/plain; charset=utf-8", "ready\n".to_string()),
+        "/healthz" => (
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "ok\n".to_string(),
+        ),
+        "/readyz" if gateway.is_ready() => (
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "ready\n".to_string(),
+        ),
         "/readyz" => (
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain; charset=utf-8",
             "not ready: no registry installed yet\n".to_string(),
         ),
-        _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found: try /metrics, /healthz or /readyz\n".to_string()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: try /metrics, /healthz or /readyz\n".to_string(),
+        ),
     };
     let mut response = Response::new(full(text));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -46,11 +60,14 @@ pub async fn serve(gateway: Gateway, listener: TcpListener, shutdown: Cancellati
         };
         let gateway = gateway.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                let response = answer(&gateway, &request);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let response = answer(&gateway, &request);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

@@ -59,7 +59,10 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     let proto = if fwd.tls { "https" } else { "http" };
     let ip = fwd.client_ip.to_string();
     append_list(headers, HeaderName::from_static("x-forwarded-for"), &ip);
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(proto),
+    );
     if let Ok(host) = HeaderValue::from_str(fwd.original_host) {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
@@ -68,7 +71,11 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
         IpAddr::V6(_) => format!("\"[{ip}]\""),
     };
     let host = fwd.original_host.replace(['"', '\\'], "");
-    append_list(headers, header::FORWARDED, &format!("for={node};proto={proto};host=\"{host}\""));
+    append_list(
+        headers,
+        header::FORWARDED,
+        &format!("for={node};proto={proto};host=\"{host}\""),
+    );
     if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
         headers.insert(crate::REQUEST_ID, id);
     }
@@ -91,7 +98,10 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(client: HttpClient, response_timeout: Duration) -> Proxy {
-        Proxy { client, response_timeout }
+        Proxy {
+            client,
+            response_timeout,
+        }
     }
 
     /// Sends `request` to `uri` on a backend whose authority is `authority` and streams
@@ -111,22 +121,29 @@ impl Proxy {
         set_forwarding_headers(&mut parts.headers, fwd);
         parts.headers.insert(
             header::HOST,
-            HeaderValue::from_str(authority).map_err(|_| GatewayError::new(StatusCode::BAD_GATEWAY, "Invalid backend host"))?,
+            HeaderValue::from_str(authority)
+                .map_err(|_| GatewayError::new(StatusCode::BAD_GATEWAY, "Invalid backend host"))?,
         );
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         let backend_request = Request::from_parts(parts, body);
 
-        let response = match tokio::time::timeout(self.response_timeout, self.client.request(backend_request)).await {
-            Err(_) => {
-                return Err(GatewayError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("The backend did not answer within {} s", self.response_timeout.as_secs()),
-                ))
-            }
-            Ok(Err(e)) => return Err(backend_error(&e, upgrade)),
-            Ok(Ok(response)) => response,
-        };
+        let response =
+            match tokio::time::timeout(self.response_timeout, self.client.request(backend_request))
+                .await
+            {
+                Err(_) => {
+                    return Err(GatewayError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "The backend did not answer within {} s",
+                            self.response_timeout.as_secs()
+                        ),
+                    ))
+                }
+                Ok(Err(e)) => return Err(backend_error(&e, upgrade)),
+                Ok(Ok(response)) => response,
+            };
 
         if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
             return Ok(join_upgrade(response, client_upgrade, fwd.request_id));
@@ -188,11 +205,20 @@ fn backend_error(e: &hyper_util::client::legacy::Error, upgrade: bool) -> Gatewa
         return GatewayError::bad_request("The WebSocket backend is unreachable");
     }
     if timed_out {
-        GatewayError::new(StatusCode::GATEWAY_TIMEOUT, "The backend did not accept a connection in time")
+        GatewayError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The backend did not accept a connection in time",
+        )
     } else if e.is_connect() {
-        GatewayError::new(StatusCode::BAD_GATEWAY, "The backend refused the connection or is unreachable")
+        GatewayError::new(
+            StatusCode::BAD_GATEWAY,
+            "The backend refused the connection or is unreachable",
+        )
     } else {
-        GatewayError::new(StatusCode::BAD_GATEWAY, "The backend closed the connection without a valid answer")
+        GatewayError::new(
+            StatusCode::BAD_GATEWAY,
+            "The backend closed the connection without a valid answer",
+        )
     }
 }
 
@@ -203,10 +229,16 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_removed_with_those_connection_names() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h, false);
@@ -227,7 +259,10 @@ mod tests {
         set_forwarding_headers(&mut h, &fwd);
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, ::1");
         assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["forwarded"], "for=\"[::1]\";proto=https;host=\"a-b.eu1.portico.localhost\"");
+        assert_eq!(
+            h["forwarded"],
+            "for=\"[::1]\";proto=https;host=\"a-b.eu1.portico.localhost\""
+        );
         assert_eq!(h["x-request-id"], "r1");
     }
 }

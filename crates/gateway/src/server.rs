@@ -9,7 +9,10 @@ use crate::error::{render, GatewayError};
 use crate::head_guard::HeadGuard;
 use crate::metrics::{Metrics, ReloadResult, RouteClass};
 use crate::proxy::{set_forwarding_headers, strip_hop_by_hop, Forwarding, Proxy};
-use crate::routing::{decode_unreserved, parse_api_path, parse_host, validate_target, HostConfig, HostKind, ParsedHost};
+use crate::routing::{
+    decode_unreserved, parse_api_path, parse_host, validate_target, HostConfig, HostKind,
+    ParsedHost,
+};
 use crate::service::{RequestContext, Services};
 use crate::table::{RoutingTable, Target};
 use arc_swap::ArcSwap;
@@ -85,7 +88,8 @@ const SOUTHGATE_CORE_PATHS: [&str; 10] = [
 ];
 
 fn under(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 impl Gateway {
@@ -109,8 +113,13 @@ impl Gateway {
     /// table they started with. On error the running table stays.
     pub fn install(&self, registry: &Registry) -> Result<(), String> {
         let result = RoutingTable::compile(registry).and_then(|table| {
-            for missing in table.internal_targets().filter(|name| !self.inner.services.contains_key(*name)) {
-                return Err(format!("backend \"internal:{missing}\" names no in-process service of this build"));
+            let missing = table
+                .internal_targets()
+                .find(|name| !self.inner.services.contains_key(*name));
+            if let Some(missing) = missing {
+                return Err(format!(
+                    "backend \"internal:{missing}\" names no in-process service of this build"
+                ));
             }
             Ok(table)
         });
@@ -159,7 +168,9 @@ impl Gateway {
 
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        self.inner.metrics.request(class, status, elapsed.as_secs_f64());
+        self.inner
+            .metrics
+            .request(class, status, elapsed.as_secs_f64());
         tracing::info!(
             target: "portico::access",
             request_id = %request_id,
@@ -186,14 +197,18 @@ impl Gateway {
             Err(e) => return (RouteClass::Unrouted, Err(e)),
         };
         let class = dispatch.class;
-        (class, self.forward(request, dispatch, conn, request_id).await)
+        (
+            class,
+            self.forward(request, dispatch, conn, request_id).await,
+        )
     }
 
     /// The routing phase: from host and path to a target, or a gateway error.
     fn route(&self, request: &Request<Body>) -> Result<Routed, GatewayError> {
         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
         validate_target(target).map_err(|e| GatewayError::bad_request(e.to_string()))?;
-        let host = request_host(request).ok_or_else(|| GatewayError::bad_request("The request has no Host header"))?;
+        let host = request_host(request)
+            .ok_or_else(|| GatewayError::bad_request("The request has no Host header"))?;
         let parsed = parse_host(host, &self.inner.hosts)
             .ok_or_else(|| GatewayError::not_found(format!("Unknown host \"{host}\"")))?;
         let path = request.uri().path();
@@ -201,7 +216,11 @@ impl Gateway {
         let table = self.inner.table.load();
 
         match &parsed.kind {
-            HostKind::WebApp { tenant, app, provider } => {
+            HostKind::WebApp {
+                tenant,
+                app,
+                provider,
+            } => {
                 if core(&WEBAPP_CORE_PATHS) {
                     return Ok(Routed::Core);
                 }
@@ -252,7 +271,12 @@ impl Gateway {
     }
 
     /// API routing (GW-2..GW-4, GW-9) for `/api/...`, and `/services/...` on web-app hosts.
-    fn route_api(&self, table: &RoutingTable, tenant: Option<&String>, request: &Request<Body>) -> Result<Routed, GatewayError> {
+    fn route_api(
+        &self,
+        table: &RoutingTable,
+        tenant: Option<&String>,
+        request: &Request<Body>,
+    ) -> Result<Routed, GatewayError> {
         let path = request.uri().path();
         let api_path = parse_api_path(path)
             .filter(|p| tenant.is_some() || p.prefix == crate::routing::ApiPrefix::Api)
@@ -262,11 +286,22 @@ impl Gateway {
                 ))
             })?;
         if is_upgrade(request.headers()) {
-            return Err(GatewayError::bad_request("WebSocket upgrades are not enabled on API routes"));
+            return Err(GatewayError::bad_request(
+                "WebSocket upgrades are not enabled on API routes",
+            ));
         }
         let decoded = decode_unreserved(api_path.endpoint);
-        let matched = table.api(tenant.map(String::as_str), &api_path, &decoded, request.method())?;
-        let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        let matched = table.api(
+            tenant.map(String::as_str),
+            &api_path,
+            &decoded,
+            request.method(),
+        )?;
+        let query = request
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
         Ok(Routed::Forward(Dispatch {
             class: RouteClass::Api,
             target: matched.api.target.clone(),
@@ -282,12 +317,15 @@ impl Gateway {
         let path = request.uri().path();
         if path == "/healthz" {
             let mut response = Response::new(full("ok\n"));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             return response;
         }
-        let err = GatewayError::not_found(format!("{path} is reserved for a Portico service that this server does not run"));
+        let err = GatewayError::not_found(format!(
+            "{path} is reserved for a Portico service that this server does not run"
+        ));
         render(&err, request.headers(), "")
     }
 
@@ -300,31 +338,53 @@ impl Gateway {
         request_id: &str,
     ) -> Result<Response<Body>, GatewayError> {
         let original_host = request_host(&request).unwrap_or_default().to_string();
-        let fwd = Forwarding { client_ip: conn.client.ip(), tls: conn.tls, original_host: &original_host, request_id };
+        let fwd = Forwarding {
+            client_ip: conn.client.ip(),
+            tls: conn.tls,
+            original_host: &original_host,
+            request_id,
+        };
         match dispatch.target {
-            Target::Http { scheme_authority, base_path, authority } => {
+            Target::Http {
+                scheme_authority,
+                base_path,
+                authority,
+            } => {
                 let uri: Uri = format!("{scheme_authority}{base_path}{}", dispatch.path)
                     .parse()
-                    .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?;
-                self.inner.proxy.forward(request, uri, &authority, &fwd, dispatch.upgrade).await
+                    .map_err(|_| {
+                        GatewayError::bad_request("The request target cannot be forwarded")
+                    })?;
+                self.inner
+                    .proxy
+                    .forward(request, uri, &authority, &fwd, dispatch.upgrade)
+                    .await
             }
             Target::InProcess(name) => {
                 let service = self
                     .inner
                     .services
                     .get(&name)
-                    .ok_or_else(|| GatewayError::new(StatusCode::BAD_GATEWAY, "The in-process service is not available"))?
+                    .ok_or_else(|| {
+                        GatewayError::new(
+                            StatusCode::BAD_GATEWAY,
+                            "The in-process service is not available",
+                        )
+                    })?
                     .clone();
                 let parsed = parse_host(&original_host, &self.inner.hosts)
                     .ok_or_else(|| GatewayError::not_found("Unknown host"))?;
-                let original_target = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+                let original_target = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |pq| pq.as_str())
+                    .to_string();
                 let (mut parts, body) = request.into_parts();
                 strip_hop_by_hop(&mut parts.headers, dispatch.upgrade);
                 set_forwarding_headers(&mut parts.headers, &fwd);
-                parts.uri = dispatch
-                    .path
-                    .parse()
-                    .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?;
+                parts.uri = dispatch.path.parse().map_err(|_| {
+                    GatewayError::bad_request("The request target cannot be forwarded")
+                })?;
                 parts.extensions.insert(RequestContext {
                     request_id: request_id.to_string(),
                     client: conn.client,
@@ -345,7 +405,12 @@ impl Gateway {
 
     /// Accepts connections on `listener` until `shutdown`, then lets the requests in flight
     /// finish, for at most the drain timeout (GW-24).
-    pub async fn serve(&self, listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: CancellationToken) {
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        shutdown: CancellationToken,
+    ) {
         let tracker = TaskTracker::new();
         loop {
             let accepted = tokio::select! {
@@ -383,8 +448,14 @@ impl Gateway {
             });
         }
         tracker.close();
-        if tokio::time::timeout(self.inner.config.drain_timeout, tracker.wait()).await.is_err() {
-            tracing::warn!(open = tracker.len(), "drain deadline passed; closing the remaining connections");
+        if tokio::time::timeout(self.inner.config.drain_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = tracker.len(),
+                "drain deadline passed; closing the remaining connections"
+            );
         }
     }
 
@@ -410,7 +481,9 @@ impl Gateway {
             .keep_alive(true)
             .timer(TokioTimer::new())
             .header_read_timeout(self.inner.config.header_read_timeout);
-        let connection = builder.serve_connection(TokioIo::new(guard), service).with_upgrades();
+        let connection = builder
+            .serve_connection(TokioIo::new(guard), service)
+            .with_upgrades();
         tokio::pin!(connection);
         let result = tokio::select! {
             result = connection.as_mut() => result,
@@ -440,7 +513,10 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
 }
 
 fn host_kind_name(host: &ParsedHost) -> &'static str {
@@ -450,4 +526,3 @@ fn host_kind_name(host: &ParsedHost) -> &'static str {
         _ => "this host",
     }
 }
-

@@ -12,7 +12,11 @@ use std::collections::{HashMap, HashSet};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// A backend URL: `scheme://authority` and a base path without a trailing slash.
-    Http { scheme_authority: String, base_path: String, authority: String },
+    Http {
+        scheme_authority: String,
+        base_path: String,
+        authority: String,
+    },
     /// An in-process service by name (`internal:NAME`).
     InProcess(String),
 }
@@ -98,20 +102,25 @@ impl RoutingTable {
         for w in &registry.webapps {
             let cache_control = match w.cache_control.as_deref().map(str::trim) {
                 None | Some("") => None,
-                Some(cc) => Some(
-                    HeaderValue::from_str(cc)
-                        .map_err(|_| format!("webapp \"{}\": cache_control is not a valid header value", w.key()))?,
-                ),
+                Some(cc) => Some(HeaderValue::from_str(cc).map_err(|_| {
+                    format!(
+                        "webapp \"{}\": cache_control is not a valid header value",
+                        w.key()
+                    )
+                })?),
             };
             let route = WebAppRoute {
                 key: w.key(),
-                target: Target::parse(&w.backend).map_err(|e| format!("webapp \"{}\": {e}", w.key()))?,
+                target: Target::parse(&w.backend)
+                    .map_err(|e| format!("webapp \"{}\": {e}", w.key()))?,
                 tenants: w.tenants.iter().cloned().collect(),
                 cache_control,
                 websockets: w.websockets.iter().map(|p| AntPattern::new(p)).collect(),
                 auth: w.auth,
             };
-            table.webapps.insert((w.name.clone(), w.provider.clone()), route);
+            table
+                .webapps
+                .insert((w.name.clone(), w.provider.clone()), route);
         }
         for a in &registry.apis {
             let mut routes = Vec::with_capacity(a.routes.len());
@@ -121,17 +130,25 @@ impl RoutingTable {
                     .iter()
                     .map(|m| Method::from_bytes(m.as_bytes()))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| format!("api \"{}\": invalid method in route {}", a.key(), r.pattern))?;
-                routes.push(ApiRouteEntry { pattern: AntPattern::new(&r.pattern), methods });
+                    .map_err(|_| {
+                        format!("api \"{}\": invalid method in route {}", a.key(), r.pattern)
+                    })?;
+                routes.push(ApiRouteEntry {
+                    pattern: AntPattern::new(&r.pattern),
+                    methods,
+                });
             }
             let route = ApiRoute {
                 key: a.key(),
-                target: Target::parse(&a.backend).map_err(|e| format!("api \"{}\": {e}", a.key()))?,
+                target: Target::parse(&a.backend)
+                    .map_err(|e| format!("api \"{}\": {e}", a.key()))?,
                 tenants: a.tenants.iter().cloned().collect(),
                 auth: a.auth,
                 routes,
             };
-            table.apis.insert((a.name.clone(), a.provider.clone(), a.version), route);
+            table
+                .apis
+                .insert((a.name.clone(), a.provider.clone(), a.version), route);
         }
         Ok(table)
     }
@@ -151,10 +168,17 @@ impl RoutingTable {
     }
 
     /// The web app on a web-app host, for a tenant that must be registered and subscribed.
-    pub fn webapp(&self, tenant: &str, app: &str, provider: Option<&str>) -> Result<&WebAppRoute, GatewayError> {
+    pub fn webapp(
+        &self,
+        tenant: &str,
+        app: &str,
+        provider: Option<&str>,
+    ) -> Result<&WebAppRoute, GatewayError> {
         let key = portico_store::app_key(app, provider);
         if !self.has_tenant(tenant) {
-            return Err(GatewayError::not_found(format!("Unknown tenant \"{tenant}\"")));
+            return Err(GatewayError::not_found(format!(
+                "Unknown tenant \"{tenant}\""
+            )));
         }
         let route = self
             .webapps
@@ -178,14 +202,24 @@ impl RoutingTable {
         decoded_endpoint: &str,
         method: &Method,
     ) -> Result<ApiMatch<'_>, GatewayError> {
-        let key = format!("{}/v{}", portico_store::app_key(path.name, path.provider), path.major);
+        let key = format!(
+            "{}/v{}",
+            portico_store::app_key(path.name, path.provider),
+            path.major
+        );
         let api = self
             .apis
-            .get(&(path.name.to_string(), path.provider.map(str::to_string), path.major))
+            .get(&(
+                path.name.to_string(),
+                path.provider.map(str::to_string),
+                path.major,
+            ))
             .ok_or_else(|| GatewayError::not_found(format!("Unknown API \"{key}\"")))?;
         if let Some(tenant) = tenant {
             if !self.has_tenant(tenant) {
-                return Err(GatewayError::not_found(format!("Unknown tenant \"{tenant}\"")));
+                return Err(GatewayError::not_found(format!(
+                    "Unknown tenant \"{tenant}\""
+                )));
             }
             if !api.tenants.contains(tenant) {
                 return Err(GatewayError::not_found(format!(
@@ -196,7 +230,11 @@ impl RoutingTable {
         let mut best: Option<&ApiRouteEntry> = None;
         let mut allowed: Vec<&Method> = Vec::new();
         let mut matched_any = false;
-        for route in api.routes.iter().filter(|r| r.pattern.matches(decoded_endpoint)) {
+        for route in api
+            .routes
+            .iter()
+            .filter(|r| r.pattern.matches(decoded_endpoint))
+        {
             matched_any = true;
             if route.allows(method) {
                 // Strictly greater: among equals the earlier registration wins.
@@ -208,7 +246,10 @@ impl RoutingTable {
             }
         }
         match (best, matched_any) {
-            (Some(route), _) => Ok(ApiMatch { api, pattern: route.pattern.as_str() }),
+            (Some(route), _) => Ok(ApiMatch {
+                api,
+                pattern: route.pattern.as_str(),
+            }),
             (None, true) => {
                 let mut names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
                 if names.contains(&"GET") {
@@ -243,8 +284,14 @@ mod tests {
     fn registry() -> Registry {
         Registry {
             tenants: vec![
-                Tenant { name: "abc".into(), origin: Origin::File },
-                Tenant { name: "other".into(), origin: Origin::File },
+                Tenant {
+                    name: "abc".into(),
+                    origin: Origin::File,
+                },
+                Tenant {
+                    name: "other".into(),
+                    origin: Origin::File,
+                },
             ],
             webapps: vec![WebApp {
                 name: "assetmanager".into(),
@@ -262,8 +309,14 @@ mod tests {
                 version: 3,
                 backend: "http://127.0.0.1:9002".into(),
                 routes: vec![
-                    Route { pattern: "/assets/**".into(), methods: vec!["GET".into(), "POST".into()] },
-                    Route { pattern: "/assets/*/admin".into(), methods: vec!["DELETE".into()] },
+                    Route {
+                        pattern: "/assets/**".into(),
+                        methods: vec!["GET".into(), "POST".into()],
+                    },
+                    Route {
+                        pattern: "/assets/*/admin".into(),
+                        methods: vec!["DELETE".into()],
+                    },
                 ],
                 tenants: vec!["abc".into()],
                 auth: Auth::None,
@@ -300,18 +353,45 @@ mod tests {
         let p = parse_api_path("/api/iot-xyz/v3/assets/1").unwrap();
         assert!(t.api(Some("abc"), &p, p.endpoint, &Method::GET).is_ok());
         assert!(t.api(Some("abc"), &p, p.endpoint, &Method::HEAD).is_ok());
-        let err = t.api(Some("abc"), &p, p.endpoint, &Method::PUT).unwrap_err();
+        let err = t
+            .api(Some("abc"), &p, p.endpoint, &Method::PUT)
+            .unwrap_err();
         assert_eq!(err.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(err.headers[0].1, "GET, HEAD, POST");
-        assert_eq!(t.api(Some("other"), &p, p.endpoint, &Method::GET).unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            t.api(Some("other"), &p, p.endpoint, &Method::GET)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
         assert!(t.api(None, &p, p.endpoint, &Method::GET).is_ok());
 
         let admin = parse_api_path("/api/iot-xyz/v3/assets/1/admin").unwrap();
-        assert_eq!(t.api(None, &admin, admin.endpoint, &Method::DELETE).unwrap().pattern, "/assets/*/admin");
-        assert_eq!(t.api(None, &admin, admin.endpoint, &Method::GET).unwrap().pattern, "/assets/**");
+        assert_eq!(
+            t.api(None, &admin, admin.endpoint, &Method::DELETE)
+                .unwrap()
+                .pattern,
+            "/assets/*/admin"
+        );
+        assert_eq!(
+            t.api(None, &admin, admin.endpoint, &Method::GET)
+                .unwrap()
+                .pattern,
+            "/assets/**"
+        );
         let other = parse_api_path("/api/iot-xyz/v3/fleets").unwrap();
-        assert_eq!(t.api(None, &other, other.endpoint, &Method::GET).unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            t.api(None, &other, other.endpoint, &Method::GET)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
         let v4 = parse_api_path("/api/iot-xyz/v4/assets").unwrap();
-        assert_eq!(t.api(None, &v4, v4.endpoint, &Method::GET).unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            t.api(None, &v4, v4.endpoint, &Method::GET)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
     }
 }

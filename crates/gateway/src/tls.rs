@@ -10,9 +10,15 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} holds no PEM certificate")]
     NoCertificate { path: PathBuf },
     #[error("{path} holds no PEM private key")]
@@ -24,7 +30,10 @@ pub enum TlsError {
 }
 
 /// A server config for TLS 1.2 and 1.3 with ALPN `http/1.1`.
-pub fn server_config(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -35,10 +44,16 @@ pub fn server_config(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'st
 }
 
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.into(),
+        source,
+    })?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::Read { path: path.into(), source })?;
+        .map_err(|source| TlsError::Read {
+            path: path.into(),
+            source,
+        })?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate { path: path.into() });
     }
@@ -46,9 +61,15 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 }
 
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.into(),
+        source,
+    })?;
     rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|source| TlsError::Read { path: path.into(), source })?
+        .map_err(|source| TlsError::Read {
+            path: path.into(),
+            source,
+        })?
         .ok_or_else(|| TlsError::NoKey { path: path.into() })
 }
 
@@ -63,7 +84,11 @@ pub struct DevCert {
 
 /// The names a development certificate covers for these domains and regions (GW-1..GW-6).
 pub fn dev_cert_names(domains: &[String], regions: &[String]) -> Vec<String> {
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     for domain in domains {
         for region in regions {
             names.push(format!("*.{region}.{domain}"));
@@ -86,7 +111,11 @@ pub fn ensure_dev_cert(dir: &Path, names: &[String]) -> Result<DevCert, TlsError
     let names_path = dir.join("dev-cert.names");
     let wanted = names.join("\n");
     let current = std::fs::read_to_string(&names_path).ok();
-    if current.as_deref() == Some(wanted.as_str()) && files.cert.exists() && files.key.exists() && files.ca.exists() {
+    if current.as_deref() == Some(wanted.as_str())
+        && files.cert.exists()
+        && files.key.exists()
+        && files.ca.exists()
+    {
         return Ok(files);
     }
 
@@ -128,7 +157,10 @@ fn ca_params() -> Result<rcgen::CertificateParams, TlsError> {
 }
 
 fn write(path: &Path, contents: &str, secret: bool) -> Result<(), TlsError> {
-    let fail = |source| TlsError::Write { path: path.into(), source };
+    let fail = |source| TlsError::Write {
+        path: path.into(),
+        source,
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(fail)?;
     }
@@ -160,7 +192,10 @@ mod tests {
         ensure_dev_cert(dir.path(), &more).unwrap();
         assert_ne!(std::fs::read(&files.cert).unwrap(), cert_before);
         assert_eq!(std::fs::read(&files.ca).unwrap(), ca_before);
-        let config = server_config(load_certs(&files.cert).unwrap(), load_key(&files.key).unwrap());
+        let config = server_config(
+            load_certs(&files.cert).unwrap(),
+            load_key(&files.key).unwrap(),
+        );
         assert!(config.is_ok());
     }
 }

@@ -1,6 +1,8 @@
 //! The gateway end to end on loopback: routing by host and path to real backends,
 //! errors in their formats, target checks, head guard, timeouts, and registry swaps.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 mod support;
 
 use std::time::Duration;
@@ -13,7 +15,13 @@ const GATEWAY_HOST: &str = "gateway.eu1.portico.localhost";
 async fn web_app_requests_reach_their_backend_with_path_and_query_intact() {
     let (a, b) = (backend("A").await, backend("B").await);
     let gw = start(&example_registry(a, b), |_| {}).await;
-    let r = get(gw.addr, WEBAPP_HOST, "/some/page.html?x=1&y=%20", &["X-Forwarded-For: 10.1.1.1"]).await;
+    let r = get(
+        gw.addr,
+        WEBAPP_HOST,
+        "/some/page.html?x=1&y=%20",
+        &["X-Forwarded-For: 10.1.1.1"],
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("x-backend"), Some("A"));
     let seen = r.json();
@@ -23,8 +31,14 @@ async fn web_app_requests_reach_their_backend_with_path_and_query_intact() {
     assert_eq!(headers["x-forwarded-host"], WEBAPP_HOST);
     assert_eq!(headers["x-forwarded-proto"], "http");
     assert_eq!(headers["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
-    assert_eq!(headers["forwarded"], format!("for=127.0.0.1;proto=http;host=\"{WEBAPP_HOST}\""));
-    assert!(headers.get("connection").is_none(), "hop-by-hop header forwarded: {headers}");
+    assert_eq!(
+        headers["forwarded"],
+        format!("for=127.0.0.1;proto=http;host=\"{WEBAPP_HOST}\"")
+    );
+    assert!(
+        headers.get("connection").is_none(),
+        "hop-by-hop header forwarded: {headers}"
+    );
     // The same request id on both sides.
     assert_eq!(headers["x-request-id"], r.header("x-request-id").unwrap());
 }
@@ -34,7 +48,13 @@ async fn api_calls_reach_the_api_backend_from_web_app_and_gateway_hosts() {
     let (a, b) = (backend("A").await, backend("B").await);
     let gw = start(&example_registry(a, b), |_| {}).await;
     for host in [WEBAPP_HOST, GATEWAY_HOST] {
-        let r = get(gw.addr, host, "/api/iot-xyz/v3/assets/1?x=1", &["X-Request-Id: abc-123"]).await;
+        let r = get(
+            gw.addr,
+            host,
+            "/api/iot-xyz/v3/assets/1?x=1",
+            &["X-Request-Id: abc-123"],
+        )
+        .await;
         assert_eq!(r.status, 200, "{host}: {r:?}");
         assert_eq!(r.header("x-backend"), Some("B"));
         assert_eq!(r.json()["uri"], "/assets/1?x=1");
@@ -44,7 +64,12 @@ async fn api_calls_reach_the_api_backend_from_web_app_and_gateway_hosts() {
     // The UI mashup form, from web-app hosts only.
     let r = get(gw.addr, WEBAPP_HOST, "/services/iot-xyz/v3/assets/2", &[]).await;
     assert_eq!(r.json()["uri"], "/assets/2");
-    assert_eq!(get(gw.addr, GATEWAY_HOST, "/services/iot-xyz/v3/assets/2", &[]).await.status, 404);
+    assert_eq!(
+        get(gw.addr, GATEWAY_HOST, "/services/iot-xyz/v3/assets/2", &[])
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -55,7 +80,10 @@ async fn unknown_versions_and_unsubscribed_tenants_are_gateway_errors_in_json_xm
         (WEBAPP_HOST, "/api/iot-xyz/v4/assets/1"),
         (GATEWAY_HOST, "/api/iot-xyz/v4/assets/1"),
         ("other-assetmanager-xyz.eu1.portico.localhost", "/"),
-        ("other-assetmanager-xyz.eu1.portico.localhost", "/api/iot-xyz/v3/assets/1"),
+        (
+            "other-assetmanager-xyz.eu1.portico.localhost",
+            "/api/iot-xyz/v3/assets/1",
+        ),
         ("nobody-assetmanager-xyz.eu1.portico.localhost", "/"),
         ("abc-unknown.eu1.portico.localhost", "/"),
         ("abc-assetmanager-xyz.eu9.portico.localhost", "/"),
@@ -70,12 +98,25 @@ async fn unknown_versions_and_unsubscribed_tenants_are_gateway_errors_in_json_xm
         assert_eq!(body["error"], "Not Found");
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert_eq!(body["requestId"], json.header("x-request-id").unwrap());
-        assert!(json.body.starts_with("{\"status\":404,\"error\":\"Not Found\",\"message\":"), "{}", json.body);
+        assert!(
+            json.body
+                .starts_with("{\"status\":404,\"error\":\"Not Found\",\"message\":"),
+            "{}",
+            json.body
+        );
 
         let xml = get(gw.addr, host, target, &["Accept: application/xml"]).await;
         assert_eq!(xml.status, 404);
-        assert!(xml.header("content-type").unwrap().starts_with("application/xml"));
-        assert!(xml.body.starts_with("<error><status>404</status><error>Not Found</error><message>"), "{}", xml.body);
+        assert!(xml
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/xml"));
+        assert!(
+            xml.body
+                .starts_with("<error><status>404</status><error>Not Found</error><message>"),
+            "{}",
+            xml.body
+        );
         assert!(xml.body.ends_with("</requestId></error>"));
 
         let plain = get(gw.addr, host, target, &["Accept: text/plain"]).await;
@@ -104,7 +145,10 @@ async fn rfc3986_vectors_end_to_end() {
     let gw = start(&example_registry(a, b), |_| {}).await;
     let text = include_str!("../testdata/rfc3986-targets.tsv");
     let mut rows = 0;
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (target, expected) = line.split_once('\t').unwrap();
         rows += 1;
         let r = get(gw.addr, WEBAPP_HOST, target, &[]).await;
@@ -168,7 +212,10 @@ async fn malformed_and_oversized_heads_get_a_gateway_error_body() {
     );
     let r = &parse_responses(&raw_bytes(gw.addr, smuggle.as_bytes()).await)[0];
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().contains("Content-Length"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("Content-Length"));
 }
 
 #[tokio::test]
@@ -182,8 +229,14 @@ async fn a_bad_request_after_good_ones_on_one_connection_leaves_their_answers_wh
     );
     let responses = parse_responses(&raw_bytes(gw.addr, pipeline.as_bytes()).await);
     assert_eq!(responses.len(), 3, "{responses:?}");
-    assert_eq!((responses[0].status, responses[0].body.as_str()), (200, "11"));
-    assert_eq!((responses[1].status, responses[1].body.as_str()), (200, "4"));
+    assert_eq!(
+        (responses[0].status, responses[0].body.as_str()),
+        (200, "11")
+    );
+    assert_eq!(
+        (responses[1].status, responses[1].body.as_str()),
+        (200, "4")
+    );
     assert_eq!(responses[2].status, 400);
 }
 
@@ -195,7 +248,10 @@ async fn unreachable_backends_are_502_and_slow_ones_504() {
     };
     let slow = backend("S").await;
     let registry = example_registry(closed, slow);
-    let gw = start(&registry, |c| c.response_timeout = Duration::from_millis(500)).await;
+    let gw = start(&registry, |c| {
+        c.response_timeout = Duration::from_millis(500)
+    })
+    .await;
     let r = get(gw.addr, WEBAPP_HOST, "/", &[]).await;
     assert_eq!(r.status, 502, "{r:?}");
     assert_eq!(r.json()["status"], 502);
@@ -214,14 +270,32 @@ async fn core_paths_come_before_registrations() {
     let gw = start(&example_registry(a, b), |_| {}).await;
     let r = get(gw.addr, GATEWAY_HOST, "/healthz", &[]).await;
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
-    for path in ["/login", "/logout", "/.well-known/jwks.json", "/oauth/authorize", "/uaa/oauth/token"] {
+    for path in [
+        "/login",
+        "/logout",
+        "/.well-known/jwks.json",
+        "/oauth/authorize",
+        "/uaa/oauth/token",
+    ] {
         let r = get(gw.addr, WEBAPP_HOST, path, &[]).await;
         assert_eq!(r.status, 404, "{path}");
-        assert!(r.json()["message"].as_str().unwrap().contains("reserved"), "{path}");
-        assert_ne!(r.header("x-backend"), Some("A"), "{path} reached the backend");
+        assert!(
+            r.json()["message"].as_str().unwrap().contains("reserved"),
+            "{path}"
+        );
+        assert_ne!(
+            r.header("x-backend"),
+            Some("A"),
+            "{path} reached the backend"
+        );
     }
     // Only whole segments are reserved.
-    assert_eq!(get(gw.addr, WEBAPP_HOST, "/loginpage", &[]).await.header("x-backend"), Some("A"));
+    assert_eq!(
+        get(gw.addr, WEBAPP_HOST, "/loginpage", &[])
+            .await
+            .header("x-backend"),
+        Some("A")
+    );
 }
 
 /// A registry swap re-routes new requests at once while a download already under way
@@ -232,22 +306,38 @@ async fn a_registry_swap_leaves_a_running_download_unharmed() {
     let gw = start(&example_registry(a, b), |_| {}).await;
     let addr = gw.addr;
     let download = tokio::spawn(async move {
-        let request = format!("GET /stream HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET /stream HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nConnection: close\r\n\r\n");
         raw_bytes(addr, request.as_bytes()).await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut registry = example_registry(a, b);
     registry.webapps[0].backend = format!("http://{c}");
     gw.gateway.install(&registry).unwrap();
-    assert_eq!(get(gw.addr, WEBAPP_HOST, "/", &[]).await.header("x-backend"), Some("C"));
-    assert!(!download.is_finished(), "the download should still be running");
+    assert_eq!(
+        get(gw.addr, WEBAPP_HOST, "/", &[])
+            .await
+            .header("x-backend"),
+        Some("C")
+    );
+    assert!(
+        !download.is_finished(),
+        "the download should still be running"
+    );
 
     let bytes = download.await.unwrap();
     let text = String::from_utf8_lossy(&bytes);
-    assert!(text.contains("x-backend: A"), "the download came from the old backend");
+    assert!(
+        text.contains("x-backend: A"),
+        "the download came from the old backend"
+    );
     let head_end = text.find("\r\n\r\n").unwrap() + 4;
     let payload = bytes[head_end..].iter().filter(|&&b| b == b'x').count();
-    assert_eq!(payload, STREAM_CHUNKS * STREAM_CHUNK, "every byte of the download arrived");
+    assert_eq!(
+        payload,
+        STREAM_CHUNKS * STREAM_CHUNK,
+        "every byte of the download arrived"
+    );
 }
 
 #[tokio::test]
@@ -257,10 +347,22 @@ async fn metrics_count_requests_by_class_and_status() {
     get(gw.addr, WEBAPP_HOST, "/", &[]).await;
     get(gw.addr, GATEWAY_HOST, "/api/iot-xyz/v4/x", &[]).await;
     let text = gw.gateway.metrics().encode();
-    assert!(text.contains("portico_requests_total{class=\"Webapp\",status=\"200\"} 1"), "{text}");
-    assert!(text.contains("portico_requests_total{class=\"Unrouted\",status=\"404\"} 1"), "{text}");
-    assert!(text.contains("portico_registry_reloads_total{result=\"Ok\"} 1"), "{text}");
-    assert!(text.contains("portico_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("portico_requests_total{class=\"Webapp\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_requests_total{class=\"Unrouted\",status=\"404\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_registry_reloads_total{result=\"Ok\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }
 
 /// Bodies larger than one read stream through the head guard in both framings.
@@ -273,16 +375,22 @@ async fn large_request_bodies_stream_through_with_either_framing() {
     let chunk = vec![b'u'; 100_000];
 
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let head = format!("POST /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nContent-Length: {SIZE}\r\n\r\n");
+    let head =
+        format!("POST /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nContent-Length: {SIZE}\r\n\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
     for _ in 0..SIZE / chunk.len() {
         stream.write_all(&chunk).await.unwrap();
     }
     // A chunked upload on the same connection, then a plain request: framing must hold.
-    let head = format!("POST /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let head = format!(
+        "POST /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
     stream.write_all(head.as_bytes()).await.unwrap();
     for _ in 0..SIZE / chunk.len() {
-        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
         stream.write_all(&chunk).await.unwrap();
         stream.write_all(b"\r\n").await.unwrap();
     }
@@ -290,7 +398,10 @@ async fn large_request_bodies_stream_through_with_either_framing() {
     let last = format!("GET /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nConnection: close\r\n\r\n");
     stream.write_all(last.as_bytes()).await.unwrap();
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
     let responses = parse_responses(&out);
     let bodies: Vec<&str> = responses.iter().map(|r| r.body.as_str()).collect();
     assert_eq!(bodies, ["5000000", "5000000", "0"], "{responses:?}");

@@ -2,6 +2,8 @@
 //! a test case. Each file's header comment defines its columns; a failing or malformed
 //! row is reported with its line number, and all of a file's failures are reported at once.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 use std::path::PathBuf;
 
 use portico_gateway::routing::{

@@ -18,7 +18,12 @@ pub struct AdminArgs {
     #[arg(long, global = true)]
     pub server: Option<String>,
     /// The admin token
-    #[arg(long, global = true, env = "PORTICO_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PORTICO_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Print JSON instead of a table
     #[arg(long, global = true)]
@@ -55,9 +60,13 @@ pub enum TenantCommand {
 pub enum WebappCommand {
     List,
     /// KEY is name[-provider], e.g. assetmanager-xyz
-    Show { key: String },
+    Show {
+        key: String,
+    },
     Add(WebappAdd),
-    Rm { key: String },
+    Rm {
+        key: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -86,9 +95,13 @@ pub struct WebappAdd {
 pub enum ApiCommand {
     List,
     /// KEY is name[-provider]/v{major}, e.g. iot-xyz/v3
-    Show { key: String },
+    Show {
+        key: String,
+    },
     Add(ApiAdd),
-    Rm { key: String },
+    Rm {
+        key: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -143,14 +156,33 @@ fn request_for(command: &AdminCommand) -> Result<(Method, String, Option<Value>,
     Ok(match command {
         AdminCommand::Tenant(c) => match c {
             TenantCommand::List => (Method::GET, "/tenants".into(), None, Kind::Tenant),
-            TenantCommand::Show { name } => (Method::GET, format!("/tenants/{name}"), None, Kind::Tenant),
-            TenantCommand::Add { name } => (Method::POST, "/tenants".into(), Some(json!({ "name": name })), Kind::Tenant),
-            TenantCommand::Rm { name } => (Method::DELETE, format!("/tenants/{name}"), None, Kind::Tenant),
+            TenantCommand::Show { name } => {
+                (Method::GET, format!("/tenants/{name}"), None, Kind::Tenant)
+            }
+            TenantCommand::Add { name } => (
+                Method::POST,
+                "/tenants".into(),
+                Some(json!({ "name": name })),
+                Kind::Tenant,
+            ),
+            TenantCommand::Rm { name } => (
+                Method::DELETE,
+                format!("/tenants/{name}"),
+                None,
+                Kind::Tenant,
+            ),
         },
         AdminCommand::Webapp(c) => match c {
             WebappCommand::List => (Method::GET, "/webapps".into(), None, Kind::Webapp),
-            WebappCommand::Show { key } => (Method::GET, format!("/webapps/{key}"), None, Kind::Webapp),
-            WebappCommand::Rm { key } => (Method::DELETE, format!("/webapps/{key}"), None, Kind::Webapp),
+            WebappCommand::Show { key } => {
+                (Method::GET, format!("/webapps/{key}"), None, Kind::Webapp)
+            }
+            WebappCommand::Rm { key } => (
+                Method::DELETE,
+                format!("/webapps/{key}"),
+                None,
+                Kind::Webapp,
+            ),
             WebappCommand::Add(a) => (
                 Method::POST,
                 "/webapps".into(),
@@ -163,15 +195,28 @@ fn request_for(command: &AdminCommand) -> Result<(Method, String, Option<Value>,
         },
         AdminCommand::Api(c) => match c {
             ApiCommand::List => (Method::GET, "/apis".into(), None, Kind::Api),
-            ApiCommand::Show { key } => (Method::GET, format!("/apis/{}", api_key(key)?), None, Kind::Api),
-            ApiCommand::Rm { key } => (Method::DELETE, format!("/apis/{}", api_key(key)?), None, Kind::Api),
+            ApiCommand::Show { key } => (
+                Method::GET,
+                format!("/apis/{}", api_key(key)?),
+                None,
+                Kind::Api,
+            ),
+            ApiCommand::Rm { key } => (
+                Method::DELETE,
+                format!("/apis/{}", api_key(key)?),
+                None,
+                Kind::Api,
+            ),
             ApiCommand::Add(a) => {
                 let routes: Vec<Value> = a
                     .routes
                     .iter()
                     .map(|r| match r.split_once('=') {
                         Some((pattern, methods)) => {
-                            let methods: Vec<String> = methods.split(',').map(|m| m.trim().to_ascii_uppercase()).collect();
+                            let methods: Vec<String> = methods
+                                .split(',')
+                                .map(|m| m.trim().to_ascii_uppercase())
+                                .collect();
                             json!({ "pattern": pattern, "methods": methods })
                         }
                         None => json!({ "pattern": r }),
@@ -228,13 +273,18 @@ impl Client {
                 fixed.insert(host.clone(), addr);
                 if matches!(config.tls, TlsSource::Development) {
                     let ca = config.data_dir.join("dev-ca.pem");
-                    roots = portico_gateway::tls::load_certs(&ca)
-                        .with_context(|| format!("cannot read the development CA of {}", config.data_dir.display()))?;
+                    roots = portico_gateway::tls::load_certs(&ca).with_context(|| {
+                        format!(
+                            "cannot read the development CA of {}",
+                            config.data_dir.display()
+                        )
+                    })?;
                 }
                 format!("https://{host}:{}", addr.port())
             }
         };
-        let http = portico_gateway::client::build_with_addresses(Duration::from_secs(5), &roots, fixed);
+        let http =
+            portico_gateway::client::build_with_addresses(Duration::from_secs(5), &roots, fixed);
         Ok(Client { base, token, http })
     }
 
@@ -253,19 +303,34 @@ impl Client {
             }
             None => empty(),
         };
-        let response = tokio::time::timeout(Duration::from_secs(30), self.http.request(request.body(body)?))
-            .await
-            .map_err(|_| anyhow!("{url}: no answer within 30 s"))?
-            .map_err(|e| anyhow!("{url}: {}", error_chain(&e)))?;
+        let response = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.http.request(request.body(body)?),
+        )
+        .await
+        .map_err(|_| anyhow!("{url}: no answer within 30 s"))?
+        .map_err(|e| anyhow!("{url}: {}", error_chain(&e)))?;
         let status = response.status();
-        let bytes = response.into_body().collect().await.map_err(|e| anyhow!("{url}: {e}"))?.to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| anyhow!("{url}: {e}"))?
+            .to_bytes();
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|_| anyhow!("{url}: {status}: {}", String::from_utf8_lossy(&bytes).trim()))?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+            anyhow!(
+                "{url}: {status}: {}",
+                String::from_utf8_lossy(&bytes).trim()
+            )
+        })?;
         if !status.is_success() {
-            let message = value.get("message").and_then(Value::as_str).unwrap_or("no message");
+            let message = value
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
             bail!("{status}: {message}");
         }
         Ok(Some(value))
@@ -295,7 +360,10 @@ fn print_table(kind: Kind, value: &Value) {
                 .map(|i| match i {
                     Value::String(s) => s.clone(),
                     Value::Object(route) => {
-                        let pattern = route.get("pattern").and_then(Value::as_str).unwrap_or_default();
+                        let pattern = route
+                            .get("pattern")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
                         let methods: Vec<&str> = route
                             .get("methods")
                             .and_then(Value::as_array)
@@ -323,11 +391,24 @@ fn print_table(kind: Kind, value: &Value) {
         }
     };
     let (header, lines): (Vec<&str>, Vec<Vec<String>>) = match kind {
-        Kind::Tenant => (vec!["NAME", "ORIGIN"], rows.iter().map(|v| vec![text(v, "name"), text(v, "origin")]).collect()),
+        Kind::Tenant => (
+            vec!["NAME", "ORIGIN"],
+            rows.iter()
+                .map(|v| vec![text(v, "name"), text(v, "origin")])
+                .collect(),
+        ),
         Kind::Webapp => (
             vec!["WEBAPP", "BACKEND", "TENANTS", "AUTH", "ORIGIN"],
             rows.iter()
-                .map(|v| vec![key(v), text(v, "backend"), text(v, "tenants"), text(v, "auth"), text(v, "origin")])
+                .map(|v| {
+                    vec![
+                        key(v),
+                        text(v, "backend"),
+                        text(v, "tenants"),
+                        text(v, "auth"),
+                        text(v, "origin"),
+                    ]
+                })
                 .collect(),
         ),
         Kind::Api => (
@@ -353,7 +434,11 @@ fn print_table(kind: Kind, value: &Value) {
         }
     }
     let render = |cells: Vec<String>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     render(header.iter().map(|h| h.to_string()).collect());
@@ -365,9 +450,16 @@ fn print_table(kind: Kind, value: &Value) {
 async fn reset_token(config: &Config) -> Result<()> {
     let store = portico_store::Store::open(&config.database)
         .await
-        .with_context(|| format!("cannot open the store {}", crate::config::mask_password(&config.database)))?;
+        .with_context(|| {
+            format!(
+                "cannot open the store {}",
+                crate::config::mask_password(&config.database)
+            )
+        })?;
     let token = portico_console::new_admin_token();
-    store.set_admin_token_hash(&portico_console::hash_admin_token(&token)).await?;
+    store
+        .set_admin_token_hash(&portico_console::hash_admin_token(&token))
+        .await?;
     store.close().await;
     println!("{token}");
     eprintln!("The admin token was replaced; the old one no longer works.");

@@ -17,7 +17,10 @@ pub fn registrations(demo: bool) -> Registry {
             provider: None,
             version: 1,
             backend: format!("internal:{REGISTRY_SERVICE}"),
-            routes: vec![Route { pattern: "/**".into(), methods: Vec::new() }],
+            routes: vec![Route {
+                pattern: "/**".into(),
+                methods: Vec::new(),
+            }],
             tenants: Vec::new(),
             // The registry API checks the admin token itself.
             auth: Auth::None,
@@ -25,7 +28,10 @@ pub fn registrations(demo: bool) -> Registry {
         }],
     };
     if demo {
-        registry.tenants.push(Tenant { name: "demo".into(), origin: Origin::Builtin });
+        registry.tenants.push(Tenant {
+            name: "demo".into(),
+            origin: Origin::Builtin,
+        });
         registry.webapps.push(WebApp {
             name: "hello".into(),
             provider: None,

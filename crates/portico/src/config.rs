@@ -79,7 +79,10 @@ struct RawProxy {
 
 impl Default for RawProxy {
     fn default() -> Self {
-        RawProxy { connect_timeout: "5s".into(), response_timeout: "120s".into() }
+        RawProxy {
+            connect_timeout: "5s".into(),
+            response_timeout: "120s".into(),
+        }
     }
 }
 
@@ -92,7 +95,10 @@ struct RawLimits {
 
 impl Default for RawLimits {
     fn default() -> Self {
-        RawLimits { max_header_size: "16kB".into(), header_read_timeout: "10s".into() }
+        RawLimits {
+            max_header_size: "16kB".into(),
+            header_read_timeout: "10s".into(),
+        }
     }
 }
 
@@ -105,7 +111,10 @@ struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { format: "text".into(), level: "info".into() }
+        RawLog {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -124,7 +133,10 @@ impl Default for RawDemo {
 /// Where the TLS certificate comes from.
 #[derive(Debug, Clone)]
 pub enum TlsSource {
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
     /// A development certificate generated into the data folder.
     Development,
 }
@@ -172,10 +184,15 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
     };
     match file {
         Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+            let base = if base.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                base
+            };
             parse(&text, Some(&path), &base, &env)
         }
         None => parse(BUILT_IN, None, Path::new("."), &env),
@@ -183,16 +200,28 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
 }
 
 /// Parses a configuration text. `base` is the folder relative paths start from.
-pub fn parse(text: &str, file: Option<&Path>, base: &Path, env: &[(String, String)]) -> Result<Config> {
-    let origin = file.map_or_else(|| "built-in defaults".to_string(), |f| f.display().to_string());
+pub fn parse(
+    text: &str,
+    file: Option<&Path>,
+    base: &Path,
+    env: &[(String, String)],
+) -> Result<Config> {
+    let origin = file.map_or_else(
+        || "built-in defaults".to_string(),
+        |f| f.display().to_string(),
+    );
     // Deserialized from the text first, so that a mistake in the file is reported with
     // its line; then again with the environment's overrides merged in.
     toml::from_str::<RawConfig>(text).map_err(|e| toml_error(&origin, text, &e))?;
     let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&origin, text, &e))?;
     apply_env(&mut table, env)?;
-    let raw: RawConfig = RawConfig::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
-        anyhow!("{origin} with PORTICO_* environment overrides: {}", e.message().trim())
-    })?;
+    let raw: RawConfig =
+        RawConfig::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+            anyhow!(
+                "{origin} with PORTICO_* environment overrides: {}",
+                e.message().trim()
+            )
+        })?;
     validate(raw, file, base).map_err(|e| anyhow!("{origin}: {e:#}"))
 }
 
@@ -210,7 +239,9 @@ fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
 /// value (a number, `true`, `["x"]`) is taken as one; anything else is a string.
 fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<()> {
     for (name, value) in env {
-        let Some(path) = name.strip_prefix("PORTICO_") else { continue };
+        let Some(path) = name.strip_prefix("PORTICO_") else {
+            continue;
+        };
         if !path.contains("__") {
             continue; // PORTICO_CONFIG, PORTICO_ADMIN_TOKEN and friends are not overrides.
         }
@@ -225,7 +256,9 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<()> {
         let (last, parents) = keys.split_last().unwrap_or((&keys[0], &[]));
         let mut node = &mut *table;
         for key in parents {
-            let entry = node.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = node
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             node = entry
                 .as_table_mut()
                 .ok_or_else(|| anyhow!("environment variable {name}: {key} is not a section"))?;
@@ -259,14 +292,20 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
     }
     for domain in &server.domains {
         let ok = !domain.is_empty()
-            && domain.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            && domain.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
         if !ok {
             bail!("server.domains: \"{domain}\" is not a domain name");
         }
     }
     for region in &server.regions {
         let mut parts = region.splitn(2, '-');
-        let ok = parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        let ok = parts.all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
         if !ok {
             bail!("server.regions: \"{region}\" is not a region like eu1 or eu1-preview");
         }
@@ -281,18 +320,32 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
         admin_listen: addr("server.admin_listen", &server.admin_listen)?,
         data_dir,
         database,
-        domains: server.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        domains: server
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
         regions: server.regions,
-        registry: server.registry.as_deref().filter(|r| !r.is_empty()).map(|r| resolve(base, r)),
+        registry: server
+            .registry
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(|r| resolve(base, r)),
         registry_cache_ttl: duration("server.registry_cache_ttl", &server.registry_cache_ttl)?,
         tls: match raw.tls {
-            Some(tls) => TlsSource::Files { cert: resolve(base, &tls.cert), key: resolve(base, &tls.key) },
+            Some(tls) => TlsSource::Files {
+                cert: resolve(base, &tls.cert),
+                key: resolve(base, &tls.key),
+            },
             None => TlsSource::Development,
         },
         connect_timeout: duration("proxy.connect_timeout", &raw.proxy.connect_timeout)?,
         response_timeout: duration("proxy.response_timeout", &raw.proxy.response_timeout)?,
         max_header_size: size("limits.max_header_size", &raw.limits.max_header_size)?,
-        header_read_timeout: duration("limits.header_read_timeout", &raw.limits.header_read_timeout)?,
+        header_read_timeout: duration(
+            "limits.header_read_timeout",
+            &raw.limits.header_read_timeout,
+        )?,
         log_format: match raw.log.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -315,7 +368,9 @@ fn resolve(base: &Path, path: &str) -> PathBuf {
 /// Makes the path of a relative `sqlite://` URL relative to the configuration's folder.
 fn resolve_database(base: &Path, url: &str) -> Result<String> {
     if let Some(rest) = url.strip_prefix("sqlite://") {
-        let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+        let (path, query) = rest
+            .split_once('?')
+            .map_or((rest, None), |(p, q)| (p, Some(q)));
         if path.is_empty() {
             bail!("\"{url}\" names no database file");
         }
@@ -328,7 +383,10 @@ fn resolve_database(base: &Path, url: &str) -> Result<String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(url.to_string());
     }
-    bail!("\"{}\" is neither sqlite://PATH nor postgres://…", mask_password(url))
+    bail!(
+        "\"{}\" is neither sqlite://PATH nor postgres://…",
+        mask_password(url)
+    )
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
@@ -348,7 +406,9 @@ pub fn mask_password(url: &str) -> String {
 /// `100ms`, `5s`, `5m`, `12h`, `1d`.
 pub fn duration(key: &str, value: &str) -> Result<Duration> {
     let value = value.trim();
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
     let n: u64 = number
         .parse()
@@ -367,7 +427,9 @@ pub fn duration(key: &str, value: &str) -> Result<Duration> {
 /// `16kB`, `150MB`, `1GB` (powers of 1000, as the seed writes them), `64KiB`, `1MiB`, or bytes.
 pub fn size(key: &str, value: &str) -> Result<usize> {
     let value = value.trim();
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
     let n: usize = number
         .parse()
@@ -382,7 +444,8 @@ pub fn size(key: &str, value: &str) -> Result<usize> {
         "GiB" => 1024 * 1024 * 1024,
         _ => bail!("{key}: \"{value}\" is not a size like 16kB or 150MB"),
     };
-    n.checked_mul(factor).ok_or_else(|| anyhow!("{key}: \"{value}\" is too large"))
+    n.checked_mul(factor)
+        .ok_or_else(|| anyhow!("{key}: \"{value}\" is too large"))
 }
 
 #[cfg(test)]
@@ -406,8 +469,16 @@ key = "key.pem"
 "#;
 
     fn parse_in(text: &str, env: &[(&str, &str)]) -> Result<Config> {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        parse(text, Some(Path::new("/etc/portico/portico.toml")), Path::new("/etc/portico"), &env)
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(
+            text,
+            Some(Path::new("/etc/portico/portico.toml")),
+            Path::new("/etc/portico"),
+            &env,
+        )
     }
 
     #[test]
@@ -417,7 +488,10 @@ key = "key.pem"
         assert_eq!(c.listen_plain, Some("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(c.data_dir, PathBuf::from("/etc/portico/./data"));
         assert_eq!(c.database, "sqlite:///etc/portico/./data/portico.db");
-        assert_eq!(c.registry, Some(PathBuf::from("/etc/portico/./registry.toml")));
+        assert_eq!(
+            c.registry,
+            Some(PathBuf::from("/etc/portico/./registry.toml"))
+        );
         match c.tls {
             TlsSource::Files { cert, key } => {
                 assert_eq!(cert, PathBuf::from("/etc/portico/cert.pem"));
@@ -444,7 +518,10 @@ key = "key.pem"
             EXAMPLE,
             &[
                 ("PORTICO_SERVER__ADMIN_LISTEN", "127.0.0.1:9191"),
-                ("PORTICO_SERVER__DOMAINS", "[\"a.localhost\", \"b.localhost\"]"),
+                (
+                    "PORTICO_SERVER__DOMAINS",
+                    "[\"a.localhost\", \"b.localhost\"]",
+                ),
                 ("PORTICO_PROXY__RESPONSE_TIMEOUT", "3s"),
                 ("PORTICO_SERVER__LISTEN_PLAIN", ""),
                 ("PORTICO_ADMIN_TOKEN", "not-an-override"),
@@ -459,16 +536,29 @@ key = "key.pem"
 
     #[test]
     fn errors_name_the_file_line_key_and_reason() {
-        let e = parse_in("[server]\nlisten = \n", &[]).unwrap_err().to_string();
+        let e = parse_in("[server]\nlisten = \n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("/etc/portico/portico.toml:2:"), "{e}");
-        let e = parse_in("[server]\nlisten = \"nowhere\"\n", &[]).unwrap_err().to_string();
+        let e = parse_in("[server]\nlisten = \"nowhere\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("server.listen") && e.contains("nowhere"), "{e}");
-        let e = parse_in("[server]\nlistn = \"127.0.0.1:1\"\n", &[]).unwrap_err().to_string();
+        let e = parse_in("[server]\nlistn = \"127.0.0.1:1\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listn"), "{e}");
-        let e = parse_in("[proxy]\nconnect_timeout = \"soon\"\n", &[]).unwrap_err().to_string();
+        let e = parse_in("[proxy]\nconnect_timeout = \"soon\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("proxy.connect_timeout"), "{e}");
-        let e = parse_in("[server]\ndatabase = \"mysql://u:secret@h/db\"\n", &[]).unwrap_err().to_string();
-        assert!(e.contains("server.database") && !e.contains("secret"), "{e}");
+        let e = parse_in("[server]\ndatabase = \"mysql://u:secret@h/db\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("server.database") && !e.contains("secret"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -483,7 +573,10 @@ key = "key.pem"
 
     #[test]
     fn passwords_are_masked_in_messages() {
-        assert_eq!(mask_password("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            mask_password("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(mask_password("postgres://h/db"), "postgres://h/db");
     }
 }

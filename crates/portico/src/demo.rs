@@ -14,9 +14,14 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 /// The demo as a tower service.
-pub fn service() -> tower::util::BoxCloneSyncService<Request<Body>, Response<Full<Bytes>>, Infallible> {
+pub fn service(
+) -> tower::util::BoxCloneSyncService<Request<Body>, Response<Full<Bytes>>, Infallible> {
     tower::util::BoxCloneSyncService::new(tower::service_fn(|request: Request<Body>| async move {
-        Ok::<_, Infallible>(if request.uri().path() == "/ws" { websocket(request) } else { page(&request) })
+        Ok::<_, Infallible>(if request.uri().path() == "/ws" {
+            websocket(request)
+        } else {
+            page(&request)
+        })
     }))
 }
 
@@ -60,25 +65,35 @@ document.getElementById("send").onclick = () => ws.send(document.getElementById(
         client = escape(&client),
     );
     let mut response = Response::new(Full::new(Bytes::from(html)));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     response
 }
 
 /// Accepts a WebSocket handshake and echoes every message back.
 fn websocket(mut request: Request<Body>) -> Response<Full<Bytes>> {
-    let key = request.headers().get(header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes()));
-    let version_ok = request.headers().get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    let key = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()));
+    let version_ok = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
     let (Some(accept), true) = (key, version_ok) else {
-        let mut response = Response::new(Full::new(Bytes::from_static(b"a WebSocket handshake (version 13) is expected here\n")));
+        let mut response = Response::new(Full::new(Bytes::from_static(
+            b"a WebSocket handshake (version 13) is expected here\n",
+        )));
         *response.status_mut() = StatusCode::BAD_REQUEST;
         return response;
     };
     let upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
-        let mut socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let mut socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         use futures_util::{SinkExt, StreamExt};
         while let Some(Ok(message)) = socket.next().await {
             if message.is_text() || message.is_binary() {
@@ -102,5 +117,8 @@ fn websocket(mut request: Request<Body>) -> Response<Full<Bytes>> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

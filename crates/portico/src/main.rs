@@ -39,7 +39,7 @@ enum Command {
     /// Run the gateway: listeners, registry, in-process services
     Serve,
     /// Manage the Gateway Registry of a running Portico through its API
-    Admin(admin::AdminArgs),
+    Admin(Box<admin::AdminArgs>),
 }
 
 fn main() -> ExitCode {
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
             init_logging(&config);
             runtime.block_on(serve::run(config))
         }
-        Command::Admin(args) => runtime.block_on(admin::run(args, config)),
+        Command::Admin(args) => runtime.block_on(admin::run(*args, config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,8 +77,11 @@ fn main() -> ExitCode {
 fn init_logging(config: &config::Config) {
     use tracing_subscriber::EnvFilter;
     // RUST_LOG, when set, wins over the configured level.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log_format {
         config::LogFormat::Json => builder.json().flatten_event(true).init(),
         config::LogFormat::Text => builder.init(),

@@ -47,10 +47,14 @@ pub async fn reload(store: &Store, gateway: &Gateway) -> anyhow::Result<()> {
         Ok(registry) => registry,
         Err(e) => {
             gateway.metrics().registry_reload(ReloadResult::Error);
-            anyhow::bail!("cannot read the registry from the store, routing from the cached table: {e}");
+            anyhow::bail!(
+                "cannot read the registry from the store, routing from the cached table: {e}"
+            );
         }
     };
-    gateway.install(&registry).map_err(|e| anyhow::anyhow!("registry not installed: {e}"))
+    gateway
+        .install(&registry)
+        .map_err(|e| anyhow::anyhow!("registry not installed: {e}"))
 }
 
 /// Runs until `shutdown`.

@@ -16,8 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub async fn run(config: Config) -> Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data folder {}",
+            config.data_dir.display()
+        )
+    })?;
     let store = Store::open(&config.database)
         .await
         .with_context(|| format!("cannot open the store {}", mask_password(&config.database)))?;
@@ -33,7 +37,10 @@ pub async fn run(config: Config) -> Result<()> {
     };
 
     let mut services = Services::new();
-    services.insert(REGISTRY_SERVICE.into(), from_tower(portico_console::registry_api(store.clone())));
+    services.insert(
+        REGISTRY_SERVICE.into(),
+        from_tower(portico_console::registry_api(store.clone())),
+    );
     services.insert(DEMO_SERVICE.into(), from_tower(crate::demo::service()));
     let gateway = Gateway::new(gateway_config(&config), services);
     registry_sync::reload(&store, &gateway).await?;
@@ -56,7 +63,11 @@ pub async fn run(config: Config) -> Result<()> {
         config.registry_cache_ttl,
         shutdown.clone(),
     ));
-    tasks.spawn(portico_gateway::ops::serve(gateway.clone(), admin, shutdown.clone()));
+    tasks.spawn(portico_gateway::ops::serve(
+        gateway.clone(),
+        admin,
+        shutdown.clone(),
+    ));
     {
         let gateway = gateway.clone();
         let shutdown = shutdown.clone();
@@ -92,11 +103,17 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
     let (cert, key) = match &config.tls {
         TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
         TlsSource::Development => {
-            let files = ensure_dev_cert(&config.data_dir, &dev_cert_names(&config.domains, &config.regions))?;
+            let files = ensure_dev_cert(
+                &config.data_dir,
+                &dev_cert_names(&config.domains, &config.regions),
+            )?;
             (files.cert, files.key)
         }
     };
-    Ok(tls::server_config(tls::load_certs(&cert)?, tls::load_key(&key)?)?)
+    Ok(tls::server_config(
+        tls::load_certs(&cert)?,
+        tls::load_key(&key)?,
+    )?)
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
@@ -112,7 +129,9 @@ async fn bootstrap_admin_token(store: &Store) -> Result<()> {
         return Ok(());
     }
     let token = portico_console::new_admin_token();
-    store.set_admin_token_hash(&portico_console::hash_admin_token(&token)).await?;
+    store
+        .set_admin_token_hash(&portico_console::hash_admin_token(&token))
+        .await?;
     println!(
         "\nThe admin token for the registry API and `portico admin` (shown this once; \
          `portico admin token reset` makes a new one):\n\n    {token}\n"
@@ -136,29 +155,39 @@ fn print_welcome(config: &Config) {
     }
     if config.demo {
         if let Some(plain) = config.listen_plain {
-            println!("  demo app:     http://demo-hello.{region}.{domain}{}/", port(plain, 80));
+            println!(
+                "  demo app:     http://demo-hello.{region}.{domain}{}/",
+                port(plain, 80)
+            );
         }
-        println!("  demo app:     https://demo-hello.{region}.{domain}{}/", port(config.listen, 443));
+        println!(
+            "  demo app:     https://demo-hello.{region}.{domain}{}/",
+            port(config.listen, 443)
+        );
     }
     println!(
         "  registry API: https://gateway.{region}.{domain}{}/api/registry/v1/openapi.json",
         port(config.listen, 443)
     );
     if matches!(config.tls, TlsSource::Development) {
-        println!("  development CA (for curl --cacert): {}", config.data_dir.join("dev-ca.pem").display());
+        println!(
+            "  development CA (for curl --cacert): {}",
+            config.data_dir.join("dev-ca.pem").display()
+        );
     }
     println!("  metrics:      http://{}/metrics", config.admin_listen);
 }
 
 async fn wait_for_signal() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops Portico");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops Portico");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}

@@ -1,11 +1,17 @@
 //! `portico admin` against a running `portico serve`, over TLS with the development CA.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 mod support;
 
 use support::*;
 
 fn stdout(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -24,45 +30,110 @@ fn admin_commands_manage_the_registry_through_the_api() {
     let admin = |args: &[&str]| portico.cli(&[&["admin"], &c[..], args].concat());
 
     let list = stdout(&admin(&["tenant", "list"]));
-    assert!(list.starts_with("NAME") && list.contains("demo") && list.contains("builtin"), "{list}");
+    assert!(
+        list.starts_with("NAME") && list.contains("demo") && list.contains("builtin"),
+        "{list}"
+    );
     stdout(&admin(&["tenant", "add", "abc"]));
     let backend_url = format!("http://{web}");
-    stdout(&admin(&["webapp", "add", "--name", "shop", "--backend", &backend_url, "--tenant", "abc", "--auth", "none"]));
     stdout(&admin(&[
-        "api", "add", "--name", "iot", "--provider", "xyz", "--version", "3", "--backend", &backend_url, "--route",
-        "/assets/**=GET,POST", "--tenant", "abc", "--auth", "none",
+        "webapp",
+        "add",
+        "--name",
+        "shop",
+        "--backend",
+        &backend_url,
+        "--tenant",
+        "abc",
+        "--auth",
+        "none",
+    ]));
+    stdout(&admin(&[
+        "api",
+        "add",
+        "--name",
+        "iot",
+        "--provider",
+        "xyz",
+        "--version",
+        "3",
+        "--backend",
+        &backend_url,
+        "--route",
+        "/assets/**=GET,POST",
+        "--tenant",
+        "abc",
+        "--auth",
+        "none",
     ]));
 
     // The new entries route at once.
     let host = "abc-shop.eu1.portico.localhost";
-    let routed = within(std::time::Duration::from_secs(2), || curl(&[&portico.plain_url(host, "/x")]) == (200, "web /x".into()));
+    let routed = within(std::time::Duration::from_secs(2), || {
+        curl(&[&portico.plain_url(host, "/x")]) == (200, "web /x".into())
+    });
     assert!(routed.is_some());
-    assert_eq!(curl(&[&portico.plain_url(host, "/api/iot-xyz/v3/assets/7")]), (200, "web /assets/7".into()));
+    assert_eq!(
+        curl(&[&portico.plain_url(host, "/api/iot-xyz/v3/assets/7")]),
+        (200, "web /assets/7".into())
+    );
 
-    let json: serde_json::Value = serde_json::from_str(&stdout(&admin(&["api", "show", "iot-xyz/v3", "--json"]))).unwrap();
-    assert_eq!(json["routes"][0]["methods"], serde_json::json!(["GET", "POST"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&admin(&["api", "show", "iot-xyz/v3", "--json"]))).unwrap();
+    assert_eq!(
+        json["routes"][0]["methods"],
+        serde_json::json!(["GET", "POST"])
+    );
     assert_eq!(json["origin"], "api");
     let table = stdout(&admin(&["webapp", "list"]));
-    assert!(table.contains("shop") && table.contains(&backend_url), "{table}");
+    assert!(
+        table.contains("shop") && table.contains(&backend_url),
+        "{table}"
+    );
 
     // Errors are clear and refuse the change.
-    let out = admin(&["webapp", "add", "--name", "x", "--backend", "http://a", "--auth", "session"]);
+    let out = admin(&[
+        "webapp",
+        "add",
+        "--name",
+        "x",
+        "--backend",
+        "http://a",
+        "--auth",
+        "session",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("auth"));
     let out = admin(&["tenant", "rm", "abc"]);
-    assert!(!out.status.success(), "a subscribed tenant cannot be removed");
+    assert!(
+        !out.status.success(),
+        "a subscribed tenant cannot be removed"
+    );
     let out = admin(&["webapp", "rm", "hello"]);
-    assert!(!out.status.success(), "built-in entries cannot be removed through the API");
+    assert!(
+        !out.status.success(),
+        "built-in entries cannot be removed through the API"
+    );
 
     stdout(&admin(&["api", "rm", "iot-xyz/v3"]));
     stdout(&admin(&["webapp", "rm", "shop"]));
     stdout(&admin(&["tenant", "rm", "abc"]));
-    let gone = within(std::time::Duration::from_secs(2), || curl(&[&portico.plain_url(host, "/x")]).0 == 404);
+    let gone = within(std::time::Duration::from_secs(2), || {
+        curl(&[&portico.plain_url(host, "/x")]).0 == 404
+    });
     assert!(gone.is_some());
 
     // A wrong token is refused; the token can be reset on the local store.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["admin", "--config", "portico.toml", "--token", "ptk_wrong", "tenant", "list"])
+        .args([
+            "admin",
+            "--config",
+            "portico.toml",
+            "--token",
+            "ptk_wrong",
+            "tenant",
+            "list",
+        ])
         .current_dir(portico.dir.path())
         .output()
         .unwrap();
@@ -79,19 +150,33 @@ fn admin_commands_manage_the_registry_through_the_api() {
         .current_dir(portico.dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn the_registry_api_publishes_its_openapi_document() {
     let portico = Portico::start(CONFIG, &[]);
     let ca = portico.path("data/dev-ca.pem");
-    let url = format!("https://gateway.eu1.portico.localhost:{}/api/registry/v1/openapi.json", portico.tls);
+    let url = format!(
+        "https://gateway.eu1.portico.localhost:{}/api/registry/v1/openapi.json",
+        portico.tls
+    );
     let (status, body) = curl(&["--cacert", ca.to_str().unwrap(), &url]);
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["openapi"], "3.0.3");
     assert!(doc["paths"]["/webapps"]["post"].is_object());
-    let url = format!("https://gateway.eu1.portico.localhost:{}/api/registry/v1/tenants", portico.tls);
-    assert_eq!(curl(&["--cacert", ca.to_str().unwrap(), &url]).0, 401, "the registry needs the admin token");
+    let url = format!(
+        "https://gateway.eu1.portico.localhost:{}/api/registry/v1/tenants",
+        portico.tls
+    );
+    assert_eq!(
+        curl(&["--cacert", ca.to_str().unwrap(), &url]).0,
+        401,
+        "the registry needs the admin token"
+    );
 }

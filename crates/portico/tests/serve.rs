@@ -1,5 +1,7 @@
 //! `portico serve` as a user runs it: the built binary, real TLS, curl as the client.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 mod support;
 
 use std::time::Duration;
@@ -52,40 +54,85 @@ fn the_built_in_defaults_serve_the_demo_over_plain_http_and_tls() {
     let (status, page) = curl(&[&portico.plain_url("demo-hello.eu1.portico.localhost", "/")]);
     assert_eq!(status, 200);
     assert!(page.contains("Hello from Portico"), "{page}");
-    assert!(page.contains("x-forwarded-host"), "the page shows the request as the backend saw it");
-    assert!(portico.stdout().contains("http://demo-hello.eu1.portico.localhost:"), "the URLs are printed");
+    assert!(
+        page.contains("x-forwarded-host"),
+        "the page shows the request as the backend saw it"
+    );
+    assert!(
+        portico
+            .stdout()
+            .contains("http://demo-hello.eu1.portico.localhost:"),
+        "the URLs are printed"
+    );
 
     // TLS with the development certificate, trusted through its CA file.
-    assert!(portico.path("data/portico.db").exists(), "the SQLite file is created");
+    assert!(
+        portico.path("data/portico.db").exists(),
+        "the SQLite file is created"
+    );
     let ca = portico.path("data/dev-ca.pem");
     let url = format!("https://demo-hello.eu1.portico.localhost:{}/", portico.tls);
     let (status, page) = curl(&["--cacert", ca.to_str().unwrap(), &url]);
     assert_eq!(status, 200);
-    assert!(page.contains("<td>https</td>"), "X-Forwarded-Proto is https");
-    let (status, _) = curl(&["--cacert", ca.to_str().unwrap(), "--tlsv1.2", "--tls-max", "1.2", &url]);
+    assert!(
+        page.contains("<td>https</td>"),
+        "X-Forwarded-Proto is https"
+    );
+    let (status, _) = curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--tlsv1.2",
+        "--tls-max",
+        "1.2",
+        &url,
+    ]);
     assert_eq!(status, 200, "TLS 1.2 is served too");
 }
 
 #[test]
 fn the_example_registry_routes_web_apps_and_apis() {
     let (web, api) = (backend("web", 0), backend("api", 0));
-    let portico = Portico::start(EXAMPLE_CONFIG, &[("registry.toml", &example_registry(web, api))]);
+    let portico = Portico::start(
+        EXAMPLE_CONFIG,
+        &[("registry.toml", &example_registry(web, api))],
+    );
     let host = "abc-assetmanager-xyz.eu1.portico.localhost";
 
-    assert_eq!(curl(&[&portico.plain_url(host, "/a/b?c=d")]), (200, "web /a/b?c=d".into()));
-    assert_eq!(curl(&[&portico.plain_url(host, "/api/iot-xyz/v3/assets/1")]), (200, "api /assets/1".into()));
+    assert_eq!(
+        curl(&[&portico.plain_url(host, "/a/b?c=d")]),
+        (200, "web /a/b?c=d".into())
+    );
+    assert_eq!(
+        curl(&[&portico.plain_url(host, "/api/iot-xyz/v3/assets/1")]),
+        (200, "api /assets/1".into())
+    );
     let gateway = "gateway.eu1.portico.localhost";
-    assert_eq!(curl(&[&portico.plain_url(gateway, "/api/iot-xyz/v3/assets/1")]), (200, "api /assets/1".into()));
+    assert_eq!(
+        curl(&[&portico.plain_url(gateway, "/api/iot-xyz/v3/assets/1")]),
+        (200, "api /assets/1".into())
+    );
 
     let (status, body) = curl(&[&portico.plain_url(host, "/api/iot-xyz/v4/assets/1")]);
     assert_eq!(status, 404);
-    assert!(body.starts_with("{\"status\":404,\"error\":\"Not Found\""), "{body}");
-    let (status, body) = curl(&["-H", "Accept: application/xml", &portico.plain_url(host, "/api/iot-xyz/v4/assets/1")]);
+    assert!(
+        body.starts_with("{\"status\":404,\"error\":\"Not Found\""),
+        "{body}"
+    );
+    let (status, body) = curl(&[
+        "-H",
+        "Accept: application/xml",
+        &portico.plain_url(host, "/api/iot-xyz/v4/assets/1"),
+    ]);
     assert_eq!(status, 404);
     assert!(body.starts_with("<error><status>404</status>"), "{body}");
-    let (status, _) = curl(&["-H", "Accept: text/plain", &portico.plain_url(host, "/api/iot-xyz/v4/assets/1")]);
+    let (status, _) = curl(&[
+        "-H",
+        "Accept: text/plain",
+        &portico.plain_url(host, "/api/iot-xyz/v4/assets/1"),
+    ]);
     assert_eq!(status, 406);
-    let (status, _) = curl(&[&portico.plain_url("zzz-assetmanager-xyz.eu1.portico.localhost", "/")]);
+    let (status, _) =
+        curl(&[&portico.plain_url("zzz-assetmanager-xyz.eu1.portico.localhost", "/")]);
     assert_eq!(status, 404, "a tenant that is not subscribed");
 
     let (status, body) = curl(&["-g", &portico.plain_url(host, "/getDataByIds?idList=[1,2]")]);
@@ -102,27 +149,62 @@ fn the_example_registry_routes_web_apps_and_apis() {
 fn registry_file_edits_reroute_without_harming_a_download() {
     const CHUNKS: usize = 100; // 6.4 MiB over about 3 s
     let (old, new, api) = (backend("old", CHUNKS), backend("new", 0), backend("api", 0));
-    let portico = Portico::start(EXAMPLE_CONFIG, &[("registry.toml", &example_registry(old, api))]);
+    let portico = Portico::start(
+        EXAMPLE_CONFIG,
+        &[("registry.toml", &example_registry(old, api))],
+    );
     let host = "abc-assetmanager-xyz.eu1.portico.localhost";
     let download_url = portico.plain_url(host, "/download");
     let download = std::thread::spawn(move || {
         std::process::Command::new("curl")
-            .args(["-s", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", &download_url])
+            .args([
+                "-s",
+                "--max-time",
+                "30",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{size_download}",
+                &download_url,
+            ])
             .output()
             .unwrap()
     });
     std::thread::sleep(Duration::from_millis(300));
 
     std::fs::write(portico.path("registry.toml"), example_registry(new, api)).unwrap();
-    let took = within(Duration::from_secs(2), || curl(&[&portico.plain_url(host, "/")]).1 == "new /");
+    let took = within(Duration::from_secs(2), || {
+        curl(&[&portico.plain_url(host, "/")]).1 == "new /"
+    });
     assert!(took.is_some(), "the edit did not route within 2 s");
-    assert!(!download.is_finished(), "the download should still be running");
+    assert!(
+        !download.is_finished(),
+        "the download should still be running"
+    );
 
-    std::fs::write(portico.path("registry.toml"), "[[webapps]]\nname = \"Broken\"\n").unwrap();
-    let logged = within(Duration::from_secs(5), || portico.stderr().contains("registry file not applied"));
-    assert!(logged.is_some(), "the broken edit is logged:\n{}", portico.stderr());
-    assert!(portico.stderr().contains("registry.toml:1"), "with file and line:\n{}", portico.stderr());
-    assert_eq!(curl(&[&portico.plain_url(host, "/")]), (200, "new /".into()), "and changes nothing");
+    std::fs::write(
+        portico.path("registry.toml"),
+        "[[webapps]]\nname = \"Broken\"\n",
+    )
+    .unwrap();
+    let logged = within(Duration::from_secs(5), || {
+        portico.stderr().contains("registry file not applied")
+    });
+    assert!(
+        logged.is_some(),
+        "the broken edit is logged:\n{}",
+        portico.stderr()
+    );
+    assert!(
+        portico.stderr().contains("registry.toml:1"),
+        "with file and line:\n{}",
+        portico.stderr()
+    );
+    assert_eq!(
+        curl(&[&portico.plain_url(host, "/")]),
+        (200, "new /".into()),
+        "and changes nothing"
+    );
 
     let out = download.join().unwrap();
     assert_eq!(
@@ -135,7 +217,11 @@ fn registry_file_edits_reroute_without_harming_a_download() {
 #[test]
 fn a_bad_configuration_is_refused_with_file_line_and_reason() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("portico.toml"), "[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap();
+    std::fs::write(
+        dir.path().join("portico.toml"),
+        "[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
         .args(["serve", "--config", "portico.toml"])
         .current_dir(dir.path())
@@ -143,7 +229,10 @@ fn a_bad_configuration_is_refused_with_file_line_and_reason() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("portico.toml:3") && err.contains("bogus"), "{err}");
+    assert!(
+        err.contains("portico.toml:3") && err.contains("bogus"),
+        "{err}"
+    );
 
     std::fs::write(dir.path().join("registry.toml"), "[[tenants]]\nname = \"abc\"\n[[webapps]]\nname = \"x\"\nbackend = \"http://127.0.0.1:1\"\n").unwrap();
     let config = format!(
@@ -159,7 +248,10 @@ fn a_bad_configuration_is_refused_with_file_line_and_reason() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("registry.toml:3") && err.contains("auth"), "{err}");
+    assert!(
+        err.contains("registry.toml:3") && err.contains("auth"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -176,18 +268,30 @@ fn operators_get_metrics_health_and_readiness() {
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }
-    assert_eq!(curl(&[&format!("http://127.0.0.1:{}/healthz", portico.admin)]).0, 200);
-    assert_eq!(curl(&[&format!("http://127.0.0.1:{}/readyz", portico.admin)]).0, 200);
+    assert_eq!(
+        curl(&[&format!("http://127.0.0.1:{}/healthz", portico.admin)]).0,
+        200
+    );
+    assert_eq!(
+        curl(&[&format!("http://127.0.0.1:{}/readyz", portico.admin)]).0,
+        200
+    );
     let (status, body) = curl(&[&portico.plain_url("gateway.eu1.portico.localhost", "/healthz")]);
     assert_eq!((status, body.as_str()), (200, "ok\n"));
-    assert!(portico.stderr().contains("portico::access"), "an access log line per request");
+    assert!(
+        portico.stderr().contains("portico::access"),
+        "an access log line per request"
+    );
 }
 
 /// `portico serve` on PostgreSQL (OPS-2): registrations made through the API survive a
 /// restart. Runs where the test command provides a server (`PORTICO_TEST_POSTGRES_URL`).
 #[test]
 fn serve_keeps_its_registry_in_postgresql() {
-    let Some(server) = std::env::var("PORTICO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
+    let Some(server) = std::env::var("PORTICO_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
         assert!(
             std::env::var("PORTICO_REQUIRE_POSTGRES").ok().as_deref() != Some("1"),
             "PORTICO_REQUIRE_POSTGRES=1 but PORTICO_TEST_POSTGRES_URL is not set"
@@ -197,10 +301,19 @@ fn serve_keeps_its_registry_in_postgresql() {
     };
     let db = format!("serve_{}", free_port());
     let created = std::process::Command::new("psql")
-        .args([server.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .args([
+            server.as_str(),
+            "-q",
+            "-c",
+            &format!("CREATE DATABASE {db}"),
+        ])
         .output()
         .expect("psql runs");
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let url = match server.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{db}"),
         None => panic!("unexpected URL {server}"),
@@ -212,19 +325,41 @@ fn serve_keeps_its_registry_in_postgresql() {
     let token = first.admin_token();
     let backend_url = format!("http://{web}");
     let out = first.cli(&["admin", "--config", "portico.toml", "tenant", "add", "pg"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = first.cli(&[
-        "admin", "--config", "portico.toml", "webapp", "add", "--name", "app", "--backend", &backend_url, "--tenant", "pg",
-        "--auth", "none",
+        "admin",
+        "--config",
+        "portico.toml",
+        "webapp",
+        "add",
+        "--name",
+        "app",
+        "--backend",
+        &backend_url,
+        "--tenant",
+        "pg",
+        "--auth",
+        "none",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (status, body) = curl(&[&first.plain_url("pg-app.eu1.portico.localhost", "/x")]);
     assert_eq!((status, body.as_str()), (200, "web /x"));
     drop(first);
 
     // A second start on the same database: no new admin token, the entry routes.
     let second = Portico::start(&config, &[]);
-    assert!(!second.stdout().contains("ptk_"), "the admin token is printed only once per store");
+    assert!(
+        !second.stdout().contains("ptk_"),
+        "the admin token is printed only once per store"
+    );
     let (status, body) = curl(&[&second.plain_url("pg-app.eu1.portico.localhost", "/x")]);
     assert_eq!((status, body.as_str()), (200, "web /x"));
     assert!(!token.is_empty());

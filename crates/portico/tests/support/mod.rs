@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Portico {
@@ -57,14 +61,30 @@ impl Portico {
         let dir = tempfile::tempdir().unwrap();
         let (plain, tls, admin) = (free_port(), free_port(), free_port());
         let env = [
-            ("PORTICO_SERVER__LISTEN".to_string(), format!("127.0.0.1:{tls}")),
-            ("PORTICO_SERVER__LISTEN_PLAIN".to_string(), format!("127.0.0.1:{plain}")),
-            ("PORTICO_SERVER__ADMIN_LISTEN".to_string(), format!("127.0.0.1:{admin}")),
+            (
+                "PORTICO_SERVER__LISTEN".to_string(),
+                format!("127.0.0.1:{tls}"),
+            ),
+            (
+                "PORTICO_SERVER__LISTEN_PLAIN".to_string(),
+                format!("127.0.0.1:{plain}"),
+            ),
+            (
+                "PORTICO_SERVER__ADMIN_LISTEN".to_string(),
+                format!("127.0.0.1:{admin}"),
+            ),
         ];
         Self::spawn(dir, plain, tls, admin, &[], &env)
     }
 
-    fn spawn(dir: tempfile::TempDir, plain: u16, tls: u16, admin: u16, args: &[&str], env: &[(String, String)]) -> Portico {
+    fn spawn(
+        dir: tempfile::TempDir,
+        plain: u16,
+        tls: u16,
+        admin: u16,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Portico {
         let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_portico"))
@@ -78,7 +98,13 @@ impl Portico {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let mut portico = Portico { dir, plain, tls, admin, child };
+        let mut portico = Portico {
+            dir,
+            plain,
+            tls,
+            admin,
+            child,
+        };
         portico.wait_ready();
         portico
     }
@@ -170,16 +196,22 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 pub fn backend(name: &'static str, chunks: usize) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| async move {
-                        Ok::<_, Infallible>(answer(name, chunks, &req))
-                    });
+                    let service =
+                        hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                            Ok::<_, Infallible>(answer(name, chunks, &req))
+                        });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -197,7 +229,10 @@ fn answer(name: &'static str, chunks: usize, req: &Request<Incoming>) -> Respons
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
-            Some((Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'd'; 64 * 1024]))), i + 1))
+            Some((
+                Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'd'; 64 * 1024]))),
+                i + 1,
+            ))
         });
         return Response::new(StreamBody::new(body).boxed_unsync());
     }

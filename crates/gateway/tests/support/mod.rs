@@ -29,9 +29,12 @@ pub async fn backend(name: &'static str) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| answer(name, req));
+                let service =
+                    hyper::service::service_fn(move |req: Request<Incoming>| answer(name, req));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
@@ -55,12 +58,20 @@ async fn answer(name: &'static str, req: Request<Incoming>) -> Result<Response<B
                     return None;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                Some((Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; STREAM_CHUNK]))), i + 1))
+                Some((
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; STREAM_CHUNK]))),
+                    i + 1,
+                ))
             });
             Response::new(boxed(StreamBody::new(chunks)))
         }
         "/count" => {
-            let bytes = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+            let bytes = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes().len())
+                .unwrap_or(0);
             Response::new(boxed(Full::new(Bytes::from(bytes.to_string()))))
         }
         _ => {
@@ -78,12 +89,17 @@ async fn answer(name: &'static str, req: Request<Incoming>) -> Result<Response<B
         }
     };
     let mut response = response;
-    response.headers_mut().insert("x-backend", name.parse().unwrap());
+    response
+        .headers_mut()
+        .insert("x-backend", name.parse().unwrap());
     Ok(response)
 }
 
 pub fn tenant(name: &str) -> Tenant {
-    Tenant { name: name.into(), origin: Origin::File }
+    Tenant {
+        name: name.into(),
+        origin: Origin::File,
+    }
 }
 
 pub fn webapp(name: &str, provider: Option<&str>, backend: SocketAddr, tenants: &[&str]) -> WebApp {
@@ -99,7 +115,14 @@ pub fn webapp(name: &str, provider: Option<&str>, backend: SocketAddr, tenants: 
     }
 }
 
-pub fn api(name: &str, provider: Option<&str>, version: u32, backend: SocketAddr, routes: &[(&str, &[&str])], tenants: &[&str]) -> Api {
+pub fn api(
+    name: &str,
+    provider: Option<&str>,
+    version: u32,
+    backend: SocketAddr,
+    routes: &[(&str, &[&str])],
+    tenants: &[&str],
+) -> Api {
     Api {
         name: name.into(),
         provider: provider.map(str::to_string),
@@ -107,7 +130,10 @@ pub fn api(name: &str, provider: Option<&str>, version: u32, backend: SocketAddr
         backend: format!("http://{backend}"),
         routes: routes
             .iter()
-            .map(|(p, m)| Route { pattern: p.to_string(), methods: m.iter().map(|m| m.to_string()).collect() })
+            .map(|(p, m)| Route {
+                pattern: p.to_string(),
+                methods: m.iter().map(|m| m.to_string()).collect(),
+            })
             .collect(),
         tenants: tenants.iter().map(|t| t.to_string()).collect(),
         auth: Auth::None,
@@ -121,7 +147,14 @@ pub fn example_registry(a: SocketAddr, b: SocketAddr) -> Registry {
     Registry {
         tenants: vec![tenant("abc"), tenant("other")],
         webapps: vec![webapp("assetmanager", Some("xyz"), a, &["abc"])],
-        apis: vec![api("iot", Some("xyz"), 3, b, &[("/assets/**", &["GET", "POST"])], &["abc"])],
+        apis: vec![api(
+            "iot",
+            Some("xyz"),
+            3,
+            b,
+            &[("/assets/**", &["GET", "POST"])],
+            &["abc"],
+        )],
     }
 }
 
@@ -141,7 +174,11 @@ pub async fn start(registry: &Registry, tweak: impl FnOnce(&mut GatewayConfig)) 
     start_with(registry, Services::new(), tweak).await
 }
 
-pub async fn start_with(registry: &Registry, services: Services, tweak: impl FnOnce(&mut GatewayConfig)) -> TestGateway {
+pub async fn start_with(
+    registry: &Registry,
+    services: Services,
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> TestGateway {
     let mut config = GatewayConfig::new(vec!["portico.localhost".into()], vec!["eu1".into()]);
     tweak(&mut config);
     let gateway = Gateway::new(config, services);
@@ -152,7 +189,11 @@ pub async fn start_with(registry: &Registry, services: Services, tweak: impl FnO
     let serving = gateway.clone();
     let token = shutdown.clone();
     tokio::spawn(async move { serving.serve(listener, None, token).await });
-    TestGateway { gateway, addr, shutdown }
+    TestGateway {
+        gateway,
+        addr,
+        shutdown,
+    }
 }
 
 /// A response as read off the wire.
@@ -197,13 +238,25 @@ pub fn parse_responses(bytes: &[u8]) -> Vec<Raw> {
     let mut out = Vec::new();
     while let Some(end) = rest.find("\r\n\r\n") {
         let head = rest[..end].to_string();
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let length = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            })
             .unwrap_or(rest.len() - end - 4);
         let body_end = (end + 4 + length).min(rest.len());
-        out.push(Raw { status, head, body: rest[end + 4..body_end].to_string() });
+        out.push(Raw {
+            status,
+            head,
+            body: rest[end + 4..body_end].to_string(),
+        });
         rest = &rest[body_end..];
     }
     out
@@ -218,5 +271,8 @@ pub async fn get(addr: SocketAddr, host: &str, target: &str, extra: &[&str]) -> 
     }
     request.push_str("\r\n");
     let bytes = raw_bytes(addr, request.as_bytes()).await;
-    parse_responses(&bytes).into_iter().next().unwrap_or_else(|| panic!("no response: {}", String::from_utf8_lossy(&bytes)))
+    parse_responses(&bytes)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no response: {}", String::from_utf8_lossy(&bytes)))
 }
