@@ -82,6 +82,37 @@ pub struct DevCert {
     pub key: PathBuf,
 }
 
+impl DevCert {
+    /// The files Portico generates in its data folder when no `[tls]` is configured.
+    pub fn in_dir(dir: &Path) -> DevCert {
+        DevCert {
+            ca: dir.join("dev-ca.pem"),
+            cert: dir.join("dev-cert.pem"),
+            key: dir.join("dev-key.pem"),
+        }
+    }
+
+    /// A certificate at configured paths, with its CA in the certificate's folder.
+    pub fn at(cert: &Path, key: &Path) -> DevCert {
+        DevCert {
+            ca: cert.with_file_name("dev-ca.pem"),
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        }
+    }
+
+    fn ca_key(&self) -> PathBuf {
+        self.ca.with_file_name("dev-ca-key.pem")
+    }
+
+    /// Records the names the certificate was made for.
+    fn names_file(&self) -> PathBuf {
+        let mut name = self.cert.clone().into_os_string();
+        name.push(".names");
+        PathBuf::from(name)
+    }
+}
+
 /// The names a development certificate covers for these domains and regions (GW-1..GW-6).
 pub fn dev_cert_names(domains: &[String], regions: &[String]) -> Vec<String> {
     let mut names = vec![
@@ -98,17 +129,11 @@ pub fn dev_cert_names(domains: &[String], regions: &[String]) -> Vec<String> {
     names
 }
 
-/// Makes sure `dir` holds a development CA and a certificate for `names`. The CA is made
+/// Makes sure `files` hold a development CA and a certificate for `names`. The CA is made
 /// once and kept, so a browser or system that trusts it keeps trusting the certificates
 /// made later; the certificate is made again when the names change.
-pub fn ensure_dev_cert(dir: &Path, names: &[String]) -> Result<DevCert, TlsError> {
-    let files = DevCert {
-        ca: dir.join("dev-ca.pem"),
-        cert: dir.join("dev-cert.pem"),
-        key: dir.join("dev-key.pem"),
-    };
-    let ca_key_path = dir.join("dev-ca-key.pem");
-    let names_path = dir.join("dev-cert.names");
+pub fn ensure_dev_cert(files: &DevCert, names: &[String]) -> Result<(), TlsError> {
+    let names_path = files.names_file();
     let wanted = names.join("\n");
     let current = std::fs::read_to_string(&names_path).ok();
     if current.as_deref() == Some(wanted.as_str())
@@ -116,9 +141,10 @@ pub fn ensure_dev_cert(dir: &Path, names: &[String]) -> Result<DevCert, TlsError
         && files.key.exists()
         && files.ca.exists()
     {
-        return Ok(files);
+        return Ok(());
     }
 
+    let ca_key_path = files.ca_key();
     let ca_key = match std::fs::read_to_string(&ca_key_path) {
         Ok(pem) if files.ca.exists() => rcgen::KeyPair::from_pem(&pem)?,
         _ => rcgen::KeyPair::generate()?,
@@ -139,7 +165,7 @@ pub fn ensure_dev_cert(dir: &Path, names: &[String]) -> Result<DevCert, TlsError
     write(&files.key, &key.serialize_pem(), true)?;
     write(&files.cert, &cert.pem(), false)?;
     write(&names_path, &wanted, false)?;
-    Ok(files)
+    Ok(())
 }
 
 fn ca_params() -> Result<rcgen::CertificateParams, TlsError> {
@@ -182,14 +208,15 @@ mod tests {
         let names = dev_cert_names(&["portico.localhost".into()], &["eu1".into()]);
         assert!(names.contains(&"*.eu1.portico.localhost".to_string()));
         assert!(names.contains(&"*.eu1.vpnrts.portico.localhost".to_string()));
-        let files = ensure_dev_cert(dir.path(), &names).unwrap();
+        let files = DevCert::in_dir(dir.path());
+        ensure_dev_cert(&files, &names).unwrap();
         let ca_before = std::fs::read(&files.ca).unwrap();
         let cert_before = std::fs::read(&files.cert).unwrap();
-        ensure_dev_cert(dir.path(), &names).unwrap();
+        ensure_dev_cert(&files, &names).unwrap();
         assert_eq!(std::fs::read(&files.cert).unwrap(), cert_before);
 
         let more = dev_cert_names(&["portico.localhost".into()], &["eu1".into(), "eu2".into()]);
-        ensure_dev_cert(dir.path(), &more).unwrap();
+        ensure_dev_cert(&files, &more).unwrap();
         assert_ne!(std::fs::read(&files.cert).unwrap(), cert_before);
         assert_eq!(std::fs::read(&files.ca).unwrap(), ca_before);
         let config = server_config(

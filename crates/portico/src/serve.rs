@@ -5,7 +5,7 @@ use crate::builtin::{self, DEMO_SERVICE, REGISTRY_SERVICE};
 use crate::config::{mask_password, Config, TlsSource};
 use crate::registry_sync;
 use anyhow::{Context, Result};
-use portico_gateway::tls::{self, dev_cert_names, ensure_dev_cert};
+use portico_gateway::tls::{self, dev_cert_names, ensure_dev_cert, DevCert};
 use portico_gateway::{from_tower, Gateway, GatewayConfig, Services};
 use portico_store::{Origin, Store};
 use std::net::SocketAddr;
@@ -100,19 +100,31 @@ fn gateway_config(config: &Config) -> GatewayConfig {
 }
 
 fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
-    let (cert, key) = match &config.tls {
-        TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
+    let names = dev_cert_names(&config.domains, &config.regions);
+    let files = match &config.tls {
         TlsSource::Development => {
-            let files = ensure_dev_cert(
-                &config.data_dir,
-                &dev_cert_names(&config.domains, &config.regions),
-            )?;
-            (files.cert, files.key)
+            let files = DevCert::in_dir(&config.data_dir);
+            ensure_dev_cert(&files, &names)?;
+            files
         }
+        // Configured files that do not exist yet get a development certificate, so that
+        // a configuration works as written on a first try; one file without the other is
+        // a mistake and refused.
+        TlsSource::Files { cert, key } if !cert.exists() && !key.exists() => {
+            let files = DevCert::at(cert, key);
+            ensure_dev_cert(&files, &names)?;
+            tracing::warn!(
+                cert = %cert.display(),
+                ca = %files.ca.display(),
+                "the configured certificate did not exist: a development certificate was written there"
+            );
+            files
+        }
+        TlsSource::Files { cert, key } => DevCert::at(cert, key),
     };
     Ok(tls::server_config(
-        tls::load_certs(&cert)?,
-        tls::load_key(&key)?,
+        tls::load_certs(&files.cert)?,
+        tls::load_key(&files.key)?,
     )?)
 }
 

@@ -19,6 +19,10 @@ database = "sqlite://./data/portico.db"
 domains = ["portico.localhost"]
 regions = ["eu1"]
 registry = "./registry.toml"
+
+[tls]
+cert = "cert.pem"
+key = "key.pem"
 "#;
 
 fn example_registry(web: std::net::SocketAddr, api: std::net::SocketAddr) -> String {
@@ -134,6 +138,15 @@ fn the_example_registry_routes_web_apps_and_apis() {
     let (status, _) =
         curl(&[&portico.plain_url("zzz-assetmanager-xyz.eu1.portico.localhost", "/")]);
     assert_eq!(status, 404, "a tenant that is not subscribed");
+
+    // The configured certificate files did not exist: a development certificate was
+    // written there, with its CA beside it.
+    let ca = portico.path("dev-ca.pem");
+    let tls_url = format!("https://{host}:{}/x", portico.tls);
+    assert_eq!(
+        curl(&["--cacert", ca.to_str().unwrap(), &tls_url]),
+        (200, "web /x".into())
+    );
 
     let (status, body) = curl(&["-g", &portico.plain_url(host, "/getDataByIds?idList=[1,2]")]);
     assert_eq!(status, 400, "{body}");
