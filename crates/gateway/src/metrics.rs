@@ -1,6 +1,6 @@
 //! Prometheus metrics of the gateway (OPS-3), exposed on the operators' listener.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -9,12 +9,29 @@ use prometheus_client::registry::Registry;
 
 /// What kind of target a request was routed to; `unrouted` for requests the gateway
 /// answered itself with an error before choosing one.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum RouteClass {
     Webapp,
     Api,
     Core,
     Unrouted,
+}
+
+impl RouteClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteClass::Webapp => "webapp",
+            RouteClass::Api => "api",
+            RouteClass::Core => "core",
+            RouteClass::Unrouted => "unrouted",
+        }
+    }
+}
+
+impl EncodeLabelValue for RouteClass {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -28,10 +45,20 @@ struct ClassLabels {
     class: RouteClass,
 }
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum ReloadResult {
     Ok,
     Error,
+}
+
+impl EncodeLabelValue for ReloadResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let text = match self {
+            ReloadResult::Ok => "ok",
+            ReloadResult::Error => "error",
+        };
+        EncodeLabelValue::encode(&text, encoder)
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -54,7 +54,9 @@ struct Inner {
     ready: AtomicBool,
 }
 
-/// The outcome of the routing phase.
+/// The outcome of the routing phase. It lives on the stack for one request; boxing the
+/// large variant would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Routed {
     /// A core path that Portico answers itself (GW-6a).
     Core,
@@ -64,6 +66,7 @@ enum Routed {
 /// Where a request is forwarded.
 struct Dispatch {
     class: RouteClass,
+    host: ParsedHost,
     target: Target,
     /// The path and query appended to the target's base path.
     path: String,
@@ -179,7 +182,7 @@ impl Gateway {
             host = %host,
             path = %path,
             status,
-            class = ?class,
+            class = class.as_str(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
         );
         response
@@ -192,7 +195,7 @@ impl Gateway {
         request_id: &str,
     ) -> (RouteClass, Result<Response<Body>, GatewayError>) {
         let dispatch = match self.route(&request) {
-            Ok(Routed::Core) => return (RouteClass::Core, Ok(self.core(&request))),
+            Ok(Routed::Core) => return (RouteClass::Core, core(&request)),
             Ok(Routed::Forward(d)) => d,
             Err(e) => return (RouteClass::Unrouted, Err(e)),
         };
@@ -225,7 +228,7 @@ impl Gateway {
                     return Ok(Routed::Core);
                 }
                 if under(path, "/api") || under(path, "/services") {
-                    return self.route_api(&table, Some(tenant), request);
+                    return self.route_api(&table, &parsed, Some(tenant), request);
                 }
                 let webapp = table.webapp(tenant, app, provider.as_deref())?;
                 let upgrade = is_upgrade(request.headers());
@@ -240,6 +243,7 @@ impl Gateway {
                 }
                 Ok(Routed::Forward(Dispatch {
                     class: RouteClass::Webapp,
+                    host: parsed.clone(),
                     target: webapp.target.clone(),
                     path: target.to_string(),
                     tenant: Some(tenant.clone()),
@@ -250,13 +254,13 @@ impl Gateway {
                 if core(&GATEWAY_CORE_PATHS) || path == "/healthz" {
                     return Ok(Routed::Core);
                 }
-                self.route_api(&table, None, request)
+                self.route_api(&table, &parsed, None, request)
             }
             HostKind::Southgate => {
                 if core(&SOUTHGATE_CORE_PATHS) {
                     return Ok(Routed::Core);
                 }
-                self.route_api(&table, None, request)
+                self.route_api(&table, &parsed, None, request)
             }
             HostKind::Static | HostKind::Vpnrts { .. } => {
                 if core(&["/.well-known"]) {
@@ -274,6 +278,7 @@ impl Gateway {
     fn route_api(
         &self,
         table: &RoutingTable,
+        host: &ParsedHost,
         tenant: Option<&String>,
         request: &Request<Body>,
     ) -> Result<Routed, GatewayError> {
@@ -304,29 +309,12 @@ impl Gateway {
             .unwrap_or_default();
         Ok(Routed::Forward(Dispatch {
             class: RouteClass::Api,
+            host: host.clone(),
             target: matched.api.target.clone(),
             path: format!("{}{query}", api_path.endpoint),
             tenant: tenant.cloned(),
             upgrade: false,
         }))
-    }
-
-    /// Core paths (GW-6a). Only the health check exists so far; the rest are reserved for
-    /// the identity and device services and answered as not found until they exist.
-    fn core(&self, request: &Request<Body>) -> Response<Body> {
-        let path = request.uri().path();
-        if path == "/healthz" {
-            let mut response = Response::new(full("ok\n"));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            return response;
-        }
-        let err = GatewayError::not_found(format!(
-            "{path} is reserved for a Portico service that this server does not run"
-        ));
-        render(&err, request.headers(), "")
     }
 
     /// The forwarding phase: to a backend over HTTP, or to an in-process service.
@@ -372,8 +360,6 @@ impl Gateway {
                         )
                     })?
                     .clone();
-                let parsed = parse_host(&original_host, &self.inner.hosts)
-                    .ok_or_else(|| GatewayError::not_found("Unknown host"))?;
                 let original_target = request
                     .uri()
                     .path_and_query()
@@ -389,7 +375,7 @@ impl Gateway {
                     request_id: request_id.to_string(),
                     client: conn.client,
                     tls: conn.tls,
-                    host: parsed,
+                    host: dispatch.host,
                     original_host,
                     original_target,
                     tenant: dispatch.tenant,
@@ -496,6 +482,23 @@ impl Gateway {
             tracing::debug!(client = %client, error = %e, "connection ended with an error");
         }
     }
+}
+
+/// Core paths (GW-6a). Only the health check exists so far; the rest are reserved for
+/// the identity and device services and answered as not found until they exist.
+fn core(request: &Request<Body>) -> Result<Response<Body>, GatewayError> {
+    let path = request.uri().path();
+    if path != "/healthz" {
+        return Err(GatewayError::not_found(format!(
+            "{path} is reserved for a Portico service that this server does not run"
+        )));
+    }
+    let mut response = Response::new(full("ok\n"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(response)
 }
 
 /// The host a request addresses: `Host`, or the authority of an absolute-form target.

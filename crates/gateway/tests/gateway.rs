@@ -348,15 +348,15 @@ async fn metrics_count_requests_by_class_and_status() {
     get(gw.addr, GATEWAY_HOST, "/api/iot-xyz/v4/x", &[]).await;
     let text = gw.gateway.metrics().encode();
     assert!(
-        text.contains("portico_requests_total{class=\"Webapp\",status=\"200\"} 1"),
+        text.contains("portico_requests_total{class=\"webapp\",status=\"200\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("portico_requests_total{class=\"Unrouted\",status=\"404\"} 1"),
+        text.contains("portico_requests_total{class=\"unrouted\",status=\"404\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("portico_registry_reloads_total{result=\"Ok\"} 1"),
+        text.contains("portico_registry_reloads_total{result=\"ok\"} 1"),
         "{text}"
     );
     assert!(

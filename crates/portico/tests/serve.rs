@@ -274,7 +274,7 @@ fn operators_get_metrics_health_and_readiness() {
     let (status, metrics) = curl(&[&format!("http://127.0.0.1:{}/metrics", portico.admin)]);
     assert_eq!(status, 200);
     for name in [
-        "portico_requests_total{class=\"Webapp\",status=\"200\"}",
+        "portico_requests_total{class=\"webapp\",status=\"200\"}",
         "portico_request_duration_seconds_bucket",
         "portico_open_connections",
         "portico_registry_reloads_total",
