@@ -7,7 +7,7 @@ pub mod body;
 pub mod client;
 pub mod config;
 pub mod error;
-mod head_guard;
+pub mod head_guard;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;
