@@ -405,47 +405,50 @@ pub fn mask_password(url: &str) -> String {
 
 /// `100ms`, `5s`, `5m`, `12h`, `1d`.
 pub fn duration(key: &str, value: &str) -> Result<Duration> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| anyhow!("{key}: \"{value}\" is not a duration like 5s, 10m or 12h"))?;
-    let seconds = match unit.trim() {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => bail!("{key}: \"{value}\" is not a duration like 5s, 10m or 12h"),
-    };
-    Ok(Duration::from_secs(seconds))
+    const UNITS: [(&str, u64); 5] = [
+        ("ms", 1),
+        ("s", 1000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+        ("d", 86_400_000),
+    ];
+    quantity(key, value, &UNITS, "a duration like 5s, 10m or 12h").map(Duration::from_millis)
 }
 
 /// `16kB`, `150MB`, `1GB` (powers of 1000, as the seed writes them), `64KiB`, `1MiB`, or bytes.
 pub fn size(key: &str, value: &str) -> Result<usize> {
+    const UNITS: [(&str, u64); 9] = [
+        ("", 1),
+        ("B", 1),
+        ("kB", 1000),
+        ("KB", 1000),
+        ("MB", 1_000_000),
+        ("GB", 1_000_000_000),
+        ("KiB", 1 << 10),
+        ("MiB", 1 << 20),
+        ("GiB", 1 << 30),
+    ];
+    let bytes = quantity(key, value, &UNITS, "a size like 16kB or 150MB")?;
+    usize::try_from(bytes).map_err(|_| anyhow!("{key}: \"{value}\" is too large"))
+}
+
+/// A whole number followed by one of `units`, in the units' common base.
+fn quantity(key: &str, value: &str, units: &[(&str, u64)], what: &str) -> Result<u64> {
     let value = value.trim();
     let split = value
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
-    let n: usize = number
-        .parse()
-        .map_err(|_| anyhow!("{key}: \"{value}\" is not a size like 16kB or 150MB"))?;
-    let factor = match unit.trim() {
-        "" | "B" => 1,
-        "kB" | "KB" => 1000,
-        "MB" => 1000 * 1000,
-        "GB" => 1000 * 1000 * 1000,
-        "KiB" => 1024,
-        "MiB" => 1024 * 1024,
-        "GiB" => 1024 * 1024 * 1024,
-        _ => bail!("{key}: \"{value}\" is not a size like 16kB or 150MB"),
-    };
-    n.checked_mul(factor)
-        .ok_or_else(|| anyhow!("{key}: \"{value}\" is too large"))
+    let factor = units
+        .iter()
+        .find(|(name, _)| *name == unit.trim())
+        .map(|(_, f)| *f);
+    match (number.parse::<u64>(), factor) {
+        (Ok(n), Some(factor)) => n
+            .checked_mul(factor)
+            .ok_or_else(|| anyhow!("{key}: \"{value}\" is too large")),
+        _ => bail!("{key}: \"{value}\" is not {what}"),
+    }
 }
 
 #[cfg(test)]
@@ -569,6 +572,10 @@ key = "key.pem"
         assert_eq!(size("k", "16kB").unwrap(), 16000);
         assert_eq!(size("k", "150MB").unwrap(), 150_000_000);
         assert!(size("k", "lots").is_err());
+        assert!(
+            duration("k", "99999999999999999d").is_err(),
+            "overflow is an error, not a panic"
+        );
     }
 
     #[test]
