@@ -11,7 +11,7 @@
 
 use crate::error::{negotiate, ErrorFormat, GatewayError};
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -208,20 +208,21 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
             ErrorFormat::Json,
         ));
     }
-    let mut headers = HeaderMap::new();
-    for h in request.headers.iter() {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(h.value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    let format = negotiate(&headers);
-    let reject = |message: String| Err((GatewayError::bad_request(message), format));
+    // The error format is worked out only for a rejection: the common path allocates nothing.
+    let reject = |message: String| {
+        Err((
+            GatewayError::bad_request(message),
+            accept_format(request.headers),
+        ))
+    };
     let method = request.method.unwrap_or_default();
     let target = request.path.unwrap_or_default();
-    if method != "CONNECT" && target.parse::<http::Uri>().is_err() {
+    // The RFC 3986 check is cheap and what it accepts the URI parser accepts too (fuzzed);
+    // only a target it refuses (say, an absolute URI) is tried with the parser hyper uses.
+    if method != "CONNECT"
+        && crate::routing::validate_target(target).is_err()
+        && target.parse::<http::Uri>().is_err()
+    {
         let reason = crate::routing::validate_target(target).err().map_or_else(
             || "The request target is not a valid URI".to_string(),
             |e| e.to_string(),
@@ -229,13 +230,21 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
         return reject(reason);
     }
 
-    let lengths: Vec<&str> = request
+    let mut length: Option<&[u8]> = None;
+    for h in request
         .headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .flat_map(|h| std::str::from_utf8(h.value).unwrap_or("x").split(','))
-        .map(str::trim)
-        .collect();
+    {
+        for value in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            match length {
+                Some(seen) if seen != value => {
+                    return reject("Conflicting Content-Length values".into())
+                }
+                _ => length = Some(value),
+            }
+        }
+    }
     let chunked = match transfer_coding(request.headers) {
         Ok(chunked) => chunked,
         Err(message) => return reject(message),
@@ -246,7 +255,7 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
         _ => framing,
     };
     if chunked {
-        if !lengths.is_empty() {
+        if length.is_some() {
             return reject(
                 "A request must not have both Content-Length and Transfer-Encoding".into(),
             );
@@ -256,16 +265,33 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
         }
         return Ok(State::Chunked(Chunked::default()));
     }
-    let Some(first) = lengths.first() else {
+    let Some(length) = length else {
         return Ok(after_body(State::Length(0)));
     };
-    if lengths.iter().any(|l| l != first) {
-        return reject("Conflicting Content-Length values".into());
+    let parsed = std::str::from_utf8(length)
+        .ok()
+        .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
+    match parsed.and_then(|l| l.parse::<u64>().ok()) {
+        Some(n) => Ok(after_body(State::Length(n))),
+        None => reject(format!(
+            "Invalid Content-Length \"{}\"",
+            String::from_utf8_lossy(length)
+        )),
     }
-    match first.parse::<u64>() {
-        Ok(n) if first.bytes().all(|b| b.is_ascii_digit()) => Ok(after_body(State::Length(n))),
-        _ => reject(format!("Invalid Content-Length \"{first}\"")),
+}
+
+/// The error format the head's `Accept` headers ask for.
+fn accept_format(headers: &[httparse::Header<'_>]) -> ErrorFormat {
+    let mut accept = HeaderMap::new();
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("accept"))
+    {
+        if let Ok(value) = HeaderValue::from_bytes(h.value) {
+            accept.append(http::header::ACCEPT, value);
+        }
     }
+    negotiate(&accept)
 }
 
 /// Whether the first line is `METHOD TARGET VERSION`: then an unparsable version is a
@@ -282,24 +308,16 @@ fn request_line_has_three_parts(head: &[u8]) -> bool {
 
 /// Whether the body is chunked; any other transfer coding is refused (RFC 7230 §3.3.3).
 fn transfer_coding(headers: &[httparse::Header<'_>]) -> Result<bool, String> {
-    let codings: Vec<String> = headers
+    let mut codings = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        .flat_map(|h| {
-            String::from_utf8_lossy(h.value)
-                .split(',')
-                .map(|c| c.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-        .filter(|c| !c.is_empty())
-        .collect();
-    match codings.as_slice() {
-        [] => Ok(false),
-        [only] if only == "chunked" => Ok(true),
-        _ => Err(format!(
-            "Unsupported Transfer-Encoding \"{}\": only chunked is accepted",
-            codings.join(", ")
-        )),
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => Ok(false),
+        (Some(only), None) if only.eq_ignore_ascii_case(b"chunked") => Ok(true),
+        _ => Err("Unsupported Transfer-Encoding: only chunked is accepted".to_string()),
     }
 }
 

@@ -66,8 +66,7 @@ enum Routed {
 /// Where a request is forwarded.
 struct Dispatch {
     class: RouteClass,
-    host: ParsedHost,
-    target: Target,
+    target: Arc<Target>,
     /// The path and query appended to the target's base path.
     path: String,
     tenant: Option<String>,
@@ -162,9 +161,16 @@ impl Gateway {
         for value in request.headers().get_all(header::ACCEPT) {
             accept.append(header::ACCEPT, value.clone());
         }
-        let method = request.method().clone();
-        let host = request_host(&request).unwrap_or_default().to_string();
-        let path = request.uri().path().to_string();
+        // What the access line needs outlives the request; it is copied only when logged.
+        let logged =
+            tracing::enabled!(target: "portico::access", tracing::Level::INFO).then(|| {
+                let host = request_host(&request).unwrap_or_default().to_string();
+                (
+                    request.method().clone(),
+                    host,
+                    request.uri().path().to_string(),
+                )
+            });
 
         let (class, result) = self.route_and_forward(request, conn, &request_id).await;
         let response = result.unwrap_or_else(|e| render(&e, &accept, &request_id));
@@ -174,17 +180,19 @@ impl Gateway {
         self.inner
             .metrics
             .request(class, status, elapsed.as_secs_f64());
-        tracing::info!(
-            target: "portico::access",
-            request_id = %request_id,
-            client = %conn.client.ip(),
-            method = %method,
-            host = %host,
-            path = %path,
-            status,
-            class = class.as_str(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-        );
+        if let Some((method, host, path)) = logged {
+            tracing::info!(
+                target: "portico::access",
+                request_id = %request_id,
+                client = %conn.client.ip(),
+                method = %method,
+                host = %host,
+                path = %path,
+                status,
+                class = class.as_str(),
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+            );
+        }
         response
     }
 
@@ -228,7 +236,7 @@ impl Gateway {
                     return Ok(Routed::Core);
                 }
                 if under(path, "/api") || under(path, "/services") {
-                    return self.route_api(&table, &parsed, Some(tenant), request);
+                    return self.route_api(&table, Some(tenant), request);
                 }
                 let webapp = table.webapp(tenant, app, provider.as_deref())?;
                 let upgrade = is_upgrade(request.headers());
@@ -243,7 +251,6 @@ impl Gateway {
                 }
                 Ok(Routed::Forward(Dispatch {
                     class: RouteClass::Webapp,
-                    host: parsed.clone(),
                     target: webapp.target.clone(),
                     path: target.to_string(),
                     tenant: Some(tenant.clone()),
@@ -254,13 +261,13 @@ impl Gateway {
                 if core(&GATEWAY_CORE_PATHS) || path == "/healthz" {
                     return Ok(Routed::Core);
                 }
-                self.route_api(&table, &parsed, None, request)
+                self.route_api(&table, None, request)
             }
             HostKind::Southgate => {
                 if core(&SOUTHGATE_CORE_PATHS) {
                     return Ok(Routed::Core);
                 }
-                self.route_api(&table, &parsed, None, request)
+                self.route_api(&table, None, request)
             }
             HostKind::Static | HostKind::Vpnrts { .. } => {
                 if core(&["/.well-known"]) {
@@ -278,7 +285,6 @@ impl Gateway {
     fn route_api(
         &self,
         table: &RoutingTable,
-        host: &ParsedHost,
         tenant: Option<&String>,
         request: &Request<Body>,
     ) -> Result<Routed, GatewayError> {
@@ -309,7 +315,6 @@ impl Gateway {
             .unwrap_or_default();
         Ok(Routed::Forward(Dispatch {
             class: RouteClass::Api,
-            host: host.clone(),
             target: matched.api.target.clone(),
             path: format!("{}{query}", api_path.endpoint),
             tenant: tenant.cloned(),
@@ -332,7 +337,7 @@ impl Gateway {
             original_host: &original_host,
             request_id,
         };
-        match dispatch.target {
+        match &*dispatch.target {
             Target::Http {
                 scheme_authority,
                 base_path,
@@ -345,14 +350,14 @@ impl Gateway {
                     })?;
                 self.inner
                     .proxy
-                    .forward(request, uri, &authority, &fwd, dispatch.upgrade)
+                    .forward(request, uri, authority, &fwd, dispatch.upgrade)
                     .await
             }
             Target::InProcess(name) => {
                 let service = self
                     .inner
                     .services
-                    .get(&name)
+                    .get(name)
                     .ok_or_else(|| {
                         GatewayError::new(
                             StatusCode::BAD_GATEWAY,
@@ -375,7 +380,9 @@ impl Gateway {
                     request_id: request_id.to_string(),
                     client: conn.client,
                     tls: conn.tls,
-                    host: dispatch.host,
+                    // The routing phase parsed this host already; it cannot fail here.
+                    host: parse_host(&original_host, &self.inner.hosts)
+                        .ok_or_else(|| GatewayError::not_found("Unknown host"))?,
                     original_host,
                     original_target,
                     tenant: dispatch.tenant,

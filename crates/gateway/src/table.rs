@@ -7,6 +7,7 @@ use crate::routing::{AntPattern, ApiPath};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
 use portico_store::{Auth, Registry};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,8 @@ impl Target {
 #[derive(Debug)]
 pub struct WebAppRoute {
     pub key: String,
-    pub target: Target,
+    provider: Option<String>,
+    pub target: Arc<Target>,
     pub tenants: HashSet<String>,
     pub cache_control: Option<HeaderValue>,
     pub websockets: Vec<AntPattern>,
@@ -69,7 +71,9 @@ impl ApiRouteEntry {
 #[derive(Debug)]
 pub struct ApiRoute {
     pub key: String,
-    pub target: Target,
+    provider: Option<String>,
+    version: u32,
+    pub target: Arc<Target>,
     pub tenants: HashSet<String>,
     pub auth: Auth,
     routes: Vec<ApiRouteEntry>,
@@ -82,13 +86,13 @@ pub struct ApiMatch<'a> {
     pub pattern: &'a str,
 }
 
-type AppKey = (String, Option<String>);
-
+/// Entries are found by name, then among the few of that name by provider (and version):
+/// lookups borrow the request's strings and allocate nothing.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
     tenants: HashSet<String>,
-    webapps: HashMap<AppKey, WebAppRoute>,
-    apis: HashMap<(String, Option<String>, u32), ApiRoute>,
+    webapps: HashMap<String, Vec<WebAppRoute>>,
+    apis: HashMap<String, Vec<ApiRoute>>,
 }
 
 impl RoutingTable {
@@ -111,16 +115,17 @@ impl RoutingTable {
             };
             let route = WebAppRoute {
                 key: w.key(),
-                target: Target::parse(&w.backend)
-                    .map_err(|e| format!("webapp \"{}\": {e}", w.key()))?,
+                provider: w.provider.clone(),
+                target: Arc::new(
+                    Target::parse(&w.backend)
+                        .map_err(|e| format!("webapp \"{}\": {e}", w.key()))?,
+                ),
                 tenants: w.tenants.iter().cloned().collect(),
                 cache_control,
                 websockets: w.websockets.iter().map(|p| AntPattern::new(p)).collect(),
                 auth: w.auth,
             };
-            table
-                .webapps
-                .insert((w.name.clone(), w.provider.clone()), route);
+            table.webapps.entry(w.name.clone()).or_default().push(route);
         }
         for a in &registry.apis {
             let mut routes = Vec::with_capacity(a.routes.len());
@@ -140,23 +145,24 @@ impl RoutingTable {
             }
             let route = ApiRoute {
                 key: a.key(),
-                target: Target::parse(&a.backend)
-                    .map_err(|e| format!("api \"{}\": {e}", a.key()))?,
+                provider: a.provider.clone(),
+                version: a.version,
+                target: Arc::new(
+                    Target::parse(&a.backend).map_err(|e| format!("api \"{}\": {e}", a.key()))?,
+                ),
                 tenants: a.tenants.iter().cloned().collect(),
                 auth: a.auth,
                 routes,
             };
-            table
-                .apis
-                .insert((a.name.clone(), a.provider.clone(), a.version), route);
+            table.apis.entry(a.name.clone()).or_default().push(route);
         }
         Ok(table)
     }
 
     /// The names of the in-process services this table routes to.
     pub fn internal_targets(&self) -> impl Iterator<Item = &str> {
-        let webapps = self.webapps.values().map(|w| &w.target);
-        let apis = self.apis.values().map(|a| &a.target);
+        let webapps = self.webapps.values().flatten().map(|w| &*w.target);
+        let apis = self.apis.values().flatten().map(|a| &*a.target);
         webapps.chain(apis).filter_map(|t| match t {
             Target::InProcess(name) => Some(name.as_str()),
             Target::Http { .. } => None,
@@ -174,7 +180,6 @@ impl RoutingTable {
         app: &str,
         provider: Option<&str>,
     ) -> Result<&WebAppRoute, GatewayError> {
-        let key = portico_store::app_key(app, provider);
         if !self.has_tenant(tenant) {
             return Err(GatewayError::not_found(format!(
                 "Unknown tenant \"{tenant}\""
@@ -182,11 +187,16 @@ impl RoutingTable {
         }
         let route = self
             .webapps
-            .get(&(app.to_string(), provider.map(str::to_string)))
-            .ok_or_else(|| GatewayError::not_found(format!("Unknown web application \"{key}\"")))?;
+            .get(app)
+            .and_then(|routes| routes.iter().find(|r| r.provider.as_deref() == provider))
+            .ok_or_else(|| {
+                let key = portico_store::app_key(app, provider);
+                GatewayError::not_found(format!("Unknown web application \"{key}\""))
+            })?;
         if !route.tenants.contains(tenant) {
             return Err(GatewayError::not_found(format!(
-                "Tenant \"{tenant}\" is not subscribed to the web application \"{key}\""
+                "Tenant \"{tenant}\" is not subscribed to the web application \"{}\"",
+                route.key
             )));
         }
         Ok(route)
@@ -202,19 +212,22 @@ impl RoutingTable {
         decoded_endpoint: &str,
         method: &Method,
     ) -> Result<ApiMatch<'_>, GatewayError> {
-        let key = format!(
-            "{}/v{}",
-            portico_store::app_key(path.name, path.provider),
-            path.major
-        );
         let api = self
             .apis
-            .get(&(
-                path.name.to_string(),
-                path.provider.map(str::to_string),
-                path.major,
-            ))
-            .ok_or_else(|| GatewayError::not_found(format!("Unknown API \"{key}\"")))?;
+            .get(path.name)
+            .and_then(|apis| {
+                apis.iter()
+                    .find(|a| a.provider.as_deref() == path.provider && a.version == path.major)
+            })
+            .ok_or_else(|| {
+                let key = format!(
+                    "{}/v{}",
+                    portico_store::app_key(path.name, path.provider),
+                    path.major
+                );
+                GatewayError::not_found(format!("Unknown API \"{key}\""))
+            })?;
+        let key = &api.key;
         if let Some(tenant) = tenant {
             if !self.has_tenant(tenant) {
                 return Err(GatewayError::not_found(format!(
@@ -330,7 +343,7 @@ mod tests {
         let t = RoutingTable::compile(&registry()).unwrap();
         let w = t.webapp("abc", "assetmanager", Some("xyz")).unwrap();
         assert_eq!(
-            w.target,
+            *w.target,
             Target::Http {
                 scheme_authority: "http://127.0.0.1:9001".into(),
                 base_path: "/base".into(),

@@ -375,7 +375,43 @@ fn serve_keeps_its_registry_in_postgresql() {
     );
     let (status, body) = curl(&[&second.plain_url("pg-app.eu1.portico.localhost", "/x")]);
     assert_eq!((status, body.as_str()), (200, "web /x"));
-    assert!(!token.is_empty());
+
+    // GW-11: with the store gone, routing goes on from the cached table, and a change
+    // through the API is refused with a clear error instead of half-applied.
+    let dropped = std::process::Command::new("psql")
+        .args([
+            server.as_str(),
+            "-q",
+            "-c",
+            &format!("DROP DATABASE {db} WITH (FORCE)"),
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(
+        dropped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dropped.stderr)
+    );
+    let (status, body) = curl(&[&second.plain_url("pg-app.eu1.portico.localhost", "/x")]);
+    assert_eq!((status, body.as_str()), (200, "web /x"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args([
+            "admin",
+            "--config",
+            "portico.toml",
+            "tenant",
+            "add",
+            "other",
+        ])
+        .env("PORTICO_ADMIN_TOKEN", &token)
+        .current_dir(second.dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("503") && err.contains("store"), "{err}");
+    let (status, _) = curl(&[&second.plain_url("pg-app.eu1.portico.localhost", "/x")]);
+    assert_eq!(status, 200, "still routing");
 }
 
 const CONFIG_WITHOUT_DB: &str = r#"
