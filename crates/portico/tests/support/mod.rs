@@ -42,78 +42,83 @@ impl Portico {
     /// Starts `portico serve` with `config` (a TOML text in which `{plain}`, `{tls}` and
     /// `{admin}` stand for free ports) and the files given, in a fresh folder.
     pub fn start(config: &str, files: &[(&str, &str)]) -> Portico {
-        let dir = tempfile::tempdir().unwrap();
-        let (plain, tls, admin) = (free_port(), free_port(), free_port());
-        let config = config
-            .replace("{plain}", &plain.to_string())
-            .replace("{tls}", &tls.to_string())
-            .replace("{admin}", &admin.to_string());
-        std::fs::write(dir.path().join("portico.toml"), config).unwrap();
-        for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
-        Self::spawn(dir, plain, tls, admin, &["--config", "portico.toml"], &[])
+        Self::launch(|dir, (plain, tls, admin)| {
+            let config = config
+                .replace("{plain}", &plain.to_string())
+                .replace("{tls}", &tls.to_string())
+                .replace("{admin}", &admin.to_string());
+            std::fs::write(dir.join("portico.toml"), config).unwrap();
+            for (name, text) in files {
+                std::fs::write(dir.join(name), text).unwrap();
+            }
+            (vec!["--config".into(), "portico.toml".into()], Vec::new())
+        })
     }
 
     /// Starts `portico serve` with no configuration file: the built-in defaults, with
     /// the listeners moved to free ports through environment overrides.
     pub fn start_with_defaults() -> Portico {
-        let dir = tempfile::tempdir().unwrap();
-        let (plain, tls, admin) = (free_port(), free_port(), free_port());
-        let env = [
-            (
-                "PORTICO_SERVER__LISTEN".to_string(),
-                format!("127.0.0.1:{tls}"),
-            ),
-            (
-                "PORTICO_SERVER__LISTEN_PLAIN".to_string(),
-                format!("127.0.0.1:{plain}"),
-            ),
-            (
-                "PORTICO_SERVER__ADMIN_LISTEN".to_string(),
-                format!("127.0.0.1:{admin}"),
-            ),
-        ];
-        Self::spawn(dir, plain, tls, admin, &[], &env)
+        Self::launch(|_, (plain, tls, admin)| {
+            let env = vec![
+                ("PORTICO_SERVER__LISTEN".into(), format!("127.0.0.1:{tls}")),
+                (
+                    "PORTICO_SERVER__LISTEN_PLAIN".into(),
+                    format!("127.0.0.1:{plain}"),
+                ),
+                (
+                    "PORTICO_SERVER__ADMIN_LISTEN".into(),
+                    format!("127.0.0.1:{admin}"),
+                ),
+            ];
+            (Vec::new(), env)
+        })
     }
 
-    fn spawn(
-        dir: tempfile::TempDir,
-        plain: u16,
-        tls: u16,
-        admin: u16,
-        args: &[&str],
-        env: &[(String, String)],
+    /// Runs `portico serve` in a fresh folder prepared by `prepare` for three free ports.
+    /// A port found free can be taken by a parallel test before Portico binds it; then
+    /// Portico says so and exits, and the start is tried again with other ports.
+    fn launch(
+        prepare: impl Fn(&Path, (u16, u16, u16)) -> (Vec<String>, Vec<(String, String)>),
     ) -> Portico {
-        let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
-        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_portico"))
-            .arg("serve")
-            .args(args)
-            .current_dir(dir.path())
-            .env_remove("PORTICO_CONFIG")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut portico = Portico {
-            dir,
-            plain,
-            tls,
-            admin,
-            child,
-        };
-        portico.wait_ready();
-        portico
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let ports = (free_port(), free_port(), free_port());
+            let (args, env) = prepare(dir.path(), ports);
+            let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+            let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_portico"))
+                .arg("serve")
+                .args(&args)
+                .current_dir(dir.path())
+                .env_remove("PORTICO_CONFIG")
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn()
+                .unwrap();
+            let (plain, tls, admin) = ports;
+            let mut portico = Portico {
+                dir,
+                plain,
+                tls,
+                admin,
+                child,
+            };
+            match portico.wait_ready() {
+                Ok(()) => return portico,
+                Err(log) if log.contains("cannot listen") => continue,
+                Err(log) => panic!("portico did not start:\n{log}"),
+            }
+        }
+        panic!("portico found no free ports in three tries");
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("portico exited with {status}:\n{}", self.stderr());
+                return Err(format!("exited with {status}: {}", self.stderr()));
             }
             let out = Command::new("curl")
                 .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
@@ -121,11 +126,11 @@ impl Portico {
                 .output()
                 .unwrap();
             if out.stdout == b"200" {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("portico was not ready within 30 s:\n{}", self.stderr());
+        Err(format!("not ready within 30 s: {}", self.stderr()))
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
