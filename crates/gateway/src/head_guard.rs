@@ -5,7 +5,8 @@
 //!
 //! The guard passes bytes through unchanged; it only needs to know where each request
 //! ends, so it follows the body framing (`Content-Length` or chunked) of every request.
-//! After an upgrade request it steps aside. A rejected head is never shown to hyper: the
+//! After a WebSocket upgrade or CONNECT request it waits for the response: on `101` (or a
+//! `2xx` to CONNECT) it steps aside; otherwise it goes on checking the requests after it. A rejected head is never shown to hyper: the
 //! guard reports end-of-stream, lets hyper finish any response in flight (the server runs
 //! with half-close enabled), and writes its error when hyper shuts the connection down.
 
@@ -14,7 +15,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Most headers hyper accepts in one request by default; the guard agrees with it.
@@ -37,6 +38,8 @@ pub struct HeadGuard<IO> {
     scanned: usize,
     /// The error response waiting for hyper to shut the connection down.
     error: Option<Bytes>,
+    /// The reader waiting for an upgrade's response.
+    waiting: Option<Waker>,
     on_reject: Option<OnReject>,
 }
 
@@ -45,6 +48,11 @@ enum State {
     Head,
     Length(u64),
     Chunked(Chunked),
+    /// After a WebSocket upgrade or CONNECT head: nothing more is handed on until the
+    /// response shows whether the connection switches protocols.
+    AwaitingResponse {
+        connect: bool,
+    },
     /// An upgraded connection (WebSocket, CONNECT): no more HTTP/1 to follow.
     Passthrough,
     Rejected,
@@ -60,6 +68,7 @@ impl<IO> HeadGuard<IO> {
             ready: 0,
             scanned: 0,
             error: None,
+            waiting: None,
             on_reject,
         }
     }
@@ -114,7 +123,7 @@ impl<IO> HeadGuard<IO> {
                     }
                 },
                 State::Passthrough => self.ready = self.buf.len(),
-                State::Rejected => return,
+                State::AwaitingResponse { .. } | State::Rejected => return,
             }
         }
     }
@@ -249,10 +258,18 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
         Ok(chunked) => chunked,
         Err(message) => return reject(message),
     };
-    let upgrade = method == "CONNECT" || is_upgrade(request.headers);
-    let after_body = |framing: State| match (&framing, upgrade) {
-        (State::Length(0), true) => State::Passthrough,
-        _ => framing,
+    let connect = method == "CONNECT";
+    let upgrade = connect
+        || wants_websocket(
+            values(request.headers, "connection"),
+            values(request.headers, "upgrade"),
+        );
+    if upgrade && (chunked || length.is_some_and(|l| l != b"0")) {
+        return reject("A WebSocket upgrade or CONNECT request must not have a body".into());
+    }
+    let after_body = |framing: State| match upgrade {
+        true => State::AwaitingResponse { connect },
+        false => framing,
     };
     if chunked {
         if length.is_some() {
@@ -312,8 +329,7 @@ fn transfer_coding(headers: &[httparse::Header<'_>]) -> Result<bool, String> {
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
         .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|c| !c.is_empty());
+        .map(<[u8]>::trim_ascii);
     match (codings.next(), codings.next()) {
         (None, _) => Ok(false),
         (Some(only), None) if only.eq_ignore_ascii_case(b"chunked") => Ok(true),
@@ -321,17 +337,32 @@ fn transfer_coding(headers: &[httparse::Header<'_>]) -> Result<bool, String> {
     }
 }
 
-fn is_upgrade(headers: &[httparse::Header<'_>]) -> bool {
-    let has_upgrade = headers
+fn values<'a>(
+    headers: &'a [httparse::Header<'a>],
+    name: &'a str,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers
         .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
-    let connection_upgrade = headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("connection")
-            && String::from_utf8_lossy(h.value)
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-    });
-    has_upgrade && connection_upgrade
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// Whether a request asks to switch to WebSocket (RFC 6455 §4.1): `Connection: upgrade`
+/// and `websocket` among the `Upgrade` protocols. Other upgrades (such as `h2c`) are
+/// ignored, as RFC 7230 §6.7 lets a server do, and the request is served as it is.
+pub(crate) fn wants_websocket<'a>(
+    connection: impl Iterator<Item = &'a [u8]>,
+    upgrade: impl Iterator<Item = &'a [u8]>,
+) -> bool {
+    has_token(connection, b"upgrade") && has_token(upgrade, b"websocket")
+}
+
+/// Whether a comma-separated header's values hold `token`, in any case.
+fn has_token<'a>(mut values: impl Iterator<Item = &'a [u8]>, token: &[u8]) -> bool {
+    values.any(|v| {
+        v.split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    })
 }
 
 /// Follows a chunked body (RFC 7230 §4.1) just far enough to know where it ends.
@@ -453,6 +484,32 @@ impl Chunked {
     }
 }
 
+impl<IO> HeadGuard<IO> {
+    /// After an upgrade request, the start of the response decides: `101` (or a `2xx` to
+    /// CONNECT) hands the connection over; anything else means more HTTP/1 requests,
+    /// which are checked like the first.
+    fn see_response(&mut self, data: &[u8]) {
+        let State::AwaitingResponse { connect } = self.state else {
+            return;
+        };
+        if data.is_empty() {
+            return;
+        }
+        let status = data.get(9..12).unwrap_or_default();
+        let switched = status == b"101" || (connect && status.first() == Some(&b'2'));
+        self.state = if switched {
+            State::Passthrough
+        } else {
+            State::Head
+        };
+        self.scanned = self.ready;
+        self.process();
+        if let Some(waker) = self.waiting.take() {
+            waker.wake();
+        }
+    }
+}
+
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -471,6 +528,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
             }
             if this.state == State::Rejected {
                 return Poll::Ready(Ok(()));
+            }
+            if let State::AwaitingResponse { .. } = this.state {
+                // Nothing is read meanwhile: a client cannot pile bytes up here.
+                this.waiting = Some(cx.waker().clone());
+                return Poll::Pending;
             }
             // Large bodies and upgraded streams go straight into hyper's buffer.
             if this.buf.is_empty() {
@@ -524,6 +586,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<IO> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.see_response(data);
         Pin::new(&mut self.io).poll_write(cx, data)
     }
 
@@ -532,6 +595,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            self.see_response(first);
+        }
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -620,6 +686,15 @@ mod tests {
         assert_eq!(check_head(ok), Ok(State::Length(3)));
         let ws =
             b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
-        assert_eq!(check_head(ws), Ok(State::Passthrough));
+        assert_eq!(
+            check_head(ws),
+            Ok(State::AwaitingResponse { connect: false })
+        );
+        let h2c = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n";
+        assert_eq!(check_head(h2c), Ok(State::Length(0)));
+        let ws_body = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\n";
+        assert!(check_head(ws_body).is_err());
+        let empty_coding = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n";
+        assert!(check_head(empty_coding).is_err());
     }
 }

@@ -81,12 +81,18 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     }
 }
 
+/// Appends `item` to a comma-separated list header, joining the lines earlier hops may
+/// have sent into one.
 fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
-    let joined = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {item}"),
-        _ => item.to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&joined) {
+    let mut items: Vec<&str> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    items.push(item);
+    if let Ok(value) = HeaderValue::from_str(&items.join(", ")) {
         headers.insert(name, value);
     }
 }
@@ -249,7 +255,8 @@ mod tests {
     #[test]
     fn forwarding_headers_are_appended() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.9"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         let fwd = Forwarding {
             client_ip: "::1".parse().unwrap(),
             tls: true,
@@ -257,7 +264,7 @@ mod tests {
             request_id: "r1",
         };
         set_forwarding_headers(&mut h, &fwd);
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, ::1");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9, 10.0.0.1, ::1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(
             h["forwarded"],

@@ -3,7 +3,7 @@
 //! host (GW-1..GW-6), pick a target from the routing table (GW-7..GW-9), forward it
 //! (GW-12), log it. Errors become responses in one place, [`crate::error`].
 
-use crate::body::{boxed, full, Body};
+use crate::body::{boxed, empty, full, Body};
 use crate::config::GatewayConfig;
 use crate::error::{render, GatewayError};
 use crate::head_guard::HeadGuard;
@@ -16,7 +16,7 @@ use crate::routing::{
 use crate::service::{RequestContext, Services};
 use crate::table::{RoutingTable, Target};
 use arc_swap::ArcSwap;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use portico_store::Registry;
@@ -218,12 +218,30 @@ impl Gateway {
     fn route(&self, request: &Request<Body>) -> Result<Routed, GatewayError> {
         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
         validate_target(target).map_err(|e| GatewayError::bad_request(e.to_string()))?;
+        if request.method() == Method::CONNECT {
+            return Err(GatewayError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT is not served: Portico is a reverse proxy, not a forward proxy",
+            ));
+        }
+        if target == "*" {
+            // The asterisk form asks about the server itself (RFC 7230 §5.3.4).
+            return match *request.method() {
+                Method::OPTIONS => Ok(Routed::Core),
+                _ => Err(GatewayError::bad_request(
+                    "The target * is only for OPTIONS",
+                )),
+            };
+        }
         let host = request_host(request)
             .ok_or_else(|| GatewayError::bad_request("The request has no Host header"))?;
         let parsed = parse_host(host, &self.inner.hosts)
             .ok_or_else(|| GatewayError::not_found(format!("Unknown host \"{host}\"")))?;
         let path = request.uri().path();
-        let core = |paths: &[&str]| paths.iter().any(|p| under(path, p));
+        // Prefixes are compared decoded, so that `/%6Cogin` is `/login` here as it is to
+        // every backend.
+        let decoded = decode_unreserved(path);
+        let core = |paths: &[&str]| paths.iter().any(|p| under(&decoded, p));
         let table = self.inner.table.load();
 
         match &parsed.kind {
@@ -235,13 +253,14 @@ impl Gateway {
                 if core(&WEBAPP_CORE_PATHS) {
                     return Ok(Routed::Core);
                 }
-                if under(path, "/api") || under(path, "/services") {
+                // The host names a web app: it must exist and serve this tenant, also
+                // for the API calls made from its pages (GW-7, GW-12a).
+                let webapp = table.webapp(tenant, app, provider.as_deref())?;
+                if under(&decoded, "/api") || under(&decoded, "/services") {
                     return self.route_api(&table, Some(tenant), request);
                 }
-                let webapp = table.webapp(tenant, app, provider.as_deref())?;
                 let upgrade = is_upgrade(request.headers());
                 if upgrade {
-                    let decoded = decode_unreserved(path);
                     if !webapp.websockets.iter().any(|p| p.matches(&decoded)) {
                         return Err(GatewayError::bad_request(format!(
                             "WebSocket upgrades are not enabled for {path} of the web application \"{}\"",
@@ -495,6 +514,14 @@ impl Gateway {
 /// the identity and device services and answered as not found until they exist.
 fn core(request: &Request<Body>) -> Result<Response<Body>, GatewayError> {
     let path = request.uri().path();
+    if request.uri() == "*" {
+        let mut response = Response::new(empty());
+        response.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        return Ok(response);
+    }
     if path != "/healthz" {
         return Err(GatewayError::not_found(format!(
             "{path} is reserved for a Portico service that this server does not run"
@@ -517,16 +544,10 @@ fn request_host<B>(request: &Request<B>) -> Option<&str> {
         .or_else(|| request.uri().authority().map(|a| a.as_str()))
 }
 
+/// A WebSocket upgrade; other upgrade requests are served as plain requests.
 fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
+    let values = |name| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
+    crate::head_guard::wants_websocket(values(header::CONNECTION), values(header::UPGRADE))
 }
 
 fn host_kind_name(host: &ParsedHost) -> &'static str {

@@ -406,3 +406,101 @@ async fn large_request_bodies_stream_through_with_either_framing() {
     let bodies: Vec<&str> = responses.iter().map(|r| r.body.as_str()).collect();
     assert_eq!(bodies, ["5000000", "5000000", "0"], "{responses:?}");
 }
+
+/// A refused WebSocket upgrade leaves the connection in HTTP/1, and the requests after it
+/// are checked like the first: no way around the head guard.
+#[tokio::test]
+async fn requests_after_a_refused_upgrade_are_still_guarded() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let pipeline = format!(
+        "GET /not-a-socket HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n\
+         GET /next HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\n\r\n\
+         POST /count HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    );
+    let responses = parse_responses(&raw_bytes(gw.addr, pipeline.as_bytes()).await);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    // The ambiguous third request is refused: it never reaches the backend. (After a
+    // refused upgrade the HTTP library hands the connection over instead of shutting it
+    // down, so the refusal is a closed connection rather than an error body.)
+    assert_eq!(statuses[..2], [400, 200], "{responses:?}");
+    assert!(
+        responses.iter().skip(2).all(|r| r.status == 400),
+        "{responses:?}"
+    );
+    assert!(
+        !responses.iter().any(|r| r.body == "5" || r.body == "0"),
+        "the smuggled request reached the backend"
+    );
+}
+
+/// Upgrades to anything but WebSocket (an HTTP/2 attempt, say) are ignored and the
+/// request is served as HTTP/1.1.
+#[tokio::test]
+async fn an_h2c_upgrade_request_is_served_as_http1() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let extra = [
+        "Connection: Upgrade, HTTP2-Settings",
+        "Upgrade: h2c",
+        "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA",
+    ];
+    let r = get(gw.addr, WEBAPP_HOST, "/page", &extra).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.json()["headers"].get("upgrade").is_none());
+    let r = get(gw.addr, GATEWAY_HOST, "/api/iot-xyz/v3/assets/1", &extra).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+async fn api_calls_from_a_web_app_host_need_that_web_app_and_its_subscription() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let mut registry = example_registry(a, b);
+    registry.apis[0].tenants.push("other".into());
+    let gw = start(&registry, |_| {}).await;
+    for host in [
+        "abc-nosuchapp.eu1.portico.localhost",
+        "other-assetmanager-xyz.eu1.portico.localhost",
+    ] {
+        let r = get(gw.addr, host, "/api/iot-xyz/v3/assets/1", &[]).await;
+        assert_eq!(r.status, 404, "{host}: {r:?}");
+        assert_ne!(r.header("x-backend"), Some("B"));
+    }
+}
+
+#[tokio::test]
+async fn percent_encoded_core_paths_are_still_core_paths() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    for path in ["/%6Cogin", "/%2Ewell-known/jwks.json", "/%75aa/oauth/token"] {
+        let r = get(gw.addr, WEBAPP_HOST, path, &[]).await;
+        assert_eq!(r.status, 404, "{path}: {r:?}");
+        assert_ne!(
+            r.header("x-backend"),
+            Some("A"),
+            "{path} reached the backend"
+        );
+    }
+    let r = get(gw.addr, WEBAPP_HOST, "/%61pi/iot-xyz/v3/assets/1", &[]).await;
+    assert_ne!(
+        r.header("x-backend"),
+        Some("A"),
+        "an encoded /api is no web-app path"
+    );
+}
+
+#[tokio::test]
+async fn connect_is_refused_and_options_asterisk_answered() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let connect = format!(
+        "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nConnection: close\r\n\r\n"
+    );
+    let r = &parse_responses(&raw_bytes(gw.addr, connect.as_bytes()).await)[0];
+    assert_eq!(r.status, 405, "{r:?}");
+    let options = format!("OPTIONS * HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\nConnection: close\r\n\r\n");
+    let r = &parse_responses(&raw_bytes(gw.addr, options.as_bytes()).await)[0];
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.header("allow").is_some());
+}
