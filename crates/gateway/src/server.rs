@@ -260,13 +260,11 @@ impl Gateway {
                     return self.route_api(&table, Some(tenant), request);
                 }
                 let upgrade = is_upgrade(request.headers());
-                if upgrade {
-                    if !webapp.websockets.iter().any(|p| p.matches(&decoded)) {
-                        return Err(GatewayError::bad_request(format!(
-                            "WebSocket upgrades are not enabled for {path} of the web application \"{}\"",
-                            webapp.key
-                        )));
-                    }
+                if upgrade && !webapp.websockets.iter().any(|p| p.matches(&decoded)) {
+                    return Err(GatewayError::bad_request(format!(
+                        "WebSocket upgrades are not enabled for {path} of the web application \"{}\"",
+                        webapp.key
+                    )));
                 }
                 Ok(Routed::Forward(Dispatch {
                     class: RouteClass::Webapp,
