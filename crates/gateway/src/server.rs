@@ -112,31 +112,30 @@ impl Gateway {
     }
 
     /// Compiles `registry` and swaps it in atomically: requests already routed keep the
-    /// table they started with. On error the running table stays.
-    pub fn install(&self, registry: &Registry) -> Result<(), String> {
-        let result = RoutingTable::compile(registry).and_then(|table| {
-            let missing = table
+    /// table they started with. Entries that cannot be compiled are left out; their
+    /// problems are logged, counted, and returned.
+    pub fn install(&self, registry: &Registry) -> Vec<String> {
+        let (table, mut problems) = RoutingTable::compile(registry);
+        problems.extend(
+            table
                 .internal_targets()
-                .find(|name| !self.inner.services.contains_key(*name));
-            if let Some(missing) = missing {
-                return Err(format!(
-                    "backend \"internal:{missing}\" names no in-process service of this build"
-                ));
-            }
-            Ok(table)
-        });
-        match result {
-            Ok(table) => {
-                self.inner.table.store(Arc::new(table));
-                self.inner.metrics.registry_reload(ReloadResult::Ok);
-                self.inner.ready.store(true, Ordering::Release);
-                Ok(())
-            }
-            Err(e) => {
-                self.inner.metrics.registry_reload(ReloadResult::Error);
-                Err(e)
-            }
+                .filter(|name| !self.inner.services.contains_key(*name))
+                .map(|name| {
+                    format!("backend \"internal:{name}\" names no in-process service of this build")
+                }),
+        );
+        self.inner.table.store(Arc::new(table));
+        self.inner.ready.store(true, Ordering::Release);
+        let result = if problems.is_empty() {
+            ReloadResult::Ok
+        } else {
+            ReloadResult::Error
+        };
+        self.inner.metrics.registry_reload(result);
+        for problem in &problems {
+            tracing::error!("registry entry not routed: {problem}");
         }
+        problems
     }
 
     pub fn metrics(&self) -> &Metrics {

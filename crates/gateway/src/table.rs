@@ -5,7 +5,7 @@
 use crate::error::GatewayError;
 use crate::routing::{AntPattern, ApiPath};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
-use portico_store::{Auth, Registry};
+use portico_store::{Api, Auth, Registry, WebApp};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -96,67 +96,28 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// Compiles a registry. Entries were validated when stored; what can still fail here
-    /// (a backend the URL parser refuses) is reported with the entry's name.
-    pub fn compile(registry: &Registry) -> Result<RoutingTable, String> {
+    /// Compiles a registry. Entries were validated when stored; one that still cannot be
+    /// compiled is left out and reported, so that one bad entry never stops the rest
+    /// from routing.
+    pub fn compile(registry: &Registry) -> (RoutingTable, Vec<String>) {
         let mut table = RoutingTable {
             tenants: registry.tenants.iter().map(|t| t.name.clone()).collect(),
             ..RoutingTable::default()
         };
+        let mut problems = Vec::new();
         for w in &registry.webapps {
-            let cache_control = match w.cache_control.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(cc) => Some(HeaderValue::from_str(cc).map_err(|_| {
-                    format!(
-                        "webapp \"{}\": cache_control is not a valid header value",
-                        w.key()
-                    )
-                })?),
-            };
-            let route = WebAppRoute {
-                key: w.key(),
-                provider: w.provider.clone(),
-                target: Arc::new(
-                    Target::parse(&w.backend)
-                        .map_err(|e| format!("webapp \"{}\": {e}", w.key()))?,
-                ),
-                tenants: w.tenants.iter().cloned().collect(),
-                cache_control,
-                websockets: w.websockets.iter().map(|p| AntPattern::new(p)).collect(),
-                auth: w.auth,
-            };
-            table.webapps.entry(w.name.clone()).or_default().push(route);
+            match compile_webapp(w) {
+                Ok(route) => table.webapps.entry(w.name.clone()).or_default().push(route),
+                Err(problem) => problems.push(problem),
+            }
         }
         for a in &registry.apis {
-            let mut routes = Vec::with_capacity(a.routes.len());
-            for r in &a.routes {
-                let methods = r
-                    .methods
-                    .iter()
-                    .map(|m| Method::from_bytes(m.as_bytes()))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| {
-                        format!("api \"{}\": invalid method in route {}", a.key(), r.pattern)
-                    })?;
-                routes.push(ApiRouteEntry {
-                    pattern: AntPattern::new(&r.pattern),
-                    methods,
-                });
+            match compile_api(a) {
+                Ok(route) => table.apis.entry(a.name.clone()).or_default().push(route),
+                Err(problem) => problems.push(problem),
             }
-            let route = ApiRoute {
-                key: a.key(),
-                provider: a.provider.clone(),
-                version: a.version,
-                target: Arc::new(
-                    Target::parse(&a.backend).map_err(|e| format!("api \"{}\": {e}", a.key()))?,
-                ),
-                tenants: a.tenants.iter().cloned().collect(),
-                auth: a.auth,
-                routes,
-            };
-            table.apis.entry(a.name.clone()).or_default().push(route);
         }
-        Ok(table)
+        (table, problems)
     }
 
     /// The names of the in-process services this table routes to.
@@ -288,11 +249,61 @@ impl RoutingTable {
     }
 }
 
+fn compile_webapp(w: &WebApp) -> Result<WebAppRoute, String> {
+    let cache_control = match w.cache_control.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(cc) => Some(HeaderValue::from_str(cc).map_err(|_| {
+            format!(
+                "webapp \"{}\": cache_control is not a valid header value",
+                w.key()
+            )
+        })?),
+    };
+    Ok(WebAppRoute {
+        key: w.key(),
+        provider: w.provider.clone(),
+        target: Arc::new(
+            Target::parse(&w.backend).map_err(|e| format!("webapp \"{}\": {e}", w.key()))?,
+        ),
+        tenants: w.tenants.iter().cloned().collect(),
+        cache_control,
+        websockets: w.websockets.iter().map(|p| AntPattern::new(p)).collect(),
+        auth: w.auth,
+    })
+}
+
+fn compile_api(a: &Api) -> Result<ApiRoute, String> {
+    let mut routes = Vec::with_capacity(a.routes.len());
+    for r in &a.routes {
+        let methods = r
+            .methods
+            .iter()
+            .map(|m| Method::from_bytes(m.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| format!("api \"{}\": invalid method in route {}", a.key(), r.pattern))?;
+        routes.push(ApiRouteEntry {
+            pattern: AntPattern::new(&r.pattern),
+            methods,
+        });
+    }
+    Ok(ApiRoute {
+        key: a.key(),
+        provider: a.provider.clone(),
+        version: a.version,
+        target: Arc::new(
+            Target::parse(&a.backend).map_err(|e| format!("api \"{}\": {e}", a.key()))?,
+        ),
+        tenants: a.tenants.iter().cloned().collect(),
+        auth: a.auth,
+        routes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::routing::parse_api_path;
-    use portico_store::{Api, Origin, Route, Tenant, WebApp};
+    use portico_store::{Origin, Route, Tenant};
 
     fn registry() -> Registry {
         Registry {
@@ -340,7 +351,8 @@ mod tests {
 
     #[test]
     fn backend_urls_split_into_authority_and_base_path() {
-        let t = RoutingTable::compile(&registry()).unwrap();
+        let (t, problems) = RoutingTable::compile(&registry());
+        assert!(problems.is_empty());
         let w = t.webapp("abc", "assetmanager", Some("xyz")).unwrap();
         assert_eq!(
             *w.target,
@@ -354,7 +366,8 @@ mod tests {
 
     #[test]
     fn web_apps_need_a_registered_subscribed_tenant() {
-        let t = RoutingTable::compile(&registry()).unwrap();
+        let (t, problems) = RoutingTable::compile(&registry());
+        assert!(problems.is_empty());
         assert!(t.webapp("nobody", "assetmanager", Some("xyz")).is_err());
         assert!(t.webapp("other", "assetmanager", Some("xyz")).is_err());
         assert!(t.webapp("abc", "assetmanager", None).is_err());
@@ -362,7 +375,8 @@ mod tests {
 
     #[test]
     fn api_routes_pick_by_pattern_and_method() {
-        let t = RoutingTable::compile(&registry()).unwrap();
+        let (t, problems) = RoutingTable::compile(&registry());
+        assert!(problems.is_empty());
         let p = parse_api_path("/api/iot-xyz/v3/assets/1").unwrap();
         assert!(t.api(Some("abc"), &p, p.endpoint, &Method::GET).is_ok());
         assert!(t.api(Some("abc"), &p, p.endpoint, &Method::HEAD).is_ok());

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use portico_gateway::body::{empty, full};
+use portico_gateway::tls::DevCert;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -271,13 +272,15 @@ impl Client {
                     addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                 }
                 fixed.insert(host.clone(), addr);
-                if matches!(config.tls, TlsSource::Development) {
-                    let ca = config.data_dir.join("dev-ca.pem");
+                // Trust the development CA where Portico made one: in the data folder,
+                // or beside configured certificate files it filled.
+                let ca = match &config.tls {
+                    TlsSource::Development => DevCert::in_dir(&config.data_dir).ca,
+                    TlsSource::Files { cert, key } => DevCert::at(cert, key).ca,
+                };
+                if ca.exists() {
                     roots = portico_gateway::tls::load_certs(&ca).with_context(|| {
-                        format!(
-                            "cannot read the development CA of {}",
-                            config.data_dir.display()
-                        )
+                        format!("cannot read the development CA {}", ca.display())
                     })?;
                 }
                 format!("https://{host}:{}", addr.port())
@@ -448,12 +451,20 @@ fn print_table(kind: Kind, value: &Value) {
 }
 
 async fn reset_token(config: &Config) -> Result<()> {
+    // A reset on a store that does not exist would make a new, empty one whose token no
+    // server accepts: most likely the wrong folder or configuration file.
+    if let Some(path) = config.database.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if !std::path::Path::new(path).exists() {
+            bail!("no store at {path}: run this where `portico serve` runs, with its --config");
+        }
+    }
     let store = portico_store::Store::open(&config.database)
         .await
         .with_context(|| {
             format!(
                 "cannot open the store {}",
-                crate::config::mask_password(&config.database)
+                portico_store::mask_password(&config.database)
             )
         })?;
     let token = portico_console::new_admin_token();

@@ -5,6 +5,7 @@
 //! to that file's folder. Every error names the file, the line or key, and the reason.
 
 use anyhow::{anyhow, bail, Context, Result};
+use portico_store::mask_password;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -174,7 +175,10 @@ pub struct Config {
 
 /// Finds and loads the configuration, with the environment's overrides.
 pub fn load(explicit: Option<&Path>) -> Result<Config> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    // Variables that are not Unicode cannot be Portico's; they are skipped, not a panic.
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
     let file = match explicit {
         Some(path) => Some(path.to_path_buf()),
         None => match std::env::var_os("PORTICO_CONFIG").filter(|v| !v.is_empty()) {
@@ -389,20 +393,6 @@ fn resolve_database(base: &Path, url: &str) -> Result<String> {
     )
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
-pub fn mask_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// `100ms`, `5s`, `5m`, `12h`, `1d`.
 pub fn duration(key: &str, value: &str) -> Result<Duration> {
     const UNITS: [(&str, u64); 5] = [
@@ -585,5 +575,6 @@ key = "key.pem"
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(mask_password("postgres://h/db"), "postgres://h/db");
+        assert!(!mask_password("postgres://u@h/db?password=secret").contains("secret"));
     }
 }

@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 /// must route.
 const FILE_POLL: Duration = Duration::from_millis(400);
 
+/// How soon a registry file that failed for a reason other than its own content is
+/// applied again.
+const FILE_RETRY: Duration = Duration::from_secs(5);
+
 /// Reads the registry file into the store (origin `file`). Returns what was read, so
 /// that the caller can tell later whether the file changed.
 pub async fn apply_file(store: &Store, path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
@@ -52,9 +56,9 @@ pub async fn reload(store: &Store, gateway: &Gateway) -> anyhow::Result<()> {
             );
         }
     };
-    gateway
-        .install(&registry)
-        .map_err(|e| anyhow::anyhow!("registry not installed: {e}"))
+    // Entries that cannot be routed are logged by the gateway; the rest route.
+    gateway.install(&registry);
+    Ok(())
 }
 
 /// Runs until `shutdown`.
@@ -70,6 +74,9 @@ pub async fn run(
     let mut poll = tokio::time::interval(FILE_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut refresh_at = Instant::now() + cache_ttl;
+    let mut retry_at: Option<Instant> = None;
+    // Changes made through other instances on the same database show in its version.
+    let mut version = store.registry_version().await.ok();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -77,18 +84,32 @@ pub async fn run(
                 if changed.is_err() {
                     return;
                 }
+                version = store.registry_version().await.ok();
                 refresh(&store, &gateway, &mut refresh_at, cache_ttl).await;
             }
             _ = poll.tick() => {
                 if let Some(path) = &file {
                     let current = std::fs::read(path).ok();
-                    if current.is_some() && current != last_file {
+                    let retry_due = retry_at.is_some_and(|at| Instant::now() >= at);
+                    if current.is_some() && (current != last_file || retry_due) {
                         last_file = current;
+                        retry_at = None;
                         if let Err(e) = apply_file(&store, path).await {
                             gateway.metrics().registry_reload(ReloadResult::Error);
+                            // A mistake in the file waits for the next edit; anything else
+                            // (the store down, a name the API holds) is tried again.
+                            if e.downcast_ref::<registry_file::RegistryFileError>().is_none() {
+                                retry_at = Some(Instant::now() + FILE_RETRY);
+                            }
                             tracing::error!("registry file not applied, the running registry stays: {e:#}");
                         }
                     }
+                }
+                let current = store.registry_version().await.ok();
+                if current.is_some() && current != version {
+                    version = current;
+                    refresh(&store, &gateway, &mut refresh_at, cache_ttl).await;
+                    continue;
                 }
                 if Instant::now() >= refresh_at {
                     refresh(&store, &gateway, &mut refresh_at, cache_ttl).await;

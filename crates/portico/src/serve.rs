@@ -2,11 +2,12 @@
 //! binds the listeners, and runs until SIGINT or SIGTERM, then drains.
 
 use crate::builtin::{self, DEMO_SERVICE, REGISTRY_SERVICE};
-use crate::config::{mask_password, Config, TlsSource};
+use crate::config::{Config, TlsSource};
 use crate::registry_sync;
 use anyhow::{Context, Result};
 use portico_gateway::tls::{self, dev_cert_names, ensure_dev_cert, DevCert};
 use portico_gateway::{from_tower, Gateway, GatewayConfig, Services};
+use portico_store::mask_password;
 use portico_store::{Origin, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -180,3 +180,74 @@ fn the_registry_api_publishes_its_openapi_document() {
         "the registry needs the admin token"
     );
 }
+
+/// Instances sharing one database learn of each other's registry changes (GW-11).
+#[test]
+fn a_change_through_one_instance_routes_on_another_sharing_the_database() {
+    let shared = tempfile::tempdir().unwrap();
+    let db = shared.path().join("shared.db");
+    let config = format!("{CONFIG}database = \"sqlite://{}\"\n", db.display());
+    let first = Portico::start(&config, &[]);
+    let second = Portico::start(&config, &[]);
+    let web = backend("web", 0);
+    let backend_url = format!("http://{web}");
+    let out = first.cli(&[
+        "admin",
+        "--config",
+        "portico.toml",
+        "tenant",
+        "add",
+        "shared",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = first.cli(&[
+        "admin",
+        "--config",
+        "portico.toml",
+        "webapp",
+        "add",
+        "--name",
+        "app",
+        "--backend",
+        &backend_url,
+        "--tenant",
+        "shared",
+        "--auth",
+        "none",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = second.plain_url("shared-app.eu1.portico.localhost", "/y");
+    let routed = within(std::time::Duration::from_secs(2), || {
+        curl(&[&url]) == (200, "web /y".into())
+    });
+    assert!(
+        routed.is_some(),
+        "the second instance did not route the change within 2 s"
+    );
+}
+
+#[test]
+fn a_token_reset_refuses_a_store_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["admin", "token", "reset"])
+        .current_dir(dir.path())
+        .env_remove("PORTICO_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no store"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}

@@ -92,6 +92,16 @@ impl Store {
         self.inner.changes.subscribe()
     }
 
+    /// A number that grows with every committed registry write made through any `Store`
+    /// on this database, so that instances sharing it notice each other's changes.
+    pub async fn registry_version(&self) -> Result<i64, StoreError> {
+        let version: i64 =
+            sqlx::query_scalar("SELECT registry_version FROM store_meta WHERE id = 1")
+                .fetch_one(&self.inner.pool)
+                .await?;
+        Ok(version)
+    }
+
     /// Closes the connections; later calls fail. Dropping every clone does the same
     /// lazily.
     pub async fn close(&self) {

@@ -33,7 +33,7 @@ pub enum StoreError {
 
 /// `url` with the password of its user info, and any `password=` query parameter,
 /// replaced by `***`.
-pub(crate) fn mask_password(url: &str) -> String {
+pub fn mask_password(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = url.find("://") {
         let start = scheme_end + 3;

@@ -14,7 +14,7 @@ mod queries;
 pub mod registry_file;
 mod registry_store;
 
-pub use error::StoreError;
+pub use error::{mask_password, StoreError};
 pub use model::*;
 
 use std::fmt;

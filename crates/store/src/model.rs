@@ -203,8 +203,14 @@ fn check_name(field: &'static str, s: &str) -> Result<(), Invalid> {
 }
 
 /// Backends are `http://host[:port][/path]`, `https://…`, or `internal:NAME`.
-pub fn check_backend(s: &str) -> Result<(), Invalid> {
+pub fn check_backend(s: &str, origin: Origin) -> Result<(), Invalid> {
     if let Some(name) = s.strip_prefix("internal:") {
+        if origin != Origin::Builtin {
+            return Err(invalid(
+                "backend",
+                format!("\"{s}\": internal: backends are reserved for Portico's own services"),
+            ));
+        }
         return check_name("backend", name);
     }
     let rest = s
@@ -228,6 +234,10 @@ pub fn check_backend(s: &str) -> Result<(), Invalid> {
             "backend",
             format!("\"{s}\" must not have a query, a fragment or spaces"),
         ));
+    }
+    // The gateway parses backends with this parser; what it refuses must not be stored.
+    if s.parse::<http::Uri>().is_err() {
+        return Err(invalid("backend", format!("\"{s}\" is not a valid URL")));
     }
     Ok(())
 }
@@ -275,7 +285,7 @@ impl WebApp {
         if let Some(p) = &self.provider {
             check_name("provider", p)?;
         }
-        check_backend(&self.backend)?;
+        check_backend(&self.backend, self.origin)?;
         check_tenants(&self.tenants)?;
         if let Some(cc) = &self.cache_control {
             if cc.bytes().any(|b| b < 0x20 || b == 0x7f) {
@@ -298,10 +308,13 @@ impl Api {
         if let Some(p) = &self.provider {
             check_name("provider", p)?;
         }
-        if self.version == 0 {
-            return Err(invalid("version", "major version must be 1 or more"));
+        if self.version == 0 || self.version > 999_999_999 {
+            return Err(invalid(
+                "version",
+                "major version must be from 1 to 999999999 (the v{major} path segment has at most 9 digits)",
+            ));
         }
-        check_backend(&self.backend)?;
+        check_backend(&self.backend, self.origin)?;
         check_tenants(&self.tenants)?;
         for r in &self.routes {
             check_pattern("routes", &r.pattern)?;
@@ -453,13 +466,17 @@ mod tests {
 
     #[test]
     fn backends_are_http_https_or_internal() {
-        assert!(check_backend("http://127.0.0.1:9001").is_ok());
-        assert!(check_backend("https://example.org/base").is_ok());
-        assert!(check_backend("internal:hello").is_ok());
-        assert!(check_backend("ftp://x").is_err());
-        assert!(check_backend("http://").is_err());
-        assert!(check_backend("http://u:p@host").is_err());
-        assert!(check_backend("internal:Hello").is_err());
+        let api = Origin::Api;
+        assert!(check_backend("http://127.0.0.1:9001", api).is_ok());
+        assert!(check_backend("https://example.org/base", api).is_ok());
+        assert!(check_backend("internal:hello", Origin::Builtin).is_ok());
+        assert!(check_backend("internal:hello", api).is_err());
+        assert!(check_backend("internal:hello", Origin::File).is_err());
+        assert!(check_backend("ftp://x", api).is_err());
+        assert!(check_backend("http://", api).is_err());
+        assert!(check_backend("http://u:p@host", api).is_err());
+        assert!(check_backend("http://[::1", api).is_err());
+        assert!(check_backend("internal:Hello", Origin::Builtin).is_err());
     }
 
     #[test]

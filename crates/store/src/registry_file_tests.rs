@@ -83,8 +83,8 @@ fn the_example_parses() {
 
 #[test]
 fn optional_keys_default_to_empty() {
-    let text = "[[webapps]]\nname = \"console\"\nbackend = \"internal:console\"\ncache_control = \"no-store\"\nauth = \"none\"\n\n\
-                [[apis]]\nname = \"status\"\nversion = 1\nbackend = \"internal:status\"\nauth = \"none\"\n\
+    let text = "[[webapps]]\nname = \"console\"\nbackend = \"http://127.0.0.1:1\"\ncache_control = \"no-store\"\nauth = \"none\"\n\n\
+                [[apis]]\nname = \"status\"\nversion = 1\nbackend = \"http://127.0.0.1:2\"\nauth = \"none\"\n\
                 routes = [ { pattern = \"/a\" }, { pattern = \"/b\", methods = [\"GET\"] } ]\n";
     let reg = parse(text, path()).unwrap();
     let w = &reg.webapps[0];
@@ -184,7 +184,7 @@ fn bad_names_name_the_entry_and_key() {
     let e = err("[[webapps]]\nname = \"shop\"\nbackend = \"ftp://h\"\nauth = \"none\"\n");
     assert_message(&e, 3, "webapp \"shop\": backend", "must start with http://");
     let e = err("[[apis]]\nname = \"iot\"\nversion = 0\nbackend = \"http://h\"\nauth = \"none\"\n");
-    assert_message(&e, 3, "api \"iot/v0\": version", "1 or more");
+    assert_message(&e, 3, "api \"iot/v0\": version", "from 1 to 999999999");
 }
 
 #[test]
