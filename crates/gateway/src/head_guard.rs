@@ -23,8 +23,9 @@ const MAX_HEADERS: usize = 100;
 /// Longest chunk-size line (size and extensions) accepted in a chunked body.
 const MAX_CHUNK_LINE: usize = 4096;
 
-/// Called once when the guard rejects a head, with the status it answered.
-pub type OnReject = Box<dyn Fn(StatusCode, &str) + Send + Sync>;
+/// Called once when the guard rejects a head, with the status, the reason and the request
+/// id it answered.
+pub type OnReject = Box<dyn Fn(StatusCode, &str, &str) + Send + Sync>;
 
 pub struct HeadGuard<IO> {
     io: IO,
@@ -131,7 +132,7 @@ impl<IO> HeadGuard<IO> {
     fn reject(&mut self, err: GatewayError, format: ErrorFormat) {
         let request_id = crate::new_request_id();
         if let Some(on_reject) = &self.on_reject {
-            on_reject(err.status, &err.message);
+            on_reject(err.status, &err.message, &request_id);
         }
         self.error = Some(serialize_error(&err, format, &request_id));
         self.state = State::Rejected;

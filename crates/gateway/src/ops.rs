@@ -5,7 +5,7 @@ use crate::body::{full, Body};
 use crate::server::Gateway;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +65,10 @@ pub async fn serve(gateway: Gateway, listener: TcpListener, shutdown: Cancellati
                     let response = answer(&gateway, &request);
                     async move { Ok::<_, Infallible>(response) }
                 });
+            // Operators' clients get the same deadline for a request head as everyone's.
             let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

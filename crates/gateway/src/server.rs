@@ -232,8 +232,9 @@ impl Gateway {
                 )),
             };
         }
-        let host = request_host(request)
-            .ok_or_else(|| GatewayError::bad_request("The request has no Host header"))?;
+        let host = request_host(request).ok_or_else(|| {
+            GatewayError::bad_request("The request needs exactly one Host header")
+        })?;
         let parsed = parse_host(host, &self.inner.hosts)
             .ok_or_else(|| GatewayError::not_found(format!("Unknown host \"{host}\"")))?;
         let path = request.uri().path();
@@ -283,7 +284,17 @@ impl Gateway {
                 if core(&SOUTHGATE_CORE_PATHS) {
                     return Ok(Routed::Core);
                 }
-                self.route_api(&table, None, request)
+                let routed = self.route_api(&table, None, request)?;
+                // Portico's own APIs are for operators on `gateway`; `southgate` carries
+                // device traffic only.
+                if let Routed::Forward(Dispatch { target, .. }) = &routed {
+                    if matches!(**target, Target::InProcess(_)) {
+                        return Err(GatewayError::not_found(format!(
+                            "\"{path}\" is not served on the device host; use the gateway host"
+                        )));
+                    }
+                }
+                Ok(routed)
             }
             HostKind::Static | HostKind::Vpnrts { .. } => {
                 if core(&["/.well-known"]) {
@@ -474,9 +485,9 @@ impl Gateway {
     {
         let metrics_gateway = self.clone();
         let client = conn.client;
-        let on_reject = Box::new(move |status: StatusCode, message: &str| {
+        let on_reject = Box::new(move |status: StatusCode, message: &str, request_id: &str| {
             metrics_gateway.inner.metrics.rejected_head(status.as_u16());
-            tracing::info!(target: "portico::access", client = %client.ip(), status = status.as_u16(), reason = message, "request head rejected");
+            tracing::info!(target: "portico::access", request_id, client = %client.ip(), status = status.as_u16(), reason = message, "request head rejected");
         });
         let guard = HeadGuard::new(io, self.inner.config.max_header_size, Some(on_reject));
         let gateway = self.clone();
@@ -532,13 +543,17 @@ fn core(request: &Request<Body>) -> Result<Response<Body>, GatewayError> {
     Ok(response)
 }
 
-/// The host a request addresses: `Host`, or the authority of an absolute-form target.
+/// The host a request addresses: the authority of an absolute-form target, else the one
+/// `Host` header (RFC 7230 §5.4; two `Host` headers address nothing).
 fn request_host<B>(request: &Request<B>) -> Option<&str> {
-    request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+    if let Some(authority) = request.uri().authority() {
+        return Some(authority.as_str());
+    }
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => host.to_str().ok(),
+        _ => None,
+    }
 }
 
 /// A WebSocket upgrade; other upgrade requests are served as plain requests.

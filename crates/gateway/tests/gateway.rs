@@ -504,3 +504,55 @@ async fn connect_is_refused_and_options_asterisk_answered() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.header("allow").is_some());
 }
+
+/// Portico's own APIs (in-process targets) answer on `gateway`, not on the device host.
+#[tokio::test]
+async fn in_process_apis_are_not_served_on_southgate() {
+    use portico_gateway::{body::full, from_tower, Services};
+    let (a, b) = (backend("A").await, backend("B").await);
+    let mut registry = example_registry(a, b);
+    let mut own = registry.apis[0].clone();
+    own.name = "own".into();
+    own.provider = None;
+    own.backend = "internal:own".into();
+    own.origin = portico_store::Origin::Builtin;
+    registry.apis.push(own);
+    let mut services = Services::new();
+    let service = tower::service_fn(|_req: http::Request<portico_gateway::body::Body>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(full("own")))
+    });
+    services.insert("own".into(), from_tower(service));
+    let gw = start_with(&registry, services, |_| {}).await;
+    let r = get(gw.addr, GATEWAY_HOST, "/api/own/v3/assets/1", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "own"));
+    let r = get(
+        gw.addr,
+        "southgate.eu1.portico.localhost",
+        "/api/own/v3/assets/1",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = get(
+        gw.addr,
+        "southgate.eu1.portico.localhost",
+        "/api/iot-xyz/v3/assets/1",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "registered APIs are served to devices");
+}
+
+#[tokio::test]
+async fn two_host_headers_are_refused() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    let r = get(
+        gw.addr,
+        WEBAPP_HOST,
+        "/",
+        &["Host: gateway.eu1.portico.localhost"],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+}
