@@ -74,3 +74,28 @@ pub async fn serve(gateway: Gateway, listener: TcpListener, shutdown: Cancellati
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GatewayConfig;
+
+    #[test]
+    fn readiness_waits_for_a_registry() {
+        let config = GatewayConfig::new(vec!["portico.localhost".into()], vec!["eu1".into()]);
+        let gateway = Gateway::new(config, Default::default());
+        let request = Request::get("/readyz").body(()).unwrap();
+        assert_eq!(
+            answer(&gateway, &request).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            answer(&gateway, &Request::get("/healthz").body(()).unwrap()).status(),
+            StatusCode::OK
+        );
+        assert!(gateway
+            .install(&portico_store::Registry::default())
+            .is_empty());
+        assert_eq!(answer(&gateway, &request).status(), StatusCode::OK);
+    }
+}

@@ -421,3 +421,37 @@ listen_plain = "127.0.0.1:{plain}"
 admin_listen = "127.0.0.1:{admin}"
 data_dir = "./data"
 "#;
+
+/// OPS-4: without `--config`, `PORTICO_CONFIG` names the file, else `./portico.toml` is
+/// used; relative paths are relative to the file's folder.
+#[test]
+fn the_configuration_is_found_by_environment_or_in_the_working_folder() {
+    let in_cwd = Portico::launch(|dir, (plain, tls, admin)| {
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{tls}\"\nlisten_plain = \"127.0.0.1:{plain}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n"
+        );
+        std::fs::write(dir.join("portico.toml"), config).unwrap();
+        (Vec::new(), Vec::new())
+    });
+    assert!(
+        in_cwd.stdout().contains("running with portico.toml"),
+        "{}",
+        in_cwd.stdout()
+    );
+
+    let by_env = Portico::launch(|dir, (plain, tls, admin)| {
+        let conf = dir.join("conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{tls}\"\nlisten_plain = \"127.0.0.1:{plain}\"\nadmin_listen = \"127.0.0.1:{admin}\"\ndata_dir = \"./state\"\n"
+        );
+        std::fs::write(conf.join("portico.toml"), config).unwrap();
+        let path = conf.join("portico.toml").display().to_string();
+        (Vec::new(), vec![("PORTICO_CONFIG".to_string(), path)])
+    });
+    assert!(
+        by_env.path("conf/state/portico.db").exists(),
+        "data_dir is relative to the file's folder"
+    );
+    assert!(!by_env.path("state").exists());
+}

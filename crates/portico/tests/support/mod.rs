@@ -77,7 +77,7 @@ impl Portico {
     /// Runs `portico serve` in a fresh folder prepared by `prepare` for three free ports.
     /// A port found free can be taken by a parallel test before Portico binds it; then
     /// Portico says so and exits, and the start is tried again with other ports.
-    fn launch(
+    pub fn launch(
         prepare: impl Fn(&Path, (u16, u16, u16)) -> (Vec<String>, Vec<(String, String)>),
     ) -> Portico {
         for _ in 0..3 {
