@@ -54,6 +54,7 @@ request here by its host name; this is the request as a backend behind Portico r
 <p><input id="msg" value="hello" aria-label="message"> <button id="send">Send</button> <span id="echo"></span></p>
 <script>
 const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+ws.onopen = () => ws.send("hello from your browser");
 ws.onmessage = (e) => {{ document.getElementById("echo").textContent = "echo: " + e.data; }};
 document.getElementById("send").onclick = () => ws.send(document.getElementById("msg").value);
 </script>
