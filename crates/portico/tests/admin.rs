@@ -189,41 +189,7 @@ fn a_change_through_one_instance_routes_on_another_sharing_the_database() {
     let config = format!("{CONFIG}database = \"sqlite://{}\"\n", db.display());
     let first = Portico::start(&config, &[]);
     let second = Portico::start(&config, &[]);
-    let web = backend("web", 0);
-    let backend_url = format!("http://{web}");
-    let out = first.cli(&[
-        "admin",
-        "--config",
-        "portico.toml",
-        "tenant",
-        "add",
-        "shared",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = first.cli(&[
-        "admin",
-        "--config",
-        "portico.toml",
-        "webapp",
-        "add",
-        "--name",
-        "app",
-        "--backend",
-        &backend_url,
-        "--tenant",
-        "shared",
-        "--auth",
-        "none",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    first.register_webapp("shared", "app", backend("web", 0));
     let url = second.plain_url("shared-app.eu1.portico.localhost", "/y");
     let routed = within(std::time::Duration::from_secs(2), || {
         curl(&[&url]) == (200, "web /y".into())

@@ -336,33 +336,7 @@ fn serve_keeps_its_registry_in_postgresql() {
 
     let first = Portico::start(&config, &[]);
     let token = first.admin_token();
-    let backend_url = format!("http://{web}");
-    let out = first.cli(&["admin", "--config", "portico.toml", "tenant", "add", "pg"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = first.cli(&[
-        "admin",
-        "--config",
-        "portico.toml",
-        "webapp",
-        "add",
-        "--name",
-        "app",
-        "--backend",
-        &backend_url,
-        "--tenant",
-        "pg",
-        "--auth",
-        "none",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    first.register_webapp("pg", "app", web);
     let (status, body) = curl(&[&first.plain_url("pg-app.eu1.portico.localhost", "/x")]);
     assert_eq!((status, body.as_str()), (200, "web /x"));
     drop(first);

@@ -165,6 +165,36 @@ impl Portico {
             .unwrap()
     }
 
+    /// `portico admin --config portico.toml ARGS` with this instance's token; asserts it
+    /// succeeded and returns what it printed.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let out = self.cli(&[&["admin", "--config", "portico.toml"], args].concat());
+        assert!(
+            out.status.success(),
+            "portico admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Registers tenant `tenant` and its web app `app` with `backend` through the CLI.
+    pub fn register_webapp(&self, tenant: &str, app: &str, backend: SocketAddr) {
+        self.admin(&["tenant", "add", tenant]);
+        let backend = format!("http://{backend}");
+        self.admin(&[
+            "webapp",
+            "add",
+            "--name",
+            app,
+            "--backend",
+            &backend,
+            "--tenant",
+            tenant,
+            "--auth",
+            "none",
+        ]);
+    }
+
     pub fn plain_url(&self, host: &str, path: &str) -> String {
         format!("http://{host}:{}{path}", self.plain)
     }
