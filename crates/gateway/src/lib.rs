@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod head_guard;
+pub mod headers;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;

@@ -7,6 +7,7 @@ use crate::body::{boxed, empty, full, Body};
 use crate::config::GatewayConfig;
 use crate::error::{render, GatewayError};
 use crate::head_guard::HeadGuard;
+use crate::headers::WebAppResponse;
 use crate::metrics::{Metrics, ReloadResult, RouteClass};
 use crate::proxy::{set_forwarding_headers, strip_hop_by_hop, Forwarding, Proxy};
 use crate::routing::{
@@ -71,6 +72,8 @@ struct Dispatch {
     path: String,
     tenant: Option<String>,
     upgrade: bool,
+    /// For web apps: what their responses' gateway headers need (GW-17..GW-20).
+    web: Option<WebAppResponse>,
 }
 
 /// Paths served by Portico itself on web-app hosts, ahead of any registration (GW-6a).
@@ -272,6 +275,11 @@ impl Gateway {
                     path: target.to_string(),
                     tenant: Some(tenant.clone()),
                     upgrade,
+                    web: Some(WebAppResponse {
+                        cache_control: webapp.cache_control.clone(),
+                        static_host: static_host(&parsed, host),
+                        client_version: request.version(),
+                    }),
                 }))
             }
             HostKind::Gateway => {
@@ -346,11 +354,31 @@ impl Gateway {
             path: format!("{}{query}", api_path.endpoint),
             tenant: tenant.cloned(),
             upgrade: false,
+            web: None,
         }))
     }
 
     /// The forwarding phase: to a backend over HTTP, or to an in-process service.
     async fn forward(
+        &self,
+        request: Request<Body>,
+        mut dispatch: Dispatch,
+        conn: ConnInfo,
+        request_id: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        let web = dispatch.web.take();
+        let mut response = self
+            .forward_to_target(request, dispatch, conn, request_id)
+            .await?;
+        if let Some(web) = web {
+            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                web.apply(response.headers_mut());
+            }
+        }
+        Ok(response)
+    }
+
+    async fn forward_to_target(
         &self,
         request: Request<Body>,
         dispatch: Dispatch,
@@ -554,6 +582,16 @@ fn request_host<B>(request: &Request<B>) -> Option<&str> {
         (Some(host), None) => host.to_str().ok(),
         _ => None,
     }
+}
+
+/// The static host of the request's region and domain, with the port the client used
+/// when it gave one (GW-5, GW-20).
+fn static_host(parsed: &ParsedHost, host: &str) -> String {
+    let port = host
+        .rsplit_once(':')
+        .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(String::new(), |(_, p)| format!(":{p}"));
+    format!("static.{}.{}{port}", parsed.region_label(), parsed.domain)
 }
 
 /// A WebSocket upgrade; other upgrade requests are served as plain requests.

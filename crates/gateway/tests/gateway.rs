@@ -556,3 +556,65 @@ async fn two_host_headers_are_refused() {
     .await;
     assert_eq!(r.status, 400, "{r:?}");
 }
+
+/// GW-17..GW-20 through a real connection: Cache-Control from backend, app or default,
+/// the HTTP/1.0 extras, the security headers and the default CSP on web-app responses.
+#[tokio::test]
+async fn web_app_responses_get_the_gateway_headers() {
+    let (a, b) = (backend("A").await, backend("B").await);
+    let mut registry = example_registry(a, b);
+    let gw = start(&registry, |_| {}).await;
+    let host_with_port = format!("{WEBAPP_HOST}:8443");
+
+    let r = get(gw.addr, &host_with_port, "/page", &[]).await;
+    assert_eq!(
+        r.header("cache-control"),
+        Some("no-cache, no-store, max-age=0, must-revalidate")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("x-xss-protection"), Some("1; mode=block"));
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some(
+            "default-src 'self' static.eu1.portico.localhost:8443; style-src * 'unsafe-inline'; \
+             script-src 'self' 'unsafe-inline' static.eu1.portico.localhost:8443; img-src * data:;"
+        )
+    );
+    assert_eq!(r.header("pragma"), None, "HTTP/1.1 clients get no Pragma");
+
+    let r = get(gw.addr, WEBAPP_HOST, "/cache-control", &[]).await;
+    assert_eq!(
+        r.header("cache-control"),
+        Some("max-age=60"),
+        "the backend's value is forwarded"
+    );
+    let r = get(gw.addr, WEBAPP_HOST, "/own-policy", &[]).await;
+    assert_eq!(
+        r.header("content-security-policy"),
+        None,
+        "an app's own policy is kept"
+    );
+
+    let request = format!("GET /page HTTP/1.0\r\nHost: {WEBAPP_HOST}\r\n\r\n");
+    let r = &parse_responses(&raw_bytes(gw.addr, request.as_bytes()).await)[0];
+    assert_eq!(
+        (r.header("pragma"), r.header("expires")),
+        (Some("no-cache"), Some("0"))
+    );
+
+    registry.webapps[0].cache_control = Some("private, max-age=5".into());
+    assert!(gw.gateway.install(&registry).is_empty());
+    let r = get(gw.addr, WEBAPP_HOST, "/page", &[]).await;
+    assert_eq!(
+        r.header("cache-control"),
+        Some("private, max-age=5"),
+        "the app's default"
+    );
+
+    let r = get(gw.addr, GATEWAY_HOST, "/api/iot-xyz/v3/assets/1", &[]).await;
+    assert_eq!(
+        r.header("content-security-policy"),
+        None,
+        "API responses are left as they are"
+    );
+}

@@ -22,6 +22,7 @@ pub const STREAM_CHUNKS: usize = 100;
 pub const STREAM_CHUNK: usize = 16 * 1024;
 
 /// A backend that answers with what it received, as JSON, and names itself in `x-backend`.
+/// `/cache-control` sets `Cache-Control: max-age=60`, `/own-policy` a report-only CSP;
 /// `/slow` answers after 3 s; `/stream` streams `STREAM_CHUNKS` chunks 20 ms apart;
 /// `/count` answers with the number of body bytes it read.
 pub async fn backend(name: &'static str) -> SocketAddr {
@@ -64,6 +65,20 @@ async fn answer(name: &'static str, req: Request<Incoming>) -> Result<Response<B
                 ))
             });
             Response::new(boxed(StreamBody::new(chunks)))
+        }
+        "/cache-control" => {
+            let mut r = Response::new(boxed(Full::new(Bytes::from_static(b"cached"))));
+            r.headers_mut()
+                .insert("cache-control", "max-age=60".parse().unwrap());
+            r
+        }
+        "/own-policy" => {
+            let mut r = Response::new(boxed(Full::new(Bytes::from_static(b"policy"))));
+            r.headers_mut().insert(
+                "content-security-policy-report-only",
+                "default-src 'none'".parse().unwrap(),
+            );
+            r
         }
         "/count" => {
             let bytes = req

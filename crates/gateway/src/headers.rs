@@ -1,0 +1,155 @@
+//! Headers the gateway sets on web-app responses (SPEC GW-17..GW-20): the Cache-Control
+//! rules, `X-Content-Type-Options`, `X-XSS-Protection`, and the default
+//! Content-Security-Policy.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Version;
+
+/// The Cache-Control added when neither the backend nor the app gives one (GW-17).
+pub const DEFAULT_CACHE_CONTROL: HeaderValue =
+    HeaderValue::from_static("no-cache, no-store, max-age=0, must-revalidate");
+
+const X_XSS_PROTECTION: HeaderName = HeaderName::from_static("x-xss-protection");
+
+/// What the gateway knows about a web-app response's request.
+#[derive(Debug, Clone)]
+pub struct WebAppResponse {
+    /// The app's configured Cache-Control, if not blank.
+    pub cache_control: Option<HeaderValue>,
+    /// The request's own static host, e.g. `static.eu1.portico.localhost:8443` (GW-20).
+    pub static_host: String,
+    /// The client's HTTP version.
+    pub client_version: Version,
+}
+
+impl WebAppResponse {
+    /// Sets the gateway's headers on a web app's response headers.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        // GW-17: the backend's Cache-Control, else the app's, else the built-in default.
+        let backend_has_one = headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .any(|v| !v.as_bytes().trim_ascii().is_empty());
+        if !backend_has_one {
+            let value = self.cache_control.clone().unwrap_or(DEFAULT_CACHE_CONTROL);
+            headers.insert(header::CACHE_CONTROL, value);
+        }
+        // For HTTP/1.0 caches, which know no Cache-Control.
+        if self.client_version == Version::HTTP_10 && has_no_cache(headers) {
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            headers.insert(header::EXPIRES, HeaderValue::from_static("0"));
+        }
+        // GW-18, GW-19: no content sniffing rescues a script or style of the wrong type.
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if !headers.contains_key(X_XSS_PROTECTION) {
+            headers.insert(X_XSS_PROTECTION, HeaderValue::from_static("1; mode=block"));
+        }
+        // GW-20: an app that sets a policy of its own (enforced or report-only) keeps it.
+        let has_policy = headers.contains_key(header::CONTENT_SECURITY_POLICY)
+            || headers.contains_key(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+        if !has_policy {
+            let s = &self.static_host;
+            let policy = format!(
+                "default-src 'self' {s}; style-src * 'unsafe-inline'; script-src 'self' 'unsafe-inline' {s}; img-src * data:;"
+            );
+            if let Ok(value) = HeaderValue::from_str(&policy) {
+                headers.insert(header::CONTENT_SECURITY_POLICY, value);
+            }
+        }
+    }
+}
+
+fn has_no_cache(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|directive| directive.trim_ascii().eq_ignore_ascii_case(b"no-cache"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web(cache_control: Option<&'static str>, version: Version) -> WebAppResponse {
+        WebAppResponse {
+            cache_control: cache_control.map(HeaderValue::from_static),
+            static_host: "static.eu1.portico.localhost:8443".into(),
+            client_version: version,
+        }
+    }
+
+    fn applied(web: &WebAppResponse, backend: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in backend {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        web.apply(&mut headers);
+        headers
+    }
+
+    #[test]
+    fn cache_control_comes_from_backend_then_app_then_default() {
+        let h = applied(
+            &web(Some("private"), Version::HTTP_11),
+            &[("cache-control", "max-age=60")],
+        );
+        assert_eq!(h[header::CACHE_CONTROL], "max-age=60");
+        let h = applied(
+            &web(Some("private"), Version::HTTP_11),
+            &[("cache-control", " ")],
+        );
+        assert_eq!(h[header::CACHE_CONTROL], "private");
+        let h = applied(&web(Some("private"), Version::HTTP_11), &[]);
+        assert_eq!(h[header::CACHE_CONTROL], "private");
+        let h = applied(&web(None, Version::HTTP_11), &[]);
+        assert_eq!(h[header::CACHE_CONTROL], DEFAULT_CACHE_CONTROL);
+    }
+
+    #[test]
+    fn pragma_and_expires_only_for_http10_clients_of_no_cache_responses() {
+        let h = applied(&web(None, Version::HTTP_10), &[]);
+        assert_eq!(
+            (&h[header::PRAGMA], &h[header::EXPIRES]),
+            (
+                &HeaderValue::from_static("no-cache"),
+                &HeaderValue::from_static("0")
+            )
+        );
+        let h = applied(&web(None, Version::HTTP_11), &[]);
+        assert!(!h.contains_key(header::PRAGMA) && !h.contains_key(header::EXPIRES));
+        let h = applied(
+            &web(None, Version::HTTP_10),
+            &[("cache-control", "max-age=60")],
+        );
+        assert!(!h.contains_key(header::PRAGMA));
+    }
+
+    #[test]
+    fn security_headers_and_the_default_policy() {
+        let h = applied(
+            &web(None, Version::HTTP_11),
+            &[("x-content-type-options", "sniff-away")],
+        );
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(h["x-xss-protection"], "1; mode=block");
+        assert_eq!(
+            h[header::CONTENT_SECURITY_POLICY],
+            "default-src 'self' static.eu1.portico.localhost:8443; style-src * 'unsafe-inline'; \
+             script-src 'self' 'unsafe-inline' static.eu1.portico.localhost:8443; img-src * data:;"
+        );
+        let own = applied(
+            &web(None, Version::HTTP_11),
+            &[("content-security-policy-report-only", "default-src 'none'")],
+        );
+        assert!(!own.contains_key(header::CONTENT_SECURITY_POLICY));
+        let own = applied(
+            &web(None, Version::HTTP_11),
+            &[("content-security-policy", "default-src 'none'")],
+        );
+        assert_eq!(own[header::CONTENT_SECURITY_POLICY], "default-src 'none'");
+    }
+}
