@@ -20,6 +20,8 @@ pub struct GatewayConfig {
     pub tls_handshake_timeout: Duration,
     /// How long requests in flight may take to finish at shutdown.
     pub drain_timeout: Duration,
+    /// Client connections served at once; more are answered 503 (GW-13).
+    pub max_connections: usize,
 }
 
 impl GatewayConfig {
@@ -34,6 +36,7 @@ impl GatewayConfig {
             header_read_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            max_connections: 400,
         }
     }
 }

@@ -171,6 +171,27 @@ pub fn render_parts(
     (status, headers, text)
 }
 
+/// A gateway error response as HTTP/1.1 bytes, with `Connection: close`, for the places
+/// that answer below the HTTP library (the head guard, the connection limit).
+pub fn http1_bytes(err: &GatewayError, format: ErrorFormat, request_id: &str) -> bytes::Bytes {
+    let (status, headers, text) = render_parts(err, format, request_id);
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    for (name, value) in headers.iter() {
+        if let Ok(v) = value.to_str() {
+            out.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    out.push_str(&format!(
+        "connection: close\r\ncontent-length: {}\r\n\r\n{text}",
+        text.len()
+    ));
+    bytes::Bytes::from(out)
+}
+
 fn json_string(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }

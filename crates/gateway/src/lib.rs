@@ -11,6 +11,7 @@ pub mod head_guard;
 pub mod headers;
 pub mod metrics;
 pub mod ops;
+mod overload;
 pub mod proxy;
 pub mod routing;
 mod server;

@@ -81,6 +81,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<ClassLabels, Histogram, fn() -> Histogram>,
     open_connections: Gauge,
+    rejected_connections: Counter,
     registry_reloads: Family<ReloadLabels, Counter>,
     rejected_heads: Family<StatusLabels, Counter>,
 }
@@ -99,6 +100,7 @@ impl Metrics {
             latency_histogram,
         );
         let open_connections = Gauge::default();
+        let rejected_connections = Counter::default();
         let registry_reloads = Family::<ReloadLabels, Counter>::default();
         let rejected_heads = Family::<StatusLabels, Counter>::default();
         registry.register(
@@ -117,6 +119,11 @@ impl Metrics {
             open_connections.clone(),
         );
         registry.register(
+            "rejected_connections",
+            "Connections answered 503 because the instance was at its connection limit",
+            rejected_connections.clone(),
+        );
+        registry.register(
             "registry_reloads",
             "Routing table rebuilds from the registry, by result",
             registry_reloads.clone(),
@@ -131,6 +138,7 @@ impl Metrics {
             requests,
             duration,
             open_connections,
+            rejected_connections,
             registry_reloads,
             rejected_heads,
         }
@@ -147,6 +155,10 @@ impl Metrics {
 
     pub fn connection_opened(&self) {
         self.open_connections.inc();
+    }
+
+    pub fn connection_rejected(&self) {
+        self.rejected_connections.inc();
     }
 
     pub fn connection_closed(&self) {

@@ -9,6 +9,7 @@ use crate::error::{render, GatewayError};
 use crate::head_guard::HeadGuard;
 use crate::headers::WebAppResponse;
 use crate::metrics::{Metrics, ReloadResult, RouteClass};
+use crate::overload;
 use crate::proxy::{set_forwarding_headers, strip_hop_by_hop, Forwarding, Proxy};
 use crate::routing::{
     decode_unreserved, parse_api_path, parse_host, validate_target, HostConfig, HostKind,
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -53,6 +55,10 @@ struct Inner {
     proxy: Proxy,
     metrics: Metrics,
     ready: AtomicBool,
+    /// One permit per client connection (GW-13).
+    connections: Arc<Semaphore>,
+    /// Refusals of connections over the limit being written now; bounded too.
+    refusals: Arc<Semaphore>,
 }
 
 /// The outcome of the routing phase. It lives on the stack for one request; boxing the
@@ -75,6 +81,10 @@ struct Dispatch {
     /// For web apps: what their responses' gateway headers need (GW-17..GW-20).
     web: Option<WebAppResponse>,
 }
+
+/// Refusals (503 over the connection limit) written at the same time, at most; beyond
+/// them a connection over the limit is closed at once.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 
 /// Paths served by Portico itself on web-app hosts, ahead of any registration (GW-6a).
 const WEBAPP_CORE_PATHS: [&str; 5] = ["/.well-known", "/uaa", "/oauth", "/login", "/logout"];
@@ -101,6 +111,7 @@ impl Gateway {
     /// A gateway with an empty routing table; install a registry before serving.
     pub fn new(config: GatewayConfig, services: Services) -> Gateway {
         let client = crate::client::build(config.connect_timeout, &[]);
+        let max_connections = config.max_connections;
         Gateway {
             inner: Arc::new(Inner {
                 hosts: HostConfig::new(&config.domains, &config.regions),
@@ -110,6 +121,8 @@ impl Gateway {
                 services,
                 metrics: Metrics::new(),
                 ready: AtomicBool::new(false),
+                connections: Arc::new(Semaphore::new(max_connections)),
+                refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
             }),
         }
     }
@@ -475,23 +488,43 @@ impl Gateway {
                 }
             };
             let _ = stream.set_nodelay(true);
+            // The permit is held for the connection's life. Over the limit, a connection
+            // is answered 503; past a small number of such answers in flight, it is closed.
+            let permit = self.inner.connections.clone().try_acquire_owned().ok();
+            let refusal = match permit {
+                Some(_) => None,
+                None => {
+                    self.inner.metrics.connection_rejected();
+                    match self.inner.refusals.clone().try_acquire_owned() {
+                        Ok(refusal) => Some(refusal),
+                        Err(_) => continue,
+                    }
+                }
+            };
             let gateway = self.clone();
             let tls = tls.clone();
             let shutdown = shutdown.clone();
             tracker.spawn(async move {
+                let _permit = permit;
+                let refused = refusal.is_some();
                 gateway.inner.metrics.connection_opened();
                 let conn = ConnInfo { client, tls: tls.is_some() };
                 match tls {
+                    None if refused => overload::refuse(stream, gateway.inner.config.max_connections).await,
                     None => gateway.serve_connection(stream, conn, shutdown).await,
                     Some(acceptor) => {
                         let timeout = gateway.inner.config.tls_handshake_timeout;
                         match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) if refused => {
+                                overload::refuse(stream, gateway.inner.config.max_connections).await
+                            }
                             Ok(Ok(stream)) => gateway.serve_connection(stream, conn, shutdown).await,
                             Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
                         }
                     }
                 }
+                drop(refusal);
                 gateway.inner.metrics.connection_closed();
             });
         }

@@ -618,3 +618,47 @@ async fn web_app_responses_get_the_gateway_headers() {
         "API responses are left as they are"
     );
 }
+
+/// GW-13: past the connection limit a client is answered 503 with `Retry-After` at once,
+/// never left hanging; a freed slot serves the next one.
+#[tokio::test]
+async fn connections_over_the_limit_get_503_with_retry_after() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |c| c.max_connections = 2).await;
+    let request = format!("GET / HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\n\r\n");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(stream);
+    }
+    let r = get(gw.addr, WEBAPP_HOST, "/", &[]).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["status"], 503);
+    assert!(gw
+        .gateway
+        .metrics()
+        .encode()
+        .contains("portico_rejected_connections_total 1"));
+
+    held.pop();
+    let served = async {
+        loop {
+            if get(gw.addr, WEBAPP_HOST, "/", &[]).await.status == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("a freed slot serves again");
+}

@@ -92,6 +92,7 @@ impl Default for RawProxy {
 struct RawLimits {
     max_header_size: String,
     header_read_timeout: String,
+    max_connections: usize,
 }
 
 impl Default for RawLimits {
@@ -99,6 +100,7 @@ impl Default for RawLimits {
         RawLimits {
             max_header_size: "16kB".into(),
             header_read_timeout: "10s".into(),
+            max_connections: 400,
         }
     }
 }
@@ -168,6 +170,7 @@ pub struct Config {
     pub response_timeout: Duration,
     pub max_header_size: usize,
     pub header_read_timeout: Duration,
+    pub max_connections: usize,
     pub log_format: LogFormat,
     pub log_level: String,
     pub demo: bool,
@@ -350,6 +353,10 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
             "limits.header_read_timeout",
             &raw.limits.header_read_timeout,
         )?,
+        max_connections: match raw.limits.max_connections {
+            0 => bail!("limits.max_connections: must be 1 or more"),
+            n => n,
+        },
         log_format: match raw.log.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,

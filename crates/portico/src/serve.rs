@@ -96,6 +96,7 @@ fn gateway_config(config: &Config) -> GatewayConfig {
         response_timeout: config.response_timeout,
         max_header_size: config.max_header_size,
         header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections,
         ..GatewayConfig::new(config.domains.clone(), config.regions.clone())
     }
 }

@@ -135,31 +135,11 @@ impl<IO> HeadGuard<IO> {
         if let Some(on_reject) = &self.on_reject {
             on_reject(err.status, &err.message, &request_id);
         }
-        self.error = Some(serialize_error(&err, format, &request_id));
+        self.error = Some(crate::error::http1_bytes(&err, format, &request_id));
         self.state = State::Rejected;
         // Nothing after the rejected head is handed to hyper.
         self.buf.truncate(self.ready);
     }
-}
-
-/// Writes a gateway error response as HTTP/1.1 bytes, with `Connection: close`.
-fn serialize_error(err: &GatewayError, format: ErrorFormat, request_id: &str) -> Bytes {
-    let (status, headers, text) = crate::error::render_parts(err, format, request_id);
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("Error")
-    );
-    for (name, value) in headers.iter() {
-        if let Ok(v) = value.to_str() {
-            out.push_str(&format!("{name}: {v}\r\n"));
-        }
-    }
-    out.push_str(&format!(
-        "connection: close\r\ncontent-length: {}\r\n\r\n{text}",
-        text.len()
-    ));
-    Bytes::from(out)
 }
 
 fn too_large(max: usize) -> GatewayError {
