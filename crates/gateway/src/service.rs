@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
 /// What the gateway knows about a request, handed to in-process services as a request
@@ -42,24 +43,13 @@ pub trait InProcess: Send + Sync + 'static {
 /// The in-process services by name.
 pub type Services = HashMap<String, Arc<dyn InProcess>>;
 
-struct Tower<S>(S);
+/// Any tower service, its responses' bodies boxed, behind one concrete type.
+struct Tower(BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>);
 
-impl<S, B> InProcess for Tower<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+impl InProcess for Tower {
     fn call(&self, request: Request<Body>) -> BoxFuture<'static, Response<Body>> {
-        // A combinator rather than an `async` block: the compiler cannot prove an async
-        // block over a generic service's future `Send` for every lifetime.
         Box::pin(self.0.clone().oneshot(request).map(|result| match result {
-            Ok(response) => response.map(boxed),
+            Ok(response) => response,
             Err(never) => match never {},
         }))
     }
@@ -77,5 +67,6 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    Arc::new(Tower(service))
+    let boxed_bodies = service.map_response(|response: Response<B>| response.map(boxed));
+    Arc::new(Tower(BoxCloneSyncService::new(boxed_bodies)))
 }
