@@ -48,15 +48,19 @@ pub struct Gateway {
 }
 
 struct Inner {
-    config: GatewayConfig,
+    /// Replaced whole by [`Gateway::reconfigure`]; each request reads it once.
+    config: ArcSwap<GatewayConfig>,
     hosts: HostConfig,
     table: ArcSwap<RoutingTable>,
     services: Services,
-    proxy: Proxy,
+    /// Rebuilt when the proxy settings change.
+    proxy: ArcSwap<Proxy>,
     metrics: Metrics,
     ready: AtomicBool,
     /// One permit per client connection (GW-13).
     connections: Arc<Semaphore>,
+    /// The permits `connections` was made with, adjusted by [`Gateway::reconfigure`].
+    connection_permits: std::sync::Mutex<usize>,
     /// Refusals of connections over the limit being written now; bounded too.
     refusals: Arc<Semaphore>,
 }
@@ -115,13 +119,14 @@ impl Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 hosts: HostConfig::new(&config.domains, &config.regions),
-                proxy: Proxy::new(client, config.response_timeout),
-                config,
+                proxy: ArcSwap::from_pointee(Proxy::new(client, config.response_timeout)),
+                config: ArcSwap::from_pointee(config),
                 table: ArcSwap::from_pointee(RoutingTable::default()),
                 services,
                 metrics: Metrics::new(),
                 ready: AtomicBool::new(false),
                 connections: Arc::new(Semaphore::new(max_connections)),
+                connection_permits: std::sync::Mutex::new(max_connections),
                 refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
             }),
         }
@@ -152,6 +157,58 @@ impl Gateway {
             tracing::error!("registry entry not routed: {problem}");
         }
         problems
+    }
+
+    /// The settings in force now.
+    pub fn config(&self) -> Arc<GatewayConfig> {
+        self.inner.config.load_full()
+    }
+
+    /// Applies new limits, greylisting and proxy settings to new connections and
+    /// requests (OPS-5). Domains and regions are fixed at start; a change to them is
+    /// refused and nothing is applied.
+    pub fn reconfigure(&self, config: GatewayConfig) -> Result<(), String> {
+        let current = self.config();
+        if config.domains != current.domains || config.regions != current.regions {
+            return Err("server.domains and server.regions take effect after a restart".into());
+        }
+        if config.connect_timeout != current.connect_timeout
+            || config.response_timeout != current.response_timeout
+        {
+            let client = crate::client::build(config.connect_timeout, &[]);
+            self.inner
+                .proxy
+                .store(Arc::new(Proxy::new(client, config.response_timeout)));
+        }
+        self.resize_connection_limit(config.max_connections);
+        self.inner.config.store(Arc::new(config));
+        Ok(())
+    }
+
+    /// Grows or shrinks the connection limit. Shrinking takes back free permits now and
+    /// the rest as connections close.
+    fn resize_connection_limit(&self, wanted: usize) {
+        let mut permits = self
+            .inner
+            .connection_permits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if wanted > *permits {
+            self.inner.connections.add_permits(wanted - *permits);
+        } else if wanted < *permits {
+            let excess = *permits - wanted;
+            let inner = self.inner.clone();
+            let taken = inner.connections.forget_permits(excess);
+            if taken < excess {
+                let rest = (excess - taken) as u32;
+                tokio::spawn(async move {
+                    if let Ok(permits) = inner.connections.acquire_many(rest).await {
+                        permits.forget();
+                    }
+                });
+            }
+        }
+        *permits = wanted;
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -418,6 +475,7 @@ impl Gateway {
                     })?;
                 self.inner
                     .proxy
+                    .load()
                     .forward(request, uri, authority, &fwd, dispatch.upgrade)
                     .await
             }
@@ -510,13 +568,13 @@ impl Gateway {
                 gateway.inner.metrics.connection_opened();
                 let conn = ConnInfo { client, tls: tls.is_some() };
                 match tls {
-                    None if refused => overload::refuse(stream, gateway.inner.config.max_connections).await,
+                    None if refused => overload::refuse(stream, gateway.config().max_connections).await,
                     None => gateway.serve_connection(stream, conn, shutdown).await,
                     Some(acceptor) => {
-                        let timeout = gateway.inner.config.tls_handshake_timeout;
+                        let timeout = gateway.config().tls_handshake_timeout;
                         match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                             Ok(Ok(stream)) if refused => {
-                                overload::refuse(stream, gateway.inner.config.max_connections).await
+                                overload::refuse(stream, gateway.config().max_connections).await
                             }
                             Ok(Ok(stream)) => gateway.serve_connection(stream, conn, shutdown).await,
                             Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
@@ -529,7 +587,7 @@ impl Gateway {
             });
         }
         tracker.close();
-        if tokio::time::timeout(self.inner.config.drain_timeout, tracker.wait())
+        if tokio::time::timeout(self.config().drain_timeout, tracker.wait())
             .await
             .is_err()
         {
@@ -550,7 +608,8 @@ impl Gateway {
             metrics_gateway.inner.metrics.rejected_head(status.as_u16());
             tracing::info!(target: "portico::access", request_id, client = %client.ip(), status = status.as_u16(), reason = message, "request head rejected");
         });
-        let guard = HeadGuard::new(io, self.inner.config.max_header_size, Some(on_reject));
+        let config = self.config();
+        let guard = HeadGuard::new(io, config.max_header_size, Some(on_reject));
         let gateway = self.clone();
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = gateway.clone();
@@ -561,7 +620,7 @@ impl Gateway {
             .half_close(true)
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(self.inner.config.header_read_timeout);
+            .header_read_timeout(config.header_read_timeout);
         let connection = builder
             .serve_connection(TokioIo::new(guard), service)
             .with_upgrades();

@@ -5,6 +5,7 @@
 //! to that file's folder. Every error names the file, the line or key, and the reason.
 
 use anyhow::{anyhow, bail, Context, Result};
+use portico_gateway::config::{GreylistConfig, GreylistMode};
 use portico_store::mask_password;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -28,6 +29,12 @@ struct RawConfig {
     proxy: RawProxy,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    greylist: RawGreylist,
+    #[serde(default, rename = "static")]
+    static_files: RawStatic,
+    #[serde(default)]
+    websocket: RawWebSocket,
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
@@ -90,17 +97,65 @@ impl Default for RawProxy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawLimits {
-    max_header_size: String,
+    idle_timeout: String,
     header_read_timeout: String,
     max_connections: usize,
+    max_request_size: String,
+    max_file_size: String,
+    max_header_size: String,
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
-            max_header_size: "16kB".into(),
+            idle_timeout: "60s".into(),
             header_read_timeout: "10s".into(),
             max_connections: 400,
+            max_request_size: "150MB".into(),
+            max_file_size: "100MB".into(),
+            max_header_size: "16kB".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawGreylist {
+    mode: String,
+    slow_response: String,
+    duration: String,
+    load_threshold: f64,
+    admit_below: f64,
+}
+
+impl Default for RawGreylist {
+    fn default() -> Self {
+        RawGreylist {
+            mode: "report".into(),
+            slow_response: "30s".into(),
+            duration: "5m".into(),
+            load_threshold: 0.8,
+            admit_below: 0.8,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStatic {
+    dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWebSocket {
+    ping_interval: String,
+}
+
+impl Default for RawWebSocket {
+    fn default() -> Self {
+        RawWebSocket {
+            ping_interval: "0s".into(),
         }
     }
 }
@@ -171,6 +226,13 @@ pub struct Config {
     pub max_header_size: usize,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub max_request_size: u64,
+    pub max_file_size: u64,
+    pub greylist: GreylistConfig,
+    pub static_dir: Option<PathBuf>,
+    /// None when `websocket.ping_interval` is `0s`.
+    pub websocket_ping_interval: Option<Duration>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub demo: bool,
@@ -357,6 +419,24 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
             0 => bail!("limits.max_connections: must be 1 or more"),
             n => n,
         },
+        idle_timeout: match duration("limits.idle_timeout", &raw.limits.idle_timeout)? {
+            d if d.is_zero() => bail!("limits.idle_timeout: must be more than 0s"),
+            d => d,
+        },
+        max_request_size: size("limits.max_request_size", &raw.limits.max_request_size)? as u64,
+        max_file_size: size("limits.max_file_size", &raw.limits.max_file_size)? as u64,
+        greylist: greylist(&raw.greylist)?,
+        static_dir: raw
+            .static_files
+            .dir
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(|d| resolve(base, d)),
+        websocket_ping_interval: Some(duration(
+            "websocket.ping_interval",
+            &raw.websocket.ping_interval,
+        )?)
+        .filter(|d| !d.is_zero()),
         log_format: match raw.log.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -364,6 +444,27 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
         },
         log_level: raw.log.level,
         demo: raw.demo.enabled,
+    })
+}
+
+fn greylist(raw: &RawGreylist) -> Result<GreylistConfig> {
+    let share = |key: &str, value: f64| -> Result<f64> {
+        if (0.0..=1.0).contains(&value) {
+            Ok(value)
+        } else {
+            bail!("greylist.{key}: {value} is not a share between 0.0 and 1.0")
+        }
+    };
+    Ok(GreylistConfig {
+        mode: match raw.mode.as_str() {
+            "report" => GreylistMode::Report,
+            "enforce" => GreylistMode::Enforce,
+            other => bail!("greylist.mode: \"{other}\" is not report or enforce"),
+        },
+        slow_response: duration("greylist.slow_response", &raw.slow_response)?,
+        duration: duration("greylist.duration", &raw.duration)?,
+        load_threshold: share("load_threshold", raw.load_threshold)?,
+        admit_below: share("admit_below", raw.admit_below)?,
     })
 }
 
@@ -500,6 +601,56 @@ key = "key.pem"
             TlsSource::Development => panic!("tls files expected"),
         }
         assert_eq!(c.response_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn the_limits_and_greylist_sections_load_as_documented() {
+        let c = parse_in(
+            r#"
+[limits]
+idle_timeout = "60s"
+header_read_timeout = "10s"
+max_connections = 400
+max_request_size = "150MB"
+max_file_size = "100MB"
+max_header_size = "16kB"
+
+[greylist]
+mode = "enforce"
+slow_response = "30s"
+duration = "5m"
+load_threshold = 0.8
+admit_below = 0.7
+
+[static]
+dir = "public"
+
+[websocket]
+ping_interval = "20s"
+"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_request_size, 150_000_000);
+        assert_eq!(c.max_file_size, 100_000_000);
+        assert_eq!(c.max_header_size, 16_000);
+        assert_eq!(c.greylist.mode, GreylistMode::Enforce);
+        assert_eq!(c.greylist.duration, Duration::from_secs(300));
+        assert_eq!(c.greylist.admit_below, 0.7);
+        assert_eq!(c.static_dir, Some(PathBuf::from("/etc/portico/public")));
+        assert_eq!(c.websocket_ping_interval, Some(Duration::from_secs(20)));
+        let d = parse_in("", &[]).unwrap();
+        assert_eq!(d.greylist.mode, GreylistMode::Report);
+        assert_eq!(d.websocket_ping_interval, None);
+        let e = parse_in("[greylist]\nmode = \"strict\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("greylist.mode"), "{e}");
+        let e = parse_in("[greylist]\nadmit_below = 1.5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("greylist.admit_below"), "{e}");
     }
 
     #[test]

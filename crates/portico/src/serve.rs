@@ -97,6 +97,12 @@ fn gateway_config(config: &Config) -> GatewayConfig {
         max_header_size: config.max_header_size,
         header_read_timeout: config.header_read_timeout,
         max_connections: config.max_connections,
+        idle_timeout: config.idle_timeout,
+        max_request_size: config.max_request_size,
+        max_file_size: config.max_file_size,
+        greylist: config.greylist.clone(),
+        static_dir: config.static_dir.clone(),
+        websocket_ping_interval: config.websocket_ping_interval,
         ..GatewayConfig::new(config.domains.clone(), config.regions.clone())
     }
 }
