@@ -7,6 +7,7 @@ pub mod body;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod greylist;
 pub mod head_guard;
 pub mod headers;
 pub mod metrics;
@@ -16,6 +17,7 @@ pub mod proxy;
 pub mod routing;
 mod server;
 pub mod service;
+pub mod static_files;
 pub mod table;
 pub mod tls;
 

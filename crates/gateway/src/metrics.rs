@@ -14,6 +14,8 @@ pub enum RouteClass {
     Webapp,
     Api,
     Core,
+    /// The static content host (GW-5).
+    Static,
     Unrouted,
 }
 
@@ -23,6 +25,7 @@ impl RouteClass {
             RouteClass::Webapp => "webapp",
             RouteClass::Api => "api",
             RouteClass::Core => "core",
+            RouteClass::Static => "static",
             RouteClass::Unrouted => "unrouted",
         }
     }
@@ -71,6 +74,79 @@ struct StatusLabels {
     status: u16,
 }
 
+/// A greylisting state change (GW-14).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum GreylistChange {
+    Greylisted,
+    Released,
+}
+
+impl EncodeLabelValue for GreylistChange {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let text = match self {
+            GreylistChange::Greylisted => "greylisted",
+            GreylistChange::Released => "released",
+        };
+        EncodeLabelValue::encode(&text, encoder)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GreylistChangeLabels {
+    change: GreylistChange,
+}
+
+/// What happened to a request that greylisting would refuse: `refused` in mode
+/// `enforce`, `forwarded` in mode `report`.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum GreylistOutcome {
+    Refused,
+    Forwarded,
+}
+
+impl EncodeLabelValue for GreylistOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let text = match self {
+            GreylistOutcome::Refused => "refused",
+            GreylistOutcome::Forwarded => "forwarded",
+        };
+        EncodeLabelValue::encode(&text, encoder)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GreylistOutcomeLabels {
+    outcome: GreylistOutcome,
+}
+
+/// The greylisting metrics, cloneable (they share their values with the registry) so
+/// that the greylist can update them from its own timers.
+#[derive(Clone, Default)]
+pub struct GreylistMetrics {
+    greylisted: Gauge,
+    changes: Family<GreylistChangeLabels, Counter>,
+    turned_away: Family<GreylistOutcomeLabels, Counter>,
+}
+
+impl GreylistMetrics {
+    pub fn set_greylisted(&self, endpoints: usize) {
+        self.greylisted
+            .set(i64::try_from(endpoints).unwrap_or(i64::MAX));
+    }
+
+    pub fn changed(&self, change: GreylistChange) {
+        self.changes
+            .get_or_create(&GreylistChangeLabels { change })
+            .inc();
+    }
+
+    pub fn turned_away(&self, outcome: GreylistOutcome) {
+        self.turned_away
+            .get_or_create(&GreylistOutcomeLabels { outcome })
+            .inc();
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms to about 16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -84,6 +160,7 @@ pub struct Metrics {
     rejected_connections: Counter,
     registry_reloads: Family<ReloadLabels, Counter>,
     rejected_heads: Family<StatusLabels, Counter>,
+    greylist: GreylistMetrics,
 }
 
 impl Default for Metrics {
@@ -133,8 +210,25 @@ impl Metrics {
             "Request heads refused before routing (malformed, oversized), by status",
             rejected_heads.clone(),
         );
+        let greylist = GreylistMetrics::default();
+        registry.register(
+            "greylisted_endpoints",
+            "Backend endpoints greylisted as slow now (GW-14)",
+            greylist.greylisted.clone(),
+        );
+        registry.register(
+            "greylist_changes",
+            "Endpoints greylisted or released, by change",
+            greylist.changes.clone(),
+        );
+        registry.register(
+            "greylist_turned_away",
+            "Requests to greylisted endpoints while busy: refused (enforce) or forwarded anyway (report)",
+            greylist.turned_away.clone(),
+        );
         Metrics {
             registry,
+            greylist,
             requests,
             duration,
             open_connections,
@@ -175,6 +269,11 @@ impl Metrics {
         self.rejected_heads
             .get_or_create(&StatusLabels { status })
             .inc();
+    }
+
+    /// Handles on the greylisting metrics (GW-14).
+    pub fn greylist(&self) -> GreylistMetrics {
+        self.greylist.clone()
     }
 
     /// The Prometheus text exposition of every metric.

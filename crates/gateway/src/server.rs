@@ -4,8 +4,9 @@
 //! (GW-12), log it. Errors become responses in one place, [`crate::error`].
 
 use crate::body::{boxed, empty, full, Body};
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, GreylistConfig};
 use crate::error::{render, GatewayError};
+use crate::greylist::{endpoint_key, Admission, Greylist};
 use crate::head_guard::HeadGuard;
 use crate::headers::WebAppResponse;
 use crate::metrics::{Metrics, ReloadResult, RouteClass};
@@ -63,6 +64,8 @@ struct Inner {
     connection_permits: std::sync::Mutex<usize>,
     /// Refusals of connections over the limit being written now; bounded too.
     refusals: Arc<Semaphore>,
+    /// Slow backend endpoints (GW-14).
+    greylist: Greylist,
 }
 
 /// The outcome of the routing phase. It lives on the stack for one request; boxing the
@@ -71,6 +74,8 @@ struct Inner {
 enum Routed {
     /// A core path that Portico answers itself (GW-6a).
     Core,
+    /// A file of the static content host (GW-5).
+    Static,
     Forward(Dispatch),
 }
 
@@ -116,6 +121,8 @@ impl Gateway {
     pub fn new(config: GatewayConfig, services: Services) -> Gateway {
         let client = crate::client::build(config.connect_timeout, &[]);
         let max_connections = config.max_connections;
+        let metrics = Metrics::new();
+        let greylist = Greylist::new(metrics.greylist());
         Gateway {
             inner: Arc::new(Inner {
                 hosts: HostConfig::new(&config.domains, &config.regions),
@@ -123,11 +130,12 @@ impl Gateway {
                 config: ArcSwap::from_pointee(config),
                 table: ArcSwap::from_pointee(RoutingTable::default()),
                 services,
-                metrics: Metrics::new(),
+                metrics,
                 ready: AtomicBool::new(false),
                 connections: Arc::new(Semaphore::new(max_connections)),
                 connection_permits: std::sync::Mutex::new(max_connections),
                 refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
+                greylist,
             }),
         }
     }
@@ -276,6 +284,13 @@ impl Gateway {
     ) -> (RouteClass, Result<Response<Body>, GatewayError>) {
         let dispatch = match self.route(&request) {
             Ok(Routed::Core) => return (RouteClass::Core, core(&request)),
+            Ok(Routed::Static) => {
+                let (request, _unread) = request.into_parts();
+                return (
+                    RouteClass::Static,
+                    self.serve_static(&request, request_id).await,
+                );
+            }
             Ok(Routed::Forward(d)) => d,
             Err(e) => return (RouteClass::Unrouted, Err(e)),
         };
@@ -374,7 +389,13 @@ impl Gateway {
                 }
                 Ok(routed)
             }
-            HostKind::Static | HostKind::Vpnrts { .. } => {
+            HostKind::Static => {
+                if core(&["/.well-known"]) {
+                    return Ok(Routed::Core);
+                }
+                Ok(Routed::Static)
+            }
+            HostKind::Vpnrts { .. } => {
                 if core(&["/.well-known"]) {
                     return Ok(Routed::Core);
                 }
@@ -473,10 +494,14 @@ impl Gateway {
                     .map_err(|_| {
                         GatewayError::bad_request("The request target cannot be forwarded")
                     })?;
+                let endpoint = endpoint_key(scheme_authority, base_path);
+                let greylist = self.config().greylist.clone();
+                self.admit_to_endpoint(&endpoint, &greylist)?;
+                let proxy = self.inner.proxy.load_full();
+                let forwarded = proxy.forward(request, uri, authority, &fwd, dispatch.upgrade);
                 self.inner
-                    .proxy
-                    .load()
-                    .forward(request, uri, authority, &fwd, dispatch.upgrade)
+                    .greylist
+                    .time(&endpoint, &greylist, || self.load(), forwarded)
                     .await
             }
             Target::InProcess(name) => {
@@ -520,6 +545,53 @@ impl Gateway {
                 Ok(response)
             }
         }
+    }
+
+    /// Greylisting (GW-14): a slow endpoint gets requests only while the instance is
+    /// not busy.
+    fn admit_to_endpoint(
+        &self,
+        endpoint: &str,
+        settings: &GreylistConfig,
+    ) -> Result<(), GatewayError> {
+        match self.inner.greylist.admit(endpoint, self.load(), settings) {
+            Admission::Forward => Ok(()),
+            Admission::Refuse { retry_after } => Err(GatewayError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Backend service is too slow",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs()))),
+        }
+    }
+
+    /// The share of `max_connections` in use now (GW-14's instance load).
+    fn load(&self) -> f64 {
+        let limit = self.config().max_connections;
+        if limit == 0 {
+            return 1.0;
+        }
+        let free = self.inner.connections.available_permits();
+        limit.saturating_sub(free) as f64 / limit as f64
+    }
+
+    /// The static content host (GW-5): files of `[static] dir`, nothing without one.
+    async fn serve_static(
+        &self,
+        request: &http::request::Parts,
+        request_id: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        let config = self.config();
+        let Some(dir) = config.static_dir.as_deref() else {
+            return Err(GatewayError::not_found(format!(
+                "Nothing is served at {} on the static content host",
+                request.uri.path()
+            )));
+        };
+        let mut response = crate::static_files::serve(dir, request).await?;
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            response.headers_mut().insert(crate::REQUEST_ID, id);
+        }
+        Ok(response)
     }
 
     /// Accepts connections on `listener` until `shutdown`, then lets the requests in flight
