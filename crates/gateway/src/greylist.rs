@@ -38,7 +38,9 @@ pub fn endpoint_key(scheme_authority: &str, base_path: &str) -> String {
 pub enum Admission {
     Forward,
     /// Answer `503 Backend service is too slow`, suggesting a retry after this long.
-    Refuse { retry_after: Duration },
+    Refuse {
+        retry_after: Duration,
+    },
 }
 
 /// The greylisting state of every endpoint with something to remember; cheap to clone.
@@ -141,7 +143,9 @@ impl Greylist {
             self.greylisted(endpoint, until, load, settings, &endpoints);
         }
         let admission = match endpoints.get(endpoint).and_then(|s| s.greylisted_until) {
-            Some(until) if load >= settings.admit_below => self.turn_away(endpoint, until, now, settings),
+            Some(until) if load >= settings.admit_below => {
+                self.turn_away(endpoint, until, now, settings)
+            }
             _ => Admission::Forward,
         };
         self.forget_if_done(&mut endpoints, endpoint, now, settings.duration);
@@ -231,7 +235,9 @@ impl Greylist {
         also(state);
         let released = state.release_if_due(now);
         let greylisted = state.greylist_if_busy(now, load, settings);
-        self.shared.tracked.store(endpoints.len(), Ordering::Release);
+        self.shared
+            .tracked
+            .store(endpoints.len(), Ordering::Release);
         if released {
             self.released(endpoint, &endpoints);
         }
@@ -257,7 +263,10 @@ impl Greylist {
             }
             GreylistMode::Report => {
                 self.shared.metrics.turned_away(GreylistOutcome::Forwarded);
-                tracing::debug!(endpoint, "request to a greylisted endpoint forwarded (report mode)");
+                tracing::debug!(
+                    endpoint,
+                    "request to a greylisted endpoint forwarded (report mode)"
+                );
                 Admission::Forward
             }
         }
@@ -328,7 +337,9 @@ impl Greylist {
         {
             endpoints.remove(endpoint);
         }
-        self.shared.tracked.store(endpoints.len(), Ordering::Release);
+        self.shared
+            .tracked
+            .store(endpoints.len(), Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Endpoint>> {
@@ -386,7 +397,10 @@ mod tests {
             .time("http://a", &s, || 0.1, answer_after(80))
             .await
             .unwrap();
-        assert!(greylist.greylisted_endpoints().is_empty(), "idle: not greylisted");
+        assert!(
+            greylist.greylisted_endpoints().is_empty(),
+            "idle: not greylisted"
+        );
         assert_eq!(greylist.admit("http://a", 0.1, &s), Admission::Forward);
         assert!(matches!(
             greylist.admit("http://a", 0.9, &s),

@@ -560,7 +560,10 @@ impl Gateway {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Backend service is too slow",
             )
-            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs()))),
+            .with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs()),
+            )),
         }
     }
 

@@ -117,7 +117,10 @@ fn check_segment(segment: &str) -> Result<(), StaticPathError> {
     if segment == "." || segment == ".." {
         return Err(StaticPathError::DotSegment);
     }
-    if segment.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+    if segment
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
         return Err(StaticPathError::BadCharacter);
     }
     if segment.starts_with('.') {
@@ -198,7 +201,9 @@ async fn find(root: &Path, resolved: &StaticPath) -> Result<Found, GatewayError>
         if !resolved.folder {
             return Ok(Found::Folder);
         }
-        let index = inside(&root, &target.join(INDEX)).await.ok_or_else(missing)?;
+        let index = inside(&root, &target.join(INDEX))
+            .await
+            .ok_or_else(missing)?;
         return Ok(Found::File(FoundFile {
             path: index,
             name: PathBuf::from(INDEX),
@@ -271,8 +276,8 @@ fn cache_control(name: &Path) -> HeaderValue {
 /// `application/octet-stream` (which `nosniff` keeps from being rendered).
 fn content_type(name: &Path) -> HeaderValue {
     let mime = mime_guess::from_path(name).first_or_octet_stream();
-    let textual = mime.type_() == mime_guess::mime::TEXT
-        || mime.essence_str() == "application/javascript";
+    let textual =
+        mime.type_() == mime_guess::mime::TEXT || mime.essence_str() == "application/javascript";
     let value = if textual && mime.get_param(mime_guess::mime::CHARSET).is_none() {
         format!("{}; charset=utf-8", mime.essence_str())
     } else {
@@ -298,7 +303,8 @@ impl Validators {
             .map_or(0, |d| d.as_nanos());
         let etag = format!("\"{:x}-{:x}\"", metadata.len(), nanos);
         Validators {
-            etag: HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\"")),
+            etag: HeaderValue::from_str(&etag)
+                .unwrap_or_else(|_| HeaderValue::from_static("\"0\"")),
             modified,
         }
     }

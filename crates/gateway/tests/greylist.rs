@@ -162,7 +162,11 @@ async fn enforce_refuses_a_slow_endpoint_while_busy_admits_it_when_not_and_relea
     drop(held);
     let admitted = until_admitted(&gw, SLOW_HOST, "/delay/0").await;
     assert_eq!(admitted.body, "done");
-    assert_eq!(metric(&gw, GREYLISTED), 1.0, "still greylisted, but admitted");
+    assert_eq!(
+        metric(&gw, GREYLISTED),
+        1.0,
+        "still greylisted, but admitted"
+    );
 
     // Released after the duration, with no request needed to notice.
     let released = tokio::time::timeout(GREYLIST_DURATION * 2, async {
@@ -212,7 +216,11 @@ async fn a_request_still_waiting_greylists_its_endpoint_before_it_is_answered() 
     assert!(!waiting.is_finished(), "the slow request is still waiting");
     let refused = get(gw.addr, SLOW_HOST, "/delay/0", &[]).await;
     assert_eq!(refused.status, 503);
-    assert_eq!(waiting.await.unwrap().status, 200, "the waiting request completes");
+    assert_eq!(
+        waiting.await.unwrap().status,
+        200,
+        "the waiting request completes"
+    );
 }
 
 #[tokio::test]

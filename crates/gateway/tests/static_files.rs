@@ -43,8 +43,7 @@ fn folders() -> Folders {
     )
     .unwrap();
     std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
-    std::os::unix::fs::symlink(root.path().join("app.css"), root.path().join("alias.css"))
-        .unwrap();
+    std::os::unix::fs::symlink(root.path().join("app.css"), root.path().join("alias.css")).unwrap();
     Folders {
         root,
         _outside: outside,
@@ -76,7 +75,11 @@ async fn files_are_served_with_their_mime_types_and_caching() {
     let cases = [
         ("/index.html", "text/html; charset=utf-8", "<h1>home</h1>"),
         ("/app.css", "text/css; charset=utf-8", "body{}"),
-        ("/app.js", "text/javascript; charset=utf-8", "console.log(1)"),
+        (
+            "/app.js",
+            "text/javascript; charset=utf-8",
+            "console.log(1)",
+        ),
         ("/icon.svg", "image/svg+xml", "<svg/>"),
         ("/logo.png", "image/png", "\u{89}PNG"),
         ("/data.json", "application/json", "{}"),
@@ -88,9 +91,19 @@ async fn files_are_served_with_their_mime_types_and_caching() {
         assert_eq!(r.status, 200, "{path}: {}", r.head);
         assert_eq!(r.header("content-type"), Some(content_type), "{path}");
         assert_eq!(r.body, body, "{path}");
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
-        assert!(r.header("etag").unwrap().starts_with('"'), "{path}: strong tag");
-        assert!(r.header("last-modified").unwrap().ends_with("GMT"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert!(
+            r.header("etag").unwrap().starts_with('"'),
+            "{path}: strong tag"
+        );
+        assert!(
+            r.header("last-modified").unwrap().ends_with("GMT"),
+            "{path}"
+        );
         assert!(r.header("x-request-id").is_some(), "{path}");
         let expected_cache = if path.ends_with(".html") {
             "public, no-cache"
@@ -118,7 +131,10 @@ async fn an_etag_or_date_the_client_has_gets_304_and_a_changed_file_a_new_tag() 
     assert_eq!(same.status, 304, "{}", same.head);
     assert_eq!(same.body, "");
     assert_eq!(same.header("etag"), Some(etag.as_str()));
-    assert_eq!(same.header("cache-control"), Some("public, max-age=31536000"));
+    assert_eq!(
+        same.header("cache-control"),
+        Some("public, max-age=31536000")
+    );
     let listed = format!("If-None-Match: \"other\", W/{etag}");
     assert_eq!(send(&gw, "GET", "/app.css", &[&listed]).await.status, 304);
     let since = format!("If-Modified-Since: {modified}");
@@ -169,7 +185,10 @@ async fn folders_serve_their_index_and_are_redirected_to_their_slash() {
     assert_eq!((root.status, root.body.as_str()), (200, "<h1>home</h1>"));
     let docs = send(&gw, "GET", "/docs/", &[]).await;
     assert_eq!((docs.status, docs.body.as_str()), (200, "<h1>docs</h1>"));
-    assert_eq!(docs.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        docs.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let bare = send(&gw, "GET", "/docs?x=1", &[]).await;
     assert_eq!(bare.status, 301);
     assert_eq!(bare.header("location"), Some("/docs/?x=1"));
@@ -185,13 +204,20 @@ async fn missing_files_are_404_gateway_errors_and_no_folder_serves_nothing() {
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["message"], "No static file at /nope.css");
     let xml = send(&gw, "GET", "/nope.css", &["Accept: application/xml"]).await;
-    assert!(xml.body.starts_with("<error><status>404</status>"), "{}", xml.body);
+    assert!(
+        xml.body.starts_with("<error><status>404</status>"),
+        "{}",
+        xml.body
+    );
 
     let none = start(&Registry::default(), |_| {}).await;
     let r = get(none.addr, STATIC_HOST, "/app.css", &[]).await;
     assert_eq!(r.status, 404);
     assert!(
-        r.json()["message"].as_str().unwrap().contains("static content host"),
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("static content host"),
         "{}",
         r.body
     );
@@ -246,7 +272,8 @@ async fn large_files_stream_whole() {
     }
     let gw = serving(f.root.path()).await;
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let request = format!("GET /big.bin HTTP/1.1\r\nHost: {STATIC_HOST}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET /big.bin HTTP/1.1\r\nHost: {STATIC_HOST}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut total = 0usize;
     let mut head = Vec::new();
@@ -268,6 +295,9 @@ async fn large_files_stream_whole() {
     let head = String::from_utf8_lossy(&head);
     let head_len = head.find("\r\n\r\n").unwrap() + 4;
     assert!(head.contains(&format!("content-length: {SIZE}")), "{head}");
-    assert!(head.contains("content-type: application/octet-stream"), "{head}");
+    assert!(
+        head.contains("content-type: application/octet-stream"),
+        "{head}"
+    );
     assert_eq!(total - head_len, SIZE);
 }
