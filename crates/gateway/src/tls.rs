@@ -22,6 +22,11 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} is not valid PEM: {source}")]
+    Pem {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} holds no PEM certificate")]
     NoCertificate { path: PathBuf },
     #[error("{path} holds no PEM private key")]
@@ -86,7 +91,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     })?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::Read {
+        .map_err(|source| TlsError::Pem {
             path: path.into(),
             source,
         })?;
@@ -102,7 +107,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         source,
     })?;
     rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|source| TlsError::Read {
+        .map_err(|source| TlsError::Pem {
             path: path.into(),
             source,
         })?
