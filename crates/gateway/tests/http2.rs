@@ -523,3 +523,20 @@ async fn an_h2_connection_over_the_limit_gets_503_with_retry_after() {
     let body: serde_json::Value = serde_json::from_str(&text(response).await).unwrap();
     assert_eq!(body["status"], 503);
 }
+
+/// No h2c: `curl --http2` on plain HTTP asks for `Upgrade: h2c` and stays on HTTP/1.1.
+#[tokio::test]
+async fn the_plain_listener_answers_an_h2c_upgrade_with_http_1_1() {
+    let registry = registry().await;
+    let gw = start(&registry, |_| {}).await;
+    let port = gw.addr.port();
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "--http2", "--max-time", "20", "-o", "/dev/null"])
+        .args(["-w", "%{http_version} %{http_code}"])
+        .args(["--resolve", &format!("{WEBAPP_HOST}:{port}:127.0.0.1")])
+        .arg(format!("http://{WEBAPP_HOST}:{port}/"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1.1 200");
+}
