@@ -1,5 +1,6 @@
-//! The gateway server: accepts connections, runs HTTP/1.1 on them behind the head guard,
-//! and takes every request through the same phases: check the target (GW-10), read the
+//! The gateway server: accepts connections, runs HTTP/1.1 on them behind the head guard
+//! (or HTTP/2, where a TLS client chose it), and takes every request through the same
+//! phases: check the target (GW-10), read the
 //! host (GW-1..GW-6), pick a target from the routing table (GW-7..GW-9), forward it
 //! (GW-12), log it. Errors become responses in one place, [`crate::error`].
 
