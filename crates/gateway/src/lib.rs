@@ -4,12 +4,14 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod cert_reload;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod greylist;
 pub mod head_guard;
 pub mod headers;
+pub mod http2;
 pub mod metrics;
 pub mod ops;
 mod overload;

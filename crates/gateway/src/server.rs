@@ -1,5 +1,6 @@
-//! The gateway server: accepts connections, runs HTTP/1.1 on them behind the head guard,
-//! and takes every request through the same phases: check the target (GW-10), read the
+//! The gateway server: accepts connections, runs HTTP/1.1 on them behind the head guard
+//! (or HTTP/2, where a TLS client chose it), and takes every request through the same
+//! phases: check the target (GW-10), read the
 //! host (GW-1..GW-6), pick a target from the routing table (GW-7..GW-9), forward it
 //! (GW-12), log it. Errors become responses in one place, [`crate::error`].
 
@@ -24,7 +25,9 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use portico_store::Registry;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -597,8 +600,10 @@ impl Gateway {
         Ok(response)
     }
 
-    /// Accepts connections on `listener` until `shutdown`, then lets the requests in flight
-    /// finish, for at most the drain timeout (GW-24).
+    /// Accepts connections on `listener` until `shutdown`, then stops listening and lets
+    /// the requests in flight finish, for at most the drain timeout (GW-24): idle
+    /// keep-alive connections close at once, HTTP/2 clients get a GOAWAY, and whatever is
+    /// still open at the deadline is closed.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -606,6 +611,10 @@ impl Gateway {
         shutdown: CancellationToken,
     ) {
         let tracker = TaskTracker::new();
+        let stop = Stop {
+            graceful: shutdown.clone(),
+            deadline: CancellationToken::new(),
+        };
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -636,7 +645,7 @@ impl Gateway {
             };
             let gateway = self.clone();
             let tls = tls.clone();
-            let shutdown = shutdown.clone();
+            let stop = stop.clone();
             tracker.spawn(async move {
                 let _permit = permit;
                 let refused = refusal.is_some();
@@ -644,14 +653,18 @@ impl Gateway {
                 let conn = ConnInfo { client, tls: tls.is_some() };
                 match tls {
                     None if refused => overload::refuse(stream, gateway.config().max_connections).await,
-                    None => gateway.serve_connection(stream, conn, shutdown).await,
+                    None => gateway.serve_connection(stream, conn, Protocol::Http1, stop).await,
                     Some(acceptor) => {
                         let timeout = gateway.config().tls_handshake_timeout;
                         match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) if refused => {
-                                overload::refuse(stream, gateway.config().max_connections).await
+                            Ok(Ok(stream)) => {
+                                let protocol = Protocol::negotiated(&stream);
+                                if refused {
+                                    overload::refuse_as(stream, protocol == Protocol::Http2, gateway.config().max_connections).await
+                                } else {
+                                    gateway.serve_connection(stream, conn, protocol, stop).await
+                                }
                             }
-                            Ok(Ok(stream)) => gateway.serve_connection(stream, conn, shutdown).await,
                             Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
                         }
@@ -661,8 +674,11 @@ impl Gateway {
                 gateway.inner.metrics.connection_closed();
             });
         }
+        // New connections are refused by the system from here on, not queued unanswered.
+        drop(listener);
         tracker.close();
-        if tokio::time::timeout(self.config().drain_timeout, tracker.wait())
+        let drain_timeout = self.config().drain_timeout;
+        if tokio::time::timeout(drain_timeout, tracker.wait())
             .await
             .is_err()
         {
@@ -670,10 +686,30 @@ impl Gateway {
                 open = tracker.len(),
                 "drain deadline passed; closing the remaining connections"
             );
+            stop.deadline.cancel();
+            // Closing is immediate; the bound only guards against a connection task that
+            // does not notice.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tracker.wait()).await;
         }
     }
 
-    async fn serve_connection<IO>(&self, io: IO, conn: ConnInfo, shutdown: CancellationToken)
+    /// Serves one client connection in the protocol it negotiated.
+    async fn serve_connection<IO>(&self, io: IO, conn: ConnInfo, protocol: Protocol, stop: Stop)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        // IO wrappers that concern the whole connection (the idle timeout) go around `io`
+        // here, so that they hold for both protocols alike.
+        let result = match protocol {
+            Protocol::Http1 => self.serve_http1(io, conn, &stop).await,
+            Protocol::Http2 => self.serve_http2(io, conn, &stop).await,
+        };
+        if let Err(e) = result {
+            tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
+        }
+    }
+
+    async fn serve_http1<IO>(&self, io: IO, conn: ConnInfo, stop: &Stop) -> Result<(), hyper::Error>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -699,16 +735,107 @@ impl Gateway {
         let connection = builder
             .serve_connection(TokioIo::new(guard), service)
             .with_upgrades();
-        tokio::pin!(connection);
-        let result = tokio::select! {
-            result = connection.as_mut() => result,
-            _ = shutdown.cancelled() => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
+        stop.run(connection, |c| c.graceful_shutdown()).await
+    }
+
+    /// HTTP/2: every stream is a request through [`Gateway::handle`], after the checks
+    /// the head guard makes for HTTP/1.1 (see [`crate::http2`]).
+    async fn serve_http2<IO>(&self, io: IO, conn: ConnInfo, stop: &Stop) -> Result<(), hyper::Error>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let max_header_size = self.config().max_header_size;
+        let gateway = self.clone();
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let gateway = gateway.clone();
+            async move {
+                let mut response = match gateway.refuse_large_head(&request, max_header_size, conn)
+                {
+                    Some(refusal) => refusal,
+                    None => {
+                        let mut request = request.map(boxed);
+                        crate::http2::join_cookies(request.headers_mut());
+                        gateway.handle(request, conn).await
+                    }
+                };
+                // Connection-specific headers do not exist in HTTP/2 (RFC 9113 §8.2.2).
+                strip_hop_by_hop(response.headers_mut(), false);
+                Ok::<_, Infallible>(response)
             }
-        };
-        if let Err(e) = result {
-            tracing::debug!(client = %client, error = %e, "connection ended with an error");
+        });
+        let connection =
+            crate::http2::builder(max_header_size).serve_connection(TokioIo::new(io), service);
+        stop.run(connection, |c| c.graceful_shutdown()).await
+    }
+
+    /// The 431 the head guard gives HTTP/1.1 requests, for an HTTP/2 request whose header
+    /// list is over `max_header_size`.
+    fn refuse_large_head<B>(
+        &self,
+        request: &Request<B>,
+        max_header_size: usize,
+        conn: ConnInfo,
+    ) -> Option<Response<Body>> {
+        let size = crate::http2::header_list_size(request);
+        if size <= max_header_size {
+            return None;
+        }
+        let request_id = crate::new_request_id();
+        let message = format!("The request header fields are larger than {max_header_size} bytes");
+        self.inner
+            .metrics
+            .rejected_head(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.as_u16());
+        tracing::info!(target: "portico::access", request_id, client = %conn.client.ip(), status = 431, reason = %message, "request head rejected");
+        let error = GatewayError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message);
+        Some(render(&error, request.headers(), &request_id))
+    }
+}
+
+/// The HTTP version a connection speaks: HTTP/2 where the client chose `h2` by ALPN,
+/// HTTP/1.x otherwise (the plain listener, and TLS clients without ALPN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+impl Protocol {
+    fn negotiated<IO>(stream: &tokio_rustls::server::TlsStream<IO>) -> Protocol {
+        match stream.get_ref().1.alpn_protocol() {
+            Some(b"h2") => Protocol::Http2,
+            _ => Protocol::Http1,
+        }
+    }
+}
+
+/// How a connection is stopped at shutdown: first gracefully, then, at the drain
+/// deadline, by closing it.
+#[derive(Clone)]
+struct Stop {
+    graceful: CancellationToken,
+    deadline: CancellationToken,
+}
+
+impl Stop {
+    /// Drives `connection` to its end. On shutdown it is asked to finish gracefully
+    /// (`graceful_shutdown`: idle HTTP/1.1 connections close at once, HTTP/2 sends GOAWAY);
+    /// at the drain deadline it is dropped, which closes it.
+    async fn run<C>(
+        &self,
+        connection: C,
+        graceful_shutdown: impl FnOnce(Pin<&mut C>),
+    ) -> Result<(), hyper::Error>
+    where
+        C: Future<Output = Result<(), hyper::Error>>,
+    {
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            _ = self.graceful.cancelled() => graceful_shutdown(connection.as_mut()),
+        }
+        tokio::select! {
+            result = connection.as_mut() => result,
+            _ = self.deadline.cancelled() => Ok(()),
         }
     }
 }

@@ -1,8 +1,11 @@
 //! TLS for the listener (OPS-5): certificates from PEM files, or a development
 //! certificate generated on first start, signed by a development CA whose certificate is
-//! written beside it for clients to trust.
+//! written beside it for clients to trust. The certificate is served through a resolver,
+//! so that it can be replaced while running ([`crate::cert_reload`]).
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ResolvesServerCert;
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,28 +22,66 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} is not valid PEM: {source}")]
+    Pem {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} holds no PEM certificate")]
     NoCertificate { path: PathBuf },
     #[error("{path} holds no PEM private key")]
     NoKey { path: PathBuf },
+    #[error("the private key in {key} does not belong to the certificate in {cert}")]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("the certificate and key are not usable: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("cannot generate the development certificate: {0}")]
     Generate(#[from] rcgen::Error),
 }
 
-/// A server config for TLS 1.2 and 1.3 with ALPN `http/1.1`.
-pub fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+/// The protocols offered by ALPN, preferred first: HTTP/2, then HTTP/1.1.
+pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// A server config for TLS 1.2 and 1.3 with ALPN `h2` and `http/1.1`, serving the
+/// certificate `resolver` gives.
+pub fn server_config_with(
+    resolver: Arc<dyn ResolvesServerCert>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// A server config with one fixed certificate.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = rustls::crypto::ring::default_provider();
+    let key = CertifiedKey::from_der(chain, key, &provider)?;
+    let resolver = rustls::sign::SingleCertAndKey::from(Arc::new(key));
+    server_config_with(Arc::new(resolver))
+}
+
+/// Reads a certificate chain and its private key from PEM files and checks that they
+/// belong together.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let chain = load_certs(cert)?;
+    let private_key = load_key(key)?;
+    let provider = rustls::crypto::ring::default_provider();
+    CertifiedKey::from_der(chain, private_key, &provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            TlsError::KeyMismatch {
+                cert: cert.into(),
+                key: key.into(),
+            }
+        }
+        other => TlsError::Rustls(other),
+    })
 }
 
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -50,7 +91,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     })?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::Read {
+        .map_err(|source| TlsError::Pem {
             path: path.into(),
             source,
         })?;
@@ -66,7 +107,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         source,
     })?;
     rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|source| TlsError::Read {
+        .map_err(|source| TlsError::Pem {
             path: path.into(),
             source,
         })?

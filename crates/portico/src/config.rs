@@ -53,6 +53,7 @@ struct RawServer {
     regions: Vec<String>,
     registry: Option<String>,
     registry_cache_ttl: String,
+    drain_timeout: String,
 }
 
 impl Default for RawServer {
@@ -67,6 +68,7 @@ impl Default for RawServer {
             regions: vec!["eu1".into()],
             registry: None,
             registry_cache_ttl: "12h".into(),
+            drain_timeout: "30s".into(),
         }
     }
 }
@@ -189,7 +191,7 @@ impl Default for RawDemo {
 }
 
 /// Where the TLS certificate comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsSource {
     Files {
         cert: PathBuf,
@@ -220,6 +222,8 @@ pub struct Config {
     pub regions: Vec<String>,
     pub registry: Option<PathBuf>,
     pub registry_cache_ttl: Duration,
+    /// How long requests in flight may take to finish after SIGTERM (GW-24).
+    pub drain_timeout: Duration,
     pub tls: TlsSource,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
@@ -401,6 +405,7 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
             .filter(|r| !r.is_empty())
             .map(|r| resolve(base, r)),
         registry_cache_ttl: duration("server.registry_cache_ttl", &server.registry_cache_ttl)?,
+        drain_timeout: duration("server.drain_timeout", &server.drain_timeout)?,
         tls: match raw.tls {
             Some(tls) => TlsSource::Files {
                 cert: resolve(base, &tls.cert),
@@ -601,6 +606,9 @@ key = "key.pem"
             TlsSource::Development => panic!("tls files expected"),
         }
         assert_eq!(c.response_timeout, Duration::from_secs(120));
+        assert_eq!(c.drain_timeout, Duration::from_secs(30));
+        let short = parse_in("[server]\ndrain_timeout = \"2s\"\n", &[]).unwrap();
+        assert_eq!(short.drain_timeout, Duration::from_secs(2));
     }
 
     #[test]

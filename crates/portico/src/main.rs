@@ -6,6 +6,7 @@ mod builtin;
 mod config;
 mod demo;
 mod registry_sync;
+mod reload;
 mod serve;
 
 use clap::{Parser, Subcommand};

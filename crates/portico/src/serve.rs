@@ -1,10 +1,13 @@
 //! `portico serve`: wires the store, the in-process services and the gateway together,
-//! binds the listeners, and runs until SIGINT or SIGTERM, then drains.
+//! binds the listeners, and runs until SIGINT or SIGTERM, then drains. SIGHUP reloads the
+//! configuration ([`crate::reload`]); the TLS certificate files are watched
+//! ([`portico_gateway::cert_reload`]).
 
 use crate::builtin::{self, DEMO_SERVICE, REGISTRY_SERVICE};
 use crate::config::{Config, TlsSource};
 use crate::registry_sync;
 use anyhow::{Context, Result};
+use portico_gateway::cert_reload::ReloadingCert;
 use portico_gateway::tls::{self, dev_cert_names, ensure_dev_cert, DevCert};
 use portico_gateway::{from_tower, Gateway, GatewayConfig, Services};
 use portico_store::mask_password;
@@ -12,11 +15,14 @@ use portico_store::{Origin, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub async fn run(config: Config) -> Result<()> {
+    // Installed first: until then SIGHUP would end the process.
+    let mut signals = Signals::install()?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data folder {}",
@@ -46,7 +52,8 @@ pub async fn run(config: Config) -> Result<()> {
     let gateway = Gateway::new(gateway_config(&config), services);
     registry_sync::reload(&store, &gateway).await?;
 
-    let tls = TlsAcceptor::from(tls_config(&config)?);
+    let certificate = certificate(&config)?;
+    let tls = TlsAcceptor::from(tls::server_config_with(certificate.clone())?);
     let listen = bind(config.listen, "server.listen").await?;
     let plain = match config.listen_plain {
         Some(addr) => Some(bind(addr, "server.listen_plain").await?),
@@ -64,6 +71,7 @@ pub async fn run(config: Config) -> Result<()> {
         config.registry_cache_ttl,
         shutdown.clone(),
     ));
+    tasks.spawn(certificate.watch(shutdown.clone()));
     tasks.spawn(portico_gateway::ops::serve(
         gateway.clone(),
         admin,
@@ -81,8 +89,13 @@ pub async fn run(config: Config) -> Result<()> {
     }
     print_welcome(&config);
 
-    wait_for_signal().await;
-    tracing::info!("shutting down: no new connections; requests in flight may finish");
+    while let Wanted::Reload = signals.next().await {
+        crate::reload::on_hangup(&config, &gateway);
+    }
+    tracing::info!(
+        drain_timeout = ?gateway.config().drain_timeout,
+        "shutting down: no new connections; requests in flight may finish"
+    );
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
@@ -90,7 +103,8 @@ pub async fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
-fn gateway_config(config: &Config) -> GatewayConfig {
+/// The gateway's settings from the configuration; also what SIGHUP applies.
+pub fn gateway_config(config: &Config) -> GatewayConfig {
     GatewayConfig {
         connect_timeout: config.connect_timeout,
         response_timeout: config.response_timeout,
@@ -103,11 +117,13 @@ fn gateway_config(config: &Config) -> GatewayConfig {
         greylist: config.greylist.clone(),
         static_dir: config.static_dir.clone(),
         websocket_ping_interval: config.websocket_ping_interval,
+        drain_timeout: config.drain_timeout,
         ..GatewayConfig::new(config.domains.clone(), config.regions.clone())
     }
 }
 
-fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
+/// The listener's certificate, from the files that will be watched.
+fn certificate(config: &Config) -> Result<Arc<ReloadingCert>> {
     let names = dev_cert_names(&config.domains, &config.regions);
     let files = match &config.tls {
         TlsSource::Development => {
@@ -130,10 +146,7 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
         }
         TlsSource::Files { cert, key } => DevCert::at(cert, key),
     };
-    Ok(tls::server_config(
-        tls::load_certs(&files.cert)?,
-        tls::load_key(&files.key)?,
-    )?)
+    Ok(ReloadingCert::load(&files.cert, &files.key)?)
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
@@ -198,18 +211,36 @@ fn print_welcome(config: &Config) {
     println!("  metrics:      http://{}/metrics", config.admin_listen);
 }
 
-async fn wait_for_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops Portico");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+/// What a signal asks for.
+enum Wanted {
+    Stop,
+    Reload,
+}
+
+/// The signals `serve` answers: SIGINT and SIGTERM stop, SIGHUP reloads.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("cannot watch {name}"))
         };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+        Ok(Signals {
+            interrupt: watch(SignalKind::interrupt(), "SIGINT")?,
+            terminate: watch(SignalKind::terminate(), "SIGTERM")?,
+            hangup: watch(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    async fn next(&mut self) -> Wanted {
+        tokio::select! {
+            _ = self.interrupt.recv() => Wanted::Stop,
+            _ = self.terminate.recv() => Wanted::Stop,
+            _ = self.hangup.recv() => Wanted::Reload,
+        }
     }
 }
