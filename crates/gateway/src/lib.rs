@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod head_guard;
 pub mod headers;
+pub mod limits;
 pub mod metrics;
 pub mod ops;
 mod overload;

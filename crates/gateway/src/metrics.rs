@@ -67,6 +67,11 @@ struct ReloadLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
 }
@@ -84,6 +89,7 @@ pub struct Metrics {
     rejected_connections: Counter,
     registry_reloads: Family<ReloadLabels, Counter>,
     rejected_heads: Family<StatusLabels, Counter>,
+    refused_bodies: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -103,6 +109,7 @@ impl Metrics {
         let rejected_connections = Counter::default();
         let registry_reloads = Family::<ReloadLabels, Counter>::default();
         let rejected_heads = Family::<StatusLabels, Counter>::default();
+        let refused_bodies = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "requests",
             "Requests answered, by route class and status",
@@ -133,6 +140,11 @@ impl Metrics {
             "Request heads refused before routing (malformed, oversized), by status",
             rejected_heads.clone(),
         );
+        registry.register(
+            "refused_request_bodies",
+            "Requests answered 413 because their body passed a limit, by reason (request_size, file_size)",
+            refused_bodies.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -141,6 +153,7 @@ impl Metrics {
             rejected_connections,
             registry_reloads,
             rejected_heads,
+            refused_bodies,
         }
     }
 
@@ -174,6 +187,14 @@ impl Metrics {
     pub fn rejected_head(&self, status: u16) {
         self.rejected_heads
             .get_or_create(&StatusLabels { status })
+            .inc();
+    }
+
+    pub fn body_refused(&self, reason: &str) {
+        self.refused_bodies
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
             .inc();
     }
 
