@@ -46,23 +46,26 @@ fn piece() -> Bytes {
 struct Recorder {
     addr: SocketAddr,
     heads: Arc<AtomicUsize>,
+    /// Uploads read to their end.
+    uploads: Arc<AtomicUsize>,
 }
 
 async fn recorder() -> Recorder {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let heads = Arc::new(AtomicUsize::new(0));
-    let counted = heads.clone();
+    let uploads = Arc::new(AtomicUsize::new(0));
+    let (counted, completed) = (heads.clone(), uploads.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let heads = counted.clone();
+            let (heads, uploads) = (counted.clone(), completed.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     heads.fetch_add(1, Ordering::SeqCst);
-                    record(req)
+                    record(req, uploads.clone())
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -71,10 +74,17 @@ async fn recorder() -> Recorder {
             });
         }
     });
-    Recorder { addr, heads }
+    Recorder {
+        addr,
+        heads,
+        uploads,
+    }
 }
 
-async fn record(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn record(
+    mut req: Request<Incoming>,
+    uploads: Arc<AtomicUsize>,
+) -> Result<Response<Body>, Infallible> {
     let text = |s: &'static str| boxed(Full::new(Bytes::from_static(s.as_bytes())));
     match req.uri().path() {
         "/late" => {
@@ -117,6 +127,7 @@ async fn record(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible
                     hash.update(data);
                 }
             }
+            uploads.fetch_add(1, Ordering::SeqCst);
             let answer = serde_json::json!({"bytes": bytes, "sha256": format!("{:x}", hash.finalize())});
             Ok(Response::new(boxed(Full::new(Bytes::from(answer.to_string())))))
         }
@@ -209,8 +220,17 @@ fn upload_head(path: &str, parts: &[Part], chunked: bool, multipart: bool) -> St
     format!("POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: {content_type}\r\n{framing}\r\n\r\n")
 }
 
-/// Reads until the gateway closes the connection; a reset after some bytes ends it too.
-async fn read_until_closed(r: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> Vec<u8> {
+/// How a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// The gateway closed it cleanly (FIN).
+    Closed,
+    /// A reset, which can destroy an answer the client has not read yet.
+    Reset,
+}
+
+/// Reads until the gateway closes the connection.
+async fn read_until_closed(r: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> (Vec<u8>, End) {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = Instant::now() + limit;
@@ -218,39 +238,67 @@ async fn read_until_closed(r: &mut tokio::net::tcp::OwnedReadHalf, limit: Durati
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, r.read(&mut buf)).await {
             Err(_) => panic!("the connection was not closed within {limit:?}"),
-            Ok(Ok(0)) | Ok(Err(_)) => return out,
+            Ok(Ok(0)) => return (out, End::Closed),
+            Ok(Err(_)) => return (out, End::Reset),
             Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
         }
     }
 }
 
-/// Sends an upload while reading the answer at the same time, as browsers do.
+/// Reads one whole response (delimited by Content-Length).
+async fn read_response(r: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> Raw {
+    let mut bytes = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(response) = parse_responses(&bytes).into_iter().next() {
+            let length = response.header("content-length").and_then(|l| l.parse().ok());
+            if length == Some(response.body.len()) {
+                return response;
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = tokio::time::timeout(left, r.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no whole response within {limit:?}"))
+            .unwrap_or(0);
+        assert!(n > 0, "closed before a whole response: {}", String::from_utf8_lossy(&bytes));
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+type Sent = Result<(u64, String), (u64, std::io::Error)>;
+
+/// Sends an upload while reading the answer at the same time, as browsers do. A 413
+/// must be followed by the gateway closing the connection.
 async fn upload_while_reading(
     addr: SocketAddr,
     path: &str,
     parts: Vec<Part>,
     chunked: bool,
     multipart: bool,
-) -> (Raw, Result<(u64, String), (u64, std::io::Error)>) {
+) -> (Raw, Sent) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut r, mut w) = stream.into_split();
     let head = upload_head(path, &parts, chunked, multipart);
     let writer = tokio::spawn(async move {
-        w.write_all(head.as_bytes()).await.map_err(|e| (0, e))?;
+        if let Err(e) = w.write_all(head.as_bytes()).await {
+            return (w, Err((0, e)));
+        }
         let sent = send_body(&mut w, &parts, chunked).await;
-        // Keep the write side open: the gateway closes the connection, not the client.
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        sent
+        // The write half stays open: the gateway closes the connection, not the client.
+        (w, sent)
     });
-    let bytes = read_until_closed(&mut r, Duration::from_secs(240)).await;
-    let sent = match tokio::time::timeout(Duration::from_secs(10), writer).await {
-        Ok(result) => result.unwrap(),
-        Err(_) => Err((0, std::io::Error::other("still writing when the answer came"))),
-    };
-    let response = parse_responses(&bytes)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no response: {}", String::from_utf8_lossy(&bytes)));
+    let response = read_response(&mut r, Duration::from_secs(240)).await;
+    if response.status == 413 {
+        let (rest, end) = read_until_closed(&mut r, Duration::from_secs(10)).await;
+        assert!(rest.is_empty(), "bytes after the 413");
+        assert_eq!(end, End::Closed, "the 413 was followed by a reset");
+    }
+    let (_w, sent) = tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("the client could finish writing")
+        .unwrap();
     (response, sent)
 }
 
@@ -275,16 +323,42 @@ async fn a_chunked_upload_over_150_mb_is_answered_413_that_a_client_still_sendin
     let sent = tokio::time::timeout(Duration::from_secs(240), send_body(&mut w, &parts, true))
         .await
         .expect("the gateway kept reading until the client was done");
-    let bytes = read_until_closed(&mut r, Duration::from_secs(10)).await;
+    let (bytes, end) = read_until_closed(&mut r, Duration::from_secs(10)).await;
     let response = parse_responses(&bytes).into_iter().next().expect("an answer");
     assert_413(&response, "Request content length limit exceeded");
     assert!(sent.is_ok(), "the client could send its whole body: {sent:?}");
+    // The gateway read and dropped the rest of the body: no reset for unread data.
+    assert_eq!(end, End::Closed);
     let metrics = gw.gateway.metrics().encode();
     assert!(
         metrics.contains("portico_refused_request_bodies_total{reason=\"request_size\"} 1"),
         "{metrics}"
     );
     eprintln!("151 MB chunked upload: {:?}", started.elapsed());
+}
+
+/// Socket buffers on loopback hold tens of megabytes, so a client only a little over
+/// the limit finishes writing whatever the gateway does. This one sends 64 MB past an
+/// 8 MB limit before reading: without the lingering close, its writes fail with a
+/// reset (and many HTTP clients then never read the answer).
+#[tokio::test]
+async fn a_client_sending_far_past_the_limit_can_finish_and_then_read_the_413() {
+    let backend = recorder().await;
+    let gw = start(&registry(backend.addr), |c| c.max_request_size = 8 * MB).await;
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut r, mut w) = stream.into_split();
+    let parts = vec![Part::Pieces(72)];
+    w.write_all(upload_head("/upload", &parts, true, false).as_bytes())
+        .await
+        .unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(60), send_body(&mut w, &parts, true))
+        .await
+        .expect("the gateway kept reading until the client was done");
+    assert!(sent.is_ok(), "the client could send its whole body: {sent:?}");
+    let (bytes, end) = read_until_closed(&mut r, Duration::from_secs(10)).await;
+    let response = parse_responses(&bytes).into_iter().next().expect("an answer");
+    assert_413(&response, "Request content length limit exceeded");
+    assert_eq!(end, End::Closed);
 }
 
 #[tokio::test]
@@ -299,7 +373,8 @@ async fn a_declared_length_over_150_mb_is_refused_before_any_backend_sees_it() {
         .unwrap();
     // A little of the body, then the client waits for the answer.
     w.write_all(&piece()).await.unwrap();
-    let bytes = read_until_closed(&mut r, Duration::from_secs(10)).await;
+    let (bytes, end) = read_until_closed(&mut r, Duration::from_secs(10)).await;
+    assert_eq!(end, End::Closed);
     let response = parse_responses(&bytes).into_iter().next().expect("an answer");
     assert_413(&response, "Request content length limit exceeded");
     assert_eq!(backend.heads.load(Ordering::SeqCst), 0, "the backend saw the request");
@@ -310,8 +385,12 @@ async fn a_multipart_file_over_100_mb_is_413_and_the_backend_request_aborted() {
     let started = Instant::now();
     let backend = recorder().await;
     let gw = start(&registry(backend.addr), |_| {}).await;
-    let (response, _) = upload_while_reading(gw.addr, "/upload", multipart(&[101]), false, true).await;
+    let (response, sent) = upload_while_reading(gw.addr, "/upload", multipart(&[101]), false, true).await;
     assert_413(&response, "File size limit exceeded in multipart request");
+    assert!(sent.is_ok(), "the client could send its whole body: {sent:?}");
+    // The backend got the start of the request, and never its end.
+    assert_eq!(backend.heads.load(Ordering::SeqCst), 1);
+    assert_eq!(backend.uploads.load(Ordering::SeqCst), 0);
     let metrics = gw.gateway.metrics().encode();
     assert!(
         metrics.contains("portico_refused_request_bodies_total{reason=\"file_size\"} 1"),
@@ -381,7 +460,7 @@ async fn in_process_services_get_the_same_limits() {
     let head = "POST /api/sink/v1/in HTTP/1.1\r\nHost: gateway.eu1.portico.localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
     w.write_all(head.as_bytes()).await.unwrap();
     let _ = send_body(&mut w, &[Part::Pieces(4)], true).await;
-    let bytes = read_until_closed(&mut r, Duration::from_secs(20)).await;
+    let (bytes, _) = read_until_closed(&mut r, Duration::from_secs(20)).await;
     let response = parse_responses(&bytes).into_iter().next().expect("an answer");
     assert_413(&response, "Request content length limit exceeded");
 }
@@ -515,7 +594,7 @@ async fn a_client_dribbling_its_head_is_cut_off_with_408() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let bytes = read_until_closed(&mut r, Duration::from_secs(10)).await;
+    let (bytes, _) = read_until_closed(&mut r, Duration::from_secs(10)).await;
     let cut = started.elapsed();
     let response = parse_responses(&bytes).into_iter().next().expect("an answer");
     assert_eq!(response.status, 408, "{response:?}");
