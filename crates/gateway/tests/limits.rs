@@ -120,7 +120,10 @@ async fn record(
             let (mut bytes, mut hash) = (0u64, Sha256::new());
             while let Some(frame) = body.frame().await {
                 let Ok(frame) = frame else {
-                    return Ok(Response::builder().status(400).body(text("aborted")).unwrap());
+                    return Ok(Response::builder()
+                        .status(400)
+                        .body(text("aborted"))
+                        .unwrap());
                 };
                 if let Some(data) = frame.data_ref() {
                     bytes += data.len() as u64;
@@ -128,8 +131,11 @@ async fn record(
                 }
             }
             uploads.fetch_add(1, Ordering::SeqCst);
-            let answer = serde_json::json!({"bytes": bytes, "sha256": format!("{:x}", hash.finalize())});
-            Ok(Response::new(boxed(Full::new(Bytes::from(answer.to_string())))))
+            let answer =
+                serde_json::json!({"bytes": bytes, "sha256": format!("{:x}", hash.finalize())});
+            Ok(Response::new(boxed(Full::new(Bytes::from(
+                answer.to_string(),
+            )))))
         }
     }
 }
@@ -217,7 +223,9 @@ fn upload_head(path: &str, parts: &[Part], chunked: bool, multipart: bool) -> St
         true => format!("multipart/form-data; boundary={BOUNDARY}"),
         false => "application/octet-stream".into(),
     };
-    format!("POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: {content_type}\r\n{framing}\r\n\r\n")
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: {content_type}\r\n{framing}\r\n\r\n"
+    )
 }
 
 /// How a connection ended.
@@ -230,7 +238,10 @@ enum End {
 }
 
 /// Reads until the gateway closes the connection.
-async fn read_until_closed(r: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> (Vec<u8>, End) {
+async fn read_until_closed(
+    r: &mut tokio::net::tcp::OwnedReadHalf,
+    limit: Duration,
+) -> (Vec<u8>, End) {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = Instant::now() + limit;
@@ -252,7 +263,9 @@ async fn read_response(r: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) 
     let deadline = Instant::now() + limit;
     loop {
         if let Some(response) = parse_responses(&bytes).into_iter().next() {
-            let length = response.header("content-length").and_then(|l| l.parse().ok());
+            let length = response
+                .header("content-length")
+                .and_then(|l| l.parse().ok());
             if length == Some(response.body.len()) {
                 return response;
             }
@@ -262,7 +275,11 @@ async fn read_response(r: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) 
             .await
             .unwrap_or_else(|_| panic!("no whole response within {limit:?}"))
             .unwrap_or(0);
-        assert!(n > 0, "closed before a whole response: {}", String::from_utf8_lossy(&bytes));
+        assert!(
+            n > 0,
+            "closed before a whole response: {}",
+            String::from_utf8_lossy(&bytes)
+        );
         bytes.extend_from_slice(&buf[..n]);
     }
 }
@@ -324,9 +341,15 @@ async fn a_chunked_upload_over_150_mb_is_answered_413_that_a_client_still_sendin
         .await
         .expect("the gateway kept reading until the client was done");
     let (bytes, end) = read_until_closed(&mut r, Duration::from_secs(10)).await;
-    let response = parse_responses(&bytes).into_iter().next().expect("an answer");
+    let response = parse_responses(&bytes)
+        .into_iter()
+        .next()
+        .expect("an answer");
     assert_413(&response, "Request content length limit exceeded");
-    assert!(sent.is_ok(), "the client could send its whole body: {sent:?}");
+    assert!(
+        sent.is_ok(),
+        "the client could send its whole body: {sent:?}"
+    );
     // The gateway read and dropped the rest of the body: no reset for unread data.
     assert_eq!(end, End::Closed);
     let metrics = gw.gateway.metrics().encode();
@@ -354,9 +377,15 @@ async fn a_client_sending_far_past_the_limit_can_finish_and_then_read_the_413() 
     let sent = tokio::time::timeout(Duration::from_secs(60), send_body(&mut w, &parts, true))
         .await
         .expect("the gateway kept reading until the client was done");
-    assert!(sent.is_ok(), "the client could send its whole body: {sent:?}");
+    assert!(
+        sent.is_ok(),
+        "the client could send its whole body: {sent:?}"
+    );
     let (bytes, end) = read_until_closed(&mut r, Duration::from_secs(10)).await;
-    let response = parse_responses(&bytes).into_iter().next().expect("an answer");
+    let response = parse_responses(&bytes)
+        .into_iter()
+        .next()
+        .expect("an answer");
     assert_413(&response, "Request content length limit exceeded");
     assert_eq!(end, End::Closed);
 }
@@ -375,9 +404,16 @@ async fn a_declared_length_over_150_mb_is_refused_before_any_backend_sees_it() {
     w.write_all(&piece()).await.unwrap();
     let (bytes, end) = read_until_closed(&mut r, Duration::from_secs(10)).await;
     assert_eq!(end, End::Closed);
-    let response = parse_responses(&bytes).into_iter().next().expect("an answer");
+    let response = parse_responses(&bytes)
+        .into_iter()
+        .next()
+        .expect("an answer");
     assert_413(&response, "Request content length limit exceeded");
-    assert_eq!(backend.heads.load(Ordering::SeqCst), 0, "the backend saw the request");
+    assert_eq!(
+        backend.heads.load(Ordering::SeqCst),
+        0,
+        "the backend saw the request"
+    );
 }
 
 #[tokio::test]
@@ -385,9 +421,13 @@ async fn a_multipart_file_over_100_mb_is_413_and_the_backend_request_aborted() {
     let started = Instant::now();
     let backend = recorder().await;
     let gw = start(&registry(backend.addr), |_| {}).await;
-    let (response, sent) = upload_while_reading(gw.addr, "/upload", multipart(&[101]), false, true).await;
+    let (response, sent) =
+        upload_while_reading(gw.addr, "/upload", multipart(&[101]), false, true).await;
     assert_413(&response, "File size limit exceeded in multipart request");
-    assert!(sent.is_ok(), "the client could send its whole body: {sent:?}");
+    assert!(
+        sent.is_ok(),
+        "the client could send its whole body: {sent:?}"
+    );
     // The backend got the start of the request, and never its end.
     assert_eq!(backend.heads.load(Ordering::SeqCst), 1);
     assert_eq!(backend.uploads.load(Ordering::SeqCst), 0);
@@ -422,7 +462,8 @@ async fn two_80_mb_files_pass_the_request_limit_while_streaming() {
     let backend = recorder().await;
     let gw = start(&registry(backend.addr), |_| {}).await;
     // Chunked, so that only counting can find the total over 150 MB.
-    let (response, _) = upload_while_reading(gw.addr, "/upload", multipart(&[80, 80]), true, true).await;
+    let (response, _) =
+        upload_while_reading(gw.addr, "/upload", multipart(&[80, 80]), true, true).await;
     assert_413(&response, "Request content length limit exceeded");
     eprintln!("two 80 MB files: {:?}", started.elapsed());
 }
@@ -436,7 +477,12 @@ async fn in_process_services_get_the_same_limits() {
             Ok(_) => 200,
             Err(_) => 400,
         };
-        Ok::<_, Infallible>(Response::builder().status(status).body(boxed(Full::new(Bytes::new()))).unwrap())
+        Ok::<_, Infallible>(
+            Response::builder()
+                .status(status)
+                .body(boxed(Full::new(Bytes::new())))
+                .unwrap(),
+        )
     });
     let mut services = portico_gateway::Services::new();
     services.insert("sink".into(), portico_gateway::from_tower(service));
@@ -448,7 +494,10 @@ async fn in_process_services_get_the_same_limits() {
             provider: None,
             version: 1,
             backend: "internal:sink".into(),
-            routes: vec![Route { pattern: "/**".into(), methods: vec!["POST".into()] }],
+            routes: vec![Route {
+                pattern: "/**".into(),
+                methods: vec!["POST".into()],
+            }],
             tenants: vec!["abc".into()],
             auth: Auth::None,
             origin: Origin::File,
@@ -461,7 +510,10 @@ async fn in_process_services_get_the_same_limits() {
     w.write_all(head.as_bytes()).await.unwrap();
     let _ = send_body(&mut w, &[Part::Pieces(4)], true).await;
     let (bytes, _) = read_until_closed(&mut r, Duration::from_secs(20)).await;
-    let response = parse_responses(&bytes).into_iter().next().expect("an answer");
+    let response = parse_responses(&bytes)
+        .into_iter()
+        .next()
+        .expect("an answer");
     assert_413(&response, "Request content length limit exceeded");
 }
 
@@ -502,7 +554,10 @@ async fn time_to_close(stream: &mut TcpStream) -> Duration {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let backend = recorder().await;
-    let gw = start(&registry(backend.addr), |c| c.idle_timeout = Duration::from_secs(1)).await;
+    let gw = start(&registry(backend.addr), |c| {
+        c.idle_timeout = Duration::from_secs(1)
+    })
+    .await;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     // Waiting 2 s for a response head is not idleness; then two requests 0.6 s apart
     // keep the connection open past the timeout.
@@ -512,13 +567,19 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(get_on(&mut stream, "/x").await.status, 200);
     let idle = time_to_close(&mut stream).await;
-    assert!(idle >= Duration::from_millis(900) && idle < Duration::from_secs(5), "{idle:?}");
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(5),
+        "{idle:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_stalled_response_body_is_closed_after_the_idle_timeout() {
     let backend = recorder().await;
-    let gw = start(&registry(backend.addr), |c| c.idle_timeout = Duration::from_secs(1)).await;
+    let gw = start(&registry(backend.addr), |c| {
+        c.idle_timeout = Duration::from_secs(1)
+    })
+    .await;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     stream
         .write_all(format!("GET /stall HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
@@ -535,13 +596,19 @@ async fn a_stalled_response_body_is_closed_after_the_idle_timeout() {
         bytes.extend_from_slice(&buf[..n]);
     }
     let idle = time_to_close(&mut stream).await;
-    assert!(idle >= Duration::from_millis(900) && idle < Duration::from_secs(5), "{idle:?}");
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(5),
+        "{idle:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_idle_websocket_is_closed_after_the_idle_timeout() {
     let backend = recorder().await;
-    let gw = start(&registry(backend.addr), |c| c.idle_timeout = Duration::from_secs(1)).await;
+    let gw = start(&registry(backend.addr), |c| {
+        c.idle_timeout = Duration::from_secs(1)
+    })
+    .await;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     let upgrade = format!(
         "GET /ws HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
@@ -557,7 +624,11 @@ async fn an_idle_websocket_is_closed_after_the_idle_timeout() {
         assert!(n > 0, "closed: {}", String::from_utf8_lossy(&head));
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     // Traffic, echoed by the backend, keeps the upgraded connection open past 1 s.
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -570,7 +641,10 @@ async fn an_idle_websocket_is_closed_after_the_idle_timeout() {
         assert_eq!(&echo, b"ping");
     }
     let idle = time_to_close(&mut stream).await;
-    assert!(idle >= Duration::from_millis(900) && idle < Duration::from_secs(5), "{idle:?}");
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(5),
+        "{idle:?}"
+    );
 }
 
 #[tokio::test]
@@ -583,7 +657,10 @@ async fn a_client_dribbling_its_head_is_cut_off_with_408() {
     .await;
     let stream = TcpStream::connect(gw.addr).await.unwrap();
     let (mut r, mut w) = stream.into_split();
-    let head = format!("GET /x HTTP/1.1\r\nHost: {HOST}\r\nX-Slow: {}\r\n\r\n", "y".repeat(100));
+    let head = format!(
+        "GET /x HTTP/1.1\r\nHost: {HOST}\r\nX-Slow: {}\r\n\r\n",
+        "y".repeat(100)
+    );
     let started = Instant::now();
     tokio::spawn(async move {
         // One byte every 100 ms: the whole head would take about 17 s.
@@ -596,8 +673,14 @@ async fn a_client_dribbling_its_head_is_cut_off_with_408() {
     });
     let (bytes, _) = read_until_closed(&mut r, Duration::from_secs(10)).await;
     let cut = started.elapsed();
-    let response = parse_responses(&bytes).into_iter().next().expect("an answer");
+    let response = parse_responses(&bytes)
+        .into_iter()
+        .next()
+        .expect("an answer");
     assert_eq!(response.status, 408, "{response:?}");
-    assert!(cut >= Duration::from_millis(900) && cut < Duration::from_secs(5), "{cut:?}");
+    assert!(
+        cut >= Duration::from_millis(900) && cut < Duration::from_secs(5),
+        "{cut:?}"
+    );
     assert_eq!(backend.heads.load(Ordering::SeqCst), 0);
 }

@@ -16,8 +16,8 @@ use crate::error::{negotiate, ErrorFormat, GatewayError};
 use bytes::{Buf, Bytes, BytesMut};
 use chunked::Chunked;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use std::io;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
@@ -467,7 +467,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
             }
             let mut scratch = [0u8; 8 * 1024];
             let mut read = ReadBuf::new(&mut scratch);
-            if Pin::new(&mut this.io).poll_read(cx, &mut read)?.is_pending() {
+            if Pin::new(&mut this.io)
+                .poll_read(cx, &mut read)?
+                .is_pending()
+            {
                 return this.poll_head_deadline(cx);
             }
             if read.filled().is_empty() {

@@ -126,7 +126,9 @@ mod tests {
     fn chunks(pieces: &[&'static str]) -> Body {
         let frames = pieces
             .iter()
-            .map(|p| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(p.as_bytes()))))
+            .map(|p| {
+                Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(p.as_bytes())))
+            })
             .collect::<Vec<_>>();
         boxed(StreamBody::new(stream::iter(frames)))
     }
@@ -135,7 +137,7 @@ mod tests {
     async fn the_frame_that_passes_the_limit_is_an_error() {
         let body = LimitedBody::new(chunks(&["abc", "de", "f"]), 5, &Framing::NotMultipart, 0);
         let tripwire = body.tripwire();
-        let err = body.collect().await.err().expect("over the limit");
+        let err = body.collect().await.expect_err("over the limit");
         assert_eq!(err.downcast_ref::<Exceeded>(), Some(&Exceeded::RequestSize));
         assert_eq!(tripwire.get(), Some(Exceeded::RequestSize));
 
@@ -152,7 +154,7 @@ mod tests {
         assert!(body.collect().await.is_ok());
         let body = LimitedBody::new(chunks(&["--b\r\n\r\n12", "345\r\n--b--"]), 100, &framing, 6);
         let tripwire = body.tripwire();
-        let err = body.collect().await.err().expect("part over the limit");
+        let err = body.collect().await.expect_err("part over the limit");
         assert_eq!(err.downcast_ref::<Exceeded>(), Some(&Exceeded::FileSize));
         assert_eq!(tripwire.get(), Some(Exceeded::FileSize));
     }

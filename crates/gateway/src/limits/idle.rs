@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// When a connection last moved a byte, and whether it is waiting on a backend.
 pub struct IdleClock {
@@ -247,7 +247,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for IdleIo<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> IdleIo<IO> {
-    fn written(&self, cx: &mut Context<'_>, result: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+    fn written(
+        &self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
         match result {
             Poll::Ready(Ok(n)) if n > 0 => {
                 self.clock.touch();

@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn a_declared_length_over_the_limit_is_refused_at_once() {
         let r = request(&[("content-length", "11")], full("01234567890"));
-        assert_eq!(limit_request(r, &config()).err(), Some(Exceeded::RequestSize));
+        assert_eq!(
+            limit_request(r, &config()).err(),
+            Some(Exceeded::RequestSize)
+        );
         let r = request(&[("content-length", "10")], full("0123456789"));
         let (_, tripwire) = limit_request(r, &config()).unwrap();
         assert!(tripwire.is_none(), "a declared length needs no counting");
@@ -129,7 +132,10 @@ mod tests {
         let r = request(&[], full("abc"));
         assert!(limit_request(r, &config()).unwrap().1.is_some());
         let r = request(
-            &[("content-length", "3"), ("content-type", "multipart/form-data; boundary=x")],
+            &[
+                ("content-length", "3"),
+                ("content-type", "multipart/form-data; boundary=x"),
+            ],
             full("abc"),
         );
         assert!(limit_request(r, &config()).unwrap().1.is_some());

@@ -60,9 +60,7 @@ fn boundary(value: &[u8]) -> Option<Vec<u8>> {
         }
     }
     found.filter(|b| {
-        !b.is_empty()
-            && b.len() <= MAX_BOUNDARY
-            && b.iter().all(|&c| (0x20..0x7f).contains(&c))
+        !b.is_empty() && b.len() <= MAX_BOUNDARY && b.iter().all(|&c| (0x20..0x7f).contains(&c))
     })
 }
 
@@ -237,7 +235,10 @@ mod tests {
             Framing::Boundary(b"a b;c".to_vec())
         );
         assert_eq!(framing_of("application/json"), Framing::NotMultipart);
-        assert_eq!(framing_of("multipart/mixed; boundary=a"), Framing::NotMultipart);
+        assert_eq!(
+            framing_of("multipart/mixed; boundary=a"),
+            Framing::NotMultipart
+        );
         for unreadable in [
             "multipart/form-data",
             "multipart/form-data; boundary=",
@@ -266,7 +267,9 @@ mod tests {
     #[test]
     fn parts_are_measured_across_piece_borders() {
         // Two parts: 4+2+28 header bytes... measured exactly by their content length.
-        let part = |content: &str| format!("Content-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n{content}");
+        let part = |content: &str| {
+            format!("Content-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n{content}")
+        };
         let header_len = part("").len() as u64;
         let body = format!(
             "--XyZ\r\n{}\r\n--XyZ\r\n{}\r\n--XyZ--\r\n",
@@ -274,7 +277,11 @@ mod tests {
             part("01234")
         );
         for piece in 1..body.len() {
-            assert_eq!(verdict(body.as_bytes(), header_len + 10, piece), Ok(()), "{piece}");
+            assert_eq!(
+                verdict(body.as_bytes(), header_len + 10, piece),
+                Ok(()),
+                "{piece}"
+            );
             assert_eq!(
                 verdict(body.as_bytes(), header_len + 9, piece),
                 Err(PartTooLarge),
