@@ -12,6 +12,7 @@ pub mod greylist;
 pub mod head_guard;
 pub mod headers;
 pub mod http2;
+pub mod limits;
 pub mod metrics;
 pub mod ops;
 mod overload;

@@ -70,6 +70,11 @@ struct ReloadLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
 }
@@ -161,6 +166,7 @@ pub struct Metrics {
     registry_reloads: Family<ReloadLabels, Counter>,
     rejected_heads: Family<StatusLabels, Counter>,
     greylist: GreylistMetrics,
+    refused_bodies: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -180,6 +186,7 @@ impl Metrics {
         let rejected_connections = Counter::default();
         let registry_reloads = Family::<ReloadLabels, Counter>::default();
         let rejected_heads = Family::<StatusLabels, Counter>::default();
+        let refused_bodies = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "requests",
             "Requests answered, by route class and status",
@@ -226,6 +233,11 @@ impl Metrics {
             "Requests to greylisted endpoints while busy: refused (enforce) or forwarded anyway (report)",
             greylist.turned_away.clone(),
         );
+        registry.register(
+            "refused_request_bodies",
+            "Requests answered 413 because their body passed a limit, by reason (request_size, file_size)",
+            refused_bodies.clone(),
+        );
         Metrics {
             registry,
             greylist,
@@ -235,6 +247,7 @@ impl Metrics {
             rejected_connections,
             registry_reloads,
             rejected_heads,
+            refused_bodies,
         }
     }
 
@@ -274,6 +287,15 @@ impl Metrics {
     /// Handles on the greylisting metrics (GW-14).
     pub fn greylist(&self) -> GreylistMetrics {
         self.greylist.clone()
+    }
+
+    /// A request body refused with 413, by the limit it passed (GW-13).
+    pub fn body_refused(&self, reason: &str) {
+        self.refused_bodies
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

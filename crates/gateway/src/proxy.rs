@@ -193,6 +193,10 @@ fn join_upgrade(
 
 fn backend_error(e: &hyper_util::client::legacy::Error, upgrade: bool) -> GatewayError {
     use std::error::Error as _;
+    // The request body passed a size limit: hyper aborted the half-sent request.
+    if let Some(exceeded) = crate::limits::exceeded_in(e) {
+        return exceeded.error();
+    }
     let timed_out = {
         let mut source = e.source();
         let mut found = false;

@@ -10,6 +10,9 @@ use crate::error::{render, GatewayError};
 use crate::greylist::{endpoint_key, Admission, Greylist};
 use crate::head_guard::HeadGuard;
 use crate::headers::WebAppResponse;
+use crate::limits::idle::{IdleClock, IdleIo};
+use crate::limits::linger::LingeringClose;
+use crate::limits::{limit_request, Exceeded};
 use crate::metrics::{Metrics, ReloadResult, RouteClass};
 use crate::overload;
 use crate::proxy::{set_forwarding_headers, strip_hop_by_hop, Forwarding, Proxy};
@@ -462,7 +465,7 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         let web = dispatch.web.take();
         let mut response = self
-            .forward_to_target(request, dispatch, conn, request_id)
+            .forward_within_limits(request, dispatch, conn, request_id)
             .await?;
         if let Some(web) = web {
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -470,6 +473,31 @@ impl Gateway {
             }
         }
         Ok(response)
+    }
+
+    /// Forwards with the request's body held to the size limits in force (GW-13): a
+    /// declared length over the limit is refused before any backend is contacted; a
+    /// body that passes a limit while streaming fails, and whatever the target made of
+    /// that, the client is answered 413.
+    async fn forward_within_limits(
+        &self,
+        request: Request<Body>,
+        dispatch: Dispatch,
+        conn: ConnInfo,
+        request_id: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        let refuse = |exceeded: Exceeded| {
+            self.inner.metrics.body_refused(exceeded.reason());
+            exceeded.error()
+        };
+        let (request, tripwire) = limit_request(request, &self.config()).map_err(refuse)?;
+        let result = self
+            .forward_to_target(request, dispatch, conn, request_id)
+            .await;
+        match tripwire.and_then(|t| t.get()) {
+            Some(exceeded) => Err(refuse(exceeded)),
+            None => result,
+        }
     }
 
     async fn forward_to_target(
@@ -698,18 +726,67 @@ impl Gateway {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        // IO wrappers that concern the whole connection (the idle timeout) go around `io`
-        // here, so that they hold for both protocols alike.
-        let result = match protocol {
-            Protocol::Http1 => self.serve_http1(io, conn, &stop).await,
-            Protocol::Http2 => self.serve_http2(io, conn, &stop).await,
+        // The idle timeout and the lingering close concern the whole connection, so they
+        // wrap it for both protocols alike.
+        let clock = IdleClock::new();
+        let io = LingeringClose::new(IdleIo::new(io, clock.clone()));
+        let served = async {
+            match protocol {
+                Protocol::Http1 => self.serve_http1(io, conn, &clock, &stop).await,
+                Protocol::Http2 => self.serve_http2(io, conn, &clock, &stop).await,
+            }
+        };
+        // The connection (with the IO, unless it was upgraded) is gone after this.
+        let result = tokio::select! {
+            result = served => result,
+            _ = self.watch_idle(clock.clone()) => {
+                tracing::debug!(client = %conn.client, "idle connection closed");
+                return;
+            }
         };
         if let Err(e) = result {
             tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
         }
+        // An upgraded connection lives on in its relay with the same IO, which holds the
+        // clock: it keeps its idle timeout, which fails the IO when it runs out.
+        if Arc::strong_count(&clock) > 1 && !clock.is_expired() {
+            tokio::spawn(self.watch_idle(clock));
+        }
     }
 
-    async fn serve_http1<IO>(&self, io: IO, conn: ConnInfo, stop: &Stop) -> Result<(), hyper::Error>
+    /// Resolves once the connection of `clock` has been idle for the idle timeout in
+    /// force (GW-13).
+    fn watch_idle(&self, clock: Arc<IdleClock>) -> impl std::future::Future<Output = ()> {
+        let gateway = self.clone();
+        crate::limits::idle::watch(clock, move || gateway.config().idle_timeout)
+    }
+
+    /// [`Gateway::handle`] for a request of a client connection, with the connection's
+    /// idle clock stopped while the response head is awaited.
+    async fn handle_timed(
+        &self,
+        request: Request<hyper::body::Incoming>,
+        conn: ConnInfo,
+        clock: &Arc<IdleClock>,
+    ) -> Response<Body> {
+        use http_body::Body as _;
+        let wait = clock.request_started(request.body().is_end_stream());
+        let mut request = request.map(|body| boxed(wait.watch_body(body)));
+        if request.version() == http::Version::HTTP_2 {
+            crate::http2::join_cookies(request.headers_mut());
+        }
+        let response = self.handle(request, conn).await;
+        drop(wait);
+        response
+    }
+
+    async fn serve_http1<IO>(
+        &self,
+        io: IO,
+        conn: ConnInfo,
+        clock: &Arc<IdleClock>,
+        stop: &Stop,
+    ) -> Result<(), hyper::Error>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -720,18 +797,23 @@ impl Gateway {
             tracing::info!(target: "portico::access", request_id, client = %client.ip(), status = status.as_u16(), reason = message, "request head rejected");
         });
         let config = self.config();
-        let guard = HeadGuard::new(io, config.max_header_size, Some(on_reject));
+        let guard = HeadGuard::new(io, config.max_header_size, Some(on_reject))
+            .with_head_timeout(config.header_read_timeout);
         let gateway = self.clone();
+        let clock = clock.clone();
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.handle(request.map(boxed), conn).await) }
+            let clock = clock.clone();
+            async move { Ok::<_, Infallible>(gateway.handle_timed(request, conn, &clock).await) }
         });
         let mut builder = http1::Builder::new();
+        // The head guard times heads from their first byte (hyper's header timeout would
+        // also cut idle keep-alive connections, whose limit is the idle timeout).
         builder
             .half_close(true)
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout);
+            .header_read_timeout(None);
         let connection = builder
             .serve_connection(TokioIo::new(guard), service)
             .with_upgrades();
@@ -740,23 +822,27 @@ impl Gateway {
 
     /// HTTP/2: every stream is a request through [`Gateway::handle`], after the checks
     /// the head guard makes for HTTP/1.1 (see [`crate::http2`]).
-    async fn serve_http2<IO>(&self, io: IO, conn: ConnInfo, stop: &Stop) -> Result<(), hyper::Error>
+    async fn serve_http2<IO>(
+        &self,
+        io: IO,
+        conn: ConnInfo,
+        clock: &Arc<IdleClock>,
+        stop: &Stop,
+    ) -> Result<(), hyper::Error>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let max_header_size = self.config().max_header_size;
         let gateway = self.clone();
+        let clock = clock.clone();
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = gateway.clone();
+            let clock = clock.clone();
             async move {
                 let mut response = match gateway.refuse_large_head(&request, max_header_size, conn)
                 {
                     Some(refusal) => refusal,
-                    None => {
-                        let mut request = request.map(boxed);
-                        crate::http2::join_cookies(request.headers_mut());
-                        gateway.handle(request, conn).await
-                    }
+                    None => gateway.handle_timed(request, conn, &clock).await,
                 };
                 // Connection-specific headers do not exist in HTTP/2 (RFC 9113 §8.2.2).
                 strip_hop_by_hop(response.headers_mut(), false);

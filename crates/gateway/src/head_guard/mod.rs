@@ -16,9 +16,11 @@ use crate::error::{negotiate, ErrorFormat, GatewayError};
 use bytes::{Buf, Bytes, BytesMut};
 use chunked::Chunked;
 use http::{HeaderMap, HeaderValue, StatusCode};
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Most headers hyper accepts in one request by default; the guard agrees with it.
@@ -43,6 +45,10 @@ pub struct HeadGuard<IO> {
     /// The reader waiting for an upgrade's response.
     waiting: Option<Waker>,
     on_reject: Option<OnReject>,
+    /// Time a client has to complete a head once it has sent its first byte.
+    head_timeout: Option<Duration>,
+    /// Runs while a head is partly received.
+    head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +78,41 @@ impl<IO> HeadGuard<IO> {
             error: None,
             waiting: None,
             on_reject,
+            head_timeout: None,
+            head_deadline: None,
         }
+    }
+
+    /// Answers 408 when a head is not complete `timeout` after its first byte (against
+    /// slow-header clients). The time before a head's first byte is the connection's
+    /// idle time, which has a limit of its own.
+    pub fn with_head_timeout(mut self, timeout: Duration) -> HeadGuard<IO> {
+        self.head_timeout = Some(timeout);
+        self
+    }
+
+    /// Pending until the head deadline passes; then the head is rejected with 408 and
+    /// hyper is shown the end of the stream.
+    fn poll_head_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let partial_head = self.state == State::Head && self.buf.len() > self.ready;
+        let Some(timeout) = self.head_timeout.filter(|_| partial_head) else {
+            self.head_deadline = None;
+            return Poll::Pending;
+        };
+        let deadline = self
+            .head_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(deadline.as_mut().poll(cx));
+        self.head_deadline = None;
+        let err = GatewayError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "The request head was not complete within {} s",
+                timeout.as_secs_f64()
+            ),
+        );
+        self.reject(err, ErrorFormat::Json);
+        Poll::Ready(Ok(()))
     }
 
     /// Advances the state machine over the bytes buffered so far. Returns once some
@@ -88,6 +128,7 @@ impl<IO> HeadGuard<IO> {
                         }
                         Some(len) => match check_head(&pending[..len]) {
                             Ok(next) => {
+                                self.head_deadline = None;
                                 self.ready += len;
                                 self.scanned = self.ready;
                                 self.state = next;
@@ -426,7 +467,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
             }
             let mut scratch = [0u8; 8 * 1024];
             let mut read = ReadBuf::new(&mut scratch);
-            ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
+            if Pin::new(&mut this.io)
+                .poll_read(cx, &mut read)?
+                .is_pending()
+            {
+                return this.poll_head_deadline(cx);
+            }
             if read.filled().is_empty() {
                 // End of stream: whatever is buffered (an incomplete head or body) goes to
                 // hyper, which reports the incomplete message its own way.

@@ -1,0 +1,348 @@
+//! The idle timeout of a client connection (GW-13): when no byte moved either way for
+//! `idle_timeout`, the connection is closed, whether it is a keep-alive connection with
+//! nothing to do, a response whose body stalls, or an upgraded WebSocket.
+//!
+//! [`IdleIo`] sits right on the client's socket (below the head guard and below an
+//! upgrade, which keeps the same IO) and notes every byte on an [`IdleClock`]. A
+//! [`watch`] future wakes when the clock may have run out; on expiry the IO fails every
+//! read and write from then on, which ends an upgraded relay, and the HTTP connection
+//! is dropped by its owner. While a request waits for its backend's response head the
+//! clock stands still: that wait has its own deadline (`proxy.response_timeout`).
+
+use crate::body::BoxError;
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use http_body::{Frame, SizeHint};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// When a connection last moved a byte, and whether it is waiting on a backend.
+pub struct IdleClock {
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last byte read or written.
+    last: AtomicU64,
+    /// Requests whose whole body was read and whose response head is awaited.
+    waiting: AtomicUsize,
+    expired: AtomicBool,
+    reader: AtomicWaker,
+    writer: AtomicWaker,
+    /// Signalled when the IO is dropped, so that a watcher can stop.
+    closed: Notify,
+}
+
+impl IdleClock {
+    pub fn new() -> Arc<IdleClock> {
+        Arc::new(IdleClock {
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
+            expired: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
+            writer: AtomicWaker::new(),
+            closed: Notify::new(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn touch(&self) {
+        self.last.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        Duration::from_millis(self.now().saturating_sub(self.last.load(Ordering::Relaxed)))
+    }
+
+    pub fn is_expired(&self) -> bool {
+        self.expired.load(Ordering::Acquire)
+    }
+
+    fn expire(&self) {
+        self.expired.store(true, Ordering::Release);
+        self.reader.wake();
+        self.writer.wake();
+    }
+
+    /// A request arrived. Its response wait starts once its body has been read: at once
+    /// for a request without one, else when the body returned by
+    /// [`ResponseWait::watch_body`] ends.
+    pub fn request_started(self: &Arc<Self>, body_empty: bool) -> ResponseWait {
+        let phase = Arc::new(AtomicU8::new(RECEIVING));
+        let wait = ResponseWait {
+            clock: self.clone(),
+            phase,
+        };
+        if body_empty {
+            wait.body_done();
+        }
+        wait
+    }
+}
+
+const RECEIVING: u8 = 0;
+const WAITING: u8 = 1;
+const ANSWERED: u8 = 2;
+
+/// One request's part in pausing the clock; dropping it (when the response head is
+/// ready) lets the clock run again from that moment.
+pub struct ResponseWait {
+    clock: Arc<IdleClock>,
+    phase: Arc<AtomicU8>,
+}
+
+impl ResponseWait {
+    fn body_done(&self) {
+        body_done(&self.clock, &self.phase);
+    }
+
+    /// `body`, telling the clock when it has been read to its end.
+    pub fn watch_body<B>(&self, body: B) -> BodyEnd<B> {
+        BodyEnd {
+            inner: body,
+            clock: self.clock.clone(),
+            phase: self.phase.clone(),
+        }
+    }
+}
+
+fn body_done(clock: &IdleClock, phase: &AtomicU8) {
+    if phase
+        .compare_exchange(RECEIVING, WAITING, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        clock.waiting.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for ResponseWait {
+    fn drop(&mut self) {
+        if self.phase.swap(ANSWERED, Ordering::AcqRel) == WAITING {
+            self.clock.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.clock.touch();
+    }
+}
+
+/// A request body that tells the clock when it ends.
+pub struct BodyEnd<B> {
+    inner: B,
+    clock: Arc<IdleClock>,
+    phase: Arc<AtomicU8>,
+}
+
+impl<B> http_body::Body for BodyEnd<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if frame.is_none() || this.inner.is_end_stream() {
+            body_done(&this.clock, &this.phase);
+        }
+        Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Resolves when nothing moved on the connection for the timeout `timeout()` returns
+/// (read each round, so a reconfigured timeout applies to open connections), and marks
+/// the clock expired; or when the IO is dropped, without marking it.
+pub async fn watch(clock: Arc<IdleClock>, timeout: impl Fn() -> Duration) {
+    let closed = clock.closed.notified();
+    tokio::pin!(closed);
+    loop {
+        let timeout = timeout();
+        let wait = if clock.waiting.load(Ordering::Acquire) > 0 {
+            timeout
+        } else {
+            match timeout.checked_sub(clock.idle_for()) {
+                Some(left) if !left.is_zero() => left,
+                _ => {
+                    clock.expire();
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = closed.as_mut() => return,
+        }
+    }
+}
+
+/// The client's IO, noting every byte on the clock, and failing once it has expired.
+pub struct IdleIo<IO> {
+    io: IO,
+    clock: Arc<IdleClock>,
+}
+
+impl<IO> IdleIo<IO> {
+    pub fn new(io: IO, clock: Arc<IdleClock>) -> IdleIo<IO> {
+        clock.touch();
+        IdleIo { io, clock }
+    }
+}
+
+impl<IO> Drop for IdleIo<IO> {
+    fn drop(&mut self) {
+        self.clock.closed.notify_one();
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "connection idle timeout")
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for IdleIo<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.clock.is_expired() {
+            return Poll::Ready(Err(timed_out()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                this.clock.touch();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                this.clock.reader.register(cx.waker());
+                // Expired between the check and the registration: no wake-up would come.
+                if this.clock.is_expired() {
+                    return Poll::Ready(Err(timed_out()));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> IdleIo<IO> {
+    fn written(
+        &self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match result {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.clock.touch();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                self.clock.writer.register(cx.waker());
+                if self.clock.is_expired() {
+                    return Poll::Ready(Err(timed_out()));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for IdleIo<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.clock.is_expired() {
+            return Poll::Ready(Err(timed_out()));
+        }
+        let result = Pin::new(&mut self.io).poll_write(cx, data);
+        self.written(cx, result)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.clock.is_expired() {
+            return Poll::Ready(Err(timed_out()));
+        }
+        let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.written(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_expires_and_fails_its_reads() {
+        let (client, server) = tokio::io::duplex(64);
+        let clock = IdleClock::new();
+        let mut io = IdleIo::new(server, clock.clone());
+        let watcher = tokio::spawn(watch(clock.clone(), || Duration::from_secs(1)));
+        let mut byte = [0u8; 1];
+        let err = io.read(&mut byte).await.expect_err("expired");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(clock.is_expired());
+        watcher.await.unwrap();
+        drop(client);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_stands_still_while_a_response_head_is_awaited() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let clock = IdleClock::new();
+        let mut io = IdleIo::new(server, clock.clone());
+        let wait = clock.request_started(true);
+        let watcher = tokio::spawn(watch(clock.clone(), || Duration::from_secs(1)));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!clock.is_expired());
+        drop(wait);
+        client.write_all(b"x").await.unwrap();
+        let mut byte = [0u8; 1];
+        io.read_exact(&mut byte).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert!(!clock.is_expired());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(clock.is_expired());
+        watcher.await.unwrap();
+    }
+}
