@@ -87,15 +87,19 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
 /// Appends `item` to a comma-separated list header, joining the lines earlier hops may
 /// have sent into one.
 fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
-    let mut items: Vec<&str> = headers
+    let mut list = String::new();
+    for earlier in headers
         .get_all(&name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .collect();
-    items.push(item);
-    if let Ok(value) = HeaderValue::from_str(&items.join(", ")) {
+    {
+        list.push_str(earlier);
+        list.push_str(", ");
+    }
+    list.push_str(item);
+    if let Ok(value) = HeaderValue::from_str(&list) {
         headers.insert(name, value);
     }
 }
