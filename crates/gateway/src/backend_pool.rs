@@ -14,7 +14,7 @@
 //! ([`crate::client::HttpClient`]): an upgraded connection outlives its request, and TLS
 //! session handling is that client's job.
 
-use crate::body::{BoxError, Body};
+use crate::body::{Body, BoxError};
 use crate::client::Resolver;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};

@@ -178,7 +178,10 @@ impl Metrics {
     pub fn request(&self, class: RouteClass, status: u16, seconds: f64) {
         let metrics = &self.classes[class.index()];
         let labels = || RequestLabels { class, status };
-        match metrics.by_status.get(usize::from(status.wrapping_sub(FIRST_STATUS))) {
+        match metrics
+            .by_status
+            .get(usize::from(status.wrapping_sub(FIRST_STATUS)))
+        {
             Some(slot) => slot
                 .get_or_init(|| self.requests.get_or_create(&labels()).clone())
                 .inc(),

@@ -9,8 +9,8 @@ use crate::error::GatewayError;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Scheme;
 use http::{Request, Response, StatusCode, Uri, Version};
-use std::future::Future;
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 

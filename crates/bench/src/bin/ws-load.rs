@@ -89,7 +89,9 @@ async fn open_all(args: &Args) -> anyhow::Result<Vec<Ws>> {
 async fn open(args: &Args) -> anyhow::Result<Ws> {
     let mut request = args.url.as_str().into_client_request()?;
     if let Some(host) = &args.host {
-        request.headers_mut().insert(http::header::HOST, host.parse()?);
+        request
+            .headers_mut()
+            .insert(http::header::HOST, host.parse()?);
     }
     let uri = request.uri();
     let address = format!(
@@ -158,7 +160,11 @@ async fn measure(sockets: Vec<Ws>, payload: Bytes, duration: Duration) -> anyhow
         samples.extend(s);
         errors += e;
     }
-    let seconds = started.elapsed().as_secs_f64().min(duration.as_secs_f64()).max(1e-9);
+    let seconds = started
+        .elapsed()
+        .as_secs_f64()
+        .min(duration.as_secs_f64())
+        .max(1e-9);
     samples.sort_unstable();
     let ms = |q| quantile(&samples, q).map_or(f64::NAN, |us| f64::from(us) / 1000.0);
     println!("roundtrips={}", samples.len());
