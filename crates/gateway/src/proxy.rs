@@ -150,7 +150,9 @@ impl Proxy {
 
         if !upgrade && backend_request.uri().scheme() == Some(&Scheme::HTTP) {
             let response = self
-                .within_deadline(self.backends.send(backend_request))
+                // Boxed: inline, this future would make every future that awaits this one
+                // kilobytes larger, and they are moved (copied) as they start.
+                .within_deadline(Box::pin(self.backends.send(backend_request)))
                 .await?
                 .map_err(|e| send_error(&e))?;
             return Ok(response_to_client(response, fwd.request_id));
