@@ -40,15 +40,12 @@ async fn echo(stream: TcpStream) {
     let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
+    // Pings are answered by the library; a close is answered and ends the loop.
     while let Some(Ok(message)) = ws.next().await {
-        match message {
-            Message::Text(_) | Message::Binary(_) => {
-                if ws.send(message).await.is_err() {
-                    return;
-                }
-            }
-            // Pings are answered by the library; a close is answered and ends the loop.
-            _ => {}
+        if matches!(message, Message::Text(_) | Message::Binary(_))
+            && ws.send(message).await.is_err()
+        {
+            return;
         }
     }
 }
