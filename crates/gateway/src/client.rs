@@ -69,16 +69,7 @@ pub fn build_with_addresses(
     extra_roots: &[rustls::pki_types::CertificateDer<'static>],
     fixed: HashMap<String, SocketAddr>,
 ) -> HttpClient {
-    let resolver = Resolver {
-        system: GaiResolver::new(),
-        fixed: Arc::new(fixed),
-    };
-    let mut http = HttpConnector::new_with_resolver(resolver);
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_happy_eyeballs_timeout(Some(Duration::from_millis(300)));
-
+    let http = tcp_connector(connect_timeout, fixed);
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -102,6 +93,25 @@ pub fn build_with_addresses(
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
         .build(https)
+}
+
+/// The TCP connector under both the pooled client and the gateway's own backend
+/// connections ([`crate::backend_pool`]): name resolution as [`Resolver`] does it, connect
+/// timeout, happy eyeballs, TCP_NODELAY.
+pub fn tcp_connector(
+    connect_timeout: Duration,
+    fixed: HashMap<String, SocketAddr>,
+) -> HttpConnector<Resolver> {
+    let resolver = Resolver {
+        system: GaiResolver::new(),
+        fixed: Arc::new(fixed),
+    };
+    let mut http = HttpConnector::new_with_resolver(resolver);
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_happy_eyeballs_timeout(Some(Duration::from_millis(300)));
+    http
 }
 
 /// The ring provider always supports the default protocol versions; this exists only so

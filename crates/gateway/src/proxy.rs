@@ -2,12 +2,15 @@
 //! directions without being collected, hop-by-hop headers stay on their hop, and the
 //! backend learns who asked through `X-Forwarded-*`, `Forwarded` and `X-Request-Id`.
 
+use crate::backend_pool::{BackendPool, SendError};
 use crate::body::{boxed, empty, Body};
 use crate::client::HttpClient;
 use crate::error::GatewayError;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Scheme;
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -84,28 +87,39 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
 /// Appends `item` to a comma-separated list header, joining the lines earlier hops may
 /// have sent into one.
 fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
-    let mut items: Vec<&str> = headers
+    let mut list = String::new();
+    for earlier in headers
         .get_all(&name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .collect();
-    items.push(item);
-    if let Ok(value) = HeaderValue::from_str(&items.join(", ")) {
+    {
+        list.push_str(earlier);
+        list.push_str(", ");
+    }
+    list.push_str(item);
+    if let Ok(value) = HeaderValue::from_str(&list) {
         headers.insert(name, value);
     }
 }
 
 pub struct Proxy {
+    /// Plain-HTTP backends, for every request but WebSocket upgrades.
+    backends: BackendPool,
+    /// HTTPS backends and WebSocket upgrades.
     client: HttpClient,
     response_timeout: Duration,
 }
 
 impl Proxy {
-    pub fn new(client: HttpClient, response_timeout: Duration) -> Proxy {
+    pub fn new(connect_timeout: Duration, response_timeout: Duration) -> Proxy {
         Proxy {
-            client,
+            backends: BackendPool::new(crate::client::tcp_connector(
+                connect_timeout,
+                Default::default(),
+            )),
+            client: crate::client::build(connect_timeout, &[]),
             response_timeout,
         }
     }
@@ -134,32 +148,73 @@ impl Proxy {
         parts.version = Version::HTTP_11;
         let backend_request = Request::from_parts(parts, body);
 
-        let response =
-            match tokio::time::timeout(self.response_timeout, self.client.request(backend_request))
-                .await
-            {
-                Err(_) => {
-                    return Err(GatewayError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        format!(
-                            "The backend did not answer within {} s",
-                            self.response_timeout.as_secs()
-                        ),
-                    ))
-                }
-                Ok(Err(e)) => return Err(backend_error(&e, upgrade)),
-                Ok(Ok(response)) => response,
-            };
+        if !upgrade && backend_request.uri().scheme() == Some(&Scheme::HTTP) {
+            let response = self
+                // Boxed: inline, this future would make every future that awaits this one
+                // kilobytes larger, and they are moved (copied) as they start.
+                .within_deadline(Box::pin(self.backends.send(backend_request)))
+                .await?
+                .map_err(|e| send_error(&e))?;
+            return Ok(response_to_client(response, fwd.request_id));
+        }
 
+        let response = self
+            .within_deadline(self.client.request(backend_request))
+            .await?
+            .map_err(|e| backend_error(&e, upgrade))?;
         if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
             return Ok(join_upgrade(response, client_upgrade, fwd.request_id));
         }
-        let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers, false);
-        if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
-            parts.headers.insert(crate::REQUEST_ID, id);
+        Ok(response_to_client(response.map(boxed), fwd.request_id))
+    }
+
+    /// Waits for the backend's response head for at most the response timeout.
+    async fn within_deadline<T>(&self, answer: impl Future<Output = T>) -> Result<T, GatewayError> {
+        tokio::time::timeout(self.response_timeout, answer)
+            .await
+            .map_err(|_| {
+                GatewayError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "The backend did not answer within {} s",
+                        self.response_timeout.as_secs()
+                    ),
+                )
+            })
+    }
+}
+
+/// A backend's response on its way to the client: its hop-by-hop headers stay behind,
+/// and it carries the request id.
+fn response_to_client(response: Response<Body>, request_id: &str) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        parts.headers.insert(crate::REQUEST_ID, id);
+    }
+    Response::from_parts(parts, body)
+}
+
+/// The gateway error for a request the backend pool could not get answered; the same
+/// answers as [`backend_error`] gives for the pooled client.
+fn send_error(e: &SendError) -> GatewayError {
+    use std::error::Error as _;
+    tracing::warn!(error = %e, source = ?e.source().and_then(|s| s.source()), "backend request failed");
+    match e {
+        SendError::Connect(cause) if crate::backend_pool::timed_out(cause.as_ref()) => {
+            GatewayError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "The backend did not accept a connection in time",
+            )
         }
-        Ok(Response::from_parts(parts, boxed(body)))
+        SendError::Connect(_) => GatewayError::new(
+            StatusCode::BAD_GATEWAY,
+            "The backend refused the connection or is unreachable",
+        ),
+        SendError::Exchange(_) => GatewayError::new(
+            StatusCode::BAD_GATEWAY,
+            "The backend closed the connection without a valid answer",
+        ),
     }
 }
 

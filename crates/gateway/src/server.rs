@@ -125,14 +125,16 @@ fn under(path: &str, prefix: &str) -> bool {
 impl Gateway {
     /// A gateway with an empty routing table; install a registry before serving.
     pub fn new(config: GatewayConfig, services: Services) -> Gateway {
-        let client = crate::client::build(config.connect_timeout, &[]);
         let max_connections = config.max_connections;
         let metrics = Metrics::new();
         let greylist = Greylist::new(metrics.greylist());
         Gateway {
             inner: Arc::new(Inner {
                 hosts: HostConfig::new(&config.domains, &config.regions),
-                proxy: ArcSwap::from_pointee(Proxy::new(client, config.response_timeout)),
+                proxy: ArcSwap::from_pointee(Proxy::new(
+                    config.connect_timeout,
+                    config.response_timeout,
+                )),
                 config: ArcSwap::from_pointee(config),
                 table: ArcSwap::from_pointee(RoutingTable::default()),
                 services,
@@ -189,10 +191,10 @@ impl Gateway {
         if config.connect_timeout != current.connect_timeout
             || config.response_timeout != current.response_timeout
         {
-            let client = crate::client::build(config.connect_timeout, &[]);
-            self.inner
-                .proxy
-                .store(Arc::new(Proxy::new(client, config.response_timeout)));
+            self.inner.proxy.store(Arc::new(Proxy::new(
+                config.connect_timeout,
+                config.response_timeout,
+            )));
         }
         self.resize_connection_limit(config.max_connections);
         self.inner.config.store(Arc::new(config));

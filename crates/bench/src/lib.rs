@@ -1,0 +1,28 @@
+//! Tools that `bench/proxy` runs: `ws-echo`, a WebSocket echo backend, and `ws-load`, a
+//! client that measures WebSocket round-trips through a proxy. Not part of the `portico`
+//! binary.
+#![forbid(unsafe_code)]
+
+/// The value at quantile `q` (0..=1) of sorted samples; `None` when there are none.
+pub fn quantile(sorted: &[u32], q: f64) -> Option<u32> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantile;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let samples: Vec<u32> = (1..=100).collect();
+        assert_eq!(quantile(&samples, 0.99), Some(99));
+        assert_eq!(quantile(&samples, 0.5), Some(50));
+        assert_eq!(quantile(&samples, 1.0), Some(100));
+        assert_eq!(quantile(&[7], 0.99), Some(7));
+        assert_eq!(quantile(&[], 0.99), None);
+    }
+}

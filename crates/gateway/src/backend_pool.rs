@@ -1,0 +1,352 @@
+//! Keep-alive connections to plain-HTTP backends, each driven by the task of the request
+//! that uses it.
+//!
+//! A general-purpose pooled client runs every backend connection as a task of its own, so
+//! a proxied request hops from the client connection's task to the backend connection's
+//! task and back, and on a multi-threaded runtime every hop can wake another worker thread.
+//! Here a request takes an idle connection (or opens one) and polls it itself: while it
+//! waits for the response head, then from the response body while the client connection
+//! writes that body out. Once the response has been read to its end the connection goes
+//! back to the idle list, for the next request to any client. A request and its backend
+//! exchange stay in one task; only the sockets' readiness wakes it.
+//!
+//! WebSocket upgrades and HTTPS backends keep to the pooled client
+//! ([`crate::client::HttpClient`]): an upgraded connection outlives its request, and TLS
+//! session handling is that client's job.
+
+use crate::body::{Body, BoxError};
+use crate::client::Resolver;
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery};
+use http::{Request, Response, Uri};
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+
+/// Idle connections kept per backend; more are closed when their response ends.
+const MAX_IDLE_PER_BACKEND: usize = 256;
+/// An idle connection older than this is closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often idle connections are checked for age and for a close by the backend.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Why a request found no answer.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be opened: refused, unreachable, or not accepted in time.
+    Connect(BoxError),
+    /// The connection failed before a complete response head arrived.
+    Exchange(hyper::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(e) => write!(f, "cannot connect to the backend: {e}"),
+            SendError::Exchange(e) => write!(f, "the backend exchange failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Connect(e) => Some(e.as_ref()),
+            SendError::Exchange(e) => Some(e),
+        }
+    }
+}
+
+/// HTTP/1.1 connections to plain-HTTP backends, by backend authority.
+pub struct BackendPool {
+    idle: Arc<IdleConnections>,
+    connector: HttpConnector<Resolver>,
+}
+
+impl BackendPool {
+    pub fn new(connector: HttpConnector<Resolver>) -> BackendPool {
+        BackendPool {
+            idle: Arc::new(IdleConnections::default()),
+            connector,
+        }
+    }
+
+    /// Sends `request`, whose target is an absolute `http://` URI, and answers with the
+    /// backend's response; its body drives the connection until it has been read.
+    /// A request that an idle connection could not even start (the backend had closed it)
+    /// is sent again on another one; nothing of it had reached the backend.
+    pub async fn send(&self, mut request: Request<Body>) -> Result<Response<Body>, SendError> {
+        let target = request.uri().clone();
+        let authority = target
+            .authority()
+            .cloned()
+            .ok_or_else(|| SendError::Connect("the backend URI has no authority".into()))?;
+        *request.uri_mut() = origin_form(&target);
+        loop {
+            let (connection, reused) = match self.idle.take(&authority) {
+                Some(connection) => (connection, true),
+                None => (self.connect(&target).await?, false),
+            };
+            match exchange(connection, request).await {
+                Ok((response, connection)) => {
+                    let idle = self.idle.clone();
+                    return Ok(response.map(|body| {
+                        crate::body::boxed(DrivenBody {
+                            body,
+                            connection: Some(connection),
+                            home: Some((idle, authority)),
+                        })
+                    }));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(SendError::Exchange(e.into_error())),
+                },
+            }
+        }
+    }
+
+    async fn connect(&self, target: &Uri) -> Result<Connection, SendError> {
+        let io = self
+            .connector
+            .clone()
+            .oneshot(target.clone())
+            .await
+            .map_err(|e| SendError::Connect(e.into()))?;
+        let (sender, driver) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(SendError::Exchange)?;
+        Ok(Connection {
+            sender,
+            driver: Box::pin(driver),
+        })
+    }
+}
+
+/// The request target as a backend expects it on its own connection: path and query.
+fn origin_form(uri: &Uri) -> Uri {
+    let path = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Uri::from(path)
+}
+
+/// One HTTP/1.1 connection: the handle that sends requests, and the state machine that
+/// must be polled for anything to happen on the socket.
+struct Connection {
+    sender: http1::SendRequest<Body>,
+    driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>,
+}
+
+impl Connection {
+    /// Polls the connection once without waiting: true while it can take another request
+    /// (it has not been closed, and nothing of the previous exchange is pending).
+    fn is_reusable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.driver.as_mut().poll(&mut cx) {
+            Poll::Ready(_) => false,
+            Poll::Pending => self.sender.is_ready(),
+        }
+    }
+}
+
+/// Sends the request and drives the connection until the response head is in.
+async fn exchange(
+    mut connection: Connection,
+    request: Request<Body>,
+) -> Result<(Response<Incoming>, Connection), hyper::client::conn::TrySendError<Request<Body>>> {
+    let mut response = pin!(connection.sender.try_send_request(request));
+    let mut finished = false;
+    let response = poll_fn(|cx| {
+        if !finished {
+            // A finished connection has handed its outcome to the response already.
+            finished = connection.driver.as_mut().poll(cx).is_ready();
+        }
+        response.as_mut().poll(cx)
+    })
+    .await?;
+    Ok((response, connection))
+}
+
+/// A backend's response body that drives its connection while it is read, and hands the
+/// connection back for reuse once it has been read to its end. Dropped earlier (the client
+/// went away), it closes the connection, which aborts the backend's exchange.
+struct DrivenBody {
+    body: Incoming,
+    connection: Option<Connection>,
+    home: Option<(Arc<IdleConnections>, Authority)>,
+}
+
+impl DrivenBody {
+    fn recycle(&mut self) {
+        if let (Some(mut connection), Some((idle, authority))) =
+            (self.connection.take(), self.home.take())
+        {
+            if connection.is_reusable() {
+                idle.put(authority, connection);
+            }
+        }
+    }
+}
+
+impl http_body::Body for DrivenBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some(connection) = this.connection.as_mut() {
+            if connection.driver.as_mut().poll(cx).is_ready() {
+                // Closed or failed: what it read is in the body; it is not reused.
+                this.connection = None;
+            }
+        }
+        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        if frame.is_none() {
+            this.recycle();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for DrivenBody {
+    fn drop(&mut self) {
+        // A body known to be empty (HEAD, 204, 304, `Content-Length: 0`) is dropped unread.
+        if self.body.is_end_stream() {
+            self.recycle();
+        }
+    }
+}
+
+/// Connections waiting for their next request, most recently used last.
+#[derive(Default)]
+struct IdleConnections {
+    by_backend: Mutex<HashMap<Authority, Vec<Idle>>>,
+    sweeping: AtomicBool,
+}
+
+struct Idle {
+    connection: Connection,
+    since: Instant,
+}
+
+impl Idle {
+    fn is_usable(&mut self) -> bool {
+        self.since.elapsed() < IDLE_TIMEOUT && self.connection.is_reusable()
+    }
+}
+
+impl IdleConnections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Authority, Vec<Idle>>> {
+        self.by_backend
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The most recently used connection to `authority` that is still open.
+    fn take(&self, authority: &Authority) -> Option<Connection> {
+        loop {
+            let mut entry = self.lock().get_mut(authority)?.pop()?;
+            // Checked outside the lock; a stale one is dropped (closed) here too.
+            if entry.is_usable() {
+                return Some(entry.connection);
+            }
+        }
+    }
+
+    fn put(self: &Arc<Self>, authority: Authority, connection: Connection) {
+        {
+            let mut by_backend = self.lock();
+            let idle = by_backend.entry(authority).or_default();
+            if idle.len() >= MAX_IDLE_PER_BACKEND {
+                return;
+            }
+            idle.push(Idle {
+                connection,
+                since: Instant::now(),
+            });
+        }
+        self.start_sweeping();
+    }
+
+    /// Closes, every [`SWEEP_INTERVAL`], the idle connections that are too old or that
+    /// the backend has closed, so that no socket lingers after traffic stops. The sweep
+    /// ends with the pool.
+    fn start_sweeping(self: &Arc<Self>) {
+        if self.sweeping.load(Ordering::Relaxed) || self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.sweeping.store(false, Ordering::Release);
+            return;
+        };
+        let pool: Weak<Self> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                pool.sweep();
+            }
+        });
+    }
+
+    fn sweep(&self) {
+        let mut stale = Vec::new();
+        {
+            let mut by_backend = self.lock();
+            for idle in by_backend.values_mut() {
+                for mut entry in std::mem::take(idle) {
+                    if entry.is_usable() {
+                        idle.push(entry);
+                    } else {
+                        stale.push(entry);
+                    }
+                }
+            }
+            by_backend.retain(|_, idle| !idle.is_empty());
+        }
+        // Closed outside the lock.
+        drop(stale);
+    }
+}
+
+/// True when a connect error is a timeout, anywhere along its chain of causes.
+pub fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || e.to_string().contains("timed out")
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
