@@ -18,6 +18,7 @@ mod server;
 pub mod service;
 pub mod table;
 pub mod tls;
+pub mod websocket;
 
 pub use config::GatewayConfig;
 pub use server::{ConnInfo, Gateway};

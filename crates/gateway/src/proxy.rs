@@ -1,13 +1,13 @@
 //! The streaming HTTP/1.1 reverse proxy (SPEC GW-12, GW-16): bodies flow through in both
 //! directions without being collected, hop-by-hop headers stay on their hop, and the
 //! backend learns who asked through `X-Forwarded-*`, `Forwarded` and `X-Request-Id`.
+//! WebSocket upgrades go through [`crate::websocket`], which uses [`Proxy::send`].
 
-use crate::body::{boxed, empty, Body};
+use crate::body::{boxed, Body};
 use crate::client::HttpClient;
 use crate::error::GatewayError;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::rt::TokioIo;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -111,17 +111,29 @@ impl Proxy {
     }
 
     /// Sends `request` to `uri` on a backend whose authority is `authority` and streams
-    /// the answer back. With `upgrade`, a WebSocket handshake the backend accepts (101)
-    /// is joined to the client's connection.
+    /// the answer back.
     pub async fn forward(
         &self,
-        mut request: Request<Body>,
+        request: Request<Body>,
+        uri: Uri,
+        authority: &str,
+        fwd: &Forwarding<'_>,
+    ) -> Result<Response<Body>, GatewayError> {
+        let response = self.send(request, uri, authority, fwd, false).await?;
+        Ok(finish(response, fwd.request_id))
+    }
+
+    /// Sends `request` to the backend and returns the backend's response head as it came.
+    /// With `upgrade`, the request's WebSocket upgrade headers are kept for the backend
+    /// (the gateway's own upgrade, [`crate::websocket`]).
+    pub(crate) async fn send(
+        &self,
+        request: Request<Body>,
         uri: Uri,
         authority: &str,
         fwd: &Forwarding<'_>,
         upgrade: bool,
-    ) -> Result<Response<Body>, GatewayError> {
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    ) -> Result<Response<hyper::body::Incoming>, GatewayError> {
         let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers, upgrade);
         set_forwarding_headers(&mut parts.headers, fwd);
@@ -134,61 +146,34 @@ impl Proxy {
         parts.version = Version::HTTP_11;
         let backend_request = Request::from_parts(parts, body);
 
-        let response =
-            match tokio::time::timeout(self.response_timeout, self.client.request(backend_request))
-                .await
-            {
-                Err(_) => {
-                    return Err(GatewayError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        format!(
-                            "The backend did not answer within {} s",
-                            self.response_timeout.as_secs()
-                        ),
-                    ))
-                }
-                Ok(Err(e)) => return Err(backend_error(&e, upgrade)),
-                Ok(Ok(response)) => response,
-            };
-
-        if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(join_upgrade(response, client_upgrade, fwd.request_id));
+        match tokio::time::timeout(self.response_timeout, self.client.request(backend_request))
+            .await
+        {
+            Err(_) => Err(GatewayError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "The backend did not answer within {} s",
+                    self.response_timeout.as_secs()
+                ),
+            )),
+            Ok(Err(e)) => Err(backend_error(&e, upgrade)),
+            Ok(Ok(response)) => Ok(response),
         }
-        let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers, false);
-        if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
-            parts.headers.insert(crate::REQUEST_ID, id);
-        }
-        Ok(Response::from_parts(parts, boxed(body)))
     }
 }
 
-/// Answers the client's upgrade with the backend's 101 and copies bytes both ways once
-/// both sides have switched protocols.
-fn join_upgrade(
-    mut backend_response: Response<hyper::body::Incoming>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+/// A backend's answer as the client gets it: without the backend's hop-by-hop headers,
+/// with the request id.
+pub(crate) fn finish(
+    response: Response<hyper::body::Incoming>,
     request_id: &str,
 ) -> Response<Body> {
-    let backend_upgrade = hyper::upgrade::on(&mut backend_response);
-    let (mut parts, _) = backend_response.into_parts();
-    strip_hop_by_hop(&mut parts.headers, true);
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
     if let Ok(id) = HeaderValue::from_str(request_id) {
         parts.headers.insert(crate::REQUEST_ID, id);
     }
-    if let Some(client_upgrade) = client_upgrade {
-        tokio::spawn(async move {
-            let (Ok(client), Ok(backend)) = (client_upgrade.await, backend_upgrade.await) else {
-                tracing::debug!("websocket upgrade abandoned by one side");
-                return;
-            };
-            let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
-            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-                tracing::debug!(error = %e, "websocket connection ended");
-            }
-        });
-    }
-    Response::from_parts(parts, empty())
+    Response::from_parts(parts, boxed(body))
 }
 
 fn backend_error(e: &hyper_util::client::legacy::Error, upgrade: bool) -> GatewayError {

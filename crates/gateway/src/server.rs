@@ -17,6 +17,7 @@ use crate::routing::{
 };
 use crate::service::{RequestContext, Services};
 use crate::table::{RoutingTable, Target};
+use crate::websocket::OpenWebSockets;
 use arc_swap::ArcSwap;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use hyper::server::conn::http1;
@@ -63,6 +64,8 @@ struct Inner {
     connection_permits: std::sync::Mutex<usize>,
     /// Refusals of connections over the limit being written now; bounded too.
     refusals: Arc<Semaphore>,
+    /// The WebSockets relayed now, closed with 1001 at shutdown (GW-24).
+    websockets: OpenWebSockets,
 }
 
 /// The outcome of the routing phase. It lives on the stack for one request; boxing the
@@ -128,6 +131,7 @@ impl Gateway {
                 connections: Arc::new(Semaphore::new(max_connections)),
                 connection_permits: std::sync::Mutex::new(max_connections),
                 refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
+                websockets: OpenWebSockets::default(),
             }),
         }
     }
@@ -213,6 +217,11 @@ impl Gateway {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The WebSockets relayed now.
+    pub fn websockets(&self) -> &OpenWebSockets {
+        &self.inner.websockets
     }
 
     /// Ready once a registry has been installed.
@@ -473,11 +482,12 @@ impl Gateway {
                     .map_err(|_| {
                         GatewayError::bad_request("The request target cannot be forwarded")
                     })?;
-                self.inner
-                    .proxy
-                    .load()
-                    .forward(request, uri, authority, &fwd, dispatch.upgrade)
-                    .await
+                let proxy = self.inner.proxy.load();
+                if dispatch.upgrade {
+                    return crate::websocket::forward(self, &proxy, request, uri, authority, &fwd)
+                        .await;
+                }
+                proxy.forward(request, uri, authority, &fwd).await
             }
             Target::InProcess(name) => {
                 let service = self
@@ -523,7 +533,8 @@ impl Gateway {
     }
 
     /// Accepts connections on `listener` until `shutdown`, then lets the requests in flight
-    /// finish, for at most the drain timeout (GW-24).
+    /// finish and closes the gateway's WebSockets with 1001, for at most the drain timeout
+    /// (GW-24). The WebSockets are the whole gateway's: one listener's shutdown closes all.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -587,12 +598,19 @@ impl Gateway {
             });
         }
         tracker.close();
-        if tokio::time::timeout(self.config().drain_timeout, tracker.wait())
+        let websockets = &self.inner.websockets;
+        websockets.close_all();
+        let drained = async {
+            tracker.wait().await;
+            websockets.wait().await;
+        };
+        if tokio::time::timeout(self.config().drain_timeout, drained)
             .await
             .is_err()
         {
             tracing::warn!(
                 open = tracker.len(),
+                websockets = websockets.len(),
                 "drain deadline passed; closing the remaining connections"
             );
         }
