@@ -278,3 +278,66 @@ fn answer(name: &'static str, chunks: usize, req: &Request<Incoming>) -> Respons
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+impl Portico {
+    /// Sends the process SIGTERM, as a service manager stopping it would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit status, if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+/// A WebSocket echo backend (tokio-tungstenite) on a free loopback port, in a thread of
+/// its own; it reports the close code of every close frame it receives on `closes`.
+pub fn websocket_echo_backend(closes: std::sync::mpsc::Sender<Option<u16>>) -> SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                let closes = closes.clone();
+                tokio::spawn(async move {
+                    let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    while let Some(Ok(message)) = socket.next().await {
+                        match message {
+                            Message::Text(_) | Message::Binary(_) => {
+                                if socket.send(message).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Message::Close(frame) => {
+                                let _ = closes.send(frame.map(|f| u16::from(f.code)));
+                            }
+                            _ => {}
+                        }
+                    }
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
