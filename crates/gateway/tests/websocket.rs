@@ -2,7 +2,10 @@
 //! checks, subprotocol negotiation, an echo of many mixed messages, gateway pings, and the
 //! 1001 close at shutdown.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used)]
+// Tests fail loudly on purpose.
+// Tungstenite's handshake callback has its refusal (a whole response) as the error type.
+#![allow(clippy::result_large_err)]
 
 mod support;
 
@@ -81,8 +84,9 @@ async fn echo_backend() -> (SocketAddr, mpsc::UnboundedReceiver<Seen>) {
                 };
                 while let Some(Ok(message)) = socket.next().await {
                     match message {
-                        Message::Text(_) | Message::Binary(_) => {
-                            if socket.send(message).await.is_err() {
+                        data @ (Message::Text(_) | Message::Binary(_)) => {
+                            let echoed = socket.send(data).await;
+                            if echoed.is_err() {
                                 return;
                             }
                         }
@@ -150,15 +154,17 @@ async fn connect(
 ) -> Result<(Socket, http::Response<Option<Vec<u8>>>), tokio_tungstenite::tungstenite::Error> {
     let mut request = format!("ws://{HOST}{path}").into_client_request().unwrap();
     for (name, value) in headers {
-        request
-            .headers_mut()
-            .insert(*name, value.parse().unwrap());
+        request.headers_mut().insert(*name, value.parse().unwrap());
     }
     let stream = TcpStream::connect(addr).await.unwrap();
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     tokio::time::timeout(
         STEP,
-        tokio_tungstenite::client_async_with_config(request, MaybeTlsStream::Plain(stream), Some(config)),
+        tokio_tungstenite::client_async_with_config(
+            request,
+            MaybeTlsStream::Plain(stream),
+            Some(config),
+        ),
     )
     .await
     .unwrap()
@@ -233,7 +239,10 @@ async fn a_browser_style_client_gets_the_backends_choice_of_subprotocol() {
         .metrics()
         .encode()
         .contains("portico_open_websockets 1"));
-    socket.send(Message::text("[2,\"1\",\"Heartbeat\",{}]")).await.unwrap();
+    socket
+        .send(Message::text("[2,\"1\",\"Heartbeat\",{}]"))
+        .await
+        .unwrap();
     assert_eq!(
         next_data(&mut socket).await,
         Message::text("[2,\"1\",\"Heartbeat\",{}]")
@@ -282,7 +291,11 @@ async fn ten_thousand_mixed_messages_come_back_intact() {
                 let first = if text { Data::Text } else { Data::Binary };
                 let parts = [
                     (OpCode::Data(first), &bytes[..third], false),
-                    (OpCode::Data(Data::Continue), &bytes[third..2 * third], false),
+                    (
+                        OpCode::Data(Data::Continue),
+                        &bytes[third..2 * third],
+                        false,
+                    ),
                     (OpCode::Data(Data::Continue), &bytes[2 * third..], true),
                 ];
                 for (opcode, part, fin) in parts {
@@ -330,8 +343,16 @@ async fn ten_thousand_mixed_messages_come_back_intact() {
 async fn an_empty_subprotocol_header_is_refused_with_400() {
     let (backend, _seen) = echo_backend().await;
     let gw = serve(&registry(backend), |_| {}).await;
-    let base = ["Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="];
-    let r = handshake(gw.addr, "/ws/x", &[base[0], base[1], "Sec-WebSocket-Protocol: "]).await;
+    let base = [
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ];
+    let r = handshake(
+        gw.addr,
+        "/ws/x",
+        &[base[0], base[1], "Sec-WebSocket-Protocol: "],
+    )
+    .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert!(r.json()["message"]
         .as_str()
@@ -349,7 +370,12 @@ async fn a_wrong_version_is_refused_naming_version_13() {
     let (backend, _seen) = echo_backend().await;
     let gw = serve(&registry(backend), |_| {}).await;
     for version in ["Sec-WebSocket-Version: 8", "X-No-Version: 1"] {
-        let r = handshake(gw.addr, "/ws/x", &[version, &format!("Sec-WebSocket-Key: {KEY}")]).await;
+        let r = handshake(
+            gw.addr,
+            "/ws/x",
+            &[version, &format!("Sec-WebSocket-Key: {KEY}")],
+        )
+        .await;
         assert_eq!(r.status, 426, "{r:?}");
         assert_eq!(r.header("sec-websocket-version"), Some("13"));
         assert_eq!(r.header("upgrade"), Some("websocket"));
@@ -398,7 +424,10 @@ async fn a_backends_refusal_passes_on() {
     let r = handshake(
         gw.addr,
         "/forbidden",
-        &["Sec-WebSocket-Version: 13", &format!("Sec-WebSocket-Key: {KEY}")],
+        &[
+            "Sec-WebSocket-Version: 13",
+            &format!("Sec-WebSocket-Key: {KEY}"),
+        ],
     )
     .await;
     assert_eq!(r.status, 403, "{r:?}");
@@ -439,7 +468,10 @@ async fn a_backend_101_with_a_wrong_accept_is_a_bad_gateway() {
     let r = handshake(
         gw.addr,
         "/ws/x",
-        &["Sec-WebSocket-Version: 13", &format!("Sec-WebSocket-Key: {KEY}")],
+        &[
+            "Sec-WebSocket-Version: 13",
+            &format!("Sec-WebSocket-Key: {KEY}"),
+        ],
     )
     .await;
     assert_eq!(r.status, 502, "{r:?}");
@@ -472,7 +504,10 @@ async fn gateway_pings_reach_the_client_and_their_pongs_stop_at_the_gateway() {
     // saw no pong.
     socket.send(Message::text("after pings")).await.unwrap();
     assert_eq!(next_data(&mut socket).await, Message::text("after pings"));
-    socket.send(Message::Pong(b"unsolicited".to_vec().into())).await.unwrap();
+    socket
+        .send(Message::Pong(b"unsolicited".to_vec().into()))
+        .await
+        .unwrap();
     socket.send(Message::text("again")).await.unwrap();
     assert_eq!(next_data(&mut socket).await, Message::text("again"));
     assert!(matches!(seen.recv().await, Some(Seen::Offer(None))));

@@ -324,8 +324,9 @@ pub fn websocket_echo_backend(closes: std::sync::mpsc::Sender<Option<u16>>) -> S
                     };
                     while let Some(Ok(message)) = socket.next().await {
                         match message {
-                            Message::Text(_) | Message::Binary(_) => {
-                                if socket.send(message).await.is_err() {
+                            data @ (Message::Text(_) | Message::Binary(_)) => {
+                                let echoed = socket.send(data).await;
+                                if echoed.is_err() {
                                     return;
                                 }
                             }
