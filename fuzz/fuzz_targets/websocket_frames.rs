@@ -25,7 +25,7 @@ fn reference(bytes: &[u8]) -> Vec<(usize, FrameHeader)> {
             n => u64::from(n),
         };
         let mask = masked.then(|| header[2 + ext..2 + ext + 4].try_into().unwrap());
-        let end = (pos + header_len) as u64 + payload_len;
+        let end = ((pos + header_len) as u64).saturating_add(payload_len);
         if end > bytes.len() as u64 {
             return out;
         }
