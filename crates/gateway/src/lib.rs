@@ -24,6 +24,7 @@ pub mod service;
 pub mod static_files;
 pub mod table;
 pub mod tls;
+pub mod websocket;
 
 pub use config::GatewayConfig;
 pub use server::{ConnInfo, Gateway};

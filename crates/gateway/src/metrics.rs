@@ -190,6 +190,7 @@ pub struct Metrics {
     /// By [`RouteClass::index`].
     classes: [ClassMetrics; RouteClass::ALL.len()],
     open_connections: Gauge,
+    open_websockets: Gauge,
     rejected_connections: Counter,
     registry_reloads: Family<ReloadLabels, Counter>,
     rejected_heads: Family<StatusLabels, Counter>,
@@ -211,6 +212,7 @@ impl Metrics {
             latency_histogram,
         );
         let open_connections = Gauge::default();
+        let open_websockets = Gauge::default();
         let rejected_connections = Counter::default();
         let registry_reloads = Family::<ReloadLabels, Counter>::default();
         let rejected_heads = Family::<StatusLabels, Counter>::default();
@@ -229,6 +231,11 @@ impl Metrics {
             "open_connections",
             "Client connections open now",
             open_connections.clone(),
+        );
+        registry.register(
+            "open_websockets",
+            "WebSockets relayed to backends now",
+            open_websockets.clone(),
         );
         registry.register(
             "rejected_connections",
@@ -277,6 +284,7 @@ impl Metrics {
             duration,
             classes,
             open_connections,
+            open_websockets,
             rejected_connections,
             registry_reloads,
             rejected_heads,
@@ -312,6 +320,14 @@ impl Metrics {
 
     pub fn connection_closed(&self) {
         self.open_connections.dec();
+    }
+
+    pub fn websocket_opened(&self) {
+        self.open_websockets.inc();
+    }
+
+    pub fn websocket_closed(&self) {
+        self.open_websockets.dec();
     }
 
     pub fn registry_reload(&self, result: ReloadResult) {

@@ -1,15 +1,15 @@
 //! The streaming HTTP/1.1 reverse proxy (SPEC GW-12, GW-16): bodies flow through in both
 //! directions without being collected, hop-by-hop headers stay on their hop, and the
 //! backend learns who asked through `X-Forwarded-*`, `Forwarded` and `X-Request-Id`.
+//! WebSocket upgrades go through [`crate::websocket`], which uses [`Proxy::send`].
 
 use crate::backend_pool::{BackendPool, SendError};
-use crate::body::{boxed, empty, Body};
+use crate::body::{boxed, Body};
 use crate::client::HttpClient;
 use crate::error::GatewayError;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Scheme;
 use http::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -125,30 +125,16 @@ impl Proxy {
     }
 
     /// Sends `request` to `uri` on a backend whose authority is `authority` and streams
-    /// the answer back. With `upgrade`, a WebSocket handshake the backend accepts (101)
-    /// is joined to the client's connection.
+    /// the answer back.
     pub async fn forward(
         &self,
-        mut request: Request<Body>,
+        request: Request<Body>,
         uri: Uri,
         authority: &str,
         fwd: &Forwarding<'_>,
-        upgrade: bool,
     ) -> Result<Response<Body>, GatewayError> {
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let (mut parts, body) = request.into_parts();
-        strip_hop_by_hop(&mut parts.headers, upgrade);
-        set_forwarding_headers(&mut parts.headers, fwd);
-        parts.headers.insert(
-            header::HOST,
-            HeaderValue::from_str(authority)
-                .map_err(|_| GatewayError::new(StatusCode::BAD_GATEWAY, "Invalid backend host"))?,
-        );
-        parts.uri = uri;
-        parts.version = Version::HTTP_11;
-        let backend_request = Request::from_parts(parts, body);
-
-        if !upgrade && backend_request.uri().scheme() == Some(&Scheme::HTTP) {
+        let backend_request = for_backend(request, uri, authority, fwd, false)?;
+        if backend_request.uri().scheme() == Some(&Scheme::HTTP) {
             let response = self
                 // Boxed: inline, this future would make every future that awaits this one
                 // kilobytes larger, and they are moved (copied) as they start.
@@ -157,15 +143,28 @@ impl Proxy {
                 .map_err(|e| send_error(&e))?;
             return Ok(response_to_client(response, fwd.request_id));
         }
-
         let response = self
             .within_deadline(self.client.request(backend_request))
             .await?
-            .map_err(|e| backend_error(&e, upgrade))?;
-        if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(join_upgrade(response, client_upgrade, fwd.request_id));
-        }
+            .map_err(|e| backend_error(&e, false))?;
         Ok(response_to_client(response.map(boxed), fwd.request_id))
+    }
+
+    /// Sends `request` to the backend and returns the backend's response head as it came.
+    /// With `upgrade`, the request's WebSocket upgrade headers are kept for the backend
+    /// (the gateway's own upgrade, [`crate::websocket`]).
+    pub(crate) async fn send(
+        &self,
+        request: Request<Body>,
+        uri: Uri,
+        authority: &str,
+        fwd: &Forwarding<'_>,
+        upgrade: bool,
+    ) -> Result<Response<hyper::body::Incoming>, GatewayError> {
+        let backend_request = for_backend(request, uri, authority, fwd, upgrade)?;
+        self.within_deadline(self.client.request(backend_request))
+            .await?
+            .map_err(|e| backend_error(&e, upgrade))
     }
 
     /// Waits for the backend's response head for at most the response timeout.
@@ -184,6 +183,28 @@ impl Proxy {
     }
 }
 
+/// The client's request as the backend gets it: its hop-by-hop headers stay behind, the
+/// forwarding headers say who asked, and `Host` names the backend.
+fn for_backend(
+    request: Request<Body>,
+    uri: Uri,
+    authority: &str,
+    fwd: &Forwarding<'_>,
+    upgrade: bool,
+) -> Result<Request<Body>, GatewayError> {
+    let (mut parts, body) = request.into_parts();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    set_forwarding_headers(&mut parts.headers, fwd);
+    parts.headers.insert(
+        header::HOST,
+        HeaderValue::from_str(authority)
+            .map_err(|_| GatewayError::new(StatusCode::BAD_GATEWAY, "Invalid backend host"))?,
+    );
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    Ok(Request::from_parts(parts, body))
+}
+
 /// A backend's response on its way to the client: its hop-by-hop headers stay behind,
 /// and it carries the request id.
 fn response_to_client(response: Response<Body>, request_id: &str) -> Response<Body> {
@@ -193,6 +214,14 @@ fn response_to_client(response: Response<Body>, request_id: &str) -> Response<Bo
         parts.headers.insert(crate::REQUEST_ID, id);
     }
     Response::from_parts(parts, body)
+}
+
+/// [`response_to_client`] for an answer of the upgrade client.
+pub(crate) fn finish(
+    response: Response<hyper::body::Incoming>,
+    request_id: &str,
+) -> Response<Body> {
+    response_to_client(response.map(boxed), request_id)
 }
 
 /// The gateway error for a request the backend pool could not get answered; the same
@@ -216,34 +245,6 @@ fn send_error(e: &SendError) -> GatewayError {
             "The backend closed the connection without a valid answer",
         ),
     }
-}
-
-/// Answers the client's upgrade with the backend's 101 and copies bytes both ways once
-/// both sides have switched protocols.
-fn join_upgrade(
-    mut backend_response: Response<hyper::body::Incoming>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    request_id: &str,
-) -> Response<Body> {
-    let backend_upgrade = hyper::upgrade::on(&mut backend_response);
-    let (mut parts, _) = backend_response.into_parts();
-    strip_hop_by_hop(&mut parts.headers, true);
-    if let Ok(id) = HeaderValue::from_str(request_id) {
-        parts.headers.insert(crate::REQUEST_ID, id);
-    }
-    if let Some(client_upgrade) = client_upgrade {
-        tokio::spawn(async move {
-            let (Ok(client), Ok(backend)) = (client_upgrade.await, backend_upgrade.await) else {
-                tracing::debug!("websocket upgrade abandoned by one side");
-                return;
-            };
-            let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
-            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-                tracing::debug!(error = %e, "websocket connection ended");
-            }
-        });
-    }
-    Response::from_parts(parts, empty())
 }
 
 fn backend_error(e: &hyper_util::client::legacy::Error, upgrade: bool) -> GatewayError {

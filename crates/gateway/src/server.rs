@@ -22,6 +22,7 @@ use crate::routing::{
 };
 use crate::service::{RequestContext, Services};
 use crate::table::{RoutingTable, Target};
+use crate::websocket::OpenWebSockets;
 use arc_swap::ArcSwap;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use hyper::server::conn::http1;
@@ -72,6 +73,8 @@ struct Inner {
     refusals: Arc<Semaphore>,
     /// Slow backend endpoints (GW-14).
     greylist: Greylist,
+    /// The WebSockets relayed now, closed with 1001 at shutdown (GW-24).
+    websockets: OpenWebSockets,
 }
 
 /// The outcome of the routing phase. It lives on the stack for one request; boxing the
@@ -144,6 +147,7 @@ impl Gateway {
                 connection_permits: std::sync::Mutex::new(max_connections),
                 refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
                 greylist,
+                websockets: OpenWebSockets::default(),
             }),
         }
     }
@@ -229,6 +233,11 @@ impl Gateway {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The WebSockets relayed now.
+    pub fn websockets(&self) -> &OpenWebSockets {
+        &self.inner.websockets
     }
 
     /// Ready once a registry has been installed.
@@ -531,7 +540,13 @@ impl Gateway {
                 let greylist = self.config().greylist.clone();
                 self.admit_to_endpoint(&endpoint, &greylist)?;
                 let proxy = self.inner.proxy.load_full();
-                let forwarded = proxy.forward(request, uri, authority, &fwd, dispatch.upgrade);
+                let forwarded = async {
+                    if dispatch.upgrade {
+                        crate::websocket::forward(self, &proxy, request, uri, authority, &fwd).await
+                    } else {
+                        proxy.forward(request, uri, authority, &fwd).await
+                    }
+                };
                 self.inner
                     .greylist
                     .time(&endpoint, &greylist, || self.load(), forwarded)
@@ -631,9 +646,10 @@ impl Gateway {
     }
 
     /// Accepts connections on `listener` until `shutdown`, then stops listening and lets
-    /// the requests in flight finish, for at most the drain timeout (GW-24): idle
-    /// keep-alive connections close at once, HTTP/2 clients get a GOAWAY, and whatever is
-    /// still open at the deadline is closed.
+    /// the requests in flight finish and closes the gateway's WebSockets with 1001, for
+    /// at most the drain timeout (GW-24): idle keep-alive connections close at once,
+    /// HTTP/2 clients get a GOAWAY, and whatever is still open at the deadline is closed.
+    /// The WebSockets are the whole gateway's: one listener's shutdown closes all.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -707,13 +723,19 @@ impl Gateway {
         // New connections are refused by the system from here on, not queued unanswered.
         drop(listener);
         tracker.close();
-        let drain_timeout = self.config().drain_timeout;
-        if tokio::time::timeout(drain_timeout, tracker.wait())
+        let websockets = &self.inner.websockets;
+        websockets.close_all();
+        let drained = async {
+            tracker.wait().await;
+            websockets.wait().await;
+        };
+        if tokio::time::timeout(self.config().drain_timeout, drained)
             .await
             .is_err()
         {
             tracing::warn!(
                 open = tracker.len(),
+                websockets = websockets.len(),
                 "drain deadline passed; closing the remaining connections"
             );
             stop.deadline.cancel();

@@ -1,12 +1,15 @@
-//! WebSockets through the gateway: the demo app's echo, reached through `portico serve`.
+//! WebSockets through `portico serve`: the demo app's echo, and a registered echo backend
+//! that gets, like its client, a 1001 close when Portico is stopped with SIGTERM (GW-24).
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
 use support::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -51,4 +54,77 @@ async fn the_demo_echoes_websocket_messages_through_the_gateway() {
         .unwrap_err();
     assert!(err.to_string().contains("400"), "{err}");
     drop(portico);
+}
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:{tls}"
+listen_plain = "127.0.0.1:{plain}"
+admin_listen = "127.0.0.1:{admin}"
+data_dir = "./data"
+registry = "./registry.toml"
+"#;
+
+#[tokio::test]
+async fn sigterm_closes_open_websockets_with_1001_and_portico_exits_0() {
+    let (closes, backend_closes) = std::sync::mpsc::channel();
+    let backend = websocket_echo_backend(closes);
+    let registry = format!(
+        r#"
+[[tenants]]
+name = "abc"
+
+[[webapps]]
+name = "echo"
+backend = "http://{backend}"
+tenants = ["abc"]
+websockets = ["/ws"]
+auth = "none"
+"#
+    );
+    let mut portico = tokio::task::spawn_blocking(move || {
+        Portico::start(CONFIG, &[("registry.toml", registry.as_str())])
+    })
+    .await
+    .unwrap();
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", portico.plain))
+        .await
+        .unwrap();
+    let request = format!("ws://abc-echo.eu1.portico.localhost:{}/ws", portico.plain)
+        .into_client_request()
+        .unwrap();
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    socket.send(Message::text("open")).await.unwrap();
+    let step = Duration::from_secs(10);
+    let echo = tokio::time::timeout(step, socket.next()).await.unwrap();
+    assert_eq!(echo.unwrap().unwrap(), Message::text("open"));
+
+    portico.terminate();
+    let close = tokio::time::timeout(step, socket.next())
+        .await
+        .expect("a close frame in time")
+        .unwrap()
+        .unwrap();
+    match close {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a 1001 close, got {other:?}"),
+    }
+    // Tungstenite answers the close; then Portico drops the connection and exits.
+    let end = tokio::time::timeout(step, socket.next()).await.unwrap();
+    assert!(end.is_none() || end.unwrap().is_err());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = portico.wait_exit(Duration::from_secs(20));
+        (status, portico.stderr())
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.0.is_some_and(|s| s.success()),
+        "exit {:?}: {}",
+        status.0,
+        status.1
+    );
+    assert_eq!(backend_closes.recv_timeout(step).unwrap(), Some(1001));
 }

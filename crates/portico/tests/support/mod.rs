@@ -291,6 +291,11 @@ impl Portico {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// Sends the process SIGTERM, as a service manager stopping it would.
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
     /// Waits up to `limit` for the process to exit; its status, or None if it still runs.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let start = Instant::now();
@@ -302,4 +307,45 @@ impl Portico {
         }
         None
     }
+}
+
+/// A WebSocket echo backend (tokio-tungstenite) on a free loopback port, in a thread of
+/// its own; it reports the close code of every close frame it receives on `closes`.
+pub fn websocket_echo_backend(closes: std::sync::mpsc::Sender<Option<u16>>) -> SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                let closes = closes.clone();
+                tokio::spawn(async move {
+                    let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    while let Some(Ok(message)) = socket.next().await {
+                        match message {
+                            data @ (Message::Text(_) | Message::Binary(_)) => {
+                                let echoed = socket.send(data).await;
+                                if echoed.is_err() {
+                                    return;
+                                }
+                            }
+                            Message::Close(frame) => {
+                                let _ = closes.send(frame.map(|f| u16::from(f.code)));
+                            }
+                            _ => {}
+                        }
+                    }
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
 }

@@ -1,0 +1,373 @@
+//! The relay of one WebSocket after both sides switched protocols (GW-21, GW-23, GW-24).
+//!
+//! Two pumps copy bytes, one per direction, exactly as they arrive: frames are never
+//! decoded or re-encoded, whatever the subprotocol. Each pump follows the frame headers
+//! ([`FrameTracker`]) so that the gateway's own frames go in only between two frames: pings
+//! to the client every `websocket_ping_interval`, and at shutdown a 1001 close to both
+//! sides, after which the relay waits a bounded time for their close replies.
+//!
+//! The client's pongs that answer the gateway's pings are taken out of the stream: the
+//! backend never sent those pings. Any other pong passes.
+
+use super::frames::{
+    control_frame, unmasked_payload, FrameHeader, FrameTracker, OPCODE_CLOSE, OPCODE_PING,
+    OPCODE_PONG,
+};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// The close code for "going away" (RFC 6455 §7.4.1), with the reason the peers see.
+const GOING_AWAY: u16 = 1001;
+const GOING_AWAY_REASON: &str = "Portico is shutting down";
+
+/// Gateway pings carry this prefix and a sequence number, so their pongs are recognised.
+const PING_PREFIX: &[u8] = b"portico-ping-";
+/// Pings whose pong may still come; older ones are forgotten (a client may answer only the
+/// latest ping, §5.5.3).
+const OUTSTANDING_PINGS: usize = 8;
+/// The longest pong the relay holds back to look at: a control frame's payload is at most
+/// 125 bytes (§5.5); a longer "pong" is a protocol error the backend will see.
+const MAX_HELD_PONG: usize = 2 + 4 + 125;
+/// How often a relay without pings looks whether pings were switched on.
+const PING_RECHECK: Duration = Duration::from_secs(5);
+/// Bytes read at once per direction.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Settings read from the gateway's current configuration when they are needed.
+#[derive(Debug, Clone, Copy)]
+pub struct RelaySettings {
+    pub ping_interval: Option<Duration>,
+    /// How long the relay waits for the close replies after sending its own closes.
+    pub close_wait: Duration,
+}
+
+/// A frame the gateway puts into a direction at the next frame boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Injection {
+    Ping(u64),
+    Close,
+}
+
+/// Which peer a pump writes to; frames to the backend are masked, as a client's must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Toward {
+    Client,
+    Backend,
+}
+
+/// What the pumps and the controller share.
+#[derive(Default)]
+struct Shared {
+    outstanding_pings: Mutex<VecDeque<u64>>,
+    /// The client, respectively the backend, sent a close frame or ended its stream.
+    client_done: AtomicBool,
+    backend_done: AtomicBool,
+    changed: Notify,
+}
+
+impl Shared {
+    fn reader_done(&self, toward: Toward) {
+        // A pump toward the backend reads the client, and the other way round.
+        match toward {
+            Toward::Backend => self.client_done.store(true, Ordering::Release),
+            Toward::Client => self.backend_done.store(true, Ordering::Release),
+        }
+        self.changed.notify_waiters();
+    }
+
+    async fn both_done(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.client_done.load(Ordering::Acquire) && self.backend_done.load(Ordering::Acquire)
+            {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn ping_sent(&self, n: u64) {
+        let mut pings = self.pings();
+        if pings.len() == OUTSTANDING_PINGS {
+            pings.pop_front();
+        }
+        pings.push_back(n);
+    }
+
+    fn expects_pong(&self) -> bool {
+        !self.pings().is_empty()
+    }
+
+    /// Whether `payload` answers an outstanding gateway ping; if so, that ping and the
+    /// ones before it are answered.
+    fn take_pong(&self, payload: &[u8]) -> bool {
+        let Some(n) = payload
+            .strip_prefix(PING_PREFIX)
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            return false;
+        };
+        let mut pings = self.pings();
+        if !pings.contains(&n) {
+            return false;
+        }
+        pings.retain(|&p| p > n);
+        true
+    }
+
+    fn pings(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
+        self.outstanding_pings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Relays between `client` and `backend` until both streams end, a side fails, or, after
+/// `closing` fires, the close handshake is done or its wait is over.
+pub async fn relay<C, B>(
+    client: C,
+    backend: B,
+    closing: CancellationToken,
+    settings: impl Fn() -> RelaySettings,
+) where
+    C: AsyncRead + AsyncWrite,
+    B: AsyncRead + AsyncWrite,
+{
+    let (client_read, client_write) = tokio::io::split(client);
+    let (backend_read, backend_write) = tokio::io::split(backend);
+    let shared = Shared::default();
+    // Room for a close behind a ping: pings are only queued into an empty channel.
+    let (to_client, client_injections) = mpsc::channel(2);
+    let (to_backend, backend_injections) = mpsc::channel(2);
+    let upstream = Pump::new(
+        client_read,
+        backend_write,
+        Toward::Backend,
+        backend_injections,
+    );
+    let downstream = Pump::new(
+        backend_read,
+        client_write,
+        Toward::Client,
+        client_injections,
+    );
+    let pumps = async { tokio::try_join!(upstream.run(&shared), downstream.run(&shared)) };
+    let control = control(&shared, &to_client, &to_backend, &closing, &settings);
+    tokio::select! {
+        result = pumps => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "websocket relay ended with an error");
+            }
+        }
+        () = control => tracing::debug!("websocket closed by the gateway"),
+    }
+}
+
+/// Sends pings while the WebSocket is open; when `closing` fires, sends the closes and
+/// waits for the replies. Returns only in that case.
+async fn control(
+    shared: &Shared,
+    to_client: &mpsc::Sender<Injection>,
+    to_backend: &mpsc::Sender<Injection>,
+    closing: &CancellationToken,
+    settings: &impl Fn() -> RelaySettings,
+) {
+    let mut pings = 0u64;
+    loop {
+        let interval = settings().ping_interval;
+        tokio::select! {
+            () = closing.cancelled() => break,
+            () = tokio::time::sleep(interval.unwrap_or(PING_RECHECK)) => {
+                // A ping still waiting for a frame boundary is enough.
+                if interval.is_some() && to_client.capacity() == to_client.max_capacity() {
+                    pings += 1;
+                    let _ = to_client.try_send(Injection::Ping(pings));
+                }
+            }
+        }
+    }
+    let _ = to_client.send(Injection::Close).await;
+    let _ = to_backend.send(Injection::Close).await;
+    let _ = tokio::time::timeout(settings().close_wait, shared.both_done()).await;
+}
+
+/// One direction of the relay.
+struct Pump<R, W> {
+    reader: R,
+    writer: W,
+    toward: Toward,
+    tracker: FrameTracker,
+    injections: mpsc::Receiver<Injection>,
+    injections_open: bool,
+    /// A client pong held back until it is known whether it answers a gateway ping.
+    held: Option<Vec<u8>>,
+    /// A close frame went out on the writer: nothing the gateway adds may follow it.
+    close_sent: bool,
+    /// The gateway closed this direction: what the reader sends is no longer forwarded,
+    /// only watched for the close reply.
+    discarding: bool,
+}
+
+impl<R, W> Pump<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    fn new(reader: R, writer: W, toward: Toward, injections: mpsc::Receiver<Injection>) -> Self {
+        Pump {
+            reader,
+            writer,
+            toward,
+            tracker: FrameTracker::new(),
+            injections,
+            injections_open: true,
+            held: None,
+            close_sent: false,
+            discarding: false,
+        }
+    }
+
+    async fn run(mut self, shared: &Shared) -> io::Result<()> {
+        let mut buf = vec![0u8; READ_BUFFER];
+        loop {
+            let between_frames = self.tracker.at_boundary() && self.held.is_none();
+            tokio::select! {
+                biased;
+                injection = self.injections.recv(), if between_frames && self.injections_open => {
+                    match injection {
+                        Some(injection) => self.inject(injection, shared).await?,
+                        None => self.injections_open = false,
+                    }
+                }
+                read = self.reader.read(&mut buf) => {
+                    let n = read?;
+                    if n == 0 {
+                        shared.reader_done(self.toward);
+                        if let Some(held) = self.held.take() {
+                            self.writer.write_all(&held).await?;
+                        }
+                        // The peer ended its stream: end ours towards the other side too.
+                        let _ = self.writer.shutdown().await;
+                        return Ok(());
+                    }
+                    self.pass(&buf[..n], shared).await?;
+                }
+            }
+        }
+    }
+
+    /// Forwards `chunk`, acting at each frame boundary in it; bytes that are simply
+    /// forwarded are written together.
+    async fn pass(&mut self, chunk: &[u8], shared: &Shared) -> io::Result<()> {
+        let mut pos = 0;
+        // `chunk[pending..pos]` is to be forwarded and not written yet.
+        let mut pending = 0;
+        while pos < chunk.len() {
+            if self.toward == Toward::Backend
+                && self.tracker.at_boundary()
+                && !self.discarding
+                && chunk[pos] & 0x0F == OPCODE_PONG
+                && shared.expects_pong()
+            {
+                self.writer.write_all(&chunk[pending..pos]).await?;
+                pending = pos;
+                self.held = Some(Vec::new());
+            }
+            let progress = self.tracker.advance(&chunk[pos..]);
+            let piece = &chunk[pos..pos + progress.consumed];
+            pos += progress.consumed;
+            if let Some(held) = &mut self.held {
+                held.extend_from_slice(piece);
+                pending = pos;
+                self.settle_held(progress.completed, shared).await?;
+                continue;
+            }
+            if self.discarding {
+                pending = pos;
+            }
+            let Some(frame) = progress.completed else {
+                continue;
+            };
+            if frame.opcode == OPCODE_CLOSE {
+                shared.reader_done(self.toward);
+                if !self.discarding {
+                    self.close_sent = true;
+                }
+            }
+            // Between two frames: the gateway's own frames may go in now.
+            while let Ok(injection) = self.injections.try_recv() {
+                self.writer.write_all(&chunk[pending..pos]).await?;
+                pending = pos;
+                self.inject(injection, shared).await?;
+            }
+        }
+        self.writer.write_all(&chunk[pending..pos]).await?;
+        // Over TLS, written bytes may wait in the session until flushed.
+        self.writer.flush().await
+    }
+
+    /// Decides about a held pong once it is complete (dropped if it answers a gateway
+    /// ping), or lets it go when it turns out too long to be one.
+    async fn settle_held(
+        &mut self,
+        completed: Option<FrameHeader>,
+        shared: &Shared,
+    ) -> io::Result<()> {
+        let Some(held) = self.held.as_ref() else {
+            return Ok(());
+        };
+        match completed {
+            Some(frame) => {
+                let held = self.held.take().unwrap_or_default();
+                if !shared.take_pong(&unmasked_payload(&frame, &held)) {
+                    self.writer.write_all(&held).await?;
+                }
+            }
+            None if held.len() > MAX_HELD_PONG
+                || self.tracker.current().is_some_and(|f| f.payload_len > 125) =>
+            {
+                let held = self.held.take().unwrap_or_default();
+                self.writer.write_all(&held).await?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Writes one of the gateway's own frames; the caller is between two frames.
+    async fn inject(&mut self, injection: Injection, shared: &Shared) -> io::Result<()> {
+        if self.close_sent {
+            return Ok(());
+        }
+        let mask = (self.toward == Toward::Backend).then(rand::random::<[u8; 4]>);
+        match injection {
+            Injection::Ping(n) => {
+                let mut payload = PING_PREFIX.to_vec();
+                payload.extend_from_slice(n.to_string().as_bytes());
+                self.writer
+                    .write_all(&control_frame(OPCODE_PING, &payload, mask))
+                    .await?;
+                shared.ping_sent(n);
+            }
+            Injection::Close => {
+                let mut payload = GOING_AWAY.to_be_bytes().to_vec();
+                payload.extend_from_slice(GOING_AWAY_REASON.as_bytes());
+                self.writer
+                    .write_all(&control_frame(OPCODE_CLOSE, &payload, mask))
+                    .await?;
+                self.close_sent = true;
+                self.discarding = true;
+            }
+        }
+        self.writer.flush().await
+    }
+}
