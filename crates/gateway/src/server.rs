@@ -772,9 +772,11 @@ impl Gateway {
             tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
         }
         // An upgraded connection lives on in its relay with the same IO, which holds the
-        // clock: it keeps its idle timeout, which fails the IO when it runs out.
+        // clock: it keeps its idle timeout, which fails the IO when it runs out. Until the
+        // relay drops the IO this task stays, so that a WebSocket holds its connection
+        // permit (GW-13) and counts as an open connection.
         if Arc::strong_count(&clock) > 1 && !clock.is_expired() {
-            tokio::spawn(self.watch_idle(clock));
+            self.watch_idle(clock).await;
         }
     }
 

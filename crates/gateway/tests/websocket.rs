@@ -552,3 +552,39 @@ async fn shutdown_sends_open_websockets_a_1001_close_and_the_drain_finishes() {
         .encode()
         .contains("portico_open_websockets 0"));
 }
+
+#[tokio::test]
+async fn open_websockets_hold_their_connection_permits() {
+    let (backend, _seen) = echo_backend().await;
+    let serving = serve(&registry(backend), |c| c.max_connections = 2).await;
+    let (mut first, _) = connect(serving.addr, "/ws/permits", &[]).await.unwrap();
+    let (mut second, _) = connect(serving.addr, "/ws/permits", &[]).await.unwrap();
+    // Both upgraded connections still count: a third client is over the limit.
+    let refused = get(serving.addr, HOST, "/", &[]).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.header("retry-after").is_some());
+    // The WebSockets themselves go on working.
+    first.send(Message::text("still here")).await.unwrap();
+    assert_eq!(next_data(&mut first).await, Message::text("still here"));
+    // A closed WebSocket gives its permit back.
+    second.close(None).await.unwrap();
+    while tokio::time::timeout(STEP, second.next())
+        .await
+        .unwrap()
+        .is_some_and(|m| m.is_ok())
+    {}
+    drop(second);
+    let mut served = None;
+    for _ in 0..50 {
+        let r = get(serving.addr, HOST, "/", &[]).await;
+        if r.status != 503 {
+            served = Some(r.status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        served.is_some(),
+        "the closed WebSocket's permit never came back"
+    );
+}

@@ -36,8 +36,10 @@ const OUTSTANDING_PINGS: usize = 8;
 const MAX_HELD_PONG: usize = 2 + 4 + 125;
 /// How often a relay without pings looks whether pings were switched on.
 const PING_RECHECK: Duration = Duration::from_secs(5);
-/// Bytes read at once per direction.
-const READ_BUFFER: usize = 16 * 1024;
+/// Bytes read at once per direction. Small, because most WebSockets are idle most of
+/// the time and each holds two of these for its whole life; a large message just takes
+/// more reads.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// Settings read from the gateway's current configuration when they are needed.
 #[derive(Debug, Clone, Copy)]
