@@ -337,7 +337,11 @@ fn serve_keeps_its_registry_in_postgresql() {
     let first = Portico::start(&config, &[]);
     let token = first.admin_token();
     first.register_webapp("pg", "app", web);
-    let (status, body) = curl(&[&first.plain_url("pg-app.eu1.portico.localhost", "/x")]);
+    // The routing table is swapped in shortly after the store changed.
+    let url = first.plain_url("pg-app.eu1.portico.localhost", "/x");
+    let routed = within(Duration::from_secs(5), || curl(&[&url]).0 == 200);
+    assert!(routed.is_some(), "the new registration never routed");
+    let (status, body) = curl(&[&url]);
     assert_eq!((status, body.as_str()), (200, "web /x"));
     drop(first);
 
