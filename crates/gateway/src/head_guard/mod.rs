@@ -440,6 +440,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
             }
             // Large bodies and upgraded streams go straight into hyper's buffer.
             if this.buf.is_empty() {
+                if this.state == State::Passthrough && this.buf.capacity() > 0 {
+                    // An upgraded stream never needs the head buffer again; a WebSocket
+                    // would otherwise hold it for its whole life.
+                    this.buf = BytesMut::new();
+                }
                 let direct = match this.state {
                     State::Passthrough => Some(out.remaining()),
                     State::Length(n) if n > 0 => Some(
