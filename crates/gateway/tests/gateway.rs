@@ -662,3 +662,29 @@ async fn connections_over_the_limit_get_503_with_retry_after() {
         .await
         .expect("a freed slot serves again");
 }
+
+/// The default limit, as written: 400 connections are served at once, the 401st is
+/// answered 503. (Needs about 800 file descriptors: both ends of every connection.)
+#[tokio::test]
+async fn the_401st_connection_gets_503_at_the_default_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (a, b) = (backend("A").await, backend("B").await);
+    let gw = start(&example_registry(a, b), |_| {}).await;
+    assert_eq!(gw.gateway.config().max_connections, 400);
+    let request = format!("GET / HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\n\r\n");
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(stream);
+    }
+    let r = get(gw.addr, WEBAPP_HOST, "/", &[]).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.header("retry-after").is_some());
+}
