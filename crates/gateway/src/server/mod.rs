@@ -1,20 +1,16 @@
-//! The gateway server: accepts connections, runs HTTP/1.1 on them behind the head guard
-//! (or HTTP/2, where a TLS client chose it), and takes every request through the same
-//! phases: check the target (GW-10), read the
-//! host (GW-1..GW-6), pick a target from the routing table (GW-7..GW-9), forward it
-//! (GW-12), log it. Errors become responses in one place, [`crate::error`].
+//! The gateway server: takes every request through the same phases: check the target
+//! (GW-10), read the host (GW-1..GW-6), pick a target from the routing table (GW-7..GW-9),
+//! hold the body to the limits and the endpoint to greylisting, forward it (GW-12), log it.
+//! Errors become responses in one place, [`crate::error`]. Accepting and serving
+//! connections is [`listener`]'s part.
 
-use crate::body::{boxed, empty, full, Body};
+use crate::body::{empty, full, Body};
 use crate::config::{GatewayConfig, GreylistConfig};
 use crate::error::{render, GatewayError};
 use crate::greylist::{endpoint_key, Admission, Greylist};
-use crate::head_guard::HeadGuard;
 use crate::headers::WebAppResponse;
-use crate::limits::idle::{IdleClock, IdleIo};
-use crate::limits::linger::LingeringClose;
 use crate::limits::{limit_request, Exceeded};
 use crate::metrics::{Metrics, ReloadResult, RouteClass};
-use crate::overload;
 use crate::proxy::{set_forwarding_headers, strip_hop_by_hop, Forwarding, Proxy};
 use crate::routing::{
     decode_unreserved, parse_api_path, parse_host, validate_target, HostConfig, HostKind,
@@ -25,22 +21,14 @@ use crate::table::{RoutingTable, Target};
 use crate::websocket::OpenWebSockets;
 use arc_swap::ArcSwap;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use portico_store::Registry;
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+
+mod listener;
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -643,312 +631,6 @@ impl Gateway {
             response.headers_mut().insert(crate::REQUEST_ID, id);
         }
         Ok(response)
-    }
-
-    /// Accepts connections on `listener` until `shutdown`, then stops listening and lets
-    /// the requests in flight finish and closes the gateway's WebSockets with 1001, for
-    /// at most the drain timeout (GW-24): idle keep-alive connections close at once,
-    /// HTTP/2 clients get a GOAWAY, and whatever is still open at the deadline is closed.
-    /// The WebSockets are the whole gateway's: one listener's shutdown closes all.
-    pub async fn serve(
-        &self,
-        listener: TcpListener,
-        tls: Option<TlsAcceptor>,
-        shutdown: CancellationToken,
-    ) {
-        let tracker = TaskTracker::new();
-        let stop = Stop {
-            graceful: shutdown.clone(),
-            deadline: CancellationToken::new(),
-        };
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, client) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors, most likely: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            // The permit is held for the connection's life. Over the limit, a connection
-            // is answered 503; past a small number of such answers in flight, it is closed.
-            let permit = self.inner.connections.clone().try_acquire_owned().ok();
-            let refusal = match permit {
-                Some(_) => None,
-                None => {
-                    self.inner.metrics.connection_rejected();
-                    match self.inner.refusals.clone().try_acquire_owned() {
-                        Ok(refusal) => Some(refusal),
-                        Err(_) => continue,
-                    }
-                }
-            };
-            let gateway = self.clone();
-            let tls = tls.clone();
-            let stop = stop.clone();
-            tracker.spawn(async move {
-                let _permit = permit;
-                let refused = refusal.is_some();
-                gateway.inner.metrics.connection_opened();
-                let conn = ConnInfo { client, tls: tls.is_some() };
-                match tls {
-                    None if refused => overload::refuse(stream, gateway.config().max_connections).await,
-                    None => gateway.serve_connection(stream, conn, Protocol::Http1, stop).await,
-                    Some(acceptor) => {
-                        let timeout = gateway.config().tls_handshake_timeout;
-                        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => {
-                                let protocol = Protocol::negotiated(&stream);
-                                if refused {
-                                    overload::refuse_as(stream, protocol == Protocol::Http2, gateway.config().max_connections).await
-                                } else {
-                                    gateway.serve_connection(stream, conn, protocol, stop).await
-                                }
-                            }
-                            Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
-                            Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
-                        }
-                    }
-                }
-                drop(refusal);
-                gateway.inner.metrics.connection_closed();
-            });
-        }
-        // New connections are refused by the system from here on, not queued unanswered.
-        drop(listener);
-        tracker.close();
-        let websockets = &self.inner.websockets;
-        websockets.close_all();
-        let drained = async {
-            tracker.wait().await;
-            websockets.wait().await;
-        };
-        if tokio::time::timeout(self.config().drain_timeout, drained)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                open = tracker.len(),
-                websockets = websockets.len(),
-                "drain deadline passed; closing the remaining connections"
-            );
-            stop.deadline.cancel();
-            // Closing is immediate; the bound only guards against a connection task that
-            // does not notice.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tracker.wait()).await;
-        }
-    }
-
-    /// Serves one client connection in the protocol it negotiated.
-    async fn serve_connection<IO>(&self, io: IO, conn: ConnInfo, protocol: Protocol, stop: Stop)
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        // The idle timeout and the lingering close concern the whole connection, so they
-        // wrap it for both protocols alike.
-        let clock = IdleClock::new();
-        let io = LingeringClose::new(IdleIo::new(io, clock.clone()));
-        let served = async {
-            match protocol {
-                Protocol::Http1 => self.serve_http1(io, conn, &clock, &stop).await,
-                Protocol::Http2 => self.serve_http2(io, conn, &clock, &stop).await,
-            }
-        };
-        // The connection (with the IO, unless it was upgraded) is gone after this.
-        let result = tokio::select! {
-            result = served => result,
-            _ = self.watch_idle(clock.clone()) => {
-                tracing::debug!(client = %conn.client, "idle connection closed");
-                return;
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
-        }
-        // An upgraded connection lives on in its relay with the same IO, which holds the
-        // clock: it keeps its idle timeout, which fails the IO when it runs out. Until the
-        // relay drops the IO this task stays, so that a WebSocket holds its connection
-        // permit (GW-13) and counts as an open connection.
-        if Arc::strong_count(&clock) > 1 && !clock.is_expired() {
-            self.watch_idle(clock).await;
-        }
-    }
-
-    /// Resolves once the connection of `clock` has been idle for the idle timeout in
-    /// force (GW-13).
-    fn watch_idle(&self, clock: Arc<IdleClock>) -> impl std::future::Future<Output = ()> {
-        let gateway = self.clone();
-        crate::limits::idle::watch(clock, move || gateway.config().idle_timeout)
-    }
-
-    /// [`Gateway::handle`] for a request of a client connection, with the connection's
-    /// idle clock stopped while the response head is awaited.
-    async fn handle_timed(
-        &self,
-        request: Request<hyper::body::Incoming>,
-        conn: ConnInfo,
-        clock: &Arc<IdleClock>,
-    ) -> Response<Body> {
-        use http_body::Body as _;
-        let wait = clock.request_started(request.body().is_end_stream());
-        let mut request = request.map(|body| boxed(wait.watch_body(body)));
-        if request.version() == http::Version::HTTP_2 {
-            crate::http2::join_cookies(request.headers_mut());
-        }
-        let response = self.handle(request, conn).await;
-        drop(wait);
-        response
-    }
-
-    async fn serve_http1<IO>(
-        &self,
-        io: IO,
-        conn: ConnInfo,
-        clock: &Arc<IdleClock>,
-        stop: &Stop,
-    ) -> Result<(), hyper::Error>
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let metrics_gateway = self.clone();
-        let client = conn.client;
-        let on_reject = Box::new(move |status: StatusCode, message: &str, request_id: &str| {
-            metrics_gateway.inner.metrics.rejected_head(status.as_u16());
-            tracing::info!(target: "portico::access", request_id, client = %client.ip(), status = status.as_u16(), reason = message, "request head rejected");
-        });
-        let config = self.config();
-        let guard = HeadGuard::new(io, config.max_header_size, Some(on_reject))
-            .with_head_timeout(config.header_read_timeout);
-        let gateway = self.clone();
-        let clock = clock.clone();
-        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-            let gateway = gateway.clone();
-            let clock = clock.clone();
-            async move { Ok::<_, Infallible>(gateway.handle_timed(request, conn, &clock).await) }
-        });
-        let mut builder = http1::Builder::new();
-        // The head guard times heads from their first byte (hyper's header timeout would
-        // also cut idle keep-alive connections, whose limit is the idle timeout).
-        builder
-            .half_close(true)
-            .keep_alive(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(None);
-        let connection = builder
-            .serve_connection(TokioIo::new(guard), service)
-            .with_upgrades();
-        stop.run(connection, |c| c.graceful_shutdown()).await
-    }
-
-    /// HTTP/2: every stream is a request through [`Gateway::handle`], after the checks
-    /// the head guard makes for HTTP/1.1 (see [`crate::http2`]).
-    async fn serve_http2<IO>(
-        &self,
-        io: IO,
-        conn: ConnInfo,
-        clock: &Arc<IdleClock>,
-        stop: &Stop,
-    ) -> Result<(), hyper::Error>
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let max_header_size = self.config().max_header_size;
-        let gateway = self.clone();
-        let clock = clock.clone();
-        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-            let gateway = gateway.clone();
-            let clock = clock.clone();
-            async move {
-                let mut response = match gateway.refuse_large_head(&request, max_header_size, conn)
-                {
-                    Some(refusal) => refusal,
-                    None => gateway.handle_timed(request, conn, &clock).await,
-                };
-                // Connection-specific headers do not exist in HTTP/2 (RFC 9113 §8.2.2).
-                strip_hop_by_hop(response.headers_mut(), false);
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let connection =
-            crate::http2::builder(max_header_size).serve_connection(TokioIo::new(io), service);
-        stop.run(connection, |c| c.graceful_shutdown()).await
-    }
-
-    /// The 431 the head guard gives HTTP/1.1 requests, for an HTTP/2 request whose header
-    /// list is over `max_header_size`.
-    fn refuse_large_head<B>(
-        &self,
-        request: &Request<B>,
-        max_header_size: usize,
-        conn: ConnInfo,
-    ) -> Option<Response<Body>> {
-        let size = crate::http2::header_list_size(request);
-        if size <= max_header_size {
-            return None;
-        }
-        let request_id = crate::new_request_id();
-        let message = format!("The request header fields are larger than {max_header_size} bytes");
-        self.inner
-            .metrics
-            .rejected_head(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.as_u16());
-        tracing::info!(target: "portico::access", request_id, client = %conn.client.ip(), status = 431, reason = %message, "request head rejected");
-        let error = GatewayError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message);
-        Some(render(&error, request.headers(), &request_id))
-    }
-}
-
-/// The HTTP version a connection speaks: HTTP/2 where the client chose `h2` by ALPN,
-/// HTTP/1.x otherwise (the plain listener, and TLS clients without ALPN).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Http1,
-    Http2,
-}
-
-impl Protocol {
-    fn negotiated<IO>(stream: &tokio_rustls::server::TlsStream<IO>) -> Protocol {
-        match stream.get_ref().1.alpn_protocol() {
-            Some(b"h2") => Protocol::Http2,
-            _ => Protocol::Http1,
-        }
-    }
-}
-
-/// How a connection is stopped at shutdown: first gracefully, then, at the drain
-/// deadline, by closing it.
-#[derive(Clone)]
-struct Stop {
-    graceful: CancellationToken,
-    deadline: CancellationToken,
-}
-
-impl Stop {
-    /// Drives `connection` to its end. On shutdown it is asked to finish gracefully
-    /// (`graceful_shutdown`: idle HTTP/1.1 connections close at once, HTTP/2 sends GOAWAY);
-    /// at the drain deadline it is dropped, which closes it.
-    async fn run<C>(
-        &self,
-        connection: C,
-        graceful_shutdown: impl FnOnce(Pin<&mut C>),
-    ) -> Result<(), hyper::Error>
-    where
-        C: Future<Output = Result<(), hyper::Error>>,
-    {
-        tokio::pin!(connection);
-        tokio::select! {
-            result = connection.as_mut() => return result,
-            _ = self.graceful.cancelled() => graceful_shutdown(connection.as_mut()),
-        }
-        tokio::select! {
-            result = connection.as_mut() => result,
-            _ = self.deadline.cancelled() => Ok(()),
-        }
     }
 }
 
