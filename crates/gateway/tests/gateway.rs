@@ -623,22 +623,9 @@ async fn web_app_responses_get_the_gateway_headers() {
 /// never left hanging; a freed slot serves the next one.
 #[tokio::test]
 async fn connections_over_the_limit_get_503_with_retry_after() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (a, b) = (backend("A").await, backend("B").await);
     let gw = start(&example_registry(a, b), |c| c.max_connections = 2).await;
-    let request = format!("GET / HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\n\r\n");
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        held.push(stream);
-    }
+    let mut held = served_connections(gw.addr, 2).await;
     let r = get(gw.addr, WEBAPP_HOST, "/", &[]).await;
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.header("retry-after"), Some("1"));
@@ -667,14 +654,26 @@ async fn connections_over_the_limit_get_503_with_retry_after() {
 /// answered 503. (Needs about 800 file descriptors: both ends of every connection.)
 #[tokio::test]
 async fn the_401st_connection_gets_503_at_the_default_limit() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (a, b) = (backend("A").await, backend("B").await);
     let gw = start(&example_registry(a, b), |_| {}).await;
     assert_eq!(gw.gateway.config().max_connections, 400);
+    // Held open until the end: each keeps its permit.
+    let _held = served_connections(gw.addr, 400).await;
+    let r = get(gw.addr, WEBAPP_HOST, "/", &[]).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.header("retry-after").is_some());
+}
+
+/// `count` connections to the web app, each served one request and then held open.
+async fn served_connections(
+    addr: std::net::SocketAddr,
+    count: usize,
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let request = format!("GET / HTTP/1.1\r\nHost: {WEBAPP_HOST}\r\n\r\n");
     let mut held = Vec::new();
-    for _ in 0..400 {
-        let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    for _ in 0..count {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut buf = [0u8; 4096];
         let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
@@ -684,7 +683,5 @@ async fn the_401st_connection_gets_503_at_the_default_limit() {
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
         held.push(stream);
     }
-    let r = get(gw.addr, WEBAPP_HOST, "/", &[]).await;
-    assert_eq!(r.status, 503, "{r:?}");
-    assert!(r.header("retry-after").is_some());
+    held
 }
