@@ -1,0 +1,145 @@
+//! A real headless Chromium, driven through chromedriver (WebDriver), for the tests that
+//! need what only a browser does: follow redirects with cookies, submit forms, run page
+//! JavaScript that opens WebSockets.
+//!
+//! `scripts/test` installs Chromium and chromedriver and sets `PORTICO_REQUIRE_BROWSER=1`;
+//! without that variable a machine without them skips these tests with a message.
+
+use super::free_port;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A browser session; the driver process is stopped when this is dropped.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium. `None` (with a message) when they are
+    /// not installed and the test run does not require them.
+    pub async fn start() -> Option<Browser> {
+        let installed =
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists();
+        if !installed {
+            assert!(
+                std::env::var_os("PORTICO_REQUIRE_BROWSER").is_none(),
+                "PORTICO_REQUIRE_BROWSER is set, but {CHROMEDRIVER} or {CHROMIUM} is missing"
+            );
+            eprintln!(
+                "skipped: Chromium and chromedriver are not installed (scripts/test installs them)"
+            );
+            return None;
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                // No sandbox: test machines run as root, where Chromium's sandbox refuses.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--no-first-run"],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let client = loop {
+            let attempt = ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await;
+            match attempt {
+                Ok(client) => break client,
+                Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                    panic!("chromedriver did not start a browser within 30 s: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Some(Browser { client, driver })
+    }
+
+    /// Waits (at most `limit`) until the page's URL satisfies `wanted`; the URL it saw last.
+    pub async fn wait_for_url(&self, limit: Duration, wanted: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let url = self
+                .client
+                .current_url()
+                .await
+                .expect("current URL")
+                .to_string();
+            if wanted(&url) || started.elapsed() > limit {
+                return url;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits (at most `limit`) until `script` (a JavaScript expression) is truthy; its last
+    /// value.
+    pub async fn wait_for(&self, limit: Duration, script: &str) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let value = self
+                .client
+                .execute(&format!("return {script};"), vec![])
+                .await
+                .expect("run page JavaScript");
+            let truthy = !matches!(
+                value,
+                serde_json::Value::Null | serde_json::Value::Bool(false)
+            ) && value != serde_json::json!("")
+                && value != serde_json::json!(0);
+            if truthy || started.elapsed() > limit {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Types `text` into the element `css` selects.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css} on the page: {e}"));
+        field.send_keys(text).await.expect("type into the field");
+    }
+
+    /// Clicks the element `css` selects.
+    pub async fn click(&self, css: &str) {
+        let element = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css} on the page: {e}"));
+        element.click().await.expect("click");
+    }
+
+    /// Ends the browser session and the driver.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
