@@ -325,6 +325,7 @@ mod tests {
                 cache_control: Some(String::new()),
                 websockets: vec!["/videostream".into()],
                 auth: Auth::None,
+                scopes: Vec::new(),
                 origin: Origin::File,
             }],
             apis: vec![Api {
@@ -344,6 +345,7 @@ mod tests {
                 ],
                 tenants: vec!["abc".into()],
                 auth: Auth::None,
+                scopes: Vec::new(),
                 origin: Origin::File,
             }],
         }

@@ -126,6 +126,7 @@ pub fn webapp(name: &str, provider: Option<&str>, backend: SocketAddr, tenants: 
         cache_control: None,
         websockets: Vec::new(),
         auth: Auth::None,
+        scopes: Vec::new(),
         origin: Origin::File,
     }
 }
@@ -152,6 +153,7 @@ pub fn api(
             .collect(),
         tenants: tenants.iter().map(|t| t.to_string()).collect(),
         auth: Auth::None,
+        scopes: Vec::new(),
         origin: Origin::File,
     }
 }
