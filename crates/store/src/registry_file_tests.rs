@@ -187,7 +187,8 @@ fn session_and_bearer_with_scopes_parse() {
 fn auth_must_fit_the_kind_of_registration() {
     let e = err("[[webapps]]\nname = \"shop\"\nbackend = \"http://h\"\n\nauth = \"bearer\"\n");
     assert_message(&e, 5, "webapp \"shop\": auth", "\"bearer\" is for APIs");
-    let e = err("[[apis]]\nname = \"iot\"\nversion = 1\nbackend = \"http://h\"\nauth = \"session\"\n");
+    let e =
+        err("[[apis]]\nname = \"iot\"\nversion = 1\nbackend = \"http://h\"\nauth = \"session\"\n");
     assert_message(&e, 5, "api \"iot/v1\": auth", "\"session\" is for web apps");
 }
 
@@ -196,7 +197,12 @@ fn scopes_need_auth_and_valid_tokens() {
     let e = err("[[apis]]\nname = \"iot\"\nversion = 1\nbackend = \"http://h\"\nauth = \"none\"\n\nscopes = [\"read\"]\n");
     assert_message(&e, 7, "api \"iot/v1\": scopes", "scopes need auth");
     let e = err("[[webapps]]\nname = \"shop\"\nbackend = \"http://h\"\nauth = \"session\"\nscopes = [\"two words\"]\n");
-    assert_message(&e, 5, "webapp \"shop\": scopes", "\"two words\" is not a scope");
+    assert_message(
+        &e,
+        5,
+        "webapp \"shop\": scopes",
+        "\"two words\" is not a scope",
+    );
 }
 
 #[test]
