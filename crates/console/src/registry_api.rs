@@ -220,6 +220,8 @@ struct NewWebApp {
     websockets: Vec<String>,
     /// Required, with no default, as in the registry file.
     auth: String,
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
 async fn list_webapps(State(store): State<Store>) -> Result<Json<Vec<WebApp>>> {
@@ -247,6 +249,7 @@ async fn add_webapp(
         cache_control: new.cache_control.filter(|c| !c.trim().is_empty()),
         websockets: new.websockets,
         auth: parse_auth(&new.auth)?,
+        scopes: new.scopes,
         origin: Origin::Api,
     };
     store.add_webapp(&webapp).await?;
@@ -273,6 +276,8 @@ struct NewApi {
     #[serde(default)]
     tenants: Vec<String>,
     auth: String,
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
 async fn list_apis(State(store): State<Store>) -> Result<Json<Vec<Api>>> {
@@ -304,6 +309,7 @@ async fn add_api(
         routes: new.routes,
         tenants: new.tenants,
         auth: parse_auth(&new.auth)?,
+        scopes: new.scopes,
         origin: Origin::Api,
     };
     store.add_api(&api).await?;

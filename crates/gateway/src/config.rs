@@ -38,6 +38,9 @@ pub struct GatewayConfig {
     pub static_dir: Option<PathBuf>,
     /// Pings the gateway sends on each WebSocket to keep it open (GW-23); none sends none.
     pub websocket_ping_interval: Option<Duration>,
+    /// How often, at most, traffic on a WebSocket opened in a session marks the session
+    /// used (GW-23).
+    pub session_touch_interval: Duration,
 }
 
 /// What greylisting does with a slow endpoint (GW-14).
@@ -93,6 +96,7 @@ impl GatewayConfig {
             greylist: GreylistConfig::default(),
             static_dir: None,
             websocket_ping_interval: None,
+            session_touch_interval: Duration::from_secs(60),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! to a registered backend or an in-process service, and answers errors in one format.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod backend_pool;
 pub mod body;
 pub mod cert_reload;

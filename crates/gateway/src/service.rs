@@ -4,6 +4,7 @@
 //! `internal:NAME` is answered by the service registered under `NAME`. The gateway
 //! crate depends on none of them.
 
+use crate::auth::{Principal, SessionId};
 use crate::body::{boxed, Body, BoxError};
 use crate::routing::ParsedHost;
 use bytes::Bytes;
@@ -32,6 +33,12 @@ pub struct RequestContext {
     pub original_target: String,
     /// The caller's tenant where the host names one (web-app hosts).
     pub tenant: Option<String>,
+    /// The caller's live session, when the request carries one (of the host's tenant on
+    /// web-app hosts). Set on the core identity paths and where a session authorised the
+    /// request.
+    pub session: Option<SessionId>,
+    /// Who the caller is, when known: the session's user or the bearer token's subject.
+    pub principal: Option<Principal>,
 }
 
 /// A target inside the process. Implemented for any tower service (an axum `Router`,

@@ -1,11 +1,13 @@
 //! The routing table: the registry compiled for fast lookups (Ant patterns parsed, backend
-//! URLs split, subscriptions in sets). A table is immutable; a registry change builds a
+//! URLs split, subscriptions in sets, each registration's `auth` as an [`auth::Rule`]).
+//! A table is immutable; a registry change builds a
 //! new one that the gateway swaps in atomically, so no request sees half an update.
 
+use crate::auth::{self, Rule};
 use crate::error::GatewayError;
 use crate::routing::{AntPattern, ApiPath};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
-use portico_store::{Api, Auth, Registry, WebApp};
+use portico_store::{Api, Registry, WebApp};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -49,7 +51,8 @@ pub struct WebAppRoute {
     pub tenants: HashSet<String>,
     pub cache_control: Option<HeaderValue>,
     pub websockets: Vec<AntPattern>,
-    pub auth: Auth,
+    /// What its callers must be (`auth`, `scopes`), audience `webapp:{key}`.
+    pub rule: Arc<Rule>,
 }
 
 #[derive(Debug)]
@@ -75,7 +78,8 @@ pub struct ApiRoute {
     version: u32,
     pub target: Arc<Target>,
     pub tenants: HashSet<String>,
-    pub auth: Auth,
+    /// What its callers must be (`auth`, `scopes`), audience `api:{name[-provider]}`.
+    pub rule: Arc<Rule>,
     routes: Vec<ApiRouteEntry>,
 }
 
@@ -268,7 +272,12 @@ fn compile_webapp(w: &WebApp) -> Result<WebAppRoute, String> {
         tenants: w.tenants.iter().cloned().collect(),
         cache_control,
         websockets: w.websockets.iter().map(|p| AntPattern::new(p)).collect(),
-        auth: w.auth,
+        rule: Arc::new(Rule {
+            auth: w.auth,
+            audience: auth::webapp_audience(&w.key()),
+            scopes: w.scopes.clone(),
+            subscribers: w.tenants.iter().cloned().collect(),
+        }),
     })
 }
 
@@ -294,7 +303,12 @@ fn compile_api(a: &Api) -> Result<ApiRoute, String> {
             Target::parse(&a.backend).map_err(|e| format!("api \"{}\": {e}", a.key()))?,
         ),
         tenants: a.tenants.iter().cloned().collect(),
-        auth: a.auth,
+        rule: Arc::new(Rule {
+            auth: a.auth,
+            audience: auth::api_audience(&a.name, a.provider.as_deref()),
+            scopes: a.scopes.clone(),
+            subscribers: a.tenants.iter().cloned().collect(),
+        }),
         routes,
     })
 }
@@ -303,7 +317,7 @@ fn compile_api(a: &Api) -> Result<ApiRoute, String> {
 mod tests {
     use super::*;
     use crate::routing::parse_api_path;
-    use portico_store::{Origin, Route, Tenant};
+    use portico_store::{Auth, Origin, Route, Tenant};
 
     fn registry() -> Registry {
         Registry {
@@ -325,6 +339,7 @@ mod tests {
                 cache_control: Some(String::new()),
                 websockets: vec!["/videostream".into()],
                 auth: Auth::None,
+                scopes: Vec::new(),
                 origin: Origin::File,
             }],
             apis: vec![Api {
@@ -344,6 +359,7 @@ mod tests {
                 ],
                 tenants: vec!["abc".into()],
                 auth: Auth::None,
+                scopes: Vec::new(),
                 origin: Origin::File,
             }],
         }

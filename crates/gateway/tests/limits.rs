@@ -500,6 +500,7 @@ async fn in_process_services_get_the_same_limits() {
             }],
             tenants: vec!["abc".into()],
             auth: Auth::None,
+            scopes: Vec::new(),
             origin: Origin::File,
         }],
     };

@@ -24,6 +24,7 @@ pub fn registrations(demo: bool) -> Registry {
             tenants: Vec::new(),
             // The registry API checks the admin token itself.
             auth: Auth::None,
+            scopes: Vec::new(),
             origin: Origin::Builtin,
         }],
     };
@@ -40,6 +41,7 @@ pub fn registrations(demo: bool) -> Registry {
             cache_control: None,
             websockets: vec!["/ws".into()],
             auth: Auth::None,
+            scopes: Vec::new(),
             origin: Origin::Builtin,
         });
     }

@@ -100,7 +100,7 @@ fn admin_commands_manage_the_registry_through_the_api() {
         "--backend",
         "http://a",
         "--auth",
-        "session",
+        "bearer",
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("auth"));

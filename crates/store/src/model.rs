@@ -43,27 +43,36 @@ impl fmt::Display for Origin {
 
 /// How the gateway authenticates requests to a registration. Required in every
 /// registration, with no default, so that its meaning can never change silently.
-/// Identity adds `session` (web apps) and `bearer` (APIs).
+/// Web apps take `session` or `none`, APIs `bearer` or `none` ([`WebApp::validate`],
+/// [`Api::validate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Auth {
+    /// Every request passes, as the client sent it.
     None,
+    /// A web app for signed-in users: a Portico session is required (ID-1, ID-2).
+    Session,
+    /// An API for token holders: `Authorization: Bearer` with a token Portico issued (ID-3, ID-4).
+    Bearer,
 }
 
 impl Auth {
     pub fn as_str(self) -> &'static str {
         match self {
             Auth::None => "none",
+            Auth::Session => "session",
+            Auth::Bearer => "bearer",
         }
     }
 
     pub fn parse(s: &str) -> Result<Auth, String> {
         match s {
             "none" => Ok(Auth::None),
-            "session" | "bearer" => Err(format!(
-                "auth = \"{s}\" needs the identity service, which this version of Portico does not have; use \"none\""
+            "session" => Ok(Auth::Session),
+            "bearer" => Ok(Auth::Bearer),
+            other => Err(format!(
+                "unknown auth \"{other}\"; expected \"session\" (web apps), \"bearer\" (APIs) or \"none\""
             )),
-            other => Err(format!("unknown auth \"{other}\"; expected \"none\"")),
         }
     }
 }
@@ -88,6 +97,9 @@ pub struct WebApp {
     /// Ant patterns of the paths that accept a WebSocket upgrade (GW-21).
     pub websockets: Vec<String>,
     pub auth: Auth,
+    /// Scopes a signed-in user must all hold; only with `auth = "session"`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
     pub origin: Origin,
 }
 
@@ -111,6 +123,9 @@ pub struct Api {
     pub routes: Vec<Route>,
     pub tenants: Vec<String>,
     pub auth: Auth,
+    /// Scopes a caller's token (or session) must all hold; only with `auth = "bearer"`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
     pub origin: Origin,
 }
 
@@ -266,6 +281,32 @@ fn check_method(m: &str) -> Result<(), Invalid> {
     }
 }
 
+/// A scope is an RFC 6749 §3.3 scope-token: visible ASCII except `"` and `\\`.
+fn is_scope(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// Scopes are checked only where someone is signed in: on `auth = "none"` they would
+/// promise a protection that nothing enforces.
+fn check_scopes(scopes: &[String], auth: Auth) -> Result<(), Invalid> {
+    if let Some(bad) = scopes.iter().find(|s| !is_scope(s)) {
+        return Err(invalid(
+            "scopes",
+            format!("\"{bad}\" is not a scope: use 1 to 128 visible ASCII characters, no spaces, quotes or backslashes"),
+        ));
+    }
+    if !scopes.is_empty() && auth == Auth::None {
+        return Err(invalid(
+            "scopes",
+            "scopes need auth = \"session\" (web apps) or \"bearer\" (APIs): with auth = \"none\" no caller is known whose scopes could be checked",
+        ));
+    }
+    Ok(())
+}
+
 fn check_tenants(tenants: &[String]) -> Result<(), Invalid> {
     for t in tenants {
         check_name("tenants", t)?;
@@ -298,7 +339,13 @@ impl WebApp {
         for w in &self.websockets {
             check_pattern("websockets", w)?;
         }
-        Ok(())
+        if self.auth == Auth::Bearer {
+            return Err(invalid(
+                "auth",
+                "\"bearer\" is for APIs; a web app takes \"session\" (users sign in) or \"none\" (public)",
+            ));
+        }
+        check_scopes(&self.scopes, self.auth)
     }
 }
 
@@ -322,7 +369,13 @@ impl Api {
                 check_method(m)?;
             }
         }
-        Ok(())
+        if self.auth == Auth::Session {
+            return Err(invalid(
+                "auth",
+                "\"session\" is for web apps; an API takes \"bearer\" (callers present a token) or \"none\" (public)",
+            ));
+        }
+        check_scopes(&self.scopes, self.auth)
     }
 }
 
@@ -480,10 +533,70 @@ mod tests {
     }
 
     #[test]
-    fn auth_session_is_refused_until_identity_exists() {
+    fn auth_takes_none_session_and_bearer() {
         assert_eq!(Auth::parse("none"), Ok(Auth::None));
-        assert!(Auth::parse("session").unwrap_err().contains("identity"));
-        assert!(Auth::parse("basic").is_err());
+        assert_eq!(Auth::parse("session"), Ok(Auth::Session));
+        assert_eq!(Auth::parse("bearer"), Ok(Auth::Bearer));
+        assert!(Auth::parse("basic").unwrap_err().contains("expected"));
+        assert!(Auth::parse("Session").is_err());
+    }
+
+    fn app(auth: Auth, scopes: &[&str]) -> WebApp {
+        WebApp {
+            name: "shop".into(),
+            provider: None,
+            backend: "http://127.0.0.1:1".into(),
+            tenants: vec![],
+            cache_control: None,
+            websockets: vec![],
+            auth,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            origin: Origin::File,
+        }
+    }
+
+    fn api(auth: Auth, scopes: &[&str]) -> Api {
+        Api {
+            name: "iot".into(),
+            provider: None,
+            version: 1,
+            backend: "http://127.0.0.1:1".into(),
+            routes: vec![],
+            tenants: vec![],
+            auth,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            origin: Origin::File,
+        }
+    }
+
+    #[test]
+    fn web_apps_take_session_or_none_and_apis_bearer_or_none() {
+        assert!(app(Auth::Session, &["role:admin"]).validate().is_ok());
+        assert!(app(Auth::None, &[]).validate().is_ok());
+        let e = app(Auth::Bearer, &[]).validate().unwrap_err();
+        assert_eq!(e.field, "auth");
+        assert!(e.reason.contains("for APIs"), "{e}");
+        assert!(api(Auth::Bearer, &["read", "write"]).validate().is_ok());
+        assert!(api(Auth::None, &[]).validate().is_ok());
+        let e = api(Auth::Session, &[]).validate().unwrap_err();
+        assert_eq!(e.field, "auth");
+        assert!(e.reason.contains("for web apps"), "{e}");
+    }
+
+    #[test]
+    fn scopes_are_scope_tokens_and_need_a_signed_in_caller() {
+        let e = api(Auth::None, &["read"]).validate().unwrap_err();
+        assert_eq!(e.field, "scopes");
+        assert!(e.reason.contains("auth = \"none\""), "{e}");
+        let e = app(Auth::None, &["read"]).validate().unwrap_err();
+        assert_eq!(e.field, "scopes");
+        for bad in ["", "two words", "quo\"te", "back\\slash", "é"] {
+            let e = api(Auth::Bearer, &[bad]).validate().unwrap_err();
+            assert_eq!(e.field, "scopes", "{bad:?}");
+        }
+        assert!(api(Auth::Bearer, &["api:iot#read", "role:site-owner"])
+            .validate()
+            .is_ok());
     }
 
     #[test]
@@ -500,6 +613,7 @@ mod tests {
             cache_control: None,
             websockets: vec![],
             auth: Auth::None,
+            scopes: vec![],
             origin: Origin::File,
         };
         let reg = Registry {

@@ -87,7 +87,7 @@ pub(crate) async fn webapps(
     key: Option<(&str, &str)>,
 ) -> Result<Vec<WebApp>> {
     const APPS: &str =
-        "SELECT name, provider, backend, cache_control, websockets, auth, origin FROM webapps";
+        "SELECT name, provider, backend, cache_control, websockets, auth, scopes, origin FROM webapps";
     const TENANTS: &str = "SELECT app_name, app_provider, tenant FROM webapp_tenants";
     let (apps, subs) = match key {
         Some((n, p)) => (
@@ -131,6 +131,7 @@ pub(crate) async fn webapps(
             cache_control: r.try_get("cache_control")?,
             websockets: json_list(r, "websockets")?,
             auth: auth_of(r)?,
+            scopes: json_list(r, "scopes")?,
             origin: origin_of(r)?,
         });
     }
@@ -142,7 +143,7 @@ pub(crate) async fn apis(
     conn: &mut AnyConnection,
     key: Option<(&str, &str, i64)>,
 ) -> Result<Vec<Api>> {
-    const APIS: &str = "SELECT name, provider, version, backend, auth, origin FROM apis";
+    const APIS: &str = "SELECT name, provider, version, backend, auth, scopes, origin FROM apis";
     const ROUTES: &str =
         "SELECT api_name, api_provider, api_version, pattern, methods FROM api_routes";
     const TENANTS: &str = "SELECT api_name, api_provider, api_version, tenant FROM api_tenants";
@@ -221,6 +222,7 @@ pub(crate) async fn apis(
             routes,
             tenants,
             auth: auth_of(r)?,
+            scopes: json_list(r, "scopes")?,
             origin: origin_of(r)?,
         });
     }
@@ -330,8 +332,8 @@ pub(crate) async fn insert_tenant(conn: &mut AnyConnection, t: &Tenant) -> Resul
 pub(crate) async fn insert_webapp(conn: &mut AnyConnection, w: &WebApp) -> Result<()> {
     let provider = provider_col(w.provider.as_deref());
     sqlx::query(
-        "INSERT INTO webapps (name, provider, backend, cache_control, websockets, auth, origin) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO webapps (name, provider, backend, cache_control, websockets, auth, scopes, origin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(w.name.as_str())
     .bind(provider)
@@ -339,6 +341,7 @@ pub(crate) async fn insert_webapp(conn: &mut AnyConnection, w: &WebApp) -> Resul
     .bind(w.cache_control.as_deref())
     .bind(to_json(&w.websockets)?)
     .bind(w.auth.as_str())
+    .bind(to_json(&w.scopes)?)
     .bind(w.origin.as_str())
     .execute(&mut *conn)
     .await?;
@@ -357,12 +360,13 @@ pub(crate) async fn insert_webapp(conn: &mut AnyConnection, w: &WebApp) -> Resul
 pub(crate) async fn insert_api(conn: &mut AnyConnection, a: &Api) -> Result<()> {
     let provider = provider_col(a.provider.as_deref());
     let version = i64::from(a.version);
-    sqlx::query("INSERT INTO apis (name, provider, version, backend, auth, origin) VALUES ($1, $2, $3, $4, $5, $6)")
+    sqlx::query("INSERT INTO apis (name, provider, version, backend, auth, scopes, origin) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(a.name.as_str())
         .bind(provider)
         .bind(version)
         .bind(a.backend.as_str())
         .bind(a.auth.as_str())
+        .bind(to_json(&a.scopes)?)
         .bind(a.origin.as_str())
         .execute(&mut *conn)
         .await?;

@@ -13,7 +13,8 @@
 //! tenants = ["abc"]                  # optional, default empty
 //! cache_control = ""                 # optional; empty means none
 //! websockets = ["/videostream"]      # optional
-//! auth = "none"                      # required
+//! auth = "session"                   # required: "session" (sign-in) or "none"
+//! scopes = ["role:admin"]            # optional, only with auth = "session"
 //!
 //! [[apis]]
 //! name = "iot"
@@ -22,7 +23,8 @@
 //! backend = "http://127.0.0.1:9002"
 //! routes = [ { pattern = "/assets/**", methods = ["GET", "POST"] } ]
 //! tenants = ["abc"]
-//! auth = "none"
+//! auth = "bearer"                    # required: "bearer" (a token) or "none"
+//! scopes = ["iot.read"]              # optional, only with auth = "bearer"
 //! ```
 
 use std::fmt;
@@ -104,9 +106,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Registry, RegistryFileError> {
     Ok(registry)
 }
 
-const AUTH_REQUIRED: &str = "auth is required in every registration: set auth = \"none\" to let every request \
-    through (the identity service will add \"session\" and \"bearer\"); there is no default, so that what a \
-    registration allows can never change silently";
+const AUTH_REQUIRED: &str = "auth is required in every registration: \"session\" (web apps: users sign in), \
+    \"bearer\" (APIs: callers present a token) or \"none\" (every request passes); there is no default, so that \
+    what a registration allows can never change silently";
 
 type S<T> = Spanned<T>;
 
@@ -137,6 +139,7 @@ struct RawWebApp {
     cache_control: Option<S<String>>,
     websockets: Option<S<Vec<String>>>,
     auth: Option<S<String>>,
+    scopes: Option<S<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +152,7 @@ struct RawApi {
     routes: Option<S<Vec<RawRoute>>>,
     tenants: Option<S<Vec<String>>>,
     auth: Option<S<String>>,
+    scopes: Option<S<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +261,7 @@ impl Parser<'_> {
             self.field("cache_control", &w.cache_control, &mut fields);
             self.field("websockets", &w.websockets, &mut fields);
             self.field("auth", &w.auth, &mut fields);
+            self.field("scopes", &w.scopes, &mut fields);
             let provider = w.provider.map(Spanned::into_inner);
             let key = crate::model::app_key(w.name.get_ref(), provider.as_deref());
             let auth = self.auth(EntryKind::WebApp, &key, entry, w.auth.as_ref())?;
@@ -272,6 +277,7 @@ impl Parser<'_> {
                     .filter(|c| !c.is_empty()),
                 websockets: w.websockets.map(Spanned::into_inner).unwrap_or_default(),
                 auth,
+                scopes: w.scopes.map(Spanned::into_inner).unwrap_or_default(),
                 origin: Origin::File,
             });
         }
@@ -288,6 +294,7 @@ impl Parser<'_> {
             self.field("methods", &a.routes, &mut fields);
             self.field("tenants", &a.tenants, &mut fields);
             self.field("auth", &a.auth, &mut fields);
+            self.field("scopes", &a.scopes, &mut fields);
             let provider = a.provider.map(Spanned::into_inner);
             let version = a.version.into_inner();
             let key = format!(
@@ -311,6 +318,7 @@ impl Parser<'_> {
                     .collect(),
                 tenants: a.tenants.map(Spanned::into_inner).unwrap_or_default(),
                 auth,
+                scopes: a.scopes.map(Spanned::into_inner).unwrap_or_default(),
                 origin: Origin::File,
             });
         }

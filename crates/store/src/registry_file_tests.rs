@@ -62,6 +62,7 @@ fn the_example_parses() {
             cache_control: None,
             websockets: vec!["/videostream".into()],
             auth: Auth::None,
+            scopes: vec![],
             origin: Origin::File,
         }],
         apis: vec![Api {
@@ -75,6 +76,7 @@ fn the_example_parses() {
             }],
             tenants: vec!["abc".into()],
             auth: Auth::None,
+            scopes: vec![],
             origin: Origin::File,
         }],
     };
@@ -162,12 +164,45 @@ fn auth_is_required_and_says_why() {
         &e,
         4,
         "webapp \"shop\": auth",
-        "auth is required in every registration: set auth = \"none\"",
+        "auth is required in every registration: \"session\" (web apps",
     );
     let e = err("[[apis]]\nname = \"iot\"\nversion = 2\nbackend = \"http://h\"\n");
     assert_message(&e, 1, "api \"iot/v2\": auth", "auth is required");
-    let e = err("[[webapps]]\nname = \"shop\"\nbackend = \"http://h\"\n\nauth = \"session\"\n");
-    assert_message(&e, 5, "webapp \"shop\": auth", "needs the identity service");
+    let e = err("[[webapps]]\nname = \"shop\"\nbackend = \"http://h\"\n\nauth = \"basic\"\n");
+    assert_message(&e, 5, "webapp \"shop\": auth", "unknown auth \"basic\"");
+}
+
+#[test]
+fn session_and_bearer_with_scopes_parse() {
+    let text = "[[webapps]]\nname = \"shop\"\nbackend = \"http://h\"\nauth = \"session\"\nscopes = [\"role:admin\"]\n\n\
+                [[apis]]\nname = \"iot\"\nversion = 1\nbackend = \"http://h\"\nauth = \"bearer\"\nscopes = [\"iot.read\", \"iot.write\"]\n";
+    let reg = parse(text, path()).unwrap();
+    assert_eq!(reg.webapps[0].auth, Auth::Session);
+    assert_eq!(reg.webapps[0].scopes, ["role:admin"]);
+    assert_eq!(reg.apis[0].auth, Auth::Bearer);
+    assert_eq!(reg.apis[0].scopes, ["iot.read", "iot.write"]);
+}
+
+#[test]
+fn auth_must_fit_the_kind_of_registration() {
+    let e = err("[[webapps]]\nname = \"shop\"\nbackend = \"http://h\"\n\nauth = \"bearer\"\n");
+    assert_message(&e, 5, "webapp \"shop\": auth", "\"bearer\" is for APIs");
+    let e =
+        err("[[apis]]\nname = \"iot\"\nversion = 1\nbackend = \"http://h\"\nauth = \"session\"\n");
+    assert_message(&e, 5, "api \"iot/v1\": auth", "\"session\" is for web apps");
+}
+
+#[test]
+fn scopes_need_auth_and_valid_tokens() {
+    let e = err("[[apis]]\nname = \"iot\"\nversion = 1\nbackend = \"http://h\"\nauth = \"none\"\n\nscopes = [\"read\"]\n");
+    assert_message(&e, 7, "api \"iot/v1\": scopes", "scopes need auth");
+    let e = err("[[webapps]]\nname = \"shop\"\nbackend = \"http://h\"\nauth = \"session\"\nscopes = [\"two words\"]\n");
+    assert_message(
+        &e,
+        5,
+        "webapp \"shop\": scopes",
+        "\"two words\" is not a scope",
+    );
 }
 
 #[test]

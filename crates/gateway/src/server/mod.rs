@@ -1,9 +1,13 @@
 //! The gateway server: takes every request through the same phases: check the target
 //! (GW-10), read the host (GW-1..GW-6), pick a target from the routing table (GW-7..GW-9),
-//! hold the body to the limits and the endpoint to greylisting, forward it (GW-12), log it.
+//! authorise the caller ([`crate::auth`], ID-1..ID-5), hold the body to the limits and the
+//! endpoint to greylisting, forward it (GW-12), log it.
 //! Errors become responses in one place, [`crate::error`]. Accepting and serving
 //! connections is [`listener`]'s part.
 
+use crate::auth::enforce::{Arrival, Guard};
+use crate::auth::session_watch::SessionLink;
+use crate::auth::{Authenticator, Caller, Denial};
 use crate::body::{empty, full, Body};
 use crate::config::{GatewayConfig, GreylistConfig};
 use crate::error::{render, GatewayError};
@@ -63,6 +67,10 @@ struct Inner {
     greylist: Greylist,
     /// The WebSockets relayed now, closed with 1001 at shutdown (GW-24).
     websockets: OpenWebSockets,
+    /// The identity service; without it, registrations that require signing in answer 503.
+    authenticator: Option<Arc<dyn Authenticator>>,
+    /// The in-process service of the core identity paths, when this build has one.
+    identity: Option<Arc<Target>>,
 }
 
 /// The outcome of the routing phase. It lives on the stack for one request; boxing the
@@ -86,11 +94,18 @@ struct Dispatch {
     upgrade: bool,
     /// For web apps: what their responses' gateway headers need (GW-17..GW-20).
     web: Option<WebAppResponse>,
+    /// Who may pass (ID-1..ID-5).
+    guard: Guard,
 }
 
 /// Refusals (503 over the connection limit) written at the same time, at most; beyond
 /// them a connection over the limit is closed at once.
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
+/// The core paths answered by the in-process service `identity` when this build has one.
+const IDENTITY_PATHS: [&str; 5] = ["/.well-known", "/uaa", "/oauth", "/login", "/logout"];
+/// The name of the identity service among the in-process services.
+const IDENTITY_SERVICE: &str = "identity";
 
 /// Paths served by Portico itself on web-app hosts, ahead of any registration (GW-6a).
 const WEBAPP_CORE_PATHS: [&str; 5] = ["/.well-known", "/uaa", "/oauth", "/login", "/logout"];
@@ -114,9 +129,23 @@ fn under(path: &str, prefix: &str) -> bool {
 }
 
 impl Gateway {
-    /// A gateway with an empty routing table; install a registry before serving.
+    /// A gateway with an empty routing table and without the identity service;
+    /// install a registry before serving.
     pub fn new(config: GatewayConfig, services: Services) -> Gateway {
+        Gateway::with_authenticator(config, services, None)
+    }
+
+    /// A gateway that authenticates callers with `authenticator` (the identity service).
+    /// Without one, registrations with `auth = "session"` or `"bearer"` answer 503.
+    pub fn with_authenticator(
+        config: GatewayConfig,
+        services: Services,
+        authenticator: Option<Arc<dyn Authenticator>>,
+    ) -> Gateway {
         let max_connections = config.max_connections;
+        let identity = services
+            .contains_key(IDENTITY_SERVICE)
+            .then(|| Arc::new(Target::InProcess(IDENTITY_SERVICE.to_string())));
         let metrics = Metrics::new();
         let greylist = Greylist::new(metrics.greylist());
         Gateway {
@@ -136,6 +165,8 @@ impl Gateway {
                 refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
                 greylist,
                 websockets: OpenWebSockets::default(),
+                authenticator,
+                identity,
             }),
         }
     }
@@ -300,10 +331,70 @@ impl Gateway {
             Err(e) => return (RouteClass::Unrouted, Err(e)),
         };
         let class = dispatch.class;
+        let (parts, body) = request.into_parts();
+        let authorized = self.authorize(&parts, &dispatch, conn).await;
+        let request = Request::from_parts(parts, body);
+        let caller = match authorized {
+            Ok(caller) => caller,
+            Err(Denial::Refused(e)) => return (class, Err(e)),
+            Err(Denial::SignIn(mut response)) => {
+                if let Ok(id) = HeaderValue::from_str(request_id) {
+                    response.headers_mut().insert(crate::REQUEST_ID, id);
+                }
+                return (class, Ok(response));
+            }
+        };
         (
             class,
-            self.forward(request, dispatch, conn, request_id).await,
+            self.forward(request, dispatch, caller, conn, request_id)
+                .await,
         )
+    }
+
+    /// The authorisation phase ([`crate::auth`]): who the caller is, and whether the
+    /// target lets them in.
+    async fn authorize(
+        &self,
+        request: &http::request::Parts,
+        dispatch: &Dispatch,
+        conn: ConnInfo,
+    ) -> Result<Option<Caller>, Denial> {
+        let arrival = Arrival {
+            tenant: dispatch.tenant.as_deref(),
+            tls: conn.tls,
+            host: parts_host(request).unwrap_or_default(),
+            upgrade: dispatch.upgrade,
+        };
+        crate::auth::authorize(
+            self.inner.authenticator.as_deref(),
+            &dispatch.guard,
+            request,
+            &arrival,
+        )
+        .await
+    }
+
+    /// A core identity path, for the `identity` service when this build has one.
+    fn identity_core(
+        &self,
+        decoded_path: &str,
+        target: &str,
+        tenant: Option<&String>,
+        web: Option<WebAppResponse>,
+    ) -> Option<Routed> {
+        let service = self.inner.identity.as_ref()?;
+        if !IDENTITY_PATHS.iter().any(|p| under(decoded_path, p)) {
+            return None;
+        }
+        Some(Routed::Forward(Dispatch {
+            class: RouteClass::Core,
+            target: service.clone(),
+            path: target.to_string(),
+            tenant: tenant.cloned(),
+            upgrade: false,
+            web,
+            guard: Guard::IdentityCore,
+        }))
     }
 
     /// The routing phase: from host and path to a target, or a gateway error.
@@ -344,7 +435,19 @@ impl Gateway {
                 provider,
             } => {
                 if core(&WEBAPP_CORE_PATHS) {
-                    return Ok(Routed::Core);
+                    if !table.has_tenant(tenant) {
+                        return Err(GatewayError::not_found(format!(
+                            "Unknown tenant \"{tenant}\""
+                        )));
+                    }
+                    let web = WebAppResponse {
+                        cache_control: None,
+                        static_host: static_host(&parsed, host),
+                        client_version: request.version(),
+                    };
+                    return Ok(self
+                        .identity_core(&decoded, target, Some(tenant), Some(web))
+                        .unwrap_or(Routed::Core));
                 }
                 // The host names a web app: it must exist and serve this tenant, also
                 // for the API calls made from its pages (GW-7, GW-12a).
@@ -370,17 +473,25 @@ impl Gateway {
                         static_host: static_host(&parsed, host),
                         client_version: request.version(),
                     }),
+                    guard: Guard::Registration {
+                        rule: webapp.rule.clone(),
+                        api: false,
+                    },
                 }))
             }
             HostKind::Gateway => {
                 if core(&GATEWAY_CORE_PATHS) || path == "/healthz" {
-                    return Ok(Routed::Core);
+                    return Ok(self
+                        .identity_core(&decoded, target, None, None)
+                        .unwrap_or(Routed::Core));
                 }
                 self.route_api(&table, None, request)
             }
             HostKind::Southgate => {
                 if core(&SOUTHGATE_CORE_PATHS) {
-                    return Ok(Routed::Core);
+                    return Ok(self
+                        .identity_core(&decoded, target, None, None)
+                        .unwrap_or(Routed::Core));
                 }
                 let routed = self.route_api(&table, None, request)?;
                 // Portico's own APIs are for operators on `gateway`; `southgate` carries
@@ -451,20 +562,27 @@ impl Gateway {
             tenant: tenant.cloned(),
             upgrade: false,
             web: None,
+            guard: Guard::Registration {
+                rule: matched.api.rule.clone(),
+                api: true,
+            },
         }))
     }
 
-    /// The forwarding phase: to a backend over HTTP, or to an in-process service.
+    /// The forwarding phase: to a backend over HTTP, or to an in-process service, for
+    /// `caller` when the authorisation phase knows them.
     async fn forward(
         &self,
-        request: Request<Body>,
+        mut request: Request<Body>,
         mut dispatch: Dispatch,
+        caller: Option<Caller>,
         conn: ConnInfo,
         request_id: &str,
     ) -> Result<Response<Body>, GatewayError> {
+        self.identify_caller(request.headers_mut(), &dispatch, caller.as_ref())?;
         let web = dispatch.web.take();
         let mut response = self
-            .forward_within_limits(request, dispatch, conn, request_id)
+            .forward_within_limits(request, dispatch, caller, conn, request_id)
             .await?;
         if let Some(web) = web {
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -472,6 +590,27 @@ impl Gateway {
             }
         }
         Ok(response)
+    }
+
+    /// What the target learns of the caller (ID-4, [`crate::auth::forwarded`]): never
+    /// Portico's session secrets, and on an authenticated registration a token minted
+    /// for the caller and the target. The identity service gets the request as it came.
+    fn identify_caller(
+        &self,
+        headers: &mut HeaderMap,
+        dispatch: &Dispatch,
+        caller: Option<&Caller>,
+    ) -> Result<(), GatewayError> {
+        let Guard::Registration { rule, .. } = &dispatch.guard else {
+            return Ok(());
+        };
+        crate::auth::forwarded::strip_secrets(headers);
+        match (caller, self.inner.authenticator.as_deref()) {
+            (Some(caller), Some(authenticator)) if !rule.is_open() => {
+                crate::auth::forwarded::identify(headers, authenticator, caller, &rule.audience)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Forwards with the request's body held to the size limits in force (GW-13): a
@@ -482,6 +621,7 @@ impl Gateway {
         &self,
         request: Request<Body>,
         dispatch: Dispatch,
+        caller: Option<Caller>,
         conn: ConnInfo,
         request_id: &str,
     ) -> Result<Response<Body>, GatewayError> {
@@ -491,7 +631,7 @@ impl Gateway {
         };
         let (request, tripwire) = limit_request(request, &self.config()).map_err(refuse)?;
         let result = self
-            .forward_to_target(request, dispatch, conn, request_id)
+            .forward_to_target(request, dispatch, caller, conn, request_id)
             .await;
         match tripwire.and_then(|t| t.get()) {
             Some(exceeded) => Err(refuse(exceeded)),
@@ -503,6 +643,7 @@ impl Gateway {
         &self,
         request: Request<Body>,
         dispatch: Dispatch,
+        caller: Option<Caller>,
         conn: ConnInfo,
         request_id: &str,
     ) -> Result<Response<Body>, GatewayError> {
@@ -530,7 +671,11 @@ impl Gateway {
                 let proxy = self.inner.proxy.load_full();
                 let forwarded = async {
                     if dispatch.upgrade {
-                        crate::websocket::forward(self, &proxy, request, uri, authority, &fwd).await
+                        let session = self.session_link(caller);
+                        crate::websocket::forward(
+                            self, &proxy, request, uri, authority, &fwd, session,
+                        )
+                        .await
                     } else {
                         proxy.forward(request, uri, authority, &fwd).await
                     }
@@ -573,6 +718,8 @@ impl Gateway {
                     original_host,
                     original_target,
                     tenant: dispatch.tenant,
+                    session: caller.as_ref().and_then(|c| c.session.clone()),
+                    principal: caller.map(|c| c.principal),
                 });
                 let mut response = service.call(Request::from_parts(parts, body)).await;
                 if let Ok(id) = HeaderValue::from_str(request_id) {
@@ -581,6 +728,16 @@ impl Gateway {
                 Ok(response)
             }
         }
+    }
+
+    /// The session a WebSocket is opened in, which it keeps alive and which closes it (GW-23).
+    fn session_link(&self, caller: Option<Caller>) -> Option<SessionLink> {
+        let caller = caller?;
+        Some(SessionLink {
+            authenticator: self.inner.authenticator.clone()?,
+            session: caller.session?,
+            tenant: caller.principal.tenant,
+        })
     }
 
     /// Greylisting (GW-14): a slow endpoint gets requests only while the instance is
@@ -662,10 +819,19 @@ fn core(request: &Request<Body>) -> Result<Response<Body>, GatewayError> {
 /// The host a request addresses: the authority of an absolute-form target, else the one
 /// `Host` header (RFC 7230 §5.4; two `Host` headers address nothing).
 fn request_host<B>(request: &Request<B>) -> Option<&str> {
-    if let Some(authority) = request.uri().authority() {
+    host_of(request.uri(), request.headers())
+}
+
+/// [`request_host`] of a request's head.
+fn parts_host(parts: &http::request::Parts) -> Option<&str> {
+    host_of(&parts.uri, &parts.headers)
+}
+
+fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    if let Some(authority) = uri.authority() {
         return Some(authority.as_str());
     }
-    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let mut hosts = headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(host), None) => host.to_str().ok(),
         _ => None,

@@ -4,19 +4,23 @@
 //! gateway opens its own upgrade to the backend and answers 101 only when the backend did,
 //! and correctly. The two upgraded connections are then joined by a [`relay`] that copies
 //! bytes untouched, tracked among the gateway's [`OpenWebSockets`] so that a shutdown
-//! reaches each of them with a 1001 close and the drain waits for them.
+//! reaches each of them with a 1001 close and the drain waits for them. A WebSocket
+//! opened in a session keeps it alive and closes with 1008 when it ends (GW-23).
 
 pub mod frames;
 pub mod handshake;
 mod relay;
 
+use crate::auth::session_watch::{session_over, SessionLink};
 use crate::body::{empty, Body};
 use crate::error::GatewayError;
 use crate::proxy::{finish, strip_hop_by_hop, Forwarding, Proxy};
 use crate::Gateway;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use relay::{relay, RelaySettings};
+use relay::{relay, RelaySettings, SessionWatch};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -66,7 +70,8 @@ impl OpenWebSockets {
 ///
 /// A backend that refuses the upgrade (any answer but 101) has its answer passed on as it
 /// is, like any other response: its 401, 403 or 404 means something to the client. A 101
-/// that does not complete the handshake correctly is answered 502.
+/// that does not complete the handshake correctly is answered 502. `session` is the
+/// session that authorised the WebSocket, if one did.
 pub(crate) async fn forward(
     gateway: &Gateway,
     proxy: &Proxy,
@@ -74,6 +79,7 @@ pub(crate) async fn forward(
     uri: Uri,
     authority: &str,
     fwd: &Forwarding<'_>,
+    session: Option<SessionLink>,
 ) -> Result<Response<Body>, GatewayError> {
     let client = handshake::check_request(request.method(), request.version(), request.headers())?;
     let client_upgrade = hyper::upgrade::on(&mut request);
@@ -109,6 +115,14 @@ pub(crate) async fn forward(
             return;
         };
         gateway.metrics().websocket_opened();
+        let session = session.map(|link| {
+            let activity = Arc::new(AtomicBool::new(false));
+            let touch = gateway.config().session_touch_interval;
+            SessionWatch {
+                over: Box::pin(session_over(link, activity.clone(), touch)),
+                activity,
+            }
+        });
         let settings = {
             let gateway = gateway.clone();
             move || {
@@ -124,6 +138,7 @@ pub(crate) async fn forward(
             TokioIo::new(backend),
             closing,
             settings,
+            session,
         )
         .await;
         gateway.metrics().websocket_closed();

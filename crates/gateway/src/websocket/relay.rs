@@ -3,8 +3,12 @@
 //! Two pumps copy bytes, one per direction, exactly as they arrive: frames are never
 //! decoded or re-encoded, whatever the subprotocol. Each pump follows the frame headers
 //! ([`FrameTracker`]) so that the gateway's own frames go in only between two frames: pings
-//! to the client every `websocket_ping_interval`, and at shutdown a 1001 close to both
-//! sides, after which the relay waits a bounded time for their close replies.
+//! to the client every `websocket_ping_interval`, a 1001 close to both sides at shutdown,
+//! and a 1008 close when the session the WebSocket was opened in ends; after a close the
+//! relay waits a bounded time for the close replies.
+//!
+//! For a WebSocket opened in a session, the pumps mark the peers' traffic, so that it
+//! keeps the session alive ([`crate::auth::session_watch`]).
 //!
 //! The client's pongs that answer the gateway's pings are taken out of the stream: the
 //! backend never sent those pings. Any other pong passes.
@@ -13,18 +17,26 @@ use super::frames::{
     control_frame, unmasked_payload, FrameHeader, FrameTracker, OPCODE_CLOSE, OPCODE_PING,
     OPCODE_PONG,
 };
+use futures_util::future::BoxFuture;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// The close code for "going away" (RFC 6455 §7.4.1), with the reason the peers see.
-const GOING_AWAY: u16 = 1001;
-const GOING_AWAY_REASON: &str = "Portico is shutting down";
+const GOING_AWAY: Closing = Closing {
+    code: 1001,
+    reason: "Portico is shutting down",
+};
+/// "Policy violation" (§7.4.1): the session that authorised the WebSocket is over.
+const SESSION_ENDED: Closing = Closing {
+    code: 1008,
+    reason: "The session ended",
+};
 
 /// Gateway pings carry this prefix and a sequence number, so their pongs are recognised.
 const PING_PREFIX: &[u8] = b"portico-ping-";
@@ -49,11 +61,26 @@ pub struct RelaySettings {
     pub close_wait: Duration,
 }
 
+/// A close frame's code and reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Closing {
+    code: u16,
+    reason: &'static str,
+}
+
 /// A frame the gateway puts into a direction at the next frame boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Injection {
     Ping(u64),
-    Close,
+    Close(Closing),
+}
+
+/// The session a WebSocket was opened in, as the relay sees it.
+pub struct SessionWatch {
+    /// Resolves when the session is over; the relay then closes with 1008.
+    pub over: BoxFuture<'static, ()>,
+    /// Set by the relay whenever the peers exchange something.
+    pub activity: Arc<AtomicBool>,
 }
 
 /// Which peer a pump writes to; frames to the backend are masked, as a client's must be.
@@ -71,6 +98,8 @@ struct Shared {
     client_done: AtomicBool,
     backend_done: AtomicBool,
     changed: Notify,
+    /// Marked on the peers' traffic, for a WebSocket opened in a session.
+    activity: Option<Arc<AtomicBool>>,
 }
 
 impl Shared {
@@ -93,6 +122,12 @@ impl Shared {
                 return;
             }
             changed.await;
+        }
+    }
+
+    fn traffic(&self) {
+        if let Some(activity) = &self.activity {
+            activity.store(true, Ordering::Release);
         }
     }
 
@@ -134,19 +169,27 @@ impl Shared {
 }
 
 /// Relays between `client` and `backend` until both streams end, a side fails, or, after
-/// `closing` fires, the close handshake is done or its wait is over.
+/// `closing` fires or the session is over, the close handshake is done or its wait is over.
 pub async fn relay<C, B>(
     client: C,
     backend: B,
     closing: CancellationToken,
     settings: impl Fn() -> RelaySettings,
+    session: Option<SessionWatch>,
 ) where
     C: AsyncRead + AsyncWrite,
     B: AsyncRead + AsyncWrite,
 {
     let (client_read, client_write) = tokio::io::split(client);
     let (backend_read, backend_write) = tokio::io::split(backend);
-    let shared = Shared::default();
+    let (session_over, activity) = match session {
+        Some(watch) => (Some(watch.over), Some(watch.activity)),
+        None => (None, None),
+    };
+    let shared = Shared {
+        activity,
+        ..Shared::default()
+    };
     // Room for a close behind a ping: pings are only queued into an empty channel.
     let (to_client, client_injections) = mpsc::channel(2);
     let (to_backend, backend_injections) = mpsc::channel(2);
@@ -163,7 +206,14 @@ pub async fn relay<C, B>(
         client_injections,
     );
     let pumps = async { tokio::try_join!(upstream.run(&shared), downstream.run(&shared)) };
-    let control = control(&shared, &to_client, &to_backend, &closing, &settings);
+    let control = control(
+        &shared,
+        &to_client,
+        &to_backend,
+        &closing,
+        session_over,
+        &settings,
+    );
     tokio::select! {
         result = pumps => {
             if let Err(e) = result {
@@ -174,20 +224,29 @@ pub async fn relay<C, B>(
     }
 }
 
-/// Sends pings while the WebSocket is open; when `closing` fires, sends the closes and
-/// waits for the replies. Returns only in that case.
+/// Sends pings while the WebSocket is open; when `closing` fires (1001) or the session is
+/// over (1008), sends the closes and waits for the replies. Returns only in those cases.
 async fn control(
     shared: &Shared,
     to_client: &mpsc::Sender<Injection>,
     to_backend: &mpsc::Sender<Injection>,
     closing: &CancellationToken,
+    session_over: Option<BoxFuture<'static, ()>>,
     settings: &impl Fn() -> RelaySettings,
 ) {
     let mut pings = 0u64;
-    loop {
+    let session_over = async {
+        match session_over {
+            Some(over) => over.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(session_over);
+    let close = loop {
         let interval = settings().ping_interval;
         tokio::select! {
-            () = closing.cancelled() => break,
+            () = closing.cancelled() => break GOING_AWAY,
+            () = &mut session_over => break SESSION_ENDED,
             () = tokio::time::sleep(interval.unwrap_or(PING_RECHECK)) => {
                 // A ping still waiting for a frame boundary is enough.
                 if interval.is_some() && to_client.capacity() == to_client.max_capacity() {
@@ -196,9 +255,9 @@ async fn control(
                 }
             }
         }
-    }
-    let _ = to_client.send(Injection::Close).await;
-    let _ = to_backend.send(Injection::Close).await;
+    };
+    let _ = to_client.send(Injection::Close(close)).await;
+    let _ = to_backend.send(Injection::Close(close)).await;
     let _ = tokio::time::timeout(settings().close_wait, shared.both_done()).await;
 }
 
@@ -255,7 +314,7 @@ where
                     if n == 0 {
                         shared.reader_done(self.toward);
                         if let Some(held) = self.held.take() {
-                            self.writer.write_all(&held).await?;
+                            self.forward(&held, shared).await?;
                         }
                         // The peer ended its stream: end ours towards the other side too.
                         let _ = self.writer.shutdown().await;
@@ -280,7 +339,7 @@ where
                 && chunk[pos] & 0x0F == OPCODE_PONG
                 && shared.expects_pong()
             {
-                self.writer.write_all(&chunk[pending..pos]).await?;
+                self.forward(&chunk[pending..pos], shared).await?;
                 pending = pos;
                 self.held = Some(Vec::new());
             }
@@ -307,12 +366,12 @@ where
             }
             // Between two frames: the gateway's own frames may go in now.
             while let Ok(injection) = self.injections.try_recv() {
-                self.writer.write_all(&chunk[pending..pos]).await?;
+                self.forward(&chunk[pending..pos], shared).await?;
                 pending = pos;
                 self.inject(injection, shared).await?;
             }
         }
-        self.writer.write_all(&chunk[pending..pos]).await?;
+        self.forward(&chunk[pending..pos], shared).await?;
         // Over TLS, written bytes may wait in the session until flushed.
         self.writer.flush().await
     }
@@ -331,18 +390,26 @@ where
             Some(frame) => {
                 let held = self.held.take().unwrap_or_default();
                 if !shared.take_pong(&unmasked_payload(&frame, &held)) {
-                    self.writer.write_all(&held).await?;
+                    self.forward(&held, shared).await?;
                 }
             }
             None if held.len() > MAX_HELD_PONG
                 || self.tracker.current().is_some_and(|f| f.payload_len > 125) =>
             {
                 let held = self.held.take().unwrap_or_default();
-                self.writer.write_all(&held).await?;
+                self.forward(&held, shared).await?;
             }
             None => {}
         }
         Ok(())
+    }
+
+    /// Writes bytes of the peers' frames, which count as the WebSocket's traffic.
+    async fn forward(&mut self, bytes: &[u8], shared: &Shared) -> io::Result<()> {
+        if !bytes.is_empty() {
+            shared.traffic();
+        }
+        self.writer.write_all(bytes).await
     }
 
     /// Writes one of the gateway's own frames; the caller is between two frames.
@@ -360,9 +427,9 @@ where
                     .await?;
                 shared.ping_sent(n);
             }
-            Injection::Close => {
-                let mut payload = GOING_AWAY.to_be_bytes().to_vec();
-                payload.extend_from_slice(GOING_AWAY_REASON.as_bytes());
+            Injection::Close(closing) => {
+                let mut payload = closing.code.to_be_bytes().to_vec();
+                payload.extend_from_slice(closing.reason.as_bytes());
                 self.writer
                     .write_all(&control_frame(OPCODE_CLOSE, &payload, mask))
                     .await?;

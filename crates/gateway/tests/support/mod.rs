@@ -126,6 +126,7 @@ pub fn webapp(name: &str, provider: Option<&str>, backend: SocketAddr, tenants: 
         cache_control: None,
         websockets: Vec::new(),
         auth: Auth::None,
+        scopes: Vec::new(),
         origin: Origin::File,
     }
 }
@@ -152,6 +153,7 @@ pub fn api(
             .collect(),
         tenants: tenants.iter().map(|t| t.to_string()).collect(),
         auth: Auth::None,
+        scopes: Vec::new(),
         origin: Origin::File,
     }
 }
@@ -285,6 +287,57 @@ pub async fn get(addr: SocketAddr, host: &str, target: &str, extra: &[&str]) -> 
         request.push_str("\r\n");
     }
     request.push_str("\r\n");
+    let bytes = raw_bytes(addr, request.as_bytes()).await;
+    parse_responses(&bytes)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no response: {}", String::from_utf8_lossy(&bytes)))
+}
+
+/// [`start_with`] for a gateway that authenticates callers with `authenticator`.
+pub async fn start_authenticated(
+    registry: &Registry,
+    services: Services,
+    authenticator: Option<std::sync::Arc<dyn portico_gateway::auth::Authenticator>>,
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> TestGateway {
+    let mut config = GatewayConfig::new(vec!["portico.localhost".into()], vec!["eu1".into()]);
+    tweak(&mut config);
+    let gateway = Gateway::with_authenticator(config, services, authenticator);
+    assert!(gateway.install(registry).is_empty());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let serving = gateway.clone();
+    let token = shutdown.clone();
+    tokio::spawn(async move { serving.serve(listener, None, token).await });
+    TestGateway {
+        gateway,
+        addr,
+        shutdown,
+    }
+}
+
+/// One request of any method with `Connection: close`; `extra` are more header lines,
+/// `body` is sent with its Content-Length.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    target: &str,
+    extra: &[&str],
+    body: &str,
+) -> Raw {
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for line in extra {
+        request.push_str(line);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
     let bytes = raw_bytes(addr, request.as_bytes()).await;
     parse_responses(&bytes)
         .into_iter()

@@ -104,6 +104,7 @@ pub fn webapp(name: &str, provider: Option<&str>, tenants: &[&str], origin: Orig
         cache_control: Some("no-cache".into()),
         websockets: vec!["/videostream".into(), "/events/**".into()],
         auth: Auth::None,
+        scopes: Vec::new(),
         origin,
     }
 }
@@ -136,6 +137,7 @@ pub fn api(
         ],
         tenants: tenants.iter().map(|t| t.to_string()).collect(),
         auth: Auth::None,
+        scopes: Vec::new(),
         origin,
     }
 }
