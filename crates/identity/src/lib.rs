@@ -2,3 +2,4 @@
 //! Arrives with the identity capability; until then every registration declares
 //! `auth = "none"` and the gateway forwards requests without identity.
 #![forbid(unsafe_code)]
+
