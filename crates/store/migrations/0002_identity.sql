@@ -23,6 +23,7 @@ CREATE TABLE sessions (
     id_hash TEXT NOT NULL PRIMARY KEY, -- hex SHA-256 of the session id
     tenant TEXT NOT NULL,
     user_name TEXT NOT NULL,
+    role TEXT NOT NULL,               -- the user's role when the session began
     created_ms BIGINT NOT NULL,
     last_used_ms BIGINT NOT NULL,
     csrf_token TEXT NOT NULL,

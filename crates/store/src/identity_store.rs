@@ -57,6 +57,8 @@ pub struct SessionRecord {
     pub id_hash: String,
     pub tenant: String,
     pub user_name: String,
+    /// The user's role when the session began.
+    pub role: String,
     pub created_ms: i64,
     pub last_used_ms: i64,
     pub csrf_token: String,
@@ -69,6 +71,7 @@ impl fmt::Debug for SessionRecord {
         f.debug_struct("SessionRecord")
             .field("tenant", &self.tenant)
             .field("user_name", &self.user_name)
+            .field("role", &self.role)
             .field("created_ms", &self.created_ms)
             .field("last_used_ms", &self.last_used_ms)
             .field("ended_ms", &self.ended_ms)
@@ -265,13 +268,14 @@ fn user_of(row: &AnyRow) -> SqlResult<UserRecord> {
 }
 
 const SESSION_COLUMNS: &str =
-    "id_hash, tenant, user_name, created_ms, last_used_ms, csrf_token, ended_ms";
+    "id_hash, tenant, user_name, role, created_ms, last_used_ms, csrf_token, ended_ms";
 
 fn session_of(row: &AnyRow) -> SqlResult<SessionRecord> {
     Ok(SessionRecord {
         id_hash: row.try_get("id_hash")?,
         tenant: row.try_get("tenant")?,
         user_name: row.try_get("user_name")?,
+        role: row.try_get("role")?,
         created_ms: row.try_get("created_ms")?,
         last_used_ms: row.try_get("last_used_ms")?,
         csrf_token: row.try_get("csrf_token")?,
@@ -513,11 +517,12 @@ impl Store {
 
     pub async fn add_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query(&format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(&session.id_hash)
         .bind(&session.tenant)
         .bind(&session.user_name)
+        .bind(&session.role)
         .bind(session.created_ms)
         .bind(session.last_used_ms)
         .bind(&session.csrf_token)

@@ -27,6 +27,7 @@ fn session(id_hash: &str, tenant: &str, user_name: &str) -> SessionRecord {
         id_hash: id_hash.into(),
         tenant: tenant.into(),
         user_name: user_name.into(),
+        role: "user".into(),
         created_ms: 1_000,
         last_used_ms: 1_000,
         csrf_token: "csrf".into(),
