@@ -21,6 +21,9 @@ pub enum StoreError {
         key: String,
         origin: Origin,
     },
+    /// An identity record (user, OAuth client…) with this key exists already.
+    #[error("{kind} \"{key}\" already exists")]
+    Exists { kind: &'static str, key: String },
     #[error("{kind} \"{key}\" is not registered")]
     NotFound { kind: &'static str, key: String },
     #[error("{kind} \"{key}\" comes from the {origin} registrations and cannot be changed here")]

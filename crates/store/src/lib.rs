@@ -3,18 +3,25 @@
 //! [`Store`] keeps the registry (tenants, web apps, APIs) and the bootstrap settings in
 //! SQLite or PostgreSQL, through one code path (sqlx's `Any` driver) and one set of
 //! migrations (`migrations/`). [`registry_file`] reads the declarative registry file.
+//! The identity service's tables (users, sessions, OAuth clients and grants, signing keys)
+//! are in the same database, through the methods of `identity_store.rs`.
 #![forbid(unsafe_code)]
 // Tests may unwrap; the library code may not (workspace lint `clippy::unwrap_used`).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod db;
 mod error;
+mod identity_store;
 pub mod model;
 mod queries;
 pub mod registry_file;
 mod registry_store;
 
 pub use error::{mask_password, StoreError};
+pub use identity_store::{
+    AuthorizationCodeRecord, CodeTake, ExternalAccount, OAuthClientRecord, OidcProviderRecord,
+    RefreshTokenRecord, SessionRecord, SigningKeyRecord, UserRecord,
+};
 pub use model::*;
 
 use std::fmt;
