@@ -36,6 +36,8 @@ struct RawConfig {
     #[serde(default)]
     websocket: RawWebSocket,
     #[serde(default)]
+    identity: RawIdentity,
+    #[serde(default)]
     log: RawLog,
     #[serde(default)]
     demo: RawDemo,
@@ -154,6 +156,29 @@ struct RawWebSocket {
     ping_interval: String,
 }
 
+/// Lifetimes of what the identity service hands out (SPEC ID-1, ID-3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawIdentity {
+    session_inactive_timeout: String,
+    session_max_lifetime: String,
+    access_token_lifetime: String,
+    refresh_token_lifetime: String,
+    key_rotation: String,
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        RawIdentity {
+            session_inactive_timeout: "30m".into(),
+            session_max_lifetime: "12h".into(),
+            access_token_lifetime: "30m".into(),
+            refresh_token_lifetime: "12h".into(),
+            key_rotation: "24h".into(),
+        }
+    }
+}
+
 impl Default for RawWebSocket {
     fn default() -> Self {
         RawWebSocket {
@@ -240,6 +265,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub demo: bool,
+    pub identity: portico_identity::IdentityConfig,
 }
 
 /// Finds and loads the configuration, with the environment's overrides.
@@ -448,6 +474,7 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
             other => bail!("log.format: \"{other}\" is not text or json"),
         },
         log_level: raw.log.level,
+        identity: identity(&raw.identity)?,
         demo: raw.demo.enabled,
     })
 }
@@ -507,6 +534,33 @@ fn resolve_database(base: &Path, url: &str) -> Result<String> {
 }
 
 /// `100ms`, `5s`, `5m`, `12h`, `1d`.
+fn identity(raw: &RawIdentity) -> Result<portico_identity::IdentityConfig> {
+    let positive = |key: &str, value: &str| -> Result<Duration> {
+        let d = duration(key, value)?;
+        if d.is_zero() {
+            bail!("{key}: must be longer than 0s");
+        }
+        Ok(d)
+    };
+    Ok(portico_identity::IdentityConfig {
+        session_inactive: positive(
+            "identity.session_inactive_timeout",
+            &raw.session_inactive_timeout,
+        )?,
+        session_absolute: positive("identity.session_max_lifetime", &raw.session_max_lifetime)?,
+        access_token_lifetime: positive(
+            "identity.access_token_lifetime",
+            &raw.access_token_lifetime,
+        )?,
+        refresh_token_lifetime: positive(
+            "identity.refresh_token_lifetime",
+            &raw.refresh_token_lifetime,
+        )?,
+        key_rotation: positive("identity.key_rotation", &raw.key_rotation)?,
+        ..portico_identity::IdentityConfig::default()
+    })
+}
+
 pub fn duration(key: &str, value: &str) -> Result<Duration> {
     const UNITS: [(&str, u64); 5] = [
         ("ms", 1),

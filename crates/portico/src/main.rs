@@ -5,6 +5,7 @@ mod admin;
 mod builtin;
 mod config;
 mod demo;
+mod identity;
 mod registry_sync;
 mod reload;
 mod serve;

@@ -5,13 +5,18 @@
 
 use crate::builtin::{self, DEMO_SERVICE, REGISTRY_SERVICE};
 use crate::config::{Config, TlsSource};
+use crate::identity::IdentityAuthenticator;
 use crate::registry_sync;
 use anyhow::{Context, Result};
 use portico_gateway::cert_reload::ReloadingCert;
 use portico_gateway::tls::{self, dev_cert_names, ensure_dev_cert, DevCert};
 use portico_gateway::{from_tower, Gateway, GatewayConfig, Services};
+use portico_identity::{Identity, Role, MANAGEMENT_TENANT};
 use portico_store::mask_password;
 use portico_store::{Origin, Store};
+
+/// The platform operator's account name, made on the first start.
+const OPERATOR: &str = "operator";
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -38,6 +43,10 @@ pub async fn run(config: Config) -> Result<()> {
         .await
         .context("cannot write Portico's built-in registrations (does the registry file claim one of their names?)")?;
     bootstrap_admin_token(&store).await?;
+    let identity = Identity::open(store.clone(), config.identity.clone(), issuer(&config))
+        .await
+        .context("cannot start the identity service")?;
+    bootstrap_operator(&store, &identity).await?;
     let last_file = match &config.registry {
         Some(path) => registry_sync::apply_file(&store, path).await?,
         None => None,
@@ -49,7 +58,9 @@ pub async fn run(config: Config) -> Result<()> {
         from_tower(portico_console::registry_api(store.clone())),
     );
     services.insert(DEMO_SERVICE.into(), from_tower(crate::demo::service()));
-    let gateway = Gateway::new(gateway_config(&config), services);
+    let authenticator = Arc::new(IdentityAuthenticator::new(identity.clone()));
+    let gateway =
+        Gateway::with_authenticator(gateway_config(&config), services, Some(authenticator));
     registry_sync::reload(&store, &gateway).await?;
 
     let certificate = certificate(&config)?;
@@ -168,6 +179,38 @@ async fn bootstrap_admin_token(store: &Store) -> Result<()> {
     println!(
         "\nThe admin token for the registry API and `portico admin` (shown this once; \
          `portico admin token reset` makes a new one):\n\n    {token}\n"
+    );
+    Ok(())
+}
+
+/// The `iss` of Portico's tokens: the gateway host of the first region, as clients
+/// address it over TLS.
+fn issuer(config: &Config) -> String {
+    let port = match config.listen.port() {
+        443 => String::new(),
+        port => format!(":{port}"),
+    };
+    format!(
+        "https://gateway.{}.{}{port}",
+        config.regions[0], config.domains[0]
+    )
+}
+
+/// The platform operator's account, made on the first start, its one-time password shown
+/// once (`portico admin user passwd` sets a new one).
+async fn bootstrap_operator(store: &Store, identity: &Identity) -> Result<()> {
+    let operators = store.users(MANAGEMENT_TENANT).await?;
+    if !operators.is_empty() {
+        return Ok(());
+    }
+    let password = portico_console::new_admin_token();
+    identity
+        .add_user(MANAGEMENT_TENANT, OPERATOR, Role::Operator, &password)
+        .await
+        .context("cannot create the operator account")?;
+    println!(
+        "\nThe operator account \"{OPERATOR}\" of tenant \"{MANAGEMENT_TENANT}\" (password shown this once; \
+         `portico admin user passwd {MANAGEMENT_TENANT} {OPERATOR}` sets a new one):\n\n    {password}\n"
     );
     Ok(())
 }
