@@ -381,6 +381,26 @@ mod tests {
     }
 
     #[test]
+    fn auth_and_scopes_compile_into_each_routes_rule() {
+        let mut reg = registry();
+        reg.webapps[0].auth = Auth::Session;
+        reg.apis[0].auth = Auth::Bearer;
+        reg.apis[0].scopes = vec!["iot.read".into()];
+        let (t, problems) = RoutingTable::compile(&reg);
+        assert!(problems.is_empty());
+        let w = t.webapp("abc", "assetmanager", Some("xyz")).unwrap();
+        assert_eq!(w.rule.auth, Auth::Session);
+        assert_eq!(w.rule.audience, "webapp:assetmanager-xyz");
+        assert!(w.rule.scopes.is_empty() && w.rule.subscribers.contains("abc"));
+        let p = parse_api_path("/api/iot-xyz/v3/assets/1").unwrap();
+        let a = t.api(None, &p, p.endpoint, &Method::GET).unwrap().api;
+        assert_eq!(a.rule.auth, Auth::Bearer);
+        assert_eq!(a.rule.audience, "api:iot-xyz");
+        assert_eq!(a.rule.scopes, ["iot.read"]);
+        assert!(!a.rule.is_open());
+    }
+
+    #[test]
     fn web_apps_need_a_registered_subscribed_tenant() {
         let (t, problems) = RoutingTable::compile(&registry());
         assert!(problems.is_empty());

@@ -725,10 +725,9 @@ async fn ws_echo() -> SocketAddr {
                     return;
                 };
                 while let Some(Ok(message)) = socket.next().await {
-                    if message.is_text() || message.is_binary() {
-                        if socket.send(message).await.is_err() {
-                            return;
-                        }
+                    let data = message.is_text() || message.is_binary();
+                    if data && socket.send(message).await.is_err() {
+                        return;
                     }
                 }
             });
@@ -793,7 +792,7 @@ async fn a_websocket_closes_with_1008_when_its_session_ends() {
     )
     .await;
     assert!(refused.is_err());
-    let refused = open_ws(gw.addr, &[own.clone()]).await;
+    let refused = open_ws(gw.addr, std::slice::from_ref(&own)).await;
     assert!(refused.is_err(), "no session, no WebSocket");
 
     let mut socket = open_ws(gw.addr, &[("cookie", format!("SESSION={ANN}")), own])
