@@ -13,6 +13,7 @@ mod error;
 // pub mod http;
 pub mod keys;
 pub mod oauth;
+pub mod oidc;
 pub mod password;
 mod secret;
 pub mod sessions;
