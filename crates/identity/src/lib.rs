@@ -10,7 +10,7 @@
 pub mod config;
 pub mod csrf;
 mod error;
-// pub mod http;
+pub mod http;
 pub mod keys;
 pub mod oauth;
 pub mod oidc;

@@ -47,6 +47,9 @@ pub enum AdminCommand {
     /// The bootstrap admin token
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Users who log in with a password (works on the local store, no server needed)
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,9 +134,84 @@ pub enum TokenCommand {
     Reset,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user: the operator in tenant `management`, or a tenant's admin, site-owner or user
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// operator, admin, site-owner or user
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Replace a user's password
+    Passwd {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Remove a user and end their sessions
+    Rm {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Where a new password comes from: the environment (or the option) or standard input;
+/// never a prompt, so that scripts can set passwords.
+#[derive(Debug, Args)]
+pub struct PasswordSource {
+    /// The password; prefer PORTICO_USER_PASSWORD or --password-stdin, which stay out of
+    /// the process list
+    #[arg(
+        long,
+        env = "PORTICO_USER_PASSWORD",
+        hide_env_values = true,
+        conflicts_with = "password_stdin"
+    )]
+    password: Option<String>,
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl PasswordSource {
+    fn read(&self) -> Result<String> {
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']).to_string();
+            if password.is_empty() {
+                bail!("no password on standard input");
+            }
+            return Ok(password);
+        }
+        self.password
+            .clone()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                anyhow!("no password: pass --password-stdin or set PORTICO_USER_PASSWORD")
+            })
+    }
+}
+
 pub async fn run(args: AdminArgs, config: Config) -> Result<()> {
     if let AdminCommand::Token(TokenCommand::Reset) = args.command {
         return reset_token(&config).await;
+    }
+    if let AdminCommand::User(command) = &args.command {
+        return manage_user(command, &config).await;
     }
     let client = Client::new(&args, &config)?;
     let (method, path, body, kind) = request_for(&args.command)?;
@@ -235,6 +313,7 @@ fn request_for(command: &AdminCommand) -> Result<(Method, String, Option<Value>,
             }
         },
         AdminCommand::Token(_) => bail!("token commands run locally"),
+        AdminCommand::User(_) => bail!("user commands run locally"),
     })
 }
 
@@ -450,23 +529,63 @@ fn print_table(kind: Kind, value: &Value) {
     }
 }
 
-async fn reset_token(config: &Config) -> Result<()> {
-    // A reset on a store that does not exist would make a new, empty one whose token no
-    // server accepts: most likely the wrong folder or configuration file.
+/// The store of the local configuration, which must exist already: a change on a new,
+/// empty store would reach no server — most likely the wrong folder or configuration file.
+async fn open_local_store(config: &Config) -> Result<portico_store::Store> {
     if let Some(path) = config.database.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or(path);
         if !std::path::Path::new(path).exists() {
             bail!("no store at {path}: run this where `portico serve` runs, with its --config");
         }
     }
-    let store = portico_store::Store::open(&config.database)
+    portico_store::Store::open(&config.database)
         .await
         .with_context(|| {
             format!(
                 "cannot open the store {}",
                 portico_store::mask_password(&config.database)
             )
-        })?;
+        })
+}
+
+/// `portico admin user …` on the local store.
+async fn manage_user(command: &UserCommand, config: &Config) -> Result<()> {
+    use portico_identity::users;
+    let store = open_local_store(config).await?;
+    let done = match command {
+        UserCommand::Add {
+            tenant,
+            name,
+            role,
+            password,
+        } => {
+            let role: portico_identity::Role = role.parse()?;
+            let password = password.read()?;
+            users::add(&store, tenant, name, role, &password)
+                .await
+                .map(|()| format!("user {name} added to tenant {tenant} as {role}"))
+        }
+        UserCommand::Passwd {
+            tenant,
+            name,
+            password,
+        } => {
+            let password = password.read()?;
+            users::set_password(&store, tenant, name, &password)
+                .await
+                .map(|()| format!("password of {name} in tenant {tenant} replaced"))
+        }
+        UserCommand::Rm { tenant, name } => users::remove(&store, tenant, name)
+            .await
+            .map(|()| format!("user {name} removed from tenant {tenant}; their sessions ended")),
+    };
+    store.close().await;
+    println!("{}", done?);
+    Ok(())
+}
+
+async fn reset_token(config: &Config) -> Result<()> {
+    let store = open_local_store(config).await?;
     let token = portico_console::new_admin_token();
     store
         .set_admin_token_hash(&portico_console::hash_admin_token(&token))

@@ -217,3 +217,116 @@ fn a_token_reset_refuses_a_store_that_does_not_exist() {
     );
     assert!(!dir.path().join("data").exists(), "nothing was created");
 }
+
+/// `portico admin user …` works on the local store: passwords from stdin or the
+/// environment, hashed with argon2id; errors name the problem.
+#[test]
+fn user_commands_add_change_and_remove_users_on_the_local_store() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let portico = Portico::start(CONFIG, &[]);
+    let user = |args: &[&str], env_password: Option<&str>, stdin: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_portico"));
+        command
+            .args([&["admin", "--config", "portico.toml", "user"], args].concat())
+            .current_dir(portico.dir.path())
+            .env_remove("PORTICO_CONFIG")
+            .env_remove("PORTICO_USER_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(p) = env_password {
+            command.env("PORTICO_USER_PASSWORD", p);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    };
+    let who = ["--tenant", "abc", "--name", "alice"];
+
+    let out = user(
+        &[&["add"], &who[..], &["--role", "admin", "--password-stdin"]].concat(),
+        None,
+        Some("first password 1\n"),
+    );
+    assert!(stdout(&out).contains("alice added"));
+    let out = user(
+        &[&["add"], &who[..], &["--role", "user", "--password-stdin"]].concat(),
+        None,
+        Some("another password\n"),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = user(
+        &[
+            "add", "--tenant", "abc", "--name", "bob", "--role", "operator",
+        ],
+        Some("operator password"),
+        None,
+    );
+    assert!(
+        !out.status.success(),
+        "operators belong to tenant management"
+    );
+    let out = user(
+        &["add", "--tenant", "abc", "--name", "bob", "--role", "user"],
+        Some("short"),
+        None,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too short"));
+    let out = user(
+        &["add", "--tenant", "abc", "--name", "bob", "--role", "user"],
+        None,
+        None,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no password"));
+
+    // The store holds an argon2id hash that verifies the password given.
+    let stored = |name: &str| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let url = format!("sqlite://{}", portico.path("data/portico.db").display());
+            let store = portico_store::Store::open(&url).await.unwrap();
+            let user = store.user("abc", name).await.unwrap();
+            store.close().await;
+            user
+        })
+    };
+    let verify = |password: &str| {
+        let hash = stored("alice").unwrap().password_hash.unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(portico_identity::password::verify(password, &hash))
+    };
+    assert_eq!(stored("alice").unwrap().role, "admin");
+    assert!(verify("first password 1"));
+
+    stdout(&user(
+        &[&["passwd"], &who[..]].concat(),
+        Some("second password 2"),
+        None,
+    ));
+    assert!(verify("second password 2"));
+    assert!(!verify("first password 1"));
+    let out = user(
+        &["passwd", "--tenant", "xyz", "--name", "alice"],
+        Some("second password 2"),
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not registered"),
+        "alice is not a user of xyz"
+    );
+
+    stdout(&user(&[&["rm"], &who[..]].concat(), None, None));
+    assert!(stored("alice").is_none());
+    assert!(!user(&[&["rm"], &who[..]].concat(), None, None)
+        .status
+        .success());
+}
