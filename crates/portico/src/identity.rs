@@ -1,11 +1,16 @@
 //! The identity service as the gateway sees it: [`IdentityAuthenticator`] answers the
 //! gateway's questions (who holds this session, is this token good, what token goes to
-//! the backend) with [`portico_identity::Identity`]. Neither crate knows the other; this
-//! is where they meet.
+//! the backend) with [`portico_identity::Identity`], and [`service`] serves its pages and
+//! OAuth endpoints on the core identity paths. Neither crate knows the other; this is
+//! where they meet.
 
 use futures_util::future::{BoxFuture, FutureExt};
 use portico_gateway::auth::{Authenticator, Principal, SessionInfo, TokenRejection, VerifiedToken};
+use portico_gateway::body::Body;
+use portico_gateway::{from_tower, InProcess, RequestContext};
+use portico_identity::http::Caller;
 use portico_identity::{Identity, Role, TokenError, TokenGrant};
+use std::sync::Arc;
 
 pub struct IdentityAuthenticator {
     identity: Identity,
@@ -77,5 +82,32 @@ impl Authenticator for IdentityAuthenticator {
 
     fn session_ended(&self, session_id: &str) -> BoxFuture<'static, ()> {
         self.identity.session_ended(session_id).boxed()
+    }
+}
+
+/// The identity service's HTTP side as an in-process target: each request gets the
+/// [`Caller`] its handlers read, made from what the gateway knows about the request.
+pub fn service(identity: Identity) -> Arc<dyn InProcess> {
+    let router = portico_identity::http::router(identity);
+    from_tower(tower::ServiceExt::map_request(
+        router,
+        |mut request: http::Request<Body>| {
+            if let Some(context) = request.extensions().get::<RequestContext>() {
+                let caller = caller(context);
+                request.extensions_mut().insert(caller);
+            }
+            request
+        },
+    ))
+}
+
+fn caller(context: &RequestContext) -> Caller {
+    Caller {
+        tenant: context.tenant.clone(),
+        host: context.original_host.clone(),
+        tls: context.tls,
+        client: context.client.ip(),
+        session_id: context.session.as_ref().map(|id| id.expose().to_string()),
+        region_domain: format!("{}.{}", context.host.region_label(), context.host.domain),
     }
 }

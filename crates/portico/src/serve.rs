@@ -17,6 +17,8 @@ use portico_store::{Origin, Store};
 
 /// The platform operator's account name, made on the first start.
 const OPERATOR: &str = "operator";
+/// The in-process service the gateway sends the core identity paths to.
+const IDENTITY_SERVICE: &str = "identity";
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -58,6 +60,10 @@ pub async fn run(config: Config) -> Result<()> {
         from_tower(portico_console::registry_api(store.clone())),
     );
     services.insert(DEMO_SERVICE.into(), from_tower(crate::demo::service()));
+    services.insert(
+        IDENTITY_SERVICE.into(),
+        crate::identity::service(identity.clone()),
+    );
     let authenticator = Arc::new(IdentityAuthenticator::new(identity.clone()));
     let gateway =
         Gateway::with_authenticator(gateway_config(&config), services, Some(authenticator));
