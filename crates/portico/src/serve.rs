@@ -216,7 +216,7 @@ async fn bootstrap_operator(store: &Store, identity: &Identity) -> Result<()> {
         .context("cannot create the operator account")?;
     println!(
         "\nThe operator account \"{OPERATOR}\" of tenant \"{MANAGEMENT_TENANT}\" (password shown this once; \
-         `portico admin user passwd {MANAGEMENT_TENANT} {OPERATOR}` sets a new one):\n\n    {password}\n"
+         `portico admin user passwd --tenant {MANAGEMENT_TENANT} --name {OPERATOR}` sets a new one):\n\n    {password}\n"
     );
     Ok(())
 }

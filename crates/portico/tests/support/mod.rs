@@ -273,6 +273,15 @@ fn answer(name: &'static str, chunks: usize, req: &Request<Incoming>) -> Respons
         });
         return Response::new(StreamBody::new(body).boxed_unsync());
     }
+    if req.uri().path() == "/whoami" {
+        // What the backend was told about the caller: the Authorization header.
+        let authorization = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        return Response::new(Full::new(Bytes::from(authorization.to_string())).boxed_unsync());
+    }
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     Response::new(Full::new(Bytes::from(format!("{name} {target}"))).boxed_unsync())
 }
