@@ -154,6 +154,26 @@ impl Identity {
         users::remove(&self.inner.store, tenant, name).await
     }
 
+    /// Starts a session for a user an external OpenID provider has just vouched for
+    /// (ID-6), making the user on first login.
+    pub async fn login_external(
+        &self,
+        tenant: &str,
+        who: &oidc::ExternalIdentity,
+    ) -> Result<Login, IdentityError> {
+        let user = users::provision_external(&self.inner.store, tenant, who).await?;
+        let (session_id, session) = self
+            .inner
+            .sessions
+            .create(tenant, &user.name, &user.role)
+            .await?;
+        tracing::info!(tenant, user = %user.name, issuer = %who.issuer, "login through an external provider");
+        Ok(Login {
+            session_id,
+            session,
+        })
+    }
+
     /// Checks a local password and starts a session. Throttled per account and per
     /// `client` address before the password is even looked at.
     pub async fn login(

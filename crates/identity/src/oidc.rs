@@ -37,6 +37,34 @@ pub struct PendingLogin {
     pkce_verifier: String,
 }
 
+impl PendingLogin {
+    /// The login in flight as one cookie-safe value (the browser keeps it between leaving
+    /// for the provider and coming back, so that any node can finish the login).
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.state, self.nonce, self.pkce_verifier)
+    }
+
+    /// The value [`PendingLogin::encode`] made; `None` for anything else.
+    pub fn decode(value: &str) -> Option<PendingLogin> {
+        let mut parts = value.split('.');
+        let (state, nonce, verifier) = (parts.next()?, parts.next()?, parts.next()?);
+        let well_formed = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if parts.next().is_some() || ![state, nonce, verifier].into_iter().all(well_formed) {
+            return None;
+        }
+        Some(PendingLogin {
+            state: state.to_string(),
+            nonce: nonce.to_string(),
+            pkce_verifier: verifier.to_string(),
+        })
+    }
+}
+
 impl std::fmt::Debug for PendingLogin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingLogin")
@@ -170,4 +198,31 @@ pub async fn finish(
             .and_then(|n| n.get(None))
             .map(|n| n.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PendingLogin;
+
+    #[test]
+    fn a_pending_login_survives_its_cookie_and_nothing_else_decodes() {
+        let pending = PendingLogin {
+            state: "s-1_A".into(),
+            nonce: "n2".into(),
+            pkce_verifier: "v3-x".into(),
+        };
+        let back = PendingLogin::decode(&pending.encode()).unwrap();
+        assert_eq!(back.encode(), pending.encode());
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "a..c",
+            "a.b.c d",
+            "a.b.c;",
+            &"x".repeat(200),
+        ] {
+            assert!(PendingLogin::decode(bad).is_none(), "{bad:?}");
+        }
+    }
 }

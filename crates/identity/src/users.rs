@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use portico_store::{Store, StoreError, UserRecord};
+use sha2::Digest;
 
 use crate::error::IdentityError;
 use crate::password;
@@ -121,6 +122,71 @@ pub async fn add(
     };
     store.add_user(&record).await?;
     Ok(())
+}
+
+/// The user an external provider vouched for (ID-6): found by the provider's issuer and
+/// the user's `sub` there, else made on first login with role `user` and no password. The
+/// name is the e-mail address (or `sub`) made a valid user name; when a local account
+/// already has it, a suffix from the `sub` keeps them apart, so that an external login
+/// never takes over a local account.
+pub async fn provision_external(
+    store: &Store,
+    tenant: &str,
+    who: &crate::oidc::ExternalIdentity,
+) -> Result<UserRecord, IdentityError> {
+    if let Some(user) = store
+        .user_by_external(tenant, &who.issuer, &who.subject)
+        .await?
+    {
+        return Ok(user);
+    }
+    let wanted = external_user_name(who.email.as_deref().unwrap_or(&who.subject));
+    let name = match store.user(tenant, &wanted).await? {
+        None => wanted,
+        Some(_) => {
+            let digest = sha2::Sha256::digest(format!("{}\n{}", who.issuer, who.subject));
+            let suffix: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+            let stem: String = wanted.chars().take(55).collect();
+            format!("{stem}-{suffix}")
+        }
+    };
+    check_user_name(&name)?;
+    let record = UserRecord {
+        tenant: tenant.to_string(),
+        name,
+        role: Role::User.as_str().to_string(),
+        password_hash: None,
+        external: Some(portico_store::ExternalAccount {
+            issuer: who.issuer.clone(),
+            subject: who.subject.clone(),
+        }),
+        created_ms: now_ms(),
+    };
+    store.add_user(&record).await?;
+    Ok(record)
+}
+
+/// `raw` (an e-mail address or a provider's `sub`) as a user name: lower case, characters
+/// outside the allowed set replaced by `-`, at most 64, starting with a letter or digit.
+fn external_user_name(raw: &str) -> String {
+    let mapped: String = raw
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '@') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = mapped.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    let name: String = trimmed.chars().take(64).collect();
+    if name.is_empty() {
+        "external".to_string()
+    } else {
+        name
+    }
 }
 
 /// Replaces a user's password.

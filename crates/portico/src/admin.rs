@@ -90,7 +90,7 @@ pub struct WebappAdd {
     /// An Ant pattern of paths that accept WebSocket upgrades (repeatable)
     #[arg(long = "websocket")]
     websockets: Vec<String>,
-    /// Required: none
+    /// Required: session (users sign in) or none (public)
     #[arg(long)]
     auth: String,
 }
@@ -123,7 +123,7 @@ pub struct ApiAdd {
     routes: Vec<String>,
     #[arg(long = "tenant")]
     tenants: Vec<String>,
-    /// Required: none
+    /// Required: bearer (callers present an access token) or none (public)
     #[arg(long)]
     auth: String,
 }

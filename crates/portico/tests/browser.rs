@@ -29,3 +29,169 @@ async fn the_demo_page_echoes_over_a_websocket_its_javascript_opens() {
     assert_eq!(echo, serde_json::json!("echo: hello from your browser"));
     browser.close().await;
 }
+
+/// The page of the protected app: opens a WebSocket offering two subprotocols and keeps
+/// what happens to it where the test can read it.
+const APP_PAGE: &str = r#"<!DOCTYPE html><html><head><title>shop</title></head><body><h1>shop</h1>
+<script>
+const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws", ["ocpp2.0", "ocpp1.6"]);
+ws.onopen = () => { window.wsProtocol = ws.protocol; ws.send("hello from the page"); };
+ws.onmessage = (e) => { window.wsEcho = e.data; };
+ws.onclose = (e) => { window.wsClose = e.code; };
+</script></body></html>"#;
+
+/// A backend that serves [`APP_PAGE`] at `/` and a WebSocket echo at `/ws` that picks the
+/// client's first subprotocol it knows (`ocpp1.6` before `ocpp2.0`: the server's order).
+fn app_backend() -> std::net::SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = [0u8; 4096];
+                    let n = stream.peek(&mut head).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+                    if !head.contains("upgrade: websocket") {
+                        let mut stream = stream;
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{APP_PAGE}",
+                            APP_PAGE.len()
+                        );
+                        let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes()).await;
+                        return;
+                    }
+                    let choose = |request: &Request, mut response: Response| {
+                        let offered = request
+                            .headers()
+                            .get("sec-websocket-protocol")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
+                        if let Some(chosen) = ["ocpp1.6", "ocpp2.0"].into_iter().find(|p| offered.contains(p)) {
+                            response
+                                .headers_mut()
+                                .insert("sec-websocket-protocol", chosen.parse().unwrap());
+                        }
+                        Ok(response)
+                    };
+                    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, choose).await else {
+                        return;
+                    };
+                    while let Some(Ok(message)) = socket.next().await {
+                        if message.is_text() || message.is_binary() {
+                            if socket.send(message).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_user_logs_in_uses_the_apps_websocket_and_is_disconnected_on_logout() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let portico = tokio::task::spawn_blocking(|| {
+        let portico = Portico::start_with_defaults();
+        let backend = format!("http://{}", app_backend());
+        portico.admin(&["tenant", "add", "acme"]);
+        portico.admin(&[
+            "webapp",
+            "add",
+            "--name",
+            "shop",
+            "--backend",
+            &backend,
+            "--tenant",
+            "acme",
+            "--websocket",
+            "/ws",
+            "--auth",
+            "session",
+        ]);
+        portico.admin(&[
+            "user",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "olga",
+            "--role",
+            "user",
+            "--password",
+            "correct horse battery staple",
+        ]);
+        portico
+    })
+    .await
+    .unwrap();
+    let origin = format!("http://acme-shop.eu1.portico.localhost:{}", portico.plain);
+
+    // The protected app sends the browser to the login page, and back after login.
+    let mut login_url = String::new();
+    for _ in 0..100 {
+        // The registration reaches the gateway within a second or so.
+        browser.client.goto(&format!("{origin}/")).await.unwrap();
+        login_url = browser.client.current_url().await.unwrap().to_string();
+        if login_url.contains("/login") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(login_url, format!("{origin}/login?return=%2F"));
+    browser.fill("#username", "olga").await;
+    browser
+        .fill("#password", "correct horse battery staple")
+        .await;
+    browser.click("button[type=submit]").await;
+    let landed = browser
+        .wait_for_url(Duration::from_secs(10), |url| url == format!("{origin}/"))
+        .await;
+    assert_eq!(landed, format!("{origin}/"));
+
+    // Page JavaScript opens a WebSocket through the gateway; the backend's choice of
+    // subprotocol reaches it, and the echo comes back.
+    let echo = browser
+        .wait_for(Duration::from_secs(10), "window.wsEcho")
+        .await;
+    assert_eq!(echo, serde_json::json!("hello from the page"));
+    let protocol = browser
+        .wait_for(Duration::from_secs(1), "window.wsProtocol")
+        .await;
+    assert_eq!(protocol, serde_json::json!("ocpp1.6"));
+
+    // Logging out (from the same page, which stays open) closes that WebSocket with 1008.
+    browser
+        .client
+        .execute(
+            "fetch('/logout', {method: 'POST', credentials: 'same-origin'}); return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let close = browser
+        .wait_for(Duration::from_secs(10), "window.wsClose")
+        .await;
+    assert_eq!(close, serde_json::json!(1008));
+
+    // And the app asks for a login again.
+    browser.client.goto(&format!("{origin}/")).await.unwrap();
+    let url = browser.client.current_url().await.unwrap().to_string();
+    assert!(url.starts_with(&format!("{origin}/login")), "{url}");
+    browser.close().await;
+}

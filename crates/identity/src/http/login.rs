@@ -188,7 +188,7 @@ async fn render(
     response
 }
 
-fn see_other(location: &str, set_cookies: Vec<String>) -> Response {
+pub(super) fn see_other(location: &str, set_cookies: Vec<String>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(location) {

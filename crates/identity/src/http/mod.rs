@@ -8,6 +8,7 @@
 mod cookies;
 mod login;
 mod oauth;
+mod oidc_login;
 mod page;
 mod well_known;
 
@@ -63,6 +64,8 @@ impl Caller {
 pub fn router(identity: Identity) -> Router {
     Router::new()
         .route("/login", get(login::form).post(login::submit))
+        .route("/login/oidc", get(oidc_login::start))
+        .route("/login/oidc/callback", get(oidc_login::callback))
         .route("/logout", get(login::logout).post(login::logout))
         .route("/uaa/oauth/token", post(oauth::token))
         .route("/oauth/authorize", get(oauth::authorize))
