@@ -9,6 +9,14 @@ use std::time::Duration;
 use support::browser::Browser;
 use support::*;
 
+/// Listeners on free loopback ports; the rest is the built-in defaults.
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:{tls}"
+listen_plain = "127.0.0.1:{plain}"
+admin_listen = "127.0.0.1:{admin}"
+"#;
+
 #[tokio::test]
 async fn the_demo_page_echoes_over_a_websocket_its_javascript_opens() {
     let Some(browser) = Browser::start().await else {
@@ -107,7 +115,7 @@ async fn a_user_logs_in_uses_the_apps_websocket_and_is_disconnected_on_logout() 
         return;
     };
     let portico = tokio::task::spawn_blocking(|| {
-        let portico = Portico::start_with_defaults();
+        let portico = Portico::start(CONFIG, &[]);
         let backend = format!("http://{}", app_backend());
         portico.admin(&["tenant", "add", "acme"]);
         portico.admin(&[

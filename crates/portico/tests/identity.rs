@@ -9,6 +9,14 @@ mod support;
 use base64::Engine;
 use support::*;
 
+/// Listeners on free loopback ports; the rest is the built-in defaults.
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:{tls}"
+listen_plain = "127.0.0.1:{plain}"
+admin_listen = "127.0.0.1:{admin}"
+"#;
+
 const HOST: &str = "acme-shop.eu1.portico.localhost";
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -25,7 +33,7 @@ fn cookie_value(headers: &str, name: &str) -> String {
 
 #[test]
 fn a_session_web_app_takes_a_login_and_forwards_the_users_token() {
-    let portico = Portico::start_with_defaults();
+    let portico = Portico::start(CONFIG, &[]);
     let backend = backend("shop", 0);
     portico.admin(&["tenant", "add", "acme"]);
     let backend_url = format!("http://{backend}");
