@@ -50,6 +50,34 @@ pub enum AdminCommand {
     /// Users who log in with a password (works on the local store, no server needed)
     #[command(subcommand)]
     User(UserCommand),
+    /// A tenant's external OpenID Connect provider (works on the local store)
+    #[command(subcommand)]
+    Oidc(OidcCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OidcCommand {
+    /// Let the tenant's users log in through an OpenID Connect provider; Portico's
+    /// redirect URI there is `https://{tenant}-{app}.{region}.{domain}/login/oidc/callback`
+    /// for each web app they sign in on
+    Set {
+        #[arg(long)]
+        tenant: String,
+        /// The provider's issuer URL (its metadata is at ISSUER/.well-known/openid-configuration)
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        client_id: String,
+        /// The client secret; prefer PORTICO_OIDC_CLIENT_SECRET, which stays out of the
+        /// process list
+        #[arg(long, env = "PORTICO_OIDC_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: String,
+    },
+    /// Back to local passwords only
+    Rm {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +241,9 @@ pub async fn run(args: AdminArgs, config: Config) -> Result<()> {
     if let AdminCommand::User(command) = &args.command {
         return manage_user(command, &config).await;
     }
+    if let AdminCommand::Oidc(command) = &args.command {
+        return manage_oidc(command, &config).await;
+    }
     let client = Client::new(&args, &config)?;
     let (method, path, body, kind) = request_for(&args.command)?;
     let answer = client.send(method, &path, body).await?;
@@ -314,6 +345,7 @@ fn request_for(command: &AdminCommand) -> Result<(Method, String, Option<Value>,
         },
         AdminCommand::Token(_) => bail!("token commands run locally"),
         AdminCommand::User(_) => bail!("user commands run locally"),
+        AdminCommand::Oidc(_) => bail!("oidc commands run locally"),
     })
 }
 
@@ -578,6 +610,48 @@ async fn manage_user(command: &UserCommand, config: &Config) -> Result<()> {
         UserCommand::Rm { tenant, name } => users::remove(&store, tenant, name)
             .await
             .map(|()| format!("user {name} removed from tenant {tenant}; their sessions ended")),
+    };
+    store.close().await;
+    println!("{}", done?);
+    Ok(())
+}
+
+/// `portico admin oidc …` on the local store.
+async fn manage_oidc(command: &OidcCommand, config: &Config) -> Result<()> {
+    let store = open_local_store(config).await?;
+    let done = match command {
+        OidcCommand::Set {
+            tenant,
+            issuer,
+            client_id,
+            client_secret,
+        } => {
+            let valid_issuer = issuer.starts_with("https://") || issuer.starts_with("http://");
+            if !valid_issuer || client_id.is_empty() || client_secret.is_empty() {
+                store.close().await;
+                bail!("--issuer must be an http(s) URL, and --client-id and the client secret must not be empty");
+            }
+            let record = portico_store::OidcProviderRecord {
+                tenant: tenant.clone(),
+                issuer: issuer.trim_end_matches('/').to_string(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                created_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            };
+            store
+                .set_oidc_provider(&record)
+                .await
+                .map(|()| format!("tenant {tenant} logs in through {issuer}"))
+        }
+        OidcCommand::Rm { tenant } => store.remove_oidc_provider(tenant).await.map(|removed| {
+            if removed {
+                format!("tenant {tenant} logs in with local passwords only")
+            } else {
+                format!("tenant {tenant} had no external provider")
+            }
+        }),
     };
     store.close().await;
     println!("{}", done?);
