@@ -53,9 +53,10 @@ fn start_provider() -> Option<ProviderProcess> {
         .expect("start node");
     // The script prints `issuer=…` once it listens; it exits on an error.
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    output.read_line(&mut line).unwrap();
+    // The provider may write more; a closed pipe would end it.
+    std::thread::spawn(move || std::io::copy(&mut output, &mut std::io::sink()));
     let issuer = line
         .trim()
         .strip_prefix("issuer=")

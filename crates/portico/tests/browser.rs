@@ -203,3 +203,149 @@ async fn a_user_logs_in_uses_the_apps_websocket_and_is_disconnected_on_logout() 
     assert!(url.starts_with(&format!("{origin}/login")), "{url}");
     browser.close().await;
 }
+
+/// The test OpenID provider (the `oidc-provider` package on loopback, see
+/// `crates/identity/tests/oidc-provider`), with Portico's callback on `host` as its one
+/// redirect URI; `None` where Node.js or the package is missing and not required.
+struct OpenIdProvider {
+    child: std::process::Child,
+    issuer: String,
+}
+
+impl Drop for OpenIdProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_openid_provider(redirect_uri: &str, secret: &str) -> Option<OpenIdProvider> {
+    use std::io::BufRead;
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../identity/tests/oidc-provider");
+    if !dir.join("node_modules/oidc-provider").exists() {
+        assert!(
+            std::env::var_os("PORTICO_REQUIRE_NODE").is_none(),
+            "PORTICO_REQUIRE_NODE is set, but {}/node_modules is missing",
+            dir.display()
+        );
+        eprintln!("skipped: the test OpenID provider is not installed (scripts/test installs it)");
+        return None;
+    }
+    let mut child = std::process::Command::new("node")
+        .arg("server.mjs")
+        .current_dir(&dir)
+        .env("OIDC_PORT", "0")
+        .env("OIDC_CLIENT_ID", "portico")
+        .env("OIDC_CLIENT_SECRET", secret)
+        .env("OIDC_REDIRECT_URIS", redirect_uri)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start node");
+    let mut line = String::new();
+    let mut output = std::io::BufReader::new(child.stdout.take().unwrap());
+    output.read_line(&mut line).unwrap();
+    // The provider may write more; a closed pipe would end it.
+    std::thread::spawn(move || std::io::copy(&mut output, &mut std::io::sink()));
+    let issuer = line
+        .trim()
+        .strip_prefix("issuer=")
+        .unwrap_or_else(|| panic!("the OpenID provider did not start: {line:?}"))
+        .to_string();
+    Some(OpenIdProvider { child, issuer })
+}
+
+#[tokio::test]
+async fn a_user_logs_in_through_the_tenants_external_openid_provider() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let portico = tokio::task::spawn_blocking(|| {
+        let portico = Portico::start(CONFIG, &[]);
+        let backend = format!("http://{}", app_backend());
+        portico.admin(&["tenant", "add", "acme"]);
+        portico.admin(&[
+            "webapp",
+            "add",
+            "--name",
+            "shop",
+            "--backend",
+            &backend,
+            "--tenant",
+            "acme",
+            "--websocket",
+            "/ws",
+            "--auth",
+            "session",
+        ]);
+        portico
+    })
+    .await
+    .unwrap();
+    let origin = format!("http://acme-shop.eu1.portico.localhost:{}", portico.plain);
+    let secret = "a-client-secret-for-this-test-only";
+    let Some(provider) = start_openid_provider(&format!("{origin}/login/oidc/callback"), secret)
+    else {
+        return;
+    };
+    portico.admin(&[
+        "oidc",
+        "set",
+        "--tenant",
+        "acme",
+        "--issuer",
+        &provider.issuer,
+        "--client-id",
+        "portico",
+        "--client-secret",
+        secret,
+    ]);
+
+    // The app sends the browser to the login page, which offers the organisation's login.
+    let mut login_url = String::new();
+    for _ in 0..100 {
+        browser.client.goto(&format!("{origin}/")).await.unwrap();
+        login_url = browser.client.current_url().await.unwrap().to_string();
+        if login_url.contains("/login") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        login_url.starts_with(&format!("{origin}/login")),
+        "{login_url}"
+    );
+    browser.click("a.button[href^='/login/oidc']").await;
+
+    // At the provider: its own login page (any name signs in as that `sub`), then consent.
+    let at_provider = browser
+        .wait_for_url(Duration::from_secs(10), |url| {
+            url.starts_with(&provider.issuer)
+        })
+        .await;
+    assert!(at_provider.starts_with(&provider.issuer), "{at_provider}");
+    browser.fill("input[name=login]", "erika").await;
+    browser.fill("input[name=password]", "anything").await;
+    browser.click("button[type=submit]").await;
+    let consent = browser
+        .wait_for(Duration::from_secs(10), "document.querySelector('button[type=submit]') && location.pathname.includes('/interaction/') && document.body.innerText.includes('Continue')")
+        .await;
+    if consent == serde_json::json!(true) {
+        browser.click("button[type=submit]").await;
+    }
+
+    // Back at Portico: signed in as the provider's user, on the app, with its WebSocket.
+    let landed = browser
+        .wait_for_url(Duration::from_secs(15), |url| url == format!("{origin}/"))
+        .await;
+    if landed != format!("{origin}/") {
+        let page = browser.client.source().await.unwrap_or_default();
+        panic!("the browser ended at {landed} (consent seen: {consent}):\n{page}");
+    }
+    let echo = browser
+        .wait_for(Duration::from_secs(10), "window.wsEcho")
+        .await;
+    assert_eq!(echo, serde_json::json!("hello from the page"));
+    browser.close().await;
+}
