@@ -53,6 +53,42 @@ pub enum AdminCommand {
     /// A tenant's external OpenID Connect provider (works on the local store)
     #[command(subcommand)]
     Oidc(OidcCommand),
+    /// OAuth clients of a tenant (works on the local store)
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and, for a confidential client, its secret (once)
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// What the client is, for people reading the list
+        #[arg(long)]
+        name: String,
+        /// A browser or mobile app without a secret (authorization code with PKCE only)
+        #[arg(long)]
+        public: bool,
+        /// client_credentials, authorization_code, refresh_token or
+        /// urn:ietf:params:oauth:grant-type:token-exchange (repeatable; default
+        /// client_credentials)
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// A scope the client may ask for (repeatable)
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Where the authorization code may be sent (repeatable)
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+    },
+    /// Remove a client; its refresh tokens stop working
+    Rm {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -244,6 +280,9 @@ pub async fn run(args: AdminArgs, config: Config) -> Result<()> {
     if let AdminCommand::Oidc(command) = &args.command {
         return manage_oidc(command, &config).await;
     }
+    if let AdminCommand::Client(command) = &args.command {
+        return manage_client(command, &config).await;
+    }
     let client = Client::new(&args, &config)?;
     let (method, path, body, kind) = request_for(&args.command)?;
     let answer = client.send(method, &path, body).await?;
@@ -346,6 +385,7 @@ fn request_for(command: &AdminCommand) -> Result<(Method, String, Option<Value>,
         AdminCommand::Token(_) => bail!("token commands run locally"),
         AdminCommand::User(_) => bail!("user commands run locally"),
         AdminCommand::Oidc(_) => bail!("oidc commands run locally"),
+        AdminCommand::Client(_) => bail!("client commands run locally"),
     })
 }
 
@@ -652,6 +692,58 @@ async fn manage_oidc(command: &OidcCommand, config: &Config) -> Result<()> {
                 format!("tenant {tenant} had no external provider")
             }
         }),
+    };
+    store.close().await;
+    println!("{}", done?);
+    Ok(())
+}
+
+/// `portico admin client …` on the local store.
+async fn manage_client(command: &ClientCommand, config: &Config) -> Result<()> {
+    let store = open_local_store(config).await?;
+    let done = match command {
+        ClientCommand::Add {
+            tenant,
+            name,
+            public,
+            grants,
+            scopes,
+            redirect_uris,
+        } => {
+            let identity = portico_identity::Identity::open(
+                store.clone(),
+                config.identity.clone(),
+                crate::serve::issuer(config),
+            )
+            .await?;
+            let grant_types = if grants.is_empty() {
+                vec!["client_credentials".to_string()]
+            } else {
+                grants.clone()
+            };
+            let registered = identity
+                .register_client(&portico_identity::NewClient {
+                    tenant: tenant.clone(),
+                    name: name.clone(),
+                    confidential: !public,
+                    grant_types,
+                    scopes: scopes.clone(),
+                    redirect_uris: redirect_uris.clone(),
+                })
+                .await;
+            registered.map(|credentials| match credentials.client_secret {
+                Some(secret) => format!(
+                    "client_id={}\nclient_secret={secret}\n(the secret is shown this once)",
+                    credentials.client_id
+                ),
+                None => format!("client_id={}", credentials.client_id),
+            })
+        }
+        ClientCommand::Rm { tenant, id } => store
+            .remove_oauth_client(tenant, id)
+            .await
+            .map(|()| format!("client {id} of tenant {tenant} removed"))
+            .map_err(Into::into),
     };
     store.close().await;
     println!("{}", done?);

@@ -191,7 +191,7 @@ async fn bootstrap_admin_token(store: &Store) -> Result<()> {
 
 /// The `iss` of Portico's tokens: the gateway host of the first region, as clients
 /// address it over TLS.
-fn issuer(config: &Config) -> String {
+pub fn issuer(config: &Config) -> String {
     let port = match config.listen.port() {
         443 => String::new(),
         port => format!(":{port}"),

@@ -6,7 +6,6 @@
 
 mod support;
 
-use base64::Engine;
 use support::*;
 
 /// Listeners on free loopback ports; the rest is the built-in defaults.
@@ -129,33 +128,10 @@ fn a_session_web_app_takes_a_login_and_forwards_the_users_token() {
     let token = authorization
         .strip_prefix("Bearer ")
         .expect("a bearer token");
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
+    // The backend verifies it with the published keys alone.
+    let claims = verify_with_jwks(&portico, token, "webapp:shop");
     assert_eq!(claims["ten"], "acme");
     assert_eq!(claims["sub"], "olga");
-    assert!(
-        claims["aud"].to_string().contains("webapp:shop"),
-        "{claims}"
-    );
-    // The token's key is published for backends to verify with.
-    let (status, jwks) = curl(&[
-        "-H",
-        "Host: gateway.eu1.portico.localhost",
-        &url("/.well-known/jwks.json"),
-    ]);
-    assert_eq!(status, 200);
-    let header: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    assert!(jwks.contains(header["kid"].as_str().unwrap()), "{jwks}");
 
     // Logged out: the same cookie no longer passes.
     let (status, _) = curl(&["-H", &host, "-H", &cookie, "-X", "POST", &url("/logout")]);
@@ -173,4 +149,192 @@ fn a_session_web_app_takes_a_login_and_forwards_the_users_token() {
         .0 == 401
     })
     .is_some());
+}
+
+/// What a backend does with the token Portico forwards: fetch the published keys (JWKS)
+/// from the gateway and verify signature, issuer, audience and expiry with them alone.
+fn verify_with_jwks(portico: &Portico, token: &str, audience: &str) -> serde_json::Value {
+    use jsonwebtoken::{decode, decode_header, jwk::JwkSet, Algorithm, DecodingKey, Validation};
+    let gateway = "Host: gateway.eu1.portico.localhost";
+    let url = format!("http://127.0.0.1:{}/.well-known/jwks.json", portico.plain);
+    let (status, jwks) = curl(&["-H", gateway, &url]);
+    assert_eq!(status, 200);
+    let jwks: JwkSet = serde_json::from_str(&jwks).unwrap();
+    let kid = decode_header(token).unwrap().kid.expect("a key id");
+    let key = DecodingKey::from_jwk(jwks.find(&kid).expect("the key is published")).unwrap();
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[format!(
+        "https://gateway.eu1.portico.localhost:{}",
+        portico.tls
+    )]);
+    decode::<serde_json::Value>(token, &key, &validation)
+        .unwrap_or_else(|e| panic!("the forwarded token does not verify: {e}"))
+        .claims
+}
+
+/// A client registered with `portico admin client add`: (id, secret).
+fn add_client(portico: &Portico, tenant: &str, grants: &[&str]) -> (String, String) {
+    let mut args = vec!["client", "add", "--tenant", tenant, "--name", "robot"];
+    for grant in grants {
+        args.extend(["--grant", grant]);
+    }
+    let out = portico.admin(&args);
+    let value = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .to_string()
+    };
+    (value("client_id"), value("client_secret"))
+}
+
+/// `POST /uaa/oauth/token` on the gateway host with the client's credentials.
+fn token_request(
+    portico: &Portico,
+    client: &(String, String),
+    form: &str,
+) -> (u16, serde_json::Value) {
+    let url = format!("http://127.0.0.1:{}/uaa/oauth/token", portico.plain);
+    let basic = format!("{}:{}", client.0, client.1);
+    let gateway = "Host: gateway.eu1.portico.localhost";
+    let (status, body) = curl(&["-H", gateway, "-u", &basic, "-d", form, &url]);
+    let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+#[test]
+fn a_bearer_api_takes_portico_tokens_of_its_tenants_only() {
+    let portico = Portico::start(CONFIG, &[]);
+    let backend = backend("stock", 0);
+    for tenant in ["acme", "globex"] {
+        portico.admin(&["tenant", "add", tenant]);
+    }
+    let backend_url = format!("http://{backend}");
+    portico.admin(&[
+        "api",
+        "add",
+        "--name",
+        "stock",
+        "--version",
+        "1",
+        "--backend",
+        &backend_url,
+        "--route",
+        "/**",
+        "--tenant",
+        "acme",
+        "--auth",
+        "bearer",
+    ]);
+    let acme = add_client(&portico, "acme", &["client_credentials", TOKEN_EXCHANGE]);
+    let globex = add_client(&portico, "globex", &["client_credentials"]);
+    let api = format!("http://127.0.0.1:{}/api/stock/v1/whoami", portico.plain);
+    let gateway = "Host: gateway.eu1.portico.localhost";
+    let call = |token: &str| {
+        let bearer = format!("Authorization: Bearer {token}");
+        curl(&["-H", gateway, "-H", &bearer, &api])
+    };
+
+    // Client credentials: a token for acme, accepted; the backend gets a token of its own.
+    let (status, answer) = token_request(&portico, &acme, "grant_type=client_credentials");
+    assert_eq!(status, 200, "{answer}");
+    let token = answer["access_token"].as_str().unwrap().to_string();
+    let mut forwarded = String::new();
+    let passed = within(std::time::Duration::from_secs(10), || {
+        let (status, body) = call(&token);
+        forwarded = body;
+        status == 200
+    });
+    assert!(passed.is_some(), "{forwarded}");
+    let forwarded = forwarded
+        .strip_prefix("Bearer ")
+        .expect("a forwarded token");
+    let claims = verify_with_jwks(&portico, forwarded, "api:stock");
+    assert_eq!(claims["ten"], "acme");
+    assert_eq!(claims["sub"], acme.0.as_str());
+
+    // No token, a tampered one: 401. Another tenant's token: 403.
+    assert_eq!(curl(&["-H", gateway, &api]).0, 401);
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    assert_eq!(call(&String::from_utf8(tampered).unwrap()).0, 401);
+    let (status, answer) = token_request(&portico, &globex, "grant_type=client_credentials");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(call(answer["access_token"].as_str().unwrap()).0, 403);
+
+    // Token exchange (RFC 8693) to another audience: good there, not here.
+    let form = format!(
+        "grant_type={TOKEN_EXCHANGE}&subject_token={token}&subject_token_type=urn:ietf:params:oauth:token-type:access_token&audience=api:other"
+    );
+    let (status, answer) = token_request(&portico, &acme, &form);
+    assert_eq!(status, 200, "{answer}");
+    let exchanged = answer["access_token"].as_str().unwrap();
+    assert_eq!(
+        call(exchanged).0,
+        401,
+        "a token for api:other is not for api:stock"
+    );
+}
+
+#[test]
+fn an_unused_session_ends_after_the_inactive_timeout() {
+    let config = format!("{CONFIG}\n[identity]\nsession_inactive_timeout = \"2s\"\n");
+    let portico = Portico::start(&config, &[]);
+    let backend = backend("shop", 0);
+    portico.admin(&["tenant", "add", "acme"]);
+    let backend_url = format!("http://{backend}");
+    portico.admin(&[
+        "webapp",
+        "add",
+        "--name",
+        "shop",
+        "--backend",
+        &backend_url,
+        "--tenant",
+        "acme",
+        "--auth",
+        "session",
+    ]);
+    portico.admin(&[
+        "user",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "olga",
+        "--role",
+        "user",
+        "--password",
+        PASSWORD,
+    ]);
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", portico.plain);
+    let host = format!("Host: {HOST}");
+    let form = format!("username=olga&password={}", PASSWORD.replace(' ', "+"));
+    let (status, headers) = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        &host,
+        "-d",
+        &form,
+        &url("/login"),
+    ]);
+    assert_eq!(status, 303, "{headers}");
+    let cookie = format!("Cookie: SESSION={}", cookie_value(&headers, "SESSION"));
+    let ajax = || {
+        let xhr = "X-Requested-With: XMLHttpRequest";
+        curl(&["-H", &host, "-H", &cookie, "-H", xhr, &url("/whoami")]).0
+    };
+    assert!(within(std::time::Duration::from_secs(10), || ajax() == 200).is_some());
+    // Used within the timeout, it lives on; left alone past it, it is gone.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(ajax(), 200);
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    assert_eq!(ajax(), 401);
 }
