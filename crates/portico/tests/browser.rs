@@ -77,6 +77,8 @@ fn app_backend() -> std::net::SocketAddr {
                         let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes()).await;
                         return;
                     }
+                    // The handshake callback's error type is tungstenite's, large by design.
+                    #[allow(clippy::result_large_err)]
                     let choose = |request: &Request, mut response: Response| {
                         let offered = request
                             .headers()
@@ -96,10 +98,9 @@ fn app_backend() -> std::net::SocketAddr {
                         return;
                     };
                     while let Some(Ok(message)) = socket.next().await {
-                        if message.is_text() || message.is_binary() {
-                            if socket.send(message).await.is_err() {
-                                return;
-                            }
+                        let data = message.is_text() || message.is_binary();
+                        if data && socket.send(message).await.is_err() {
+                            return;
                         }
                     }
                 });
