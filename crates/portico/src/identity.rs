@@ -10,15 +10,80 @@ use portico_gateway::body::Body;
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::http::Caller;
 use portico_identity::{Identity, Role, TokenError, TokenGrant};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub struct IdentityAuthenticator {
     identity: Identity,
+    minted: MintedTokens,
 }
 
 impl IdentityAuthenticator {
     pub fn new(identity: Identity) -> IdentityAuthenticator {
-        IdentityAuthenticator { identity }
+        // A forwarded token is reused for half its life, so that a backend always gets
+        // one with at least the other half left.
+        let reuse_for = identity.config().access_token_lifetime / 2;
+        IdentityAuthenticator {
+            identity,
+            minted: MintedTokens::new(reuse_for),
+        }
+    }
+}
+
+/// Tokens minted for backends, reused for the same caller and audience: an ES256
+/// signature per request would cost more than all the rest of proxying it.
+struct MintedTokens {
+    reuse_for: Duration,
+    tokens: Mutex<HashMap<MintKey, (String, Instant)>>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct MintKey {
+    tenant: String,
+    subject: String,
+    audience: String,
+    scopes: Vec<String>,
+}
+
+/// Beyond this many callers × audiences, stale entries are dropped (and if none are
+/// stale, all): the cache saves work, it must not grow with the number of callers.
+const MAX_MINTED: usize = 10_000;
+
+impl MintedTokens {
+    fn new(reuse_for: Duration) -> MintedTokens {
+        MintedTokens {
+            reuse_for,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get_or_mint(
+        &self,
+        key: MintKey,
+        mint: impl FnOnce() -> Result<String, String>,
+    ) -> Result<String, String> {
+        let now = Instant::now();
+        if let Some((token, until)) = self.lock().get(&key) {
+            if *until > now {
+                return Ok(token.clone());
+            }
+        }
+        let token = mint()?;
+        let mut tokens = self.lock();
+        if tokens.len() >= MAX_MINTED {
+            tokens.retain(|_, (_, until)| *until > now);
+            if tokens.len() >= MAX_MINTED {
+                tokens.clear();
+            }
+        }
+        tokens.insert(key, (token.clone(), now + self.reuse_for));
+        Ok(token)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MintKey, (String, Instant)>> {
+        // A panic while holding the lock leaves a map that is still consistent.
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -68,16 +133,24 @@ impl Authenticator for IdentityAuthenticator {
     }
 
     fn forward_token(&self, principal: &Principal, audience: &str) -> Result<String, String> {
-        self.identity
-            .mint(&TokenGrant {
-                subject: principal.subject.clone(),
-                tenant: principal.tenant.clone(),
-                audiences: vec![audience.to_string()],
-                scopes: principal.scopes.clone(),
-                client_id: None,
-                actor: None,
-            })
-            .map_err(|e| e.to_string())
+        let key = MintKey {
+            tenant: principal.tenant.clone(),
+            subject: principal.subject.clone(),
+            audience: audience.to_string(),
+            scopes: principal.scopes.clone(),
+        };
+        self.minted.get_or_mint(key, || {
+            self.identity
+                .mint(&TokenGrant {
+                    subject: principal.subject.clone(),
+                    tenant: principal.tenant.clone(),
+                    audiences: vec![audience.to_string()],
+                    scopes: principal.scopes.clone(),
+                    client_id: None,
+                    actor: None,
+                })
+                .map_err(|e| e.to_string())
+        })
     }
 
     fn session_ended(&self, session_id: &str) -> BoxFuture<'static, ()> {
@@ -109,5 +182,42 @@ fn caller(context: &RequestContext) -> Caller {
         client: context.client.ip(),
         session_id: context.session.as_ref().map(|id| id.expose().to_string()),
         region_domain: format!("{}.{}", context.host.region_label(), context.host.domain),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(subject: &str) -> MintKey {
+        MintKey {
+            tenant: "acme".into(),
+            subject: subject.into(),
+            audience: "webapp:shop".into(),
+            scopes: vec!["portico".into()],
+        }
+    }
+
+    #[test]
+    fn a_minted_token_is_reused_for_the_same_caller_and_audience_only() {
+        let minted = MintedTokens::new(Duration::from_secs(60));
+        let mut calls = 0;
+        let mut mint = |name: &str| {
+            calls += 1;
+            Ok::<_, String>(format!("{name}-{calls}"))
+        };
+        let first = minted.get_or_mint(key("olga"), || mint("olga")).unwrap();
+        let again = minted.get_or_mint(key("olga"), || mint("olga")).unwrap();
+        let other = minted.get_or_mint(key("erika"), || mint("erika")).unwrap();
+        assert_eq!(first, again);
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn a_token_past_its_reuse_time_is_minted_anew() {
+        let minted = MintedTokens::new(Duration::ZERO);
+        let first = minted.get_or_mint(key("olga"), || Ok("one".into())).unwrap();
+        let second = minted.get_or_mint(key("olga"), || Ok("two".into())).unwrap();
+        assert_eq!((first.as_str(), second.as_str()), ("one", "two"));
     }
 }
