@@ -185,9 +185,10 @@ impl Identity {
     ) -> Result<Login, LoginError> {
         let name = name.trim().to_ascii_lowercase();
         let throttle = &self.inner.throttle;
-        if let Err(retry_after) = throttle.check(tenant, &name, client, Instant::now()) {
-            return Err(LoginError::Throttled { retry_after });
-        }
+        let attempt = match throttle.reserve(tenant, &name, client, Instant::now()) {
+            Ok(attempt) => attempt,
+            Err(retry_after) => return Err(LoginError::Throttled { retry_after }),
+        };
         let user = self
             .inner
             .store
@@ -202,12 +203,12 @@ impl Identity {
         let user = match user {
             Some(u) if matches && u.password_hash.is_some() => u,
             _ => {
-                throttle.failed(tenant, &name, client, Instant::now());
+                attempt.failed(Instant::now());
                 tracing::info!(tenant, user = %name, client = %client, "failed login");
                 return Err(LoginError::WrongCredentials);
             }
         };
-        throttle.succeeded(tenant, &name);
+        attempt.succeeded();
         let (session_id, session) = self
             .inner
             .sessions

@@ -27,9 +27,23 @@ pub fn check_policy(password: &str) -> Result<(), IdentityError> {
     Ok(())
 }
 
+/// Hashings at once, per process: each takes 19 MiB and a core for a while, so a burst
+/// of logins waits its turn instead of exhausting memory and the blocking pool.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(2 * cores)
+    })
+}
+
 /// The argon2id PHC string of `password` (default parameters: 19 MiB, 2 passes).
 pub async fn hash(password: &str) -> Result<String, IdentityError> {
     let password = password.to_owned();
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| IdentityError::Internal(format!("password hashing stopped: {e}")))?;
     tokio::task::spawn_blocking(move || hash_now(&password))
         .await
         .map_err(|e| IdentityError::Internal(format!("password hashing stopped: {e}")))?
@@ -52,6 +66,9 @@ pub async fn verify(password: &str, phc: &str) -> bool {
         return false;
     }
     let (password, phc) = (password.to_owned(), phc.to_owned());
+    let Ok(_permit) = hashing_permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || verify_now(&password, &phc))
         .await
         .unwrap_or(false)

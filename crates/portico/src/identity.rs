@@ -216,8 +216,12 @@ mod tests {
     #[test]
     fn a_token_past_its_reuse_time_is_minted_anew() {
         let minted = MintedTokens::new(Duration::ZERO);
-        let first = minted.get_or_mint(key("olga"), || Ok("one".into())).unwrap();
-        let second = minted.get_or_mint(key("olga"), || Ok("two".into())).unwrap();
+        let first = minted
+            .get_or_mint(key("olga"), || Ok("one".into()))
+            .unwrap();
+        let second = minted
+            .get_or_mint(key("olga"), || Ok("two".into()))
+            .unwrap();
         assert_eq!((first.as_str(), second.as_str()), ("one", "two"));
     }
 }
