@@ -248,8 +248,16 @@ impl Identity {
 
     /// Signs an access token for `grant`, living `access_token_lifetime`.
     pub fn mint(&self, grant: &TokenGrant) -> Result<String, TokenError> {
-        let lifetime = i64::try_from(self.inner.config.access_token_lifetime.as_secs())
-            .unwrap_or(i64::MAX / 2);
+        self.mint_for(grant, self.inner.config.access_token_lifetime)
+    }
+
+    /// Signs an access token for `grant` living `lifetime`.
+    pub(crate) fn mint_for(
+        &self,
+        grant: &TokenGrant,
+        lifetime: Duration,
+    ) -> Result<String, TokenError> {
+        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2);
         tokens::mint(
             &self.inner.keys.current(),
             &self.inner.issuer,

@@ -5,6 +5,7 @@
 //! Errors are RFC 6749 §5.2 error codes; the HTTP layer renders them.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use portico_store::{AuthorizationCodeRecord, CodeTake, OAuthClientRecord, RefreshTokenRecord};
 use serde::{Deserialize, Serialize};
@@ -591,15 +592,42 @@ impl Identity {
         }
         let held = set_of(&subject.scopes);
         let scopes = narrow_scopes(request.scope.as_deref(), &held, &held)?;
+        // An exchange names one other app or API; the gateway-wide audience, good for
+        // every API of the tenant, is not to be had this way unless the token had it.
+        let audiences = requested_audience(request)?;
+        let widens = audiences.iter().any(|a| a == DEFAULT_AUDIENCE)
+            && !subject.audiences.iter().any(|a| a == DEFAULT_AUDIENCE);
+        if widens {
+            return Err(OAuthError::new(
+                "invalid_target",
+                "an exchanged token names one app or API (api:NAME or webapp:KEY), not portico",
+            ));
+        }
         let grant = TokenGrant {
             subject: subject.subject.clone(),
             tenant: subject.tenant.clone(),
-            audiences: requested_audience(request)?,
+            audiences,
             scopes: scopes.into_iter().collect(),
             client_id: Some(client.client_id.clone()),
             actor: Some(client.client_id.clone()),
         };
-        self.respond(&grant, None, Some(ACCESS_TOKEN_TYPE))
+        // The new token ends when the one it was exchanged for does, at the latest: an
+        // exchange must not become a way to keep a user's access alive forever.
+        let left = u64::try_from(subject.expires_at - now_ms() / 1000).unwrap_or(0);
+        let lifetime = self
+            .inner
+            .config
+            .access_token_lifetime
+            .min(Duration::from_secs(left));
+        let access_token = self.mint_for(&grant, lifetime).map_err(server_error)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: lifetime.as_secs(),
+            refresh_token: None,
+            scope: grant.scopes.join(" "),
+            issued_token_type: Some(ACCESS_TOKEN_TYPE),
+        })
     }
 
     fn respond(
@@ -689,7 +717,12 @@ impl Identity {
             .parse::<Role>()
             .map(|r| r.scopes().into_iter().collect())
             .unwrap_or_default();
-        let client_scopes = set_of(&client.scopes);
+        // Scopes that speak for the user (`portico`, `role:*`) come from the user's role
+        // alone: a client registered with `role:admin` must not lift a plain user.
+        let client_scopes: BTreeSet<String> = set_of(&client.scopes)
+            .into_iter()
+            .filter(|s| !is_user_scope(s))
+            .collect();
         let allowed: BTreeSet<String> = client_scopes.union(&role_scopes).cloned().collect();
         let mut scopes = match narrow_scopes(request.scope.as_deref(), &allowed, &client_scopes) {
             Ok(s) => s,
@@ -788,4 +821,10 @@ mod tests {
             "https://a/cb?x=1&code=c%20d"
         );
     }
+}
+
+/// Scopes that say who a user is (`portico`, `role:…`): a user-delegated token holds them
+/// only from the user's role, never from the client's registration.
+fn is_user_scope(scope: &str) -> bool {
+    scope == "portico" || scope.starts_with("role:")
 }

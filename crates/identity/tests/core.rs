@@ -611,6 +611,16 @@ async fn token_exchange_keeps_subject_and_tenant_and_narrows_to_the_request() {
     assert_eq!(token.audiences, ["api:iot-xyz"]);
     assert_eq!(token.scopes, ["role:user"]);
     assert_eq!(token.actor.as_deref(), Some(backend.client_id.as_str()));
+    // It ends no later than the token it was exchanged for.
+    assert!(token.expires_at <= id.verify(&presented).unwrap().expires_at);
+
+    // The gateway-wide audience is not to be had by exchanging a narrower token.
+    let mut everywhere = r.clone();
+    everywhere.audience = None;
+    assert_eq!(
+        id.token(&everywhere, None).await.unwrap_err().error,
+        "invalid_target"
+    );
 
     let mut wider = r.clone();
     wider.scope = Some("role:admin".into());
@@ -633,4 +643,43 @@ async fn token_exchange_keeps_subject_and_tenant_and_narrows_to_the_request() {
         "invalid_grant",
         "tenant xyz's client cannot exchange tenant abc's token"
     );
+}
+
+#[tokio::test]
+async fn a_client_registered_with_role_scopes_does_not_lift_its_users() {
+    let (node, _) = with_alice(IdentityConfig::default()).await;
+    let id = &node.identity;
+    let c = client(
+        id,
+        "abc",
+        &[AUTHORIZATION_CODE],
+        &["assets:read", "role:admin"],
+    )
+    .await;
+    let session = id
+        .login("abc", "alice", PASSWORD, CLIENT)
+        .await
+        .unwrap()
+        .session;
+    for asked in [None, Some("assets:read role:admin")] {
+        let mut authorize = authorize_request(&c);
+        authorize.scope = asked.map(str::to_string);
+        let location = id.authorize(&session, &authorize).await;
+        let Ok(location) = location else {
+            // Asking for a scope beyond the user's role may be refused outright.
+            continue;
+        };
+        let mut exchange = request(AUTHORIZATION_CODE, &c);
+        exchange.code = Some(code_of(&location));
+        exchange.redirect_uri = Some("https://abc-shop.eu1.portico.localhost/callback".into());
+        exchange.code_verifier = Some(VERIFIER.into());
+        let answer = id.token(&exchange, None).await.unwrap();
+        let token = id.verify(&answer.access_token).unwrap();
+        assert!(
+            !token.has_scope("role:admin"),
+            "alice is a user, whatever the client may ask: {:?}",
+            token.scopes
+        );
+        assert!(token.has_scope("role:user"));
+    }
 }
