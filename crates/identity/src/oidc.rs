@@ -192,7 +192,12 @@ pub async fn finish(
     Ok(ExternalIdentity {
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
-        email: claims.email().map(|e| e.to_string()),
+        // An address the provider has not verified could be anyone's: it does not name
+        // the user then (the `sub` does).
+        email: claims
+            .email()
+            .filter(|_| claims.email_verified() == Some(true))
+            .map(|e| e.to_string()),
         name: claims
             .name()
             .and_then(|n| n.get(None))

@@ -299,6 +299,33 @@ async fn logout_ends_the_session_and_clears_the_cookies() {
 }
 
 #[tokio::test]
+async fn a_link_or_another_site_cannot_log_a_user_out() {
+    let f = fixture().await;
+    let id = cookie_value(&set_cookies(&f.login(true, PASSWORD, "/").await), "SESSION");
+    // A GET (an image, a link) only shows the button.
+    let page = f
+        .send(
+            Request::get("/logout").body(Body::empty()).unwrap(),
+            caller(true, Some(&id)),
+        )
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(text(page)
+        .await
+        .contains("method=\"post\" action=\"/logout\""));
+    // A POST from another origin is refused.
+    let foreign = Request::post("/logout")
+        .header(header::ORIGIN, "https://evil-app.eu1.portico.localhost")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        f.send(foreign, caller(true, Some(&id))).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert!(f.identity.session(&id).await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn the_token_endpoint_takes_basic_or_form_credentials_and_answers_rfc_6749_errors() {
     let f = fixture().await;
     let c = f

@@ -44,6 +44,16 @@ pub fn first<'a>(headers: &'a HeaderMap, name: &'a str) -> Option<&'a str> {
     values(headers, name).next()
 }
 
+/// The value of cookie `name` when the request carries exactly one value for it (sent
+/// once, or several times alike). Two different values mean that someone planted one
+/// (a sibling host of the region can set a cookie for the whole region): then neither
+/// is trusted.
+pub fn only<'a>(headers: &'a HeaderMap, name: &'a str) -> Option<&'a str> {
+    let mut found = values(headers, name);
+    let first = found.next()?;
+    found.all(|other| other == first).then_some(first)
+}
+
 /// Removes every cookie whose name is in `names`, keeping the others (and their order)
 /// in one `Cookie` header; no header remains when nothing does.
 pub fn remove(headers: &mut HeaderMap, names: &[&str]) {
@@ -106,6 +116,16 @@ mod tests {
                 (b"d", b""),
             ]
         );
+    }
+
+    #[test]
+    fn a_cookie_sent_with_two_different_values_is_trusted_in_neither() {
+        assert_eq!(
+            only(&headers(&["SESSION=a; x=1; SESSION=a"]), "SESSION"),
+            Some("a")
+        );
+        assert_eq!(only(&headers(&["SESSION=a", "SESSION=b"]), "SESSION"), None);
+        assert_eq!(only(&headers(&["x=1"]), "SESSION"), None);
     }
 
     #[test]

@@ -260,8 +260,8 @@ async fn find_session(
     headers: &HeaderMap,
     tenant: Option<&str>,
 ) -> Option<(SessionId, SessionInfo)> {
-    let host_only = cookies::first(headers, SESSION_COOKIE);
-    let region = cookies::first(headers, REGION_SESSION_COOKIE).filter(|r| Some(*r) != host_only);
+    let host_only = cookies::only(headers, SESSION_COOKIE);
+    let region = cookies::only(headers, REGION_SESSION_COOKIE).filter(|r| Some(*r) != host_only);
     for id in [host_only, region].into_iter().flatten() {
         if id.len() > MAX_SESSION_ID {
             continue;

@@ -133,10 +133,24 @@ pub async fn submit(
     }
 }
 
+/// `GET /logout`: the page with the logout button.
+pub async fn logout_page() -> Response {
+    let mut response = Html(page::logout()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `POST /logout`: ends the session, from this origin only.
 pub async fn logout(
     State(identity): State<Identity>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
 ) -> Response {
+    if !same_origin(&headers, &caller) {
+        return (StatusCode::FORBIDDEN, "cross-site logout refused").into_response();
+    }
     if let Some(id) = caller.session_id.as_deref() {
         if let Err(e) = identity.logout(id).await {
             tracing::error!(error = %e, "cannot end a session");

@@ -58,7 +58,7 @@ impl Caller {
     }
 }
 
-/// The routes: `GET|POST /login`, `GET|POST /logout`, `POST /uaa/oauth/token`,
+/// The routes: `GET|POST /login`, `GET|POST /logout` (GET shows the button that POSTs), `POST /uaa/oauth/token`,
 /// `GET /oauth/authorize`, `GET /.well-known/openid-configuration`,
 /// `GET /.well-known/jwks.json`.
 pub fn router(identity: Identity) -> Router {
@@ -66,7 +66,7 @@ pub fn router(identity: Identity) -> Router {
         .route("/login", get(login::form).post(login::submit))
         .route("/login/oidc", get(oidc_login::start))
         .route("/login/oidc/callback", get(oidc_login::callback))
-        .route("/logout", get(login::logout).post(login::logout))
+        .route("/logout", get(login::logout_page).post(login::logout))
         .route("/uaa/oauth/token", post(oauth::token))
         .route("/oauth/authorize", get(oauth::authorize))
         .route(

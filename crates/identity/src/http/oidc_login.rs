@@ -3,9 +3,12 @@
 //! what the provider says and starts the session as `POST /login` does.
 //!
 //! What the login needs between the two (state, nonce, PKCE verifier, where to return)
-//! travels in the short-lived HttpOnly cookie `OIDC-LOGIN`, scoped to `/login/oidc`: any
-//! node can finish a login another node began, and nothing is kept for a browser that
-//! never comes back.
+//! travels in a short-lived HttpOnly cookie: any node can finish a login another node
+//! began, and nothing is kept for a browser that never comes back. Over TLS it is
+//! `__Host-OIDC-LOGIN`, which the browser accepts only from this very host, so that a
+//! sibling host of the region cannot plant a login of its own choosing; over plain HTTP
+//! (local use) it is `OIDC-LOGIN`. A request carrying it twice with different values is
+//! refused.
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -20,6 +23,7 @@ use crate::oidc::{self, ExternalProvider, PendingLogin};
 use crate::Identity;
 
 const FLOW_COOKIE: &str = "OIDC-LOGIN";
+const FLOW_COOKIE_TLS: &str = "__Host-OIDC-LOGIN";
 /// How long a browser may take at the provider.
 const FLOW_SECONDS: u32 = 600;
 
@@ -81,7 +85,7 @@ pub async fn callback(
         tracing::info!(error = %error, "the external provider refused a login");
         return refused("Your organisation's login provider did not sign you in.");
     }
-    let Some((pending, return_to)) = flow(&headers) else {
+    let Some((pending, return_to)) = flow(&headers, &caller) else {
         return refused(
             "The login took too long or was started in another browser. Start it again.",
         );
@@ -143,8 +147,15 @@ fn callback_url(caller: &Caller) -> String {
 }
 
 fn flow_cookie(caller: &Caller, value: &str, max_age: u32) -> String {
-    let secure = if caller.tls { "; Secure" } else { "" };
-    format!("{FLOW_COOKIE}={value}; Path=/login/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    if caller.tls {
+        format!(
+            "{FLOW_COOKIE_TLS}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}; Secure"
+        )
+    } else {
+        format!(
+            "{FLOW_COOKIE}={value}; Path=/login/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+        )
+    }
 }
 
 fn clear_flow(response: &mut Response, caller: &Caller) {
@@ -153,16 +164,25 @@ fn clear_flow(response: &mut Response, caller: &Caller) {
     }
 }
 
-/// The login in flight and its return path, from the `OIDC-LOGIN` cookie.
-fn flow(headers: &HeaderMap) -> Option<(PendingLogin, String)> {
-    let value = headers
+/// The login in flight and its return path, from the flow cookie (sent exactly once).
+fn flow(headers: &HeaderMap, caller: &Caller) -> Option<(PendingLogin, String)> {
+    let wanted = if caller.tls {
+        FLOW_COOKIE_TLS
+    } else {
+        FLOW_COOKIE
+    };
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == FLOW_COOKIE)
-        .map(|(_, value)| value)?;
+        .filter(|(name, _)| *name == wanted)
+        .map(|(_, value)| value);
+    let value = values.next()?;
+    if values.any(|other| other != value) {
+        return None;
+    }
     let (pending, return_hex) = value.rsplit_once('.')?;
     let return_to = String::from_utf8(unhex(return_hex)?).ok()?;
     Some((

@@ -69,6 +69,18 @@ pub fn login(page: &LoginPage<'_>) -> String {
 }
 
 /// A short page for an error that must not redirect (e.g. an unknown OAuth client).
+/// The page behind `GET /logout`: logging out is a POST from this page, so that another
+/// site cannot log a user out with a mere link or image.
+pub fn logout() -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Log out · Portico</title><style>{STYLE}</style></head><body><main>\
+<h1>Log out</h1><form method=\"post\" action=\"/logout\">\
+<button type=\"submit\" autofocus>Log out</button></form></main></body></html>\n"
+    )
+}
+
 pub fn error(title: &str, detail: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · Portico</title>\
