@@ -314,9 +314,20 @@ fn check_tenants(tenants: &[String]) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The platform operator's tenant: it has users (the operators) but is no registry
+/// tenant, so that no app of its own can receive an operator's session.
+pub const OPERATORS_TENANT: &str = "management";
+
 impl Tenant {
     pub fn validate(&self) -> Result<(), Invalid> {
-        check_name("name", &self.name)
+        check_name("name", &self.name)?;
+        if self.name == OPERATORS_TENANT {
+            return Err(invalid(
+                "name",
+                format!("\"{OPERATORS_TENANT}\" is reserved for Portico's operators"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -500,6 +511,17 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_operators_tenant_is_not_a_registry_tenant() {
+        let tenant = |name: &str| Tenant {
+            name: name.into(),
+            origin: Origin::Api,
+        };
+        assert!(tenant("acme").validate().is_ok());
+        let refused = tenant(OPERATORS_TENANT).validate().unwrap_err();
+        assert!(refused.to_string().contains("reserved"), "{refused}");
+    }
 
     #[test]
     fn names_are_lower_case_alphanumerics() {
