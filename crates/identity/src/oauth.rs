@@ -777,6 +777,12 @@ fn with_query(uri: &str, params: &[(&str, Option<&str>)]) -> String {
     out
 }
 
+/// Scopes that say who a user is (`portico`, `role:…`): a user-delegated token holds them
+/// only from the user's role, never from the client's registration.
+fn is_user_scope(scope: &str) -> bool {
+    scope == "portico" || scope.starts_with("role:")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -821,10 +827,4 @@ mod tests {
             "https://a/cb?x=1&code=c%20d"
         );
     }
-}
-
-/// Scopes that say who a user is (`portico`, `role:…`): a user-delegated token holds them
-/// only from the user's role, never from the client's registration.
-fn is_user_scope(scope: &str) -> bool {
-    scope == "portico" || scope.starts_with("role:")
 }
