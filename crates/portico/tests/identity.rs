@@ -338,3 +338,90 @@ fn an_unused_session_ends_after_the_inactive_timeout() {
     std::thread::sleep(std::time::Duration::from_millis(3500));
     assert_eq!(ajax(), 401);
 }
+
+/// A token signed with the server's own current key but with the claims given: what a
+/// client holding an old or a foreign-made token would present. The key is read from the
+/// server's store, as only a test may.
+async fn forge(portico: &Portico, claims: serde_json::Value) -> String {
+    let url = format!("sqlite://{}", portico.path("data/portico.db").display());
+    let store = portico_store::Store::open(&url).await.unwrap();
+    let keys = store.signing_keys().await.unwrap();
+    store.close().await;
+    let key = keys
+        .iter()
+        .find(|k| k.retired_ms.is_none())
+        .expect("a signing key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(key.kid.clone());
+    let encoding = jsonwebtoken::EncodingKey::from_ec_pem(key.private_key_pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, &claims, &encoding).unwrap()
+}
+
+#[tokio::test]
+async fn expired_and_tenantless_tokens_are_refused_by_the_real_server() {
+    let portico = tokio::task::spawn_blocking(|| {
+        let portico = Portico::start(CONFIG, &[]);
+        let backend = format!("http://{}", backend("stock", 0));
+        portico.admin(&["tenant", "add", "acme"]);
+        portico.admin(&[
+            "api",
+            "add",
+            "--name",
+            "stock",
+            "--version",
+            "1",
+            "--backend",
+            &backend,
+            "--route",
+            "/**",
+            "--tenant",
+            "acme",
+            "--auth",
+            "bearer",
+        ]);
+        portico
+    })
+    .await
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let issuer = format!("https://gateway.eu1.portico.localhost:{}", portico.tls);
+    let claims = |exp: u64, ten: Option<&str>| {
+        let mut c = serde_json::json!({
+            "iss": issuer, "sub": "robot", "aud": ["api:stock"], "iat": now - 60,
+            "exp": exp, "jti": "test", "scope": "portico",
+        });
+        if let Some(ten) = ten {
+            c["ten"] = ten.into();
+        }
+        c
+    };
+    let good = forge(&portico, claims(now + 600, Some("acme"))).await;
+    let expired = forge(&portico, claims(now - 3600, Some("acme"))).await;
+    let tenantless = forge(&portico, claims(now + 600, None)).await;
+    let malformed_tenant = forge(&portico, claims(now + 600, Some("Not A Tenant!"))).await;
+
+    let statuses = tokio::task::spawn_blocking(move || {
+        let api = format!("http://127.0.0.1:{}/api/stock/v1/whoami", portico.plain);
+        let call = |token: &str| {
+            let bearer = format!("Authorization: Bearer {token}");
+            curl(&[
+                "-H",
+                "Host: gateway.eu1.portico.localhost",
+                "-H",
+                &bearer,
+                &api,
+            ])
+            .0
+        };
+        // The registration reaches the gateway within a second or so.
+        let ready = within(std::time::Duration::from_secs(10), || call(&good) == 200);
+        assert!(ready.is_some(), "a well-formed token is accepted");
+        [call(&expired), call(&tenantless), call(&malformed_tenant)]
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses, [401, 403, 403], "expired, no ten, malformed ten");
+}
