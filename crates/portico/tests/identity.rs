@@ -425,3 +425,69 @@ async fn expired_and_tenantless_tokens_are_refused_by_the_real_server() {
     .unwrap();
     assert_eq!(statuses, [401, 403, 403], "expired, no ten, malformed ten");
 }
+
+#[test]
+fn a_session_ends_at_its_maximum_lifetime_even_in_use() {
+    let config = format!("{CONFIG}\n[identity]\nsession_max_lifetime = \"3s\"\n");
+    let portico = Portico::start(&config, &[]);
+    let backend = backend("shop", 0);
+    portico.admin(&["tenant", "add", "acme"]);
+    let backend_url = format!("http://{backend}");
+    portico.admin(&[
+        "webapp",
+        "add",
+        "--name",
+        "shop",
+        "--backend",
+        &backend_url,
+        "--tenant",
+        "acme",
+        "--auth",
+        "session",
+    ]);
+    portico.admin(&[
+        "user",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "olga",
+        "--role",
+        "user",
+        "--password",
+        PASSWORD,
+    ]);
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", portico.plain);
+    let host = format!("Host: {HOST}");
+    let form = format!("username=olga&password={}", PASSWORD.replace(' ', "+"));
+    let (status, headers) = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        &host,
+        "-d",
+        &form,
+        &url("/login"),
+    ]);
+    assert_eq!(status, 303, "{headers}");
+    let started = std::time::Instant::now();
+    let cookie = format!("Cookie: SESSION={}", cookie_value(&headers, "SESSION"));
+    let ajax = || {
+        let xhr = "X-Requested-With: XMLHttpRequest";
+        curl(&["-H", &host, "-H", &cookie, "-H", xhr, &url("/whoami")]).0
+    };
+    assert_eq!(ajax(), 200);
+    // Used every half second, it still ends once 3 s have passed since the login.
+    let mut last = 200;
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        last = ajax();
+        if last != 200 {
+            break;
+        }
+    }
+    assert_eq!(last, 401);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+}
