@@ -1,5 +1,5 @@
 //! The bootstrap admin token: a random secret printed once by `portico serve` and kept
-//! in the store only as a SHA-256 hash. It guards the admin API until identity exists.
+//! in the store only as a SHA-256 hash. It guards the registry API, for operators and automation.
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
