@@ -16,6 +16,7 @@ pub mod model;
 mod queries;
 pub mod registry_file;
 mod registry_store;
+mod remote_store;
 
 pub use error::{mask_password, StoreError};
 pub use identity_store::{
@@ -23,6 +24,10 @@ pub use identity_store::{
     RefreshTokenRecord, SessionRecord, SigningKeyRecord, UserRecord,
 };
 pub use model::*;
+pub use remote_store::{
+    ApplicationRecord, AssignmentRecord, AuditRecord, ConnectionSessionRecord, DeviceRecord,
+    EndpointBinding, EndpointRecord, EndpointState, MemberRecord, PortMapping, SiteRecord,
+};
 
 use std::fmt;
 use std::sync::Arc;
