@@ -1,0 +1,167 @@
+//! The Remote Services REST API (`/api/remoteservices/v1/`; the gateway strips that
+//! prefix, as for the registry API): sites, devices, endpoints, templates, applications,
+//! assignments, members, connections and audit, for the caller the request extension
+//! [`Caller`] names. What a caller may do is decided by [`crate::rules`].
+
+mod access;
+mod applications;
+mod connections;
+pub mod credentials;
+mod endpoints;
+pub mod error;
+mod organisation;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use portico_store::Store;
+
+pub use credentials::{CredentialIssuer, Credentials, IssueError, IssueFuture};
+use error::ApiError;
+
+const OPENAPI: &str = include_str!("../../openapi/remoteservices.json");
+
+/// Who is calling: the binary fills it in from the gateway's principal and inserts it as
+/// a request extension. `role` is the identity service's role name (`admin`,
+/// `site-owner`, `user`, `operator`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant: String,
+    pub subject: String,
+    pub role: String,
+}
+
+/// The current time in unix milliseconds. Tests move it by hand.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    })
+}
+
+/// Settings of the API.
+#[derive(Clone)]
+pub struct ApiOptions {
+    pub clock: Clock,
+    /// How long a registration code can be used.
+    pub registration_code_lifetime: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> ApiOptions {
+        ApiOptions {
+            clock: system_clock(),
+            registration_code_lifetime: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub store: Store,
+    pub issuer: Arc<dyn CredentialIssuer>,
+    pub options: ApiOptions,
+}
+
+impl ApiState {
+    pub fn now(&self) -> i64 {
+        (self.options.clock)()
+    }
+}
+
+/// The API's router with the system clock.
+pub fn remote_services_api(store: Store, issuer: Arc<dyn CredentialIssuer>) -> Router {
+    remote_services_api_with(store, issuer, ApiOptions::default())
+}
+
+/// The API's router, mounted at its root (`/sites`, `/devices`, …).
+pub fn remote_services_api_with(
+    store: Store,
+    issuer: Arc<dyn CredentialIssuer>,
+    options: ApiOptions,
+) -> Router {
+    let state = ApiState {
+        store,
+        issuer,
+        options,
+    };
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/register", post(endpoints::register))
+        .route("/templates", get(applications::list_templates))
+        .route(
+            "/sites",
+            get(organisation::list_sites).post(organisation::add_site),
+        )
+        .route(
+            "/sites/{name}",
+            get(organisation::show_site).delete(organisation::remove_site),
+        )
+        .route(
+            "/devices",
+            get(organisation::list_devices).post(organisation::add_device),
+        )
+        .route(
+            "/devices/{name}",
+            get(organisation::show_device).delete(organisation::remove_device),
+        )
+        .route(
+            "/members",
+            get(organisation::list_members).post(organisation::set_member),
+        )
+        .route(
+            "/members/{site}/{user}",
+            delete(organisation::remove_member),
+        )
+        .route(
+            "/endpoints",
+            get(endpoints::list_endpoints).post(endpoints::add_endpoint),
+        )
+        .route("/endpoints/{name}", get(endpoints::show_endpoint))
+        .route("/endpoints/{name}/revoke", post(endpoints::revoke_endpoint))
+        .route(
+            "/applications",
+            get(applications::list_applications).post(applications::add_application),
+        )
+        .route(
+            "/applications/{name}",
+            get(applications::show_application).delete(applications::remove_application),
+        )
+        .route(
+            "/assignments",
+            get(applications::list_assignments).post(applications::add_assignment),
+        )
+        .route(
+            "/assignments/{device}/{application}",
+            delete(applications::remove_assignment),
+        )
+        .route(
+            "/connections",
+            get(connections::list_connections).post(connections::open_connection),
+        )
+        .route(
+            "/connections/{id}",
+            get(connections::show_connection).delete(connections::end_connection),
+        )
+        .route("/audit", get(connections::list_audit))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "No such resource")
+}
