@@ -619,3 +619,16 @@ async fn bad_input_gets_clear_errors() {
     let (s, _) = f.call(admin(), Method::DELETE, "/sites/plant", None).await;
     assert_eq!(s, StatusCode::CONFLICT, "a site with sub-sites stays");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_names_every_resource() {
+    let f = fixture().await;
+    let doc = f.ok(None, Method::GET, "/openapi.json", None).await;
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/sites", "/devices", "/endpoints", "/endpoints/{name}/revoke", "/register", "/templates",
+        "/applications", "/assignments", "/members", "/connections", "/connections/{id}", "/audit",
+    ] {
+        assert!(paths.contains_key(path), "{path}");
+    }
+}
