@@ -334,6 +334,17 @@ mod tests {
         }
     }
 
+    /// (endpoint, host, port, open connections, now, allowed, why)
+    type DialCase<'a> = (
+        &'a EndpointRecord,
+        &'a str,
+        u16,
+        Vec<OpenConnection<'a>>,
+        i64,
+        bool,
+        &'a str,
+    );
+
     #[test]
     fn the_dial_table() {
         let device_ep = endpoint("ep-press", EndpointBinding::Device("press-7".into()));
@@ -363,15 +374,7 @@ mod tests {
         };
         let now = 10_000;
         // (endpoint, host, port, open connections, now, allowed, why)
-        let table: Vec<(
-            &EndpointRecord,
-            &str,
-            u16,
-            Vec<OpenConnection>,
-            i64,
-            bool,
-            &str,
-        )> = vec![
+        let table: Vec<DialCase> = vec![
             (
                 &device_ep,
                 "press.local",

@@ -626,8 +626,18 @@ async fn the_openapi_document_is_served_and_names_every_resource() {
     let doc = f.ok(None, Method::GET, "/openapi.json", None).await;
     let paths = doc["paths"].as_object().unwrap();
     for path in [
-        "/sites", "/devices", "/endpoints", "/endpoints/{name}/revoke", "/register", "/templates",
-        "/applications", "/assignments", "/members", "/connections", "/connections/{id}", "/audit",
+        "/sites",
+        "/devices",
+        "/endpoints",
+        "/endpoints/{name}/revoke",
+        "/register",
+        "/templates",
+        "/applications",
+        "/assignments",
+        "/members",
+        "/connections",
+        "/connections/{id}",
+        "/audit",
     ] {
         assert!(paths.contains_key(path), "{path}");
     }
