@@ -7,7 +7,7 @@ use crate::auth::{self, Rule};
 use crate::error::GatewayError;
 use crate::routing::{AntPattern, ApiPath};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
-use portico_store::{Api, Registry, WebApp};
+use portico_store::{Api, Origin, Registry, WebApp};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -199,7 +199,7 @@ impl RoutingTable {
                     "Unknown tenant \"{tenant}\""
                 )));
             }
-            if !api.tenants.contains(tenant) {
+            if !api.rule.serves(tenant) {
                 return Err(GatewayError::not_found(format!(
                     "Tenant \"{tenant}\" is not subscribed to the API \"{key}\""
                 )));
@@ -277,6 +277,7 @@ fn compile_webapp(w: &WebApp) -> Result<WebAppRoute, String> {
             audience: auth::webapp_audience(&w.key()),
             scopes: w.scopes.clone(),
             subscribers: w.tenants.iter().cloned().collect(),
+            every_tenant: false,
         }),
     })
 }
@@ -308,6 +309,7 @@ fn compile_api(a: &Api) -> Result<ApiRoute, String> {
             audience: auth::api_audience(&a.name, a.provider.as_deref()),
             scopes: a.scopes.clone(),
             subscribers: a.tenants.iter().cloned().collect(),
+            every_tenant: a.origin == Origin::Builtin && a.tenants.is_empty(),
         }),
         routes,
     })

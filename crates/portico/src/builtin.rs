@@ -7,26 +7,61 @@ use portico_store::{Api, Auth, Origin, Registry, Route, Tenant, WebApp};
 /// In-process service names, as used in `internal:NAME` backends.
 pub const REGISTRY_SERVICE: &str = "registry";
 pub const DEMO_SERVICE: &str = "hello";
+pub const REMOTE_SERVICES_SERVICE: &str = "remoteservices";
 
 pub fn registrations(demo: bool) -> Registry {
     let mut registry = Registry {
         tenants: Vec::new(),
         webapps: Vec::new(),
-        apis: vec![Api {
-            name: "registry".into(),
-            provider: None,
-            version: 1,
-            backend: format!("internal:{REGISTRY_SERVICE}"),
-            routes: vec![Route {
-                pattern: "/**".into(),
-                methods: Vec::new(),
-            }],
-            tenants: Vec::new(),
-            // The registry API checks the admin token itself.
-            auth: Auth::None,
-            scopes: Vec::new(),
-            origin: Origin::Builtin,
-        }],
+        apis: vec![
+            Api {
+                name: "registry".into(),
+                provider: None,
+                version: 1,
+                backend: format!("internal:{REGISTRY_SERVICE}"),
+                routes: vec![Route {
+                    pattern: "/**".into(),
+                    methods: Vec::new(),
+                }],
+                tenants: Vec::new(),
+                // The registry API checks the admin token itself.
+                auth: Auth::None,
+                scopes: Vec::new(),
+                origin: Origin::Builtin,
+            },
+            // The Remote Services API (RS-3, RS-6, RS-8, RS-9), for every tenant's users and
+            // clients; what each may do there is the API's own decision (its roles).
+            Api {
+                name: "remoteservices".into(),
+                provider: None,
+                version: 1,
+                backend: format!("internal:{REMOTE_SERVICES_SERVICE}"),
+                routes: vec![Route {
+                    pattern: "/**".into(),
+                    methods: Vec::new(),
+                }],
+                tenants: Vec::new(),
+                auth: Auth::Bearer,
+                scopes: Vec::new(),
+                origin: Origin::Builtin,
+            },
+            // An endpoint's one-time registration (RS-9): the code is the proof, there is no
+            // token yet.
+            Api {
+                name: "endpointregistration".into(),
+                provider: None,
+                version: 1,
+                backend: format!("internal:{REMOTE_SERVICES_SERVICE}"),
+                routes: vec![Route {
+                    pattern: "/register".into(),
+                    methods: vec!["POST".into()],
+                }],
+                tenants: Vec::new(),
+                auth: Auth::None,
+                scopes: Vec::new(),
+                origin: Origin::Builtin,
+            },
+        ],
     };
     if demo {
         registry.tenants.push(Tenant {

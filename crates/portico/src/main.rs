@@ -8,6 +8,7 @@ mod demo;
 mod identity;
 mod registry_sync;
 mod reload;
+mod remote_services;
 mod serve;
 
 use clap::{Parser, Subcommand};

@@ -3,7 +3,7 @@
 //! configuration ([`crate::reload`]); the TLS certificate files are watched
 //! ([`portico_gateway::cert_reload`]).
 
-use crate::builtin::{self, DEMO_SERVICE, REGISTRY_SERVICE};
+use crate::builtin::{self, DEMO_SERVICE, REGISTRY_SERVICE, REMOTE_SERVICES_SERVICE};
 use crate::config::{Config, TlsSource};
 use crate::identity::IdentityAuthenticator;
 use crate::registry_sync;
@@ -63,6 +63,10 @@ pub async fn run(config: Config) -> Result<()> {
     services.insert(
         IDENTITY_SERVICE.into(),
         crate::identity::service(identity.clone()),
+    );
+    services.insert(
+        REMOTE_SERVICES_SERVICE.into(),
+        crate::remote_services::service(store.clone(), identity.clone()),
     );
     let authenticator = Arc::new(IdentityAuthenticator::new(identity.clone()));
     let gateway =

@@ -197,7 +197,7 @@ fn verified(
             ),
         ));
     }
-    if !rule.subscribers.contains(&principal.tenant) {
+    if !rule.serves(&principal.tenant) {
         return Err(GatewayError::new(
             StatusCode::FORBIDDEN,
             format!(

@@ -150,6 +150,15 @@ pub struct Rule {
     pub scopes: Vec<String>,
     /// The tenants subscribed to the registration.
     pub subscribers: HashSet<String>,
+    /// Portico's own APIs (built in, no tenant listed) serve every tenant.
+    pub every_tenant: bool,
+}
+
+impl Rule {
+    /// Whether callers of `tenant` may use the registration.
+    pub fn serves(&self, tenant: &str) -> bool {
+        self.every_tenant || self.subscribers.contains(tenant)
+    }
 }
 
 impl Rule {
