@@ -2,12 +2,15 @@
 //!
 //! Layers, bottom up:
 //! - [`frame`]: the binary codec of the multiplexed stream channel (`/mts/`);
-//! - [`control`]: the JSON messages of the control channel (`/ccf/`).
+//! - [`control`]: the JSON messages of the control channel (`/ccf/`);
+//! - [`mux`]: the sans-IO multiplexer (streams, credit flow control, keep-alive).
 //!
 //! The crate depends on nothing of the server, so the endpoint agent links it alone.
 #![forbid(unsafe_code)]
 
 pub mod control;
 pub mod frame;
+pub mod mux;
 
 pub use frame::{Frame, GoAwayReason, ResetReason, Role, StreamId};
+pub use mux::{Mux, TunnelConfig};
