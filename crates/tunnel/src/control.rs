@@ -242,7 +242,10 @@ fn check_listeners(listeners: &[Listener]) -> Result<(), ControlError> {
             return Err(invalid("listeners.local_port", "must not be 0"));
         }
         if !is_valid_target(&listener.target) {
-            return Err(invalid("listeners.target", "empty, too long or not printable"));
+            return Err(invalid(
+                "listeners.target",
+                "empty, too long or not printable",
+            ));
         }
         let duplicate = listeners[..index]
             .iter()
@@ -359,10 +362,14 @@ mod tests {
             let result = ControlMessage::decode(text.as_bytes());
             assert!(result.is_err(), "{text} was accepted: {result:?}");
         }
-        let long_session = format!(r#"{{"type":"disconnect","session":"{long}","reason":"ended"}}"#);
+        let long_session =
+            format!(r#"{{"type":"disconnect","session":"{long}","reason":"ended"}}"#);
         assert!(matches!(
             ControlMessage::decode(long_session.as_bytes()),
-            Err(ControlError::Invalid { field: "session", .. })
+            Err(ControlError::Invalid {
+                field: "session",
+                ..
+            })
         ));
         let too_many = format!(
             r#"{{"type":"config","revision":1,"listeners":[{}]}}"#,
@@ -370,7 +377,10 @@ mod tests {
         );
         assert!(matches!(
             ControlMessage::decode(too_many.as_bytes()),
-            Err(ControlError::Invalid { field: "listeners", .. })
+            Err(ControlError::Invalid {
+                field: "listeners",
+                ..
+            })
         ));
         let huge = vec![b' '; MAX_CONTROL_MESSAGE + 1];
         assert!(matches!(

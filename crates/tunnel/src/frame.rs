@@ -737,7 +737,10 @@ mod tests {
                 DecodeError::BadWindow(MAX_WINDOW + 1),
             ),
             (raw(TYPE_RESET, 1, &[0]), DecodeError::UnknownResetReason(0)),
-            (raw(TYPE_RESET, 1, &[99]), DecodeError::UnknownResetReason(99)),
+            (
+                raw(TYPE_RESET, 1, &[99]),
+                DecodeError::UnknownResetReason(99),
+            ),
             (
                 raw(TYPE_GO_AWAY, 0, &[0]),
                 DecodeError::UnknownGoAwayReason(0),

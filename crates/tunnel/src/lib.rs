@@ -3,7 +3,8 @@
 //! Layers, bottom up:
 //! - [`frame`]: the binary codec of the multiplexed stream channel (`/mts/`);
 //! - [`control`]: the JSON messages of the control channel (`/ccf/`);
-//! - [`mux`]: the sans-IO multiplexer (streams, credit flow control, keep-alive).
+//! - [`mux`]: the sans-IO multiplexer (streams, credit flow control, keep-alive);
+//! - [`tunnel`]: the async driver over any WebSocket-like message transport.
 //!
 //! The crate depends on nothing of the server, so the endpoint agent links it alone.
 #![forbid(unsafe_code)]
@@ -11,6 +12,11 @@
 pub mod control;
 pub mod frame;
 pub mod mux;
+pub mod tunnel;
 
 pub use frame::{Frame, GoAwayReason, ResetReason, Role, StreamId};
 pub use mux::{Mux, TunnelConfig};
+pub use tunnel::{
+    memory_pair, Incoming, IncomingStream, OpenStreamError, Tunnel, TunnelError, TunnelHandle,
+    TunnelStream,
+};

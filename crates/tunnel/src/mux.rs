@@ -295,7 +295,8 @@ impl Mux {
             // would not know the id a reset names.
             let open_was_queued = self.drop_queued_frames(id);
             if stream.reset.is_none() && !open_was_queued {
-                self.priority_out.push_back(Frame::Reset { stream: id, reason });
+                self.priority_out
+                    .push_back(Frame::Reset { stream: id, reason });
             }
         }
     }
@@ -350,7 +351,8 @@ impl Mux {
             if stream.recv_unacked >= half_window && !stream.remote_closed {
                 let credit = std::mem::take(&mut stream.recv_unacked);
                 stream.recv_window += credit;
-                self.priority_out.push_back(Frame::Window { stream: id, credit });
+                self.priority_out
+                    .push_back(Frame::Window { stream: id, credit });
             }
             return Ok(Some(copied));
         }
@@ -447,17 +449,16 @@ impl Mux {
             });
         }
         Liveness::Alive {
-            next_check: (self.last_ping + interval).min(self.last_received + self.config.dead_after),
+            next_check: (self.last_ping + interval)
+                .min(self.last_received + self.config.dead_after),
         }
     }
 
     /// Pings at least as often as either side asked, so neither declares the other dead.
     fn ping_interval(&self) -> Duration {
-        let peer = self
-            .peer
-            .map_or(self.config.keep_alive, |peer| {
-                Duration::from_millis(u64::from(peer.keep_alive_ms))
-            });
+        let peer = self.peer.map_or(self.config.keep_alive, |peer| {
+            Duration::from_millis(u64::from(peer.keep_alive_ms))
+        });
         self.config.keep_alive.min(peer)
     }
 
@@ -597,7 +598,10 @@ impl Mux {
         if !existed {
             return Err(ProtocolError::UnknownStream(id));
         }
-        Ok(self.streams.get_mut(&id).filter(|state| state.reset.is_none()))
+        Ok(self
+            .streams
+            .get_mut(&id)
+            .filter(|state| state.reset.is_none()))
     }
 
     /// Drops the stream's queued frames; says whether its `Open` was among them.

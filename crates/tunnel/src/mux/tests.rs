@@ -134,7 +134,10 @@ fn a_stalled_stream_does_not_block_another() {
     }
     assert!(received >= 4 * 1024 * 1024, "busy stream moved {received}");
     // The stalled stream's data waits at the receiver, bounded by its window.
-    assert_eq!(read_all(&mut device, stalled).len(), INITIAL_WINDOW as usize);
+    assert_eq!(
+        read_all(&mut device, stalled).len(),
+        INITIAL_WINDOW as usize
+    );
 }
 
 #[test]
@@ -438,7 +441,10 @@ fn pings_as_often_as_the_peer_asks() {
     feed(&mut relay, &[eager], now).unwrap();
     let _hello = relay.poll_transmit();
     relay.poll_timers(now + Duration::from_secs(5));
-    assert!(relay.poll_transmit().is_some(), "ping at the peer's interval");
+    assert!(
+        relay.poll_transmit().is_some(),
+        "ping at the peer's interval"
+    );
 }
 
 #[test]
