@@ -122,7 +122,9 @@ pub struct Tunnel;
 
 impl Tunnel {
     /// Runs a tunnel over `transport` on the current Tokio runtime. Returns the handle to
-    /// open streams with and the streams the peer opens.
+    /// open streams with and the streams the peer opens. (`Tunnel` itself is only a name
+    /// for this constructor: the running tunnel is its two tasks.)
+    #[allow(clippy::new_ret_no_self)]
     pub fn new<T, E>(transport: T, role: Role, config: TunnelConfig) -> (TunnelHandle, Incoming)
     where
         T: Stream<Item = Result<Bytes, E>> + Sink<Bytes, Error = E> + Send + 'static,
