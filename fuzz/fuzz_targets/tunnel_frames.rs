@@ -68,7 +68,12 @@ fn drive_mux(data: &[u8]) {
                 }
             }
         }
-        act(&mut mux, &mut streams, step, message.first().copied().unwrap_or(0));
+        act(
+            &mut mux,
+            &mut streams,
+            step,
+            message.first().copied().unwrap_or(0),
+        );
         let _ = mux.poll_timers(now);
         // What the multiplexer sends must itself decode.
         while let Some(out) = mux.poll_transmit() {
