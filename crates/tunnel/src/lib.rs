@@ -9,6 +9,7 @@
 //! The crate depends on nothing of the server, so the endpoint agent links it alone.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod control;
 pub mod frame;
 pub mod mux;
