@@ -1,5 +1,23 @@
-//! The wire protocol shared by the Remote Services relay and the endpoint agent
-//! (frames, stream multiplexing, credit flow control). It arrives with the Remote
-//! Services capability; the crate exists now so that the dependency boundary is fixed:
-//! it depends on nothing of the server.
+//! The wire protocol shared by the Remote Services relay and the endpoint agent.
+//!
+//! Layers, bottom up:
+//! - [`frame`]: the binary codec of the multiplexed stream channel (`/mts/`);
+//! - [`control`]: the JSON messages of the control channel (`/ccf/`);
+//! - [`mux`]: the sans-IO multiplexer (streams, credit flow control, keep-alive);
+//! - [`tunnel`]: the async driver over any WebSocket-like message transport.
+//!
+//! The crate depends on nothing of the server, so the endpoint agent links it alone.
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod control;
+pub mod frame;
+pub mod mux;
+pub mod tunnel;
+
+pub use frame::{Frame, GoAwayReason, ResetReason, Role, StreamId};
+pub use mux::{Mux, TunnelConfig};
+pub use tunnel::{
+    memory_pair, Incoming, IncomingStream, OpenStreamError, Tunnel, TunnelError, TunnelHandle,
+    TunnelStream,
+};

@@ -1,0 +1,581 @@
+//! The stream multiplexer, without I/O: frames in, frames out, time passed in.
+//!
+//! Flow control is per stream and credit based: a side sends on a stream only as many
+//! bytes as the peer granted, so a reader that stops reading stops only its own stream,
+//! and what a side buffers for a stream is bounded by the window it granted. A newly opened
+//! stream starts with [`INITIAL_WINDOW`] of credit each way without asking, so an `Open`
+//! is followed by data at once: opening costs no round trip.
+//!
+//! Outgoing frames wait in two queues: a priority queue for frames that must not wait
+//! behind bulk data (credit grants, pings, resets), and an ordered queue for `Open`,
+//! `Data` and `Close`, whose order within a stream matters. The ordered queue holds at most
+//! [`TunnelConfig::outbound_limit`] bytes of data; writers wait when it is full.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+pub use crate::config::TunnelConfig;
+use crate::frame::{
+    decode_message, is_valid_target, DecodeError, Frame, GoAwayReason, Hello, ResetReason, Role,
+    StreamId, MAX_WINDOW, MIN_MAX_FRAME, PROTOCOL_VERSION,
+};
+
+/// The credit each side has on a new stream before any `Window` frame: the opener may send
+/// this much right after `Open`, and the receiver of an `Open` must accept it.
+pub const INITIAL_WINDOW: u32 = 256 * 1024;
+
+/// What happened to the streams after a received message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The peer opened a stream; accept or refuse it.
+    Opened { stream: StreamId, target: String },
+    /// Data or end of stream arrived.
+    Readable(StreamId),
+    /// The stream got credit.
+    Writable(StreamId),
+    /// The peer aborted the stream.
+    Reset {
+        stream: StreamId,
+        reason: ResetReason,
+    },
+    /// The peer ends the tunnel.
+    GoAway(GoAwayReason),
+}
+
+/// The peer broke the protocol; the tunnel ends with a go-away.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("the peer's first frame was not a hello")]
+    HelloExpected,
+    #[error("the peer sent a second hello")]
+    DuplicateHello,
+    #[error("the peer speaks protocol version {0}, this side {PROTOCOL_VERSION}")]
+    UnsupportedVersion(u16),
+    #[error("the peer's role {peer:?} opens the same stream ids as this side's {ours:?}")]
+    RoleConflict { ours: Role, peer: Role },
+    #[error("the peer opened stream {0}, an id of this side's")]
+    WrongParity(StreamId),
+    #[error("the peer opened stream {0} again or out of order")]
+    DuplicateOpen(StreamId),
+    #[error("frame for stream {0}, which was never opened")]
+    UnknownStream(StreamId),
+    #[error("the peer sent beyond its credit on stream {0}")]
+    FlowControl(StreamId),
+    #[error("data on stream {0} after the peer closed it")]
+    DataAfterClose(StreamId),
+    #[error("credit on stream {0} grew beyond the maximum window")]
+    WindowOverflow(StreamId),
+}
+
+impl ProtocolError {
+    /// The reason to tell the peer in the go-away.
+    pub fn go_away_reason(&self) -> GoAwayReason {
+        match self {
+            ProtocolError::UnsupportedVersion(_) => GoAwayReason::UnsupportedVersion,
+            _ => GoAwayReason::ProtocolError,
+        }
+    }
+}
+
+/// Why a stream operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("stream reset: {0:?}")]
+    Reset(ResetReason),
+    #[error("stream already closed for writing")]
+    WriteClosed,
+    #[error("no such stream")]
+    Unknown,
+}
+
+/// Why a stream could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("target is empty, too long or not printable")]
+    BadTarget,
+    #[error("too many open streams")]
+    TooManyStreams,
+    #[error("the tunnel is going away")]
+    GoingAway,
+    #[error("stream ids exhausted; reconnect")]
+    IdsExhausted,
+}
+
+/// The keep-alive verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// Alive; call again at this instant at the latest.
+    Alive { next_check: Instant },
+    /// Nothing arrived for this long.
+    Dead { silent_for: Duration },
+}
+
+#[derive(Debug)]
+struct StreamState {
+    /// Bytes this side may still send.
+    send_credit: u64,
+    /// Bytes the peer may still send before the next grant.
+    recv_window: u32,
+    /// Bytes read by the application and not yet granted back.
+    recv_unacked: u32,
+    recv_buf: VecDeque<Bytes>,
+    local_closed: bool,
+    remote_closed: bool,
+    reset: Option<ResetReason>,
+}
+
+impl StreamState {
+    fn new(send_credit: u32, recv_window: u32) -> Self {
+        StreamState {
+            send_credit: u64::from(send_credit),
+            recv_window,
+            recv_unacked: 0,
+            recv_buf: VecDeque::new(),
+            local_closed: false,
+            remote_closed: false,
+            reset: None,
+        }
+    }
+}
+
+/// One side of a tunnel's multiplexer.
+#[derive(Debug)]
+pub struct Mux {
+    role: Role,
+    config: TunnelConfig,
+    streams: HashMap<StreamId, StreamState>,
+    next_local: Option<StreamId>,
+    highest_remote: StreamId,
+    peer: Option<Hello>,
+    priority_out: VecDeque<Frame>,
+    ordered_out: VecDeque<Frame>,
+    queued_data: usize,
+    last_received: Instant,
+    last_ping: Instant,
+    ping_nonce: u64,
+    going_away: bool,
+}
+
+impl Mux {
+    /// A multiplexer whose hello is already queued.
+    pub fn new(role: Role, config: TunnelConfig, now: Instant) -> Self {
+        let config = config.clamped();
+        let hello = Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            max_frame: config.max_frame,
+            keep_alive_ms: u32::try_from(config.keep_alive.as_millis())
+                .unwrap_or(u32::MAX)
+                .clamp(1, crate::frame::MAX_KEEP_ALIVE_MS),
+        });
+        Mux {
+            role,
+            config,
+            streams: HashMap::new(),
+            next_local: Some(role.first_stream_id()),
+            highest_remote: 0,
+            peer: None,
+            priority_out: VecDeque::from([hello]),
+            ordered_out: VecDeque::new(),
+            queued_data: 0,
+            last_received: now,
+            last_ping: now,
+            ping_nonce: 0,
+            going_away: false,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The peer's hello, once it arrived.
+    pub fn peer(&self) -> Option<Hello> {
+        self.peer
+    }
+
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Opens a stream; its `Open` is queued and data may follow at once.
+    pub fn open(&mut self, target: &str) -> Result<StreamId, OpenError> {
+        if self.going_away {
+            return Err(OpenError::GoingAway);
+        }
+        if !is_valid_target(target) {
+            return Err(OpenError::BadTarget);
+        }
+        if self.streams.len() >= self.config.max_streams {
+            return Err(OpenError::TooManyStreams);
+        }
+        let id = self.next_local.ok_or(OpenError::IdsExhausted)?;
+        self.next_local = id.checked_add(2);
+        self.streams.insert(
+            id,
+            StreamState::new(INITIAL_WINDOW, self.config.receive_window),
+        );
+        self.ordered_out.push_back(Frame::Open {
+            stream: id,
+            target: target.to_owned(),
+            window: self.config.receive_window,
+        });
+        Ok(id)
+    }
+
+    /// Accepts a stream the peer opened: grants it the configured receive window.
+    pub fn accept(&mut self, id: StreamId) {
+        let extra = self.config.receive_window - INITIAL_WINDOW;
+        if let Some(stream) = self.streams.get_mut(&id) {
+            if extra > 0 && stream.reset.is_none() {
+                stream.recv_window += extra;
+                self.priority_out.push_back(Frame::Window {
+                    stream: id,
+                    credit: extra,
+                });
+            }
+        }
+    }
+
+    /// Aborts a stream (also how an incoming open is refused) and forgets it.
+    pub fn reset(&mut self, id: StreamId, reason: ResetReason) {
+        if let Some(stream) = self.streams.remove(&id) {
+            // A stream whose open was never sent vanishes without a trace; the peer
+            // would not know the id a reset names.
+            let open_was_queued = self.drop_queued_frames(id);
+            if stream.reset.is_none() && !open_was_queued {
+                self.priority_out
+                    .push_back(Frame::Reset { stream: id, reason });
+            }
+        }
+    }
+
+    /// Queues up to `data.len()` bytes; returns how many were taken, 0 when the stream has
+    /// no credit or the outgoing queue is full (wait for [`Event::Writable`] or a flush).
+    pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
+        let max_send_frame = self.peer.map_or(MIN_MAX_FRAME, |peer| peer.max_frame) as usize;
+        let room = self.config.outbound_limit.saturating_sub(self.queued_data);
+        let stream = self.streams.get_mut(&id).ok_or(StreamError::Unknown)?;
+        if let Some(reason) = stream.reset {
+            return Err(StreamError::Reset(reason));
+        }
+        if stream.local_closed {
+            return Err(StreamError::WriteClosed);
+        }
+        let credit = usize::try_from(stream.send_credit).unwrap_or(usize::MAX);
+        let total = data.len().min(credit).min(room);
+        for chunk in data[..total].chunks(max_send_frame) {
+            self.ordered_out.push_back(Frame::Data {
+                stream: id,
+                payload: Bytes::copy_from_slice(chunk),
+            });
+        }
+        stream.send_credit -= total as u64;
+        self.queued_data += total;
+        Ok(total)
+    }
+
+    /// Reads buffered data: `Some(n)` bytes (0 at the end of the stream), `None` when
+    /// nothing is there yet. Grants credit back once half the window is consumed.
+    pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<Option<usize>, StreamError> {
+        let half_window = self.config.receive_window / 2;
+        let stream = self.streams.get_mut(&id).ok_or(StreamError::Unknown)?;
+        if let Some(reason) = stream.reset {
+            return Err(StreamError::Reset(reason));
+        }
+        let mut copied = 0;
+        while copied < buf.len() {
+            let Some(front) = stream.recv_buf.front_mut() else {
+                break;
+            };
+            let n = front.len().min(buf.len() - copied);
+            buf[copied..copied + n].copy_from_slice(&front.split_to(n));
+            copied += n;
+            if front.is_empty() {
+                stream.recv_buf.pop_front();
+            }
+        }
+        if copied > 0 {
+            stream.recv_unacked += copied as u32;
+            if stream.recv_unacked >= half_window && !stream.remote_closed {
+                let credit = std::mem::take(&mut stream.recv_unacked);
+                stream.recv_window += credit;
+                self.priority_out
+                    .push_back(Frame::Window { stream: id, credit });
+            }
+            return Ok(Some(copied));
+        }
+        if stream.remote_closed || buf.is_empty() {
+            return Ok(Some(0));
+        }
+        Ok(None)
+    }
+
+    /// Half close: no more data from this side on the stream.
+    pub fn close(&mut self, id: StreamId) -> Result<(), StreamError> {
+        let stream = self.streams.get_mut(&id).ok_or(StreamError::Unknown)?;
+        if let Some(reason) = stream.reset {
+            return Err(StreamError::Reset(reason));
+        }
+        if !stream.local_closed {
+            stream.local_closed = true;
+            self.ordered_out.push_back(Frame::Close { stream: id });
+        }
+        Ok(())
+    }
+
+    /// The application let go of the stream: forget it, aborting it unless both sides
+    /// closed it cleanly.
+    pub fn release(&mut self, id: StreamId) {
+        let clean = self.streams.get(&id).is_some_and(|stream| {
+            stream.reset.is_some() || (stream.local_closed && stream.remote_closed)
+        });
+        if clean {
+            self.streams.remove(&id);
+        } else {
+            self.reset(id, ResetReason::Cancelled);
+        }
+    }
+
+    /// Ends the tunnel: no more opens, and a go-away after what is already queued.
+    pub fn go_away(&mut self, reason: GoAwayReason) {
+        if !self.going_away {
+            self.going_away = true;
+            self.ordered_out.push_back(Frame::GoAway { reason });
+        }
+    }
+
+    /// Whether frames wait to be sent.
+    pub fn has_outbound(&self) -> bool {
+        !self.priority_out.is_empty() || !self.ordered_out.is_empty()
+    }
+
+    /// Bytes of data queued and not yet handed to the transport.
+    pub fn queued_data(&self) -> usize {
+        self.queued_data
+    }
+
+    /// The next message to send: priority frames first, then ordered ones, packed up to
+    /// the configured message size (a message always holds at least one frame).
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        loop {
+            let queue = if self.priority_out.is_empty() {
+                &mut self.ordered_out
+            } else {
+                &mut self.priority_out
+            };
+            let Some(frame) = queue.front() else {
+                break;
+            };
+            if !out.is_empty() && out.len() + frame.encoded_len() > self.config.max_message {
+                break;
+            }
+            let Some(frame) = queue.pop_front() else {
+                break;
+            };
+            if let Frame::Data { payload, .. } = &frame {
+                self.queued_data -= payload.len();
+            }
+            frame.encode(&mut out);
+        }
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    /// Keep-alive bookkeeping: queues a ping when one is due and says whether the peer is
+    /// still alive.
+    pub fn poll_timers(&mut self, now: Instant) -> Liveness {
+        let silent_for = now.saturating_duration_since(self.last_received);
+        if silent_for >= self.config.dead_after {
+            return Liveness::Dead { silent_for };
+        }
+        let interval = self.ping_interval();
+        if now.saturating_duration_since(self.last_ping) >= interval {
+            self.last_ping = now;
+            self.ping_nonce = self.ping_nonce.wrapping_add(1);
+            self.priority_out.push_back(Frame::Ping {
+                nonce: self.ping_nonce,
+            });
+        }
+        Liveness::Alive {
+            next_check: (self.last_ping + interval)
+                .min(self.last_received + self.config.dead_after),
+        }
+    }
+
+    /// Pings at least as often as either side asked, so neither declares the other dead.
+    fn ping_interval(&self) -> Duration {
+        let peer = self.peer.map_or(self.config.keep_alive, |peer| {
+            Duration::from_millis(u64::from(peer.keep_alive_ms))
+        });
+        self.config.keep_alive.min(peer)
+    }
+
+    /// Handles one received message.
+    pub fn handle_message(
+        &mut self,
+        message: Bytes,
+        now: Instant,
+    ) -> Result<Vec<Event>, ProtocolError> {
+        self.last_received = now;
+        let frames = decode_message(message, self.config.max_frame)?;
+        let mut events = Vec::new();
+        for frame in frames {
+            self.handle_frame(frame, &mut events)?;
+        }
+        Ok(events)
+    }
+
+    fn handle_frame(&mut self, frame: Frame, events: &mut Vec<Event>) -> Result<(), ProtocolError> {
+        let hello = match (&frame, self.peer) {
+            (Frame::Hello(hello), None) => *hello,
+            (Frame::Hello(_), Some(_)) => return Err(ProtocolError::DuplicateHello),
+            (_, None) => return Err(ProtocolError::HelloExpected),
+            (_, Some(hello)) => hello,
+        };
+        match frame {
+            Frame::Hello(_) => {
+                if hello.version != PROTOCOL_VERSION {
+                    return Err(ProtocolError::UnsupportedVersion(hello.version));
+                }
+                if hello.role.first_stream_id() == self.role.first_stream_id() {
+                    return Err(ProtocolError::RoleConflict {
+                        ours: self.role,
+                        peer: hello.role,
+                    });
+                }
+                self.peer = Some(hello);
+            }
+            Frame::Open {
+                stream,
+                target,
+                window,
+            } => self.on_open(stream, target, window, events)?,
+            Frame::Data { stream, payload } => {
+                let Some(state) = self.live_stream(stream)? else {
+                    return Ok(());
+                };
+                if state.remote_closed {
+                    return Err(ProtocolError::DataAfterClose(stream));
+                }
+                let len = payload.len() as u32;
+                if len > state.recv_window {
+                    return Err(ProtocolError::FlowControl(stream));
+                }
+                state.recv_window -= len;
+                state.recv_buf.push_back(payload);
+                events.push(Event::Readable(stream));
+            }
+            Frame::Window { stream, credit } => {
+                let Some(state) = self.live_stream(stream)? else {
+                    return Ok(());
+                };
+                state.send_credit += u64::from(credit);
+                if state.send_credit > u64::from(MAX_WINDOW) {
+                    return Err(ProtocolError::WindowOverflow(stream));
+                }
+                events.push(Event::Writable(stream));
+            }
+            Frame::Close { stream } => {
+                let Some(state) = self.live_stream(stream)? else {
+                    return Ok(());
+                };
+                state.remote_closed = true;
+                events.push(Event::Readable(stream));
+            }
+            Frame::Reset { stream, reason } => {
+                let Some(state) = self.live_stream(stream)? else {
+                    return Ok(());
+                };
+                state.reset = Some(reason);
+                state.recv_buf.clear();
+                self.drop_queued_frames(stream);
+                events.push(Event::Reset { stream, reason });
+            }
+            Frame::Ping { nonce } => self.priority_out.push_back(Frame::Pong { nonce }),
+            // Any frame proves the peer alive; a pong needs no more than that.
+            Frame::Pong { .. } => {}
+            Frame::GoAway { reason } => {
+                self.going_away = true;
+                events.push(Event::GoAway(reason));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_open(
+        &mut self,
+        stream: StreamId,
+        target: String,
+        window: u32,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ProtocolError> {
+        if self.role.opens(stream) {
+            return Err(ProtocolError::WrongParity(stream));
+        }
+        if stream <= self.highest_remote {
+            return Err(ProtocolError::DuplicateOpen(stream));
+        }
+        self.highest_remote = stream;
+        if self.going_away {
+            self.priority_out.push_back(Frame::Reset {
+                stream,
+                reason: ResetReason::Shutdown,
+            });
+        } else if self.streams.len() >= self.config.max_streams {
+            self.priority_out.push_back(Frame::Reset {
+                stream,
+                reason: ResetReason::TooManyStreams,
+            });
+        } else {
+            self.streams
+                .insert(stream, StreamState::new(window, INITIAL_WINDOW));
+            events.push(Event::Opened { stream, target });
+        }
+        Ok(())
+    }
+
+    /// The state of a stream a frame names: `None` for a stream that existed and is gone
+    /// or reset (frames in flight when it ended are dropped), an error for one that never
+    /// existed.
+    fn live_stream(&mut self, id: StreamId) -> Result<Option<&mut StreamState>, ProtocolError> {
+        let existed = if self.role.opens(id) {
+            self.next_local.is_none_or(|next| id < next)
+        } else {
+            id <= self.highest_remote
+        };
+        if !existed {
+            return Err(ProtocolError::UnknownStream(id));
+        }
+        Ok(self
+            .streams
+            .get_mut(&id)
+            .filter(|state| state.reset.is_none()))
+    }
+
+    /// Drops the stream's queued frames; says whether its `Open` was among them.
+    fn drop_queued_frames(&mut self, id: StreamId) -> bool {
+        let mut dropped = 0;
+        let mut open_was_queued = false;
+        self.ordered_out.retain(|frame| {
+            if frame.stream() != id {
+                return true;
+            }
+            match frame {
+                Frame::Data { payload, .. } => dropped += payload.len(),
+                Frame::Open { .. } => open_was_queued = true,
+                _ => {}
+            }
+            false
+        });
+        self.queued_data -= dropped;
+        open_was_queued
+    }
+}
+
+#[cfg(test)]
+mod tests;
