@@ -83,8 +83,11 @@ impl Relay {
             handle,
         );
         tracing::info!(tenant, endpoint, address, "endpoint online");
-        let (directory, joiner, connection) =
-            (self.directory.clone(), self.joiner.clone(), presence.connection);
+        let (directory, joiner, connection) = (
+            self.directory.clone(),
+            self.joiner.clone(),
+            presence.connection,
+        );
         tokio::spawn(async move {
             // Ends when the tunnel ends: replaced, revoked, dead or closed by the peer.
             while let Some(stream) = incoming.next().await {
