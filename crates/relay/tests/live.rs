@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use portico_relay::live::Relay;
+use portico_relay::live::{LiveOptions, Relay};
 use portico_store::{
     ApplicationRecord, AssignmentRecord, ConnectionSessionRecord, DeviceRecord, EndpointBinding,
     EndpointRecord, EndpointState, PortMapping, SiteRecord, Store,
@@ -141,8 +141,11 @@ async fn world() -> World {
     let c = clock.clone();
     let relay = Relay::new(
         store.clone(),
-        Arc::new(move || c.load(Ordering::SeqCst)),
-        TunnelConfig::default(),
+        LiveOptions {
+            clock: Arc::new(move || c.load(Ordering::SeqCst)),
+            tunnel: TunnelConfig::default(),
+            recheck: Duration::from_millis(50),
+        },
     );
     World {
         store,
@@ -343,6 +346,56 @@ async fn everything_else_is_refused_before_the_device_sees_it() {
         .unwrap()
         .unwrap();
     assert_eq!(back, b"ok");
+}
+
+/// Sends a line and reads its echo, so the stream is known to be joined.
+async fn round_trip(stream: &mut TunnelStream) {
+    stream.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    timeout(LIMIT, stream.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"ping");
+}
+
+/// Reads until the stream fails (bounded): what the relay's cut looks like to an endpoint.
+async fn cut(stream: &mut TunnelStream) -> io::ErrorKind {
+    let mut buf = [0u8; 64];
+    for _ in 0..1000 {
+        match timeout(LIMIT, stream.read(&mut buf)).await.unwrap() {
+            Ok(0) => return io::ErrorKind::UnexpectedEof,
+            Ok(_) => continue,
+            Err(error) => return error.kind(),
+        }
+    }
+    panic!("the stream was not cut");
+}
+
+#[tokio::test]
+async fn running_streams_end_when_their_session_ends_or_times_out() {
+    let w = world().await;
+    let mut short = session("abc", "d4", "ssh");
+    short.ends_ms = T0 + 1_000 + 300; // 300 ms after the world's clock
+    w.add_session(short).await;
+    w.add_session(session("abc", "a1", "ssh")).await;
+    let _device = w.connect("abc", "ep-press", Role::Device).await;
+    let service = w.connect("abc", "ep-hq", Role::Service).await;
+
+    let mut timing_out = service.handle.open("session:d4/listener:0").unwrap();
+    let mut ending = service.handle.open("session:a1/listener:0").unwrap();
+    round_trip(&mut timing_out).await;
+    round_trip(&mut ending).await;
+    assert!(w
+        .store
+        .end_connection_session("abc", "a1", T0 + 1_100, "ended")
+        .await
+        .unwrap());
+    assert_eq!(cut(&mut ending).await, io::ErrorKind::ConnectionReset);
+    assert_eq!(cut(&mut timing_out).await, io::ErrorKind::ConnectionReset);
+    // What moved before the cut is counted.
+    assert_eq!(w.counted("abc", "a1", (4, 4)).await, (4, 4));
+    assert_eq!(w.counted("abc", "d4", (4, 4)).await, (4, 4));
 }
 
 #[tokio::test]

@@ -94,23 +94,43 @@ pub struct Transfer {
     pub up: u64,
     /// Device side to service side.
     pub down: u64,
-    /// Whether the session's timeout cut the stream.
-    pub timed_out: bool,
+    /// What ended it.
+    pub end: StreamEnd,
 }
+
+/// What ended a joined stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Both sides closed.
+    Closed,
+    /// A side reset it or its tunnel went away.
+    Failed,
+    /// The session reached its timeout (RS-8).
+    TimedOut,
+    /// The session was ended (by a user, an unassignment, a revocation).
+    SessionEnded,
+}
+
+/// How often a joined stream rereads its session by default: a session a user ended (or
+/// whose application was unassigned, or whose device endpoint was revoked) stops carrying
+/// bytes within this time. The timeout itself is exact (a timer at `ends_ms`).
+pub const DEFAULT_RECHECK: Duration = Duration::from_secs(5);
 
 /// Decides and joins streams for every tunnel of the relay.
 pub struct Joiner {
     store: Store,
     directory: Arc<Directory>,
     clock: Clock,
+    recheck: Duration,
 }
 
 impl Joiner {
-    pub fn new(store: Store, directory: Arc<Directory>, clock: Clock) -> Joiner {
+    pub fn new(store: Store, directory: Arc<Directory>, clock: Clock, recheck: Duration) -> Joiner {
         Joiner {
             store,
             directory,
             clock,
+            recheck,
         }
     }
 
@@ -228,11 +248,20 @@ impl Joiner {
         let (mut from_opener, opener_bytes) = Counted::new(incoming.accept());
         let (mut from_dialler, dialler_bytes) = Counted::new(outbound);
         let left_ms = route.session.ends_ms.saturating_sub((self.clock)()).max(0);
-        let copied = tokio::time::timeout(
-            Duration::from_millis(u64::try_from(left_ms).unwrap_or(0)),
-            tokio::io::copy_bidirectional(&mut from_opener, &mut from_dialler),
-        )
-        .await;
+        let deadline = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+        let end = tokio::select! {
+            copied = tokio::io::copy_bidirectional(&mut from_opener, &mut from_dialler) => {
+                match copied {
+                    Ok(_) => StreamEnd::Closed,
+                    Err(error) => {
+                        tracing::debug!(session = %route.session.id, %error, "joined stream failed");
+                        StreamEnd::Failed
+                    }
+                }
+            }
+            () = tokio::time::sleep(deadline) => StreamEnd::TimedOut,
+            () = self.session_ends(&opener.tenant, &route.session.id) => StreamEnd::SessionEnded,
+        };
         // Dropping both streams here resets whichever side is still open.
         drop((from_opener, from_dialler));
         let (opened, dialled) = (
@@ -244,9 +273,6 @@ impl Joiner {
         } else {
             (dialled, opened)
         };
-        if let Ok(Err(error)) = &copied {
-            tracing::debug!(session = %route.session.id, %error, "joined stream ended with an error");
-        }
         self.store
             .add_connection_bytes(
                 &opener.tenant,
@@ -255,11 +281,20 @@ impl Joiner {
                 i64::try_from(down).unwrap_or(i64::MAX),
             )
             .await?;
-        Ok(Transfer {
-            up,
-            down,
-            timed_out: copied.is_err(),
-        })
+        Ok(Transfer { up, down, end })
+    }
+
+    /// Returns once the session is no longer open (rereading it every `recheck`). A store
+    /// that fails to answer does not cut streams: it is retried at the next recheck.
+    async fn session_ends(&self, tenant: &str, id: &str) {
+        loop {
+            tokio::time::sleep(self.recheck).await;
+            match self.store.connection_session(tenant, id).await {
+                Ok(Some(s)) if s.is_open((self.clock)()) => {}
+                Ok(_) => return,
+                Err(error) => tracing::warn!(%error, session = id, "could not recheck a session"),
+            }
+        }
     }
 
     fn open_on_dialler(

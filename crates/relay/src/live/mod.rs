@@ -15,6 +15,6 @@ pub mod relay;
 pub mod target;
 
 pub use directory::{Directory, EndpointKey, EndpointKind, Presence};
-pub use join::{JoinError, Joiner};
-pub use relay::{AttachError, Relay};
+pub use join::{JoinError, Joiner, Route, StreamEnd, Transfer, DEFAULT_RECHECK};
+pub use relay::{AttachError, LiveOptions, Relay};
 pub use target::{ListenerTarget, TargetError};

@@ -6,6 +6,7 @@
 
 use std::fmt::Display;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
@@ -13,8 +14,8 @@ use portico_store::{EndpointState, Store, StoreError};
 use portico_tunnel::{Role, Tunnel, TunnelConfig};
 
 use super::directory::{Directory, EndpointKey, EndpointKind, Presence};
-use super::join::Joiner;
-use crate::api::Clock;
+use super::join::{Joiner, DEFAULT_RECHECK};
+use crate::api::{system_clock, Clock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -24,6 +25,26 @@ pub enum AttachError {
     NotRegistered(String),
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
+}
+
+/// Settings of the live relay.
+#[derive(Clone)]
+pub struct LiveOptions {
+    pub clock: Clock,
+    /// The tunnels' settings (windows, keep-alive).
+    pub tunnel: TunnelConfig,
+    /// How often a joined stream rereads its session.
+    pub recheck: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> LiveOptions {
+        LiveOptions {
+            clock: system_clock(),
+            tunnel: TunnelConfig::default(),
+            recheck: DEFAULT_RECHECK,
+        }
+    }
 }
 
 /// The live relay: its directory and the joining of streams.
@@ -36,15 +57,20 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(store: Store, clock: Clock, config: TunnelConfig) -> Relay {
+    pub fn new(store: Store, options: LiveOptions) -> Relay {
         let directory = Arc::new(Directory::new());
-        let joiner = Arc::new(Joiner::new(store.clone(), directory.clone(), clock.clone()));
+        let joiner = Arc::new(Joiner::new(
+            store.clone(),
+            directory.clone(),
+            options.clock.clone(),
+            options.recheck,
+        ));
         Relay {
             store,
             directory,
             joiner,
-            clock,
-            config,
+            clock: options.clock,
+            config: options.tunnel,
         }
     }
 
@@ -97,7 +123,7 @@ impl Relay {
                     match joiner.join(&key, stream).await {
                         Ok(t) => tracing::debug!(
                             endpoint = %key.name, %target, up = t.up, down = t.down,
-                            timed_out = t.timed_out, "joined stream ended"
+                            end = ?t.end, "joined stream ended"
                         ),
                         Err(error) => tracing::info!(
                             tenant = %key.tenant, endpoint = %key.name, %target, %error,
