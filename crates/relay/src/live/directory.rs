@@ -8,6 +8,7 @@
 //! found under another tenant's name.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use portico_store::EndpointBinding;
@@ -67,7 +68,7 @@ struct Entry {
 #[derive(Default)]
 pub struct Directory {
     entries: Mutex<HashMap<EndpointKey, Entry>>,
-    next_connection: Mutex<u64>,
+    next_connection: AtomicU64,
 }
 
 impl Directory {
@@ -90,14 +91,7 @@ impl Directory {
         since_ms: i64,
         handle: TunnelHandle,
     ) -> Presence {
-        let connection = {
-            let mut next = self
-                .next_connection
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            *next
-        };
+        let connection = self.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
         let presence = Presence {
             key: key.clone(),
             kind,
