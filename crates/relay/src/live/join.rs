@@ -224,7 +224,7 @@ impl Joiner {
     }
 
     /// Decides on a stream `opener` opened and, if allowed, joins it to a stream on the
-    /// dialling endpoint's tunnel until both close or the session times out. The bytes are
+    /// dialling endpoint's tunnel until both close or the session ends or times out. The bytes are
     /// added to the session's counters whatever ended the copy.
     pub async fn join(
         &self,
