@@ -1,0 +1,177 @@
+//! The endpoint directory: which endpoint is online, since when, from which address, and
+//! the handle of its one tunnel. A newer connection of the same endpoint replaces the
+//! older one (which is told `GoAway(replaced)`): an agent that reconnects after a network
+//! change must not wait for the relay to notice its old tunnel is dead. Revoking an
+//! endpoint cuts its tunnel at once (`GoAway(revoked)`, RS-9).
+//!
+//! Keys carry the tenant, and every lookup names it: one tenant's endpoint is never
+//! found under another tenant's name.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use portico_store::EndpointBinding;
+use portico_tunnel::{GoAwayReason, TunnelHandle};
+
+/// An endpoint of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointKey {
+    pub tenant: String,
+    pub name: String,
+}
+
+impl EndpointKey {
+    pub fn new(tenant: &str, name: &str) -> EndpointKey {
+        EndpointKey {
+            tenant: tenant.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    Device,
+    Service,
+}
+
+impl From<&EndpointBinding> for EndpointKind {
+    fn from(binding: &EndpointBinding) -> EndpointKind {
+        match binding {
+            EndpointBinding::Device(_) => EndpointKind::Device,
+            EndpointBinding::ServiceSite(_) | EndpointBinding::ServiceUser(_) => {
+                EndpointKind::Service
+            }
+        }
+    }
+}
+
+/// What the directory tells about an online endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    pub key: EndpointKey,
+    pub kind: EndpointKind,
+    pub since_ms: i64,
+    /// Where the tunnel came from, as the transport reports it (the peer's address).
+    pub address: String,
+    /// Which connection of the endpoint this is; a replaced one never removes its successor.
+    pub connection: u64,
+}
+
+struct Entry {
+    presence: Presence,
+    handle: TunnelHandle,
+}
+
+/// The online endpoints. Cheap operations under a `std` mutex never held across an await.
+#[derive(Default)]
+pub struct Directory {
+    entries: Mutex<HashMap<EndpointKey, Entry>>,
+    next_connection: AtomicU64,
+}
+
+impl Directory {
+    pub fn new() -> Directory {
+        Directory::default()
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<EndpointKey, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `handle` as the endpoint's tunnel. An older tunnel of the same endpoint is
+    /// closed with `GoAway(replaced)`. Returns the presence, whose `connection` number the
+    /// caller gives back to [`Directory::remove`] when this tunnel ends.
+    pub fn insert(
+        &self,
+        key: EndpointKey,
+        kind: EndpointKind,
+        address: &str,
+        since_ms: i64,
+        handle: TunnelHandle,
+    ) -> Presence {
+        let connection = self.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
+        let presence = Presence {
+            key: key.clone(),
+            kind,
+            since_ms,
+            address: address.to_string(),
+            connection,
+        };
+        let entry = Entry {
+            presence: presence.clone(),
+            handle,
+        };
+        let older = self.entries().insert(key, entry);
+        if let Some(older) = older {
+            tracing::info!(
+                tenant = %older.presence.key.tenant,
+                endpoint = %older.presence.key.name,
+                from = %older.presence.address,
+                "endpoint reconnected; closing its older tunnel"
+            );
+            older.handle.close(GoAwayReason::Replaced);
+        }
+        presence
+    }
+
+    /// Forgets the endpoint's tunnel if it is still connection `connection` (a tunnel that
+    /// ended after being replaced leaves its successor alone).
+    pub fn remove(&self, key: &EndpointKey, connection: u64) -> bool {
+        let mut entries = self.entries();
+        match entries.get(key) {
+            Some(entry) if entry.presence.connection == connection => {
+                entries.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Cuts the endpoint's tunnel at once with `GoAway(revoked)`; false when it was offline.
+    pub fn revoke(&self, tenant: &str, endpoint: &str) -> bool {
+        let removed = self.entries().remove(&EndpointKey::new(tenant, endpoint));
+        match removed {
+            Some(entry) => {
+                entry.handle.close(GoAwayReason::Revoked);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes every tunnel with `GoAway(shutting down)` (the relay stops).
+    pub fn shut_down(&self) {
+        let drained: Vec<Entry> = self.entries().drain().map(|(_, e)| e).collect();
+        for entry in drained {
+            entry.handle.close(GoAwayReason::ShuttingDown);
+        }
+    }
+
+    /// The endpoint's presence, if online.
+    pub fn presence(&self, tenant: &str, endpoint: &str) -> Option<Presence> {
+        self.entries()
+            .get(&EndpointKey::new(tenant, endpoint))
+            .map(|e| e.presence.clone())
+    }
+
+    /// The handle of the endpoint's tunnel, if online.
+    pub fn tunnel(&self, tenant: &str, endpoint: &str) -> Option<TunnelHandle> {
+        self.entries()
+            .get(&EndpointKey::new(tenant, endpoint))
+            .map(|e| e.handle.clone())
+    }
+
+    /// The tenant's online endpoints, by name.
+    pub fn online(&self, tenant: &str) -> Vec<Presence> {
+        let mut list: Vec<Presence> = self
+            .entries()
+            .values()
+            .filter(|e| e.presence.key.tenant == tenant)
+            .map(|e| e.presence.clone())
+            .collect();
+        list.sort_by(|a, b| a.key.name.cmp(&b.key.name));
+        list
+    }
+}

@@ -1,0 +1,327 @@
+//! Joining streams (RS-4, RS-5, RS-7). An endpoint opens a stream on the relay with target
+//! `session:{id}/listener:{n}`; the relay decides, from the store and nothing the endpoint
+//! says besides that target, whether and where it goes:
+//!
+//! 1. the connection session exists *in the opener's tenant* and is open now;
+//! 2. the opener is the side that listens for the session's application: a Service
+//!    Endpoint for a forward application (bound to the session's user, or to a site), the
+//!    Device Endpoint of the session's device for DTT Reverse;
+//! 3. listener `n` is a port mapping of the application;
+//! 4. `rules::may_dial` allows the mapping's `host:port` for the *other* endpoint (the
+//!    device's endpoint for forward, the application's target Service Endpoint for reverse).
+//!
+//! Then it opens a stream with target `host:port` on the other endpoint's tunnel and copies
+//! bytes both ways until both sides close or the session's timeout, counting them for the
+//! session. A refused stream is reset with `Refused`; one whose dialler is offline or whose
+//! check could not be made (store failure) with `Unreachable`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_store::{
+    ConnectionSessionRecord, EndpointBinding, EndpointRecord, EndpointState, Store, StoreError,
+};
+use portico_tunnel::{IncomingStream, OpenStreamError, ResetReason};
+
+use super::counted::Counted;
+use super::directory::{Directory, EndpointKey};
+use super::target::{dial_target, ListenerTarget, TargetError};
+use crate::api::Clock;
+use crate::rules::{self, OpenConnection};
+use crate::templates::{self, Direction};
+
+/// Why a stream was not joined.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("the opening endpoint is unknown or not registered")]
+    Opener,
+    #[error("no connection session {0} in this tenant")]
+    UnknownSession(String),
+    #[error("connection session {0} has ended")]
+    SessionClosed(String),
+    #[error("this endpoint is not the listening side of connection session {0}")]
+    WrongSide(String),
+    #[error("the session's application has no listener {0}")]
+    NoSuchListener(u16),
+    #[error("endpoint {endpoint} may not dial {host}:{port} (RS-7)")]
+    NotAllowed {
+        endpoint: String,
+        host: String,
+        port: u16,
+    },
+    #[error("the dialling endpoint {0} is not online")]
+    Offline(String),
+    #[error("could not open the stream on {endpoint}'s tunnel: {error}")]
+    Open {
+        endpoint: String,
+        error: OpenStreamError,
+    },
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl JoinError {
+    /// The reset the opener sees.
+    pub fn reset_reason(&self) -> ResetReason {
+        match self {
+            JoinError::Offline(_) | JoinError::Open { .. } | JoinError::Store(_) => {
+                ResetReason::Unreachable
+            }
+            _ => ResetReason::Refused,
+        }
+    }
+}
+
+/// Where an allowed stream goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub session: ConnectionSessionRecord,
+    /// The endpoint that dials `host:port`.
+    pub dialler: String,
+    pub host: String,
+    pub port: u16,
+    /// Whether the opener is the service side (forward): its bytes count as `up`.
+    pub opener_is_service: bool,
+}
+
+/// What a joined stream carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Service side to device side.
+    pub up: u64,
+    /// Device side to service side.
+    pub down: u64,
+    /// What ended it.
+    pub end: StreamEnd,
+}
+
+/// What ended a joined stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Both sides closed.
+    Closed,
+    /// A side reset it or its tunnel went away.
+    Failed,
+    /// The session reached its timeout (RS-8).
+    TimedOut,
+    /// The session was ended (by a user, an unassignment, a revocation).
+    SessionEnded,
+}
+
+/// How often a joined stream rereads its session by default: a session a user ended (or
+/// whose application was unassigned, or whose device endpoint was revoked) stops carrying
+/// bytes within this time. The timeout itself is exact (a timer at `ends_ms`).
+pub const DEFAULT_RECHECK: Duration = Duration::from_secs(5);
+
+/// Decides and joins streams for every tunnel of the relay.
+pub struct Joiner {
+    store: Store,
+    directory: Arc<Directory>,
+    clock: Clock,
+    recheck: Duration,
+}
+
+impl Joiner {
+    pub fn new(store: Store, directory: Arc<Directory>, clock: Clock, recheck: Duration) -> Joiner {
+        Joiner {
+            store,
+            directory,
+            clock,
+            recheck,
+        }
+    }
+
+    /// Where a stream `opener` opens with `target` may go, or why it may not.
+    pub async fn route(&self, opener: &EndpointKey, target: &str) -> Result<Route, JoinError> {
+        let wanted = ListenerTarget::parse(target)?;
+        let tenant = opener.tenant.as_str();
+        // Read again per stream: a revocation or rebinding counts from the next stream on.
+        let opener = self
+            .store
+            .endpoint(tenant, &opener.name)
+            .await?
+            .filter(|e| e.state == EndpointState::Registered)
+            .ok_or(JoinError::Opener)?;
+        let session = self
+            .store
+            .connection_session(tenant, &wanted.session)
+            .await?
+            .ok_or_else(|| JoinError::UnknownSession(wanted.session.clone()))?;
+        let now = (self.clock)();
+        if !session.is_open(now) {
+            return Err(JoinError::SessionClosed(session.id));
+        }
+        let app = self
+            .store
+            .application(tenant, &session.application)
+            .await?
+            .ok_or_else(|| JoinError::WrongSide(session.id.clone()))?;
+        let direction = templates::template(&app.template).map(|t| t.direction);
+        let (dialler, opener_is_service) = match direction {
+            Some(Direction::Forward) if listens_forward(&opener, &session) => {
+                (self.device_endpoint(tenant, &session.device).await?, true)
+            }
+            Some(Direction::Reverse)
+                if opener.binding == EndpointBinding::Device(session.device.clone()) =>
+            {
+                let name = app.target_endpoint.as_deref().unwrap_or_default();
+                (self.store.endpoint(tenant, name).await?, false)
+            }
+            _ => return Err(JoinError::WrongSide(session.id)),
+        };
+        let mapping = app
+            .mappings
+            .get(usize::from(wanted.listener))
+            .ok_or(JoinError::NoSuchListener(wanted.listener))?;
+        let assigned = self
+            .store
+            .assignments(tenant, Some(&session.device))
+            .await?
+            .iter()
+            .any(|a| a.application == app.name);
+        let open = [OpenConnection {
+            session: &session,
+            application: &app,
+            assigned,
+        }];
+        let (host, port) = (mapping.target_host.clone(), mapping.target_port);
+        let dialler = match dialler {
+            Some(d) if rules::may_dial(&d, &host, port, &open, now) => d.name,
+            other => {
+                return Err(JoinError::NotAllowed {
+                    endpoint: other.map(|d| d.name).unwrap_or_default(),
+                    host,
+                    port,
+                })
+            }
+        };
+        Ok(Route {
+            session,
+            dialler,
+            host,
+            port,
+            opener_is_service,
+        })
+    }
+
+    /// The registered Device Endpoint of `device`, if any (a revoked predecessor may share
+    /// the binding).
+    async fn device_endpoint(
+        &self,
+        tenant: &str,
+        device: &str,
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        let binding = EndpointBinding::Device(device.to_string());
+        Ok(self
+            .store
+            .endpoints(tenant)
+            .await?
+            .into_iter()
+            .find(|e| e.binding == binding && e.state == EndpointState::Registered))
+    }
+
+    /// Decides on a stream `opener` opened and, if allowed, joins it to a stream on the
+    /// dialling endpoint's tunnel until both close or the session ends or times out. The bytes are
+    /// added to the session's counters whatever ended the copy.
+    pub async fn join(
+        &self,
+        opener: &EndpointKey,
+        incoming: IncomingStream,
+    ) -> Result<Transfer, JoinError> {
+        let route = match self.route(opener, incoming.target()).await {
+            Ok(route) => route,
+            Err(error) => {
+                incoming.refuse(error.reset_reason());
+                return Err(error);
+            }
+        };
+        let outbound = match self.open_on_dialler(&opener.tenant, &route) {
+            Ok(stream) => stream,
+            Err(error) => {
+                incoming.refuse(error.reset_reason());
+                return Err(error);
+            }
+        };
+        let (mut from_opener, opener_bytes) = Counted::new(incoming.accept());
+        let (mut from_dialler, dialler_bytes) = Counted::new(outbound);
+        let left_ms = route.session.ends_ms.saturating_sub((self.clock)()).max(0);
+        let deadline = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+        let end = tokio::select! {
+            copied = tokio::io::copy_bidirectional(&mut from_opener, &mut from_dialler) => {
+                match copied {
+                    Ok(_) => StreamEnd::Closed,
+                    Err(error) => {
+                        tracing::debug!(session = %route.session.id, %error, "joined stream failed");
+                        StreamEnd::Failed
+                    }
+                }
+            }
+            () = tokio::time::sleep(deadline) => StreamEnd::TimedOut,
+            () = self.session_ends(&opener.tenant, &route.session.id) => StreamEnd::SessionEnded,
+        };
+        // Dropping both streams here resets whichever side is still open.
+        drop((from_opener, from_dialler));
+        let (opened, dialled) = (
+            opener_bytes.load(Ordering::Relaxed),
+            dialler_bytes.load(Ordering::Relaxed),
+        );
+        let (up, down) = if route.opener_is_service {
+            (opened, dialled)
+        } else {
+            (dialled, opened)
+        };
+        self.store
+            .add_connection_bytes(
+                &opener.tenant,
+                &route.session.id,
+                i64::try_from(up).unwrap_or(i64::MAX),
+                i64::try_from(down).unwrap_or(i64::MAX),
+            )
+            .await?;
+        Ok(Transfer { up, down, end })
+    }
+
+    /// Returns once the session is no longer open (rereading it every `recheck`). A store
+    /// that fails to answer does not cut streams: it is retried at the next recheck.
+    async fn session_ends(&self, tenant: &str, id: &str) {
+        loop {
+            tokio::time::sleep(self.recheck).await;
+            match self.store.connection_session(tenant, id).await {
+                Ok(Some(s)) if s.is_open((self.clock)()) => {}
+                Ok(_) => return,
+                Err(error) => tracing::warn!(%error, session = id, "could not recheck a session"),
+            }
+        }
+    }
+
+    fn open_on_dialler(
+        &self,
+        tenant: &str,
+        route: &Route,
+    ) -> Result<portico_tunnel::TunnelStream, JoinError> {
+        let tunnel = self
+            .directory
+            .tunnel(tenant, &route.dialler)
+            .ok_or_else(|| JoinError::Offline(route.dialler.clone()))?;
+        tunnel
+            .open(&dial_target(&route.host, route.port))
+            .map_err(|error| JoinError::Open {
+                endpoint: route.dialler.clone(),
+                error,
+            })
+    }
+}
+
+/// For a forward application the listening side is a Service Endpoint: one bound to the
+/// session's user, or one bound to a site (shared by the people of a service network; the
+/// session id, 128 random bits the user got from the API, is what they must know).
+fn listens_forward(opener: &EndpointRecord, session: &ConnectionSessionRecord) -> bool {
+    match &opener.binding {
+        EndpointBinding::ServiceUser(user) => *user == session.user_name,
+        EndpointBinding::ServiceSite(_) => true,
+        EndpointBinding::Device(_) => false,
+    }
+}

@@ -1,0 +1,20 @@
+//! The relay's live side: endpoint tunnels while they are connected. Transport-agnostic:
+//! a tunnel arrives as any message transport (the WebSocket plumbing maps its messages to
+//! `Bytes`), so tests drive it over the tunnel crate's in-memory pair.
+//!
+//! - [`directory`]: which endpoint is online, since when, from where; one tunnel each;
+//! - [`target`]: the stream targets endpoints open on the relay;
+//! - [`join`]: a stream from one endpoint joined to a stream on the other (RS-7, byte counts);
+//! - [`counted`]: a byte-counting stream wrapper for the session's counters;
+//! - [`relay`]: attaching an endpoint's tunnel and serving the streams it opens.
+
+pub mod counted;
+pub mod directory;
+pub mod join;
+pub mod relay;
+pub mod target;
+
+pub use directory::{Directory, EndpointKey, EndpointKind, Presence};
+pub use join::{JoinError, Joiner, Route, StreamEnd, Transfer, DEFAULT_RECHECK};
+pub use relay::{AttachError, LiveOptions, Relay};
+pub use target::{ListenerTarget, TargetError};
