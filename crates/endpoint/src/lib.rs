@@ -16,3 +16,12 @@ pub use config::{
     ProxySource, ProxyUrl,
 };
 pub use no_proxy::NoProxy;
+
+pub mod cert_issuer;
+pub mod connect;
+pub mod proxy;
+pub mod tls;
+
+pub use connect::{BackendSocket, ConnectError, Dialer};
+pub use proxy::ProxyError;
+pub use tls::{TlsSetupError, TrustRoots};
