@@ -25,3 +25,5 @@ pub mod tls;
 pub use connect::{BackendSocket, ConnectError, Dialer};
 pub use proxy::ProxyError;
 pub use tls::{TlsSetupError, TrustRoots};
+pub mod reconnect;
+pub use reconnect::{Backoff, Schedule};
