@@ -1,6 +1,8 @@
 //! The agent's connection to the backend against in-test peers on loopback: an HTTP proxy
 //! that demands Basic credentials, and a TLS WebSocket backend with its own CA.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +83,8 @@ async fn spawn_backend(pki: &TestPki) -> u16 {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                // The callback's type is tungstenite's; its error is an HTTP response.
+                #[allow(clippy::result_large_err)]
                 let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
                     let auth = req.headers().get(http::header::AUTHORIZATION);
                     if auth.and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}")) {
