@@ -110,6 +110,11 @@ impl BackendUrl {
         }
     }
 
+    /// The path and query of one of the backend's HTTP paths, e.g. `/uaa/oauth/token`.
+    pub fn path_url(&self, path: &str) -> String {
+        format!("{}{}", self.base_path, path)
+    }
+
     /// The WebSocket URL of one of the backend's tunnel paths, e.g. `/ccf/`.
     pub fn websocket_url(&self, path: &str) -> String {
         format!("wss://{}{}{}", self.authority(), self.base_path, path)

@@ -121,9 +121,14 @@ impl Dialer {
 
     /// Opens the WebSocket on `path` (e.g. `/ccf/`), authenticated with `token`.
     pub async fn open(&self, path: &str, token: &str) -> Result<BackendSocket, ConnectError> {
-        let tcp = self.tcp_to_backend().await?;
-        let tls = self.tls(tcp).await?;
+        let tls = self.tls_to_backend().await?;
         self.upgrade(tls, path, token).await
+    }
+
+    /// A verified TLS stream to the backend, through the proxy when there is one.
+    pub(crate) async fn tls_to_backend(&self) -> Result<TlsStream<TcpStream>, ConnectError> {
+        let tcp = self.tcp_to_backend().await?;
+        self.tls(tcp).await
     }
 
     /// A TCP stream that reaches the backend: directly, or through the proxy's tunnel.
@@ -235,7 +240,7 @@ impl Dialer {
         Ok(socket)
     }
 
-    async fn step<F: std::future::Future>(
+    pub(crate) async fn step<F: std::future::Future>(
         &self,
         step: &'static str,
         future: F,

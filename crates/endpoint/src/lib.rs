@@ -19,11 +19,15 @@ pub use no_proxy::NoProxy;
 
 pub mod cert_issuer;
 pub mod connect;
+pub mod credentials;
 pub mod proxy;
 pub mod tls;
+pub mod token;
 
 pub use connect::{BackendSocket, ConnectError, Dialer};
 pub use proxy::ProxyError;
 pub use tls::{TlsSetupError, TrustRoots};
 pub mod reconnect;
+pub use credentials::{Credentials, CredentialsError};
 pub use reconnect::{Backoff, Schedule};
+pub use token::{AccessToken, TokenError};
