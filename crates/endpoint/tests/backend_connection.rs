@@ -11,8 +11,8 @@ use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use portico_endpoint::proxy;
 use portico_endpoint::{
-    BackendUrl, ConnectError, Dialer, EndpointConfig, ProxyCredentials, ProxyEnvironment,
-    ProxyError, ProxyUrl, TrustRoots,
+    BackendUrl, ConnectError, Credentials, Dialer, EndpointConfig, ProxyCredentials,
+    ProxyEnvironment, ProxyError, ProxyUrl, TokenError, TrustRoots,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -110,6 +110,72 @@ async fn spawn_backend(pki: &TestPki) -> u16 {
                     }
                 }
             });
+        }
+    });
+    port
+}
+
+/// A TLS token endpoint on 127.0.0.1 granting `client_credentials` to `ep-1`/`s3cr3t`.
+async fn spawn_token_endpoint(pki: &TestPki) -> u16 {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::{Bytes, Incoming};
+
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![pki.leaf.clone()],
+        PrivateKeyDer::Pkcs8(pki.leaf_key.clone_key()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        for _ in 0..8 {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let service = hyper::service::service_fn(|req: http::Request<Incoming>| async move {
+                let path_ok =
+                    req.method() == http::Method::POST && req.uri().path() == "/uaa/oauth/token";
+                let form = req.into_body().collect().await?.to_bytes();
+                let pairs: Vec<(String, String)> =
+                    url::form_urlencoded::parse(&form).into_owned().collect();
+                let want = [
+                    ("grant_type".to_string(), "client_credentials".to_string()),
+                    ("client_id".to_string(), "ep-1".to_string()),
+                    ("client_secret".to_string(), "s3cr3t".to_string()),
+                ];
+                let (status, body) = if path_ok && pairs == want {
+                    (
+                        200,
+                        r#"{"access_token":"endpoint-token-1","token_type":"bearer","expires_in":900}"#,
+                    )
+                } else {
+                    (
+                        401,
+                        r#"{"error":"invalid_client","error_description":"client authentication failed"}"#,
+                    )
+                };
+                Ok::<_, hyper::Error>(
+                    http::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body)))
+                        .unwrap(),
+                )
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service),
+            );
         }
     });
     port
@@ -370,6 +436,42 @@ async fn no_proxy_sends_the_backend_around_a_dead_proxy() {
             matches!(err, ConnectError::ProxyUnreachable { .. }),
             "{err:?}"
         );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_token_comes_through_the_proxy_and_wrong_credentials_are_named() {
+    tokio::time::timeout(LIMIT, async {
+        let pki = pki("Portico Test CA");
+        let token_port = spawn_token_endpoint(&pki).await;
+        let proxy_port = spawn_proxy(407).await;
+        let dir = tempfile::tempdir().unwrap();
+        let roots = TrustRoots::system_and(Some(&write_ca(&dir, &pki))).unwrap();
+        let dialer = Dialer::new(
+            backend(token_port),
+            Some(proxy_url(proxy_port, "pass word")),
+            roots,
+        );
+        let good = Credentials {
+            client_id: "ep-1".into(),
+            client_secret: "s3cr3t".into(),
+        };
+        let token = dialer.fetch_token(&good).await.unwrap();
+        assert_eq!(token.value, TOKEN);
+        assert_eq!(token.expires_in, Some(Duration::from_secs(900)));
+
+        let stolen = Credentials {
+            client_secret: "guess".into(),
+            ..good
+        };
+        let err = dialer.fetch_token(&stolen).await.unwrap_err();
+        assert!(
+            matches!(err, TokenError::Refused { status: 401, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("invalid_client"), "{err}");
     })
     .await
     .unwrap();
