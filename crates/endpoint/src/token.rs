@@ -83,8 +83,16 @@ pub fn parse_token_answer(status: u16, body: &[u8]) -> Result<AccessToken, Token
             _ => TokenError::Failed { status, error },
         });
     }
-    let answer: TokenAnswer =
-        serde_json::from_slice(body).map_err(|e| TokenError::BadAnswer(e.to_string()))?;
+    let answer: TokenAnswer = serde_json::from_slice(body).map_err(|e| {
+        // The parser's message may quote the answer; keep it to one printable line.
+        TokenError::BadAnswer(
+            e.to_string()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect(),
+        )
+    })?;
     if let Some(kind) = &answer.token_type {
         if !kind.eq_ignore_ascii_case("bearer") {
             return Err(TokenError::BadAnswer(format!(
