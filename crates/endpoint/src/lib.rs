@@ -23,6 +23,7 @@ pub mod credentials;
 pub mod proxy;
 pub mod tls;
 pub mod token;
+pub mod transport;
 
 pub use connect::{BackendSocket, ConnectError, Dialer};
 pub use proxy::ProxyError;
@@ -31,3 +32,4 @@ pub mod reconnect;
 pub use credentials::{Credentials, CredentialsError};
 pub use reconnect::{Backoff, Schedule};
 pub use token::{AccessToken, TokenError};
+pub use transport::{TransportError, WebSocketTransport};

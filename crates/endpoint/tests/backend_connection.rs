@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use portico_endpoint::proxy;
+use portico_endpoint::WebSocketTransport;
 use portico_endpoint::{
     BackendUrl, ConnectError, Credentials, Dialer, EndpointConfig, ProxyCredentials,
     ProxyEnvironment, ProxyError, ProxyUrl, TokenError, TrustRoots,
@@ -57,8 +58,8 @@ fn write_ca(dir: &tempfile::TempDir, pki: &TestPki) -> PathBuf {
     path
 }
 
-/// A TLS WebSocket backend on 127.0.0.1 that wants `Bearer TOKEN` and echoes messages.
-async fn spawn_backend(pki: &TestPki) -> u16 {
+/// A TLS server side presenting `pki`'s certificate for `localhost`.
+fn tls_acceptor(pki: &TestPki) -> tokio_rustls::TlsAcceptor {
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -70,7 +71,12 @@ async fn spawn_backend(pki: &TestPki) -> u16 {
         PrivateKeyDer::Pkcs8(pki.leaf_key.clone_key()),
     )
     .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// A TLS WebSocket backend on 127.0.0.1 that wants `Bearer TOKEN` and echoes messages.
+async fn spawn_backend(pki: &TestPki) -> u16 {
+    let acceptor = tls_acceptor(pki);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -120,18 +126,7 @@ async fn spawn_token_endpoint(pki: &TestPki) -> u16 {
     use http_body_util::{BodyExt, Full};
     use hyper::body::{Bytes, Incoming};
 
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![pki.leaf.clone()],
-        PrivateKeyDer::Pkcs8(pki.leaf_key.clone_key()),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tls_acceptor(pki);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -472,6 +467,64 @@ async fn the_token_comes_through_the_proxy_and_wrong_credentials_are_named() {
             "{err:?}"
         );
         assert!(err.to_string().contains("invalid_client"), "{err}");
+    })
+    .await
+    .unwrap();
+}
+
+/// A TLS backend that runs the relay's side of a tunnel on the first WebSocket it accepts,
+/// opens one stream to the endpoint, and reports what came back on it.
+async fn spawn_relay(pki: &TestPki) -> (u16, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+    let acceptor = tls_acceptor(pki);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (report, reported) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        let ws = tokio_tungstenite::accept_async(tls).await.unwrap();
+        let (relay, _incoming) = portico_tunnel::Tunnel::new(
+            WebSocketTransport::new(ws),
+            portico_tunnel::Role::Relay,
+            portico_tunnel::TunnelConfig::default(),
+        );
+        let mut stream = relay.open("mapping:1").unwrap();
+        stream.write_all(b"hello device").await.unwrap();
+        let mut back = vec![0u8; 12];
+        stream.read_exact(&mut back).await.unwrap();
+        let _ = report.send(back);
+    });
+    (port, reported)
+}
+
+#[tokio::test]
+async fn a_tunnel_runs_over_the_websocket_through_the_proxy() {
+    tokio::time::timeout(LIMIT, async {
+        let pki = pki("Portico Test CA");
+        let (relay_port, reported) = spawn_relay(&pki).await;
+        let proxy_port = spawn_proxy(407).await;
+        let dir = tempfile::tempdir().unwrap();
+        let roots = TrustRoots::system_and(Some(&write_ca(&dir, &pki))).unwrap();
+        let dialer = Dialer::new(
+            backend(relay_port),
+            Some(proxy_url(proxy_port, "pass word")),
+            roots,
+        );
+        let ws = dialer.open("/mts/", TOKEN).await.unwrap();
+        let (_device, mut incoming) = portico_tunnel::Tunnel::new(
+            WebSocketTransport::new(ws),
+            portico_tunnel::Role::Device,
+            portico_tunnel::TunnelConfig::default(),
+        );
+        let offer = incoming.next().await.unwrap();
+        assert_eq!(offer.target(), "mapping:1");
+        let mut stream = offer.accept();
+        let mut got = vec![0u8; 12];
+        stream.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, b"hello device");
+        stream.write_all(b"hello relay!").await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(reported.await.unwrap(), b"hello relay!");
     })
     .await
     .unwrap();
