@@ -74,3 +74,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Bytes> for WebSocketTransport<S> {
             .map_err(Into::into)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    #[tokio::test]
+    async fn binary_passes_pings_are_skipped_text_is_refused_close_ends() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let mut transport =
+            WebSocketTransport::new(WebSocketStream::from_raw_socket(a, Role::Client, None).await);
+        let mut peer = WebSocketStream::from_raw_socket(b, Role::Server, None).await;
+
+        peer.send(Message::Ping(Bytes::from_static(b"p")))
+            .await
+            .unwrap();
+        peer.send(Message::Binary(Bytes::from_static(b"frame")))
+            .await
+            .unwrap();
+        assert_eq!(transport.next().await.unwrap().unwrap(), &b"frame"[..]);
+
+        transport.send(Bytes::from_static(b"back")).await.unwrap();
+        // The peer sees the automatic pong first, then the frame.
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            seen.push(peer.next().await.unwrap().unwrap());
+        }
+        assert!(
+            matches!(&seen[0], Message::Pong(p) if p == &b"p"[..]),
+            "{seen:?}"
+        );
+        assert!(
+            matches!(&seen[1], Message::Binary(b) if b == &b"back"[..]),
+            "{seen:?}"
+        );
+
+        peer.send(Message::text("hello")).await.unwrap();
+        assert!(matches!(
+            transport.next().await,
+            Some(Err(TransportError::Text))
+        ));
+        peer.close(None).await.unwrap();
+        assert!(transport.next().await.is_none());
+    }
+}
