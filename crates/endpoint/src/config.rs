@@ -54,6 +54,16 @@ pub enum EndpointRole {
     Service,
 }
 
+impl EndpointRole {
+    /// The role this endpoint declares in the tunnel's hello.
+    pub fn tunnel_role(self) -> portico_tunnel::Role {
+        match self {
+            EndpointRole::Device => portico_tunnel::Role::Device,
+            EndpointRole::Service => portico_tunnel::Role::Service,
+        }
+    }
+}
+
 /// The backend the agent connects to: always `https`, the host name checked against its
 /// certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -374,6 +384,17 @@ impl EndpointConfig {
     }
 }
 
+impl EndpointConfig {
+    /// The tunnel settings with this file's keep-alive and dead-after; the rest default.
+    pub fn tunnel_config(&self) -> portico_tunnel::TunnelConfig {
+        portico_tunnel::TunnelConfig {
+            keep_alive: self.keep_alive,
+            dead_after: self.dead_after,
+            ..portico_tunnel::TunnelConfig::default()
+        }
+    }
+}
+
 fn seconds(
     key: &'static str,
     value: Option<u64>,
@@ -480,6 +501,10 @@ mod tests {
         assert_eq!(c.proxy_source, ProxySource::ConfigFile);
         assert!(c.allow.as_ref().unwrap().allows("plc", 502));
         assert_eq!(c.keep_alive, Duration::from_secs(5));
+        let tunnel = c.tunnel_config();
+        assert_eq!(tunnel.keep_alive, Duration::from_secs(5));
+        assert_eq!(tunnel.dead_after, Duration::from_secs(12));
+        assert_eq!(c.role.tunnel_role(), portico_tunnel::Role::Device);
     }
 
     #[test]
