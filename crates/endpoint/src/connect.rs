@@ -144,6 +144,8 @@ impl Dialer {
                     backend: self.backend.to_string(),
                     source,
                 })?;
+            // Interactive streams want small writes sent at once; failing to set it only
+            // costs latency, so it is not an error.
             let _ = stream.set_nodelay(true);
             return Ok(stream);
         };
