@@ -1,4 +1,35 @@
-//! The endpoint agent (`portico endpoint`) for Device and Service Endpoints.
-//! It may depend on the tunnel protocol and nothing server-side, so that a small
-//! agent-only binary can be built for devices. Arrives with the Remote Services capability.
+//! The endpoint agent (`portico endpoint`) for Device and Service Endpoints: its
+//! configuration, its connection to the backend (through an HTTP proxy when needed, always
+//! TLS-verified) and its reconnect schedule.
+//!
+//! It depends on the tunnel protocol and general crates only, never on a server crate, so
+//! that a small agent-only binary can be built for devices.
 #![forbid(unsafe_code)]
+
+pub mod allow;
+pub mod config;
+pub mod no_proxy;
+
+pub use allow::{AllowList, AllowPattern};
+pub use config::{
+    BackendUrl, ConfigError, EndpointConfig, EndpointRole, ProxyCredentials, ProxyEnvironment,
+    ProxySource, ProxyUrl,
+};
+pub use no_proxy::NoProxy;
+
+pub mod cert_issuer;
+pub mod connect;
+pub mod credentials;
+pub mod proxy;
+pub mod tls;
+pub mod token;
+pub mod transport;
+
+pub use connect::{BackendSocket, ConnectError, Dialer};
+pub use proxy::ProxyError;
+pub use tls::{TlsSetupError, TrustRoots};
+pub mod reconnect;
+pub use credentials::{Credentials, CredentialsError};
+pub use reconnect::{Backoff, Schedule};
+pub use token::{AccessToken, TokenError};
+pub use transport::{TransportError, WebSocketTransport};

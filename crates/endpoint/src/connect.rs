@@ -1,0 +1,257 @@
+//! Opens one WebSocket to the backend: TCP (to the backend, or to the proxy followed by
+//! `CONNECT`), then TLS verified against the trusted roots with the backend's host name, then
+//! the WebSocket upgrade with the endpoint's bearer token.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{header, HeaderValue, StatusCode};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::{BackendUrl, EndpointConfig, ProxyUrl};
+use crate::proxy::{self, ProxyError};
+use crate::tls::{self, RejectionSlot, TlsSetupError, TrustRoots};
+
+/// How long each step (TCP, proxy answer, TLS, upgrade) may take before the attempt fails.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An open WebSocket to the backend.
+pub type BackendSocket = WebSocketStream<TlsStream<TcpStream>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot reach the proxy {proxy}: {source}")]
+    ProxyUnreachable {
+        proxy: String,
+        source: std::io::Error,
+    },
+    #[error("cannot reach the backend {backend}: {source}")]
+    BackendUnreachable {
+        backend: String,
+        source: std::io::Error,
+    },
+    #[error("proxy {proxy}: {source}")]
+    Proxy {
+        proxy: String,
+        #[source]
+        source: ProxyError,
+    },
+    #[error(
+        "the certificate presented for {host} does not verify ({reason}){issued_by}: the \
+         connection is probably intercepted by a TLS-inspecting proxy. Ask for {host} to be \
+         exempted from TLS inspection, or, if that proxy's CA is meant to be trusted, name it \
+         in `ca_file`",
+        issued_by = issued_by(.issuer)
+    )]
+    Intercepted {
+        host: String,
+        reason: String,
+        issuer: Option<String>,
+    },
+    #[error("TLS handshake with {backend} failed: {source}")]
+    Tls {
+        backend: String,
+        source: std::io::Error,
+    },
+    #[error("the backend refused the endpoint's credentials ({status})")]
+    Unauthorized { status: StatusCode },
+    #[error("the backend refused the WebSocket upgrade on {url} ({status})")]
+    UpgradeRefused { url: String, status: StatusCode },
+    #[error("WebSocket handshake on {url} failed: {source}")]
+    WebSocket {
+        url: String,
+        source: Box<tungstenite::Error>,
+    },
+    #[error("the bearer token cannot be sent in a header")]
+    BadToken,
+    #[error("{step} took longer than {} s", .after.as_secs())]
+    Timeout { step: &'static str, after: Duration },
+    #[error(transparent)]
+    Setup(#[from] TlsSetupError),
+}
+
+fn issued_by(issuer: &Option<String>) -> String {
+    match issuer {
+        Some(name) => format!(", issued by \"{name}\""),
+        None => String::new(),
+    }
+}
+
+/// Everything needed to dial the backend, prepared once and reused for every attempt.
+#[derive(Clone, Debug)]
+pub struct Dialer {
+    backend: BackendUrl,
+    proxy: Option<ProxyUrl>,
+    roots: TrustRoots,
+    step_timeout: Duration,
+}
+
+impl Dialer {
+    /// From the agent's configuration: the system's roots plus the configured CA file.
+    pub fn from_config(config: &EndpointConfig) -> Result<Self, ConnectError> {
+        let roots = TrustRoots::system_and(config.ca_file.as_deref())?;
+        Ok(Dialer::new(
+            config.backend.clone(),
+            config.proxy.clone(),
+            roots,
+        ))
+    }
+
+    pub fn new(backend: BackendUrl, proxy: Option<ProxyUrl>, roots: TrustRoots) -> Self {
+        Dialer {
+            backend,
+            proxy,
+            roots,
+            step_timeout: DEFAULT_STEP_TIMEOUT,
+        }
+    }
+
+    pub fn with_step_timeout(mut self, step_timeout: Duration) -> Self {
+        self.step_timeout = step_timeout;
+        self
+    }
+
+    pub fn backend(&self) -> &BackendUrl {
+        &self.backend
+    }
+
+    /// Opens the WebSocket on `path` (e.g. `/ccf/`), authenticated with `token`.
+    pub async fn open(&self, path: &str, token: &str) -> Result<BackendSocket, ConnectError> {
+        let tls = self.tls_to_backend().await?;
+        self.upgrade(tls, path, token).await
+    }
+
+    /// A verified TLS stream to the backend, through the proxy when there is one.
+    pub(crate) async fn tls_to_backend(&self) -> Result<TlsStream<TcpStream>, ConnectError> {
+        let tcp = self.tcp_to_backend().await?;
+        self.tls(tcp).await
+    }
+
+    /// A TCP stream that reaches the backend: directly, or through the proxy's tunnel.
+    async fn tcp_to_backend(&self) -> Result<TcpStream, ConnectError> {
+        let Some(proxy) = &self.proxy else {
+            let stream = self
+                .step(
+                    "connecting to the backend",
+                    TcpStream::connect((self.backend.host(), self.backend.port())),
+                )
+                .await?
+                .map_err(|source| ConnectError::BackendUnreachable {
+                    backend: self.backend.to_string(),
+                    source,
+                })?;
+            // Interactive streams want small writes sent at once; failing to set it only
+            // costs latency, so it is not an error.
+            let _ = stream.set_nodelay(true);
+            return Ok(stream);
+        };
+        let mut stream = self
+            .step(
+                "connecting to the proxy",
+                TcpStream::connect((proxy.host(), proxy.port())),
+            )
+            .await?
+            .map_err(|source| ConnectError::ProxyUnreachable {
+                proxy: proxy.to_string(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let target = self.backend.authority();
+        self.step(
+            "waiting for the proxy's answer",
+            proxy::open_tunnel(&mut stream, &target, proxy.credentials()),
+        )
+        .await?
+        .map_err(|source| ConnectError::Proxy {
+            proxy: proxy.to_string(),
+            source,
+        })?;
+        Ok(stream)
+    }
+
+    async fn tls(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, ConnectError> {
+        let slot = RejectionSlot::default();
+        let config = tls::client_config(&self.roots, slot.clone())?;
+        let name = rustls::pki_types::ServerName::try_from(self.backend.host().to_string())
+            .map_err(|e| ConnectError::Tls {
+                backend: self.backend.to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            })?;
+        let handshake = TlsConnector::from(config).connect(name, tcp);
+        match self.step("the TLS handshake", handshake).await? {
+            Ok(stream) => Ok(stream),
+            Err(source) => {
+                let rejection = slot.lock().ok().and_then(|mut s| s.take());
+                Err(match rejection {
+                    Some(r) => ConnectError::Intercepted {
+                        host: self.backend.host().to_string(),
+                        reason: r.reason,
+                        issuer: r.issuer,
+                    },
+                    None => ConnectError::Tls {
+                        backend: self.backend.to_string(),
+                        source,
+                    },
+                })
+            }
+        }
+    }
+
+    async fn upgrade(
+        &self,
+        tls: TlsStream<TcpStream>,
+        path: &str,
+        token: &str,
+    ) -> Result<BackendSocket, ConnectError> {
+        let url = self.backend.websocket_url(path);
+        let ws_error = |source: tungstenite::Error| match source {
+            tungstenite::Error::Http(response)
+                if matches!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ) =>
+            {
+                ConnectError::Unauthorized {
+                    status: response.status(),
+                }
+            }
+            tungstenite::Error::Http(response) => ConnectError::UpgradeRefused {
+                url: url.clone(),
+                status: response.status(),
+            },
+            other => ConnectError::WebSocket {
+                url: url.clone(),
+                source: Box::new(other),
+            },
+        };
+        let mut request = url.as_str().into_client_request().map_err(ws_error)?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| ConnectError::BadToken)?;
+        request.headers_mut().insert(header::AUTHORIZATION, bearer);
+        let (socket, _response) = self
+            .step(
+                "the WebSocket upgrade",
+                tokio_tungstenite::client_async(request, tls),
+            )
+            .await?
+            .map_err(ws_error)?;
+        Ok(socket)
+    }
+
+    pub(crate) async fn step<F: std::future::Future>(
+        &self,
+        step: &'static str,
+        future: F,
+    ) -> Result<F::Output, ConnectError> {
+        tokio::time::timeout(self.step_timeout, future)
+            .await
+            .map_err(|_| ConnectError::Timeout {
+                step,
+                after: self.step_timeout,
+            })
+    }
+}

@@ -1,0 +1,154 @@
+//! The endpoint's own credentials: the OAuth client that registration created for it,
+//! stored in a TOML file that only the agent's user may read.
+//!
+//! ```toml
+//! client_id = "ep-2f6c…"
+//! client_secret = "…"
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot read the credentials file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the credentials file {path} can be read by other users (mode {mode:o}); \
+         run `chmod 600` on it"
+    )]
+    TooOpen { path: PathBuf, mode: u32 },
+    #[error("the credentials file {path} is not valid: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"********")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Reads the file, refusing one that other users can read: the secret is the endpoint's
+    /// identity, and a copy lets anyone pose as this device.
+    pub fn load(path: &Path) -> Result<Self, CredentialsError> {
+        let read_error = |source| CredentialsError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let metadata = std::fs::metadata(path).map_err(read_error)?;
+        check_mode(path, &metadata)?;
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
+        let invalid = |reason: String| CredentialsError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        // toml's message is left out: it may quote the line that holds the secret.
+        let credentials: Credentials = toml::from_str(&text)
+            .map_err(|_| invalid("expected `client_id` and `client_secret` strings".into()))?;
+        if credentials.client_id.trim().is_empty() || credentials.client_secret.is_empty() {
+            return Err(invalid(
+                "`client_id` and `client_secret` must not be empty".into(),
+            ));
+        }
+        Ok(credentials)
+    }
+}
+
+#[cfg(unix)]
+fn check_mode(path: &Path, metadata: &std::fs::Metadata) -> Result<(), CredentialsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CredentialsError::TooOpen {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_mode(_: &Path, _: &std::fs::Metadata) -> Result<(), CredentialsError> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, text: &str, mode: u32) -> PathBuf {
+        let path = dir.path().join("credentials.toml");
+        std::fs::write(&path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        path
+    }
+
+    #[test]
+    fn reads_a_private_file_and_masks_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "client_id = \"ep-1\"\nclient_secret = \"s3cr3t\"\n",
+            0o600,
+        );
+        let c = Credentials::load(&path).unwrap();
+        assert_eq!(
+            (c.client_id.as_str(), c.client_secret.as_str()),
+            ("ep-1", "s3cr3t")
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("ep-1") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_a_file_others_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "client_id = \"ep-1\"\nclient_secret = \"s\"\n", 0o644);
+        let msg = Credentials::load(&path).unwrap_err().to_string();
+        assert!(msg.contains("644") && msg.contains("chmod 600"), "{msg}");
+    }
+
+    #[test]
+    fn bad_files_never_echo_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in [
+            "client_id = \"ep-1\"\nclient_secret = s3cr3t\n",
+            "client_id = \"ep-1\"\n",
+            "client_id = \"\"\nclient_secret = \"s3cr3t\"\n",
+            "client_id = \"ep-1\"\nclient_secret = \"s3cr3t\"\nextra = 1\n",
+        ] {
+            let path = write(&dir, text, 0o600);
+            let msg = Credentials::load(&path).unwrap_err().to_string();
+            assert!(
+                msg.contains("not valid") && !msg.contains("s3cr3t"),
+                "{text}: {msg}"
+            );
+        }
+        let missing = Credentials::load(&dir.path().join("none.toml")).unwrap_err();
+        assert!(missing.to_string().contains("none.toml"));
+    }
+}
