@@ -32,6 +32,8 @@ use crate::mux::{Event, Liveness, Mux, OpenError, ProtocolError, StreamError, Tu
 /// How long the writer keeps trying to deliver the last frames (the go-away) of a tunnel
 /// that ended; a dead transport must not keep the task alive.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
+/// How long a failed write waits for the reader to find the peer's own reason for ending.
+const READ_GRACE: Duration = Duration::from_millis(200);
 
 /// Why a tunnel ended.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -183,11 +185,18 @@ where
         } else {
             send_all(&mut sink, messages).await
         };
+        if let Err(error) = sent {
+            // A peer that says goodbye closes its side right after: its go-away may still
+            // be waiting to be read, and is the better reason. The reader gets a moment to
+            // find it before the failed write becomes the tunnel's end.
+            if !finished {
+                let _ = tokio::time::timeout(READ_GRACE, ended.wait_for(|ended| *ended)).await;
+            }
+            let mut state = shared.lock();
+            shared.end(&mut state, TunnelError::Transport(error.to_string()));
+        }
         {
             let mut state = shared.lock();
-            if let Err(error) = sent {
-                shared.end(&mut state, TunnelError::Transport(error.to_string()));
-            }
             // The queue drained: writers waiting for room may go on.
             state.wake_all_writers();
             if state.ended.is_some() && !finished {
