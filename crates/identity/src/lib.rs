@@ -270,11 +270,7 @@ impl Identity {
     /// The token forwarded to a backend for a session's user (ID-4): subject the user,
     /// the session's tenant, the scopes of the user's role, audience `audience`.
     pub fn session_token(&self, session: &Session, audience: &str) -> Result<String, TokenError> {
-        let scopes = session
-            .role
-            .parse::<Role>()
-            .map(Role::scopes)
-            .unwrap_or_default();
+        let scopes = session.scopes();
         self.mint(&TokenGrant {
             subject: session.user_name.clone(),
             tenant: session.tenant.clone(),

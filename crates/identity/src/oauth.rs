@@ -14,7 +14,6 @@ use subtle::ConstantTimeEq;
 use crate::secret::{ms, now_ms, random_token, sha256_b64url, sha256_hex};
 use crate::sessions::Session;
 use crate::tokens::TokenGrant;
-use crate::users::Role;
 use crate::Identity;
 
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -712,11 +711,7 @@ impl Identity {
                 ))
             }
         };
-        let role_scopes: BTreeSet<String> = session
-            .role
-            .parse::<Role>()
-            .map(|r| r.scopes().into_iter().collect())
-            .unwrap_or_default();
+        let role_scopes: BTreeSet<String> = session.scopes().into_iter().collect();
         // Scopes that speak for the user (`portico`, `role:*`) come from the user's role
         // alone: a client registered with `role:admin` must not lift a plain user.
         let client_scopes: BTreeSet<String> = set_of(&client.scopes)

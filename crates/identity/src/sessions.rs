@@ -59,6 +59,17 @@ impl fmt::Debug for Session {
     }
 }
 
+impl Session {
+    /// The scopes the session's user holds: those of their role (none for a role this
+    /// version does not know).
+    pub fn scopes(&self) -> Vec<String> {
+        self.role
+            .parse::<crate::Role>()
+            .map(crate::Role::scopes)
+            .unwrap_or_default()
+    }
+}
+
 struct Cached {
     record: SessionRecord,
     fetched: Instant,

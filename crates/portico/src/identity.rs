@@ -9,7 +9,7 @@ use portico_gateway::auth::{Authenticator, Principal, SessionInfo, TokenRejectio
 use portico_gateway::body::Body;
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::http::Caller;
-use portico_identity::{Identity, Role, TokenError, TokenGrant};
+use portico_identity::{Identity, TokenError, TokenGrant};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,11 +94,7 @@ impl Authenticator for IdentityAuthenticator {
             match self.identity.session(&session_id).await {
                 Ok(Some(session)) => Some(SessionInfo {
                     principal: Principal {
-                        scopes: session
-                            .role
-                            .parse::<Role>()
-                            .map(Role::scopes)
-                            .unwrap_or_default(),
+                        scopes: session.scopes(),
                         tenant: session.tenant,
                         subject: session.user_name,
                     },

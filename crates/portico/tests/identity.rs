@@ -283,49 +283,10 @@ fn a_bearer_api_takes_portico_tokens_of_its_tenants_only() {
 #[test]
 fn an_unused_session_ends_after_the_inactive_timeout() {
     let config = format!("{CONFIG}\n[identity]\nsession_inactive_timeout = \"2s\"\n");
-    let portico = Portico::start(&config, &[]);
-    let backend = backend("shop", 0);
-    portico.admin(&["tenant", "add", "acme"]);
-    let backend_url = format!("http://{backend}");
-    portico.admin(&[
-        "webapp",
-        "add",
-        "--name",
-        "shop",
-        "--backend",
-        &backend_url,
-        "--tenant",
-        "acme",
-        "--auth",
-        "session",
-    ]);
-    portico.admin(&[
-        "user",
-        "add",
-        "--tenant",
-        "acme",
-        "--name",
-        "olga",
-        "--role",
-        "user",
-        "--password",
-        PASSWORD,
-    ]);
+    let portico = shop_with_olga(&config);
+    let headers = log_in_as_olga(&portico);
     let url = |path: &str| format!("http://127.0.0.1:{}{path}", portico.plain);
     let host = format!("Host: {HOST}");
-    let form = format!("username=olga&password={}", PASSWORD.replace(' ', "+"));
-    let (status, headers) = curl(&[
-        "-D",
-        "-",
-        "-o",
-        "/dev/null",
-        "-H",
-        &host,
-        "-d",
-        &form,
-        &url("/login"),
-    ]);
-    assert_eq!(status, 303, "{headers}");
     let cookie = format!("Cookie: SESSION={}", cookie_value(&headers, "SESSION"));
     let ajax = || {
         let xhr = "X-Requested-With: XMLHttpRequest";
@@ -429,10 +390,36 @@ async fn expired_and_tenantless_tokens_are_refused_by_the_real_server() {
 #[test]
 fn a_session_ends_at_its_maximum_lifetime_even_in_use() {
     let config = format!("{CONFIG}\n[identity]\nsession_max_lifetime = \"3s\"\n");
-    let portico = Portico::start(&config, &[]);
-    let backend = backend("shop", 0);
+    let portico = shop_with_olga(&config);
+    let headers = log_in_as_olga(&portico);
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", portico.plain);
+    let host = format!("Host: {HOST}");
+    let started = std::time::Instant::now();
+    let cookie = format!("Cookie: SESSION={}", cookie_value(&headers, "SESSION"));
+    let ajax = || {
+        let xhr = "X-Requested-With: XMLHttpRequest";
+        curl(&["-H", &host, "-H", &cookie, "-H", xhr, &url("/whoami")]).0
+    };
+    assert_eq!(ajax(), 200);
+    // Used every half second, it still ends once 3 s have passed since the login.
+    let mut last = 200;
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        last = ajax();
+        if last != 200 {
+            break;
+        }
+    }
+    assert_eq!(last, 401);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+}
+
+/// `portico serve` with `config`, the session web app `shop` of tenant `acme` on a
+/// reporting backend, and its user olga.
+fn shop_with_olga(config: &str) -> Portico {
+    let portico = Portico::start(config, &[]);
+    let backend_url = format!("http://{}", backend("shop", 0));
     portico.admin(&["tenant", "add", "acme"]);
-    let backend_url = format!("http://{backend}");
     portico.admin(&[
         "webapp",
         "add",
@@ -457,37 +444,15 @@ fn a_session_ends_at_its_maximum_lifetime_even_in_use() {
         "--password",
         PASSWORD,
     ]);
-    let url = |path: &str| format!("http://127.0.0.1:{}{path}", portico.plain);
+    portico
+}
+
+/// Olga's login on the app: the response headers, with its cookies.
+fn log_in_as_olga(portico: &Portico) -> String {
+    let url = format!("http://127.0.0.1:{}/login", portico.plain);
     let host = format!("Host: {HOST}");
     let form = format!("username=olga&password={}", PASSWORD.replace(' ', "+"));
-    let (status, headers) = curl(&[
-        "-D",
-        "-",
-        "-o",
-        "/dev/null",
-        "-H",
-        &host,
-        "-d",
-        &form,
-        &url("/login"),
-    ]);
+    let (status, headers) = curl(&["-D", "-", "-o", "/dev/null", "-H", &host, "-d", &form, &url]);
     assert_eq!(status, 303, "{headers}");
-    let started = std::time::Instant::now();
-    let cookie = format!("Cookie: SESSION={}", cookie_value(&headers, "SESSION"));
-    let ajax = || {
-        let xhr = "X-Requested-With: XMLHttpRequest";
-        curl(&["-H", &host, "-H", &cookie, "-H", xhr, &url("/whoami")]).0
-    };
-    assert_eq!(ajax(), 200);
-    // Used every half second, it still ends once 3 s have passed since the login.
-    let mut last = 200;
-    for _ in 0..20 {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        last = ajax();
-        if last != 200 {
-            break;
-        }
-    }
-    assert_eq!(last, 401);
-    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+    headers
 }
