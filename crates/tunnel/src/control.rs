@@ -51,7 +51,17 @@ pub enum ControlMessage {
         /// The session timeout (RS-8), in seconds.
         timeout_secs: u64,
     },
-    /// A connection session ends: close its listeners and streams.
+    /// A connection session starts on the dialling side: for the session's time, the relay
+    /// may open streams to these `host:port` targets, and to nothing else. The dialling
+    /// endpoint checks every stream it is asked to open against its permits, so a forged or
+    /// misrouted open is refused even when it reaches the endpoint (RS-7).
+    Permit {
+        session: String,
+        targets: Vec<String>,
+        /// The session timeout (RS-8), in seconds.
+        timeout_secs: u64,
+    },
+    /// A connection session ends: close its listeners and streams, drop its permits.
     Disconnect {
         session: String,
         reason: DisconnectReason,
@@ -201,6 +211,23 @@ impl ControlMessage {
                 }
                 check_listeners(listeners)
             }
+            ControlMessage::Permit {
+                session,
+                targets,
+                timeout_secs,
+            } => {
+                check_text("session", session, false)?;
+                if *timeout_secs == 0 {
+                    return Err(invalid("timeout_secs", "must be positive"));
+                }
+                if targets.len() > MAX_LISTENERS {
+                    return Err(invalid("targets", "too many"));
+                }
+                if !targets.iter().all(|t| is_valid_target(t)) {
+                    return Err(invalid("targets", "empty, too long or not printable"));
+                }
+                Ok(())
+            }
             ControlMessage::Disconnect { session, .. } => check_text("session", session, false),
             ControlMessage::KeepAlive { .. } => Ok(()),
             ControlMessage::Refused { message, .. } => check_text("message", message, true),
@@ -291,6 +318,11 @@ mod tests {
                 listeners: vec![listener(1, 2222)],
                 timeout_secs: 3600,
             },
+            ControlMessage::Permit {
+                session: "s-1".into(),
+                targets: vec!["127.0.0.1:22".into(), "plc-7.local:502".into()],
+                timeout_secs: 3600,
+            },
             ControlMessage::Disconnect {
                 session: "s-1".into(),
                 reason: DisconnectReason::TimedOut,
@@ -357,6 +389,9 @@ mod tests {
             r#"{"type":"config","revision":1,"listeners":[{"id":1,"local_port":70000,"target":"t"}]}"#,
             r#"{"type":"connect","session":"s","listeners":[],"timeout_secs":0}"#,
             r#"{"type":"disconnect","session":"s","reason":"bored"}"#,
+            r#"{"type":"permit","session":"s","targets":["h:1"],"timeout_secs":0}"#,
+            r#"{"type":"permit","session":"s","targets":[""],"timeout_secs":1}"#,
+            r#"{"type":"permit","session":"","targets":[],"timeout_secs":1}"#,
         ];
         for text in cases {
             let result = ControlMessage::decode(text.as_bytes());
