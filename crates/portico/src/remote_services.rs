@@ -40,8 +40,9 @@ pub fn service(store: Store, identity: Identity) -> Arc<dyn InProcess> {
     ))
 }
 
-struct IdentityIssuer {
-    identity: Identity,
+/// Makes and withdraws endpoint credentials (RS-9) as OAuth clients of the identity service.
+pub struct IdentityIssuer {
+    pub identity: Identity,
 }
 
 impl CredentialIssuer for IdentityIssuer {
