@@ -1,5 +1,7 @@
-//! Tools that `bench/proxy` runs: `ws-echo`, a WebSocket echo backend, and `ws-load`, a
-//! client that measures WebSocket round-trips through a proxy. Not part of the `portico`
+//! Tools the benchmarks run: for `bench/proxy`, `ws-echo`, a WebSocket echo backend, and
+//! `ws-load`, a client that measures WebSocket round-trips through a proxy; for
+//! `bench/tunnel`, `tcp-load`, a sink/echo server and the client measuring bulk throughput,
+//! stream opens and interactive round trips through a tunnel. Not part of the `portico`
 //! binary.
 #![forbid(unsafe_code)]
 
