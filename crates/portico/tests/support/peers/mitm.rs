@@ -34,7 +34,11 @@ impl InterceptingProxy {
     pub fn start_in(place: Place) -> Option<InterceptingProxy> {
         let venv = venv_mitmdump();
         let mitmdump = match std::env::var_os("PORTICO_MITMDUMP") {
-            Some(path) => PathBuf::from(path),
+            Some(path) if PathBuf::from(&path).is_file() => PathBuf::from(path),
+            Some(path) => {
+                missing(&format!("PORTICO_MITMDUMP names {path:?}, which is missing"));
+                return None;
+            }
             None if venv.is_file() => venv,
             None => program("mitmdump", &[], HINT)?,
         };
