@@ -4,6 +4,8 @@
 //! the blackhole proxy goes silent on command, the namespaces fence the factory from the
 //! service network, and the ticket server records what is posted.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 mod support;
 
 use std::io::{Read, Write};

@@ -36,7 +36,9 @@ impl InterceptingProxy {
         let mitmdump = match std::env::var_os("PORTICO_MITMDUMP") {
             Some(path) if PathBuf::from(&path).is_file() => PathBuf::from(path),
             Some(path) => {
-                missing(&format!("PORTICO_MITMDUMP names {path:?}, which is missing"));
+                missing(&format!(
+                    "PORTICO_MITMDUMP names {path:?}, which is missing"
+                ));
                 return None;
             }
             None if venv.is_file() => venv,

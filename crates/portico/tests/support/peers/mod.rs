@@ -28,13 +28,13 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 /// Finds `name` on the PATH or at one of `also` (absolute paths). When it is missing:
 /// panics with `hint` if the run requires peers, else prints "skipped: ..." and is `None`.
 pub fn program(name: &str, also: &[&str], hint: &str) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|path| {
             std::env::split_paths(&path)
                 .map(|dir| dir.join(name))
                 .collect()
         })
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     let found = on_path
         .into_iter()
         .chain(also.iter().map(PathBuf::from))
