@@ -290,6 +290,15 @@ fn blackhole_proxy_forwards_until_told_then_goes_silent_without_closing() {
 fn blackhole_forwarder_goes_silent_too() {
     let (target, received) = echo_server();
     let proxy = BlackholeProxy::forward_to(target);
+    // A flow that ends normally is forgotten, and not black-holed later.
+    let mut first = TcpStream::connect(proxy.addr).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(echo(&mut first, b"one"), b"one");
+    drop(first);
+    assert!(support::within(Duration::from_secs(5), || proxy.open_flows() == 0).is_some());
+
     let mut flow = TcpStream::connect(proxy.addr).unwrap();
     flow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(echo(&mut flow, b"hello"), b"hello");
@@ -297,7 +306,8 @@ fn blackhole_forwarder_goes_silent_too() {
     flow.write_all(b"gone").unwrap();
     flow.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     assert!(flow.read(&mut [0u8; 8]).is_err(), "the black flow answered");
-    assert_eq!(received.load(Ordering::SeqCst), 5);
+    assert_eq!(received.load(Ordering::SeqCst), 3 + 5);
+    assert_eq!(proxy.open_flows(), 1);
 }
 
 #[test]

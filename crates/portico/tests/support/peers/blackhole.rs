@@ -35,10 +35,18 @@ struct Shared {
     flows: Mutex<Vec<Flow>>,
 }
 
-/// One proxied connection: both sockets (to shut them at the end) and its switch.
+/// One proxied connection: both sockets (to shut them at the end), its switch, and how
+/// many of its two directions have ended (a flow with both ended is forgotten).
 struct Flow {
     black: Arc<AtomicBool>,
+    ended: Arc<AtomicUsize>,
     sockets: [TcpStream; 2],
+}
+
+impl Flow {
+    fn finished(&self) -> bool {
+        self.ended.load(Ordering::SeqCst) >= 2
+    }
 }
 
 impl BlackholeProxy {
@@ -78,11 +86,18 @@ impl BlackholeProxy {
 
     /// Stops forwarding on every flow open now, silently; returns how many.
     pub fn blackhole(&self) -> usize {
-        let flows = self.shared.flows.lock().unwrap();
+        let mut flows = self.shared.flows.lock().unwrap();
+        flows.retain(|flow| !flow.finished());
         for flow in flows.iter() {
             flow.black.store(true, Ordering::SeqCst);
         }
         flows.len()
+    }
+
+    /// How many flows are open (in at least one direction), black ones included.
+    pub fn open_flows(&self) -> usize {
+        let flows = self.shared.flows.lock().unwrap();
+        flows.iter().filter(|flow| !flow.finished()).count()
     }
 
     /// How many connections the proxy has accepted so far (a reconnect makes one more).
@@ -136,14 +151,27 @@ fn open(mut client: TcpStream, target: Target, shared: &Arc<Shared>) {
     let (Ok(client_copy), Ok(server_copy)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
-    shared.flows.lock().unwrap().push(Flow {
-        black: black.clone(),
-        sockets: [client_copy, server_copy],
+    let ended = Arc::new(AtomicUsize::new(0));
+    {
+        let mut flows = shared.flows.lock().unwrap();
+        // Ended flows go, so a long test with many reconnects holds no stale sockets.
+        flows.retain(|flow| !flow.finished());
+        flows.push(Flow {
+            black: black.clone(),
+            ended: ended.clone(),
+            sockets: [client_copy, server_copy],
+        });
+    }
+    let (Ok(up_from), Ok(up_to)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let (up_black, up_shared, up_ended) = (black.clone(), shared.clone(), ended.clone());
+    std::thread::spawn(move || {
+        pump(up_from, up_to, &up_black, &up_shared);
+        up_ended.fetch_add(1, Ordering::SeqCst);
     });
-    let (up_from, up_to) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    let (up_black, up_shared) = (black.clone(), shared.clone());
-    std::thread::spawn(move || pump(up_from, up_to, &up_black, &up_shared));
     pump(server, client, &black, shared);
+    ended.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Reads a `CONNECT host:port HTTP/1.x` head, byte by byte so nothing after it is
