@@ -216,10 +216,11 @@ fn echo_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
                 let mut stream = stream;
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = stream.read(&mut buf) {
+                    // Counted before the echo, so a client that got its echo sees the count.
+                    counter.fetch_add(n, Ordering::SeqCst);
                     if n == 0 || stream.write_all(&buf[..n]).is_err() {
                         return;
                     }
-                    counter.fetch_add(n, Ordering::SeqCst);
                 }
             });
         }
