@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 pub mod browser;
 pub mod peers;
+pub mod remote;
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -32,6 +33,9 @@ pub struct Portico {
     pub tls: u16,
     pub admin: u16,
     child: Child,
+    /// What `serve` was started with, for [`Portico::kill_and_restart`].
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Portico {
@@ -87,19 +91,7 @@ impl Portico {
             let dir = tempfile::tempdir().unwrap();
             let ports = (free_port(), free_port(), free_port());
             let (args, env) = prepare(dir.path(), ports);
-            let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
-            let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-            let child = Command::new(env!("CARGO_BIN_EXE_portico"))
-                .arg("serve")
-                .args(&args)
-                .current_dir(dir.path())
-                .env_remove("PORTICO_CONFIG")
-                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(stderr)
-                .spawn()
-                .unwrap();
+            let child = spawn_serve(dir.path(), &args, &env, "");
             let (plain, tls, admin) = ports;
             let mut portico = Portico {
                 dir,
@@ -107,6 +99,8 @@ impl Portico {
                 tls,
                 admin,
                 child,
+                args,
+                env,
             };
             match portico.wait_ready() {
                 Ok(()) => return portico,
@@ -115,6 +109,23 @@ impl Portico {
             }
         }
         panic!("portico found no free ports in three tries");
+    }
+
+    /// Kills `serve` at once (SIGKILL: no drain, no goodbyes, as a crash would) and starts
+    /// it again in the same folder on the same ports; its output goes to `stdout.N.log` and
+    /// `stderr.N.log` from then on. Panics if it is not ready within 30 s.
+    pub fn kill_and_restart(&mut self, generation: u32) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_serve(
+            self.dir.path(),
+            &self.args,
+            &self.env,
+            &format!(".{generation}"),
+        );
+        if let Err(log) = self.wait_ready() {
+            panic!("portico did not come back:\n{log}");
+        }
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -204,6 +215,24 @@ impl Portico {
 }
 
 /// `curl -s` with the given arguments; returns (status, body).
+/// Starts `portico serve ARGS` in `dir`, its output in `stdout{suffix}.log` and
+/// `stderr{suffix}.log` there.
+fn spawn_serve(dir: &Path, args: &[String], env: &[(String, String)], suffix: &str) -> Child {
+    let stdout = std::fs::File::create(dir.join(format!("stdout{suffix}.log"))).unwrap();
+    let stderr = std::fs::File::create(dir.join(format!("stderr{suffix}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("serve")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PORTICO_CONFIG")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 pub fn curl(args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
         .args(["-s", "--max-time", "20", "-w", "\n%{http_code}"])

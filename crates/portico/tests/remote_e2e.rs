@@ -1,0 +1,325 @@
+//! Remote Services end to end, with real peers (RS-4, RS-5, RS-7, RS-8, RS-9): `portico
+//! serve` as the backend, a Device Endpoint and a Service Endpoint as `portico endpoint run`
+//! processes, a real OpenSSH server behind the device side and the real `ssh` client on the
+//! service side, real HTTP proxies (tinyproxy with Basic auth, mitmproxy intercepting TLS)
+//! between the agents and the backend, and faults: `serve` killed and restarted, a tunnel
+//! silently blackholed, a session timing out, an endpoint revoked.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::peers::blackhole::BlackholeProxy;
+use support::peers::mitm::InterceptingProxy;
+use support::peers::ssh::SshServer;
+use support::peers::ticket::TicketServer;
+use support::peers::tinyproxy::AuthProxy;
+use support::peers::{sha256sum, write_random_file};
+use support::remote::{local_port, AgentOptions, Deployment, Side};
+use support::within;
+
+const HUNDRED_MB: u64 = 100 * 1024 * 1024;
+
+/// A Deployment with a Device and a Service Endpoint registered with `options` and an SSH
+/// application (`ssh-press`, local port → the SSH server) assigned to the device.
+struct SshSetup {
+    deployment: Deployment,
+    device: std::path::PathBuf,
+    service: std::path::PathBuf,
+    local: u16,
+}
+
+fn ssh_setup(sshd: &SshServer, options: &AgentOptions, extra: &[&str]) -> SshSetup {
+    let deployment = Deployment::start();
+    let device = deployment.endpoint("ep-press", Side::Device, options);
+    let service = deployment.endpoint("ep-eng", Side::Service, options);
+    let local = local_port();
+    deployment.application(
+        "ssh-press",
+        "ssh",
+        &[format!("{local}:127.0.0.1:{}", sshd.port)],
+        extra,
+    );
+    SshSetup {
+        deployment,
+        device,
+        service,
+        local,
+    }
+}
+
+/// Whether `echo` over ssh through the local listener works now.
+fn ssh_works(sshd: &SshServer, local: u16) -> bool {
+    let out = sshd.run_via("127.0.0.1", local, "echo through-the-tunnel");
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("through-the-tunnel")
+}
+
+#[test]
+fn ssh_through_the_tunnel_behind_an_authenticating_proxy_copies_100_mb_intact() {
+    let Some(sshd) = SshServer::start() else {
+        return;
+    };
+    let Some(proxy) = AuthProxy::start("agent", "s3cret-proxy") else {
+        return;
+    };
+    let options = AgentOptions {
+        proxy: Some(proxy.url()),
+        ..AgentOptions::default()
+    };
+    let setup = ssh_setup(&sshd, &options, &[]);
+    let d = &setup.deployment;
+    let device_agent = d.run_agent(&setup.device);
+    let service_agent = d.run_agent(&setup.service);
+
+    let printed = d.connect(&setup.service, "ssh-press");
+    assert!(
+        printed.contains(&format!("ssh -p {} localhost", setup.local)),
+        "{printed}"
+    );
+    // A command over a real SSH session through Service Endpoint → relay → Device Endpoint.
+    let out = sshd.run_via("127.0.0.1", setup.local, "echo tunnel-ok; whoami");
+    assert!(
+        out.status.success(),
+        "ssh: {}\ndevice agent:\n{}\nservice agent:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        device_agent.log(),
+        service_agent.log()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tunnel-ok"));
+
+    // 100 MB through the tunnel, streamed from a file, checked on the far side.
+    let payload = d.agents.path().join("payload.bin");
+    write_random_file(&payload, HUNDRED_MB, 7);
+    let copy = sshd.path("payload.copy");
+    let out = sshd.pipe_file_via("127.0.0.1", setup.local, &payload, &copy);
+    assert!(
+        out.status.success(),
+        "copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::metadata(&copy).unwrap().len(), HUNDRED_MB);
+    assert_eq!(
+        sshd.remote_sha256_via("127.0.0.1", setup.local, &copy),
+        sha256sum(&payload)
+    );
+
+    // Registration and both tunnels went through the proxy, with its credentials.
+    let log = proxy.log();
+    for host in [
+        "gateway.eu1.portico.localhost",
+        "connectivity.eu1.vpnrts.portico.localhost",
+        "wss.eu1.vpnrts.portico.localhost",
+    ] {
+        assert!(log.contains(host), "the proxy never saw {host}:\n{log}");
+    }
+}
+
+#[test]
+fn a_wrong_proxy_password_and_an_intercepting_proxy_are_refused_with_clear_messages() {
+    let Some(proxy) = AuthProxy::start("agent", "s3cret-proxy") else {
+        return;
+    };
+    let Some(mitm) = InterceptingProxy::start() else {
+        return;
+    };
+    let d = Deployment::start();
+    let wrong = AgentOptions {
+        proxy: Some(proxy.url_with("agent", "wrong")),
+        ..AgentOptions::default()
+    };
+    let config = d.write_agent_config("ep-wrong", Side::Device, &wrong);
+    let out = d.agent_command(&config, &["endpoint", "register", "--code", "0123456789"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(said.contains("proxy refused the credentials"), "{said}");
+    assert!(
+        !said.contains("wrong"),
+        "the proxy password leaked: {said}"
+    );
+
+    let intercepted = AgentOptions {
+        proxy: Some(mitm.url()),
+        ..AgentOptions::default()
+    };
+    let config = d.write_agent_config("ep-mitm", Side::Device, &intercepted);
+    let out = d.agent_command(&config, &["endpoint", "register", "--code", "0123456789"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(said.contains("intercepted"), "{said}");
+    assert!(said.contains("TLS-inspecting proxy"), "{said}");
+    assert!(said.contains("mitmproxy"), "the issuer is named: {said}");
+}
+
+#[test]
+fn dtt_reverse_posts_a_ticket_from_the_device_side_to_a_service_network_server() {
+    let Some(tickets) = TicketServer::start() else {
+        return;
+    };
+    let ticket_port: u16 = tickets
+        .url("")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let d = Deployment::start();
+    let options = AgentOptions::default();
+    let device = d.endpoint("ep-press", Side::Device, &options);
+    let service = d.endpoint("ep-eng", Side::Service, &options);
+    let local = local_port();
+    d.application(
+        "tickets",
+        "dtt-reverse",
+        &[format!("{local}:127.0.0.1:{ticket_port}")],
+        &["--target-endpoint", "ep-eng"],
+    );
+    let device_agent = d.run_agent(&device);
+    let _service_agent = d.run_agent(&service);
+    d.connect(&service, "tickets");
+
+    // The device side's listener is the Device Endpoint's; a client there posts a ticket.
+    let url = format!("http://127.0.0.1:{local}/tickets");
+    let mut answer = String::new();
+    let posted = within(Duration::from_secs(15), || {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", "-w", "\n%{http_code}", "-d"])
+            .arg(r#"{"machine":"press-7","fault":"E42 hydraulic pressure"}"#)
+            .args(["-H", "Content-Type: application/json", &url])
+            .output()
+            .unwrap();
+        answer = String::from_utf8_lossy(&out.stdout).to_string();
+        answer.ends_with("201")
+    });
+    assert!(
+        posted.is_some(),
+        "curl on the device side: {answer}\ndevice agent:\n{}",
+        device_agent.log()
+    );
+    let received = tickets.tickets();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].path, "/tickets");
+    assert!(received[0].body.contains("E42 hydraulic pressure"));
+}
+
+#[test]
+fn both_endpoints_come_back_within_10_s_after_serve_is_killed_and_restarted() {
+    let Some(sshd) = SshServer::start() else {
+        return;
+    };
+    let mut setup = ssh_setup(&sshd, &AgentOptions::default(), &[]);
+    let device_agent = setup.deployment.run_agent(&setup.device);
+    let service_agent = setup.deployment.run_agent(&setup.service);
+    setup.deployment.connect(&setup.service, "ssh-press");
+    assert!(ssh_works(&sshd, setup.local));
+
+    setup.deployment.portico.kill_and_restart(1);
+    let restarted = Instant::now();
+    let back = within(Duration::from_secs(10), || ssh_works(&sshd, setup.local));
+    assert!(
+        back.is_some(),
+        "no SSH session within 10 s of the restart\ndevice agent:\n{}\nservice agent:\n{}",
+        device_agent.log(),
+        service_agent.log()
+    );
+    eprintln!(
+        "a new SSH session worked {:.1} s after serve was back",
+        restarted.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_blackholed_tunnel_is_declared_dead_and_the_agents_reconnect_within_60_s() {
+    let Some(sshd) = SshServer::start() else {
+        return;
+    };
+    let firewall = BlackholeProxy::connect();
+    let options = AgentOptions {
+        proxy: Some(firewall.url()),
+        keep_alive_secs: Some(5),
+        dead_after_secs: Some(15),
+        ..AgentOptions::default()
+    };
+    let setup = ssh_setup(&sshd, &options, &[]);
+    let d = &setup.deployment;
+    let device_agent = d.run_agent(&setup.device);
+    let service_agent = d.run_agent(&setup.service);
+    d.connect(&setup.service, "ssh-press");
+    assert!(ssh_works(&sshd, setup.local));
+    let before = firewall.accepted();
+
+    // Every flow open now (both agents' tunnels and control channels) goes silent: no FIN,
+    // no reset, as a firewall that dropped its state would do.
+    assert!(firewall.blackhole() >= 4);
+    let silenced = Instant::now();
+    let back = within(Duration::from_secs(60), || {
+        firewall.accepted() >= before + 4 && ssh_works(&sshd, setup.local)
+    });
+    assert!(
+        back.is_some(),
+        "no reconnect within 60 s\ndevice agent:\n{}\nservice agent:\n{}",
+        device_agent.log(),
+        service_agent.log()
+    );
+    eprintln!(
+        "reconnected and working {:.1} s after the tunnels went silent",
+        silenced.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_session_times_out_on_schedule_and_a_revoked_endpoint_is_cut_off() {
+    let Some(sshd) = SshServer::start() else {
+        return;
+    };
+    let setup = ssh_setup(&sshd, &AgentOptions::default(), &["--session-timeout", "6"]);
+    let d = &setup.deployment;
+    let device_agent = d.run_agent(&setup.device);
+    let _service_agent = d.run_agent(&setup.service);
+
+    // A session of 6 s: an SSH session held open is cut when it ends.
+    d.connect(&setup.service, "ssh-press");
+    let opened = Instant::now();
+    let mut held = sshd
+        .ssh_via("127.0.0.1", setup.local, "sleep 60")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ended = None;
+    let _ = within(Duration::from_secs(20), || {
+        ended = held.try_wait().unwrap();
+        ended.is_some()
+    });
+    let lasted = opened.elapsed();
+    if ended.is_none() {
+        let _ = held.kill();
+    }
+    assert!(ended.is_some(), "the SSH session outlived its connection session");
+    assert!(
+        lasted >= Duration::from_secs(4) && lasted <= Duration::from_secs(12),
+        "the 6 s session ended the SSH session after {lasted:?}"
+    );
+    let listed = d.remote(&["--json", "connection", "list"]);
+    let sessions: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let session = &sessions[0];
+    assert_eq!(session["end_reason"], "timed_out", "{listed}");
+    let took = session["ended_ms"].as_i64().unwrap() - session["started_ms"].as_i64().unwrap();
+    assert!((6_000..8_000).contains(&took), "ended after {took} ms: {listed}");
+
+    // A new session works; revoking the device's endpoint cuts it off.
+    d.connect(&setup.service, "ssh-press");
+    assert!(within(Duration::from_secs(10), || ssh_works(&sshd, setup.local)).is_some());
+    d.remote(&["endpoint", "revoke", "ep-press"]);
+    let cut = within(Duration::from_secs(10), || {
+        device_agent.log().contains("revoked") && !ssh_works(&sshd, setup.local)
+    });
+    assert!(
+        cut.is_some(),
+        "the revoked endpoint kept its tunnel:\n{}",
+        device_agent.log()
+    );
+}
