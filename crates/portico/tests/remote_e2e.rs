@@ -323,3 +323,100 @@ fn a_session_times_out_on_schedule_and_a_revoked_endpoint_is_cut_off() {
         device_agent.log()
     );
 }
+
+/// `/etc/netns/{namespace}/hosts`, which `ip netns exec` puts in place of `/etc/hosts` for
+/// what runs in the namespace: there the backend's names lead to its address on that
+/// namespace's link. Removed on drop.
+struct NamespaceHosts(std::path::PathBuf);
+
+impl NamespaceHosts {
+    fn write(namespace: &str, backend_ip: &str) -> NamespaceHosts {
+        let dir = std::path::PathBuf::from(format!("/etc/netns/{namespace}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("hosts"),
+            format!(
+                "127.0.0.1 localhost\n{backend_ip} wss.eu1.vpnrts.portico.localhost \
+                 connectivity.eu1.vpnrts.portico.localhost gateway.eu1.portico.localhost\n"
+            ),
+        )
+        .unwrap();
+        NamespaceHosts(dir)
+    }
+}
+
+impl Drop for NamespaceHosts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn ssh_across_network_namespaces_where_factory_and_service_reach_only_the_backend() {
+    use support::peers::netns::{Topology, BACKEND_FACTORY_SIDE_IP, BACKEND_SERVICE_SIDE_IP};
+    use support::peers::Place;
+    let topology = match Topology::create() {
+        Ok(topology) => topology,
+        Err(error) => {
+            eprintln!("skipped: network namespaces unavailable: {error}");
+            return;
+        }
+    };
+    let _factory_hosts = NamespaceHosts::write(&topology.factory, BACKEND_FACTORY_SIDE_IP);
+    let _service_hosts = NamespaceHosts::write(&topology.service, BACKEND_SERVICE_SIDE_IP);
+    let factory = Place::netns(&topology.factory);
+    let service = Place::netns(&topology.service);
+    let Some(sshd) = SshServer::start_in(factory.clone()) else {
+        return;
+    };
+    // The two sides cannot reach each other: only the backend joins them.
+    let probe = topology.run(
+        &topology.service,
+        &[
+            "timeout",
+            "3",
+            "bash",
+            "-c",
+            &format!(
+                "exec 3<>/dev/tcp/{}/{}",
+                support::peers::netns::FACTORY_IP,
+                sshd.port
+            ),
+        ],
+    );
+    assert!(!probe.status.success(), "the service network reached the factory");
+
+    let d = Deployment::start_in_netns(&topology.backend);
+    let in_factory = AgentOptions {
+        netns: Some(topology.factory.clone()),
+        ..AgentOptions::default()
+    };
+    let in_service = AgentOptions {
+        netns: Some(topology.service.clone()),
+        ..AgentOptions::default()
+    };
+    let device = d.endpoint("ep-press", Side::Device, &in_factory);
+    let service_config = d.endpoint("ep-eng", Side::Service, &in_service);
+    let local = local_port();
+    d.application(
+        "ssh-press",
+        "ssh",
+        &[format!("{local}:127.0.0.1:{}", sshd.port)],
+        &[],
+    );
+    let device_agent = d.run_agent(&device);
+    let service_agent = d.run_agent(&service_config);
+    d.connect(&service_config, "ssh-press");
+    let out = sshd
+        .ssh_from(&service, "127.0.0.1", local, "echo across-namespaces")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("across-namespaces"),
+        "ssh from the service network: {}\ndevice agent:\n{}\nservice agent:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        device_agent.log(),
+        service_agent.log()
+    );
+}

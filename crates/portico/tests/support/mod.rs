@@ -36,6 +36,8 @@ pub struct Portico {
     /// What `serve` was started with, for [`Portico::kill_and_restart`].
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The network namespace `serve` and its CLI run in, if not the host's.
+    netns: Option<String>,
 }
 
 impl Drop for Portico {
@@ -87,11 +89,31 @@ impl Portico {
     pub fn launch(
         prepare: impl Fn(&Path, (u16, u16, u16)) -> (Vec<String>, Vec<(String, String)>),
     ) -> Portico {
+        Self::launch_in(None, prepare)
+    }
+
+    /// Starts `portico serve` with `config` inside network namespace `netns`, where the
+    /// admin CLI runs too.
+    pub fn start_in_netns(netns: &str, config: &str) -> Portico {
+        Self::launch_in(Some(netns.to_string()), |dir, (plain, tls, admin)| {
+            let config = config
+                .replace("{plain}", &plain.to_string())
+                .replace("{tls}", &tls.to_string())
+                .replace("{admin}", &admin.to_string());
+            std::fs::write(dir.join("portico.toml"), config).unwrap();
+            (vec!["--config".into(), "portico.toml".into()], Vec::new())
+        })
+    }
+
+    fn launch_in(
+        netns: Option<String>,
+        prepare: impl Fn(&Path, (u16, u16, u16)) -> (Vec<String>, Vec<(String, String)>),
+    ) -> Portico {
         for _ in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             let ports = (free_port(), free_port(), free_port());
             let (args, env) = prepare(dir.path(), ports);
-            let child = spawn_serve(dir.path(), &args, &env, "");
+            let child = spawn_serve(&netns, dir.path(), &args, &env, "");
             let (plain, tls, admin) = ports;
             let mut portico = Portico {
                 dir,
@@ -101,6 +123,7 @@ impl Portico {
                 child,
                 args,
                 env,
+                netns: netns.clone(),
             };
             match portico.wait_ready() {
                 Ok(()) => return portico,
@@ -118,6 +141,7 @@ impl Portico {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = spawn_serve(
+            &self.netns,
             self.dir.path(),
             &self.args,
             &self.env,
@@ -134,7 +158,7 @@ impl Portico {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("exited with {status}: {}", self.stderr()));
             }
-            let out = Command::new("curl")
+            let out = command_in(&self.netns, "curl")
                 .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
                 .arg(format!("http://127.0.0.1:{}/readyz", self.admin))
                 .output()
@@ -170,7 +194,7 @@ impl Portico {
 
     /// Runs `portico` with `args` in this instance's folder.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_portico"))
+        command_in(&self.netns, env!("CARGO_BIN_EXE_portico"))
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("PORTICO_CONFIG")
@@ -217,10 +241,16 @@ impl Portico {
 /// `curl -s` with the given arguments; returns (status, body).
 /// Starts `portico serve ARGS` in `dir`, its output in `stdout{suffix}.log` and
 /// `stderr{suffix}.log` there.
-fn spawn_serve(dir: &Path, args: &[String], env: &[(String, String)], suffix: &str) -> Child {
+fn spawn_serve(
+    netns: &Option<String>,
+    dir: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    suffix: &str,
+) -> Child {
     let stdout = std::fs::File::create(dir.join(format!("stdout{suffix}.log"))).unwrap();
     let stderr = std::fs::File::create(dir.join(format!("stderr{suffix}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_portico"))
+    command_in(netns, env!("CARGO_BIN_EXE_portico"))
         .arg("serve")
         .args(args)
         .current_dir(dir)
@@ -231,6 +261,18 @@ fn spawn_serve(dir: &Path, args: &[String], env: &[(String, String)], suffix: &s
         .stderr(stderr)
         .spawn()
         .unwrap()
+}
+
+/// A command for `program` on the host, or inside network namespace `netns`.
+pub fn command_in(netns: &Option<String>, program: &str) -> Command {
+    match netns {
+        None => Command::new(program),
+        Some(name) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", name, program]);
+            command
+        }
+    }
 }
 
 pub fn curl(args: &[&str]) -> (u16, String) {

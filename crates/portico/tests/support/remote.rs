@@ -3,7 +3,9 @@
 //! made with `portico admin`; and endpoint agents (`portico endpoint run`) as real
 //! processes that reach the backend by its Remote Services host names.
 
-use super::{free_port, within, Portico};
+use super::{command_in, free_port, within, Portico};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -21,10 +23,20 @@ listen_plain = "127.0.0.1:{plain}"
 admin_listen = "127.0.0.1:{admin}"
 "#;
 
+/// `serve` in a network namespace of its own, reached on that namespace's addresses.
+const SERVE_CONFIG_ANY_ADDRESS: &str = r#"
+[server]
+listen = "0.0.0.0:{tls}"
+listen_plain = "127.0.0.1:{plain}"
+admin_listen = "127.0.0.1:{admin}"
+"#;
+
 pub struct Deployment {
     pub portico: Portico,
     /// Agents' configurations, credentials and logs.
     pub agents: tempfile::TempDir,
+    /// The network namespace each agent configuration runs in (none: the host's).
+    places: RefCell<HashMap<PathBuf, Option<String>>>,
 }
 
 /// Which side an endpoint serves.
@@ -47,15 +59,27 @@ pub struct AgentOptions {
     pub dead_after_secs: Option<u32>,
     /// `allow = [...]` for a Device Endpoint.
     pub allow: Option<Vec<String>>,
+    /// The network namespace the agent (and its commands) run in.
+    pub netns: Option<String>,
 }
 
 impl Deployment {
     /// `serve`, the tenant, its site and device, and the engineer.
     pub fn start() -> Deployment {
-        let portico = Portico::start(SERVE_CONFIG, &[]);
+        Self::set_up(Portico::start(SERVE_CONFIG, &[]))
+    }
+
+    /// The same with `serve` inside network namespace `netns`, listening on all of its
+    /// addresses.
+    pub fn start_in_netns(netns: &str) -> Deployment {
+        Self::set_up(Portico::start_in_netns(netns, SERVE_CONFIG_ANY_ADDRESS))
+    }
+
+    fn set_up(portico: Portico) -> Deployment {
         let deployment = Deployment {
             portico,
             agents: tempfile::tempdir().unwrap(),
+            places: RefCell::new(HashMap::new()),
         };
         deployment.admin(&["tenant", "add", TENANT]);
         deployment.admin(&[
@@ -163,6 +187,9 @@ impl Deployment {
         }
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
+        self.places
+            .borrow_mut()
+            .insert(path.clone(), options.netns.clone());
         path
     }
 
@@ -170,9 +197,15 @@ impl Deployment {
         format!("https://gateway.eu1.portico.localhost:{}", self.portico.tls)
     }
 
+    /// A `portico` command where the agent of `config` runs.
+    fn portico_for(&self, config: &Path) -> Command {
+        let netns = self.places.borrow().get(config).cloned().flatten();
+        command_in(&netns, env!("CARGO_BIN_EXE_portico"))
+    }
+
     /// `portico --config CONFIG ARGS` (an agent-side command), its output.
     pub fn agent_command(&self, config: &Path, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_portico"))
+        self.portico_for(config)
             .arg("--config")
             .arg(config)
             .args(args)
@@ -187,7 +220,8 @@ impl Deployment {
     /// Starts `portico endpoint run` for `config`; killed when dropped.
     pub fn run_agent(&self, config: &Path) -> Agent {
         let log = config.with_extension("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        let child = self
+            .portico_for(config)
             .arg("--config")
             .arg(config)
             .args(["endpoint", "run"])
