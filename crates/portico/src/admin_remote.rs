@@ -198,7 +198,7 @@ pub enum AppCommand {
         template: String,
         /// A port mapping LOCAL:HOST:PORT, e.g. 2222:127.0.0.1:22 (repeatable; an IPv6
         /// host in brackets)
-        #[arg(long = "map", required = true, value_parser = parse_mapping)]
+        #[arg(long = "map", value_name = "LOCAL:HOST:PORT", required = true, value_parser = parse_mapping)]
         mappings: Vec<Mapping>,
         /// DTT Reverse: the Service Endpoint that dials the mappings' targets
         #[arg(long)]
@@ -373,8 +373,9 @@ fn print_answer(command: &RemoteCommand, kind: Kind, value: &Value) {
         RemoteCommand::Endpoint(EndpointCommand::Revoke { .. }) => {
             print!("{}", tables::table(kind, value));
             eprintln!(
-                "A running `portico serve` stops this endpoint's connections at its next \
-                 check of the store (within seconds); revoking through the API cuts its tunnel at once."
+                "A running `portico serve` learns of this through the store: the device's \
+                 connections stop within seconds and the endpoint opens no new stream; \
+                 revoking through the API also cuts its tunnel at once."
             );
         }
         _ => print!("{}", tables::table(kind, value)),

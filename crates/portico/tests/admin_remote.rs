@@ -292,6 +292,7 @@ fn remote_services_are_administered_from_the_command_line() {
         "2222:host",
     ]);
     refused(&out, "LOCAL:HOST:PORT");
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     refused(
         &abc(&[
             "app",

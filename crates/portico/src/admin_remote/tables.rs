@@ -312,7 +312,7 @@ mod tests {
         let names: Vec<&str> = out
             .lines()
             .skip(1)
-            .map(|l| l.split("  ").filter(|s| !s.is_empty()).next().unwrap_or(""))
+            .map(|l| l.split("  ").find(|s| !s.is_empty()).unwrap_or(""))
             .collect();
         assert_eq!(
             names,
