@@ -56,6 +56,8 @@ pub enum AdminCommand {
     /// OAuth clients of a tenant (works on the local store)
     #[command(subcommand)]
     Client(ClientCommand),
+    #[command(flatten)]
+    Remote(crate::admin_remote::RemoteCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +285,9 @@ pub async fn run(args: AdminArgs, config: Config) -> Result<()> {
     if let AdminCommand::Client(command) = &args.command {
         return manage_client(command, &config).await;
     }
+    if let AdminCommand::Remote(command) = &args.command {
+        return crate::admin_remote::run(command, args.json, &config).await;
+    }
     let client = Client::new(&args, &config)?;
     let (method, path, body, kind) = request_for(&args.command)?;
     let answer = client.send(method, &path, body).await?;
@@ -386,6 +391,7 @@ fn request_for(command: &AdminCommand) -> Result<(Method, String, Option<Value>,
         AdminCommand::User(_) => bail!("user commands run locally"),
         AdminCommand::Oidc(_) => bail!("oidc commands run locally"),
         AdminCommand::Client(_) => bail!("client commands run locally"),
+        AdminCommand::Remote(_) => bail!("Remote Services commands run locally"),
     })
 }
 
@@ -603,7 +609,7 @@ fn print_table(kind: Kind, value: &Value) {
 
 /// The store of the local configuration, which must exist already: a change on a new,
 /// empty store would reach no server — most likely the wrong folder or configuration file.
-async fn open_local_store(config: &Config) -> Result<portico_store::Store> {
+pub(crate) async fn open_local_store(config: &Config) -> Result<portico_store::Store> {
     if let Some(path) = config.database.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or(path);
         if !std::path::Path::new(path).exists() {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod admin_remote;
 mod builtin;
 mod config;
 mod demo;
