@@ -12,6 +12,7 @@
 //! ```
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::allow::AllowList;
+use crate::hosts;
 use crate::no_proxy::NoProxy;
 
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(20);
@@ -103,6 +105,20 @@ impl BackendUrl {
     }
 
     /// The host name the certificate must be valid for (IPv6 without brackets).
+    /// A URL on another host of the same deployment: same port, the given host and path.
+    pub(crate) fn sibling(&self, host: &str, base_path: String) -> Self {
+        BackendUrl {
+            host: host.to_string(),
+            port: self.port,
+            base_path,
+        }
+    }
+
+    /// The path below the host, without a trailing slash (empty for the root).
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -301,6 +317,12 @@ pub struct EndpointConfig {
     pub dead_after: Duration,
     /// A Device Endpoint's own limit on what it dials; `None` leaves it to the backend.
     pub allow: Option<AllowList>,
+    /// The token endpoint (`token_url`, else derived from `backend`, see [`crate::hosts`]).
+    pub token_url: BackendUrl,
+    /// The gateway API host (`api`, else derived from `backend`).
+    pub api: BackendUrl,
+    /// Where local listeners bind (`listen_address`, default `127.0.0.1`).
+    pub listen_address: IpAddr,
 }
 
 #[derive(Deserialize)]
@@ -314,6 +336,9 @@ struct RawConfig {
     keep_alive_secs: Option<u64>,
     dead_after_secs: Option<u64>,
     allow: Option<Vec<String>>,
+    token_url: Option<String>,
+    api: Option<String>,
+    listen_address: Option<String>,
 }
 
 impl EndpointConfig {
@@ -370,7 +395,27 @@ impl EndpointConfig {
             Some(patterns) => Some(AllowList::parse(&patterns).map_err(|r| invalid("allow", r))?),
         };
         let (proxy, proxy_source) = resolve_proxy(raw.proxy.as_deref(), env, &backend)?;
+        let token_url = match raw.token_url {
+            Some(text) => BackendUrl::parse(&text).map_err(|r| invalid("token_url", r))?,
+            None => hosts::token_url(&backend),
+        };
+        let api = match raw.api {
+            Some(text) => BackendUrl::parse(&text).map_err(|r| invalid("api", r))?,
+            None => hosts::api_url(&backend),
+        };
+        let listen_address = match raw.listen_address {
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Some(text) => text.trim().parse().map_err(|_| {
+                invalid(
+                    "listen_address",
+                    format!("`{text}` is not an IP address (e.g. 127.0.0.1 or ::1)"),
+                )
+            })?,
+        };
         Ok(EndpointConfig {
+            token_url,
+            api,
+            listen_address,
             role,
             backend,
             credentials_file,
