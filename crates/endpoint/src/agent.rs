@@ -54,7 +54,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn listeners(&self) -> std::sync::MutexGuard<'_, ListenerSet> {
-        self.listeners.lock().unwrap_or_else(PoisonError::into_inner)
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn permits(&self) -> std::sync::MutexGuard<'_, Permits> {
@@ -229,7 +231,10 @@ mod tests {
         assert_eq!(cache.usable(t0 + Duration::from_secs(49)), Some("t"));
         assert!(cache.usable(t0 + Duration::from_secs(50)).is_none());
         cache.store(token(None), t0);
-        assert!(cache.usable(t0).is_none(), "an unknown lifetime is renewed every time");
+        assert!(
+            cache.usable(t0).is_none(),
+            "an unknown lifetime is renewed every time"
+        );
         cache.store(token(Some(Duration::from_secs(100))), t0);
         cache.forget();
         assert!(cache.usable(t0).is_none());

@@ -97,9 +97,8 @@ impl Credentials {
             path: path.to_path_buf(),
             source,
         };
-        let text = toml::to_string(self).map_err(|e| {
-            write_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        })?;
+        let text = toml::to_string(self)
+            .map_err(|e| write_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -109,8 +108,8 @@ impl Credentials {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "credentials".into());
         let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let result = write_private(&temp, text.as_bytes())
-            .and_then(|()| std::fs::rename(&temp, path));
+        let result =
+            write_private(&temp, text.as_bytes()).and_then(|()| std::fs::rename(&temp, path));
         if result.is_err() {
             let _ = std::fs::remove_file(&temp);
         }

@@ -110,7 +110,15 @@ mod tests {
     fn targets_split_into_host_and_port() {
         assert_eq!(split_target("plc-7:502"), Some(("plc-7", 502)));
         assert_eq!(split_target("[fd00::7]:22"), Some(("fd00::7", 22)));
-        for bad in ["plc", "plc:", ":22", "plc:0", "plc:99999", "fd00::7:22", "[fd00::7:22"] {
+        for bad in [
+            "plc",
+            "plc:",
+            ":22",
+            "plc:0",
+            "plc:99999",
+            "fd00::7:22",
+            "[fd00::7:22",
+        ] {
             assert_eq!(split_target(bad), None, "{bad}");
         }
     }

@@ -94,13 +94,14 @@ impl Dialer {
             .body(Full::new(bytes))
             .map_err(|_| HttpError::Request("a header or the path is not valid".into()))?;
         let exchange = async {
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|source| HttpError::Http {
-                    host: host.clone(),
-                    source,
-                })?;
+            let response =
+                sender
+                    .send_request(request)
+                    .await
+                    .map_err(|source| HttpError::Http {
+                        host: host.clone(),
+                        source,
+                    })?;
             let status = response.status().as_u16();
             let body = Limited::new(response.into_body(), MAX_ANSWER)
                 .collect()
@@ -129,7 +130,11 @@ mod tests {
             body: Bytes::from(body.to_string()),
         };
         assert_eq!(
-            a(400, r#"{"error":"Bad Request","message":"the code is not valid"}"#).message(),
+            a(
+                400,
+                r#"{"error":"Bad Request","message":"the code is not valid"}"#
+            )
+            .message(),
             "the code is not valid"
         );
         assert_eq!(a(403, r#"{"error":"forbidden"}"#).message(), "forbidden");

@@ -148,7 +148,9 @@ fn next_message(
         Some(Ok(Message::Text(text))) => ControlMessage::decode(text.as_bytes())
             .map(Some)
             .map_err(control_error),
-        Some(Ok(Message::Binary(_))) => Err(control_error("a binary message on the control channel")),
+        Some(Ok(Message::Binary(_))) => {
+            Err(control_error("a binary message on the control channel"))
+        }
         Some(Ok(_)) => Ok(Some(ControlMessage::KeepAlive { nonce: 0 })),
         Some(Err(error)) => Err(control_error(error)),
     }
@@ -225,10 +227,12 @@ fn handle(agent: &Agent, message: ControlMessage) -> Result<(), LinkError> {
             timeout_secs,
         } => {
             tracing::info!(%session, ?targets, timeout_secs, "permit");
-            agent
-                .shared
-                .permits()
-                .grant(&session, &targets, Duration::from_secs(timeout_secs), now);
+            agent.shared.permits().grant(
+                &session,
+                &targets,
+                Duration::from_secs(timeout_secs),
+                now,
+            );
         }
         ControlMessage::Disconnect { session, reason } => {
             tracing::info!(%session, ?reason, "session ended by the backend");

@@ -184,7 +184,12 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(std_listener)
 }
 
-async fn serve(listener: TcpListener, target: String, tunnel: TunnelSlot, closed: CancellationToken) {
+async fn serve(
+    listener: TcpListener,
+    target: String,
+    tunnel: TunnelSlot,
+    closed: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             _ = closed.cancelled() => return,
@@ -211,7 +216,12 @@ async fn serve(listener: TcpListener, target: String, tunnel: TunnelSlot, closed
     }
 }
 
-async fn forward(mut tcp: TcpStream, tunnel: TunnelHandle, target: String, closed: CancellationToken) {
+async fn forward(
+    mut tcp: TcpStream,
+    tunnel: TunnelHandle,
+    target: String,
+    closed: CancellationToken,
+) {
     let _ = tcp.set_nodelay(true);
     let mut stream = match tunnel.open(&target) {
         Ok(stream) => stream,

@@ -126,7 +126,10 @@ mod tests {
         assert!(p.allows("10.0.0.5:22", t0 + S(59)).is_some());
         assert!(p.allows("plc-7:503", t0).is_none(), "another port");
         assert!(p.allows("plc-8:502", t0).is_none(), "another host");
-        assert!(p.allows("10.0.0.5:22", t0 + S(60)).is_none(), "past its timeout");
+        assert!(
+            p.allows("10.0.0.5:22", t0 + S(60)).is_none(),
+            "past its timeout"
+        );
         let token = p.allows("plc-7:502", t0).unwrap();
         assert!(p.revoke("s1"));
         assert!(token.is_cancelled(), "connections of the session close");

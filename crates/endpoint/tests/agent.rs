@@ -1,24 +1,18 @@
 //! The running agent against a fake relay in the test (loopback only): a TLS server with
-//! `/mts/` (a `portico_tunnel` relay) and `/ccf/` (control messages), a token endpoint and a
-//! registration API, all trusting one test CA.
+//! `/mts/` (a `portico_tunnel` relay) and `/ccf/` (control messages), and a token endpoint,
+//! all trusting one test CA.
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming as Body};
-use portico_endpoint::{
-    Agent, Backoff, Dialer, EndpointConfig, ProxyEnvironment, TrustRoots, WebSocketTransport,
-};
+use portico_endpoint::{Agent, Backoff, WebSocketTransport};
 use portico_tunnel::control::{ControlMessage, DisconnectReason, Listener, RefusalReason};
 use portico_tunnel::tunnel::{Incoming, TunnelHandle};
 use portico_tunnel::{GoAwayReason, Role, TunnelConfig};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -28,49 +22,11 @@ use tokio_tungstenite::tungstenite::{http, Message};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-const TOKEN: &str = "agent-token-1";
+mod support;
+
+use support::{agent_config, pki, spawn_token_endpoint, tls_acceptor, TestPki, TOKEN};
+
 const LIMIT: Duration = Duration::from_secs(30);
-
-struct TestPki {
-    ca_pem: String,
-    leaf: CertificateDer<'static>,
-    leaf_key: PrivatePkcs8KeyDer<'static>,
-}
-
-fn pki() -> TestPki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Portico Agent Test CA");
-    let ca = params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    TestPki {
-        ca_pem: ca.pem(),
-        leaf: leaf.der().clone(),
-        leaf_key: PrivatePkcs8KeyDer::from(key.serialize_der()),
-    }
-}
-
-fn tls_acceptor(pki: &TestPki) -> tokio_rustls::TlsAcceptor {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![pki.leaf.clone()],
-        PrivateKeyDer::Pkcs8(pki.leaf_key.clone_key()),
-    )
-    .unwrap();
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
-}
 
 type ServerSocket = WebSocketStream<TlsStream<TcpStream>>;
 
@@ -192,114 +148,6 @@ async fn recv(control: &mut ServerSocket) -> ControlMessage {
         }
     }
     panic!("only keep-alives on the control channel");
-}
-
-/// A token endpoint granting `TOKEN` to `ep-1`/`s3cr3t`; counts the grants.
-async fn spawn_token_endpoint(pki: &TestPki) -> (u16, Arc<AtomicUsize>) {
-    let grants = Arc::new(AtomicUsize::new(0));
-    let counted = grants.clone();
-    let port = serve_https(pki, move |req| {
-        let counted = counted.clone();
-        async move {
-            let path_ok = req.uri().path() == "/uaa/oauth/token";
-            let form = req.into_body().collect().await.unwrap().to_bytes();
-            let form = String::from_utf8_lossy(&form).into_owned();
-            if path_ok && form.contains("client_id=ep-1") && form.contains("client_secret=s3cr3t")
-            {
-                counted.fetch_add(1, Ordering::SeqCst);
-                let body = format!(
-                    r#"{{"access_token":"{TOKEN}","token_type":"bearer","expires_in":3600}}"#
-                );
-                (200, body)
-            } else {
-                (401, r#"{"error":"invalid_client"}"#.to_string())
-            }
-        }
-    })
-    .await;
-    (port, grants)
-}
-
-/// A small HTTPS server answering every request with `answer` (status, JSON body).
-async fn serve_https<F, Fut>(pki: &TestPki, answer: F) -> u16
-where
-    F: Fn(http::Request<Body>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = (u16, String)> + Send,
-{
-    let acceptor = tls_acceptor(pki);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        for _ in 0..16 {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                continue;
-            };
-            let answer = answer.clone();
-            let service = hyper::service::service_fn(move |req| {
-                let answer = answer.clone();
-                async move {
-                    let (status, body) = answer(req).await;
-                    Ok::<_, hyper::Error>(
-                        http::Response::builder()
-                            .status(status)
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from(body)))
-                            .unwrap(),
-                    )
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service),
-            );
-        }
-    });
-    port
-}
-
-/// Writes the agent's configuration and credentials into `dir`.
-fn agent_config(
-    dir: &Path,
-    pki: &TestPki,
-    role: &str,
-    relay: u16,
-    token: u16,
-    extra: &str,
-) -> EndpointConfig {
-    std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
-    let creds = dir.join("creds.toml");
-    std::fs::write(
-        &creds,
-        format!(
-            "client_id = \"ep-1\"\nclient_secret = \"s3cr3t\"\ntenant = \"abc\"\n\
-             endpoint = \"{role}-ep\"\nkind = \"{role}\"\n"
-        ),
-    )
-    .unwrap();
-    set_private(&creds);
-    let config = dir.join("endpoint.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "role = \"{role}\"\nbackend = \"https://localhost:{relay}\"\n\
-             token_url = \"https://localhost:{token}/uaa/oauth/token\"\n\
-             api = \"https://localhost:{relay}\"\ncredentials = \"creds.toml\"\n\
-             ca_file = \"ca.pem\"\nproxy = \"direct\"\n{extra}"
-        ),
-    )
-    .unwrap();
-    EndpointConfig::load(&config, &ProxyEnvironment::default()).unwrap()
-}
-
-fn set_private(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
 }
 
 fn fast_backoff() -> Backoff {
@@ -472,7 +320,13 @@ async fn listeners_survive_a_reconnect_and_unannounced_sessions_close_after_the_
             },
         )
         .await;
-        round_trip(&mut s, kept, "session:s1/listener:0", b"after the reconnect").await;
+        round_trip(
+            &mut s,
+            kept,
+            "session:s1/listener:0",
+            b"after the reconnect",
+        )
+        .await;
         // s2 was not announced again: closed after the grace period.
         until_closed(dropped).await;
         connect_local(kept).await;
@@ -589,8 +443,16 @@ async fn a_device_agent_dials_permitted_targets_and_refuses_forged_opens() {
             }
         }
         assert!(after);
-        assert_eq!(watched_count.load(Ordering::SeqCst), 0, "no TCP reached the watched port");
-        assert_eq!(echo_count.load(Ordering::SeqCst), 1, "nothing dialled after the disconnect");
+        assert_eq!(
+            watched_count.load(Ordering::SeqCst),
+            0,
+            "no TCP reached the watched port"
+        );
+        assert_eq!(
+            echo_count.load(Ordering::SeqCst),
+            1,
+            "nothing dialled after the disconnect"
+        );
         shutdown.cancel();
     })
     .await
@@ -608,7 +470,10 @@ async fn a_refused_endpoint_keeps_retrying() {
         let shutdown = start(Agent::new(config).unwrap());
         let _first_tunnel = relay.tunnels.recv().await.unwrap();
         let mut control = relay.controls.recv().await.unwrap();
-        assert!(matches!(recv(&mut control).await, ControlMessage::Hello { .. }));
+        assert!(matches!(
+            recv(&mut control).await,
+            ControlMessage::Hello { .. }
+        ));
         send(
             &mut control,
             ControlMessage::Refused {
@@ -621,66 +486,6 @@ async fn a_refused_endpoint_keeps_retrying() {
         // The agent comes back (an operator may register it again).
         relay.accept("device-ep", Role::Device).await;
         shutdown.cancel();
-    })
-    .await
-    .unwrap();
-}
-
-#[tokio::test]
-async fn registration_writes_a_private_credentials_file_and_wrong_codes_are_explained() {
-    tokio::time::timeout(LIMIT, async {
-        let pki = pki();
-        let api = serve_https(&pki, |req: http::Request<Body>| async move {
-            let path_ok = req.method() == http::Method::POST
-                && req.uri().path() == "/api/endpointregistration/v1/register";
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            if path_ok && json["code"] == "K7QP-2MZX" {
-                (
-                    200,
-                    r#"{"tenant":"abc","endpoint":"press-7-ep","kind":"device","client_id":"ep-9","client_secret":"s3cr3t-9"}"#
-                        .to_string(),
-                )
-            } else {
-                (
-                    400,
-                    r#"{"error":"Bad Request","message":"the registration code is not valid"}"#
-                        .to_string(),
-                )
-            }
-        })
-        .await;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
-        let roots = TrustRoots::only(&dir.path().join("ca.pem")).unwrap();
-        let api_url = portico_endpoint::BackendUrl::parse(&format!("https://localhost:{api}")).unwrap();
-        let dialer = Dialer::new(api_url, None, roots);
-        let path: PathBuf = dir.path().join("creds.toml");
-
-        let wrong = portico_endpoint::register::register(&dialer, "WRONG", &path)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(wrong.contains("the registration code is not valid"), "{wrong}");
-        assert!(!path.exists());
-
-        let done = portico_endpoint::register::register(&dialer, " K7QP-2MZX ", &path)
-            .await
-            .unwrap();
-        assert_eq!(
-            (done.tenant.as_str(), done.endpoint.as_str(), done.kind.as_str()),
-            ("abc", "press-7-ep", "device")
-        );
-        assert!(!format!("{done:?}").contains("s3cr3t"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
-        }
-        let creds = portico_endpoint::Credentials::load(&path).unwrap();
-        assert_eq!(creds.client_secret, "s3cr3t-9");
-        assert_eq!(creds.endpoint.as_deref(), Some("press-7-ep"));
     })
     .await
     .unwrap();

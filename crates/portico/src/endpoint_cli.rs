@@ -48,7 +48,10 @@ fn load(config: Option<&Path>) -> anyhow::Result<EndpointConfig> {
     let Some(path) = config else {
         bail!("the endpoint commands need --config FILE (the endpoint's configuration)");
     };
-    Ok(EndpointConfig::load(path, &ProxyEnvironment::from_process())?)
+    Ok(EndpointConfig::load(
+        path,
+        &ProxyEnvironment::from_process(),
+    )?)
 }
 
 pub async fn endpoint(command: EndpointCommand, config: Option<PathBuf>) -> anyhow::Result<()> {
@@ -70,8 +73,7 @@ pub async fn endpoint(command: EndpointCommand, config: Option<PathBuf>) -> anyh
         EndpointCommand::Register { code } => {
             let api = Dialer::from_config(&config)?.towards(config.api.clone());
             let registered =
-                portico_endpoint::register::register(&api, &code, &config.credentials_file)
-                    .await?;
+                portico_endpoint::register::register(&api, &code, &config.credentials_file).await?;
             println!(
                 "registered {} endpoint \"{}\" of tenant \"{}\"; credentials written to {}",
                 registered.kind,
@@ -114,7 +116,11 @@ pub async fn connect(args: ConnectArgs, config: Option<PathBuf>) -> anyhow::Resu
     if local.is_empty() {
         println!("the device's endpoint opens the listeners of this application");
     }
-    println!("session {} ends {}", connection.id, when(connection.ends_ms));
+    println!(
+        "session {} ends {}",
+        connection.id,
+        when(connection.ends_ms)
+    );
     Ok(())
 }
 
@@ -144,7 +150,12 @@ fn print_connection(c: &Connection) {
     let ports: Vec<String> = c
         .listeners
         .iter()
-        .map(|l| format!("{}:{}→{}:{}", l.side, l.local_port, l.target_host, l.target_port))
+        .map(|l| {
+            format!(
+                "{}:{}→{}:{}",
+                l.side, l.local_port, l.target_host, l.target_port
+            )
+        })
         .collect();
     println!(
         "{}  {}  {}  ends {}  {}",

@@ -97,7 +97,9 @@ fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn run_endpoint_command(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+fn run_endpoint_command(
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
     match runtime() {
         Ok(runtime) => exit_code(runtime.block_on(command)),
         Err(code) => code,
