@@ -64,6 +64,17 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Credentials without the registration's details (tenant, endpoint name, kind).
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Credentials {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            tenant: None,
+            endpoint: None,
+            kind: None,
+        }
+    }
+
     /// Reads the file, refusing one that other users can read: the secret is the endpoint's
     /// identity, and a copy lets anyone pose as this device.
     pub fn load(path: &Path) -> Result<Self, CredentialsError> {
