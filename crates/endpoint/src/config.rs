@@ -9,6 +9,9 @@
 //! keep_alive_secs = 20
 //! dead_after_secs = 45
 //! allow = ["plc-7.factory.local:502", "*.cell-3.local:*"]   # Device Endpoint only
+//! token_url = "https://connectivity.eu1.vpnrts.example.com/uaa/oauth/token"  # optional
+//! api = "https://gateway.eu1.example.com"                                   # optional
+//! listen_address = "127.0.0.1"                  # where local listeners bind
 //! ```
 
 use std::fmt;
