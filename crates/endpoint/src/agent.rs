@@ -192,7 +192,10 @@ impl Agent {
         })
         .await;
         sweeper.abort();
-        self.shared.tunnel.send_replace(None);
+        // The attempt was dropped mid-way: end its tunnel here, telling the relay why.
+        if let Some(tunnel) = self.shared.tunnel.send_replace(None) {
+            tunnel.close(portico_tunnel::GoAwayReason::ShuttingDown);
+        }
         self.shared.listeners().close_all();
     }
 }

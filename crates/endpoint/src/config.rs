@@ -519,6 +519,34 @@ mod tests {
     }
 
     #[test]
+    fn hosts_and_listen_address_default_and_override() {
+        let c = EndpointConfig::from_toml(
+            "role = \"service\"\nbackend = \"https://wss.eu1.vpnrts.example.com\"\n\
+             credentials = \"c.toml\"\n",
+            &no_env(),
+        )
+        .unwrap();
+        assert_eq!(c.token_url.host(), "connectivity.eu1.vpnrts.example.com");
+        assert_eq!(c.api.host(), "gateway.eu1.example.com");
+        assert_eq!(c.listen_address.to_string(), "127.0.0.1");
+        let c = EndpointConfig::from_toml(
+            &format!(
+                "{MINIMAL}\ntoken_url = \"https://id.corp:9443/oauth/token\"\n\
+                 api = \"https://api.corp\"\nlisten_address = \"::1\"\n"
+            ),
+            &no_env(),
+        )
+        .unwrap();
+        assert_eq!(c.token_url.to_string(), "https://id.corp:9443/oauth/token");
+        assert_eq!(c.api.to_string(), "https://api.corp:443");
+        assert_eq!(c.listen_address.to_string(), "::1");
+        assert!(err(&format!("{MINIMAL}\nlisten_address = \"localhost\"\n"))
+            .contains("`listen_address`"));
+        assert!(err(&format!("{MINIMAL}\napi = \"http://api.corp\"\n")).contains("`api`"));
+        assert!(err(&format!("{MINIMAL}\ntoken_url = \"nope\"\n")).contains("`token_url`"));
+    }
+
+    #[test]
     fn full_file() {
         let c = EndpointConfig::from_toml(
             r#"

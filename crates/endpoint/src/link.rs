@@ -139,7 +139,8 @@ async fn welcome(
     }
 }
 
-/// Reads one control message; `Ok(None)` when the channel closed, pings skipped by caller.
+/// Reads one control message; `Ok(None)` when the channel closed. A WebSocket ping or pong
+/// is reported as a keep-alive: it carries no message, but it is a sign of life.
 fn next_message(
     item: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
 ) -> Result<Option<ControlMessage>, LinkError> {
