@@ -204,17 +204,48 @@ async fn wait_until_accepting(addr: SocketAddr, limit: Duration) -> anyhow::Resu
 }
 
 fn init_logging() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the message before
+/// it already quotes (the agent's errors name their cause in their own message).
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = anyhow::Error::new(io)
+            .context("cannot reach https://x: refused")
+            .context("session c-1 is open");
+        assert_eq!(
+            describe(&e),
+            "session c-1 is open: cannot reach https://x: refused"
+        );
+    }
 
     #[test]
     fn times_print_as_utc() {

@@ -100,9 +100,16 @@ fn exit_code(result: anyhow::Result<()>) -> ExitCode {
 fn run_endpoint_command(
     command: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> ExitCode {
-    match runtime() {
-        Ok(runtime) => exit_code(runtime.block_on(command)),
-        Err(code) => code,
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portico: {}", endpoint_cli::describe(&e));
+            ExitCode::FAILURE
+        }
     }
 }
 
