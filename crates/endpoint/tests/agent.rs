@@ -226,7 +226,7 @@ async fn round_trip(session: &mut Session, port: u16, target: &str, payload: &[u
 }
 
 #[tokio::test]
-async fn a_service_agent_opens_listeners_on_connect_and_closes_them_on_disconnect() {
+async fn a_service_agent_opens_listeners_on_connect_and_closes_them_on_disconnect_or_timeout() {
     tokio::time::timeout(LIMIT, async {
         let pki = pki();
         let mut relay = spawn_relay(&pki).await;
@@ -265,6 +265,23 @@ async fn a_service_agent_opens_listeners_on_connect_and_closes_them_on_disconnec
             .await
             .expect("the connection closes");
         assert!(matches!(ended, Ok(0) | Err(_)), "{ended:?}");
+
+        // A port that is taken is reported, not fatal: the session's other listener opens.
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let short = free_port().await;
+        send(
+            &mut s.control,
+            ControlMessage::Connect {
+                session: "s2".into(),
+                listeners: vec![listener(0, taken_port, "s2"), listener(1, short, "s2")],
+                timeout_secs: 1,
+            },
+        )
+        .await;
+        round_trip(&mut s, short, "session:s2/listener:1", b"second session").await;
+        // The session's timeout closes its listener without a disconnect.
+        until_closed(short).await;
         shutdown.cancel();
     })
     .await
