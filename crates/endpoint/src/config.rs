@@ -9,9 +9,13 @@
 //! keep_alive_secs = 20
 //! dead_after_secs = 45
 //! allow = ["plc-7.factory.local:502", "*.cell-3.local:*"]   # Device Endpoint only
+//! token_url = "https://connectivity.eu1.vpnrts.example.com/uaa/oauth/token"  # optional
+//! api = "https://gateway.eu1.example.com"                                   # optional
+//! listen_address = "127.0.0.1"                  # where local listeners bind
 //! ```
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +23,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::allow::AllowList;
+use crate::hosts;
 use crate::no_proxy::NoProxy;
 
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(20);
@@ -103,6 +108,20 @@ impl BackendUrl {
     }
 
     /// The host name the certificate must be valid for (IPv6 without brackets).
+    /// A URL on another host of the same deployment: same port, the given host and path.
+    pub(crate) fn sibling(&self, host: &str, base_path: String) -> Self {
+        BackendUrl {
+            host: host.to_string(),
+            port: self.port,
+            base_path,
+        }
+    }
+
+    /// The path below the host, without a trailing slash (empty for the root).
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -301,6 +320,12 @@ pub struct EndpointConfig {
     pub dead_after: Duration,
     /// A Device Endpoint's own limit on what it dials; `None` leaves it to the backend.
     pub allow: Option<AllowList>,
+    /// The token endpoint (`token_url`, else derived from `backend`, see [`crate::hosts`]).
+    pub token_url: BackendUrl,
+    /// The gateway API host (`api`, else derived from `backend`).
+    pub api: BackendUrl,
+    /// Where local listeners bind (`listen_address`, default `127.0.0.1`).
+    pub listen_address: IpAddr,
 }
 
 #[derive(Deserialize)]
@@ -314,6 +339,9 @@ struct RawConfig {
     keep_alive_secs: Option<u64>,
     dead_after_secs: Option<u64>,
     allow: Option<Vec<String>>,
+    token_url: Option<String>,
+    api: Option<String>,
+    listen_address: Option<String>,
 }
 
 impl EndpointConfig {
@@ -370,7 +398,27 @@ impl EndpointConfig {
             Some(patterns) => Some(AllowList::parse(&patterns).map_err(|r| invalid("allow", r))?),
         };
         let (proxy, proxy_source) = resolve_proxy(raw.proxy.as_deref(), env, &backend)?;
+        let token_url = match raw.token_url {
+            Some(text) => BackendUrl::parse(&text).map_err(|r| invalid("token_url", r))?,
+            None => hosts::token_url(&backend),
+        };
+        let api = match raw.api {
+            Some(text) => BackendUrl::parse(&text).map_err(|r| invalid("api", r))?,
+            None => hosts::api_url(&backend),
+        };
+        let listen_address = match raw.listen_address {
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Some(text) => text.trim().parse().map_err(|_| {
+                invalid(
+                    "listen_address",
+                    format!("`{text}` is not an IP address (e.g. 127.0.0.1 or ::1)"),
+                )
+            })?,
+        };
         Ok(EndpointConfig {
+            token_url,
+            api,
+            listen_address,
             role,
             backend,
             credentials_file,
@@ -468,6 +516,34 @@ mod tests {
         assert_eq!(c.keep_alive, Duration::from_secs(20));
         assert_eq!(c.dead_after, Duration::from_secs(45));
         assert!(c.proxy.is_none() && c.allow.is_none() && c.ca_file.is_none());
+    }
+
+    #[test]
+    fn hosts_and_listen_address_default_and_override() {
+        let c = EndpointConfig::from_toml(
+            "role = \"service\"\nbackend = \"https://wss.eu1.vpnrts.example.com\"\n\
+             credentials = \"c.toml\"\n",
+            &no_env(),
+        )
+        .unwrap();
+        assert_eq!(c.token_url.host(), "connectivity.eu1.vpnrts.example.com");
+        assert_eq!(c.api.host(), "gateway.eu1.example.com");
+        assert_eq!(c.listen_address.to_string(), "127.0.0.1");
+        let c = EndpointConfig::from_toml(
+            &format!(
+                "{MINIMAL}\ntoken_url = \"https://id.corp:9443/oauth/token\"\n\
+                 api = \"https://api.corp\"\nlisten_address = \"::1\"\n"
+            ),
+            &no_env(),
+        )
+        .unwrap();
+        assert_eq!(c.token_url.to_string(), "https://id.corp:9443/oauth/token");
+        assert_eq!(c.api.to_string(), "https://api.corp:443");
+        assert_eq!(c.listen_address.to_string(), "::1");
+        assert!(err(&format!("{MINIMAL}\nlisten_address = \"localhost\"\n"))
+            .contains("`listen_address`"));
+        assert!(err(&format!("{MINIMAL}\napi = \"http://api.corp\"\n")).contains("`api`"));
+        assert!(err(&format!("{MINIMAL}\ntoken_url = \"nope\"\n")).contains("`token_url`"));
     }
 
     #[test]

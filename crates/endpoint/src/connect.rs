@@ -115,6 +115,15 @@ impl Dialer {
         self
     }
 
+    /// The same way out (proxy, trusted roots, timeouts) to another host of the deployment:
+    /// the token endpoint or the gateway API.
+    pub fn towards(&self, url: BackendUrl) -> Dialer {
+        Dialer {
+            backend: url,
+            ..self.clone()
+        }
+    }
+
     pub fn backend(&self) -> &BackendUrl {
         &self.backend
     }

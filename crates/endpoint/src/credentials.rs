@@ -4,12 +4,15 @@
 //! ```toml
 //! client_id = "ep-2f6c…"
 //! client_secret = "…"
+//! tenant = "abc"          # written by `portico endpoint register`; optional when written by hand
+//! endpoint = "press-7-ep"
+//! kind = "device"
 //! ```
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
@@ -23,15 +26,29 @@ pub enum CredentialsError {
          run `chmod 600` on it"
     )]
     TooOpen { path: PathBuf, mode: u32 },
+    #[error("cannot write the credentials file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the credentials file {path} is not valid: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
 
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub client_id: String,
     pub client_secret: String,
+    /// The tenant the endpoint belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The endpoint's registered name, which the agent announces in its hello.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// `device` or `service`, as registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -39,11 +56,25 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("client_id", &self.client_id)
             .field("client_secret", &"********")
+            .field("tenant", &self.tenant)
+            .field("endpoint", &self.endpoint)
+            .field("kind", &self.kind)
             .finish()
     }
 }
 
 impl Credentials {
+    /// Credentials without the registration's details (tenant, endpoint name, kind).
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Credentials {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            tenant: None,
+            endpoint: None,
+            kind: None,
+        }
+    }
+
     /// Reads the file, refusing one that other users can read: the secret is the endpoint's
     /// identity, and a copy lets anyone pose as this device.
     pub fn load(path: &Path) -> Result<Self, CredentialsError> {
@@ -68,6 +99,47 @@ impl Credentials {
         }
         Ok(credentials)
     }
+
+    /// Writes the file atomically with mode 0600: a temporary file in the same folder,
+    /// created private, synced, then renamed over the old one, so a crash never leaves a
+    /// half-written or readable secret behind.
+    pub fn save(&self, path: &Path) -> Result<(), CredentialsError> {
+        let write_error = |source| CredentialsError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = toml::to_string(self)
+            .map_err(|e| write_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "credentials".into());
+        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let result =
+            write_private(&temp, text.as_bytes()).and_then(|()| std::fs::rename(&temp, path));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result.map_err(write_error)
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[cfg(unix)]
@@ -130,6 +202,28 @@ mod tests {
         let path = write(&dir, "client_id = \"ep-1\"\nclient_secret = \"s\"\n", 0o644);
         let msg = Credentials::load(&path).unwrap_err().to_string();
         assert!(msg.contains("644") && msg.contains("chmod 600"), "{msg}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saving_writes_a_private_file_that_loads_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("creds.toml");
+        std::fs::write(&path, "old").unwrap();
+        let c = Credentials {
+            client_id: "ep-9".into(),
+            client_secret: "s3cr3t".into(),
+            tenant: Some("abc".into()),
+            endpoint: Some("press-7-ep".into()),
+            kind: Some("device".into()),
+        };
+        c.save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(Credentials::load(&path).unwrap(), c);
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left behind");
     }
 
     #[test]

@@ -115,8 +115,19 @@ pub fn parse_token_answer(status: u16, body: &[u8]) -> Result<AccessToken, Token
 }
 
 impl Dialer {
-    /// Trades the endpoint's credentials for a bearer token.
+    /// Trades the endpoint's credentials for a bearer token at `{backend}/uaa/oauth/token`.
     pub async fn fetch_token(&self, credentials: &Credentials) -> Result<AccessToken, TokenError> {
+        let path = self.backend().path_url(TOKEN_PATH);
+        self.fetch_token_at(&path, credentials).await
+    }
+
+    /// Trades the endpoint's credentials for a bearer token at `path` on this dialer's host
+    /// (a dialer made with [`Dialer::towards`] the configured `token_url`).
+    pub async fn fetch_token_at(
+        &self,
+        path: &str,
+        credentials: &Credentials,
+    ) -> Result<AccessToken, TokenError> {
         let tls = self.tls_to_backend().await?;
         let (mut sender, connection) = self
             .step(
@@ -130,7 +141,7 @@ impl Dialer {
             .append_pair("client_id", &credentials.client_id)
             .append_pair("client_secret", &credentials.client_secret)
             .finish();
-        let request = http::Request::post(self.backend().path_url(TOKEN_PATH))
+        let request = http::Request::post(path)
             .header(http::header::HOST, self.backend().authority())
             .header(
                 http::header::CONTENT_TYPE,

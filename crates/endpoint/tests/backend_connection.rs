@@ -449,10 +449,7 @@ async fn the_token_comes_through_the_proxy_and_wrong_credentials_are_named() {
             Some(proxy_url(proxy_port, "pass word")),
             roots,
         );
-        let good = Credentials {
-            client_id: "ep-1".into(),
-            client_secret: "s3cr3t".into(),
-        };
+        let good = Credentials::new("ep-1", "s3cr3t");
         let token = dialer.fetch_token(&good).await.unwrap();
         assert_eq!(token.value, TOKEN);
         assert_eq!(token.expires_in, Some(Duration::from_secs(900)));

@@ -6,6 +6,7 @@ mod admin_remote;
 mod builtin;
 mod config;
 mod demo;
+mod endpoint_cli;
 mod identity;
 mod registry_sync;
 mod reload;
@@ -25,13 +26,18 @@ Examples:
   portico admin webapp add --name assetmanager --provider xyz --backend http://127.0.0.1:9001 --tenant abc --auth none
   portico admin api add --name iot --provider xyz --version 3 --backend http://127.0.0.1:9002 \\
       --route '/assets/**=GET,POST' --tenant abc --auth none
-  portico admin token reset --config /etc/portico/portico.toml";
+  portico admin token reset --config /etc/portico/portico.toml
+  portico endpoint register --config endpoint.toml --code K7QP-2MZX
+  portico endpoint run --config endpoint.toml
+  portico connect --config endpoint.toml --device press-7 --app ssh-press
+  portico connections --config endpoint.toml --end c-1f2e";
 
 /// Portico: a self-hostable Industrial IoT connectivity gateway.
 #[derive(Debug, Parser)]
 #[command(name = "portico", version, after_help = EXAMPLES)]
 struct Cli {
-    /// Configuration file [default: $PORTICO_CONFIG, else ./portico.toml if present, else built-in defaults]
+    /// Configuration file [default: $PORTICO_CONFIG, else ./portico.toml if present, else built-in defaults];
+    /// for `endpoint`, `connect` and `connections`: the endpoint's configuration (required)
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -44,31 +50,45 @@ enum Command {
     Serve,
     /// Manage the Gateway Registry of a running Portico through its API
     Admin(Box<admin::AdminArgs>),
+    /// The endpoint agent (Remote Services): `run` and `register`, with the endpoint's --config
+    #[command(subcommand)]
+    Endpoint(endpoint_cli::EndpointCommand),
+    /// Open a connection session from this Service Endpoint and wait for its local listeners
+    Connect(endpoint_cli::ConnectArgs),
+    /// List this Service Endpoint's user's connection sessions, or end one
+    Connections(endpoint_cli::ConnectionsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match config::load(cli.config.as_deref()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("portico: {e:#}");
-            return ExitCode::from(2);
+    let config_path = cli.config;
+    // The endpoint commands read the endpoint's configuration, not the server's.
+    match cli.command {
+        Command::Endpoint(command) => {
+            run_endpoint_command(endpoint_cli::endpoint(command, config_path))
         }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("portico: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+        Command::Connect(args) => run_endpoint_command(endpoint_cli::connect(args, config_path)),
+        Command::Connections(args) => {
+            run_endpoint_command(endpoint_cli::connections(args, config_path))
         }
-    };
-    let result = match cli.command {
-        Command::Serve => {
-            init_logging(&config);
-            runtime.block_on(serve::run(config))
-        }
-        Command::Admin(args) => runtime.block_on(admin::run(*args, config)),
-    };
+        Command::Serve => server_command(ServerCommand::Serve, config_path),
+        Command::Admin(args) => server_command(ServerCommand::Admin(args), config_path),
+    }
+}
+
+enum ServerCommand {
+    Serve,
+    Admin(Box<admin::AdminArgs>),
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("portico: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -76,6 +96,43 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_endpoint_command(
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portico: {}", endpoint_cli::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn server_command(command: ServerCommand, config_path: Option<PathBuf>) -> ExitCode {
+    let config = match config::load(config_path.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("portico: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    exit_code(match command {
+        ServerCommand::Serve => {
+            init_logging(&config);
+            runtime.block_on(serve::run(config))
+        }
+        ServerCommand::Admin(args) => runtime.block_on(admin::run(*args, config)),
+    })
 }
 
 fn init_logging(config: &config::Config) {

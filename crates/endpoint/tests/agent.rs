@@ -1,0 +1,509 @@
+//! The running agent against a fake relay in the test (loopback only): a TLS server with
+//! `/mts/` (a `portico_tunnel` relay) and `/ccf/` (control messages), and a token endpoint,
+//! all trusting one test CA.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use portico_endpoint::{Agent, Backoff, WebSocketTransport};
+use portico_tunnel::control::{ControlMessage, DisconnectReason, Listener, RefusalReason};
+use portico_tunnel::tunnel::{Incoming, TunnelHandle};
+use portico_tunnel::{GoAwayReason, Role, TunnelConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::{http, Message};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+mod support;
+
+use support::{agent_config, pki, spawn_token_endpoint, tls_acceptor, TestPki, TOKEN};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+type ServerSocket = WebSocketStream<TlsStream<TcpStream>>;
+
+/// The fake relay's two sockets as the agent opens them.
+struct FakeRelay {
+    port: u16,
+    tunnels: mpsc::UnboundedReceiver<(TunnelHandle, Incoming)>,
+    controls: mpsc::UnboundedReceiver<ServerSocket>,
+}
+
+/// Accepts up to 16 WebSockets that carry `Bearer TOKEN`: `/mts/` becomes a relay-role
+/// tunnel, `/ccf/` is handed over as it is.
+async fn spawn_relay(pki: &TestPki) -> FakeRelay {
+    let acceptor = tls_acceptor(pki);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tunnel_tx, tunnels) = mpsc::unbounded_channel();
+    let (control_tx, controls) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for _ in 0..16 {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let path = Arc::new(std::sync::Mutex::new(String::new()));
+            let seen = path.clone();
+            #[allow(clippy::result_large_err)]
+            let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+                *seen.lock().unwrap() = req.uri().path().to_string();
+                let auth = req.headers().get(http::header::AUTHORIZATION);
+                if auth.and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}")) {
+                    Ok(resp)
+                } else {
+                    Err(http::Response::builder().status(401).body(None).unwrap())
+                }
+            };
+            let Ok(ws) = tokio_tungstenite::accept_hdr_async(tls, check).await else {
+                continue;
+            };
+            let path = path.lock().unwrap().clone();
+            match path.as_str() {
+                "/mts/" => {
+                    let tunnel = portico_tunnel::Tunnel::new(
+                        WebSocketTransport::new(ws),
+                        Role::Relay,
+                        TunnelConfig::default(),
+                    );
+                    let _ = tunnel_tx.send(tunnel);
+                }
+                "/ccf/" => {
+                    let _ = control_tx.send(ws);
+                }
+                _ => {}
+            }
+        }
+    });
+    FakeRelay {
+        port,
+        tunnels,
+        controls,
+    }
+}
+
+/// One connection of the agent, as the relay sees it after the hello.
+struct Session {
+    tunnel: TunnelHandle,
+    incoming: Incoming,
+    control: ServerSocket,
+}
+
+impl FakeRelay {
+    /// Waits for the agent's tunnel and control channel, checks the hello, and welcomes it.
+    async fn accept(&mut self, endpoint: &str, role: Role) -> Session {
+        let (tunnel, incoming) = self.tunnels.recv().await.unwrap();
+        let mut control = self.controls.recv().await.unwrap();
+        match recv(&mut control).await {
+            ControlMessage::Hello {
+                version,
+                role: said,
+                endpoint: name,
+                agent,
+            } => {
+                assert_eq!((version, said, name.as_str()), (1, role, endpoint));
+                assert!(agent.starts_with("portico "), "{agent}");
+            }
+            other => panic!("expected a hello, got {other:?}"),
+        }
+        send(
+            &mut control,
+            ControlMessage::Welcome {
+                version: 1,
+                keep_alive_secs: 20,
+            },
+        )
+        .await;
+        Session {
+            tunnel,
+            incoming,
+            control,
+        }
+    }
+}
+
+async fn send(control: &mut ServerSocket, message: ControlMessage) {
+    control.send(Message::text(message.encode())).await.unwrap();
+}
+
+/// The next control message other than a keep-alive.
+async fn recv(control: &mut ServerSocket) -> ControlMessage {
+    for _ in 0..32 {
+        match control.next().await.unwrap().unwrap() {
+            Message::Text(text) => match ControlMessage::decode(text.as_bytes()).unwrap() {
+                ControlMessage::KeepAlive { .. } => continue,
+                message => return message,
+            },
+            _ => continue,
+        }
+    }
+    panic!("only keep-alives on the control channel");
+}
+
+fn fast_backoff() -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(50),
+        cap: Duration::from_millis(200),
+        healthy_after: Duration::from_secs(60),
+    }
+}
+
+fn start(agent: Agent) -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(agent.with_backoff(fast_backoff()).run(shutdown.clone()));
+    shutdown
+}
+
+/// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
+async fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Connects to the port, retrying every 50 ms for at most 5 s.
+async fn connect_local(port: u16) -> TcpStream {
+    for _ in 0..100 {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing accepts on port {port}");
+}
+
+/// Waits (at most 5 s) until nothing accepts on the port any more.
+async fn until_closed(port: u16) {
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("port {port} still accepts");
+}
+
+fn listener(id: u32, port: u16, session: &str) -> Listener {
+    Listener {
+        id,
+        local_port: port,
+        target: format!("session:{session}/listener:{id}"),
+    }
+}
+
+/// A client connection through the agent's listener arrives at the relay as a stream with
+/// the listener's target, and bytes pass intact both ways.
+async fn round_trip(session: &mut Session, port: u16, target: &str, payload: &[u8]) -> TcpStream {
+    let mut client = connect_local(port).await;
+    client.write_all(payload).await.unwrap();
+    let offer = session.incoming.next().await.unwrap();
+    assert_eq!(offer.target(), target);
+    let mut stream = offer.accept();
+    let mut got = vec![0u8; payload.len()];
+    stream.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, payload);
+    let answer: Vec<u8> = payload.iter().rev().copied().collect();
+    stream.write_all(&answer).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut back = vec![0u8; payload.len()];
+    client.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, answer);
+    // Keep the relay's half alive as long as the client's.
+    tokio::spawn(async move {
+        let mut sink = [0u8; 1024];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    client
+}
+
+#[tokio::test]
+async fn a_service_agent_opens_listeners_on_connect_and_closes_them_on_disconnect_or_timeout() {
+    tokio::time::timeout(LIMIT, async {
+        let pki = pki();
+        let mut relay = spawn_relay(&pki).await;
+        let (token_port, grants) = spawn_token_endpoint(&pki).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = agent_config(dir.path(), &pki, "service", relay.port, token_port, "");
+        let shutdown = start(Agent::new(config).unwrap());
+        let mut s = relay.accept("service-ep", Role::Service).await;
+        assert_eq!(grants.load(Ordering::SeqCst), 1);
+
+        let port = free_port().await;
+        send(
+            &mut s.control,
+            ControlMessage::Connect {
+                session: "s1".into(),
+                listeners: vec![listener(0, port, "s1")],
+                timeout_secs: 600,
+            },
+        )
+        .await;
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut client = round_trip(&mut s, port, "session:s1/listener:0", &payload).await;
+
+        send(
+            &mut s.control,
+            ControlMessage::Disconnect {
+                session: "s1".into(),
+                reason: DisconnectReason::Ended,
+            },
+        )
+        .await;
+        until_closed(port).await;
+        // The open connection is closed with its listener.
+        let mut rest = [0u8; 16];
+        let ended = tokio::time::timeout(Duration::from_secs(5), client.read(&mut rest))
+            .await
+            .expect("the connection closes");
+        assert!(matches!(ended, Ok(0) | Err(_)), "{ended:?}");
+
+        // A port that is taken is reported, not fatal: the session's other listener opens.
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let short = free_port().await;
+        send(
+            &mut s.control,
+            ControlMessage::Connect {
+                session: "s2".into(),
+                listeners: vec![listener(0, taken_port, "s2"), listener(1, short, "s2")],
+                timeout_secs: 1,
+            },
+        )
+        .await;
+        round_trip(&mut s, short, "session:s2/listener:1", b"second session").await;
+        // The session's timeout closes its listener without a disconnect.
+        until_closed(short).await;
+        shutdown.cancel();
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn listeners_survive_a_reconnect_and_unannounced_sessions_close_after_the_grace() {
+    tokio::time::timeout(LIMIT, async {
+        let pki = pki();
+        let mut relay = spawn_relay(&pki).await;
+        let (token_port, grants) = spawn_token_endpoint(&pki).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = agent_config(dir.path(), &pki, "service", relay.port, token_port, "");
+        let agent = Agent::new(config)
+            .unwrap()
+            .with_reannounce_grace(Duration::from_secs(1));
+        let shutdown = start(agent);
+        let mut s = relay.accept("service-ep", Role::Service).await;
+        let (kept, dropped) = (free_port().await, free_port().await);
+        send(
+            &mut s.control,
+            ControlMessage::Connect {
+                session: "s1".into(),
+                listeners: vec![listener(0, kept, "s1")],
+                timeout_secs: 600,
+            },
+        )
+        .await;
+        send(
+            &mut s.control,
+            ControlMessage::Connect {
+                session: "s2".into(),
+                listeners: vec![listener(0, dropped, "s2")],
+                timeout_secs: 600,
+            },
+        )
+        .await;
+        round_trip(&mut s, kept, "session:s1/listener:0", b"before").await;
+        connect_local(dropped).await;
+
+        // The relay goes away: both sockets drop.
+        s.tunnel.close(GoAwayReason::ShuttingDown);
+        drop(s);
+        let mut s = relay.accept("service-ep", Role::Service).await;
+        assert_eq!(grants.load(Ordering::SeqCst), 1, "the token is reused");
+        send(
+            &mut s.control,
+            ControlMessage::Connect {
+                session: "s1".into(),
+                listeners: vec![listener(0, kept, "s1")],
+                timeout_secs: 600,
+            },
+        )
+        .await;
+        round_trip(
+            &mut s,
+            kept,
+            "session:s1/listener:0",
+            b"after the reconnect",
+        )
+        .await;
+        // s2 was not announced again: closed after the grace period.
+        until_closed(dropped).await;
+        connect_local(kept).await;
+        shutdown.cancel();
+    })
+    .await
+    .unwrap();
+}
+
+/// A TCP listener that counts the connections it gets and echoes.
+async fn spawn_counting_echo() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        for _ in 0..16 {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    (port, count)
+}
+
+/// The relay opens a stream to `target`; returns whether the agent refused it.
+async fn refused(s: &Session, target: &str) -> bool {
+    let mut stream = s.tunnel.open(target).unwrap();
+    let _ = stream.write_all(b"x").await;
+    let mut buf = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+        Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        other => panic!("{target}: expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_device_agent_dials_permitted_targets_and_refuses_forged_opens() {
+    tokio::time::timeout(LIMIT, async {
+        let pki = pki();
+        let mut relay = spawn_relay(&pki).await;
+        let (token_port, _) = spawn_token_endpoint(&pki).await;
+        let (echo, echo_count) = spawn_counting_echo().await;
+        let (watched, watched_count) = spawn_counting_echo().await;
+        let dir = tempfile::tempdir().unwrap();
+        let allow = format!("allow = [\"127.0.0.1:*\", \"localhost:{echo}\"]\n");
+        let config = agent_config(dir.path(), &pki, "device", relay.port, token_port, &allow);
+        let shutdown = start(Agent::new(config).unwrap());
+        let mut s = relay.accept("device-ep", Role::Device).await;
+        send(
+            &mut s.control,
+            ControlMessage::Permit {
+                session: "s1".into(),
+                targets: vec![format!("127.0.0.1:{echo}"), format!("localhost:{watched}")],
+                timeout_secs: 600,
+            },
+        )
+        .await;
+        // The control message and the stream travel on different sockets: give the permit a
+        // moment to be applied (bounded retries of the permitted open).
+        let mut stream = None;
+        for _ in 0..50 {
+            let mut candidate = s.tunnel.open(&format!("127.0.0.1:{echo}")).unwrap();
+            candidate.write_all(b"permitted").await.unwrap();
+            let mut got = [0u8; 9];
+            match candidate.read_exact(&mut got).await {
+                Ok(_) => {
+                    assert_eq!(&got, b"permitted");
+                    stream = Some(candidate);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(stream.is_some(), "the permitted target was never dialled");
+        assert_eq!(echo_count.load(Ordering::SeqCst), 1);
+
+        // Forged opens: a permitted host with another port, a permitted target outside the
+        // allow list, a target no permit names, garbage.
+        assert!(refused(&s, &format!("127.0.0.1:{watched}")).await);
+        assert!(refused(&s, &format!("localhost:{watched}")).await);
+        assert!(refused(&s, &format!("localhost:{echo}")).await);
+        assert!(refused(&s, "session:s1/listener:0").await);
+
+        // After the session's disconnect the permitted target is refused too, and the
+        // connection dialled under it is closed.
+        send(
+            &mut s.control,
+            ControlMessage::Disconnect {
+                session: "s1".into(),
+                reason: DisconnectReason::Ended,
+            },
+        )
+        .await;
+        let mut open = stream.unwrap();
+        let mut buf = [0u8; 4];
+        let closed = tokio::time::timeout(Duration::from_secs(5), open.read(&mut buf))
+            .await
+            .expect("the dialled connection closes");
+        assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+        let mut after = false;
+        for _ in 0..50 {
+            if refused(&s, &format!("127.0.0.1:{echo}")).await {
+                after = true;
+                break;
+            }
+        }
+        assert!(after);
+        assert_eq!(
+            watched_count.load(Ordering::SeqCst),
+            0,
+            "no TCP reached the watched port"
+        );
+        assert_eq!(
+            echo_count.load(Ordering::SeqCst),
+            1,
+            "nothing dialled after the disconnect"
+        );
+        shutdown.cancel();
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_endpoint_keeps_retrying() {
+    tokio::time::timeout(LIMIT, async {
+        let pki = pki();
+        let mut relay = spawn_relay(&pki).await;
+        let (token_port, _) = spawn_token_endpoint(&pki).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = agent_config(dir.path(), &pki, "device", relay.port, token_port, "");
+        let shutdown = start(Agent::new(config).unwrap());
+        let _first_tunnel = relay.tunnels.recv().await.unwrap();
+        let mut control = relay.controls.recv().await.unwrap();
+        assert!(matches!(
+            recv(&mut control).await,
+            ControlMessage::Hello { .. }
+        ));
+        send(
+            &mut control,
+            ControlMessage::Refused {
+                reason: RefusalReason::Revoked,
+                message: "the endpoint was revoked".into(),
+            },
+        )
+        .await;
+        drop(control);
+        // The agent comes back (an operator may register it again).
+        relay.accept("device-ep", Role::Device).await;
+        shutdown.cancel();
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,256 @@
+//! The endpoint agent's commands: `portico endpoint run|register`, `portico connect` and
+//! `portico connections`. They read the endpoint's configuration file (`--config`), not the
+//! server's.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use portico_endpoint::api::{how_to_reach, Connection, ConnectionsApi};
+use portico_endpoint::{Agent, Dialer, EndpointConfig, EndpointRole, ProxyEnvironment};
+use tokio_util::sync::CancellationToken;
+
+/// How long `portico connect` waits for the running agent's listeners to accept.
+const LISTENER_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Run the agent: keep the tunnel to the backend up, open listeners, dial permitted targets
+    Run,
+    /// Trade a one-time registration code for the endpoint's credentials
+    Register {
+        /// The code an administrator created for this endpoint
+        #[arg(long)]
+        code: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The device to connect to
+    #[arg(long)]
+    device: String,
+    /// The Protocol Application assigned to the device
+    #[arg(long)]
+    app: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsArgs {
+    /// End the connection session with this id instead of listing
+    #[arg(long, value_name = "ID")]
+    end: Option<String>,
+}
+
+fn load(config: Option<&Path>) -> anyhow::Result<EndpointConfig> {
+    let Some(path) = config else {
+        bail!("the endpoint commands need --config FILE (the endpoint's configuration)");
+    };
+    Ok(EndpointConfig::load(
+        path,
+        &ProxyEnvironment::from_process(),
+    )?)
+}
+
+pub async fn endpoint(command: EndpointCommand, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    match command {
+        EndpointCommand::Run => {
+            init_logging();
+            let agent = Agent::new(config)?;
+            let shutdown = CancellationToken::new();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    stop.cancel();
+                }
+            });
+            agent.run(shutdown).await;
+            Ok(())
+        }
+        EndpointCommand::Register { code } => {
+            let api = Dialer::from_config(&config)?.towards(config.api.clone());
+            let registered =
+                portico_endpoint::register::register(&api, &code, &config.credentials_file).await?;
+            println!(
+                "registered {} endpoint \"{}\" of tenant \"{}\"; credentials written to {}",
+                registered.kind,
+                registered.endpoint,
+                registered.tenant,
+                config.credentials_file.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+pub async fn connect(args: ConnectArgs, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    if config.role != EndpointRole::Service {
+        bail!("`portico connect` runs on a Service Endpoint (role = \"service\")");
+    }
+    let api = ConnectionsApi::from_config(&config)?;
+    let connection = api.open(&args.device, &args.app).await?;
+    let local: Vec<_> = connection
+        .listeners
+        .iter()
+        .filter(|l| l.side == "service")
+        .collect();
+    for listener in &local {
+        let addr = SocketAddr::new(config.listen_address, listener.local_port);
+        wait_until_accepting(addr, LISTENER_WAIT)
+            .await
+            .with_context(|| {
+                format!(
+                    "session {} is open, but the local listener on {addr} does not accept; is \
+                     `portico endpoint run` running with this configuration?",
+                    connection.id
+                )
+            })?;
+    }
+    for listener in &local {
+        println!("{}", how_to_reach(listener));
+    }
+    if local.is_empty() {
+        println!("the device's endpoint opens the listeners of this application");
+    }
+    println!(
+        "session {} ends {}",
+        connection.id,
+        when(connection.ends_ms)
+    );
+    Ok(())
+}
+
+pub async fn connections(args: ConnectionsArgs, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    let api = ConnectionsApi::from_config(&config)?;
+    if let Some(id) = args.end {
+        let ended = api.end(&id).await?;
+        println!(
+            "session {} ended ({})",
+            ended.id,
+            ended.end_reason.as_deref().unwrap_or("ended")
+        );
+        return Ok(());
+    }
+    let list = api.list().await?;
+    if list.is_empty() {
+        println!("no open connection sessions");
+    }
+    for c in &list {
+        print_connection(c);
+    }
+    Ok(())
+}
+
+fn print_connection(c: &Connection) {
+    let ports: Vec<String> = c
+        .listeners
+        .iter()
+        .map(|l| {
+            format!(
+                "{}:{}→{}:{}",
+                l.side, l.local_port, l.target_host, l.target_port
+            )
+        })
+        .collect();
+    println!(
+        "{}  {}  {}  ends {}  {}",
+        c.id,
+        c.device,
+        c.application,
+        when(c.ends_ms),
+        ports.join(" ")
+    );
+}
+
+/// A time in milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS`.
+fn when(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+async fn wait_until_accepting(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    // Bounded: one try every 200 ms until the deadline.
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("nothing accepted within {} s", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the message before
+/// it already quotes (the agent's errors name their cause in their own message).
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = anyhow::Error::new(io)
+            .context("cannot reach https://x: refused")
+            .context("session c-1 is open");
+        assert_eq!(
+            describe(&e),
+            "session c-1 is open: cannot reach https://x: refused"
+        );
+    }
+
+    #[test]
+    fn times_print_as_utc() {
+        assert_eq!(when(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(when(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(when(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}
