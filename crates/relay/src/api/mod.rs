@@ -46,12 +46,25 @@ pub fn system_clock() -> Clock {
     })
 }
 
+/// What the API tells the live relay (the control hub) as soon as it changed the store:
+/// connection sessions opened or ended, endpoints revoked. Without a live side (the API
+/// alone, in tests) nothing is told.
+pub trait LiveEvents: Send + Sync + 'static {
+    /// Sessions of the tenant opened or ended (by a user, an unassignment, a revocation
+    /// or their timeout).
+    fn sessions_changed(&self, tenant: &str);
+    /// An endpoint was revoked: its tunnel and control channel are cut at once.
+    fn endpoint_revoked(&self, tenant: &str, endpoint: &str);
+}
+
 /// Settings of the API.
 #[derive(Clone)]
 pub struct ApiOptions {
     pub clock: Clock,
     /// How long a registration code can be used.
     pub registration_code_lifetime: Duration,
+    /// The live relay to tell about changes, if this process runs one.
+    pub live: Option<Arc<dyn LiveEvents>>,
 }
 
 impl Default for ApiOptions {
@@ -59,6 +72,7 @@ impl Default for ApiOptions {
         ApiOptions {
             clock: system_clock(),
             registration_code_lifetime: Duration::from_secs(24 * 3600),
+            live: None,
         }
     }
 }
@@ -73,6 +87,20 @@ pub(crate) struct ApiState {
 impl ApiState {
     pub fn now(&self) -> i64 {
         (self.options.clock)()
+    }
+
+    /// Tells the live relay that the tenant's sessions changed.
+    pub fn sessions_changed(&self, tenant: &str) {
+        if let Some(live) = &self.options.live {
+            live.sessions_changed(tenant);
+        }
+    }
+
+    /// Tells the live relay that an endpoint was revoked.
+    pub fn endpoint_revoked(&self, tenant: &str, endpoint: &str) {
+        if let Some(live) = &self.options.live {
+            live.endpoint_revoked(tenant, endpoint);
+        }
     }
 }
 
