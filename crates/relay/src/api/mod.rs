@@ -63,8 +63,6 @@ pub struct ApiOptions {
     pub clock: Clock,
     /// How long a registration code can be used.
     pub registration_code_lifetime: Duration,
-    /// The live relay to tell about changes, if this process runs one.
-    pub live: Option<Arc<dyn LiveEvents>>,
 }
 
 impl Default for ApiOptions {
@@ -72,7 +70,6 @@ impl Default for ApiOptions {
         ApiOptions {
             clock: system_clock(),
             registration_code_lifetime: Duration::from_secs(24 * 3600),
-            live: None,
         }
     }
 }
@@ -82,6 +79,8 @@ pub(crate) struct ApiState {
     pub store: Store,
     pub issuer: Arc<dyn CredentialIssuer>,
     pub options: ApiOptions,
+    /// The live relay to tell about changes, if this process runs one.
+    pub live: Option<Arc<dyn LiveEvents>>,
 }
 
 impl ApiState {
@@ -91,14 +90,14 @@ impl ApiState {
 
     /// Tells the live relay that the tenant's sessions changed.
     pub fn sessions_changed(&self, tenant: &str) {
-        if let Some(live) = &self.options.live {
+        if let Some(live) = &self.live {
             live.sessions_changed(tenant);
         }
     }
 
     /// Tells the live relay that an endpoint was revoked.
     pub fn endpoint_revoked(&self, tenant: &str, endpoint: &str) {
-        if let Some(live) = &self.options.live {
+        if let Some(live) = &self.live {
             live.endpoint_revoked(tenant, endpoint);
         }
     }
@@ -115,10 +114,22 @@ pub fn remote_services_api_with(
     issuer: Arc<dyn CredentialIssuer>,
     options: ApiOptions,
 ) -> Router {
+    remote_services_api_live(store, issuer, options, None)
+}
+
+/// The API's router that tells `live` (the relay's control hub) about every change that
+/// concerns connected endpoints.
+pub fn remote_services_api_live(
+    store: Store,
+    issuer: Arc<dyn CredentialIssuer>,
+    options: ApiOptions,
+    live: Option<Arc<dyn LiveEvents>>,
+) -> Router {
     let state = ApiState {
         store,
         issuer,
         options,
+        live,
     };
     Router::new()
         .route("/openapi.json", get(openapi))
