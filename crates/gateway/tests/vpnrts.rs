@@ -3,6 +3,8 @@
 //! their upgrade and the endpoint's bearer token passed to the in-process `relay`), and a
 //! clear refusal for everything else there.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -72,7 +74,10 @@ const UPGRADE: [&str; 4] = [
 async fn connectivity_host_serves_the_token_endpoint_and_nothing_else() {
     let gw = start_with(&Registry::default(), services(), |_| {}).await;
     let r = get(gw.addr, CONNECTIVITY, "/uaa/oauth/token", &[]).await;
-    assert_eq!((r.status, r.body.as_str()), (200, "identity /uaa/oauth/token"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "identity /uaa/oauth/token")
+    );
     let r = get(gw.addr, CONNECTIVITY, "/.well-known/jwks.json", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     for path in ["/login", "/oauth/authorize", "/ccf/", "/mts/", "/api/x"] {
@@ -112,7 +117,11 @@ async fn wss_host_passes_socket_upgrades_to_the_relay() {
         let (head, _stream) = upgrade(gw.addr, path, &["Authorization: Bearer abc"]).await;
         assert!(head.starts_with("HTTP/1.1 101"), "{path}: {head}");
         let seen = format!("x-seen: relay {path} auth=Bearer abc");
-        assert!(head.to_ascii_lowercase().contains(&seen.to_ascii_lowercase()), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&seen.to_ascii_lowercase()),
+            "{head}"
+        );
     }
     // The upgraded connection carries bytes both ways.
     let (_, mut stream) = upgrade(gw.addr, "/mts/", &[]).await;
@@ -131,7 +140,12 @@ async fn wss_host_refuses_plain_requests_and_other_paths() {
     let r = get(gw.addr, WSS, "/mts/", &[]).await;
     assert_eq!(r.status, 400, "{r:?}");
     assert!(r.body.contains("WebSocket"), "{}", r.body);
-    for path in ["/", "/uaa/oauth/token", "/api/remoteservices/v1/connections", "/ccfx"] {
+    for path in [
+        "/",
+        "/uaa/oauth/token",
+        "/api/remoteservices/v1/connections",
+        "/ccfx",
+    ] {
         let r = get(gw.addr, WSS, path, &UPGRADE).await;
         assert_eq!(r.status, 404, "{path}: {r:?}");
     }

@@ -3,8 +3,8 @@
 //! taken from the principal the gateway verified, and endpoint credentials made by the
 //! identity service (an OAuth client of the tenant with the client-credentials grant).
 
-use portico_gateway::auth::Principal;
 use futures_util::FutureExt;
+use portico_gateway::auth::Principal;
 use portico_gateway::body::{boxed, Body};
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::{Identity, NewClient};
@@ -28,25 +28,26 @@ pub fn service(
         ApiOptions::default(),
         live,
     );
-    from_tower(tower::service_fn(move |mut request: http::Request<Body>| {
-        let (router, store) = (router.clone(), store.clone());
-        let principal = request
-            .extensions()
-            .get::<RequestContext>()
-            .and_then(|context| context.principal.clone());
-        // Combinators rather than one async block: the compiler cannot prove such a block
-        // `Send` across the router's future (the boxed body error's elided lifetime).
-        async move { caller(&store, principal).await }
-            .then(move |caller| {
-                if let Some(caller) = caller {
-                    request.extensions_mut().insert(caller);
-                }
-                tower::ServiceExt::oneshot(router, request)
-            })
-            .map(|answer| answer.map(|response| response.map(boxed)))
-    }))
+    from_tower(tower::service_fn(
+        move |mut request: http::Request<Body>| {
+            let (router, store) = (router.clone(), store.clone());
+            let principal = request
+                .extensions()
+                .get::<RequestContext>()
+                .and_then(|context| context.principal.clone());
+            // Combinators rather than one async block: the compiler cannot prove such a block
+            // `Send` across the router's future (the boxed body error's elided lifetime).
+            async move { caller(&store, principal).await }
+                .then(move |caller| {
+                    if let Some(caller) = caller {
+                        request.extensions_mut().insert(caller);
+                    }
+                    tower::ServiceExt::oneshot(router, request)
+                })
+                .map(|answer| answer.map(|response| response.map(boxed)))
+        },
+    ))
 }
-
 
 /// The caller from the principal the gateway verified. A user's role travels as the scope
 /// `role:{role}`. A client has none, unless it is a registered Service Endpoint bound to a
@@ -54,7 +55,10 @@ pub fn service(
 /// `portico endpoint` can open and end its user's connections.
 async fn caller(store: &Store, principal: Option<Principal>) -> Option<Caller> {
     let principal = principal?;
-    let role = principal.scopes.iter().find_map(|s| s.strip_prefix("role:"));
+    let role = principal
+        .scopes
+        .iter()
+        .find_map(|s| s.strip_prefix("role:"));
     if let Some(role) = role {
         return Some(Caller {
             tenant: principal.tenant.clone(),

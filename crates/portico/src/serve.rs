@@ -78,7 +78,11 @@ pub async fn run(config: Config) -> Result<()> {
     );
     services.insert(
         REMOTE_SERVICES_SERVICE.into(),
-        crate::remote_services::service(store.clone(), identity.clone(), Some(Arc::new(hub.clone()))),
+        crate::remote_services::service(
+            store.clone(),
+            identity.clone(),
+            Some(Arc::new(hub.clone())),
+        ),
     );
     let authenticator = Arc::new(IdentityAuthenticator::new(identity.clone()));
     let gateway =

@@ -58,24 +58,36 @@ fn sign_in(portico: &Portico, user: &str) -> (String, String) {
             .to_string()
     };
     (
-        format!("Cookie: SESSION={}; XSRF-TOKEN={}", cookie("SESSION"), cookie("XSRF-TOKEN")),
+        format!(
+            "Cookie: SESSION={}; XSRF-TOKEN={}",
+            cookie("SESSION"),
+            cookie("XSRF-TOKEN")
+        ),
         cookie("XSRF-TOKEN"),
     )
 }
 
 /// A JSON call to the API on the app's host, in `who`'s session.
 fn call(portico: &Portico, who: &(String, String), method: &str, path: &str, body: &str) -> Value {
-    let url = format!("http://127.0.0.1:{}/api/remoteservices/v1{path}", portico.plain);
+    let url = format!(
+        "http://127.0.0.1:{}/api/remoteservices/v1{path}",
+        portico.plain
+    );
     let origin = format!("Origin: http://{HOST}");
     let host = format!("Host: {HOST}");
     let xsrf = format!("X-XSRF-TOKEN: {}", who.1);
-    let mut args = vec!["-X", method, "-H", &host, "-H", &who.0, "-H", &origin, "-H", &xsrf];
+    let mut args = vec![
+        "-X", method, "-H", &host, "-H", &who.0, "-H", &origin, "-H", &xsrf,
+    ];
     if !body.is_empty() {
         args.extend(["-H", "Content-Type: application/json", "-d", body]);
     }
     args.push(&url);
     let (status, text) = curl(&args);
-    assert!((200..300).contains(&status), "{method} {path}: {status} {text}");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {text}"
+    );
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
@@ -83,11 +95,19 @@ fn call(portico: &Portico, who: &(String, String), method: &str, path: &str, bod
 fn endpoint_token(portico: &Portico, ada: &(String, String), body: &str) -> String {
     let created = call(portico, ada, "POST", "/endpoints", body);
     let code = created["registration_code"].as_str().unwrap();
-    let register = format!("http://127.0.0.1:{}/api/endpointregistration/v1/register", portico.plain);
+    let register = format!(
+        "http://127.0.0.1:{}/api/endpointregistration/v1/register",
+        portico.plain
+    );
     let form = format!(r#"{{"code":"{code}"}}"#);
     let (status, credentials) = curl(&[
-        "-H", "Host: gateway.eu1.portico.localhost", "-H", "Content-Type: application/json",
-        "-d", &form, &register,
+        "-H",
+        "Host: gateway.eu1.portico.localhost",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &form,
+        &register,
     ]);
     assert_eq!(status, 200, "{credentials}");
     let credentials: Value = serde_json::from_str(&credentials).unwrap();
@@ -99,7 +119,13 @@ fn endpoint_token(portico: &Portico, ada: &(String, String), body: &str) -> Stri
     let token_url = format!("http://127.0.0.1:{}/uaa/oauth/token", portico.plain);
     let host = format!("Host: {CONNECTIVITY}");
     let (status, token) = curl(&[
-        "-H", &host, "-u", &basic, "-d", "grant_type=client_credentials", &token_url,
+        "-H",
+        &host,
+        "-u",
+        &basic,
+        "-d",
+        "grant_type=client_credentials",
+        &token_url,
     ]);
     assert_eq!(status, 200, "{token}");
     let token: Value = serde_json::from_str(&token).unwrap();
@@ -119,7 +145,9 @@ async fn socket(portico: &Portico, path: &str, token: Option<&str>) -> Result<Ws
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = TcpStream::connect(("127.0.0.1", portico.tls)).await.unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", portico.tls))
+        .await
+        .unwrap();
     let name = ServerName::try_from(WSS).unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
@@ -157,7 +185,9 @@ async fn tunnel(portico: &Portico, token: &str, role: Role, dials: bool) -> Tunn
             }
             let target = stream.target().to_string();
             tokio::spawn(async move {
-                let Ok(mut tcp) = TcpStream::connect(&target).await else { return };
+                let Ok(mut tcp) = TcpStream::connect(&target).await else {
+                    return;
+                };
                 let mut stream = stream.accept();
                 let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
             });
@@ -221,29 +251,68 @@ fn endpoints_connect_get_their_sessions_carry_bytes_and_are_cut_when_revoked() {
     let backend = backend("shop", 0);
     let backend_url = format!("http://{backend}");
     portico.admin(&[
-        "webapp", "add", "--name", "shop", "--backend", &backend_url, "--tenant", "acme",
-        "--auth", "session",
+        "webapp",
+        "add",
+        "--name",
+        "shop",
+        "--backend",
+        &backend_url,
+        "--tenant",
+        "acme",
+        "--auth",
+        "session",
     ]);
     portico.admin(&[
-        "user", "add", "--tenant", "acme", "--name", "ada", "--role", "admin", "--password",
+        "user",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "ada",
+        "--role",
+        "admin",
+        "--password",
         PASSWORD,
     ]);
     let ada = sign_in(&portico, "ada");
     let ready = within(LIMIT, || {
-        let url = format!("http://127.0.0.1:{}/api/remoteservices/v1/sites", portico.plain);
+        let url = format!(
+            "http://127.0.0.1:{}/api/remoteservices/v1/sites",
+            portico.plain
+        );
         let host = format!("Host: {HOST}");
         curl(&["-H", &host, "-H", &ada.0, &url]).0 == 200
     });
     assert!(ready.is_some(), "the API did not come up");
     call(&portico, &ada, "POST", "/sites", r#"{"name":"plant"}"#);
-    call(&portico, &ada, "POST", "/devices", r#"{"name":"press-7","site":"plant"}"#);
+    call(
+        &portico,
+        &ada,
+        "POST",
+        "/devices",
+        r#"{"name":"press-7","site":"plant"}"#,
+    );
     let app = format!(
         r#"{{"name":"echo","template":"tcp","mappings":[{{"local_port":2222,"target_host":"127.0.0.1","target_port":{echo}}}]}}"#
     );
     call(&portico, &ada, "POST", "/applications", &app);
-    call(&portico, &ada, "POST", "/assignments", r#"{"device":"press-7","application":"echo"}"#);
-    let device = endpoint_token(&portico, &ada, r#"{"name":"ep-press","kind":"device","device":"press-7"}"#);
-    let service = endpoint_token(&portico, &ada, r#"{"name":"ep-ada","kind":"service","user":"ada"}"#);
+    call(
+        &portico,
+        &ada,
+        "POST",
+        "/assignments",
+        r#"{"device":"press-7","application":"echo"}"#,
+    );
+    let device = endpoint_token(
+        &portico,
+        &ada,
+        r#"{"name":"ep-press","kind":"device","device":"press-7"}"#,
+    );
+    let service = endpoint_token(
+        &portico,
+        &ada,
+        r#"{"name":"ep-ada","kind":"service","user":"ada"}"#,
+    );
 
     // No token: 401 before the upgrade; a hello naming another endpoint: refused.
     let refused = rt.block_on(socket(&portico, "/mts/", None));
@@ -253,24 +322,47 @@ fn endpoints_connect_get_their_sessions_carry_bytes_and_are_cut_when_revoked() {
     }
     let (_, answer) = rt.block_on(control(&portico, &device, Role::Device, "ep-ada"));
     assert!(
-        matches!(answer, ControlMessage::Refused { reason: RefusalReason::Unauthorized, .. }),
+        matches!(
+            answer,
+            ControlMessage::Refused {
+                reason: RefusalReason::Unauthorized,
+                ..
+            }
+        ),
         "{answer:?}"
     );
 
     // Both endpoints online: tunnels first, then control channels.
     let device_tunnel = rt.block_on(tunnel(&portico, &device, Role::Device, true));
     let service_tunnel = rt.block_on(tunnel(&portico, &service, Role::Service, false));
-    let (mut device_control, welcome) = rt.block_on(control(&portico, &device, Role::Device, "ep-press"));
-    assert!(matches!(welcome, ControlMessage::Welcome { .. }), "{welcome:?}");
-    let (mut service_control, welcome) = rt.block_on(control(&portico, &service, Role::Service, "ep-ada"));
-    assert!(matches!(welcome, ControlMessage::Welcome { .. }), "{welcome:?}");
+    let (mut device_control, welcome) =
+        rt.block_on(control(&portico, &device, Role::Device, "ep-press"));
+    assert!(
+        matches!(welcome, ControlMessage::Welcome { .. }),
+        "{welcome:?}"
+    );
+    let (mut service_control, welcome) =
+        rt.block_on(control(&portico, &service, Role::Service, "ep-ada"));
+    assert!(
+        matches!(welcome, ControlMessage::Welcome { .. }),
+        "{welcome:?}"
+    );
 
     // The Service Endpoint opens a session as its user, with its own token.
-    let url = format!("http://127.0.0.1:{}/api/remoteservices/v1/connections", portico.plain);
+    let url = format!(
+        "http://127.0.0.1:{}/api/remoteservices/v1/connections",
+        portico.plain
+    );
     let bearer = format!("Authorization: Bearer {service}");
     let (status, opened) = curl(&[
-        "-H", "Host: gateway.eu1.portico.localhost", "-H", &bearer, "-H",
-        "Content-Type: application/json", "-d", r#"{"device":"press-7","application":"echo"}"#,
+        "-H",
+        "Host: gateway.eu1.portico.localhost",
+        "-H",
+        &bearer,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"device":"press-7","application":"echo"}"#,
         &url,
     ]);
     assert_eq!(status, 201, "{opened}");
@@ -280,15 +372,25 @@ fn endpoints_connect_get_their_sessions_carry_bytes_and_are_cut_when_revoked() {
 
     let target = format!("session:{id}/listener:0");
     match rt.block_on(next(&mut service_control)) {
-        ControlMessage::Connect { session, listeners, .. } => {
+        ControlMessage::Connect {
+            session, listeners, ..
+        } => {
             assert_eq!(session, id);
-            assert_eq!((listeners[0].local_port, listeners[0].target.as_str()), (2222, target.as_str()));
+            assert_eq!(
+                (listeners[0].local_port, listeners[0].target.as_str()),
+                (2222, target.as_str())
+            );
         }
         other => panic!("expected connect, got {other:?}"),
     }
     match rt.block_on(next(&mut device_control)) {
-        ControlMessage::Permit { session, targets, .. } => {
-            assert_eq!((session, targets), (id.clone(), vec![format!("127.0.0.1:{echo}")]));
+        ControlMessage::Permit {
+            session, targets, ..
+        } => {
+            assert_eq!(
+                (session, targets),
+                (id.clone(), vec![format!("127.0.0.1:{echo}")])
+            );
         }
         other => panic!("expected permit, got {other:?}"),
     }
@@ -298,7 +400,10 @@ fn endpoints_connect_get_their_sessions_carry_bytes_and_are_cut_when_revoked() {
         let mut stream = service_tunnel.open(&target).unwrap();
         stream.write_all(b"through the relay").await.unwrap();
         let mut back = [0u8; 17];
-        tokio::time::timeout(LIMIT, stream.read_exact(&mut back)).await.unwrap().unwrap();
+        tokio::time::timeout(LIMIT, stream.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&back, b"through the relay");
     });
 
@@ -306,10 +411,23 @@ fn endpoints_connect_get_their_sessions_carry_bytes_and_are_cut_when_revoked() {
     call(&portico, &ada, "POST", "/endpoints/ep-press/revoke", "");
     let answer = rt.block_on(next(&mut device_control));
     assert!(
-        matches!(answer, ControlMessage::Refused { reason: RefusalReason::Revoked, .. }),
+        matches!(
+            answer,
+            ControlMessage::Refused {
+                reason: RefusalReason::Revoked,
+                ..
+            }
+        ),
         "{answer:?}"
     );
-    let end = rt.block_on(async { tokio::time::timeout(LIMIT, device_tunnel.closed()).await.unwrap() });
-    assert!(matches!(end, TunnelError::GoAway(GoAwayReason::Revoked)), "{end:?}");
+    let end = rt.block_on(async {
+        tokio::time::timeout(LIMIT, device_tunnel.closed())
+            .await
+            .unwrap()
+    });
+    assert!(
+        matches!(end, TunnelError::GoAway(GoAwayReason::Revoked)),
+        "{end:?}"
+    );
     drop(portico);
 }

@@ -120,8 +120,10 @@ async fn world() -> World {
     ] {
         store.add_endpoint(&ep).await.unwrap();
     }
-    for (name, template, target) in [("ssh", "ssh", None), ("tickets", "dtt-reverse", Some("ep-hq"))]
-    {
+    for (name, template, target) in [
+        ("ssh", "ssh", None),
+        ("tickets", "dtt-reverse", Some("ep-hq")),
+    ] {
         store
             .add_application(&ApplicationRecord {
                 tenant: T.into(),
@@ -262,7 +264,10 @@ impl Agent {
         agent.hello(role, name);
         assert!(matches!(
             agent.next().await,
-            ControlMessage::Welcome { version: CONTROL_VERSION, keep_alive_secs: 20 }
+            ControlMessage::Welcome {
+                version: CONTROL_VERSION,
+                keep_alive_secs: 20
+            }
         ));
         agent
     }
@@ -296,16 +301,34 @@ async fn call(api: &Router, method: Method, uri: &str, body: Option<Value>) -> (
     let response = api.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
+
+/// What a test agent says first.
+type Say = Box<dyn Fn(&Agent)>;
 
 #[tokio::test]
 async fn hellos_that_do_not_fit_the_endpoint_are_refused() {
     let w = world().await;
-    let cases: [(&str, Box<dyn Fn(&Agent)>, RefusalReason); 5] = [
-        ("ep-press", Box::new(|a| a.hello(Role::Device, "ep-bob")), RefusalReason::Unauthorized),
-        ("ep-press", Box::new(|a| a.hello(Role::Service, "ep-press")), RefusalReason::Unauthorized),
-        ("ep-new", Box::new(|a| a.hello(Role::Device, "ep-new")), RefusalReason::Unauthorized),
+    let cases: [(&str, Say, RefusalReason); 5] = [
+        (
+            "ep-press",
+            Box::new(|a| a.hello(Role::Device, "ep-bob")),
+            RefusalReason::Unauthorized,
+        ),
+        (
+            "ep-press",
+            Box::new(|a| a.hello(Role::Service, "ep-press")),
+            RefusalReason::Unauthorized,
+        ),
+        (
+            "ep-new",
+            Box::new(|a| a.hello(Role::Device, "ep-new")),
+            RefusalReason::Unauthorized,
+        ),
         (
             "ep-press",
             Box::new(|a| {
@@ -315,7 +338,11 @@ async fn hellos_that_do_not_fit_the_endpoint_are_refused() {
             }),
             RefusalReason::UnsupportedVersion,
         ),
-        ("ep-press", Box::new(|a| a.say(&ControlMessage::KeepAlive { nonce: 1 })), RefusalReason::Malformed),
+        (
+            "ep-press",
+            Box::new(|a| a.say(&ControlMessage::KeepAlive { nonce: 1 })),
+            RefusalReason::Malformed,
+        ),
     ];
     for (name, say, expected) in cases {
         let mut agent = Agent::open(&w.hub, name);
@@ -338,7 +365,11 @@ async fn sessions_are_announced_at_hello_and_as_they_open_and_end() {
         .unwrap();
     let mut bob = Agent::welcome(&w.hub, "ep-bob", Role::Service).await;
     match bob.next().await {
-        ControlMessage::Connect { session, listeners, timeout_secs } => {
+        ControlMessage::Connect {
+            session,
+            listeners,
+            timeout_secs,
+        } => {
             assert_eq!(session, "aa01");
             assert_eq!(listeners, connect_for("aa01"));
             assert!((59..=60).contains(&timeout_secs), "{timeout_secs}");
@@ -347,8 +378,13 @@ async fn sessions_are_announced_at_hello_and_as_they_open_and_end() {
     }
     let mut press = Agent::welcome(&w.hub, "ep-press", Role::Device).await;
     match press.next().await {
-        ControlMessage::Permit { session, targets, .. } => {
-            assert_eq!((session.as_str(), targets), ("aa01", vec!["press.local:22".to_string()]));
+        ControlMessage::Permit {
+            session, targets, ..
+        } => {
+            assert_eq!(
+                (session.as_str(), targets),
+                ("aa01", vec!["press.local:22".to_string()])
+            );
         }
         other => panic!("expected permit, got {other:?}"),
     }
@@ -365,14 +401,24 @@ async fn sessions_are_announced_at_hello_and_as_they_open_and_end() {
     assert_eq!(status, StatusCode::CREATED, "{opened}");
     let id = opened["id"].as_str().unwrap().to_string();
     match press.next().await {
-        ControlMessage::Connect { session, listeners, .. } => {
-            assert_eq!((session.as_str(), listeners), (id.as_str(), connect_for(&id)));
+        ControlMessage::Connect {
+            session, listeners, ..
+        } => {
+            assert_eq!(
+                (session.as_str(), listeners),
+                (id.as_str(), connect_for(&id))
+            );
         }
         other => panic!("expected connect, got {other:?}"),
     }
     match hq.next().await {
-        ControlMessage::Permit { session, targets, .. } => {
-            assert_eq!((session.as_str(), targets), (id.as_str(), vec!["press.local:22".to_string()]));
+        ControlMessage::Permit {
+            session, targets, ..
+        } => {
+            assert_eq!(
+                (session.as_str(), targets),
+                (id.as_str(), vec!["press.local:22".to_string()])
+            );
         }
         other => panic!("expected permit, got {other:?}"),
     }
@@ -383,13 +429,18 @@ async fn sessions_are_announced_at_hello_and_as_they_open_and_end() {
     for agent in [&mut press, &mut hq] {
         assert_eq!(
             agent.next().await,
-            ControlMessage::Disconnect { session: id.clone(), reason: DisconnectReason::Ended }
+            ControlMessage::Disconnect {
+                session: id.clone(),
+                reason: DisconnectReason::Ended
+            }
         );
     }
 
     // A reconnect of ep-bob replaces its channel and gets the open session again.
     let mut again = Agent::welcome(&w.hub, "ep-bob", Role::Service).await;
-    assert!(matches!(again.next().await, ControlMessage::Connect { session, .. } if session == "aa01"));
+    assert!(
+        matches!(again.next().await, ControlMessage::Connect { session, .. } if session == "aa01")
+    );
     assert_eq!(bob.ended().await, ChannelEnd::ClosedByRelay);
 }
 
@@ -408,13 +459,23 @@ async fn sessions_time_out_on_schedule_and_are_audited() {
     for agent in [&mut bob, &mut press] {
         assert_eq!(
             agent.next().await,
-            ControlMessage::Disconnect { session: "bb02".into(), reason: DisconnectReason::TimedOut }
+            ControlMessage::Disconnect {
+                session: "bb02".into(),
+                reason: DisconnectReason::TimedOut
+            }
         );
     }
-    let ended = w.store.connection_session(T, "bb02").await.unwrap().unwrap();
+    let ended = w
+        .store
+        .connection_session(T, "bb02")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ended.end_reason.as_deref(), Some("timeout"));
     let audit = w.store.audit(T, 10).await.unwrap();
-    assert!(audit.iter().any(|a| a.action == "connection.timeout" && a.object == "connection/bb02"));
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "connection.timeout" && a.object == "connection/bb02"));
 }
 
 #[tokio::test]
@@ -430,22 +491,35 @@ async fn a_revoked_endpoint_is_cut_at_once_and_its_sessions_end() {
     assert!(matches!(press.next().await, ControlMessage::Permit { .. }));
     // ep-press's tunnel, to see it cut too.
     let (near, far) = memory_pair(16);
-    w.hub.relay().attach(T, "ep-press", "192.0.2.1:1", far).await.unwrap();
+    w.hub
+        .relay()
+        .attach(T, "ep-press", "192.0.2.1:1", far)
+        .await
+        .unwrap();
     let (handle, _incoming) = Tunnel::new(near, Role::Device, TunnelConfig::default());
 
     let (status, _) = call(&w.api, Method::POST, "/endpoints/ep-press/revoke", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(matches!(
         press.next().await,
-        ControlMessage::Refused { reason: RefusalReason::Revoked, .. }
+        ControlMessage::Refused {
+            reason: RefusalReason::Revoked,
+            ..
+        }
     ));
     assert_eq!(press.ended().await, ChannelEnd::ClosedByRelay);
     let end = timeout(LIMIT, handle.closed()).await.unwrap();
-    assert!(matches!(end, TunnelError::GoAway(GoAwayReason::Revoked)), "{end:?}");
+    assert!(
+        matches!(end, TunnelError::GoAway(GoAwayReason::Revoked)),
+        "{end:?}"
+    );
     // The device's session ended with it; the other side is told.
     assert_eq!(
         bob.next().await,
-        ControlMessage::Disconnect { session: "cc03".into(), reason: DisconnectReason::Revoked }
+        ControlMessage::Disconnect {
+            session: "cc03".into(),
+            reason: DisconnectReason::Revoked
+        }
     );
 }
 
@@ -456,7 +530,10 @@ async fn an_endpoint_revoked_behind_the_relays_back_is_cut_at_the_recheck() {
     w.store.revoke_endpoint(T, "ep-hq", now_ms()).await.unwrap();
     assert!(matches!(
         hq.next().await,
-        ControlMessage::Refused { reason: RefusalReason::Revoked, .. }
+        ControlMessage::Refused {
+            reason: RefusalReason::Revoked,
+            ..
+        }
     ));
     assert_eq!(hq.ended().await, ChannelEnd::ClosedByRelay);
     assert!(!w.hub.is_connected(T, "ep-hq"));

@@ -512,13 +512,9 @@ impl Gateway {
                 }
                 Ok(Routed::Static)
             }
-            HostKind::Vpnrts { service } => self.route_vpnrts(
-                *service,
-                request,
-                &decoded,
-                target,
-                host_kind_name(&parsed),
-            ),
+            HostKind::Vpnrts { service } => {
+                self.route_vpnrts(*service, request, &decoded, target, host_kind_name(&parsed))
+            }
         }
     }
 

@@ -32,9 +32,8 @@ impl Gateway {
         host_name: &str,
     ) -> Result<Routed, GatewayError> {
         let path = request.uri().path();
-        let nothing_here = || {
-            GatewayError::not_found(format!("Nothing is served at {path} on {host_name}"))
-        };
+        let nothing_here =
+            || GatewayError::not_found(format!("Nothing is served at {path} on {host_name}"));
         match service {
             VpnrtsService::Connectivity => {
                 if !CONNECTIVITY_PATHS.iter().any(|p| under(decoded, p)) {

@@ -182,7 +182,8 @@ impl ControlHub {
         S: Stream<Item = Result<String, E>> + Unpin,
         E: Display,
     {
-        let refused = |reason, message: String| Ok(Some(ControlMessage::Refused { reason, message }));
+        let refused =
+            |reason, message: String| Ok(Some(ControlMessage::Refused { reason, message }));
         let wait = self.inner.options.hello_timeout;
         let text = match tokio::time::timeout(wait, inbound.next()).await {
             Ok(Some(Ok(text))) => text,
@@ -197,14 +198,22 @@ impl ControlHub {
         };
         let (role, named) = match ControlMessage::decode(text.as_bytes()) {
             Ok(ControlMessage::Hello { role, endpoint, .. }) => (role, endpoint),
-            Ok(_) => return refused(RefusalReason::Malformed, "the first message must be hello".into()),
+            Ok(_) => {
+                return refused(
+                    RefusalReason::Malformed,
+                    "the first message must be hello".into(),
+                )
+            }
             Err(error) => return Ok(Some(error.refusal())),
         };
         let record = self.inner.store.endpoint(&key.tenant, &key.name).await?;
         let record = match record {
             Some(r) if r.state == EndpointState::Registered => r,
             Some(r) if r.state == EndpointState::Revoked => {
-                return refused(RefusalReason::Revoked, format!("endpoint {} is revoked", key.name))
+                return refused(
+                    RefusalReason::Revoked,
+                    format!("endpoint {} is revoked", key.name),
+                )
             }
             _ => {
                 return refused(

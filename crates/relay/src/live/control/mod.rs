@@ -241,7 +241,10 @@ impl ControlHub {
         for session in gone {
             let reason = self.end_reason(&key.tenant, &session, now).await?;
             announced.remove(&session);
-            let _ = commands.send(Command::Send(ControlMessage::Disconnect { session, reason }));
+            let _ = commands.send(Command::Send(ControlMessage::Disconnect {
+                session,
+                reason,
+            }));
         }
         Ok(())
     }
