@@ -3,7 +3,9 @@
 //! their tunnels (`/mts/`) and control channels (`/ccf/`) over TLS to the `wss` host, a
 //! connection session opened through the API with the Service Endpoint's own token is
 //! announced to both (`connect`, `permit`), a stream the service opens reaches the echo
-//! server through the device, and revoking the device cuts it at once.
+//! server through the device, ending the session is announced to both, revoking the device
+//! cuts it at once, and stopping `serve` ends the remaining tunnel with `GoAway(shutting
+//! down)`.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -11,7 +13,7 @@ mod support;
 
 use bytes::Bytes;
 use futures_util::{future, SinkExt, StreamExt};
-use portico_tunnel::control::{ControlMessage, RefusalReason, CONTROL_VERSION};
+use portico_tunnel::control::{ControlMessage, DisconnectReason, RefusalReason, CONTROL_VERSION};
 use portico_tunnel::{GoAwayReason, Role, Tunnel, TunnelConfig, TunnelError, TunnelHandle};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -243,7 +245,7 @@ async fn echo_server() -> u16 {
 }
 
 #[test]
-fn endpoints_connect_get_their_sessions_carry_bytes_and_are_cut_when_revoked() {
+fn endpoints_get_their_sessions_carry_bytes_are_cut_when_revoked_and_told_of_shutdown() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let portico = Portico::start(CONFIG, &[]);
     let echo = rt.block_on(echo_server());
@@ -406,6 +408,28 @@ fn endpoints_connect_get_their_sessions_carry_bytes_and_are_cut_when_revoked() {
             .unwrap();
         assert_eq!(&back, b"through the relay");
     });
+
+    // The user ends the session with the endpoint's token: both sides hear it.
+    let (status, ended) = curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        "Host: gateway.eu1.portico.localhost",
+        "-H",
+        &bearer,
+        &format!("{url}/{id}"),
+    ]);
+    assert_eq!(status, 200, "{ended}");
+    for control in [&mut service_control, &mut device_control] {
+        let said = rt.block_on(next(control));
+        assert_eq!(
+            said,
+            ControlMessage::Disconnect {
+                session: id.clone(),
+                reason: DisconnectReason::Ended
+            }
+        );
+    }
 
     // Revoking the device cuts its control channel and its tunnel at once.
     call(&portico, &ada, "POST", "/endpoints/ep-press/revoke", "");

@@ -95,14 +95,18 @@ impl ControlHub {
         E: Display,
     {
         let options = self.inner.options.clone();
+        // A zero period would make the intervals panic; a few milliseconds is the least.
+        let floor = Duration::from_millis(10);
+        let (keep_alive_every, recheck_every) =
+            (options.keep_alive.max(floor), options.recheck.max(floor));
         // What is open now is announced at once.
         if let Err(error) = self.sync(key).await {
             tracing::warn!(endpoint = %key.name, %error, "could not announce open sessions");
         }
         let start = Instant::now();
-        let mut keep_alive = interval_at(start + options.keep_alive, options.keep_alive);
+        let mut keep_alive = interval_at(start + keep_alive_every, keep_alive_every);
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut recheck = interval_at(start + options.recheck, options.recheck);
+        let mut recheck = interval_at(start + recheck_every, recheck_every);
         recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut heard = Instant::now();
         let mut nonce: u64 = 0;
