@@ -87,6 +87,10 @@ fn now_ms() -> i64 {
 /// to bob) and `ep-hq` (bound to the site), a pending `ep-new`; applications `ssh`
 /// (press.local:22) and DTT Reverse `tickets` (dialled by `ep-hq`), both assigned.
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+async fn world_with(tweak: impl FnOnce(&mut ControlOptions)) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite://{}/p.db", dir.path().display()))
         .await
@@ -160,15 +164,13 @@ async fn world() -> World {
             ..LiveOptions::default()
         },
     ));
-    let hub = ControlHub::new(
-        store.clone(),
-        relay,
-        ControlOptions {
-            clock: clock_fn.clone(),
-            recheck: Duration::from_millis(100),
-            ..ControlOptions::default()
-        },
-    );
+    let mut options = ControlOptions {
+        clock: clock_fn.clone(),
+        recheck: Duration::from_millis(100),
+        ..ControlOptions::default()
+    };
+    tweak(&mut options);
+    let hub = ControlHub::new(store.clone(), relay, options);
     let live: Arc<dyn LiveEvents> = Arc::new(hub.clone());
     let api = remote_services_api_live(
         store.clone(),
@@ -372,7 +374,7 @@ async fn sessions_are_announced_at_hello_and_as_they_open_and_end() {
         } => {
             assert_eq!(session, "aa01");
             assert_eq!(listeners, connect_for("aa01"));
-            assert!((59..=60).contains(&timeout_secs), "{timeout_secs}");
+            assert!((59..=61).contains(&timeout_secs), "{timeout_secs}");
         }
         other => panic!("expected connect, got {other:?}"),
     }
@@ -435,6 +437,15 @@ async fn sessions_are_announced_at_hello_and_as_they_open_and_end() {
             }
         );
     }
+
+    // The ended session's timer is stopped; the forward session's still runs.
+    for _ in 0..200 {
+        if w.hub.timers() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(w.hub.timers(), 1);
 
     // A reconnect of ep-bob replaces its channel and gets the open session again.
     let mut again = Agent::welcome(&w.hub, "ep-bob", Role::Service).await;
@@ -537,4 +548,32 @@ async fn an_endpoint_revoked_behind_the_relays_back_is_cut_at_the_recheck() {
     ));
     assert_eq!(hq.ended().await, ChannelEnd::ClosedByRelay);
     assert!(!w.hub.is_connected(T, "ep-hq"));
+}
+
+#[tokio::test]
+async fn a_silent_agent_is_declared_dead_after_hearing_keep_alives() {
+    let w = world_with(|o| {
+        o.keep_alive = Duration::from_secs(1);
+        o.dead_after = Duration::from_millis(2500);
+    })
+    .await;
+    let mut agent = Agent::open(&w.hub, "ep-press");
+    agent.hello(Role::Device, "ep-press");
+    assert!(matches!(
+        agent.next().await,
+        ControlMessage::Welcome {
+            keep_alive_secs: 1,
+            ..
+        }
+    ));
+    let text = timeout(LIMIT, agent.from_relay.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        ControlMessage::decode(text.as_bytes()).unwrap(),
+        ControlMessage::KeepAlive { .. }
+    ));
+    assert_eq!(agent.ended().await, ChannelEnd::Dead);
+    assert!(!w.hub.is_connected(T, "ep-press"));
 }

@@ -183,6 +183,30 @@ impl ControlHub {
                 tracing::warn!(tenant, endpoint = %key.name, %error, "could not update a control channel");
             }
         }
+        self.prune_timers(tenant).await;
+    }
+
+    /// Stops the timers of the tenant's sessions that ended before their timeout.
+    async fn prune_timers(&self, tenant: &str) {
+        let open: HashSet<String> = match self.inner.store.connection_sessions(tenant, true).await {
+            Ok(sessions) => sessions.into_iter().map(|s| s.id).collect(),
+            Err(error) => {
+                tracing::debug!(tenant, %error, "could not prune session timers");
+                return;
+            }
+        };
+        locked(&self.inner.timers).retain(|(t, id), timer| {
+            let keep = t != tenant || open.contains(id);
+            if !keep {
+                timer.abort();
+            }
+            keep
+        });
+    }
+
+    /// How many session timers run (for tests and metrics).
+    pub fn timers(&self) -> usize {
+        locked(&self.inner.timers).len()
     }
 
     /// Brings the sessions announced on the endpoint's channel in line with the store:
