@@ -3,41 +3,101 @@
 //! taken from the principal the gateway verified, and endpoint credentials made by the
 //! identity service (an OAuth client of the tenant with the client-credentials grant).
 
-use portico_gateway::body::Body;
+use futures_util::FutureExt;
+use portico_gateway::auth::Principal;
+use portico_gateway::body::{boxed, Body};
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::{Identity, NewClient};
-use portico_relay::api::{Caller, CredentialIssuer, Credentials, IssueError, IssueFuture};
-use portico_store::Store;
+use portico_relay::api::{
+    ApiOptions, Caller, CredentialIssuer, Credentials, IssueError, IssueFuture, LiveEvents,
+};
+use portico_store::{EndpointBinding, EndpointState, Store, StoreError, UserRecord};
 use std::sync::Arc;
 
-/// The API as an in-process target.
-pub fn service(store: Store, identity: Identity) -> Arc<dyn InProcess> {
+/// The API as an in-process target; `live` (the relay's control hub) hears of every
+/// change that concerns connected endpoints.
+pub fn service(
+    store: Store,
+    identity: Identity,
+    live: Option<Arc<dyn LiveEvents>>,
+) -> Arc<dyn InProcess> {
     let issuer = Arc::new(IdentityIssuer { identity });
-    let router = portico_relay::api::remote_services_api(store, issuer);
-    from_tower(tower::ServiceExt::map_request(
-        router,
-        |mut request: http::Request<Body>| {
-            let caller = request
+    let router = portico_relay::api::remote_services_api_live(
+        store.clone(),
+        issuer,
+        ApiOptions::default(),
+        live,
+    );
+    from_tower(tower::service_fn(
+        move |mut request: http::Request<Body>| {
+            let (router, store) = (router.clone(), store.clone());
+            let principal = request
                 .extensions()
                 .get::<RequestContext>()
-                .and_then(|context| context.principal.as_ref())
-                .map(|principal| Caller {
-                    tenant: principal.tenant.clone(),
-                    subject: principal.subject.clone(),
-                    // The user's role travels as the scope `role:{role}`; a client has none.
-                    role: principal
-                        .scopes
-                        .iter()
-                        .find_map(|s| s.strip_prefix("role:"))
-                        .unwrap_or("")
-                        .to_string(),
-                });
-            if let Some(caller) = caller {
-                request.extensions_mut().insert(caller);
-            }
-            request
+                .and_then(|context| context.principal.clone());
+            // Combinators rather than one async block: the compiler cannot prove such a block
+            // `Send` across the router's future (the boxed body error's elided lifetime).
+            async move { caller(&store, principal).await }
+                .then(move |caller| {
+                    if let Some(caller) = caller {
+                        request.extensions_mut().insert(caller);
+                    }
+                    tower::ServiceExt::oneshot(router, request)
+                })
+                .map(|answer| answer.map(|response| response.map(boxed)))
         },
     ))
+}
+
+/// The caller from the principal the gateway verified. A user's role travels as the scope
+/// `role:{role}`. A client has none, unless it is a registered Service Endpoint bound to a
+/// user (`ServiceUser`): that endpoint acts as its user, with the user's role, so that
+/// `portico endpoint` can open and end its user's connections.
+async fn caller(store: &Store, principal: Option<Principal>) -> Option<Caller> {
+    let principal = principal?;
+    let role = principal
+        .scopes
+        .iter()
+        .find_map(|s| s.strip_prefix("role:"));
+    if let Some(role) = role {
+        return Some(Caller {
+            tenant: principal.tenant.clone(),
+            subject: principal.subject.clone(),
+            role: role.to_string(),
+        });
+    }
+    let as_client = Caller {
+        tenant: principal.tenant.clone(),
+        subject: principal.subject.clone(),
+        role: String::new(),
+    };
+    match endpoint_user(store, &principal.tenant, &principal.subject).await {
+        Ok(Some(user)) => Some(Caller {
+            tenant: user.tenant,
+            subject: user.name,
+            role: user.role,
+        }),
+        Ok(None) => Some(as_client),
+        Err(error) => {
+            tracing::error!(%error, "cannot look up the endpoint of a client caller");
+            Some(as_client)
+        }
+    }
+}
+
+/// The user whose registered Service Endpoint has OAuth client `client_id`, if any.
+async fn endpoint_user(
+    store: &Store,
+    tenant: &str,
+    client_id: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    let endpoint = store.endpoints(tenant).await?.into_iter().find(|e| {
+        e.state == EndpointState::Registered && e.client_id.as_deref() == Some(client_id)
+    });
+    match endpoint.map(|e| e.binding) {
+        Some(EndpointBinding::ServiceUser(user)) => store.user(tenant, &user).await,
+        _ => Ok(None),
+    }
 }
 
 /// Makes and withdraws endpoint credentials (RS-9) as OAuth clients of the identity service.

@@ -12,6 +12,7 @@ use portico_gateway::cert_reload::ReloadingCert;
 use portico_gateway::tls::{self, dev_cert_names, ensure_dev_cert, DevCert};
 use portico_gateway::{from_tower, Gateway, GatewayConfig, Services};
 use portico_identity::{Identity, Role, MANAGEMENT_TENANT};
+use portico_relay::live::{ControlHub, ControlOptions, LiveOptions, Relay};
 use portico_store::mask_password;
 use portico_store::{Origin, Store};
 
@@ -26,6 +27,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+// The relay's sockets; declared here, next to their only user.
+#[path = "relay_socket.rs"]
+mod relay_socket;
 
 pub async fn run(config: Config) -> Result<()> {
     // Installed first: until then SIGHUP would end the process.
@@ -64,9 +69,20 @@ pub async fn run(config: Config) -> Result<()> {
         IDENTITY_SERVICE.into(),
         crate::identity::service(identity.clone()),
     );
+    // The live relay: tunnels (`/mts/`) and control channels (`/ccf/`) of the endpoints.
+    let relay = Arc::new(Relay::new(store.clone(), LiveOptions::default()));
+    let hub = ControlHub::new(store.clone(), relay.clone(), ControlOptions::default());
+    services.insert(
+        relay_socket::RELAY_SERVICE.into(),
+        relay_socket::service(identity.clone(), store.clone(), hub.clone()),
+    );
     services.insert(
         REMOTE_SERVICES_SERVICE.into(),
-        crate::remote_services::service(store.clone(), identity.clone()),
+        crate::remote_services::service(
+            store.clone(),
+            identity.clone(),
+            Some(Arc::new(hub.clone())),
+        ),
     );
     let authenticator = Arc::new(IdentityAuthenticator::new(identity.clone()));
     let gateway =
@@ -117,6 +133,9 @@ pub async fn run(config: Config) -> Result<()> {
         drain_timeout = ?gateway.config().drain_timeout,
         "shutting down: no new connections; requests in flight may finish"
     );
+    // Upgraded sockets outlive the listeners' drain: tell the endpoints first.
+    hub.shut_down();
+    relay.shut_down();
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;

@@ -33,6 +33,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 
 mod listener;
+mod vpnrts;
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -511,14 +512,8 @@ impl Gateway {
                 }
                 Ok(Routed::Static)
             }
-            HostKind::Vpnrts { .. } => {
-                if core(&["/.well-known"]) {
-                    return Ok(Routed::Core);
-                }
-                Err(GatewayError::not_found(format!(
-                    "Nothing is served at {path} on {}",
-                    host_kind_name(&parsed)
-                )))
+            HostKind::Vpnrts { service } => {
+                self.route_vpnrts(*service, request, &decoded, target, host_kind_name(&parsed))
             }
         }
     }

@@ -246,6 +246,8 @@ pub async fn remove_assignment(
         .store
         .remove_assignment(&who.tenant, &application, &device, state.now())
         .await?;
+    // Its sessions ended with it.
+    state.sessions_changed(&who.tenant);
     access::audit(
         &state,
         &who.tenant,

@@ -59,11 +59,14 @@ fn listeners(app: &ApplicationRecord) -> Vec<Listener> {
 
 /// Ends the tenant's sessions that are past their timeout, and audits each.
 async fn expire(state: &ApiState, tenant: &str) -> ApiResult<()> {
-    for s in state
+    let expired = state
         .store
         .expire_connection_sessions(tenant, state.now())
-        .await?
-    {
+        .await?;
+    if !expired.is_empty() {
+        state.sessions_changed(tenant);
+    }
+    for s in expired {
         access::audit(
             state,
             tenant,
@@ -152,6 +155,7 @@ pub async fn open_connection(
         ),
     )
     .await?;
+    state.sessions_changed(&who.tenant);
     Ok((
         StatusCode::CREATED,
         Json(Connection {
@@ -223,6 +227,7 @@ pub async fn end_connection(
         .end_connection_session(&who.tenant, &id, state.now(), "ended")
         .await?
     {
+        state.sessions_changed(&who.tenant);
         access::audit(
             &state,
             &who.tenant,

@@ -166,6 +166,8 @@ pub async fn revoke_endpoint(
     who.require(Action::Manage)?;
     let now = state.now();
     let before = state.store.revoke_endpoint(&who.tenant, &name, now).await?;
+    // Cut first: the credentials may be withdrawn late, the tunnel must not live on.
+    state.endpoint_revoked(&who.tenant, &name);
     if let Some(client_id) = &before.client_id {
         state
             .issuer
@@ -200,6 +202,7 @@ pub async fn revoke_endpoint(
             }
         }
     }
+    state.sessions_changed(&who.tenant);
     access::audit(
         &state,
         &who.tenant,

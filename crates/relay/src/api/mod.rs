@@ -46,6 +46,17 @@ pub fn system_clock() -> Clock {
     })
 }
 
+/// What the API tells the live relay (the control hub) as soon as it changed the store:
+/// connection sessions opened or ended, endpoints revoked. Without a live side (the API
+/// alone, in tests) nothing is told.
+pub trait LiveEvents: Send + Sync + 'static {
+    /// Sessions of the tenant opened or ended (by a user, an unassignment, a revocation
+    /// or their timeout).
+    fn sessions_changed(&self, tenant: &str);
+    /// An endpoint was revoked: its tunnel and control channel are cut at once.
+    fn endpoint_revoked(&self, tenant: &str, endpoint: &str);
+}
+
 /// Settings of the API.
 #[derive(Clone)]
 pub struct ApiOptions {
@@ -68,11 +79,27 @@ pub(crate) struct ApiState {
     pub store: Store,
     pub issuer: Arc<dyn CredentialIssuer>,
     pub options: ApiOptions,
+    /// The live relay to tell about changes, if this process runs one.
+    pub live: Option<Arc<dyn LiveEvents>>,
 }
 
 impl ApiState {
     pub fn now(&self) -> i64 {
         (self.options.clock)()
+    }
+
+    /// Tells the live relay that the tenant's sessions changed.
+    pub fn sessions_changed(&self, tenant: &str) {
+        if let Some(live) = &self.live {
+            live.sessions_changed(tenant);
+        }
+    }
+
+    /// Tells the live relay that an endpoint was revoked.
+    pub fn endpoint_revoked(&self, tenant: &str, endpoint: &str) {
+        if let Some(live) = &self.live {
+            live.endpoint_revoked(tenant, endpoint);
+        }
     }
 }
 
@@ -87,10 +114,22 @@ pub fn remote_services_api_with(
     issuer: Arc<dyn CredentialIssuer>,
     options: ApiOptions,
 ) -> Router {
+    remote_services_api_live(store, issuer, options, None)
+}
+
+/// The API's router that tells `live` (the relay's control hub) about every change that
+/// concerns connected endpoints.
+pub fn remote_services_api_live(
+    store: Store,
+    issuer: Arc<dyn CredentialIssuer>,
+    options: ApiOptions,
+    live: Option<Arc<dyn LiveEvents>>,
+) -> Router {
     let state = ApiState {
         store,
         issuer,
         options,
+        live,
     };
     Router::new()
         .route("/openapi.json", get(openapi))

@@ -6,14 +6,17 @@
 //! - [`target`]: the stream targets endpoints open on the relay;
 //! - [`join`]: a stream from one endpoint joined to a stream on the other (RS-7, byte counts);
 //! - [`counted`]: a byte-counting stream wrapper for the session's counters;
-//! - [`relay`]: attaching an endpoint's tunnel and serving the streams it opens.
+//! - [`relay`]: attaching an endpoint's tunnel and serving the streams it opens;
+//! - [`control`]: the control channels (`/ccf/`): sessions announced, timed out, cut.
 
+pub mod control;
 pub mod counted;
 pub mod directory;
 pub mod join;
 pub mod relay;
 pub mod target;
 
+pub use control::{ChannelEnd, ControlChannelError, ControlHub, ControlOptions};
 pub use directory::{Directory, EndpointKey, EndpointKind, Presence};
 pub use join::{JoinError, Joiner, Route, StreamEnd, Transfer, DEFAULT_RECHECK};
 pub use relay::{AttachError, LiveOptions, Relay};

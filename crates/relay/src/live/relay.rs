@@ -139,6 +139,11 @@ impl Relay {
         Ok(presence)
     }
 
+    /// Closes every tunnel with `GoAway(shutting down)`: the relay stops.
+    pub fn shut_down(&self) {
+        self.directory.shut_down();
+    }
+
     /// Cuts an endpoint's tunnel at once (RS-9); false when it was offline.
     pub fn revoke(&self, tenant: &str, endpoint: &str) -> bool {
         self.directory.revoke(tenant, endpoint)

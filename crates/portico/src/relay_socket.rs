@@ -1,0 +1,241 @@
+//! The relay's two WebSockets on `wss.{region}.vpnrts.{domain}` (GW-6), as the in-process
+//! service `relay`: `/mts/` carries an endpoint's tunnel (binary messages of tunnel
+//! frames), `/ccf/` its control channel (text messages, one control message each).
+//!
+//! Before the upgrade the endpoint is authenticated from its bearer token alone (the
+//! client-credentials token: `sub` is the OAuth client, `ten` the tenant): no or a bad
+//! token is 401, a token of a client that is not a registered endpoint of its tenant 403.
+
+use bytes::Bytes;
+use futures_util::{future, SinkExt, StreamExt};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use portico_gateway::body::Body;
+use portico_gateway::{from_tower, InProcess, RequestContext};
+use portico_identity::Identity;
+use portico_relay::live::ControlHub;
+use portico_store::{EndpointRecord, EndpointState, Store, StoreError};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+/// The name of the relay among the in-process services (the gateway sends `/ccf/` and
+/// `/mts/` of the `wss` host there).
+pub const RELAY_SERVICE: &str = "relay";
+
+/// Which of the two sockets a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Socket {
+    Tunnel,
+    Control,
+}
+
+#[derive(Clone)]
+struct Sockets {
+    identity: Identity,
+    store: Store,
+    hub: ControlHub,
+}
+
+/// The relay's sockets as an in-process target.
+pub fn service(identity: Identity, store: Store, hub: ControlHub) -> Arc<dyn InProcess> {
+    let sockets = Sockets {
+        identity,
+        store,
+        hub,
+    };
+    from_tower(tower::service_fn(move |request: Request<Body>| {
+        let sockets = sockets.clone();
+        async move { Ok::<_, Infallible>(sockets.handle(request).await) }
+    }))
+}
+
+fn socket_of(path: &str) -> Option<Socket> {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+    };
+    if under("/mts") {
+        Some(Socket::Tunnel)
+    } else if under("/ccf") {
+        Some(Socket::Control)
+    } else {
+        None
+    }
+}
+
+fn answer(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The `Sec-WebSocket-Accept` of a version-13 handshake, if the request is one.
+fn accept_key(headers: &HeaderMap) -> Option<String> {
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    version_ok.then(|| derive_accept_key(key.as_bytes()))
+}
+
+impl Sockets {
+    async fn handle(&self, mut request: Request<Body>) -> Response<Full<Bytes>> {
+        let Some(socket) = socket_of(request.uri().path()) else {
+            return answer(StatusCode::NOT_FOUND, "The relay serves /mts/ and /ccf/");
+        };
+        let Some(accept) = accept_key(request.headers()) else {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                "A WebSocket handshake (version 13) is expected here",
+            );
+        };
+        let endpoint = match self.authenticate(request.headers()).await {
+            Ok(endpoint) => endpoint,
+            Err(refusal) => return refusal,
+        };
+        let address = request
+            .extensions()
+            .get::<RequestContext>()
+            .map(|c| c.client.to_string())
+            .unwrap_or_default();
+        let upgrade = hyper::upgrade::on(&mut request);
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            let upgraded = match upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(error) => {
+                    tracing::debug!(%error, "relay socket upgrade failed");
+                    return;
+                }
+            };
+            let ws =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            match socket {
+                Socket::Tunnel => run_tunnel(hub, endpoint, address, ws).await,
+                Socket::Control => run_control(hub, endpoint, ws).await,
+            }
+        });
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(accept) = HeaderValue::from_str(&accept) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        response
+    }
+
+    /// The registered endpoint the bearer token belongs to, or the refusal.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<EndpointRecord, Response<Full<Bytes>>> {
+        let Some(token) = bearer(headers) else {
+            return Err(answer(
+                StatusCode::UNAUTHORIZED,
+                "Send the endpoint's access token (Authorization: Bearer)",
+            ));
+        };
+        let token = self.identity.verify(token).map_err(|error| {
+            tracing::info!(%error, "relay socket refused: bad token");
+            answer(StatusCode::UNAUTHORIZED, "The access token is not valid")
+        })?;
+        match endpoint_of_client(&self.store, &token.tenant, &token.subject).await {
+            Ok(Some(endpoint)) => Ok(endpoint),
+            Ok(None) => {
+                tracing::info!(tenant = %token.tenant, client = %token.subject, "relay socket refused: not a registered endpoint");
+                Err(answer(
+                    StatusCode::FORBIDDEN,
+                    "These credentials are not those of a registered endpoint",
+                ))
+            }
+            Err(error) => {
+                tracing::error!(%error, "relay socket: the store failed");
+                Err(answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The relay cannot check endpoints now; try again",
+                ))
+            }
+        }
+    }
+}
+
+/// The tenant's registered endpoint whose OAuth client is `client_id`.
+pub async fn endpoint_of_client(
+    store: &Store,
+    tenant: &str,
+    client_id: &str,
+) -> Result<Option<EndpointRecord>, StoreError> {
+    Ok(store.endpoints(tenant).await?.into_iter().find(|e| {
+        e.state == EndpointState::Registered && e.client_id.as_deref() == Some(client_id)
+    }))
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// `/mts/`: binary messages are the tunnel's transport; pings and pongs are the
+/// WebSocket layer's own, anything else ends the tunnel.
+async fn run_tunnel(hub: ControlHub, endpoint: EndpointRecord, address: String, ws: Ws) {
+    let transport = ws
+        .with(|bytes: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(bytes))))
+        .filter_map(|message| {
+            future::ready(match message {
+                Ok(Message::Binary(bytes)) => Some(Ok(bytes)),
+                Ok(Message::Ping(_) | Message::Pong(_)) => None,
+                Ok(Message::Text(_)) => Some(Err(WsError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a text message on the tunnel socket",
+                )))),
+                Ok(Message::Close(_) | Message::Frame(_)) => None,
+                Err(error) => Some(Err(error)),
+            })
+        });
+    let (tenant, name) = (endpoint.tenant.as_str(), endpoint.name.as_str());
+    if let Err(error) = hub.relay().attach(tenant, name, &address, transport).await {
+        tracing::info!(tenant, endpoint = name, %error, "tunnel refused");
+    }
+}
+
+/// `/ccf/`: text messages, one control message each.
+async fn run_control(hub: ControlHub, endpoint: EndpointRecord, ws: Ws) {
+    let (sink, stream) = ws.split();
+    let outbound = sink.with(|text: String| future::ready(Ok::<_, WsError>(Message::text(text))));
+    let inbound = stream.filter_map(|message| {
+        future::ready(match message {
+            Ok(Message::Text(text)) => Some(Ok(text.to_string())),
+            // A binary message is not a control message; the hub refuses it as malformed.
+            Ok(Message::Binary(_)) => Some(Ok(String::new())),
+            Ok(_) => None,
+            Err(error) => Some(Err(error)),
+        })
+    });
+    let (tenant, name) = (endpoint.tenant.as_str(), endpoint.name.as_str());
+    match hub.serve(tenant, name, inbound, outbound).await {
+        Ok(end) => tracing::debug!(tenant, endpoint = name, ?end, "control channel ended"),
+        Err(error) => tracing::info!(tenant, endpoint = name, %error, "control channel failed"),
+    }
+}

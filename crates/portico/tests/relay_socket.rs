@@ -1,0 +1,457 @@
+//! The relay in `portico serve` with raw clients: two endpoints (a Device Endpoint in
+//! front of a TCP echo server, a Service Endpoint bound to a user) register, connect
+//! their tunnels (`/mts/`) and control channels (`/ccf/`) over TLS to the `wss` host, a
+//! connection session opened through the API with the Service Endpoint's own token is
+//! announced to both (`connect`, `permit`), a stream the service opens reaches the echo
+//! server through the device, ending the session is announced to both, revoking the device
+//! cuts it at once, and stopping `serve` ends the remaining tunnel with `GoAway(shutting
+//! down)`.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod support;
+
+use bytes::Bytes;
+use futures_util::{future, SinkExt, StreamExt};
+use portico_tunnel::control::{ControlMessage, DisconnectReason, RefusalReason, CONTROL_VERSION};
+use portico_tunnel::{GoAwayReason, Role, Tunnel, TunnelConfig, TunnelError, TunnelHandle};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:{tls}"
+listen_plain = "127.0.0.1:{plain}"
+admin_listen = "127.0.0.1:{admin}"
+"#;
+const HOST: &str = "acme-shop.eu1.portico.localhost";
+const WSS: &str = "wss.eu1.vpnrts.portico.localhost";
+const CONNECTIVITY: &str = "connectivity.eu1.vpnrts.portico.localhost";
+const PASSWORD: &str = "correct horse battery staple";
+const LIMIT: Duration = Duration::from_secs(10);
+
+type Ws = WebSocketStream<TlsStream<TcpStream>>;
+
+/// Signs `user` in on the app; the cookie header to send and the CSRF token.
+fn sign_in(portico: &Portico, user: &str) -> (String, String) {
+    let url = format!("http://127.0.0.1:{}/login", portico.plain);
+    let form = format!("username={user}&password={}", PASSWORD.replace(' ', "+"));
+    let host = format!("Host: {HOST}");
+    let (status, headers) = curl(&["-D", "-", "-o", "/dev/null", "-H", &host, "-d", &form, &url]);
+    assert_eq!(status, 303, "{headers}");
+    let cookie = |name: &str| {
+        headers
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .find_map(|(_, v)| v.trim().strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .unwrap()
+            .to_string()
+    };
+    (
+        format!(
+            "Cookie: SESSION={}; XSRF-TOKEN={}",
+            cookie("SESSION"),
+            cookie("XSRF-TOKEN")
+        ),
+        cookie("XSRF-TOKEN"),
+    )
+}
+
+/// A JSON call to the API on the app's host, in `who`'s session.
+fn call(portico: &Portico, who: &(String, String), method: &str, path: &str, body: &str) -> Value {
+    let url = format!(
+        "http://127.0.0.1:{}/api/remoteservices/v1{path}",
+        portico.plain
+    );
+    let origin = format!("Origin: http://{HOST}");
+    let host = format!("Host: {HOST}");
+    let xsrf = format!("X-XSRF-TOKEN: {}", who.1);
+    let mut args = vec![
+        "-X", method, "-H", &host, "-H", &who.0, "-H", &origin, "-H", &xsrf,
+    ];
+    if !body.is_empty() {
+        args.extend(["-H", "Content-Type: application/json", "-d", body]);
+    }
+    args.push(&url);
+    let (status, text) = curl(&args);
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {text}"
+    );
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Makes endpoint `body` and registers it; its client-credentials access token.
+fn endpoint_token(portico: &Portico, ada: &(String, String), body: &str) -> String {
+    let created = call(portico, ada, "POST", "/endpoints", body);
+    let code = created["registration_code"].as_str().unwrap();
+    let register = format!(
+        "http://127.0.0.1:{}/api/endpointregistration/v1/register",
+        portico.plain
+    );
+    let form = format!(r#"{{"code":"{code}"}}"#);
+    let (status, credentials) = curl(&[
+        "-H",
+        "Host: gateway.eu1.portico.localhost",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &form,
+        &register,
+    ]);
+    assert_eq!(status, 200, "{credentials}");
+    let credentials: Value = serde_json::from_str(&credentials).unwrap();
+    let basic = format!(
+        "{}:{}",
+        credentials["client_id"].as_str().unwrap(),
+        credentials["client_secret"].as_str().unwrap()
+    );
+    let token_url = format!("http://127.0.0.1:{}/uaa/oauth/token", portico.plain);
+    let host = format!("Host: {CONNECTIVITY}");
+    let (status, token) = curl(&[
+        "-H",
+        &host,
+        "-u",
+        &basic,
+        "-d",
+        "grant_type=client_credentials",
+        &token_url,
+    ]);
+    assert_eq!(status, 200, "{token}");
+    let token: Value = serde_json::from_str(&token).unwrap();
+    token["access_token"].as_str().unwrap().to_string()
+}
+
+/// A WebSocket to `path` of the `wss` host over TLS (trusting the development CA), with
+/// SNI and Host naming the `wss` host while the TCP connection goes to 127.0.0.1.
+async fn socket(portico: &Portico, path: &str, token: Option<&str>) -> Result<Ws, WsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(portico.path("data/dev-ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(("127.0.0.1", portico.tls))
+        .await
+        .unwrap();
+    let name = ServerName::try_from(WSS).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let url = format!("wss://{WSS}:{}{path}", portico.tls);
+    let mut request = url.into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let (ws, _) = tokio_tungstenite::client_async(request, tls).await?;
+    Ok(ws)
+}
+
+/// An endpoint's tunnel over `/mts/`; streams the relay opens are dialled if `dials`.
+async fn tunnel(portico: &Portico, token: &str, role: Role, dials: bool) -> TunnelHandle {
+    let ws = socket(portico, "/mts/", Some(token)).await.unwrap();
+    let transport = ws
+        .with(|bytes: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(bytes))))
+        .filter_map(|m| {
+            future::ready(match m {
+                Ok(Message::Binary(b)) => Some(Ok(b)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+        });
+    let (handle, mut incoming) = Tunnel::new(transport, role, TunnelConfig::default());
+    tokio::spawn(async move {
+        while let Some(stream) = incoming.next().await {
+            if !dials {
+                stream.refuse(portico_tunnel::ResetReason::Refused);
+                continue;
+            }
+            let target = stream.target().to_string();
+            tokio::spawn(async move {
+                let Ok(mut tcp) = TcpStream::connect(&target).await else {
+                    return;
+                };
+                let mut stream = stream.accept();
+                let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+            });
+        }
+    });
+    handle
+}
+
+/// A control channel: says hello and returns the socket with the relay's first answer.
+async fn control(portico: &Portico, token: &str, role: Role, name: &str) -> (Ws, ControlMessage) {
+    let mut ws = socket(portico, "/ccf/", Some(token)).await.unwrap();
+    let hello = ControlMessage::Hello {
+        version: CONTROL_VERSION,
+        role,
+        endpoint: name.into(),
+        agent: "portico test".into(),
+    };
+    ws.send(Message::text(hello.encode())).await.unwrap();
+    let first = next(&mut ws).await;
+    (ws, first)
+}
+
+/// The next control message other than a keep-alive.
+async fn next(ws: &mut Ws) -> ControlMessage {
+    loop {
+        let message = tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("a control message in time")
+            .expect("the control channel is open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            match ControlMessage::decode(text.as_bytes()).unwrap() {
+                ControlMessage::KeepAlive { .. } => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// A TCP echo server on a loopback port.
+async fn echo_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = conn.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn endpoints_get_their_sessions_carry_bytes_are_cut_when_revoked_and_told_of_shutdown() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let portico = Portico::start(CONFIG, &[]);
+    let echo = rt.block_on(echo_server());
+    portico.admin(&["tenant", "add", "acme"]);
+    let backend = backend("shop", 0);
+    let backend_url = format!("http://{backend}");
+    portico.admin(&[
+        "webapp",
+        "add",
+        "--name",
+        "shop",
+        "--backend",
+        &backend_url,
+        "--tenant",
+        "acme",
+        "--auth",
+        "session",
+    ]);
+    portico.admin(&[
+        "user",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "ada",
+        "--role",
+        "admin",
+        "--password",
+        PASSWORD,
+    ]);
+    let ada = sign_in(&portico, "ada");
+    let ready = within(LIMIT, || {
+        let url = format!(
+            "http://127.0.0.1:{}/api/remoteservices/v1/sites",
+            portico.plain
+        );
+        let host = format!("Host: {HOST}");
+        curl(&["-H", &host, "-H", &ada.0, &url]).0 == 200
+    });
+    assert!(ready.is_some(), "the API did not come up");
+    call(&portico, &ada, "POST", "/sites", r#"{"name":"plant"}"#);
+    call(
+        &portico,
+        &ada,
+        "POST",
+        "/devices",
+        r#"{"name":"press-7","site":"plant"}"#,
+    );
+    let app = format!(
+        r#"{{"name":"echo","template":"tcp","mappings":[{{"local_port":2222,"target_host":"127.0.0.1","target_port":{echo}}}]}}"#
+    );
+    call(&portico, &ada, "POST", "/applications", &app);
+    call(
+        &portico,
+        &ada,
+        "POST",
+        "/assignments",
+        r#"{"device":"press-7","application":"echo"}"#,
+    );
+    let device = endpoint_token(
+        &portico,
+        &ada,
+        r#"{"name":"ep-press","kind":"device","device":"press-7"}"#,
+    );
+    let service = endpoint_token(
+        &portico,
+        &ada,
+        r#"{"name":"ep-ada","kind":"service","user":"ada"}"#,
+    );
+
+    // No token: 401 before the upgrade; a hello naming another endpoint: refused.
+    let refused = rt.block_on(socket(&portico, "/mts/", None));
+    match refused {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    let (_, answer) = rt.block_on(control(&portico, &device, Role::Device, "ep-ada"));
+    assert!(
+        matches!(
+            answer,
+            ControlMessage::Refused {
+                reason: RefusalReason::Unauthorized,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+
+    // Both endpoints online: tunnels first, then control channels.
+    let device_tunnel = rt.block_on(tunnel(&portico, &device, Role::Device, true));
+    let service_tunnel = rt.block_on(tunnel(&portico, &service, Role::Service, false));
+    let (mut device_control, welcome) =
+        rt.block_on(control(&portico, &device, Role::Device, "ep-press"));
+    assert!(
+        matches!(welcome, ControlMessage::Welcome { .. }),
+        "{welcome:?}"
+    );
+    let (mut service_control, welcome) =
+        rt.block_on(control(&portico, &service, Role::Service, "ep-ada"));
+    assert!(
+        matches!(welcome, ControlMessage::Welcome { .. }),
+        "{welcome:?}"
+    );
+
+    // The Service Endpoint opens a session as its user, with its own token.
+    let url = format!(
+        "http://127.0.0.1:{}/api/remoteservices/v1/connections",
+        portico.plain
+    );
+    let bearer = format!("Authorization: Bearer {service}");
+    let (status, opened) = curl(&[
+        "-H",
+        "Host: gateway.eu1.portico.localhost",
+        "-H",
+        &bearer,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"device":"press-7","application":"echo"}"#,
+        &url,
+    ]);
+    assert_eq!(status, 201, "{opened}");
+    let opened: Value = serde_json::from_str(&opened).unwrap();
+    let id = opened["id"].as_str().unwrap().to_string();
+    assert_eq!(opened["user_name"], "ada");
+
+    let target = format!("session:{id}/listener:0");
+    match rt.block_on(next(&mut service_control)) {
+        ControlMessage::Connect {
+            session, listeners, ..
+        } => {
+            assert_eq!(session, id);
+            assert_eq!(
+                (listeners[0].local_port, listeners[0].target.as_str()),
+                (2222, target.as_str())
+            );
+        }
+        other => panic!("expected connect, got {other:?}"),
+    }
+    match rt.block_on(next(&mut device_control)) {
+        ControlMessage::Permit {
+            session, targets, ..
+        } => {
+            assert_eq!(
+                (session, targets),
+                (id.clone(), vec![format!("127.0.0.1:{echo}")])
+            );
+        }
+        other => panic!("expected permit, got {other:?}"),
+    }
+
+    // A stream from the service reaches the echo server through the device, both ways.
+    rt.block_on(async {
+        let mut stream = service_tunnel.open(&target).unwrap();
+        stream.write_all(b"through the relay").await.unwrap();
+        let mut back = [0u8; 17];
+        tokio::time::timeout(LIMIT, stream.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&back, b"through the relay");
+    });
+
+    // The user ends the session with the endpoint's token: both sides hear it.
+    let (status, ended) = curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        "Host: gateway.eu1.portico.localhost",
+        "-H",
+        &bearer,
+        &format!("{url}/{id}"),
+    ]);
+    assert_eq!(status, 200, "{ended}");
+    for control in [&mut service_control, &mut device_control] {
+        let said = rt.block_on(next(control));
+        assert_eq!(
+            said,
+            ControlMessage::Disconnect {
+                session: id.clone(),
+                reason: DisconnectReason::Ended
+            }
+        );
+    }
+
+    // Revoking the device cuts its control channel and its tunnel at once.
+    call(&portico, &ada, "POST", "/endpoints/ep-press/revoke", "");
+    let answer = rt.block_on(next(&mut device_control));
+    assert!(
+        matches!(
+            answer,
+            ControlMessage::Refused {
+                reason: RefusalReason::Revoked,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    let end = rt.block_on(async {
+        tokio::time::timeout(LIMIT, device_tunnel.closed())
+            .await
+            .unwrap()
+    });
+    assert!(
+        matches!(end, TunnelError::GoAway(GoAwayReason::Revoked)),
+        "{end:?}"
+    );
+    drop(portico);
+}
