@@ -9,6 +9,7 @@ mod demo;
 mod endpoint_cli;
 mod identity;
 mod registry_sync;
+mod relay_socket;
 mod reload;
 mod remote_services;
 mod serve;

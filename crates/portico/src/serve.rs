@@ -28,10 +28,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-// The relay's sockets; declared here, next to their only user.
-#[path = "relay_socket.rs"]
-mod relay_socket;
-
 pub async fn run(config: Config) -> Result<()> {
     // Installed first: until then SIGHUP would end the process.
     let mut signals = Signals::install()?;
@@ -73,8 +69,8 @@ pub async fn run(config: Config) -> Result<()> {
     let relay = Arc::new(Relay::new(store.clone(), LiveOptions::default()));
     let hub = ControlHub::new(store.clone(), relay.clone(), ControlOptions::default());
     services.insert(
-        relay_socket::RELAY_SERVICE.into(),
-        relay_socket::service(identity.clone(), store.clone(), hub.clone()),
+        crate::relay_socket::RELAY_SERVICE.into(),
+        crate::relay_socket::service(identity.clone(), store.clone(), hub.clone()),
     );
     services.insert(
         REMOTE_SERVICES_SERVICE.into(),
