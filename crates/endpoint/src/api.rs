@@ -54,6 +54,9 @@ pub struct Connection {
     pub ended_ms: Option<i64>,
     #[serde(default)]
     pub end_reason: Option<String>,
+    /// The application's template (`ssh`, `rdp`, …), when the answer names it.
+    #[serde(default)]
+    pub template: String,
     #[serde(default)]
     pub listeners: Vec<ConnectionListener>,
 }
@@ -138,16 +141,22 @@ impl ConnectionsApi {
     }
 }
 
-/// How a user reaches a listener: `ssh -p 2222 localhost` for SSH (target port 22), else
-/// `localhost:5020 → plc:502`.
-pub fn how_to_reach(listener: &ConnectionListener) -> String {
-    if listener.target_port == 22 {
-        format!("ssh -p {} localhost", listener.local_port)
-    } else {
-        format!(
-            "localhost:{} → {}:{}",
-            listener.local_port, listener.target_host, listener.target_port
-        )
+/// How a user reaches a listener of an application made from `template`: the command or
+/// URL for the protocols that have one (`ssh -p 2222 localhost`), else
+/// `localhost:5020 → plc:502`. An answer without a template counts port 22 as SSH.
+pub fn how_to_reach(template: &str, listener: &ConnectionListener) -> String {
+    let port = listener.local_port;
+    match template {
+        "ssh" => format!("ssh -p {port} localhost"),
+        "http" => format!("http://localhost:{port}/"),
+        "https" => format!("https://localhost:{port}/"),
+        "vnc" => format!("vncviewer localhost::{port}"),
+        "rdp" => format!("xfreerdp /v:localhost:{port}"),
+        "" if listener.target_port == 22 => format!("ssh -p {port} localhost"),
+        _ => format!(
+            "localhost:{port} → {}:{}",
+            listener.target_host, listener.target_port
+        ),
     }
 }
 
@@ -164,7 +173,21 @@ mod tests {
                              {"side":"service","local_port":5020,"target_host":"plc","target_port":502}]}"#,
         )
         .unwrap();
-        assert_eq!(how_to_reach(&c.listeners[0]), "ssh -p 2222 localhost");
-        assert_eq!(how_to_reach(&c.listeners[1]), "localhost:5020 → plc:502");
+        assert_eq!(
+            how_to_reach(&c.template, &c.listeners[0]),
+            "ssh -p 2222 localhost"
+        );
+        assert_eq!(
+            how_to_reach(&c.template, &c.listeners[1]),
+            "localhost:5020 → plc:502"
+        );
+        assert_eq!(
+            how_to_reach("ssh", &c.listeners[1]),
+            "ssh -p 5020 localhost"
+        );
+        assert_eq!(
+            how_to_reach("http", &c.listeners[1]),
+            "http://localhost:5020/"
+        );
     }
 }

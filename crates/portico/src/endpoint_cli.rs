@@ -111,7 +111,7 @@ pub async fn connect(args: ConnectArgs, config: Option<PathBuf>) -> anyhow::Resu
             })?;
     }
     for listener in &local {
-        println!("{}", how_to_reach(listener));
+        println!("{}", how_to_reach(&connection.template, listener));
     }
     if local.is_empty() {
         println!("the device's endpoint opens the listeners of this application");

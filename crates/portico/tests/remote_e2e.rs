@@ -135,10 +135,7 @@ fn a_wrong_proxy_password_and_an_intercepting_proxy_are_refused_with_clear_messa
     let said = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success());
     assert!(said.contains("proxy refused the credentials"), "{said}");
-    assert!(
-        !said.contains("wrong"),
-        "the proxy password leaked: {said}"
-    );
+    assert!(!said.contains("wrong"), "the proxy password leaked: {said}");
 
     let intercepted = AgentOptions {
         proxy: Some(mitm.url()),
@@ -158,13 +155,7 @@ fn dtt_reverse_posts_a_ticket_from_the_device_side_to_a_service_network_server()
     let Some(tickets) = TicketServer::start() else {
         return;
     };
-    let ticket_port: u16 = tickets
-        .url("")
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ticket_port: u16 = tickets.url("").rsplit(':').next().unwrap().parse().unwrap();
     let d = Deployment::start();
     let options = AgentOptions::default();
     let device = d.endpoint("ep-press", Side::Device, &options);
@@ -274,23 +265,28 @@ fn a_session_times_out_on_schedule_and_a_revoked_endpoint_is_cut_off() {
     let Some(sshd) = SshServer::start() else {
         return;
     };
-    let setup = ssh_setup(&sshd, &AgentOptions::default(), &["--session-timeout", "6"]);
+    // The shortest session an application may have.
+    let setup = ssh_setup(
+        &sshd,
+        &AgentOptions::default(),
+        &["--session-timeout", "60"],
+    );
     let d = &setup.deployment;
     let device_agent = d.run_agent(&setup.device);
     let _service_agent = d.run_agent(&setup.service);
 
-    // A session of 6 s: an SSH session held open is cut when it ends.
+    // A session of 60 s: an SSH session held open is cut when it ends.
     d.connect(&setup.service, "ssh-press");
     let opened = Instant::now();
     let mut held = sshd
-        .ssh_via("127.0.0.1", setup.local, "sleep 60")
+        .ssh_via("127.0.0.1", setup.local, "sleep 120")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut ended = None;
-    let _ = within(Duration::from_secs(20), || {
+    let _ = within(Duration::from_secs(80), || {
         ended = held.try_wait().unwrap();
         ended.is_some()
     });
@@ -298,17 +294,23 @@ fn a_session_times_out_on_schedule_and_a_revoked_endpoint_is_cut_off() {
     if ended.is_none() {
         let _ = held.kill();
     }
-    assert!(ended.is_some(), "the SSH session outlived its connection session");
     assert!(
-        lasted >= Duration::from_secs(4) && lasted <= Duration::from_secs(12),
-        "the 6 s session ended the SSH session after {lasted:?}"
+        ended.is_some(),
+        "the SSH session outlived its connection session"
+    );
+    assert!(
+        lasted >= Duration::from_secs(55) && lasted <= Duration::from_secs(70),
+        "the 60 s session ended the SSH session after {lasted:?}"
     );
     let listed = d.remote(&["--json", "connection", "list"]);
     let sessions: serde_json::Value = serde_json::from_str(&listed).unwrap();
     let session = &sessions[0];
-    assert_eq!(session["end_reason"], "timed_out", "{listed}");
+    assert_eq!(session["end_reason"], "timeout", "{listed}");
     let took = session["ended_ms"].as_i64().unwrap() - session["started_ms"].as_i64().unwrap();
-    assert!((6_000..8_000).contains(&took), "ended after {took} ms: {listed}");
+    assert!(
+        (60_000..62_000).contains(&took),
+        "ended after {took} ms: {listed}"
+    );
 
     // A new session works; revoking the device's endpoint cuts it off.
     d.connect(&setup.service, "ssh-press");
@@ -384,7 +386,10 @@ fn ssh_across_network_namespaces_where_factory_and_service_reach_only_the_backen
             ),
         ],
     );
-    assert!(!probe.status.success(), "the service network reached the factory");
+    assert!(
+        !probe.status.success(),
+        "the service network reached the factory"
+    );
 
     let d = Deployment::start_in_netns(&topology.backend);
     let in_factory = AgentOptions {

@@ -119,7 +119,10 @@ impl Deployment {
 
     /// The backend URL agents dial: the Remote Services tunnel host on the TLS port.
     pub fn backend_url(&self) -> String {
-        format!("https://wss.eu1.vpnrts.portico.localhost:{}", self.portico.tls)
+        format!(
+            "https://wss.eu1.vpnrts.portico.localhost:{}",
+            self.portico.tls
+        )
     }
 
     /// Adds endpoint `name` (a Device Endpoint of the device, or a Service Endpoint of the
@@ -130,13 +133,8 @@ impl Deployment {
             Side::Device => ["--device", DEVICE],
             Side::Service => ["--user", ENGINEER],
         };
-        let added = self.remote(
-            &[
-                &["--json", "endpoint", "add", "--name", name][..],
-                &binding,
-            ]
-            .concat(),
-        );
+        let added =
+            self.remote(&[&["--json", "endpoint", "add", "--name", name][..], &binding].concat());
         let added: serde_json::Value = serde_json::from_str(&added).unwrap();
         let code = added["registration_code"]
             .as_str()
@@ -160,7 +158,10 @@ impl Deployment {
             Side::Device => "device",
             Side::Service => "service",
         };
-        let backend = options.backend.clone().unwrap_or_else(|| self.backend_url());
+        let backend = options
+            .backend
+            .clone()
+            .unwrap_or_else(|| self.backend_url());
         let ca = options.ca_file.clone().unwrap_or_else(|| self.ca_file());
         let mut text = format!(
             "role = \"{role}\"\nbackend = \"{backend}\"\n\

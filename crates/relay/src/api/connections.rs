@@ -38,6 +38,9 @@ pub struct Listener {
 pub struct Connection {
     #[serde(flatten)]
     session: ConnectionSessionRecord,
+    /// The application's template (`ssh`, `rdp`, …), so a client can say how to use the
+    /// listeners (`ssh -p 2222 localhost`).
+    template: String,
     listeners: Vec<Listener>,
 }
 
@@ -160,6 +163,7 @@ pub async fn open_connection(
         StatusCode::CREATED,
         Json(Connection {
             listeners: listeners(&app),
+            template: app.template.clone(),
             session,
         }),
     ))

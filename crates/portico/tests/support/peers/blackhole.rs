@@ -199,12 +199,17 @@ fn read_connect_target(client: &mut TcpStream) -> Option<String> {
     }
 }
 
+/// Dials every address the name has in turn, as proxies do (`*.localhost` names have `::1`
+/// first, and a server may listen on 127.0.0.1 only).
 fn dial(authority: &str) -> std::io::Result<TcpStream> {
-    let addr = authority
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address"))?;
-    TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+    let mut last = std::io::Error::other("no address");
+    for addr in authority.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
 }
 
 /// Copies `from` to `to` until the end, or holds both still once the flow is black.
