@@ -1,8 +1,9 @@
 //! Tools the benchmarks run: for `bench/proxy`, `ws-echo`, a WebSocket echo backend, and
 //! `ws-load`, a client that measures WebSocket round-trips through a proxy; for
 //! `bench/tunnel`, `tcp-load`, a sink/echo server and the client measuring bulk throughput,
-//! stream opens and interactive round trips through a tunnel. Not part of the `portico`
-//! binary.
+//! stream opens and interactive round trips through a tunnel, and `idle-endpoints`, which
+//! runs many real endpoint agents in one process to measure the relay's memory. Not part of
+//! the `portico` binary.
 #![forbid(unsafe_code)]
 
 /// The value at quantile `q` (0..=1) of sorted samples; `None` when there are none.
