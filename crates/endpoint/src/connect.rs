@@ -244,7 +244,7 @@ impl Dialer {
         let (socket, _response) = self
             .step(
                 "the WebSocket upgrade",
-                tokio_tungstenite::client_async(request, tls),
+                tokio_tungstenite::client_async_with_config(request, tls, Some(message_limits())),
             )
             .await?
             .map_err(ws_error)?;
@@ -263,4 +263,14 @@ impl Dialer {
                 after: self.step_timeout,
             })
     }
+}
+
+/// What one message from the backend may weigh: the largest tunnel message the relay sends
+/// packs frames of at most `MAX_MAX_FRAME`; WebSocket's own default (64 MiB) is far beyond
+/// anything honest.
+fn message_limits() -> tungstenite::protocol::WebSocketConfig {
+    let largest = 4 * portico_tunnel::frame::MAX_MAX_FRAME as usize;
+    tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(largest))
+        .max_frame_size(Some(largest))
 }

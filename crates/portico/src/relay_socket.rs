@@ -19,7 +19,7 @@ use portico_store::{EndpointRecord, EndpointState, Store, StoreError};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
@@ -52,6 +52,23 @@ pub fn service(identity: Identity, store: Store, hub: ControlHub) -> Arc<dyn InP
         let sockets = sockets.clone();
         async move { Ok::<_, Infallible>(sockets.handle(request).await) }
     }))
+}
+
+impl Socket {
+    /// What one message may weigh: an endpoint is authenticated but not trusted, and
+    /// WebSocket's own defaults (64 MiB) would let it make the relay buffer far more than
+    /// any honest message. A tunnel message packs frames of at most `MAX_MAX_FRAME` up to
+    /// the sender's `max_message` (256 KiB by default); a control message is at most
+    /// `MAX_CONTROL_MESSAGE`.
+    fn limits(self) -> WebSocketConfig {
+        let largest = match self {
+            Socket::Tunnel => 4 * portico_tunnel::frame::MAX_MAX_FRAME as usize,
+            Socket::Control => portico_tunnel::control::MAX_CONTROL_MESSAGE,
+        };
+        WebSocketConfig::default()
+            .max_message_size(Some(largest))
+            .max_frame_size(Some(largest))
+    }
 }
 
 fn socket_of(path: &str) -> Option<Socket> {
@@ -131,8 +148,12 @@ impl Sockets {
                     return;
                 }
             };
-            let ws =
-                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(socket.limits()),
+            )
+            .await;
             match socket {
                 Socket::Tunnel => run_tunnel(hub, endpoint, address, ws).await,
                 Socket::Control => run_control(hub, endpoint, ws).await,
