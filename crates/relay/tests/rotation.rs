@@ -399,3 +399,16 @@ async fn a_new_code_registers_the_endpoint_again_and_withdraws_every_earlier_cli
     assert!(actions.iter().any(|a| a == "endpoint.code"), "{actions:?}");
     assert!(!text.contains(&code), "no code in the audit trail");
 }
+
+#[tokio::test]
+async fn the_openapi_document_names_the_rotation_resources() {
+    let f = fixture().await;
+    let doc = f.ok(Who::Nobody, Method::GET, "/openapi.json", None).await;
+    for path in [
+        "/credentials/rotate",
+        "/credentials/confirm",
+        "/endpoints/{name}/code",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+}
