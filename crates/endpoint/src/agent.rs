@@ -64,10 +64,12 @@ impl Shared {
     }
 }
 
-/// A bearer token and when it was fetched; renewed at a (re)connect once past half its life.
+/// A bearer token and when it was fetched; renewed at a (re)connect once past half its life,
+/// or when the credentials changed (a rotation withdraws the client the token is for).
 #[derive(Default)]
 pub(crate) struct TokenCache {
     current: Option<(AccessToken, Instant)>,
+    client_id: String,
 }
 
 impl TokenCache {
@@ -81,6 +83,14 @@ impl TokenCache {
         self.current = Some((token, now));
     }
 
+    /// Forgets the token when it was fetched for another client than `client_id`.
+    pub fn for_client(&mut self, client_id: &str) {
+        if self.client_id != client_id {
+            self.current = None;
+            self.client_id = client_id.to_string();
+        }
+    }
+
     /// The backend refused the token: fetch a new one next time.
     pub fn forget(&mut self) {
         self.current = None;
@@ -89,7 +99,9 @@ impl TokenCache {
 
 pub struct Agent {
     pub(crate) config: EndpointConfig,
-    pub(crate) credentials: Credentials,
+    /// Read again from the file before each token: a rotation (the agent's own, or
+    /// `portico endpoint rotate`) replaces them there.
+    credentials: Mutex<Credentials>,
     pub(crate) endpoint_name: String,
     pub(crate) dialer: Dialer,
     pub(crate) token_dialer: Dialer,
@@ -135,7 +147,7 @@ impl Agent {
         });
         Ok(Agent {
             config,
-            credentials,
+            credentials: Mutex::new(credentials),
             endpoint_name,
             dialer,
             token_dialer,
@@ -160,14 +172,35 @@ impl Agent {
         self.config.listen_address
     }
 
+    /// The credentials as last read from the file. A file that cannot be read now (being
+    /// replaced, or broken by hand) leaves the last good ones in use.
+    pub(crate) fn credentials(&self) -> Credentials {
+        let mut held = self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match Credentials::load(&self.config.credentials_file) {
+            Ok(fresh) if fresh.endpoint == held.endpoint && fresh.kind == held.kind => {
+                *held = fresh;
+            }
+            Ok(_) => tracing::error!(
+                "the credentials file now names another endpoint; restart the agent to use it"
+            ),
+            Err(error) => tracing::warn!(%error, "keeping the credentials read before"),
+        }
+        held.clone()
+    }
+
     pub(crate) async fn token(&self, cache: &mut TokenCache) -> Result<String, TokenError> {
+        let credentials = self.credentials();
+        cache.for_client(&credentials.client_id);
         if let Some(token) = cache.usable(Instant::now()) {
             return Ok(token.to_string());
         }
         let path = self.config.token_url.path_url("");
         let token = self
             .token_dialer
-            .fetch_token_at(&path, &self.credentials)
+            .fetch_token_at(&path, &credentials)
             .await?;
         let value = token.value.clone();
         cache.store(token, Instant::now());
@@ -241,5 +274,23 @@ mod tests {
         cache.store(token(Some(Duration::from_secs(100))), t0);
         cache.forget();
         assert!(cache.usable(t0).is_none());
+    }
+
+    #[test]
+    fn a_token_of_other_credentials_is_not_used() {
+        let t0 = Instant::now();
+        let mut cache = TokenCache::default();
+        cache.for_client("ep-1");
+        cache.store(
+            AccessToken {
+                value: "t".into(),
+                expires_in: Some(Duration::from_secs(100)),
+            },
+            t0,
+        );
+        cache.for_client("ep-1");
+        assert_eq!(cache.usable(t0), Some("t"));
+        cache.for_client("ep-2");
+        assert!(cache.usable(t0).is_none(), "rotated: fetch anew");
     }
 }

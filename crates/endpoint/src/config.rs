@@ -12,6 +12,7 @@
 //! token_url = "https://connectivity.eu1.vpnrts.example.com/uaa/oauth/token"  # optional
 //! api = "https://gateway.eu1.example.com"                                   # optional
 //! listen_address = "127.0.0.1"                  # where local listeners bind
+//! rotate_after_days = 30                        # rotate credentials this old; 0: never
 //! ```
 
 use std::fmt;
@@ -28,6 +29,10 @@ use crate::no_proxy::NoProxy;
 
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(20);
 pub const DEFAULT_DEAD_AFTER: Duration = Duration::from_secs(45);
+/// Credentials older than this are rotated at the next (re)connect.
+pub const DEFAULT_ROTATE_AFTER_DAYS: u64 = 30;
+/// A limit that keeps the age in a `Duration` without overflow (about 27 years).
+const MAX_ROTATE_AFTER_DAYS: u64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -326,6 +331,9 @@ pub struct EndpointConfig {
     pub api: BackendUrl,
     /// Where local listeners bind (`listen_address`, default `127.0.0.1`).
     pub listen_address: IpAddr,
+    /// Credentials (the file's age) older than this are rotated at the next (re)connect
+    /// (`rotate_after_days`, default 30); `None` (`0`) never rotates on its own.
+    pub rotate_after: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -342,6 +350,7 @@ struct RawConfig {
     token_url: Option<String>,
     api: Option<String>,
     listen_address: Option<String>,
+    rotate_after_days: Option<u64>,
 }
 
 impl EndpointConfig {
@@ -415,7 +424,18 @@ impl EndpointConfig {
                 )
             })?,
         };
+        let rotate_after = match raw.rotate_after_days.unwrap_or(DEFAULT_ROTATE_AFTER_DAYS) {
+            0 => None,
+            days if days > MAX_ROTATE_AFTER_DAYS => {
+                return Err(invalid(
+                    "rotate_after_days",
+                    format!("{days} days is more than {MAX_ROTATE_AFTER_DAYS}; write 0 for never"),
+                ))
+            }
+            days => Some(Duration::from_secs(days * 24 * 3600)),
+        };
         Ok(EndpointConfig {
+            rotate_after,
             token_url,
             api,
             listen_address,
@@ -516,6 +536,27 @@ mod tests {
         assert_eq!(c.keep_alive, Duration::from_secs(20));
         assert_eq!(c.dead_after, Duration::from_secs(45));
         assert!(c.proxy.is_none() && c.allow.is_none() && c.ca_file.is_none());
+    }
+
+    #[test]
+    fn rotation_age_defaults_to_30_days_and_0_is_never() {
+        let c = EndpointConfig::from_toml(MINIMAL, &ProxyEnvironment::default()).unwrap();
+        assert_eq!(c.rotate_after, Some(Duration::from_secs(30 * 86_400)));
+        let with = |line: &str| {
+            EndpointConfig::from_toml(
+                &format!("{MINIMAL}\n{line}\n"),
+                &ProxyEnvironment::default(),
+            )
+        };
+        assert_eq!(with("rotate_after_days = 0").unwrap().rotate_after, None);
+        assert_eq!(
+            with("rotate_after_days = 7").unwrap().rotate_after,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert!(
+            err(&format!("{MINIMAL}\nrotate_after_days = 99999\n")).contains("`rotate_after_days`")
+        );
+        assert!(with("rotate_after_days = -1").is_err());
     }
 
     #[test]

@@ -49,6 +49,14 @@ pub struct Credentials {
     /// `device` or `service`, as registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// A rotation wrote these credentials but has not confirmed them yet: the agent
+    /// confirms them at its next (re)connect (see `rotate.rs`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unconfirmed: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 impl fmt::Debug for Credentials {
@@ -59,6 +67,7 @@ impl fmt::Debug for Credentials {
             .field("tenant", &self.tenant)
             .field("endpoint", &self.endpoint)
             .field("kind", &self.kind)
+            .field("unconfirmed", &self.unconfirmed)
             .finish()
     }
 }
@@ -72,6 +81,7 @@ impl Credentials {
             tenant: None,
             endpoint: None,
             kind: None,
+            unconfirmed: false,
         }
     }
 
@@ -217,6 +227,7 @@ mod tests {
             tenant: Some("abc".into()),
             endpoint: Some("press-7-ep".into()),
             kind: Some("device".into()),
+            unconfirmed: true,
         };
         c.save(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;

@@ -38,6 +38,7 @@ pub mod listeners;
 pub mod permits;
 pub mod reconnect;
 pub mod register;
+pub mod rotate;
 pub use agent::{Agent, AgentError};
 pub use credentials::{Credentials, CredentialsError};
 pub use reconnect::{Backoff, Schedule};

@@ -105,7 +105,11 @@ pub(crate) async fn run_once(agent: &Agent, tokens: &mut TokenCache) -> Result<(
             agent.shared.permits.clone(),
             agent.config.allow.clone(),
         ));
-        let served = serve(agent, &mut ccf, &tunnel, keep_alive).await;
+        // Rotation (when due) runs beside the connection: it never tears the tunnel down.
+        let (served, ()) = tokio::join!(
+            serve(agent, &mut ccf, &tunnel, keep_alive),
+            crate::rotate::maintain_for(agent)
+        );
         dialer.abort();
         let _ = ccf.close(None).await;
         served

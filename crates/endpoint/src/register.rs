@@ -96,6 +96,7 @@ fn parse_answer(body: &[u8]) -> Result<Credentials, RegisterError> {
         tenant: Some(a.tenant),
         endpoint: Some(a.endpoint),
         kind: Some(a.kind),
+        unconfirmed: false,
     })
 }
 

@@ -175,6 +175,13 @@ pub enum EndpointCommand {
         t: TenantArg,
         name: String,
     },
+    /// A new one-time registration code for an existing endpoint (e.g. a replaced device);
+    /// registering with it withdraws the endpoint's earlier credentials
+    Code {
+        #[command(flatten)]
+        t: TenantArg,
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,7 +329,7 @@ pub async fn run(command: &RemoteCommand, json: bool, config: &Config) -> Result
 
 fn print_answer(command: &RemoteCommand, kind: Kind, value: &Value) {
     match command {
-        RemoteCommand::Endpoint(EndpointCommand::Add { .. }) => {
+        RemoteCommand::Endpoint(EndpointCommand::Add { .. } | EndpointCommand::Code { .. }) => {
             print!("{}", tables::table(kind, &value["endpoint"]));
             let code = value["registration_code"].as_str().unwrap_or("-");
             println!("registration code: {code}");

@@ -1,4 +1,4 @@
-//! The endpoint agent's commands: `portico endpoint run|register`, `portico connect` and
+//! The endpoint agent's commands: `portico endpoint run|register|rotate`, `portico connect` and
 //! `portico connections`. They read the endpoint's configuration file (`--config`), not the
 //! server's.
 
@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use portico_endpoint::api::{how_to_reach, Connection, ConnectionsApi};
+use portico_endpoint::rotate::Maintained;
 use portico_endpoint::{Agent, Dialer, EndpointConfig, EndpointRole, ProxyEnvironment};
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +26,9 @@ pub enum EndpointCommand {
         #[arg(long)]
         code: String,
     },
+    /// Rotate the endpoint's credentials now: new ones are issued, saved, then confirmed,
+    /// which withdraws the old ones (a running agent picks the new file up by itself)
+    Rotate,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +72,20 @@ pub async fn endpoint(command: EndpointCommand, config: Option<PathBuf>) -> anyh
                 }
             });
             agent.run(shutdown).await;
+            Ok(())
+        }
+        EndpointCommand::Rotate => {
+            let rotator = portico_endpoint::rotate::Rotator::from_config(&config)?;
+            let client = match rotator.rotate_now().await? {
+                Maintained::Rotated { client_id } | Maintained::Confirmed { client_id } => {
+                    client_id
+                }
+                Maintained::Fresh => bail!("the credentials were not rotated"),
+            };
+            println!(
+                "credentials rotated: client {client}, written to {}; the old credentials are withdrawn",
+                config.credentials_file.display()
+            );
             Ok(())
         }
         EndpointCommand::Register { code } => {

@@ -15,7 +15,7 @@ use portico_gateway::body::Body;
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::Identity;
 use portico_relay::live::ControlHub;
-use portico_store::{EndpointRecord, EndpointState, Store, StoreError};
+use portico_store::{EndpointRecord, Store, StoreError};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -205,15 +205,18 @@ impl Sockets {
     }
 }
 
-/// The tenant's registered endpoint whose OAuth client is `client_id`.
+/// The tenant's registered endpoint whose OAuth client is `client_id`: its current client,
+/// or the pending one of a credential rotation that is not confirmed yet (both work until
+/// the endpoint confirms, so that a rotation never locks it out).
 pub async fn endpoint_of_client(
     store: &Store,
     tenant: &str,
     client_id: &str,
 ) -> Result<Option<EndpointRecord>, StoreError> {
-    Ok(store.endpoints(tenant).await?.into_iter().find(|e| {
-        e.state == EndpointState::Registered && e.client_id.as_deref() == Some(client_id)
-    }))
+    Ok(store
+        .endpoint_by_client(tenant, client_id)
+        .await?
+        .map(|(endpoint, _)| endpoint))
 }
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;

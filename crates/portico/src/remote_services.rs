@@ -9,9 +9,10 @@ use portico_gateway::body::{boxed, Body};
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::{Identity, NewClient};
 use portico_relay::api::{
-    ApiOptions, Caller, CredentialIssuer, Credentials, IssueError, IssueFuture, LiveEvents,
+    ApiOptions, Caller, ClientCaller, CredentialIssuer, Credentials, IssueError, IssueFuture,
+    LiveEvents,
 };
-use portico_store::{EndpointBinding, EndpointState, Store, StoreError, UserRecord};
+use portico_store::{EndpointBinding, Store, StoreError, UserRecord};
 use std::sync::Arc;
 
 /// The API as an in-process target; `live` (the relay's control hub) hears of every
@@ -37,16 +38,31 @@ pub fn service(
                 .and_then(|context| context.principal.clone());
             // Combinators rather than one async block: the compiler cannot prove such a block
             // `Send` across the router's future (the boxed body error's elided lifetime).
+            let client = client_caller(principal.as_ref());
             async move { caller(&store, principal).await }
                 .then(move |caller| {
                     if let Some(caller) = caller {
                         request.extensions_mut().insert(caller);
+                    }
+                    if let Some(client) = client {
+                        request.extensions_mut().insert(client);
                     }
                     tower::ServiceExt::oneshot(router, request)
                 })
                 .map(|answer| answer.map(|response| response.map(boxed)))
         },
     ))
+}
+
+/// The OAuth client behind a principal without a role (a client-credentials token), for
+/// the handlers that serve endpoints as themselves (credential rotation).
+fn client_caller(principal: Option<&Principal>) -> Option<ClientCaller> {
+    let principal = principal?;
+    let has_role = principal.scopes.iter().any(|s| s.starts_with("role:"));
+    (!has_role).then(|| ClientCaller {
+        tenant: principal.tenant.clone(),
+        client_id: principal.subject.clone(),
+    })
 }
 
 /// The caller from the principal the gateway verified. A user's role travels as the scope
@@ -85,16 +101,15 @@ async fn caller(store: &Store, principal: Option<Principal>) -> Option<Caller> {
     }
 }
 
-/// The user whose registered Service Endpoint has OAuth client `client_id`, if any.
+/// The user whose registered Service Endpoint has OAuth client `client_id` (its current
+/// client, or the pending one of a rotation in progress), if any.
 async fn endpoint_user(
     store: &Store,
     tenant: &str,
     client_id: &str,
 ) -> Result<Option<UserRecord>, StoreError> {
-    let endpoint = store.endpoints(tenant).await?.into_iter().find(|e| {
-        e.state == EndpointState::Registered && e.client_id.as_deref() == Some(client_id)
-    });
-    match endpoint.map(|e| e.binding) {
+    let endpoint = store.endpoint_by_client(tenant, client_id).await?;
+    match endpoint.map(|(e, _)| e.binding) {
         Some(EndpointBinding::ServiceUser(user)) => store.user(tenant, &user).await,
         _ => Ok(None),
     }
@@ -130,13 +145,19 @@ impl CredentialIssuer for IdentityIssuer {
         })
     }
 
+    /// Withdrawing a client that is gone already succeeds: a rotation or revocation that
+    /// is retried after a partial failure withdraws the same client again.
     fn revoke<'a>(&'a self, tenant: &'a str, client_id: &'a str) -> IssueFuture<'a, ()> {
         Box::pin(async move {
-            self.identity
+            match self
+                .identity
                 .store()
                 .remove_oauth_client(tenant, client_id)
                 .await
-                .map_err(|e| IssueError(e.to_string()))
+            {
+                Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(IssueError(e.to_string())),
+            }
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod model;
 mod queries;
 pub mod registry_file;
 mod registry_store;
+mod remote_credentials;
 mod remote_store;
 
 pub use error::{mask_password, StoreError};
@@ -24,6 +25,7 @@ pub use identity_store::{
     RefreshTokenRecord, SessionRecord, SigningKeyRecord, UserRecord,
 };
 pub use model::*;
+pub use remote_credentials::{ClientStanding, EndpointClients};
 pub use remote_store::{
     ApplicationRecord, AssignmentRecord, AuditRecord, ConnectionSessionRecord, DeviceRecord,
     EndpointBinding, EndpointRecord, EndpointState, MemberRecord, PortMapping, SiteRecord,

@@ -226,9 +226,9 @@ fn device_of(row: &AnyRow) -> SqlResult<DeviceRecord> {
     })
 }
 
-const ENDPOINT_COLUMNS: &str = "tenant, name, kind, device, site, user_name, state, code_hash, code_expires_ms, client_id, created_ms, registered_ms, revoked_ms";
+pub(crate) const ENDPOINT_COLUMNS: &str = "tenant, name, kind, device, site, user_name, state, code_hash, code_expires_ms, client_id, created_ms, registered_ms, revoked_ms";
 
-fn endpoint_of(row: &AnyRow) -> SqlResult<EndpointRecord> {
+pub(crate) fn endpoint_of(row: &AnyRow) -> SqlResult<EndpointRecord> {
     let kind: String = row.try_get("kind")?;
     let device: Option<String> = row.try_get("device")?;
     let site: Option<String> = row.try_get("site")?;
@@ -340,7 +340,7 @@ async fn row_exists(
 impl Store {
     /// A transaction for a Remote Services write that reads first: on SQLite it takes the
     /// write lock at once, so that two writers do not both read and then fail to upgrade.
-    async fn remote_tx(&self) -> SqlResult<Transaction<'static, Any>> {
+    pub(crate) async fn remote_tx(&self) -> SqlResult<Transaction<'static, Any>> {
         match self.backend() {
             Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool().begin().await,
@@ -589,9 +589,10 @@ impl Store {
         Ok(row.as_ref().map(endpoint_of).transpose()?)
     }
 
-    /// Takes a registration code: the pending endpoint whose unexpired code hashes to
-    /// `code_hash` loses its code, so that the code works once, and is returned (with its
-    /// tenant). `None` when no pending endpoint has that code, or it has expired.
+    /// Takes a registration code: the endpoint (pending, or registered and given a new code
+    /// to register again) whose unexpired code hashes to `code_hash` loses its code, so that
+    /// the code works once, and is returned (with its tenant). `None` when no such endpoint
+    /// has that code, or it has expired.
     pub async fn claim_registration_code(
         &self,
         code_hash: &str,
@@ -599,7 +600,7 @@ impl Store {
     ) -> Result<Option<EndpointRecord>, StoreError> {
         let mut tx = self.remote_tx().await?;
         let row = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM rs_endpoints WHERE code_hash = $1 AND state = 'pending' AND code_expires_ms > $2"
+            "SELECT {ENDPOINT_COLUMNS} FROM rs_endpoints WHERE code_hash = $1 AND state IN ('pending', 'registered') AND code_expires_ms > $2"
         ))
         .bind(code_hash)
         .bind(now_ms)

@@ -157,6 +157,14 @@ pub fn call_for(command: &RemoteCommand) -> Call<'_> {
                     Kind::Endpoint,
                 )
             },
+            EndpointCommand::Code { t, name } => Call {
+                method: Method::POST,
+                ..Call::get(
+                    t,
+                    format!("/endpoints/{}/code", segment(name)),
+                    Kind::Endpoint,
+                )
+            },
         },
         R::Template(TemplateCommand::List { t }) => {
             Call::get(t, "/templates".into(), Kind::Template)

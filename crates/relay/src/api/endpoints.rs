@@ -61,12 +61,12 @@ pub struct NewEndpoint {
 
 #[derive(Serialize)]
 pub struct CreatedEndpoint {
-    endpoint: EndpointView,
+    pub(super) endpoint: EndpointView,
     /// Shown once; only its hash is kept.
-    registration_code: String,
+    pub(super) registration_code: String,
 }
 
-fn hash_code(code: &str) -> String {
+pub(super) fn hash_code(code: &str) -> String {
     access::hex(&Sha256::digest(code.trim().as_bytes()))
 }
 
@@ -168,7 +168,9 @@ pub async fn revoke_endpoint(
     let before = state.store.revoke_endpoint(&who.tenant, &name, now).await?;
     // Cut first: the credentials may be withdrawn late, the tunnel must not live on.
     state.endpoint_revoked(&who.tenant, &name);
-    if let Some(client_id) = &before.client_id {
+    // The pending client of an unconfirmed rotation goes with the current one.
+    let clients = state.store.endpoint_clients(&who.tenant, &name).await?;
+    for client_id in before.client_id.iter().chain(&clients.pending) {
         state
             .issuer
             .revoke(&who.tenant, client_id)
@@ -263,11 +265,11 @@ pub async fn register(
                 "Credentials could not be issued; ask for a new registration code",
             )
         })?;
-    if !state
+    let Some(earlier) = state
         .store
-        .set_endpoint_registered(&endpoint.tenant, &endpoint.name, &creds.client_id, now)
+        .set_endpoint_credentials(&endpoint.tenant, &endpoint.name, &creds.client_id, now)
         .await?
-    {
+    else {
         // Revoked between the claim and now: the fresh credentials go too.
         state
             .issuer
@@ -275,6 +277,16 @@ pub async fn register(
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         return Err(refused());
+    };
+    // Registering again (a replaced device): every earlier client is withdrawn. They are
+    // no longer the endpoint's in the store either, so one that cannot be withdrawn now
+    // is accepted nowhere; it is logged for the operator.
+    let mut detail = format!("client {}", creds.client_id);
+    for old in earlier.all() {
+        detail.push_str(&format!(", withdrew client {old}"));
+        if let Err(error) = state.issuer.revoke(&endpoint.tenant, old).await {
+            tracing::error!(%error, endpoint = %endpoint.name, client = old, "cannot withdraw an earlier client of a re-registered endpoint");
+        }
     }
     access::audit(
         &state,
@@ -282,7 +294,7 @@ pub async fn register(
         &endpoint.name,
         "endpoint.register",
         format!("endpoint/{}", endpoint.name),
-        format!("client {}", creds.client_id),
+        detail,
     )
     .await?;
     Ok(Json(Registered {

@@ -7,6 +7,7 @@ mod access;
 mod applications;
 mod connections;
 pub mod credentials;
+mod credentials_rotation;
 mod endpoints;
 pub mod error;
 mod organisation;
@@ -32,6 +33,15 @@ pub struct Caller {
     pub tenant: String,
     pub subject: String,
     pub role: String,
+}
+
+/// A caller authenticated with client credentials (an OAuth client of the tenant, not a
+/// user): the binary inserts it, besides [`Caller`], for every principal without a role.
+/// The credential rotation handlers find the endpoint that holds the client from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCaller {
+    pub tenant: String,
+    pub client_id: String,
 }
 
 /// The current time in unix milliseconds. Tests move it by hand.
@@ -165,6 +175,12 @@ pub fn remote_services_api_live(
         )
         .route("/endpoints/{name}", get(endpoints::show_endpoint))
         .route("/endpoints/{name}/revoke", post(endpoints::revoke_endpoint))
+        .route(
+            "/endpoints/{name}/code",
+            post(credentials_rotation::new_registration_code),
+        )
+        .route("/credentials/rotate", post(credentials_rotation::rotate))
+        .route("/credentials/confirm", post(credentials_rotation::confirm))
         .route(
             "/applications",
             get(applications::list_applications).post(applications::add_application),
