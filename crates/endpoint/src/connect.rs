@@ -153,9 +153,7 @@ impl Dialer {
                     backend: self.backend.to_string(),
                     source,
                 })?;
-            // Interactive streams want small writes sent at once; failing to set it only
-            // costs latency, so it is not an error.
-            let _ = stream.set_nodelay(true);
+            tune_tunnel_socket(&stream);
             return Ok(stream);
         };
         let mut stream = self
@@ -168,7 +166,7 @@ impl Dialer {
                 proxy: proxy.to_string(),
                 source,
             })?;
-        let _ = stream.set_nodelay(true);
+        tune_tunnel_socket(&stream);
         let target = self.backend.authority();
         self.step(
             "waiting for the proxy's answer",
@@ -273,4 +271,17 @@ fn message_limits() -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(largest))
         .max_frame_size(Some(largest))
+}
+
+/// Unsent bytes a tunnel's socket may hold in the kernel. Beyond this, bytes wait in the
+/// tunnel's own per-stream queues, where an interactive stream overtakes a bulk one; in the
+/// kernel's send buffer (megabytes, once autotuned) they would all wait in one line.
+const NOT_SENT_LOW_WATER: u32 = 128 * 1024;
+
+/// Interactive streams want small writes sent at once (`TCP_NODELAY`) and not queued behind
+/// megabytes of bulk data (`TCP_NOTSENT_LOWAT`). Failing to set either only costs latency,
+/// so it is not an error.
+fn tune_tunnel_socket(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOT_SENT_LOW_WATER);
 }

@@ -6,10 +6,14 @@
 //! stream starts with [`INITIAL_WINDOW`] of credit each way without asking, so an `Open`
 //! is followed by data at once: opening costs no round trip.
 //!
-//! Outgoing frames wait in two queues: a priority queue for frames that must not wait
-//! behind bulk data (credit grants, pings, resets), and an ordered queue for `Open`,
-//! `Data` and `Close`, whose order within a stream matters. The ordered queue holds at most
-//! [`TunnelConfig::outbound_limit`] bytes of data; writers wait when it is full.
+//! Outgoing frames wait in a priority queue for frames that must not wait behind bulk data
+//! (credit grants, pings, resets), and in one ordered queue per stream for its `Open`,
+//! `Data` and `Close`, whose order within the stream matters. The streams take turns, a
+//! frame each, so an interactive stream's bytes leave after at most one frame of a bulk
+//! stream beside it, not after everything the bulk stream queued. Each stream queues at most
+//! [`TunnelConfig::outbound_limit`] bytes of data, and all together at most four times that;
+//! a stream with nothing queued may always queue one frame, so a busy tunnel never makes a
+//! quiet stream wait for room.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -142,6 +146,13 @@ impl StreamState {
     }
 }
 
+/// A stream's outgoing frames, in order, and how many data bytes they carry.
+#[derive(Debug, Default)]
+struct StreamQueue {
+    frames: VecDeque<Frame>,
+    data: usize,
+}
+
 /// One side of a tunnel's multiplexer.
 #[derive(Debug)]
 pub struct Mux {
@@ -152,7 +163,12 @@ pub struct Mux {
     highest_remote: StreamId,
     peer: Option<Hello>,
     priority_out: VecDeque<Frame>,
-    ordered_out: VecDeque<Frame>,
+    /// Each stream's frames in order, and its queued data bytes.
+    stream_out: HashMap<StreamId, StreamQueue>,
+    /// Streams with frames queued, in the order they take turns.
+    turns: VecDeque<StreamId>,
+    /// The go-away, sent once every stream's queue is empty.
+    go_away_out: Option<Frame>,
     queued_data: usize,
     last_received: Instant,
     last_ping: Instant,
@@ -180,7 +196,9 @@ impl Mux {
             highest_remote: 0,
             peer: None,
             priority_out: VecDeque::from([hello]),
-            ordered_out: VecDeque::new(),
+            stream_out: HashMap::new(),
+            turns: VecDeque::new(),
+            go_away_out: None,
             queued_data: 0,
             last_received: now,
             last_ping: now,
@@ -219,7 +237,7 @@ impl Mux {
             id,
             StreamState::new(INITIAL_WINDOW, self.config.receive_window),
         );
-        self.ordered_out.push_back(Frame::Open {
+        self.queue(Frame::Open {
             stream: id,
             target: target.to_owned(),
             window: self.config.receive_window,
@@ -258,7 +276,17 @@ impl Mux {
     /// no credit or the outgoing queue is full (wait for [`Event::Writable`] or a flush).
     pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
         let max_send_frame = self.peer.map_or(MIN_MAX_FRAME, |peer| peer.max_frame) as usize;
-        let room = self.config.outbound_limit.saturating_sub(self.queued_data);
+        let own = self.stream_out.get(&id).map_or(0, |q| q.data);
+        let room = if own == 0 {
+            // A quiet stream may always queue a frame, however busy the others are.
+            max_send_frame.max(self.config.outbound_limit.saturating_sub(self.queued_data))
+        } else {
+            let total_room = (4 * self.config.outbound_limit).saturating_sub(self.queued_data);
+            self.config
+                .outbound_limit
+                .saturating_sub(own)
+                .min(total_room)
+        };
         let stream = self.streams.get_mut(&id).ok_or(StreamError::Unknown)?;
         if let Some(reason) = stream.reset {
             return Err(StreamError::Reset(reason));
@@ -268,14 +296,13 @@ impl Mux {
         }
         let credit = usize::try_from(stream.send_credit).unwrap_or(usize::MAX);
         let total = data.len().min(credit).min(room);
+        stream.send_credit -= total as u64;
         for chunk in data[..total].chunks(max_send_frame) {
-            self.ordered_out.push_back(Frame::Data {
+            self.queue(Frame::Data {
                 stream: id,
                 payload: Bytes::copy_from_slice(chunk),
             });
         }
-        stream.send_credit -= total as u64;
-        self.queued_data += total;
         Ok(total)
     }
 
@@ -323,7 +350,7 @@ impl Mux {
         }
         if !stream.local_closed {
             stream.local_closed = true;
-            self.ordered_out.push_back(Frame::Close { stream: id });
+            self.queue(Frame::Close { stream: id });
         }
         Ok(())
     }
@@ -345,13 +372,13 @@ impl Mux {
     pub fn go_away(&mut self, reason: GoAwayReason) {
         if !self.going_away {
             self.going_away = true;
-            self.ordered_out.push_back(Frame::GoAway { reason });
+            self.go_away_out = Some(Frame::GoAway { reason });
         }
     }
 
     /// Whether frames wait to be sent.
     pub fn has_outbound(&self) -> bool {
-        !self.priority_out.is_empty() || !self.ordered_out.is_empty()
+        !self.priority_out.is_empty() || !self.turns.is_empty() || self.go_away_out.is_some()
     }
 
     /// Bytes of data queued and not yet handed to the transport.
@@ -359,31 +386,72 @@ impl Mux {
         self.queued_data
     }
 
-    /// The next message to send: priority frames first, then ordered ones, packed up to
-    /// the configured message size (a message always holds at least one frame).
+    /// The next message to send: priority frames first, then the streams' frames, a frame
+    /// per stream in turn, then the go-away; packed up to the configured message size (a
+    /// message always holds at least one frame).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         let mut out = BytesMut::new();
-        loop {
-            let queue = if self.priority_out.is_empty() {
-                &mut self.ordered_out
-            } else {
-                &mut self.priority_out
-            };
-            let Some(frame) = queue.front() else {
-                break;
-            };
-            if !out.is_empty() && out.len() + frame.encoded_len() > self.config.max_message {
+        while let Some(len) = self.next_frame_len() {
+            if !out.is_empty() && out.len() + len > self.config.max_message {
                 break;
             }
-            let Some(frame) = queue.pop_front() else {
+            let Some(frame) = self.pop_frame() else {
                 break;
             };
-            if let Frame::Data { payload, .. } = &frame {
-                self.queued_data -= payload.len();
-            }
             frame.encode(&mut out);
         }
         (!out.is_empty()).then(|| out.freeze())
+    }
+
+    /// The encoded length of the frame [`Mux::pop_frame`] would return.
+    fn next_frame_len(&self) -> Option<usize> {
+        let next = match self.priority_out.front() {
+            Some(frame) => Some(frame),
+            None => match self.turns.front() {
+                Some(id) => self.stream_out.get(id).and_then(|q| q.frames.front()),
+                None => self.go_away_out.as_ref(),
+            },
+        };
+        next.map(Frame::encoded_len)
+    }
+
+    /// Takes the next frame to send: a priority frame, else the front of the stream whose
+    /// turn it is (which then goes to the back of the line), else the go-away.
+    fn pop_frame(&mut self) -> Option<Frame> {
+        if let Some(frame) = self.priority_out.pop_front() {
+            return Some(frame);
+        }
+        let Some(id) = self.turns.pop_front() else {
+            return self.go_away_out.take();
+        };
+        let queue = self.stream_out.get_mut(&id)?;
+        let frame = queue.frames.pop_front()?;
+        if let Frame::Data { payload, .. } = &frame {
+            queue.data -= payload.len();
+            self.queued_data -= payload.len();
+        }
+        if queue.frames.is_empty() {
+            self.stream_out.remove(&id);
+        } else {
+            self.turns.push_back(id);
+        }
+        Some(frame)
+    }
+
+    /// Queues one of a stream's ordered frames (`Open`, `Data`, `Close`).
+    fn queue(&mut self, frame: Frame) {
+        let id = frame.stream();
+        let data = match &frame {
+            Frame::Data { payload, .. } => payload.len(),
+            _ => 0,
+        };
+        let queue = self.stream_out.entry(id).or_default();
+        if queue.frames.is_empty() {
+            self.turns.push_back(id);
+        }
+        queue.frames.push_back(frame);
+        queue.data += data;
+        self.queued_data += data;
     }
 
     /// Keep-alive bookkeeping: queues a ping when one is due and says whether the peer is
@@ -559,21 +627,15 @@ impl Mux {
 
     /// Drops the stream's queued frames; says whether its `Open` was among them.
     fn drop_queued_frames(&mut self, id: StreamId) -> bool {
-        let mut dropped = 0;
-        let mut open_was_queued = false;
-        self.ordered_out.retain(|frame| {
-            if frame.stream() != id {
-                return true;
-            }
-            match frame {
-                Frame::Data { payload, .. } => dropped += payload.len(),
-                Frame::Open { .. } => open_was_queued = true,
-                _ => {}
-            }
-            false
-        });
-        self.queued_data -= dropped;
-        open_was_queued
+        let Some(queue) = self.stream_out.remove(&id) else {
+            return false;
+        };
+        self.turns.retain(|turn| *turn != id);
+        self.queued_data -= queue.data;
+        queue
+            .frames
+            .iter()
+            .any(|frame| matches!(frame, Frame::Open { .. }))
     }
 }
 

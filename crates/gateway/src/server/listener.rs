@@ -24,6 +24,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Unsent bytes an accepted connection may hold in the kernel (`TCP_NOTSENT_LOWAT`).
+const NOT_SENT_LOW_WATER: u32 = 128 * 1024;
+
 impl Gateway {
     /// Accepts connections on `listener` until `shutdown`, then stops listening and lets
     /// the requests in flight finish and closes the gateway's WebSockets with 1001, for
@@ -56,6 +59,10 @@ impl Gateway {
                 }
             };
             let _ = stream.set_nodelay(true);
+            // Bytes beyond this wait in user space, where streams multiplexed on the
+            // connection (HTTP/2, the relay's tunnels) take turns, rather than in one line in
+            // the kernel's autotuned send buffer. Only latency depends on it.
+            let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOT_SENT_LOW_WATER);
             // The permit is held for the connection's life. Over the limit, a connection
             // is answered 503; past a small number of such answers in flight, it is closed.
             let permit = self.inner.connections.clone().try_acquire_owned().ok();

@@ -1,11 +1,14 @@
 use super::*;
 use crate::frame::encode_message;
 
+/// Small frames and the initial window only, so the tests see credit run out.
 fn config() -> TunnelConfig {
     TunnelConfig {
         keep_alive: Duration::from_secs(20),
         dead_after: Duration::from_secs(45),
         outbound_limit: 8 * 1024 * 1024,
+        max_frame: 64 * 1024,
+        receive_window: INITIAL_WINDOW,
         ..TunnelConfig::default()
     }
 }
@@ -508,4 +511,45 @@ fn going_away_refuses_new_streams() {
     assert_eq!(relay.open("a:1"), Err(OpenError::GoingAway));
     let events = pump(&mut relay, &mut device, now);
     assert_eq!(events, vec![Event::GoAway(GoAwayReason::Revoked)]);
+}
+
+#[test]
+fn a_quiet_stream_overtakes_a_bulk_one_and_finds_room_in_a_full_queue() {
+    let now = Instant::now();
+    let mut small_queue = config();
+    small_queue.outbound_limit = 128 * 1024;
+    small_queue.max_message = 70 * 1024;
+    let mut relay = Mux::new(Role::Relay, small_queue.clone(), now);
+    let mut device = Mux::new(Role::Device, small_queue, now);
+    pump(&mut relay, &mut device, now);
+    pump(&mut device, &mut relay, now);
+    let bulk = relay.open("a:1").unwrap();
+    let quiet = relay.open("a:2").unwrap();
+    // The bulk stream fills the queue to its limit.
+    assert_eq!(
+        relay.write(bulk, &vec![7u8; 1024 * 1024]).unwrap(),
+        128 * 1024
+    );
+    assert_eq!(
+        relay.write(bulk, &[7u8; 10]).unwrap(),
+        0,
+        "the bulk stream waits"
+    );
+    // The quiet stream still gets its bytes in.
+    assert_eq!(relay.write(quiet, b"ls -l\n").unwrap(), 6);
+    // And they leave after at most one frame of the bulk stream.
+    let mut order = Vec::new();
+    while let Some(message) = relay.poll_transmit() {
+        for frame in crate::frame::decode_message(message, 64 * 1024).unwrap() {
+            if let Frame::Data { stream, .. } = frame {
+                order.push(stream);
+            }
+        }
+    }
+    let quiet_at = order.iter().position(|s| *s == quiet).unwrap();
+    assert!(
+        quiet_at <= 1,
+        "the quiet stream's data left at {quiet_at}: {order:?}"
+    );
+    assert_eq!(relay.queued_data(), 0);
 }

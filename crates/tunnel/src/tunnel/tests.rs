@@ -159,7 +159,11 @@ async fn half_close_lets_the_answer_come_back() {
 
 #[tokio::test]
 async fn a_stalled_reader_does_not_block_another_stream() {
-    let ((relay, _ri), (_device, mut device_incoming)) = tunnels(TunnelConfig::default());
+    let config = TunnelConfig {
+        receive_window: INITIAL_WINDOW_USIZE as u32,
+        ..TunnelConfig::default()
+    };
+    let ((relay, _ri), (_device, mut device_incoming)) = tunnels(config);
     let mut stalled = relay.open("mapping:stalled").unwrap();
     let busy = relay.open("mapping:busy").unwrap();
     let _stalled_peer = device_incoming.next().await.unwrap().accept();
