@@ -265,12 +265,14 @@ impl Dialer {
 
 /// What one message from the backend may weigh: the largest tunnel message the relay sends
 /// packs frames of at most `MAX_MAX_FRAME`; WebSocket's own default (64 MiB) is far beyond
-/// anything honest.
+/// anything honest. And a 32 KiB read buffer instead of the default 128 KiB, which is written
+/// over at every read and so stays resident: a small device has better use for the memory.
 fn message_limits() -> tungstenite::protocol::WebSocketConfig {
     let largest = 4 * portico_tunnel::frame::MAX_MAX_FRAME as usize;
     tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(largest))
         .max_frame_size(Some(largest))
+        .read_buffer_size(32 * 1024)
 }
 
 /// Unsent bytes a tunnel's socket may hold in the kernel. Beyond this, bytes wait in the

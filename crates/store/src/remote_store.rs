@@ -574,6 +574,24 @@ impl Store {
         Ok(rows.iter().map(endpoint_of).collect::<SqlResult<_>>()?)
     }
 
+    /// The registered Device Endpoint of `device` (a revoked predecessor may share the
+    /// binding), through the `(tenant, device)` index: the relay asks this for every stream.
+    pub async fn registered_device_endpoint(
+        &self,
+        tenant: &str,
+        device: &str,
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM rs_endpoints \
+             WHERE tenant = $1 AND device = $2 AND state = 'registered' ORDER BY name"
+        ))
+        .bind(tenant)
+        .bind(device)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(endpoint_of).transpose()?)
+    }
+
     pub async fn endpoint(
         &self,
         tenant: &str,

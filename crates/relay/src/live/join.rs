@@ -207,20 +207,13 @@ impl Joiner {
         })
     }
 
-    /// The registered Device Endpoint of `device`, if any (a revoked predecessor may share
-    /// the binding).
+    /// The registered Device Endpoint of `device`, if any.
     async fn device_endpoint(
         &self,
         tenant: &str,
         device: &str,
     ) -> Result<Option<EndpointRecord>, StoreError> {
-        let binding = EndpointBinding::Device(device.to_string());
-        Ok(self
-            .store
-            .endpoints(tenant)
-            .await?
-            .into_iter()
-            .find(|e| e.binding == binding && e.state == EndpointState::Registered))
+        self.store.registered_device_endpoint(tenant, device).await
     }
 
     /// Decides on a stream `opener` opened and, if allowed, joins it to a stream on the

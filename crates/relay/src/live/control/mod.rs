@@ -221,8 +221,7 @@ impl ControlHub {
         };
         let mut announced = announced.lock().await;
         let store = &self.inner.store;
-        let endpoints = store.endpoints(&key.tenant).await?;
-        let me = endpoints.iter().find(|e| e.name == key.name);
+        let me = store.endpoint(&key.tenant, &key.name).await?;
         let Some(me) = me.filter(|e| e.state == EndpointState::Registered) else {
             // Only if this channel is still the endpoint's current one.
             if locked(&self.inner.channels)
@@ -236,10 +235,20 @@ impl ControlHub {
         let now = self.now();
         let mut wanted: HashMap<String, ControlMessage> = HashMap::new();
         let mut apps = HashMap::new();
-        for session in store.connection_sessions(&key.tenant, true).await? {
-            if !session.is_open(now) {
-                continue;
-            }
+        let sessions: Vec<_> = store
+            .connection_sessions(&key.tenant, true)
+            .await?
+            .into_iter()
+            .filter(|session| session.is_open(now))
+            .collect();
+        // Every channel rereads this every few seconds: the tenant's endpoints are read
+        // only when a session could involve this one.
+        let endpoints = if sessions.is_empty() {
+            Vec::new()
+        } else {
+            store.endpoints(&key.tenant).await?
+        };
+        for session in sessions {
             if !apps.contains_key(&session.application) {
                 let app = store.application(&key.tenant, &session.application).await?;
                 apps.insert(session.application.clone(), app);
@@ -247,7 +256,7 @@ impl ControlHub {
             let Some(Some(app)) = apps.get(&session.application) else {
                 continue;
             };
-            if let Some(part) = plan::part(me, &session, app, &endpoints) {
+            if let Some(part) = plan::part(&me, &session, app, &endpoints) {
                 self.arm_timer(&session);
                 wanted.insert(session.id.clone(), plan::message(part, &session, app, now));
             }
