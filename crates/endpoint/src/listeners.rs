@@ -72,7 +72,9 @@ impl ListenerSet {
                 ports: HashMap::new(),
                 closed: CancellationToken::new(),
             });
-        entry.expires = now + timeout;
+        entry.expires = now
+            .checked_add(timeout)
+            .unwrap_or(now + crate::permits::FAR_FUTURE);
         entry.unconfirmed_since = None;
         entry.ports.retain(|port, open| {
             let wanted = listeners

@@ -8,6 +8,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// An expiry far enough away to stand for "never" where a timeout would overflow the clock
+/// (the control protocol allows at most 30 days).
+pub const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 struct Permit {
     targets: HashSet<String>,
     expires: Instant,
@@ -32,7 +36,8 @@ impl Permits {
     /// Grants (or renews, after a reconnect) the session's targets for `timeout`.
     pub fn grant(&mut self, session: &str, targets: &[String], timeout: Duration, now: Instant) {
         let targets = targets.iter().map(|t| normalize_target(t)).collect();
-        let expires = now + timeout;
+        // The control message bounds the timeout; a far future is as good as never.
+        let expires = now.checked_add(timeout).unwrap_or(now + FAR_FUTURE);
         match self.sessions.get_mut(session) {
             Some(p) => {
                 p.targets = targets;

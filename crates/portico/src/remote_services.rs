@@ -39,7 +39,8 @@ pub fn service(
             // Combinators rather than one async block: the compiler cannot prove such a block
             // `Send` across the router's future (the boxed body error's elided lifetime).
             let client = client_caller(principal.as_ref());
-            async move { caller(&store, principal).await }
+            let path = request.uri().path().to_string();
+            async move { caller(&store, principal, &path).await }
                 .then(move |caller| {
                     if let Some(caller) = caller {
                         request.extensions_mut().insert(caller);
@@ -67,9 +68,11 @@ fn client_caller(principal: Option<&Principal>) -> Option<ClientCaller> {
 
 /// The caller from the principal the gateway verified. A user's role travels as the scope
 /// `role:{role}`. A client has none, unless it is a registered Service Endpoint bound to a
-/// user (`ServiceUser`): that endpoint acts as its user, with the user's role, so that
-/// `portico endpoint` can open and end its user's connections.
-async fn caller(store: &Store, principal: Option<Principal>) -> Option<Caller> {
+/// user (`ServiceUser`) calling the connections API (`path` under `/connections`): there it
+/// acts as its user, with the user's role, so that `portico connect` can open and end its
+/// user's connections. Nowhere else: an endpoint's stored secret must not carry an
+/// administrator's power over endpoints, codes and assignments.
+async fn caller(store: &Store, principal: Option<Principal>, path: &str) -> Option<Caller> {
     let principal = principal?;
     let role = principal
         .scopes
@@ -87,6 +90,10 @@ async fn caller(store: &Store, principal: Option<Principal>) -> Option<Caller> {
         subject: principal.subject.clone(),
         role: String::new(),
     };
+    let connections = path == "/connections" || path.starts_with("/connections/");
+    if !connections {
+        return Some(as_client);
+    }
     match endpoint_user(store, &principal.tenant, &principal.subject).await {
         Ok(Some(user)) => Some(Caller {
             tenant: user.tenant,

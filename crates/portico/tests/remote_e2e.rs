@@ -51,6 +51,16 @@ fn ssh_setup(sshd: &SshServer, options: &AgentOptions, extra: &[&str]) -> SshSet
     }
 }
 
+/// Waits (bounded) until SSH works through the local listener: `portico connect` returns
+/// once the Service Endpoint's listener accepts, and the Device Endpoint may still be on its
+/// way online.
+fn wait_for_ssh(sshd: &SshServer, local: u16) {
+    assert!(
+        within(Duration::from_secs(15), || ssh_works(sshd, local)).is_some(),
+        "SSH through the tunnel never worked"
+    );
+}
+
 /// Whether `echo` over ssh through the local listener works now.
 fn ssh_works(sshd: &SshServer, local: u16) -> bool {
     let out = sshd.run_via("127.0.0.1", local, "echo through-the-tunnel");
@@ -80,6 +90,7 @@ fn ssh_through_the_tunnel_behind_an_authenticating_proxy_copies_100_mb_intact() 
         "{printed}"
     );
     // A command over a real SSH session through Service Endpoint → relay → Device Endpoint.
+    wait_for_ssh(&sshd, setup.local);
     let out = sshd.run_via("127.0.0.1", setup.local, "echo tunnel-ok; whoami");
     assert!(
         out.status.success(),
@@ -204,7 +215,7 @@ fn both_endpoints_come_back_within_10_s_after_serve_is_killed_and_restarted() {
     let device_agent = setup.deployment.run_agent(&setup.device);
     let service_agent = setup.deployment.run_agent(&setup.service);
     setup.deployment.connect(&setup.service, "ssh-press");
-    assert!(ssh_works(&sshd, setup.local));
+    wait_for_ssh(&sshd, setup.local);
 
     setup.deployment.portico.kill_and_restart(1);
     let restarted = Instant::now();
@@ -238,7 +249,7 @@ fn a_blackholed_tunnel_is_declared_dead_and_the_agents_reconnect_within_60_s() {
     let device_agent = d.run_agent(&setup.device);
     let service_agent = d.run_agent(&setup.service);
     d.connect(&setup.service, "ssh-press");
-    assert!(ssh_works(&sshd, setup.local));
+    wait_for_ssh(&sshd, setup.local);
     let before = firewall.accepted();
 
     // Every flow open now (both agents' tunnels and control channels) goes silent: no FIN,
@@ -278,6 +289,7 @@ fn a_session_times_out_on_schedule_and_a_revoked_endpoint_is_cut_off() {
     // A session of 60 s: an SSH session held open is cut when it ends.
     d.connect(&setup.service, "ssh-press");
     let opened = Instant::now();
+    wait_for_ssh(&sshd, setup.local);
     let mut held = sshd
         .ssh_via("127.0.0.1", setup.local, "sleep 120")
         .stdin(Stdio::null())

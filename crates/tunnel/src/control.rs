@@ -16,6 +16,8 @@ pub const CONTROL_VERSION: u16 = 1;
 pub const MAX_CONTROL_MESSAGE: usize = 64 * 1024;
 /// The most listeners one `Config` or `Connect` may carry.
 pub const MAX_LISTENERS: usize = 256;
+/// The longest session timeout a `connect` or `permit` may carry (30 days).
+pub const MAX_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
 /// The longest identifier, name or free text in a control message.
 pub const MAX_TEXT: usize = 256;
 
@@ -206,8 +208,8 @@ impl ControlMessage {
                 timeout_secs,
             } => {
                 check_text("session", session, false)?;
-                if *timeout_secs == 0 {
-                    return Err(invalid("timeout_secs", "must be positive"));
+                if *timeout_secs == 0 || *timeout_secs > MAX_TIMEOUT_SECS {
+                    return Err(invalid("timeout_secs", "must be 1 second to 30 days"));
                 }
                 check_listeners(listeners)
             }
@@ -217,8 +219,8 @@ impl ControlMessage {
                 timeout_secs,
             } => {
                 check_text("session", session, false)?;
-                if *timeout_secs == 0 {
-                    return Err(invalid("timeout_secs", "must be positive"));
+                if *timeout_secs == 0 || *timeout_secs > MAX_TIMEOUT_SECS {
+                    return Err(invalid("timeout_secs", "must be 1 second to 30 days"));
                 }
                 if targets.len() > MAX_LISTENERS {
                     return Err(invalid("targets", "too many"));
@@ -390,6 +392,8 @@ mod tests {
             r#"{"type":"connect","session":"s","listeners":[],"timeout_secs":0}"#,
             r#"{"type":"disconnect","session":"s","reason":"bored"}"#,
             r#"{"type":"permit","session":"s","targets":["h:1"],"timeout_secs":0}"#,
+            r#"{"type":"permit","session":"s","targets":["h:1"],"timeout_secs":18446744073709551615}"#,
+            r#"{"type":"connect","session":"s","listeners":[],"timeout_secs":2592001}"#,
             r#"{"type":"permit","session":"s","targets":[""],"timeout_secs":1}"#,
             r#"{"type":"permit","session":"","targets":[],"timeout_secs":1}"#,
         ];

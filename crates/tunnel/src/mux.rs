@@ -26,6 +26,10 @@ use crate::frame::{
     StreamId, MAX_WINDOW, MIN_MAX_FRAME, PROTOCOL_VERSION,
 };
 
+/// What a stream with nothing queued may always queue, however full the queue is: enough
+/// for keystrokes and small requests.
+const QUIET_FRAME: usize = 16 * 1024;
+
 /// The credit each side has on a new stream before any `Window` frame: the opener may send
 /// this much right after `Open`, and the receiver of an `Open` must accept it.
 pub const INITIAL_WINDOW: u32 = 256 * 1024;
@@ -277,11 +281,20 @@ impl Mux {
     pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
         let max_send_frame = self.peer.map_or(MIN_MAX_FRAME, |peer| peer.max_frame) as usize;
         let own = self.stream_out.get(&id).map_or(0, |q| q.data);
+        let total_limit = 4 * self.config.outbound_limit;
         let room = if own == 0 {
-            // A quiet stream may always queue a frame, however busy the others are.
-            max_send_frame.max(self.config.outbound_limit.saturating_sub(self.queued_data))
+            // A quiet stream may queue a small frame however busy the others are; small, and
+            // only up to twice the total, so that a peer opening many streams and reading
+            // none cannot make this side hold more than that.
+            let quiet = QUIET_FRAME.min(max_send_frame);
+            let fair = self.config.outbound_limit.saturating_sub(self.queued_data);
+            if self.queued_data < 2 * total_limit {
+                quiet.max(fair)
+            } else {
+                0
+            }
         } else {
-            let total_room = (4 * self.config.outbound_limit).saturating_sub(self.queued_data);
+            let total_room = total_limit.saturating_sub(self.queued_data);
             self.config
                 .outbound_limit
                 .saturating_sub(own)

@@ -282,6 +282,12 @@ pub async fn register(
     // no longer the endpoint's in the store either, so one that cannot be withdrawn now
     // is accepted nowhere; it is logged for the operator.
     let mut detail = format!("client {}", creds.client_id);
+    if earlier.all().next().is_some() {
+        // The device that held them may still be connected: its tunnel and control channel
+        // are cut before the new credentials are handed out (it hears that it was revoked,
+        // which it was). The new device cannot have connected yet.
+        state.endpoint_revoked(&endpoint.tenant, &endpoint.name);
+    }
     for old in earlier.all() {
         detail.push_str(&format!(", withdrew client {old}"));
         if let Err(error) = state.issuer.revoke(&endpoint.tenant, old).await {

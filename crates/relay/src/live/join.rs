@@ -161,7 +161,7 @@ impl Joiner {
             .ok_or_else(|| JoinError::WrongSide(session.id.clone()))?;
         let direction = templates::template(&app.template).map(|t| t.direction);
         let (dialler, opener_is_service) = match direction {
-            Some(Direction::Forward) if listens_forward(&opener, &session) => {
+            Some(Direction::Forward) if self.listens_forward(&opener, &session).await? => {
                 (self.device_endpoint(tenant, &session.device).await?, true)
             }
             Some(Direction::Reverse)
@@ -205,6 +205,29 @@ impl Joiner {
             port,
             opener_is_service,
         })
+    }
+
+    /// For a forward application the listening side is a Service Endpoint: one bound to the
+    /// session's user, or one bound to the device's site or a site above it (shared by the
+    /// people of that service network; the session id, 128 random bits the user got from the
+    /// API, is what they must know). A site-bound endpoint of another site never listens.
+    async fn listens_forward(
+        &self,
+        opener: &EndpointRecord,
+        session: &ConnectionSessionRecord,
+    ) -> Result<bool, StoreError> {
+        match &opener.binding {
+            EndpointBinding::ServiceUser(user) => Ok(*user == session.user_name),
+            EndpointBinding::ServiceSite(site) => {
+                let tenant = session.tenant.as_str();
+                let Some(device) = self.store.device(tenant, &session.device).await? else {
+                    return Ok(false);
+                };
+                let sites = self.store.sites(tenant).await?;
+                Ok(crate::rules::site_chain(&sites, &device.site).contains(&site.as_str()))
+            }
+            EndpointBinding::Device(_) => Ok(false),
+        }
     }
 
     /// The registered Device Endpoint of `device`, if any.
@@ -305,16 +328,5 @@ impl Joiner {
                 endpoint: route.dialler.clone(),
                 error,
             })
-    }
-}
-
-/// For a forward application the listening side is a Service Endpoint: one bound to the
-/// session's user, or one bound to a site (shared by the people of a service network; the
-/// session id, 128 random bits the user got from the API, is what they must know).
-fn listens_forward(opener: &EndpointRecord, session: &ConnectionSessionRecord) -> bool {
-    match &opener.binding {
-        EndpointBinding::ServiceUser(user) => *user == session.user_name,
-        EndpointBinding::ServiceSite(_) => true,
-        EndpointBinding::Device(_) => false,
     }
 }

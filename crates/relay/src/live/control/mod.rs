@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use portico_store::{AuditRecord, ConnectionSessionRecord, EndpointState, Store, StoreError};
+use portico_store::{
+    AuditRecord, ConnectionSessionRecord, EndpointBinding, EndpointState, Store, StoreError,
+};
 use portico_tunnel::control::{ControlMessage, DisconnectReason, RefusalReason};
 use rand::RngCore;
 use tokio::sync::mpsc;
@@ -241,12 +243,17 @@ impl ControlHub {
             .into_iter()
             .filter(|session| session.is_open(now))
             .collect();
-        // Every channel rereads this every few seconds: the tenant's endpoints are read
-        // only when a session could involve this one.
-        let endpoints = if sessions.is_empty() {
-            Vec::new()
+        // Every channel rereads this every few seconds: the tenant's endpoints and sites are
+        // read only for a site-bound endpoint (whether it listens depends on them), and only
+        // while a session is open.
+        let site_bound = matches!(me.binding, EndpointBinding::ServiceSite(_));
+        let (endpoints, sites) = if site_bound && !sessions.is_empty() {
+            (
+                store.endpoints(&key.tenant).await?,
+                store.sites(&key.tenant).await?,
+            )
         } else {
-            store.endpoints(&key.tenant).await?
+            (Vec::new(), Vec::new())
         };
         for session in sessions {
             if !apps.contains_key(&session.application) {
@@ -256,7 +263,18 @@ impl ControlHub {
             let Some(Some(app)) = apps.get(&session.application) else {
                 continue;
             };
-            if let Some(part) = plan::part(&me, &session, app, &endpoints) {
+            let device_site = match site_bound {
+                true => store
+                    .device(&key.tenant, &session.device)
+                    .await?
+                    .map(|d| d.site),
+                false => None,
+            };
+            let device_sites = device_site
+                .as_deref()
+                .map(|site| crate::rules::site_chain(&sites, site))
+                .unwrap_or_default();
+            if let Some(part) = plan::part(&me, &session, app, &endpoints, &device_sites) {
                 self.arm_timer(&session);
                 wanted.insert(session.id.clone(), plan::message(part, &session, app, now));
             }

@@ -25,11 +25,16 @@ pub enum Part {
 /// user has none, the tenant's site-bound Service Endpoints do), the device's Device
 /// Endpoint dials. DTT Reverse: the device's Device Endpoint listens, the application's
 /// target Service Endpoint dials.
+///
+/// `all` is the tenant's endpoints and `device_sites` the session device's site with its
+/// ancestors; both matter only to a site-bound endpoint, which listens only for devices of
+/// its site or the sites below it.
 pub fn part(
     endpoint: &EndpointRecord,
     session: &ConnectionSessionRecord,
     app: &ApplicationRecord,
     all: &[EndpointRecord],
+    device_sites: &[&str],
 ) -> Option<Part> {
     if endpoint.state != EndpointState::Registered {
         return None;
@@ -46,7 +51,9 @@ pub fn part(
             };
             match &endpoint.binding {
                 EndpointBinding::ServiceUser(_) if user_bound(endpoint) => Some(Part::Listens),
-                EndpointBinding::ServiceSite(_) if !all.iter().any(user_bound) => {
+                EndpointBinding::ServiceSite(site)
+                    if device_sites.contains(&site.as_str()) && !all.iter().any(user_bound) =>
+                {
                     Some(Part::Listens)
                 }
                 _ => None,
@@ -169,13 +176,16 @@ mod tests {
         let site = endpoint("site", EndpointBinding::ServiceSite("office".into()));
         let all = [device.clone(), mine.clone(), other.clone(), site.clone()];
         let (s, a) = (session(), app("ssh", None));
-        assert_eq!(part(&device, &s, &a, &all), Some(Part::Dials));
-        assert_eq!(part(&mine, &s, &a, &all), Some(Part::Listens));
-        assert_eq!(part(&other, &s, &a, &all), None);
-        assert_eq!(part(&site, &s, &a, &all), None);
-        // Without a user-bound endpoint, the site-bound one listens.
+        // The device is in hall-2, below the office.
+        let sites = ["hall-2", "office"];
+        assert_eq!(part(&device, &s, &a, &all, &sites), Some(Part::Dials));
+        assert_eq!(part(&mine, &s, &a, &all, &sites), Some(Part::Listens));
+        assert_eq!(part(&other, &s, &a, &all, &sites), None);
+        assert_eq!(part(&site, &s, &a, &all, &sites), None);
+        // Without a user-bound endpoint, the site-bound one listens, for its own sites only.
         let all = [device, other, site.clone()];
-        assert_eq!(part(&site, &s, &a, &all), Some(Part::Listens));
+        assert_eq!(part(&site, &s, &a, &all, &sites), Some(Part::Listens));
+        assert_eq!(part(&site, &s, &a, &all, &["plant-b"]), None);
     }
 
     #[test]
@@ -186,9 +196,10 @@ mod tests {
         revoked.state = EndpointState::Revoked;
         let all = [device.clone(), target.clone()];
         let (s, a) = (session(), app("dtt-reverse", Some("tickets")));
-        assert_eq!(part(&device, &s, &a, &all), Some(Part::Listens));
-        assert_eq!(part(&target, &s, &a, &all), Some(Part::Dials));
-        assert_eq!(part(&revoked, &s, &a, &all), None);
+        let sites = ["office"];
+        assert_eq!(part(&device, &s, &a, &all, &sites), Some(Part::Listens));
+        assert_eq!(part(&target, &s, &a, &all, &sites), Some(Part::Dials));
+        assert_eq!(part(&revoked, &s, &a, &all, &sites), None);
     }
 
     #[test]
