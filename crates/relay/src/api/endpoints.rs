@@ -168,21 +168,6 @@ pub async fn revoke_endpoint(
     let before = state.store.revoke_endpoint(&who.tenant, &name, now).await?;
     // Cut first: the credentials may be withdrawn late, the tunnel must not live on.
     state.endpoint_revoked(&who.tenant, &name);
-    // The pending client of an unconfirmed rotation goes with the current one.
-    let clients = state.store.endpoint_clients(&who.tenant, &name).await?;
-    for client_id in before.client_id.iter().chain(&clients.pending) {
-        state
-            .issuer
-            .revoke(&who.tenant, client_id)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, endpoint = %name, "cannot withdraw endpoint credentials");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The endpoint is revoked, but its credentials could not be withdrawn yet; revoke it again",
-                )
-            })?;
-    }
     // A device endpoint's connections end with it.
     if let EndpointBinding::Device(device) = &before.binding {
         for s in state.store.connection_sessions(&who.tenant, true).await? {
@@ -214,6 +199,21 @@ pub async fn revoke_endpoint(
         String::new(),
     )
     .await?;
+    // The credentials go last, the pending client of an unconfirmed rotation with the
+    // current one: a failure to withdraw them is reported (revoking again retries), but the
+    // tunnel is cut, the sessions are ended and the revocation is audited whatever happens.
+    let clients = state.store.endpoint_clients(&who.tenant, &name).await?;
+    let mut withdrawn = Ok(());
+    for client_id in before.client_id.iter().chain(&clients.pending) {
+        if let Err(e) = state.issuer.revoke(&who.tenant, client_id).await {
+            tracing::error!(error = %e, endpoint = %name, "cannot withdraw endpoint credentials");
+            withdrawn = Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The endpoint is revoked, but its credentials could not be withdrawn yet; revoke it again",
+            ));
+        }
+    }
+    withdrawn?;
     let after = state
         .store
         .endpoint(&who.tenant, &name)
