@@ -2,6 +2,8 @@
 //! for `portico connect` and `portico connections`: with the endpoint's own bearer token,
 //! which the backend maps to the user the endpoint is bound to.
 
+use std::net::IpAddr;
+
 use serde::Deserialize;
 
 use crate::config::EndpointConfig;
@@ -141,20 +143,28 @@ impl ConnectionsApi {
     }
 }
 
-/// How a user reaches a listener of an application made from `template`: the command or
-/// URL for the protocols that have one (`ssh -p 2222 localhost`), else
-/// `localhost:5020 → plc:502`. An answer without a template counts port 22 as SSH.
-pub fn how_to_reach(template: &str, listener: &ConnectionListener) -> String {
+/// How a user reaches a listener of an application made from `template` on `address` (the
+/// agent's `listen_address`): the command or URL for the protocols that have one
+/// (`ssh -p 2222 localhost`), else `localhost:5020 → plc:502`. An answer without a template
+/// counts port 22 as SSH. Loopback (and "every address") is shown as `localhost`.
+pub fn how_to_reach(address: IpAddr, template: &str, listener: &ConnectionListener) -> String {
     let port = listener.local_port;
+    let (bare, host) = match address {
+        a if a.is_loopback() || a.is_unspecified() => {
+            ("localhost".to_string(), "localhost".to_string())
+        }
+        IpAddr::V4(v4) => (v4.to_string(), v4.to_string()),
+        IpAddr::V6(v6) => (v6.to_string(), format!("[{v6}]")),
+    };
     match template {
-        "ssh" => format!("ssh -p {port} localhost"),
-        "http" => format!("http://localhost:{port}/"),
-        "https" => format!("https://localhost:{port}/"),
-        "vnc" => format!("vncviewer localhost::{port}"),
-        "rdp" => format!("xfreerdp /v:localhost:{port}"),
-        "" if listener.target_port == 22 => format!("ssh -p {port} localhost"),
+        "ssh" => format!("ssh -p {port} {bare}"),
+        "http" => format!("http://{host}:{port}/"),
+        "https" => format!("https://{host}:{port}/"),
+        "vnc" => format!("vncviewer {host}::{port}"),
+        "rdp" => format!("xfreerdp /v:{host}:{port}"),
+        "" if listener.target_port == 22 => format!("ssh -p {port} {bare}"),
         _ => format!(
-            "localhost:{port} → {}:{}",
+            "{host}:{port} → {}:{}",
             listener.target_host, listener.target_port
         ),
     }
@@ -163,6 +173,8 @@ pub fn how_to_reach(template: &str, listener: &ConnectionListener) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     #[test]
     fn a_connection_reads_and_prints() {
@@ -174,20 +186,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            how_to_reach(&c.template, &c.listeners[0]),
+            how_to_reach(LOOPBACK, &c.template, &c.listeners[0]),
             "ssh -p 2222 localhost"
         );
         assert_eq!(
-            how_to_reach(&c.template, &c.listeners[1]),
+            how_to_reach(LOOPBACK, &c.template, &c.listeners[1]),
             "localhost:5020 → plc:502"
         );
         assert_eq!(
-            how_to_reach("ssh", &c.listeners[1]),
+            how_to_reach(LOOPBACK, "ssh", &c.listeners[1]),
             "ssh -p 5020 localhost"
         );
         assert_eq!(
-            how_to_reach("http", &c.listeners[1]),
+            how_to_reach(LOOPBACK, "http", &c.listeners[1]),
             "http://localhost:5020/"
+        );
+        let lan: IpAddr = "10.0.0.5".parse().unwrap();
+        assert_eq!(
+            how_to_reach(lan, "ssh", &c.listeners[0]),
+            "ssh -p 2222 10.0.0.5"
+        );
+        let v6: IpAddr = "fd00::5".parse().unwrap();
+        assert_eq!(
+            how_to_reach(v6, "tcp", &c.listeners[1]),
+            "[fd00::5]:5020 → plc:502"
         );
     }
 }

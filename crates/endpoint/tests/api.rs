@@ -70,7 +70,7 @@ async fn the_connections_api_is_called_with_the_endpoints_token() {
 
         let opened = api.open("press-7", "ssh-press").await.unwrap();
         assert_eq!(opened.id, "c-1");
-        assert_eq!(how_to_reach(&opened.template, &opened.listeners[0]), "ssh -p 2222 localhost");
+        assert_eq!(how_to_reach(std::net::Ipv4Addr::LOCALHOST.into(), &opened.template, &opened.listeners[0]), "ssh -p 2222 localhost");
         let err = api.open("press-7", "nope").await.unwrap_err();
         assert!(
             matches!(&err, ApiError::Refused { status: 404, message } if message.contains("not assigned")),

@@ -129,7 +129,10 @@ pub async fn connect(args: ConnectArgs, config: Option<PathBuf>) -> anyhow::Resu
             })?;
     }
     for listener in &local {
-        println!("{}", how_to_reach(&connection.template, listener));
+        println!(
+            "{}",
+            how_to_reach(config.listen_address, &connection.template, listener)
+        );
     }
     if local.is_empty() {
         println!("the device's endpoint opens the listeners of this application");
