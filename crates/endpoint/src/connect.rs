@@ -268,7 +268,7 @@ impl Dialer {
 /// anything honest. And a 32 KiB read buffer instead of the default 128 KiB, which is written
 /// over at every read and so stays resident: a small device has better use for the memory.
 fn message_limits() -> tungstenite::protocol::WebSocketConfig {
-    let largest = 4 * portico_tunnel::frame::MAX_MAX_FRAME as usize;
+    let largest = portico_tunnel::frame::MAX_TRANSPORT_MESSAGE;
     tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(largest))
         .max_frame_size(Some(largest))

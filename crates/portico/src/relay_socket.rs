@@ -15,7 +15,7 @@ use portico_gateway::body::Body;
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::Identity;
 use portico_relay::live::ControlHub;
-use portico_store::{EndpointRecord, Store, StoreError};
+use portico_store::{EndpointRecord, Store};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -67,7 +67,7 @@ impl Socket {
     /// loss of bulk throughput, `bench/tunnel`).
     fn limits(self) -> WebSocketConfig {
         let (largest, read_buffer) = match self {
-            Socket::Tunnel => (4 * portico_tunnel::frame::MAX_MAX_FRAME as usize, 32 * 1024),
+            Socket::Tunnel => (portico_tunnel::frame::MAX_TRANSPORT_MESSAGE, 32 * 1024),
             Socket::Control => (portico_tunnel::control::MAX_CONTROL_MESSAGE, 4 * 1024),
         };
         WebSocketConfig::default()
@@ -191,8 +191,14 @@ impl Sockets {
             tracing::info!(%error, "relay socket refused: bad token");
             answer(StatusCode::UNAUTHORIZED, "The access token is not valid")
         })?;
-        match endpoint_of_client(&self.store, &token.tenant, &token.subject).await {
-            Ok(Some(endpoint)) => Ok(endpoint),
+        // The client may be the endpoint's current one or the pending one of a rotation not
+        // confirmed yet: both work until the endpoint confirms, so a rotation never locks it out.
+        match self
+            .store
+            .endpoint_by_client(&token.tenant, &token.subject)
+            .await
+        {
+            Ok(Some((endpoint, _))) => Ok(endpoint),
             Ok(None) => {
                 tracing::info!(tenant = %token.tenant, client = %token.subject, "relay socket refused: not a registered endpoint");
                 Err(answer(
@@ -209,20 +215,6 @@ impl Sockets {
             }
         }
     }
-}
-
-/// The tenant's registered endpoint whose OAuth client is `client_id`: its current client,
-/// or the pending one of a credential rotation that is not confirmed yet (both work until
-/// the endpoint confirms, so that a rotation never locks it out).
-pub async fn endpoint_of_client(
-    store: &Store,
-    tenant: &str,
-    client_id: &str,
-) -> Result<Option<EndpointRecord>, StoreError> {
-    Ok(store
-        .endpoint_by_client(tenant, client_id)
-        .await?
-        .map(|(endpoint, _)| endpoint))
 }
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;

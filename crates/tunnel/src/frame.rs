@@ -24,6 +24,10 @@ pub const HEADER_LEN: usize = 9;
 pub const MIN_MAX_FRAME: u32 = 16 * 1024;
 /// The largest maximum frame size a peer may declare.
 pub const MAX_MAX_FRAME: u32 = 1024 * 1024;
+/// The largest transport message a peer ever needs to accept: frames of at most
+/// `MAX_MAX_FRAME` packed up to the sender's `max_message`, with room to spare. The
+/// WebSocket layers on both sides refuse anything larger.
+pub const MAX_TRANSPORT_MESSAGE: usize = 4 * MAX_MAX_FRAME as usize;
 /// The longest target string an `Open` may carry.
 pub const MAX_TARGET_LEN: usize = 512;
 /// The most credit a single stream may be granted in total.

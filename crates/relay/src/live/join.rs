@@ -162,7 +162,13 @@ impl Joiner {
         let direction = templates::template(&app.template).map(|t| t.direction);
         let (dialler, opener_is_service) = match direction {
             Some(Direction::Forward) if self.listens_forward(&opener, &session).await? => {
-                (self.device_endpoint(tenant, &session.device).await?, true)
+                let device = &session.device;
+                (
+                    self.store
+                        .registered_device_endpoint(tenant, device)
+                        .await?,
+                    true,
+                )
             }
             Some(Direction::Reverse)
                 if opener.binding == EndpointBinding::Device(session.device.clone()) =>
@@ -228,15 +234,6 @@ impl Joiner {
             }
             EndpointBinding::Device(_) => Ok(false),
         }
-    }
-
-    /// The registered Device Endpoint of `device`, if any.
-    async fn device_endpoint(
-        &self,
-        tenant: &str,
-        device: &str,
-    ) -> Result<Option<EndpointRecord>, StoreError> {
-        self.store.registered_device_endpoint(tenant, device).await
     }
 
     /// Decides on a stream `opener` opened and, if allowed, joins it to a stream on the

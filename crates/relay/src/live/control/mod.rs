@@ -263,12 +263,11 @@ impl ControlHub {
             let Some(Some(app)) = apps.get(&session.application) else {
                 continue;
             };
-            let device_site = match site_bound {
-                true => store
-                    .device(&key.tenant, &session.device)
-                    .await?
-                    .map(|d| d.site),
-                false => None,
+            let device_site = if site_bound {
+                let device = store.device(&key.tenant, &session.device).await?;
+                device.map(|d| d.site)
+            } else {
+                None
             };
             let device_sites = device_site
                 .as_deref()
