@@ -36,7 +36,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use portico_store::Store;
+use portico_store::{Store, UserRecord};
 use serde_json::{json, Value};
 
 use crate::keys::KeyRing;
@@ -183,6 +183,28 @@ impl Identity {
         password: &str,
         client: IpAddr,
     ) -> Result<Login, LoginError> {
+        let user = self.check_password(tenant, name, password, client).await?;
+        let (session_id, session) = self
+            .inner
+            .sessions
+            .create(tenant, &user.name, &user.role)
+            .await?;
+        tracing::info!(tenant, user = %user.name, "login");
+        Ok(Login {
+            session_id,
+            session,
+        })
+    }
+
+    /// Checks a local password without starting a session (HTTP Basic callers such as
+    /// devices), throttled like a login.
+    pub async fn check_password(
+        &self,
+        tenant: &str,
+        name: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<UserRecord, LoginError> {
         let name = name.trim().to_ascii_lowercase();
         let throttle = &self.inner.throttle;
         let attempt = match throttle.reserve(tenant, &name, client, Instant::now()) {
@@ -209,16 +231,7 @@ impl Identity {
             }
         };
         attempt.succeeded();
-        let (session_id, session) = self
-            .inner
-            .sessions
-            .create(tenant, &user.name, &user.role)
-            .await?;
-        tracing::info!(tenant, user = %user.name, "login");
-        Ok(Login {
-            session_id,
-            session,
-        })
+        Ok(user)
     }
 
     // ---- sessions -------------------------------------------------------------------

@@ -21,10 +21,23 @@ pub enum Role {
     Admin,
     SiteOwner,
     User,
+    /// A device's own user (Device Connectivity): its credentials are issued when an
+    /// operator accepts the device's registration.
+    Device,
+    /// The one user devices share before they have credentials of their own: it may only
+    /// ask for them. Lives in tenant `management`.
+    DeviceBootstrap,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Operator, Role::Admin, Role::SiteOwner, Role::User];
+    pub const ALL: [Role; 6] = [
+        Role::Operator,
+        Role::Admin,
+        Role::SiteOwner,
+        Role::User,
+        Role::Device,
+        Role::DeviceBootstrap,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,12 +45,24 @@ impl Role {
             Role::Admin => "admin",
             Role::SiteOwner => "site-owner",
             Role::User => "user",
+            Role::Device => "device",
+            Role::DeviceBootstrap => "device-bootstrap",
         }
     }
 
-    /// The scopes a session user of this role holds.
+    /// Whether this is a person's role, as opposed to a device's.
+    pub fn is_person(self) -> bool {
+        !matches!(self, Role::Device | Role::DeviceBootstrap)
+    }
+
+    /// The scopes a session user of this role holds. Devices do not get `portico`: they
+    /// use the device API, never Portico's own APIs.
     pub fn scopes(self) -> Vec<String> {
-        vec!["portico".to_string(), format!("role:{}", self.as_str())]
+        let role = format!("role:{}", self.as_str());
+        match self.is_person() {
+            true => vec!["portico".to_string(), role],
+            false => vec![role],
+        }
     }
 }
 
@@ -56,7 +81,7 @@ impl FromStr for Role {
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
                 IdentityError::Invalid(format!(
-                    "\"{s}\" is not a role: use operator, admin, site-owner or user"
+                    "\"{s}\" is not a role: use operator, admin, site-owner, user, device or device-bootstrap"
                 ))
             })
     }
@@ -83,20 +108,27 @@ pub fn check_user_name(name: &str) -> Result<(), IdentityError> {
     }
 }
 
-/// The operator lives in tenant `management`, and only there.
+/// The operator and the device bootstrap user live in tenant `management`, and only there.
 fn check_tenant_and_role(tenant: &str, role: Role) -> Result<(), IdentityError> {
     if !portico_store::is_name(tenant) {
         return Err(IdentityError::Invalid(format!(
             "\"{tenant}\" is not a valid tenant name"
         )));
     }
-    match (tenant == MANAGEMENT_TENANT, role == Role::Operator) {
+    let management_only = matches!(role, Role::Operator | Role::DeviceBootstrap);
+    match (tenant == MANAGEMENT_TENANT, management_only) {
         (true, false) => Err(IdentityError::Invalid(format!(
-            "tenant \"{MANAGEMENT_TENANT}\" has operators only"
+            "tenant \"{MANAGEMENT_TENANT}\" has operators and the device bootstrap user only"
         ))),
-        (false, true) => Err(IdentityError::Invalid(format!(
-            "operators belong to tenant \"{MANAGEMENT_TENANT}\""
-        ))),
+        (false, true) => {
+            let who = match role {
+                Role::Operator => "operators",
+                _ => "device bootstrap users",
+            };
+            Err(IdentityError::Invalid(format!(
+                "{who} belong to tenant \"{MANAGEMENT_TENANT}\""
+            )))
+        }
         _ => Ok(()),
     }
 }

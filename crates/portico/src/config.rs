@@ -38,6 +38,8 @@ struct RawConfig {
     #[serde(default)]
     identity: RawIdentity,
     #[serde(default)]
+    notifications: RawNotifications,
+    #[serde(default)]
     log: RawLog,
     #[serde(default)]
     demo: RawDemo,
@@ -167,6 +169,40 @@ struct RawIdentity {
     key_rotation: String,
 }
 
+/// The device notification server's timing (DC-3): a held long poll answers well before
+/// any firewall or the gateway's own idle timeout gives up on the connection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawNotifications {
+    connect_timeout: String,
+    max_connect_timeout: String,
+    session_grace: String,
+    websocket_ping_interval: String,
+}
+
+impl Default for RawNotifications {
+    fn default() -> Self {
+        RawNotifications {
+            connect_timeout: "25s".into(),
+            max_connect_timeout: "50s".into(),
+            session_grace: "60s".into(),
+            websocket_ping_interval: "30s".into(),
+        }
+    }
+}
+
+/// `[notifications]`, validated.
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// How long a `/meta/connect` is held when the client asks for nothing else.
+    pub connect_timeout: Duration,
+    /// The most a client's `advice.timeout` may ask for.
+    pub max_connect_timeout: Duration,
+    /// How long a client session outlives its last connect.
+    pub session_grace: Duration,
+    pub websocket_ping_interval: Duration,
+}
+
 impl Default for RawIdentity {
     fn default() -> Self {
         RawIdentity {
@@ -266,6 +302,7 @@ pub struct Config {
     pub log_level: String,
     pub demo: bool,
     pub identity: portico_identity::IdentityConfig,
+    pub notifications: NotificationsConfig,
 }
 
 /// Finds and loads the configuration, with the environment's overrides.
@@ -409,6 +446,10 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
             bail!("server.regions: \"{region}\" is not a region like eu1 or eu1-preview");
         }
     }
+    let idle_timeout = match duration("limits.idle_timeout", &raw.limits.idle_timeout)? {
+        d if d.is_zero() => bail!("limits.idle_timeout: must be more than 0s"),
+        d => d,
+    };
     Ok(Config {
         file: file.map(Path::to_path_buf),
         listen: addr("server.listen", &server.listen)?,
@@ -450,10 +491,7 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
             0 => bail!("limits.max_connections: must be 1 or more"),
             n => n,
         },
-        idle_timeout: match duration("limits.idle_timeout", &raw.limits.idle_timeout)? {
-            d if d.is_zero() => bail!("limits.idle_timeout: must be more than 0s"),
-            d => d,
-        },
+        idle_timeout,
         max_request_size: size("limits.max_request_size", &raw.limits.max_request_size)? as u64,
         max_file_size: size("limits.max_file_size", &raw.limits.max_file_size)? as u64,
         greylist: greylist(&raw.greylist)?,
@@ -475,6 +513,7 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
         },
         log_level: raw.log.level,
         identity: identity(&raw.identity)?,
+        notifications: notifications(&raw.notifications, idle_timeout)?,
         demo: raw.demo.enabled,
     })
 }
@@ -559,6 +598,53 @@ fn identity(raw: &RawIdentity) -> Result<portico_identity::IdentityConfig> {
         key_rotation: positive("identity.key_rotation", &raw.key_rotation)?,
         ..portico_identity::IdentityConfig::default()
     })
+}
+
+/// A held connect must end before the gateway's idle timeout closes its connection.
+fn notifications(raw: &RawNotifications, idle_timeout: Duration) -> Result<NotificationsConfig> {
+    let positive = |key: &str, value: &str| -> Result<Duration> {
+        let d = duration(key, value)?;
+        if d.is_zero() {
+            bail!("{key}: must be longer than 0s");
+        }
+        Ok(d)
+    };
+    let config = NotificationsConfig {
+        connect_timeout: positive("notifications.connect_timeout", &raw.connect_timeout)?,
+        max_connect_timeout: positive(
+            "notifications.max_connect_timeout",
+            &raw.max_connect_timeout,
+        )?,
+        session_grace: positive("notifications.session_grace", &raw.session_grace)?,
+        websocket_ping_interval: positive(
+            "notifications.websocket_ping_interval",
+            &raw.websocket_ping_interval,
+        )?,
+    };
+    if config.connect_timeout > config.max_connect_timeout {
+        bail!(
+            "notifications.connect_timeout ({:?}) is longer than notifications.max_connect_timeout ({:?})",
+            config.connect_timeout,
+            config.max_connect_timeout
+        );
+    }
+    if config.max_connect_timeout >= idle_timeout {
+        bail!(
+            "notifications.max_connect_timeout ({:?}) must be shorter than limits.idle_timeout ({:?}), \
+             or the gateway closes held polls as idle",
+            config.max_connect_timeout,
+            idle_timeout
+        );
+    }
+    if config.websocket_ping_interval >= idle_timeout {
+        bail!(
+            "notifications.websocket_ping_interval ({:?}) must be shorter than limits.idle_timeout ({:?}), \
+             or the gateway closes quiet notification WebSockets as idle",
+            config.websocket_ping_interval,
+            idle_timeout
+        );
+    }
+    Ok(config)
 }
 
 pub fn duration(key: &str, value: &str) -> Result<Duration> {
@@ -771,6 +857,45 @@ ping_interval = "20s"
         assert!(
             e.contains("server.database") && !e.contains("secret"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn notification_timing_defaults_and_bounds() {
+        let c = parse_in("", &[]).unwrap();
+        assert_eq!(c.notifications.connect_timeout, Duration::from_secs(25));
+        assert_eq!(c.notifications.max_connect_timeout, Duration::from_secs(50));
+        let c = parse_in(
+            "[notifications]\nconnect_timeout = \"10s\"\nsession_grace = \"2m\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.notifications.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.notifications.session_grace, Duration::from_secs(120));
+        let e = parse_in("[notifications]\nmax_connect_timeout = \"60s\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.idle_timeout"), "{e}");
+        let e = parse_in(
+            "[notifications]\nconnect_timeout = \"40s\"\nmax_connect_timeout = \"30s\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("notifications.connect_timeout"), "{e}");
+        let e = parse_in("[notifications]\nsession_grace = \"0s\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notifications.session_grace"), "{e}");
+        // A longer idle timeout allows longer polls.
+        let c = parse_in(
+            "[limits]\nidle_timeout = \"5m\"\n[notifications]\nmax_connect_timeout = \"4m\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.notifications.max_connect_timeout,
+            Duration::from_secs(240)
         );
     }
 

@@ -6,6 +6,7 @@ mod admin_remote;
 mod builtin;
 mod config;
 mod demo;
+mod device_accounts;
 mod endpoint_cli;
 mod identity;
 mod registry_sync;

@@ -18,6 +18,8 @@ use portico_store::{Origin, Store};
 
 /// The platform operator's account name, made on the first start.
 const OPERATOR: &str = "operator";
+/// The user devices fetch their credentials with.
+const DEVICE_BOOTSTRAP: &str = "devicebootstrap";
 /// The in-process service the gateway sends the core identity paths to.
 const IDENTITY_SERVICE: &str = "identity";
 use std::net::SocketAddr;
@@ -50,6 +52,7 @@ pub async fn run(config: Config) -> Result<()> {
         .await
         .context("cannot start the identity service")?;
     bootstrap_operator(&store, &identity).await?;
+    bootstrap_device_user(&store, &identity).await?;
     let last_file = match &config.registry {
         Some(path) => registry_sync::apply_file(&store, path).await?,
         None => None,
@@ -224,8 +227,8 @@ pub fn issuer(config: &Config) -> String {
 /// The platform operator's account, made on the first start, its one-time password shown
 /// once (`portico admin user passwd` sets a new one).
 async fn bootstrap_operator(store: &Store, identity: &Identity) -> Result<()> {
-    let operators = store.users(MANAGEMENT_TENANT).await?;
-    if !operators.is_empty() {
+    let users = store.users(MANAGEMENT_TENANT).await?;
+    if users.iter().any(|u| u.role == Role::Operator.as_str()) {
         return Ok(());
     }
     let password = portico_console::new_admin_token();
@@ -236,6 +239,34 @@ async fn bootstrap_operator(store: &Store, identity: &Identity) -> Result<()> {
     println!(
         "\nThe operator account \"{OPERATOR}\" of tenant \"{MANAGEMENT_TENANT}\" (password shown this once; \
          `portico admin user passwd --tenant {MANAGEMENT_TENANT} --name {OPERATOR}` sets a new one):\n\n    {password}\n"
+    );
+    Ok(())
+}
+
+/// The user devices share before they have credentials of their own (DC-1 bootstrap):
+/// made on the first start with a random password, shown once. Device images carry it;
+/// `portico admin user passwd --tenant management --name devicebootstrap` sets another.
+async fn bootstrap_device_user(store: &Store, identity: &Identity) -> Result<()> {
+    if store
+        .user(MANAGEMENT_TENANT, DEVICE_BOOTSTRAP)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let password = portico_console::new_admin_token();
+    identity
+        .add_user(
+            MANAGEMENT_TENANT,
+            DEVICE_BOOTSTRAP,
+            Role::DeviceBootstrap,
+            &password,
+        )
+        .await
+        .context("cannot create the device bootstrap account")?;
+    println!(
+        "\nThe device bootstrap account \"{MANAGEMENT_TENANT}/{DEVICE_BOOTSTRAP}\" (password shown this once; \
+         `portico admin user passwd --tenant {MANAGEMENT_TENANT} --name {DEVICE_BOOTSTRAP}` sets a new one):\n\n    {password}\n"
     );
     Ok(())
 }

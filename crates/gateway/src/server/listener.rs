@@ -27,6 +27,16 @@ use tokio_util::task::TaskTracker;
 /// Unsent bytes an accepted connection may hold in the kernel (`TCP_NOTSENT_LOWAT`).
 const NOT_SENT_LOW_WATER: u32 = 128 * 1024;
 
+/// TCP keep-alive on accepted connections (DC-3): probes after a minute of silence, then
+/// every 10 s. A device's long poll sits idle between notifications; the probes keep NAT
+/// and firewall state alive, and find a peer that vanished without a FIN.
+fn keepalive() -> socket2::TcpKeepalive {
+    socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(60))
+        .with_interval(std::time::Duration::from_secs(10))
+        .with_retries(6)
+}
+
 impl Gateway {
     /// Accepts connections on `listener` until `shutdown`, then stops listening and lets
     /// the requests in flight finish and closes the gateway's WebSockets with 1001, for
@@ -62,7 +72,9 @@ impl Gateway {
             // Bytes beyond this wait in user space, where streams multiplexed on the
             // connection (HTTP/2, the relay's tunnels) take turns, rather than in one line in
             // the kernel's autotuned send buffer. Only latency depends on it.
-            let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOT_SENT_LOW_WATER);
+            let socket = socket2::SockRef::from(&stream);
+            let _ = socket.set_tcp_notsent_lowat(NOT_SENT_LOW_WATER);
+            let _ = socket.set_tcp_keepalive(&keepalive());
             // The permit is held for the connection's life. Over the limit, a connection
             // is answered 503; past a small number of such answers in flight, it is closed.
             let permit = self.inner.connections.clone().try_acquire_owned().ok();

@@ -32,8 +32,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
 
+mod devices;
 mod listener;
 mod vpnrts;
+
+pub use devices::DEVICE_SERVICE;
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -111,18 +114,7 @@ const IDENTITY_SERVICE: &str = "identity";
 /// Paths served by Portico itself on web-app hosts, ahead of any registration (GW-6a).
 const WEBAPP_CORE_PATHS: [&str; 5] = ["/.well-known", "/uaa", "/oauth", "/login", "/logout"];
 const GATEWAY_CORE_PATHS: [&str; 3] = ["/.well-known", "/uaa", "/oauth"];
-const SOUTHGATE_CORE_PATHS: [&str; 10] = [
-    "/.well-known",
-    "/uaa",
-    "/oauth",
-    "/inventory",
-    "/identity",
-    "/measurement",
-    "/event",
-    "/alarm",
-    "/devicecontrol",
-    "/notification",
-];
+const SOUTHGATE_CORE_PATHS: [&str; 3] = ["/.well-known", "/uaa", "/oauth"];
 
 fn under(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix)
@@ -481,6 +473,9 @@ impl Gateway {
                 }))
             }
             HostKind::Gateway => {
+                if let Some(routed) = self.route_devices(request, &decoded, target) {
+                    return routed;
+                }
                 if core(&GATEWAY_CORE_PATHS) || path == "/healthz" {
                     return Ok(self
                         .identity_core(&decoded, target, None, None)
@@ -489,6 +484,9 @@ impl Gateway {
                 self.route_api(&table, None, request)
             }
             HostKind::Southgate => {
+                if let Some(routed) = self.route_devices(request, &decoded, target) {
+                    return routed;
+                }
                 if core(&SOUTHGATE_CORE_PATHS) {
                     return Ok(self
                         .identity_core(&decoded, target, None, None)

@@ -1,0 +1,237 @@
+//! The device API's callers, checked by Portico's identity service (DC-1). Devices send
+//! HTTP Basic `tenant/user:password` on every request, as Cumulocity devices do; a
+//! password check costs an argon2 hashing, so a verified header is remembered for a
+//! minute (keyed by its SHA-256, never the password itself). Bearer tokens from
+//! `/uaa/oauth/token` are verified on each request (a signature check).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use futures_util::future::BoxFuture;
+use portico_identity::{Identity, LoginError, Role};
+use portico_realtime::accounts::DEVICE_ROLE;
+use portico_realtime::{Accounts, AuthError, Caller, DeviceCredentials};
+use rand::distributions::{Alphanumeric, DistString};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a verified Basic header is trusted without a new password check. A changed
+/// or removed password stops working after at most this long.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// Verified headers kept at most; beyond, the expired ones are dropped, then all.
+const MAX_VERIFIED: usize = 100_000;
+/// Length of a device's generated password (alphanumeric, ~190 bits).
+const DEVICE_PASSWORD_LENGTH: usize = 32;
+/// The role of a bearer token that names none (a client-credentials token).
+const CLIENT_ROLE: &str = "client";
+
+pub struct DeviceAccounts {
+    identity: Identity,
+    verified: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+}
+
+impl DeviceAccounts {
+    pub fn new(identity: Identity) -> DeviceAccounts {
+        DeviceAccounts {
+            identity,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn basic(&self, encoded: &str, client: IpAddr) -> Result<Caller, AuthError> {
+        let key: [u8; 32] = Sha256::digest(encoded.as_bytes()).into();
+        if let Some(caller) = self.remembered(&key) {
+            return Ok(caller);
+        }
+        let (tenant, user, password) = parse_basic(encoded)?;
+        let record = self
+            .identity
+            .check_password(&tenant, &user, &password, client)
+            .await
+            .map_err(|e| match e {
+                LoginError::Throttled { retry_after } => AuthError::Throttled { retry_after },
+                LoginError::WrongCredentials => {
+                    AuthError::Invalid("wrong tenant, user name or password".into())
+                }
+                LoginError::Failed(e) => AuthError::Unavailable(e.to_string()),
+            })?;
+        let caller = Caller {
+            tenant,
+            user: record.name,
+            role: record.role,
+        };
+        self.remember(key, caller.clone());
+        Ok(caller)
+    }
+
+    fn bearer(&self, token: &str) -> Result<Caller, AuthError> {
+        let token = self
+            .identity
+            .verify(token)
+            .map_err(|e| AuthError::Invalid(format!("the bearer token is not valid: {e}")))?;
+        let role = token
+            .scopes
+            .iter()
+            .find_map(|s| s.strip_prefix("role:"))
+            .unwrap_or(CLIENT_ROLE)
+            .to_string();
+        Ok(Caller {
+            tenant: token.tenant,
+            user: token.subject,
+            role,
+        })
+    }
+
+    fn remembered(&self, key: &[u8; 32]) -> Option<Caller> {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let (caller, at) = verified.get(key)?;
+        (at.elapsed() < VERIFIED_FOR).then(|| caller.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], caller: Caller) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= MAX_VERIFIED {
+            verified.retain(|_, (_, at)| at.elapsed() < VERIFIED_FOR);
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+        }
+        verified.insert(key, (caller, Instant::now()));
+    }
+
+    /// Forgets every remembered header of one user (its password just changed).
+    fn forget(&self, tenant: &str, user: &str) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified.retain(|_, (c, _)| !(c.tenant == tenant && c.user == user));
+    }
+}
+
+impl Accounts for DeviceAccounts {
+    fn authenticate<'a>(
+        &'a self,
+        authorization: &'a str,
+        client: IpAddr,
+    ) -> BoxFuture<'a, Result<Caller, AuthError>> {
+        Box::pin(async move {
+            let (scheme, credentials) = authorization
+                .trim()
+                .split_once(' ')
+                .ok_or(AuthError::Missing)?;
+            let credentials = credentials.trim();
+            if scheme.eq_ignore_ascii_case("basic") {
+                self.basic(credentials, client).await
+            } else if scheme.eq_ignore_ascii_case("bearer") {
+                self.bearer(credentials)
+            } else {
+                Err(AuthError::Invalid(format!(
+                    "the {scheme} scheme is not accepted: send Basic tenant/user:password or a Bearer token"
+                )))
+            }
+        })
+    }
+
+    fn issue_device_credentials<'a>(
+        &'a self,
+        tenant: &'a str,
+        external_id: &'a str,
+    ) -> BoxFuture<'a, Result<DeviceCredentials, AuthError>> {
+        Box::pin(async move {
+            let username = device_user_name(external_id)?;
+            let password =
+                Alphanumeric.sample_string(&mut rand::thread_rng(), DEVICE_PASSWORD_LENGTH);
+            let store = self.identity.store();
+            let existing = store
+                .user(tenant, &username)
+                .await
+                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            let result = match existing {
+                Some(user) if user.role != DEVICE_ROLE => {
+                    return Err(AuthError::Invalid(format!(
+                        "the user name {username} is taken by a user who is not a device"
+                    )))
+                }
+                Some(_) => {
+                    self.identity
+                        .set_password(tenant, &username, &password)
+                        .await
+                }
+                None => {
+                    self.identity
+                        .add_user(tenant, &username, Role::Device, &password)
+                        .await
+                }
+            };
+            result.map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            self.forget(tenant, &username);
+            tracing::info!(tenant, user = %username, "device credentials issued");
+            Ok(DeviceCredentials {
+                tenant: tenant.to_string(),
+                username,
+                password,
+            })
+        })
+    }
+}
+
+/// `base64(tenant/user:password)`.
+fn parse_basic(encoded: &str) -> Result<(String, String, String), AuthError> {
+    let invalid =
+        || AuthError::Invalid("Basic credentials must be base64 of tenant/user:password".into());
+    let decoded = STANDARD.decode(encoded).map_err(|_| invalid())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+    let (login, password) = text.split_once(':').ok_or_else(invalid)?;
+    let (tenant, user) = login.split_once('/').ok_or_else(invalid)?;
+    if tenant.is_empty() || user.is_empty() {
+        return Err(invalid());
+    }
+    Ok((tenant.to_string(), user.to_string(), password.to_string()))
+}
+
+/// `device_{serial}`, made a valid Portico user name: lower case, and any character a
+/// user name may not hold replaced by `-`.
+fn device_user_name(external_id: &str) -> Result<String, AuthError> {
+    let serial: String = external_id
+        .trim()
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '.' | '_' | '-' | '@' => c,
+            _ => '-',
+        })
+        .collect();
+    let name = format!("device_{serial}");
+    portico_identity::users::check_user_name(&name).map_err(|e| {
+        AuthError::Invalid(format!(
+            "the device id {external_id:?} cannot name a user: {e}"
+        ))
+    })?;
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_name_tenant_user_and_password() {
+        let encoded = STANDARD.encode("acme/device_x1:pa:ss");
+        let (t, u, p) = parse_basic(&encoded).unwrap();
+        assert_eq!(
+            (t.as_str(), u.as_str(), p.as_str()),
+            ("acme", "device_x1", "pa:ss")
+        );
+        for bad in ["no-slash:pw", "/user:pw", "tenant/:pw", "nocolon"] {
+            assert!(parse_basic(&STANDARD.encode(bad)).is_err(), "{bad}");
+        }
+        assert!(parse_basic("%%%").is_err());
+    }
+
+    #[test]
+    fn device_user_names_are_valid_user_names() {
+        assert_eq!(device_user_name("SN-0042").unwrap(), "device_sn-0042");
+        assert_eq!(device_user_name("a b/c").unwrap(), "device_a-b-c");
+        assert!(device_user_name(&"x".repeat(100)).is_err());
+    }
+}
