@@ -202,13 +202,14 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Add a user: the operator in tenant `management`, or a tenant's admin, site-owner or user
+    /// Add a user: the operator in tenant `management`, or a tenant's admin, site-owner or
+    /// user; or a device's own user (role device)
     Add {
         #[arg(long)]
         tenant: String,
         #[arg(long)]
         name: String,
-        /// operator, admin, site-owner or user
+        /// operator, admin, site-owner, user, device or device-bootstrap
         #[arg(long)]
         role: String,
         #[command(flatten)]

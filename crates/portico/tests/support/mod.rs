@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 pub mod browser;
+pub mod device_agent;
 pub mod peers;
 pub mod remote;
 
