@@ -2,7 +2,8 @@
 //! waiting for operations one Portico node holds, and how long an operation takes from
 //! its creation through the REST API to its receipt by the device.
 //!
-//! 1. setup: one managed object (`c8y_IsDevice`) per client, `--setup-parallelism` at once;
+//! 1. setup: one managed object (`c8y_IsDevice`) per client, `--setup-parallelism` at once,
+//!    then `--settle` seconds with no clients (the script samples the server's memory);
 //! 2. `--clients` clients on `/notification/operations`, each on its own keep-alive HTTP/1.1
 //!    connection (N clients = N sockets, spread over `--source-addresses` source addresses
 //!    127.0.0.x): handshake with the credentials in `ext`, subscribe to `/<its device id>`,
@@ -20,8 +21,8 @@
 //! device host: no TLS on the measured path, so the figures are Portico's Bayeux, REST and
 //! store work, not TLS handshakes or encryption.
 //!
-//! Prints `key=value` lines for the script; `connected=N` comes as soon as the clients are
-//! ready, before the idle period.
+//! Prints `key=value` lines for the script; `setup_done` comes before the settle pause and
+//! `connected=N` as soon as the clients are ready, before the idle period.
 
 #[path = "realtime-load/args.rs"]
 mod args;
@@ -73,6 +74,8 @@ async fn main() -> anyhow::Result<()> {
     let devices = setup::create_devices(&args, &target).await?;
     println!("devices_created={}", devices.len());
     println!("setup_seconds={:.1}", setup_started.elapsed().as_secs_f64());
+    println!("setup_done");
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
 
     let (receipts, mut received) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {

@@ -38,6 +38,10 @@ pub struct Args {
     /// missing then count as lost.
     #[arg(long, default_value_t = 30)]
     pub drain: u64,
+    /// Seconds to pause after the setup, before the clients start: the window in which the
+    /// server's memory without clients is sampled (after `setup_done` is printed).
+    #[arg(long, default_value_t = 0)]
+    pub settle: u64,
     /// Seconds the connected clients idle (polling, nothing published) before operations
     /// start: the window in which the server's memory per client is sampled.
     #[arg(long, default_value_t = 10)]
