@@ -32,6 +32,9 @@ mod client;
 mod conn;
 #[path = "realtime-load/creator.rs"]
 mod creator;
+#[cfg(test)]
+#[path = "realtime-load/fake.rs"]
+mod fake;
 #[path = "realtime-load/protocol.rs"]
 mod protocol;
 #[path = "realtime-load/report.rs"]
@@ -64,6 +67,46 @@ async fn main() -> anyhow::Result<()> {
     if let Err(e) = args.validate() {
         bail!(e);
     }
+    let summary = run(&args).await?;
+    let tally = &summary.tally;
+    println!("created={}", tally.created);
+    println!("failed_posts={}", tally.failed);
+    println!("create_seconds={:.1}", summary.create_seconds);
+    println!(
+        "rate_achieved={:.1}",
+        tally.created as f64 / summary.create_seconds.max(1e-9)
+    );
+    println!("received={}", tally.received);
+    println!("lost={}", tally.lost);
+    println!("duplicates={}", tally.duplicates);
+    println!("unexpected={}", tally.unexpected);
+    println!("foreign={}", summary.foreign);
+    println!("p50_ms={:.1}", tally.latency_ms(0.5));
+    println!("p90_ms={:.1}", tally.latency_ms(0.9));
+    println!("p99_ms={:.1}", tally.latency_ms(0.99));
+    println!("max_ms={:.1}", tally.max_ms());
+    println!("rehandshakes={}", summary.rehandshakes);
+    match summary.reconnects {
+        Some(reconnects) => println!("reconnects={reconnects}"),
+        None => println!("reconnects=unknown"),
+    }
+    println!("errors={}", summary.errors);
+    Ok(())
+}
+
+/// What a run found, beyond the progress lines it prints as it goes.
+struct Summary {
+    tally: Tally,
+    create_seconds: f64,
+    foreign: u64,
+    rehandshakes: u64,
+    /// Connections the clients had to open again; `None` when they did not stop in time
+    /// to count them.
+    reconnects: Option<u64>,
+    errors: u64,
+}
+
+async fn run(args: &Args) -> anyhow::Result<Summary> {
     let target = Target {
         server: args.server,
         host: args.host.clone(),
@@ -71,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
     println!("clients={}", args.clients);
 
     let setup_started = Instant::now();
-    let devices = setup::create_devices(&args, &target).await?;
+    let devices = setup::create_devices(args, &target).await?;
     println!("devices_created={}", devices.len());
     println!("setup_seconds={:.1}", setup_started.elapsed().as_secs_f64());
     println!("setup_done");
@@ -94,8 +137,8 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let connect_started = Instant::now();
-    let clients = start_clients(&args, &target, &devices, &shared);
-    let ready = wait_until_ready(&args, &shared).await;
+    let clients = start_clients(args, &target, &devices, &shared);
+    let ready = wait_until_ready(args, &shared).await;
     println!("connected={ready}");
     println!("failed_clients={}", shared.failed.load(Ordering::Relaxed));
     println!(
@@ -170,41 +213,24 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::time::sleep_until(drain_until) => break,
         }
     }
-    // Late duplicates of what already arrived show up within a moment, too.
+    // Whatever has arrived meanwhile counts too (duplicates among it).
     while let Ok(receipt) = received.try_recv() {
         all.push(receipt);
     }
 
     shared.stop.cancel();
     let reconnects = match tokio::time::timeout(STOP_GRACE, clients).await {
-        Ok(Ok(reopened)) => reopened.to_string(),
-        _ => "unknown".into(),
+        Ok(Ok(reopened)) => Some(reopened),
+        _ => None,
     };
-
-    let tally = Tally::new(&sent, &all);
-    println!("created={}", tally.created);
-    println!("failed_posts={}", tally.failed);
-    println!("create_seconds={create_seconds:.1}");
-    println!(
-        "rate_achieved={:.1}",
-        tally.created as f64 / create_seconds.max(1e-9)
-    );
-    println!("received={}", tally.received);
-    println!("lost={}", tally.lost);
-    println!("duplicates={}", tally.duplicates);
-    println!("unexpected={}", tally.unexpected);
-    println!("foreign={}", shared.foreign.load(Ordering::Relaxed));
-    println!("p50_ms={:.1}", tally.latency_ms(0.5));
-    println!("p90_ms={:.1}", tally.latency_ms(0.9));
-    println!("p99_ms={:.1}", tally.latency_ms(0.99));
-    println!("max_ms={:.1}", tally.max_ms());
-    println!(
-        "rehandshakes={}",
-        shared.rehandshakes.load(Ordering::Relaxed)
-    );
-    println!("reconnects={reconnects}");
-    println!("errors={}", shared.errors.load(Ordering::Relaxed));
-    Ok(())
+    Ok(Summary {
+        tally: Tally::new(&sent, &all),
+        create_seconds,
+        foreign: shared.foreign.load(Ordering::Relaxed),
+        rehandshakes: shared.rehandshakes.load(Ordering::Relaxed),
+        reconnects,
+        errors: shared.errors.load(Ordering::Relaxed),
+    })
 }
 
 /// Starts one client per device, at most `--connect-parallelism` getting ready at once;
