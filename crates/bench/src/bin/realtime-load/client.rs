@@ -34,7 +34,8 @@ pub struct Shared {
     pub ready_clients: Vec<AtomicBool>,
     /// Clients that gave up before they were ready.
     pub failed: AtomicUsize,
-    /// Handshakes made after a client's first, on the server's advice or after an error.
+    /// Handshakes made after a client's first: on the server's advice, or after a failed
+    /// handshake or subscribe.
     pub rehandshakes: AtomicU64,
     /// Requests that failed or were answered with an error other than `402::`.
     pub errors: AtomicU64,
@@ -148,6 +149,7 @@ impl Client {
             return self.refused(&metas).await;
         }
 
+        let mut failures = 0;
         loop {
             let id = self.id();
             // The first connect after a handshake is answered at once; later ones are held.
@@ -160,8 +162,19 @@ impl Client {
                 .exchange(protocol::connect(id, &client_id), timeout)
                 .await
             else {
-                return self.pause().await;
+                // A lost poll does not end the session (the server keeps it for a grace
+                // period, with what was queued meanwhile): poll again with the same client
+                // id, as CometD clients do; the server says `402::` if it forgot us.
+                failures += 1;
+                if !self.ready && failures >= FIRST_ATTEMPTS {
+                    return End::Again;
+                }
+                match self.pause().await {
+                    End::Again => continue,
+                    End::Stopped => return End::Stopped,
+                }
             };
+            failures = 0;
             let Some(connect) = metas.iter().find(|m| m.channel == "/meta/connect") else {
                 // Deliveries without the connect's own reply: poll again.
                 continue;
@@ -196,14 +209,14 @@ impl Client {
         let received_us = self.shared.now_us();
         let (status, body) = match answer {
             Ok(answer) => answer,
-            Err(e) => return self.failed(&e.to_string()),
+            Err(e) => return self.failed(&format!("{e:#}")),
         };
         if !status.is_success() {
             return self.failed(&format!("answered {status}"));
         }
         let replies = match protocol::parse_replies(&body) {
             Ok(replies) => replies,
-            Err(e) => return self.failed(&e.to_string()),
+            Err(e) => return self.failed(&format!("{e:#}")),
         };
         let own = protocol::device_channel(&self.device);
         let mut metas = Vec::new();

@@ -1,8 +1,9 @@
 //! A small stand-in for Portico's device REST API and `/notification/operations`, as
 //! `protocol` describes them, to run the whole load generator against in a test: it
 //! creates managed objects and operations, queues each operation on its device's channel,
-//! holds connects until something is queued (briefly), and forgets every second client
-//! once (`402::`) so that re-handshakes are exercised.
+//! holds connects until something is queued (briefly), forgets every second client once
+//! (`402::`) so that re-handshakes are exercised, and drops the connection of a held
+//! connect of every third client once, so that a lost poll is.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -28,6 +29,8 @@ struct State {
     sessions: HashMap<String, (Option<String>, u32)>,
     /// Clients already forgotten once.
     forgotten: HashSet<u64>,
+    /// Clients whose poll was already dropped once.
+    dropped: HashSet<u64>,
     /// channel → queued operations.
     queues: HashMap<String, Vec<Value>>,
     wakers: HashMap<String, Arc<Notify>>,
@@ -50,7 +53,7 @@ impl Fake {
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         let fake = fake.clone();
-                        async move { Ok::<_, hyper::Error>(fake.handle(request).await) }
+                        async move { fake.handle(request).await }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -69,7 +72,8 @@ impl Fake {
         self.0.lock().unwrap().violations.push(what);
     }
 
-    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// The answer, or an error when the connection is to be dropped without one.
+    async fn handle(&self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
         let path = request.uri().path().to_owned();
         let host = request.headers().get(http::header::HOST).cloned();
         if host.as_ref().and_then(|h| h.to_str().ok()) != Some("southgate.eu1.portico.localhost") {
@@ -87,7 +91,7 @@ impl Fake {
                     self.violation(format!("managed object {body}, basic {basic}"));
                 }
                 let id = self.next_id();
-                answer(StatusCode::CREATED, json!({ "id": id.to_string() }))
+                Ok(answer(StatusCode::CREATED, json!({ "id": id.to_string() })))
             }
             "/devicecontrol/operations" => {
                 if !basic {
@@ -100,19 +104,22 @@ impl Fake {
                     state.wakers.entry(channel).or_default().clone()
                 };
                 waker.notify_one();
-                answer(
+                Ok(answer(
                     StatusCode::CREATED,
                     json!({ "id": "1", "status": "PENDING" }),
-                )
+                ))
             }
             "/notification/operations" => {
                 let mut replies = Vec::new();
                 for message in body.as_array().cloned().unwrap_or_default() {
-                    replies.extend(self.bayeux(message).await);
+                    replies.extend(self.bayeux(message).await?);
                 }
-                answer(StatusCode::OK, Value::Array(replies))
+                Ok(answer(StatusCode::OK, Value::Array(replies)))
             }
-            _ => answer(StatusCode::NOT_FOUND, json!({ "error": "not found" })),
+            _ => Ok(answer(
+                StatusCode::NOT_FOUND,
+                json!({ "error": "not found" }),
+            )),
         }
     }
 
@@ -122,7 +129,7 @@ impl Fake {
         state.next_id
     }
 
-    async fn bayeux(&self, message: Value) -> Vec<Value> {
+    async fn bayeux(&self, message: Value) -> Result<Vec<Value>, Dropped> {
         let channel = message["channel"].as_str().unwrap_or("").to_owned();
         let id = message["id"].clone();
         let client_id = message["clientId"].as_str().unwrap_or("").to_owned();
@@ -141,47 +148,54 @@ impl Fake {
                     .unwrap()
                     .sessions
                     .insert(client_id.clone(), (None, 0));
-                vec![json!({"channel": channel, "id": id, "successful": true,
+                Ok(vec![
+                    json!({"channel": channel, "id": id, "successful": true,
                     "clientId": client_id, "version": "1.0",
-                    "supportedConnectionTypes": ["long-polling"]})]
+                    "supportedConnectionTypes": ["long-polling"]}),
+                ])
             }
             "/meta/subscribe" => {
                 let subscription = message["subscription"].as_str().map(str::to_owned);
                 let mut state = self.0.lock().unwrap();
-                match state.sessions.get_mut(&client_id) {
+                Ok(match state.sessions.get_mut(&client_id) {
                     Some(session) => {
                         session.0 = subscription.clone();
                         vec![json!({"channel": channel, "id": id, "successful": true,
                             "clientId": client_id, "subscription": subscription})]
                     }
                     None => vec![unknown(&channel, &id)],
-                }
+                })
             }
             "/meta/connect" => self.connect(&client_id, id).await,
             other => {
                 self.violation(format!("message on {other}"));
-                vec![]
+                Ok(vec![])
             }
         }
     }
 
-    async fn connect(&self, client_id: &str, id: Value) -> Vec<Value> {
+    async fn connect(&self, client_id: &str, id: Value) -> Result<Vec<Value>, Dropped> {
         let (subscription, connects) = {
             let mut state = self.0.lock().unwrap();
             let Some(session) = state.sessions.get_mut(client_id) else {
-                return vec![unknown("/meta/connect", &id)];
+                return Ok(vec![unknown("/meta/connect", &id)]);
             };
             session.1 += 1;
             let (subscription, connects) = session.clone();
             let number: u64 = client_id.parse().unwrap_or(0);
             if connects == 2 && number % 2 == 0 && state.forgotten.insert(number) {
                 state.sessions.remove(client_id);
-                return vec![unknown("/meta/connect", &id)];
+                return Ok(vec![unknown("/meta/connect", &id)]);
+            }
+            if connects == 3 && number % 3 == 0 && state.dropped.insert(number) {
+                return Err(Dropped);
             }
             (subscription, connects)
         };
         let Some(subscription) = subscription else {
-            return vec![json!({"channel": "/meta/connect", "id": id, "successful": true})];
+            return Ok(vec![
+                json!({"channel": "/meta/connect", "id": id, "successful": true}),
+            ]);
         };
         if connects > 1 {
             let waker = self
@@ -206,7 +220,7 @@ impl Fake {
             json!({"channel": "/meta/connect", "id": id, "successful": true,
             "advice": {"reconnect": "retry", "interval": 0}}),
         );
-        replies
+        Ok(replies)
     }
 
     /// The operations queued on `channel`: taken away, or only looked at.
@@ -219,6 +233,18 @@ impl Fake {
         }
     }
 }
+
+/// The fake drops the connection instead of answering.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dropped")
+    }
+}
+
+impl std::error::Error for Dropped {}
 
 fn unknown(channel: &str, id: &Value) -> Value {
     json!({"channel": channel, "id": id, "successful": false, "error": "402::unknown client",
@@ -240,7 +266,7 @@ mod tests {
     use clap::Parser as _;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_operation_reaches_its_device_once_through_rehandshakes() {
+    async fn every_operation_reaches_its_device_once_through_rehandshakes_and_lost_polls() {
         let (fake, address) = Fake::start().await;
         let server = address.to_string();
         let args = Args::try_parse_from([
@@ -286,8 +312,10 @@ mod tests {
         assert_eq!(summary.foreign, 0);
         // Every second client was forgotten once and handshook again.
         assert!(summary.rehandshakes >= 10, "{}", summary.rehandshakes);
-        assert_eq!(summary.errors, 0);
-        assert_eq!(summary.reconnects, Some(0));
+        // Every third client lost a poll (one error each), opened a new connection and
+        // polled on in the same session.
+        assert!(summary.errors >= 6, "{}", summary.errors);
+        assert!(summary.reconnects.unwrap() >= 6, "{:?}", summary.reconnects);
         assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     }
 }
