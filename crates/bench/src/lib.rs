@@ -2,8 +2,9 @@
 //! `ws-load`, a client that measures WebSocket round-trips through a proxy; for
 //! `bench/tunnel`, `tcp-load`, a sink/echo server and the client measuring bulk throughput,
 //! stream opens and interactive round trips through a tunnel, and `idle-endpoints`, which
-//! runs many real endpoint agents in one process to measure the relay's memory. Not part of
-//! the `portico` binary.
+//! runs many real endpoint agents in one process to measure the relay's memory; for
+//! `bench/realtime`, `realtime-load`, long-polling Bayeux clients and the delivery latency of
+//! operations. Not part of the `portico` binary.
 #![forbid(unsafe_code)]
 
 /// The value at quantile `q` (0..=1) of sorted samples; `None` when there are none.
