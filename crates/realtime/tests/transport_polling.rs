@@ -143,9 +143,9 @@ async fn a_form_without_message_is_refused() {
 async fn bodies_that_are_not_bayeux_are_refused_with_the_reason() {
     let server = Server::default().await;
     for (body, says) in [
-        ("{not json", "not JSON"),
-        ("[1, 2]", "JSON object"),
-        ("\"text\"", "JSON object"),
+        ("{not json", "not Bayeux"),
+        ("[1, 2]", "not Bayeux"),
+        ("\"text\"", "not Bayeux"),
         ("", "empty"),
     ] {
         let answer = server.post_json(BASE, body).await;

@@ -20,7 +20,7 @@ pub(super) enum TransportError {
     Empty(&'static str),
     #[error("the form body is not valid UTF-8 form encoding")]
     BadForm,
-    #[error("{0}")]
+    #[error("the request is not Bayeux: {0}")]
     NotBayeux(#[from] BadMessage),
     #[error("the jsonp callback name must be a JavaScript identifier (letters, digits, `_`, `$`, dot-separated), at most {max} characters")]
     BadCallback { max: usize },
