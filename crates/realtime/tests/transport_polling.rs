@@ -1,5 +1,6 @@
 //! Long-polling and callback-polling: what goes in (JSON, forms, queries, suffixes) and
 //! how it comes back (statuses, content types, no caching, JSONP wrapping).
+#![allow(clippy::unwrap_used)]
 
 mod transport_support;
 
@@ -89,7 +90,13 @@ async fn a_json_body_with_a_charset_or_no_content_type_is_json() {
 #[tokio::test]
 async fn the_message_type_suffixes_are_handled_like_the_endpoint() {
     let server = Server::default().await;
-    for suffix in ["handshake", "connect", "subscribe", "unsubscribe", "disconnect"] {
+    for suffix in [
+        "handshake",
+        "connect",
+        "subscribe",
+        "unsubscribe",
+        "disconnect",
+    ] {
         let channel = format!("/meta/{suffix}");
         let answer = server
             .post_json(&format!("{BASE}/{suffix}"), &messages(&[&channel]))
@@ -176,10 +183,7 @@ async fn bodies_over_the_limit_are_refused_with_413() {
         StatusCode::PAYLOAD_TOO_LARGE,
         "1024 bytes",
     );
-    let long_query = format!(
-        "{BASE}?jsonp=cb&message={}",
-        encode(&too_large)
-    );
+    let long_query = format!("{BASE}?jsonp=cb&message={}", encode(&too_large));
     assert_refused(
         &server.send(Method::GET, &long_query, &[], "").await,
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -304,7 +308,10 @@ async fn a_chunked_body_over_the_limit_is_refused_with_413() {
         ..TransportOptions::default()
     })
     .await;
-    let chunk = format!(r#"[{{"channel":"/meta/connect","pad":"{}"}}]"#, "x".repeat(2000));
+    let chunk = format!(
+        r#"[{{"channel":"/meta/connect","pad":"{}"}}]"#,
+        "x".repeat(2000)
+    );
     let request = format!(
         "POST {BASE} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
@@ -321,9 +328,6 @@ async fn a_chunked_body_over_the_limit_is_refused_with_413() {
     .expect("the server answers within 10 s")
     .unwrap();
     let response = String::from_utf8_lossy(&response);
-    assert!(
-        response.starts_with("HTTP/1.1 413"),
-        "{response}"
-    );
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     assert!(response.contains("1024 bytes"), "{response}");
 }

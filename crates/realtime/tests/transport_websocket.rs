@@ -1,5 +1,6 @@
 //! The WebSocket transport: text frames in and out, many frames in flight, server pings,
 //! and the close codes for frames that are not Bayeux.
+#![allow(clippy::unwrap_used)]
 
 mod transport_support;
 
@@ -60,7 +61,10 @@ async fn each_text_frame_is_a_request_answered_by_a_text_frame() {
     let server = Server::default().await;
     let mut socket = open(&server).await;
     socket
-        .send(Message::text(messages(&["/meta/handshake", "/meta/connect"])))
+        .send(Message::text(messages(&[
+            "/meta/handshake",
+            "/meta/connect",
+        ])))
         .await
         .unwrap();
     assert_eq!(
@@ -71,10 +75,7 @@ async fn each_text_frame_is_a_request_answered_by_a_text_frame() {
         .send(Message::text(r#"{"channel":"/meta/subscribe"}"#))
         .await
         .unwrap();
-    assert_eq!(
-        channels(&next_text(&mut socket).await),
-        ["/meta/subscribe"]
-    );
+    assert_eq!(channels(&next_text(&mut socket).await), ["/meta/subscribe"]);
 }
 
 #[tokio::test]
@@ -164,7 +165,10 @@ fn parse_server_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     while bytes.len() >= 2 && frames.len() < 100 {
         let opcode = bytes[0] & 0x0f;
         let length = usize::from(bytes[1] & 0x7f);
-        assert!(length < 126 && bytes[1] & 0x80 == 0, "a short unmasked frame");
+        assert!(
+            length < 126 && bytes[1] & 0x80 == 0,
+            "a short unmasked frame"
+        );
         frames.push((opcode, bytes[2..2 + length].to_vec()));
         bytes = &bytes[2 + length..];
     }
@@ -204,7 +208,10 @@ async fn a_message_over_the_limit_closes_the_socket() {
     })
     .await;
     let mut socket = open(&server).await;
-    let large = format!(r#"[{{"channel":"/meta/connect","pad":"{}"}}]"#, "x".repeat(2000));
+    let large = format!(
+        r#"[{{"channel":"/meta/connect","pad":"{}"}}]"#,
+        "x".repeat(2000)
+    );
     socket.send(Message::text(large)).await.unwrap();
     let close = close_frame(&mut socket).await;
     assert_eq!(close.code, CloseCode::Size);
@@ -215,7 +222,9 @@ async fn a_message_over_the_limit_closes_the_socket() {
 async fn a_socket_and_polls_serve_side_by_side() {
     let server = Server::default().await;
     let mut socket = open(&server).await;
-    let poll = server.post_json(BASE, &messages(&["/meta/handshake"])).await;
+    let poll = server
+        .post_json(BASE, &messages(&["/meta/handshake"]))
+        .await;
     assert_eq!(poll.channels(), ["/meta/handshake"]);
     socket
         .send(Message::text(messages(&["/meta/connect"])))

@@ -48,15 +48,11 @@ async fn answer(
     // The request's future is dropped when the client goes away, which ends a held
     // connect: the engine keeps whatever it would have delivered for the next one.
     let deadline = endpoint.engine_deadline();
-    let replies = match tokio::time::timeout(
-        deadline,
-        endpoint.bayeux.process(messages, &incoming),
-    )
-    .await
-    {
-        Ok(replies) => replies,
-        Err(_) => return TransportError::EngineTimeout(deadline).into_response(),
-    };
+    let replies =
+        match tokio::time::timeout(deadline, endpoint.bayeux.process(messages, &incoming)).await {
+            Ok(replies) => replies,
+            Err(_) => return TransportError::EngineTimeout(deadline).into_response(),
+        };
     let replies = Value::Array(replies).to_string();
     match callback {
         Some(callback) => reply(script(&callback, &replies), SCRIPT_TYPE),

@@ -84,7 +84,7 @@ pub(super) fn from_query(query: Option<&str>, max_body: usize) -> Result<Poll, T
     if query.len() > max_body {
         return Err(TransportError::TooLarge { limit: max_body });
     }
-    if !form_fields(query.as_bytes()).any(|(name, _)| name == "message") {
+    if !form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "message") {
         return Err(TransportError::NotAPoll);
     }
     from_form(query.as_bytes())
@@ -102,10 +102,6 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-fn form_fields(form: &[u8]) -> form_urlencoded::Parse<'_> {
-    form_urlencoded::parse(form)
-}
-
 /// The `message` (and optional `jsonp`) fields of a form; the first of each counts.
 fn from_form(form: &[u8]) -> Result<Poll, TransportError> {
     if std::str::from_utf8(form).is_err() {
@@ -113,7 +109,7 @@ fn from_form(form: &[u8]) -> Result<Poll, TransportError> {
     }
     let mut message = None;
     let mut callback = None;
-    for (name, value) in form_fields(form) {
+    for (name, value) in form_urlencoded::parse(form) {
         match &*name {
             "message" if message.is_none() => message = Some(value),
             "jsonp" if callback.is_none() => callback = Some(Callback::parse(&value)?),
@@ -145,21 +141,18 @@ mod tests {
 
     #[test]
     fn callback_names_are_dotted_identifiers() {
-        for good in ["cb", "__jsonp1__", "jQuery123_456", "$.x", "a.b.c", "_cometd$1"] {
+        for good in [
+            "cb",
+            "__jsonp1__",
+            "jQuery123_456",
+            "$.x",
+            "a.b.c",
+            "_cometd$1",
+        ] {
             assert!(Callback::parse(good).is_ok(), "{good}");
         }
         for bad in [
-            "",
-            "1cb",
-            "a..b",
-            ".a",
-            "a.",
-            "alert(1)",
-            "a b",
-            "a;b",
-            "a[0]",
-            "a-b",
-            "é",
+            "", "1cb", "a..b", ".a", "a.", "alert(1)", "a b", "a;b", "a[0]", "a-b", "é",
         ] {
             assert!(Callback::parse(bad).is_err(), "{bad}");
         }
@@ -169,8 +162,9 @@ mod tests {
 
     #[test]
     fn forms_carry_message_and_callback() {
-        let poll = from_form(b"message=%5B%7B%22channel%22%3A%22%2Fmeta%2Fconnect%22%7D%5D&jsonp=cb")
-            .unwrap();
+        let poll =
+            from_form(b"message=%5B%7B%22channel%22%3A%22%2Fmeta%2Fconnect%22%7D%5D&jsonp=cb")
+                .unwrap();
         assert_eq!(poll.messages.len(), 1);
         assert_eq!(poll.callback, Some(Callback("cb".into())));
         assert!(matches!(

@@ -35,13 +35,15 @@ pub(super) const FRAMES_IN_FLIGHT: usize = 16;
 const OUTBOX: usize = 16;
 /// How long the close frame may take to go out once the socket is ending.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// The shortest ping interval honoured (a zero interval would be a busy loop).
+const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Serves the socket until the client goes, falls silent, or breaks the protocol.
 pub(super) async fn serve<S>(ws: WebSocketStream<S>, endpoint: Endpoint, incoming: Incoming)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ping_interval = endpoint.options.ws_ping_interval;
+    let ping_interval = endpoint.options.ws_ping_interval.max(MIN_PING_INTERVAL);
     let (sink, stream) = ws.split();
     let (outbox, pending) = mpsc::channel(OUTBOX);
     let mut writer = tokio::spawn(write_frames(sink, pending, ping_interval * 2));
@@ -59,7 +61,10 @@ where
     drop(frames);
     let _ = tokio::time::timeout(CLOSE_GRACE, outbox.send(Message::Close(close))).await;
     drop(outbox);
-    if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
 }
@@ -99,7 +104,7 @@ impl Frames {
                 }
                 _ = self.outbox.closed() => return None,
                 (slot, frame) = next_frame(&mut stream, &slots) => {
-                    let Some(frame) = frame else { return None };
+                    let frame = frame?;
                     last_heard = Instant::now();
                     match frame {
                         Ok(Message::Text(text)) => match Bayeux::parse(text.as_str().as_bytes()) {

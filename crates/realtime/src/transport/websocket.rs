@@ -85,7 +85,9 @@ fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, TransportError> {
     }
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or(TransportError::BadHandshake("`Sec-WebSocket-Key` is missing"))?;
+        .ok_or(TransportError::BadHandshake(
+            "`Sec-WebSocket-Key` is missing",
+        ))?;
     HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
         .map_err(|_| TransportError::BadHandshake("`Sec-WebSocket-Key` is not valid"))
 }

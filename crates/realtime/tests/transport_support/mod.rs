@@ -58,9 +58,14 @@ impl Server {
             max_connect_timeout: Duration::from_secs(4),
             session_grace: Duration::from_secs(10),
         };
-        let bayeux = Bayeux::open(store, Endpoint::Operations, Arc::new(NoAccounts), options_bayeux)
-            .await
-            .unwrap();
+        let bayeux = Bayeux::open(
+            store,
+            Endpoint::Operations,
+            Arc::new(NoAccounts),
+            options_bayeux,
+        )
+        .await
+        .unwrap();
         let app = transport::router(BASE, bayeux.clone(), options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -92,7 +97,9 @@ impl Server {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(self.url(path_and_query));
+        let mut request = Request::builder()
+            .method(method)
+            .uri(self.url(path_and_query));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
