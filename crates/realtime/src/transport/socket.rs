@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,7 +28,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::Endpoint;
-use crate::bayeux::{Bayeux, Incoming};
+use crate::bayeux::{Bayeux, Incoming, Message as BayeuxMessage};
 
 /// How many frames of one socket may be processed at once.
 pub(super) const FRAMES_IN_FLIGHT: usize = 16;
@@ -38,24 +39,66 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The shortest ping interval honoured (a zero interval would be a busy loop).
 const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
 
+/// What answers a frame's messages: the endpoint's engine (a scripted one in tests).
+pub(super) trait Answerer: Send + Sync + 'static {
+    fn answer(
+        &self,
+        messages: Vec<BayeuxMessage>,
+        incoming: Arc<Incoming>,
+    ) -> impl Future<Output = Vec<Value>> + Send + 'static;
+}
+
+impl Answerer for Bayeux {
+    fn answer(
+        &self,
+        messages: Vec<BayeuxMessage>,
+        incoming: Arc<Incoming>,
+    ) -> impl Future<Output = Vec<Value>> + Send + 'static {
+        let bayeux = self.clone();
+        async move { bayeux.process(messages, &incoming).await }
+    }
+}
+
+/// The limits one socket runs under.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub ping_interval: Duration,
+    /// The longest one frame's answer may take (beyond the engine's longest hold).
+    pub deadline: Duration,
+    pub max_message: usize,
+}
+
+impl Limits {
+    pub fn of(endpoint: &Endpoint) -> Limits {
+        Limits {
+            ping_interval: endpoint.options.ws_ping_interval.max(MIN_PING_INTERVAL),
+            deadline: endpoint.engine_deadline(),
+            max_message: endpoint.options.max_body,
+        }
+    }
+}
+
 /// Serves the socket until the client goes, falls silent, or breaks the protocol.
-pub(super) async fn serve<S>(ws: WebSocketStream<S>, endpoint: Endpoint, incoming: Incoming)
-where
+pub(super) async fn serve<S, A>(
+    ws: WebSocketStream<S>,
+    answerer: A,
+    incoming: Incoming,
+    limits: Limits,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    A: Answerer,
 {
-    let ping_interval = endpoint.options.ws_ping_interval.max(MIN_PING_INTERVAL);
     let (sink, stream) = ws.split();
     let (outbox, pending) = mpsc::channel(OUTBOX);
-    let mut writer = tokio::spawn(write_frames(sink, pending, ping_interval * 2));
+    let mut writer = tokio::spawn(write_frames(sink, pending, limits.ping_interval * 2));
     let mut frames = Frames {
-        bayeux: endpoint.bayeux.clone(),
+        answerer,
         incoming: Arc::new(incoming),
-        deadline: endpoint.engine_deadline(),
-        max_message: endpoint.options.max_body,
+        limits,
         outbox: outbox.clone(),
         held_connects: HeldConnects::default(),
     };
-    let close = frames.read(stream, ping_interval).await;
+    let close = frames.read(stream).await;
     // A connect still held would take events the socket can no longer deliver; ending it
     // leaves them queued in the engine for the client's next connect.
     drop(frames);
@@ -70,25 +113,21 @@ where
 }
 
 /// The reading side of one socket and the tasks of its frames.
-struct Frames {
-    bayeux: Bayeux,
+struct Frames<A> {
+    answerer: A,
     incoming: Arc<Incoming>,
-    deadline: Duration,
-    max_message: usize,
+    limits: Limits,
     outbox: mpsc::Sender<Message>,
     held_connects: HeldConnects,
 }
 
-impl Frames {
+impl<A: Answerer> Frames<A> {
     /// Reads frames until the socket ends; the close frame to send, if any.
-    async fn read<S>(
-        &mut self,
-        mut stream: SplitStream<WebSocketStream<S>>,
-        ping_interval: Duration,
-    ) -> Option<CloseFrame>
+    async fn read<S>(&mut self, mut stream: SplitStream<WebSocketStream<S>>) -> Option<CloseFrame>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let ping_interval = self.limits.ping_interval;
         let slots = Arc::new(Semaphore::new(FRAMES_IN_FLIGHT));
         let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -117,7 +156,7 @@ impl Frames {
                         Ok(Message::Close(_)) => return None,
                         Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                         Err(WsError::Capacity(_)) => {
-                            let reason = format!("a message may be at most {} bytes", self.max_message);
+                            let reason = format!("a message may be at most {} bytes", self.limits.max_message);
                             return close(CloseCode::Size, &reason);
                         }
                         Err(error) => {
@@ -132,26 +171,24 @@ impl Frames {
 
     /// Processes one frame's messages in a task of its own, which holds `slot` until its
     /// reply is in the outbox.
-    fn spawn(&mut self, messages: Vec<crate::bayeux::Message>, slot: OwnedSemaphorePermit) {
+    fn spawn(&mut self, messages: Vec<BayeuxMessage>, slot: OwnedSemaphorePermit) {
         let holds_connect = messages
             .iter()
             .any(|m| m.0.get("channel").and_then(Value::as_str) == Some("/meta/connect"));
-        let bayeux = self.bayeux.clone();
-        let incoming = Arc::clone(&self.incoming);
+        let answer = self.answerer.answer(messages, Arc::clone(&self.incoming));
         let outbox = self.outbox.clone();
-        let deadline = self.deadline;
+        let deadline = self.limits.deadline;
         let task = tokio::spawn(async move {
-            let reply =
-                match tokio::time::timeout(deadline, bayeux.process(messages, &incoming)).await {
-                    Ok(replies) if replies.is_empty() => None,
-                    Ok(replies) => Some(Message::text(Value::Array(replies).to_string())),
-                    Err(_) => {
-                        tracing::warn!(?deadline, "notification engine did not answer a frame");
-                        // The client's state is unknown now: it reconnects and re-handshakes.
-                        close(CloseCode::Error, "the notification engine did not answer")
-                            .map(|frame| Message::Close(Some(frame)))
-                    }
-                };
+            let reply = match tokio::time::timeout(deadline, answer).await {
+                Ok(replies) if replies.is_empty() => None,
+                Ok(replies) => Some(Message::text(Value::Array(replies).to_string())),
+                Err(_) => {
+                    tracing::warn!(?deadline, "notification engine did not answer a frame");
+                    // The client's state is unknown now: it reconnects and re-handshakes.
+                    close(CloseCode::Error, "the notification engine did not answer")
+                        .map(|frame| Message::Close(Some(frame)))
+                }
+            };
             if let Some(reply) = reply {
                 let _ = outbox.send(reply).await;
             }
@@ -234,3 +271,7 @@ impl Drop for HeldConnects {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "socket_tests.rs"]
+mod tests;

@@ -58,7 +58,8 @@ pub(super) fn upgrade(endpoint: Endpoint, request: Request) -> Response {
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        socket::serve(ws, endpoint, incoming).await;
+        let limits = socket::Limits::of(&endpoint);
+        socket::serve(ws, endpoint.bayeux, incoming, limits).await;
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
