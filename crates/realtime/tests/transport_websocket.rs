@@ -79,7 +79,7 @@ async fn each_text_frame_is_a_request_answered_by_a_text_frame() {
 }
 
 #[tokio::test]
-async fn many_frames_may_be_in_flight_at_once() {
+async fn many_frames_sent_at_once_are_all_answered() {
     let server = Server::default().await;
     let mut socket = open(&server).await;
     let sent: BTreeSet<String> = (0..40).map(|i| format!("/test/{i}")).collect();

@@ -1,10 +1,12 @@
 //! One Bayeux WebSocket: each text frame is a request (a message array or object) whose
 //! reply array goes back as one text frame.
 //!
-//! A held `/meta/connect` must not stop the socket's later frames (a subscribe, or the
-//! disconnect that releases it), so every frame is processed in its own task; replies go
-//! through a bounded outbox to the one writer. At most [`FRAMES_IN_FLIGHT`] frames are
-//! processed at a time: beyond that the socket is not read (TCP pushes back on the client).
+//! Frames are processed in the order they came (a subscribe then an unsubscribe must not
+//! swap), but a held `/meta/connect` must not stop the socket's later frames (a subscribe,
+//! or the disconnect that releases it): so every frame is processed in its own task, which
+//! waits for the frames before it except those with a connect. Replies go through a
+//! bounded outbox to the one writer. At most [`FRAMES_IN_FLIGHT`] frames are in flight:
+//! beyond that the socket is not read (TCP pushes back on the client).
 //!
 //! The server pings every `ws_ping_interval` (firewalls and NATs drop idle flows, DC-3);
 //! a socket from which nothing at all (not even a pong) came for two intervals is closed.
@@ -12,14 +14,15 @@
 //! grace period, and the client may carry on over a new socket or a poll.
 
 use bytes::Bytes;
+use futures_util::future::{self, BoxFuture, Shared};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -97,6 +100,7 @@ pub(super) async fn serve<S, A>(
         limits,
         outbox: outbox.clone(),
         held_connects: HeldConnects::default(),
+        processed: future::ready(()).boxed().shared(),
     };
     let close = frames.read(stream).await;
     // A connect still held would take events the socket can no longer deliver; ending it
@@ -119,6 +123,8 @@ struct Frames<A> {
     limits: Limits,
     outbox: mpsc::Sender<Message>,
     held_connects: HeldConnects,
+    /// Resolves once the last frame without a `/meta/connect` is processed.
+    processed: Shared<BoxFuture<'static, ()>>,
 }
 
 impl<A: Answerer> Frames<A> {
@@ -170,7 +176,8 @@ impl<A: Answerer> Frames<A> {
     }
 
     /// Processes one frame's messages in a task of its own, which holds `slot` until its
-    /// reply is in the outbox.
+    /// reply is in the outbox. The task starts once the frames before it are processed,
+    /// except those with a `/meta/connect`: a held connect never delays later frames.
     fn spawn(&mut self, messages: Vec<BayeuxMessage>, slot: OwnedSemaphorePermit) {
         let holds_connect = messages
             .iter()
@@ -178,8 +185,18 @@ impl<A: Answerer> Frames<A> {
         let answer = self.answerer.answer(messages, Arc::clone(&self.incoming));
         let outbox = self.outbox.clone();
         let deadline = self.limits.deadline;
+        let after = self.processed.clone();
+        let done = (!holds_connect).then(|| {
+            let (done, processed) = oneshot::channel::<()>();
+            // Dropping `done` (processed, or the task gone) is the signal.
+            self.processed = processed.map(|_| ()).boxed().shared();
+            done
+        });
         let task = tokio::spawn(async move {
-            let reply = match tokio::time::timeout(deadline, answer).await {
+            after.await;
+            let answered = tokio::time::timeout(deadline, answer).await;
+            drop(done);
+            let reply = match answered {
                 Ok(replies) if replies.is_empty() => None,
                 Ok(replies) => Some(Message::text(Value::Array(replies).to_string())),
                 Err(_) => {
