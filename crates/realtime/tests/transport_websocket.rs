@@ -102,7 +102,7 @@ async fn many_frames_sent_at_once_are_all_answered() {
 #[tokio::test]
 async fn the_server_pings_and_a_client_that_answers_stays_connected() {
     let server = Server::start(TransportOptions {
-        ws_ping_interval: Duration::from_millis(100),
+        ws_ping_interval: Duration::from_millis(250),
         ..TransportOptions::default()
     })
     .await;

@@ -135,9 +135,9 @@ impl<A: Answerer> Frames<A> {
     {
         let ping_interval = self.limits.ping_interval;
         let slots = Arc::new(Semaphore::new(FRAMES_IN_FLIGHT));
-        let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval_at(last_heard + ping_interval, ping_interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ping.tick() => {
