@@ -111,3 +111,35 @@ fn incoming(request: &Parts, connection_type: ConnectionType) -> Incoming {
         connection_type,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(request: http::request::Builder) -> Parts {
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_engine_learns_the_callers_credentials_and_address() {
+        let mut request =
+            parts(http::Request::builder().header(header::AUTHORIZATION, "Basic dDEvdTpwdw=="));
+        request
+            .extensions
+            .insert(ClientAddr(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))));
+        let incoming = incoming(&request, ConnectionType::CallbackPolling);
+        assert_eq!(
+            incoming.authorization.as_deref(),
+            Some("Basic dDEvdTpwdw==")
+        );
+        assert_eq!(incoming.client, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+        assert_eq!(incoming.connection_type, ConnectionType::CallbackPolling);
+    }
+
+    #[test]
+    fn without_an_address_the_caller_is_unspecified() {
+        let incoming = incoming(&parts(http::Request::builder()), ConnectionType::WebSocket);
+        assert_eq!(incoming.authorization, None);
+        assert_eq!(incoming.client, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+}
