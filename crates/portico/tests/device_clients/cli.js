@@ -20,7 +20,7 @@ function parseOptions(argv, transports) {
     const value = argv[i + 1];
     if (!name.startsWith('--') || value === undefined) fail(`bad arguments; usage: ${USAGE}`);
     const key = name.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-    if (!['url', 'host', 'transport', 'channel', 'token', 'count', 'timeoutMs'].includes(key)) {
+    if (!['url', 'host', 'transport', 'channel', 'token', 'count', 'timeoutMs', 'resubscribe'].includes(key)) {
       fail(`unknown option ${name}; usage: ${USAGE}`);
     }
     options[key] = value;
@@ -32,6 +32,10 @@ function parseOptions(argv, transports) {
     fail(`--transport must be one of ${transports.join(', ')}, not ${options.transport}`);
   }
   if (!/^\/[^/*]+$/.test(options.channel)) fail(`--channel must be /<id>, not ${options.channel}`);
+  if (options.resubscribe !== undefined && !['yes', 'no'].includes(options.resubscribe)) {
+    fail('--resubscribe must be yes or no');
+  }
+  options.resubscribe = options.resubscribe === 'yes';
   options.count = Number(options.count);
   options.timeoutMs = Number(options.timeoutMs);
   if (!Number.isInteger(options.count) || options.count < 1) fail('--count must be a positive integer');

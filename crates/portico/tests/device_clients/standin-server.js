@@ -3,8 +3,11 @@
 // Portico: faye's own Node server mounted at /notification/operations on 127.0.0.1:0.
 // Portico's tests never use it; they run the scripts against `portico serve`.
 //
-//   node standin-server.js --token <base64 tenant/user:password> --count N
+//   node standin-server.js --token <base64 tenant/user:password> --count N [--hold S]
 //
+// faye holds every connect for S seconds (default 25) when there is nothing to deliver,
+// the first one after the handshake too (Portico answers that one at once): clients that
+// wait for the first connect's reply before subscribing (aiocometd) take that long.
 // Prints `{"port": P}` once listening. A handshake without the token in
 // ext["com.cumulocity.authn"].token is refused (401::), so a script that forgets it fails.
 // Every subscription to a channel /<id> is answered, half a second later, with N messages
@@ -24,12 +27,13 @@ function option(name, fallback) {
 
 const token = option('token');
 const count = Number(option('count', '1'));
-if (!token || !Number.isInteger(count) || count < 0) {
-  console.error('usage: node standin-server.js --token <base64 tenant/user:password> --count N');
+const hold = Number(option('hold', '25'));
+if (!token || !Number.isInteger(count) || count < 0 || !(hold > 0)) {
+  console.error('usage: node standin-server.js --token <base64 tenant/user:password> --count N [--hold S]');
   process.exit(2);
 }
 
-const bayeux = new faye.NodeAdapter({ mount: '/notification/operations', timeout: 25 });
+const bayeux = new faye.NodeAdapter({ mount: '/notification/operations', timeout: hold });
 let published = 0;
 
 function publish(channel, n) {
