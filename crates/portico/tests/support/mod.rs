@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 pub mod browser;
+pub mod devices;
 pub mod peers;
 pub mod remote;
 
