@@ -155,7 +155,7 @@ fn c8y_api_runs_a_device_flow_to_a_successful_operation() {
         .iter()
         .map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_string))
         .collect();
-    assert_eq!(pending, [operation.clone()], "{}", flow.printed());
+    assert_eq!(pending, vec![operation.clone()], "{}", flow.printed());
     let statuses: Vec<_> = steps
         .iter()
         .filter(|s| s["step"] == "operation")
