@@ -93,9 +93,7 @@ pub fn tenant_with_admin(portico: &Portico, tenant: &str, password: &str) -> Acc
 }
 
 /// Gives the bootstrap user `management/devicebootstrap` the password `password`, through
-/// the admin CLI: a user of Portico's own `management` tenant (which always exists) with the
-/// `device-bootstrap` role. Where Portico provisions that user itself (from its
-/// configuration), this is the one place to change.
+/// the admin CLI.
 pub fn provision_bootstrap_user(portico: &Portico, password: &str) -> Account {
     // `serve` makes the bootstrap user at its first start, with a password shown once;
     // the operator sets one the device images know.
