@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod bayeux;
 pub mod change;
+pub mod rest;
 
 pub use accounts::{Accounts, AuthError, Caller, DeviceCredentials};
 pub use change::{Action, Change, Kind, Notify};

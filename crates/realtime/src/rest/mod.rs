@@ -1,0 +1,134 @@
+//! The device REST API (DC-1), following Cumulocity's closely enough that its device
+//! clients work unchanged: inventory, identity, measurements, events, alarms,
+//! operations and the device bootstrap. See `docs/device-api.md` for the paths, the
+//! permissions and the decisions made where Cumulocity's documentation is silent.
+//!
+//! Every route authenticates the caller and keeps to its tenant; every write is stored,
+//! then published through [`Notify`], then answered.
+
+mod access;
+mod alarms;
+mod bootstrap;
+mod data;
+mod error;
+mod identity;
+mod inventory;
+mod operations;
+mod request;
+mod respond;
+mod time;
+
+pub use error::ApiError;
+pub use request::{DEFAULT_PAGE_SIZE, MAX_BODY, MAX_PAGE_SIZE};
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use portico_store::Store;
+
+use crate::accounts::Accounts;
+use crate::change::{Action, Change, Kind, Notify};
+
+/// What the handlers share.
+pub(crate) struct RestState {
+    pub store: Store,
+    pub accounts: Arc<dyn Accounts>,
+    pub notify: Arc<dyn Notify>,
+}
+
+impl RestState {
+    /// Tells the notification side about a stored change before the handler answers.
+    pub async fn publish(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        action: Action,
+        source: i64,
+        data: &serde_json::Value,
+    ) {
+        self.notify
+            .publish(Change {
+                tenant: tenant.to_string(),
+                kind,
+                action,
+                source: source.to_string(),
+                data: data.clone(),
+            })
+            .await;
+    }
+}
+
+/// The device API at the root: `/inventory/**`, `/identity/**`, `/measurement/**`,
+/// `/event/**`, `/alarm/**`, `/devicecontrol/**`.
+pub fn router(store: Store, accounts: Arc<dyn Accounts>, notify: Arc<dyn Notify>) -> Router {
+    let state = Arc::new(RestState {
+        store,
+        accounts,
+        notify,
+    });
+    Router::new()
+        .route(
+            "/inventory/managedObjects",
+            get(inventory::list).post(inventory::create),
+        )
+        .route(
+            "/inventory/managedObjects/{id}",
+            get(inventory::get_one).put(inventory::update),
+        )
+        .route(
+            "/identity/externalIds/{id_type}/{external_id}",
+            get(identity::resolve),
+        )
+        .route(
+            "/identity/globalIds/{id}/externalIds",
+            get(identity::list).post(identity::create),
+        )
+        .route(
+            "/measurement/measurements",
+            get(data::list_measurements).post(data::create_measurements),
+        )
+        .route("/measurement/measurements/{id}", get(data::get_measurement))
+        .route(
+            "/event/events",
+            get(data::list_events).post(data::create_event),
+        )
+        .route("/event/events/{id}", get(data::get_event))
+        .route("/alarm/alarms", get(alarms::list).post(alarms::create))
+        .route(
+            "/alarm/alarms/{id}",
+            get(alarms::get_one).put(alarms::update),
+        )
+        .route(
+            "/devicecontrol/operations",
+            get(operations::list).post(operations::create),
+        )
+        .route(
+            "/devicecontrol/operations/{id}",
+            get(operations::get_one).put(operations::update),
+        )
+        .route(
+            "/devicecontrol/newDeviceRequests",
+            get(bootstrap::list).post(bootstrap::create),
+        )
+        .route(
+            "/devicecontrol/newDeviceRequests/{id}",
+            get(bootstrap::get_one)
+                .put(bootstrap::update)
+                .delete(bootstrap::remove),
+        )
+        .route(
+            "/devicecontrol/deviceCredentials",
+            post(bootstrap::credentials),
+        )
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// An unknown path or method under the device API roots.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(
+        request::area_of(uri.path()),
+        format!("no device API resource at {}", uri.path()),
+    )
+}
