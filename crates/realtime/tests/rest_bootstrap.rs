@@ -2,6 +2,8 @@
 //! polls with the bootstrap user, gets 404 until the operator accepts, then its
 //! credentials once.
 
+#![allow(clippy::unwrap_used)]
+
 mod rest_support;
 
 use axum::http::StatusCode;

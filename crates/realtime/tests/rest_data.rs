@@ -2,6 +2,8 @@
 //! filter, paging, batches, alarm updates, device users limited to their own sources,
 //! and the changes published.
 
+#![allow(clippy::unwrap_used)]
+
 mod rest_support;
 
 use axum::http::{Method, StatusCode};

@@ -2,6 +2,8 @@
 //! the empty page, filters, merging updates, errors, tenants and device users kept apart,
 //! and the changes published.
 
+#![allow(clippy::unwrap_used)]
+
 mod rest_support;
 
 use axum::http::{Method, StatusCode};

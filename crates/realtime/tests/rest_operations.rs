@@ -2,6 +2,8 @@
 //! walk them through EXECUTING to SUCCESSFUL or FAILED; illegal moves are 422, a
 //! completion happens once, and every change is published for the device.
 
+#![allow(clippy::unwrap_used)]
+
 mod rest_support;
 
 use axum::http::{Method, StatusCode};
