@@ -285,9 +285,11 @@ async fn alarms_are_filtered_and_updated() {
     api.notify.take();
     let mut ids = Vec::new();
     for (severity, hour) in [("MAJOR", 1), ("MINOR", 2), ("MAJOR", 3)] {
+        // With and without a trailing slash, as clients send it.
+        let path = if hour == 2 { "/alarm/alarms/" } else { ALARMS };
         let reply = api
             .post(
-                ALARMS,
+                path,
                 &api.admin,
                 json!({"source": {"id": a}, "type": "c8y_Hot", "text": "hot", "severity": severity, "time": format!("2024-05-01T0{hour}:00:00Z")}),
             )
@@ -353,6 +355,13 @@ async fn alarms_are_filtered_and_updated() {
         vec![ids[2].clone()]
     );
     assert_eq!(list("type=c8y_Cold".into()).await, Vec::<String>::new());
+    let counted = api
+        .get(
+            &format!("{ALARMS}?status=ACTIVE&pageSize=1&withTotalPages=true"),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(counted.body["statistics"]["totalPages"], 2);
     assert_eq!(
         list("pageSize=2&currentPage=2".into()).await,
         vec![ids[0].clone()]

@@ -173,6 +173,18 @@ async fn lists_page_until_an_empty_page_and_filter() {
         .get(&format!("{OBJECTS}?owner=nobody"), &api.admin)
         .await;
     assert_eq!(owned.body["managedObjects"], json!([]));
+    let counted = api
+        .get(
+            &format!("{OBJECTS}?fragmentType=c8y_IsDevice&pageSize=3&withTotalPages=true"),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(counted.body["statistics"]["totalPages"], 3);
+    assert_eq!(counted.body["statistics"]["totalElements"], 7);
+    assert!(
+        first.body["statistics"].get("totalPages").is_none(),
+        "counted only when asked"
+    );
     let big = api
         .get(&format!("{OBJECTS}?pageSize=100000"), &api.admin)
         .await;

@@ -73,6 +73,25 @@ pub struct ManagedObjectFilter {
     pub owner: Option<String>,
 }
 
+impl ManagedObjectFilter {
+    fn clauses(&self, tenant: &str) -> Where {
+        let mut w = Where::tenant(tenant);
+        if let Some(t) = &self.object_type {
+            w.push("type = ?", Bind::Text(t.clone()));
+        }
+        if let Some(owner) = &self.owner {
+            w.push("owner = ?", Bind::Text(owner.clone()));
+        }
+        if let Some(fragment) = &self.fragment {
+            w.push(
+                "id IN (SELECT f.object_id FROM dc_fragments f WHERE f.tenant = dc_managed_objects.tenant AND f.fragment = ?)",
+                Bind::Text(fragment.clone()),
+            );
+        }
+        w
+    }
+}
+
 /// An external id (a serial number, an IMEI…) naming a managed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalIdRecord {
@@ -278,19 +297,7 @@ impl Store {
         filter: &ManagedObjectFilter,
         page: Page,
     ) -> Result<Vec<ManagedObjectRecord>, StoreError> {
-        let mut w = Where::tenant(tenant);
-        if let Some(t) = &filter.object_type {
-            w.push("type = ?", Bind::Text(t.clone()));
-        }
-        if let Some(owner) = &filter.owner {
-            w.push("owner = ?", Bind::Text(owner.clone()));
-        }
-        if let Some(fragment) = &filter.fragment {
-            w.push(
-                "id IN (SELECT f.object_id FROM dc_fragments f WHERE f.tenant = dc_managed_objects.tenant AND f.fragment = ?)",
-                Bind::Text(fragment.clone()),
-            );
-        }
+        let w = filter.clauses(tenant);
         let sql = format!(
             "SELECT {OBJECT_COLUMNS} FROM dc_managed_objects {} ORDER BY id{}",
             w.sql(),
@@ -298,6 +305,23 @@ impl Store {
         );
         let rows = w.query(&sql, Some(page)).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(object_of).collect::<SqlResult<_>>()?)
+    }
+
+    /// How many of the tenant's managed objects match `filter`.
+    pub async fn count_managed_objects(
+        &self,
+        tenant: &str,
+        filter: &ManagedObjectFilter,
+    ) -> Result<i64, StoreError> {
+        self.count_where("dc_managed_objects", &filter.clauses(tenant))
+            .await
+    }
+
+    /// `SELECT COUNT(*)` of `table` (one of this module's tables, never input) under `w`.
+    pub(crate) async fn count_where(&self, table: &str, w: &Where) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table} {}", w.sql());
+        let row = w.query(&sql, None).fetch_one(self.pool()).await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Merges `changes` into the object's fragments (`null` removes one), in one

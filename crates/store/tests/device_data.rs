@@ -84,7 +84,18 @@ async fn managed_objects_are_filtered_paged_merged_and_kept_per_tenant() {
             fragment: Some("c8y_IsDevice".into()),
             ..Default::default()
         };
-        assert_eq!(all(devices).await, vec![a, b]);
+        assert_eq!(all(devices.clone()).await, vec![a, b]);
+        assert_eq!(
+            store.count_managed_objects("acme", &devices).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .count_managed_objects("acme", &ManagedObjectFilter::default())
+                .await
+                .unwrap(),
+            3
+        );
         // Fragment names match exactly: no LIKE wildcards, no case folding.
         let near = ManagedObjectFilter {
             fragment: Some("c8y_isdevice".into()),
@@ -276,6 +287,7 @@ async fn measurements_and_events_are_queried_by_source_type_time_and_owner() {
             to_ms: Some(4_000),
             ..Default::default()
         };
+        assert_eq!(store.count_data(m, "acme", &window).await.unwrap(), 2);
         assert_eq!(times(m, window, Page::all()).await, vec![2_000, 3_000]);
         let owned = DataFilter {
             source_owner: Some("device_2".into()),
@@ -357,6 +369,7 @@ async fn alarms_are_filtered_by_status_and_severity_and_updated() {
             status: Some("ACTIVE".into()),
             ..Default::default()
         };
+        assert_eq!(store.count_alarms("acme", &active).await.unwrap(), 1);
         assert_eq!(list(active).await, vec![minor.id]);
         let majors = AlarmFilter {
             severity: Some("MAJOR".into()),
@@ -492,6 +505,7 @@ async fn operations_move_through_their_statuses_once() {
             device_owner: Some("device_2".into()),
             ..Default::default()
         };
+        assert_eq!(store.count_operations("acme", &owned).await.unwrap(), 1);
         assert_eq!(list(owned).await, vec![other.id]);
         assert!(store
             .operations("globex", &OperationFilter::default(), Page::all())
@@ -575,6 +589,7 @@ async fn new_device_requests_go_from_registration_to_one_accepted_take() {
             .map(|r| r.tenant)
             .collect();
         assert_eq!(tenants, vec!["acme", "globex"]);
+        assert_eq!(store.count_new_device_requests("globex").await.unwrap(), 1);
         assert!(store
             .remove_new_device_request("globex", "SN-7")
             .await

@@ -142,7 +142,24 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
         .await
         .map_err(|e| ApiError::store(ctx.area, e))?;
     let items = alarms.iter().map(|a| render(&ctx, a)).collect();
-    Ok(collection(&ctx, paging, "alarms", "alarmCollection", items))
+    let total = match ctx.wants_total() {
+        true => Some(
+            state
+                .store
+                .count_alarms(&ctx.caller.tenant, &filter)
+                .await
+                .map_err(|e| ApiError::store(ctx.area, e))?,
+        ),
+        false => None,
+    };
+    Ok(collection(
+        &ctx,
+        paging,
+        "alarms",
+        "alarmCollection",
+        items,
+        total,
+    ))
 }
 
 async fn visible_alarm(state: &RestState, ctx: &Ctx, raw: &str) -> Result<AlarmRecord, ApiError> {

@@ -98,12 +98,23 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
         .await
         .map_err(|e| ApiError::store(ctx.area, e))?;
     let items = requests.iter().map(|r| render(&ctx, r)).collect();
+    let total = match ctx.wants_total() {
+        true => Some(
+            state
+                .store
+                .count_new_device_requests(&ctx.caller.tenant)
+                .await
+                .map_err(|e| ApiError::store(ctx.area, e))?,
+        ),
+        false => None,
+    };
     Ok(collection(
         &ctx,
         paging,
         "newDeviceRequests",
         "newDeviceRequestCollection",
         items,
+        total,
     ))
 }
 

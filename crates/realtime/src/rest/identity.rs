@@ -120,5 +120,6 @@ pub async fn list(
         "externalIds",
         "externalIdCollection",
         items,
+        ctx.wants_total().then_some(records.len() as i64),
     ))
 }

@@ -98,6 +98,7 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
         owner: ctx.param("owner").map(Into::into),
     };
     let mut items = Vec::new();
+    let mut total = ctx.wants_total().then_some(0);
     let asks_for_others = match owner_scope(&ctx) {
         Some(me) => filter
             .owner
@@ -112,6 +113,15 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
             .await
             .map_err(|e| ApiError::store(ctx.area, e))?;
         items = objects.iter().map(|o| render(&ctx, o)).collect();
+        if total.is_some() {
+            total = Some(
+                state
+                    .store
+                    .count_managed_objects(&ctx.caller.tenant, &filter)
+                    .await
+                    .map_err(|e| ApiError::store(ctx.area, e))?,
+            );
+        }
     }
     Ok(collection(
         &ctx,
@@ -119,6 +129,7 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
         "managedObjects",
         "managedObjectCollection",
         items,
+        total,
     ))
 }
 

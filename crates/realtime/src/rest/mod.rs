@@ -23,7 +23,7 @@ pub use request::{DEFAULT_PAGE_SIZE, MAX_BODY, MAX_PAGE_SIZE};
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use portico_store::Store;
 
@@ -67,62 +67,69 @@ pub fn router(store: Store, accounts: Arc<dyn Accounts>, notify: Arc<dyn Notify>
         accounts,
         notify,
     });
-    Router::new()
-        .route(
+    let routes: Vec<(&str, MethodRouter<Arc<RestState>>)> = vec![
+        (
             "/inventory/managedObjects",
             get(inventory::list).post(inventory::create),
-        )
-        .route(
+        ),
+        (
             "/inventory/managedObjects/{id}",
             get(inventory::get_one).put(inventory::update),
-        )
-        .route(
+        ),
+        (
             "/identity/externalIds/{id_type}/{external_id}",
             get(identity::resolve),
-        )
-        .route(
+        ),
+        (
             "/identity/globalIds/{id}/externalIds",
             get(identity::list).post(identity::create),
-        )
-        .route(
+        ),
+        (
             "/measurement/measurements",
             get(data::list_measurements).post(data::create_measurements),
-        )
-        .route("/measurement/measurements/{id}", get(data::get_measurement))
-        .route(
+        ),
+        ("/measurement/measurements/{id}", get(data::get_measurement)),
+        (
             "/event/events",
             get(data::list_events).post(data::create_event),
-        )
-        .route("/event/events/{id}", get(data::get_event))
-        .route("/alarm/alarms", get(alarms::list).post(alarms::create))
-        .route(
+        ),
+        ("/event/events/{id}", get(data::get_event)),
+        ("/alarm/alarms", get(alarms::list).post(alarms::create)),
+        (
             "/alarm/alarms/{id}",
             get(alarms::get_one).put(alarms::update),
-        )
-        .route(
+        ),
+        (
             "/devicecontrol/operations",
             get(operations::list).post(operations::create),
-        )
-        .route(
+        ),
+        (
             "/devicecontrol/operations/{id}",
             get(operations::get_one).put(operations::update),
-        )
-        .route(
+        ),
+        (
             "/devicecontrol/newDeviceRequests",
             get(bootstrap::list).post(bootstrap::create),
-        )
-        .route(
+        ),
+        (
             "/devicecontrol/newDeviceRequests/{id}",
             get(bootstrap::get_one)
                 .put(bootstrap::update)
                 .delete(bootstrap::remove),
-        )
-        .route(
+        ),
+        (
             "/devicecontrol/deviceCredentials",
             post(bootstrap::credentials),
-        )
-        .fallback(not_found)
-        .with_state(state)
+        ),
+    ];
+    let mut router = Router::new();
+    for (path, methods) in routes {
+        // Some clients add a trailing slash (c8y-api posts alarms to `/alarm/alarms/`).
+        router = router
+            .route(path, methods.clone())
+            .route(&format!("{path}/"), methods);
+    }
+    router.fallback(not_found).with_state(state)
 }
 
 /// An unknown path or method under the device API roots.

@@ -110,6 +110,7 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
         .transpose()?;
     let (agent, device) = (ctx.id_param("agentId"), ctx.id_param("deviceId"));
     let mut items = Vec::new();
+    let mut total = ctx.wants_total().then_some(0);
     // Both given and different: no operation is for two devices.
     if agent.is_none() || device.is_none() || agent == device {
         let filter = OperationFilter {
@@ -123,6 +124,15 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
             .await
             .map_err(|e| ApiError::store(ctx.area, e))?;
         items = ops.iter().map(|op| render(&ctx, op)).collect();
+        if total.is_some() {
+            total = Some(
+                state
+                    .store
+                    .count_operations(&ctx.caller.tenant, &filter)
+                    .await
+                    .map_err(|e| ApiError::store(ctx.area, e))?,
+            );
+        }
     }
     Ok(collection(
         &ctx,
@@ -130,6 +140,7 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
         "operations",
         "operationCollection",
         items,
+        total,
     ))
 }
 

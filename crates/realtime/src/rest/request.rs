@@ -193,6 +193,15 @@ impl Ctx {
         })
     }
 
+    /// Whether the client asked for the totals of a list (`withTotalPages=true` or
+    /// `withTotalElements=true`), which cost a count.
+    pub fn wants_total(&self) -> bool {
+        ["withTotalPages", "withTotalElements"].iter().any(|name| {
+            self.param(name)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        })
+    }
+
     /// A numeric id parameter (`source`, `deviceId`…). An id that is not a number names
     /// nothing, so the filter matches nothing: `Some(-1)`.
     pub fn id_param(&self, name: &str) -> Option<i64> {

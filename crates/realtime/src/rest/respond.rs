@@ -23,13 +23,16 @@ pub fn vendor(status: StatusCode, thing: &str, body: Value) -> Response {
 
 /// One page of a list. `key` is the array's name (`managedObjects`), `thing` the
 /// collection's media type (`managedObjectCollection`). `next` is given while the page
-/// is full; a page past the end is an empty array.
+/// is full; a page past the end is an empty array. `total` (the number of matching
+/// items, counted when the client asked with `withTotalPages` or `withTotalElements`)
+/// adds `totalPages` and `totalElements` to the statistics.
 pub fn collection(
     ctx: &Ctx,
     paging: Paging,
     key: &str,
     thing: &str,
     items: Vec<Value>,
+    total: Option<i64>,
 ) -> Response {
     let full = items.len() as i64 >= paging.size;
     let mut body = Map::new();
@@ -38,10 +41,12 @@ pub fn collection(
         Value::String(page_link(ctx, paging, paging.current)),
     );
     body.insert(key.into(), Value::Array(items));
-    body.insert(
-        "statistics".into(),
-        json!({"currentPage": paging.current, "pageSize": paging.size}),
-    );
+    let mut statistics = json!({"currentPage": paging.current, "pageSize": paging.size});
+    if let Some(total) = total {
+        statistics["totalPages"] = json!((total + paging.size - 1) / paging.size);
+        statistics["totalElements"] = json!(total);
+    }
+    body.insert("statistics".into(), statistics);
     if full {
         body.insert(
             "next".into(),

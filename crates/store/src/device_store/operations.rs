@@ -86,6 +86,25 @@ pub struct OperationFilter {
     pub device_owner: Option<String>,
 }
 
+impl OperationFilter {
+    fn clauses(&self, tenant: &str) -> Where {
+        let mut w = Where::tenant(tenant);
+        if let Some(device) = self.device_id {
+            w.push("device_id = ?", Bind::Int(device));
+        }
+        if let Some(status) = self.status {
+            w.push("status = ?", Bind::Text(status.as_str().into()));
+        }
+        if let Some(owner) = &self.device_owner {
+            w.push(
+                "device_id IN (SELECT o.id FROM dc_managed_objects o WHERE o.tenant = $1 AND o.owner = ?)",
+                Bind::Text(owner.clone()),
+            );
+        }
+        w
+    }
+}
+
 /// An operation update: maybe a new status (with a failure reason), fragments to merge.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OperationChange {
@@ -186,19 +205,7 @@ impl Store {
         filter: &OperationFilter,
         page: Page,
     ) -> Result<Vec<OperationRecord>, StoreError> {
-        let mut w = Where::tenant(tenant);
-        if let Some(device) = filter.device_id {
-            w.push("device_id = ?", Bind::Int(device));
-        }
-        if let Some(status) = filter.status {
-            w.push("status = ?", Bind::Text(status.as_str().into()));
-        }
-        if let Some(owner) = &filter.device_owner {
-            w.push(
-                "device_id IN (SELECT o.id FROM dc_managed_objects o WHERE o.tenant = $1 AND o.owner = ?)",
-                Bind::Text(owner.clone()),
-            );
-        }
+        let w = filter.clauses(tenant);
         let sql = format!(
             "SELECT {OPERATION_COLUMNS} FROM dc_operations {} ORDER BY id{}",
             w.sql(),
@@ -206,6 +213,15 @@ impl Store {
         );
         let rows = w.query(&sql, Some(page)).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(operation_of).collect::<SqlResult<_>>()?)
+    }
+
+    pub async fn count_operations(
+        &self,
+        tenant: &str,
+        filter: &OperationFilter,
+    ) -> Result<i64, StoreError> {
+        self.count_where("dc_operations", &filter.clauses(tenant))
+            .await
     }
 
     /// Applies `change` when the operation's status may become the one asked for. The
@@ -392,6 +408,11 @@ impl Store {
         );
         let rows = w.query(&sql, Some(page)).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(request_of).collect::<SqlResult<_>>()?)
+    }
+
+    pub async fn count_new_device_requests(&self, tenant: &str) -> Result<i64, StoreError> {
+        self.count_where("dc_new_device_requests", &Where::tenant(tenant))
+            .await
     }
 
     /// The requests for `serial` in every tenant: the bootstrap user knows only the serial.

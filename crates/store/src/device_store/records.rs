@@ -146,6 +146,19 @@ fn alarm_of(row: &AnyRow) -> SqlResult<AlarmRecord> {
     })
 }
 
+impl AlarmFilter {
+    fn clauses(&self, tenant: &str) -> Where {
+        let mut w = self.data.clauses(tenant);
+        if let Some(status) = &self.status {
+            w.push("status = ?", Bind::Text(status.clone()));
+        }
+        if let Some(severity) = &self.severity {
+            w.push("severity = ?", Bind::Text(severity.clone()));
+        }
+        w
+    }
+}
+
 impl Store {
     /// Stores a measurement or an event with a fresh id. `record.id` is ignored.
     pub async fn add_data(
@@ -211,6 +224,16 @@ impl Store {
         Ok(rows.iter().map(data_of).collect::<SqlResult<_>>()?)
     }
 
+    pub async fn count_data(
+        &self,
+        kind: DataKind,
+        tenant: &str,
+        filter: &DataFilter,
+    ) -> Result<i64, StoreError> {
+        self.count_where(kind.table(), &filter.clauses(tenant))
+            .await
+    }
+
     // ---- alarms ---------------------------------------------------------------------
 
     /// Stores an alarm with a fresh id. `record.id` is ignored.
@@ -256,13 +279,7 @@ impl Store {
         filter: &AlarmFilter,
         page: Page,
     ) -> Result<Vec<AlarmRecord>, StoreError> {
-        let mut w = filter.data.clauses(tenant);
-        if let Some(status) = &filter.status {
-            w.push("status = ?", Bind::Text(status.clone()));
-        }
-        if let Some(severity) = &filter.severity {
-            w.push("severity = ?", Bind::Text(severity.clone()));
-        }
+        let w = filter.clauses(tenant);
         let sql = format!(
             "SELECT {ALARM_COLUMNS} FROM dc_alarms {} ORDER BY time_ms DESC, id DESC{}",
             w.sql(),
@@ -270,6 +287,14 @@ impl Store {
         );
         let rows = w.query(&sql, Some(page)).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(alarm_of).collect::<SqlResult<_>>()?)
+    }
+
+    pub async fn count_alarms(
+        &self,
+        tenant: &str,
+        filter: &AlarmFilter,
+    ) -> Result<i64, StoreError> {
+        self.count_where("dc_alarms", &filter.clauses(tenant)).await
     }
 
     /// Applies `change` to an alarm in one transaction; `None` when there is no such alarm.
