@@ -228,12 +228,14 @@ impl Store {
         }
     }
 
-    /// The next id of the counter shared by every tenant and kind.
-    pub(crate) async fn next_device_id(tx: &mut Transaction<'static, Any>) -> SqlResult<i64> {
+    /// The next id of the counter shared by every tenant and kind. Taken in a statement
+    /// of its own, so the counter row is locked only for that statement, not for the
+    /// writer's whole transaction; an id whose insert then fails is simply never used.
+    pub(crate) async fn next_device_id(&self) -> SqlResult<i64> {
         sqlx::query_scalar(
             "UPDATE dc_ids SET next_id = next_id + 1 WHERE id = 1 RETURNING next_id - 1",
         )
-        .fetch_one(&mut **tx)
+        .fetch_one(self.pool())
         .await
     }
 
@@ -245,8 +247,8 @@ impl Store {
         document: &Fragments,
         now_ms: i64,
     ) -> Result<ManagedObjectRecord, StoreError> {
+        let id = self.next_device_id().await?;
         let mut tx = self.device_tx().await?;
-        let id = Store::next_device_id(&mut tx).await?;
         let record = ManagedObjectRecord {
             id,
             tenant: tenant.into(),

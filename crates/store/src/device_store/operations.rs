@@ -155,8 +155,7 @@ impl Store {
         document: &Fragments,
         now_ms: i64,
     ) -> Result<OperationRecord, StoreError> {
-        let mut tx = self.device_tx().await?;
-        let id = Store::next_device_id(&mut tx).await?;
+        let id = self.next_device_id().await?;
         sqlx::query(&format!(
             "INSERT INTO dc_operations ({OPERATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
@@ -168,9 +167,8 @@ impl Store {
         .bind(document_text(document))
         .bind(now_ms)
         .bind(now_ms)
-        .execute(&mut *tx)
+        .execute(self.pool())
         .await?;
-        tx.commit().await?;
         Ok(OperationRecord {
             id,
             tenant: tenant.into(),

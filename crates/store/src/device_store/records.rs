@@ -166,8 +166,7 @@ impl Store {
         kind: DataKind,
         record: &DataRecord,
     ) -> Result<DataRecord, StoreError> {
-        let mut tx = self.device_tx().await?;
-        let id = Store::next_device_id(&mut tx).await?;
+        let id = self.next_device_id().await?;
         sqlx::query(&format!(
             "INSERT INTO {} ({DATA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             kind.table()
@@ -179,9 +178,8 @@ impl Store {
         .bind(record.time_ms)
         .bind(document_text(&record.document))
         .bind(record.created_ms)
-        .execute(&mut *tx)
+        .execute(self.pool())
         .await?;
-        tx.commit().await?;
         Ok(DataRecord {
             id,
             ..record.clone()
@@ -238,8 +236,7 @@ impl Store {
 
     /// Stores an alarm with a fresh id. `record.id` is ignored.
     pub async fn add_alarm(&self, record: &AlarmRecord) -> Result<AlarmRecord, StoreError> {
-        let mut tx = self.device_tx().await?;
-        let id = Store::next_device_id(&mut tx).await?;
+        let id = self.next_device_id().await?;
         sqlx::query(&format!(
             "INSERT INTO dc_alarms ({ALARM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
@@ -253,9 +250,8 @@ impl Store {
         .bind(document_text(&record.document))
         .bind(record.created_ms)
         .bind(record.updated_ms)
-        .execute(&mut *tx)
+        .execute(self.pool())
         .await?;
-        tx.commit().await?;
         Ok(AlarmRecord {
             id,
             ..record.clone()
