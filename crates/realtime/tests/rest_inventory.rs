@@ -308,6 +308,12 @@ async fn errors_have_the_device_api_shape() {
     api.get(&format!("{OBJECTS}/not-a-number"), &api.admin)
         .await
         .error(StatusCode::NOT_FOUND);
+    let reply = api.call(Method::DELETE, OBJECTS, &api.admin, None).await;
+    assert_eq!(
+        reply.error(StatusCode::METHOD_NOT_ALLOWED),
+        "inventory/Method Not Allowed"
+    );
+    assert!(reply.headers.contains_key("allow"));
     let unknown = api.get("/inventory/nothing", &api.admin).await;
     assert_eq!(unknown.error(StatusCode::NOT_FOUND), "inventory/Not Found");
 }

@@ -129,10 +129,22 @@ pub fn router(store: Store, accounts: Arc<dyn Accounts>, notify: Arc<dyn Notify>
             .route(path, methods.clone())
             .route(&format!("{path}/"), methods);
     }
-    router.fallback(not_found).with_state(state)
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
 }
 
-/// An unknown path or method under the device API roots.
+/// A known path with a method it does not serve (axum adds the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        request::area_of(uri.path()),
+        format!("{method} is not supported on {}", uri.path()),
+    )
+}
+
+/// An unknown path under the device API roots.
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(
         request::area_of(uri.path()),

@@ -79,20 +79,20 @@ fn base_of(parts: &Parts) -> String {
 
 async fn authenticate(parts: &Parts, state: &RestState) -> Result<Ctx, ApiError> {
     let path = parts.uri.path().to_string();
-    let header = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or_default())
-        .unwrap_or_default();
     let client = parts
         .extensions
         .get::<ClientAddr>()
         .map(|c| c.0)
         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-    let caller = if header.is_empty() {
-        Err(crate::AuthError::Missing)
-    } else {
-        state.accounts.authenticate(header, client).await
+    let caller = match parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => Err(crate::AuthError::Missing),
+        Some(Ok(value)) if !value.trim().is_empty() => {
+            state.accounts.authenticate(value, client).await
+        }
+        Some(Ok(_)) => Err(crate::AuthError::Missing),
+        Some(Err(_)) => Err(crate::AuthError::Invalid(
+            "the Authorization header is not ASCII text".into(),
+        )),
     }
     .map_err(ApiError::auth)?;
     let query = parts
