@@ -96,6 +96,7 @@ impl OperationFilter {
             w.push("status = ?", Bind::Text(status.as_str().into()));
         }
         if let Some(owner) = &self.device_owner {
+            // `$1` is the tenant: `Where::tenant` binds it first.
             w.push(
                 "device_id IN (SELECT o.id FROM dc_managed_objects o WHERE o.tenant = $1 AND o.owner = ?)",
                 Bind::Text(owner.clone()),

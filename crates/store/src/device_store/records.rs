@@ -74,6 +74,7 @@ impl DataFilter {
             w.push("time_ms < ?", Bind::Int(to));
         }
         if let Some(owner) = &self.source_owner {
+            // `$1` is the tenant: `Where::tenant` binds it first.
             w.push(
                 "source IN (SELECT o.id FROM dc_managed_objects o WHERE o.tenant = $1 AND o.owner = ?)",
                 Bind::Text(owner.clone()),
