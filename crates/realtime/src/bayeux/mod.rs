@@ -118,9 +118,7 @@ impl Bayeux {
             .into_iter()
             .map(|item| match item {
                 Value::Object(map) => Ok(Message(map)),
-                _ => Err(BadMessage(
-                    "each Bayeux message must be a JSON object".into(),
-                )),
+                _ => Err(BadMessage("each Bayeux message must be a JSON object".into())),
             })
             .collect()
     }
