@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod bayeux;
 pub mod change;
 pub mod transport;
+pub mod rest;
 
 pub use accounts::{Accounts, AuthError, Caller, DeviceCredentials};
 pub use change::{Action, Change, Kind, Notify};

@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod db;
+mod device_store;
 mod error;
 mod identity_store;
 pub mod model;
@@ -19,6 +20,12 @@ mod registry_store;
 mod remote_credentials;
 mod remote_store;
 
+pub use device_store::{
+    merge_fragments, AlarmChange, AlarmFilter, AlarmRecord, DataFilter, DataKind, DataRecord,
+    ExternalIdRecord, Fragments, ManagedObjectFilter, ManagedObjectRecord, NewDeviceRequestRecord,
+    NewDeviceStatus, OperationChange, OperationFilter, OperationRecord, OperationStatus,
+    OperationUpdate, Page,
+};
 pub use error::{mask_password, StoreError};
 pub use identity_store::{
     AuthorizationCodeRecord, CodeTake, ExternalAccount, OAuthClientRecord, OidcProviderRecord,
