@@ -7,6 +7,7 @@ mod builtin;
 mod config;
 mod demo;
 mod device_accounts;
+mod devices;
 mod endpoint_cli;
 mod identity;
 mod registry_sync;

@@ -83,6 +83,13 @@ pub async fn run(config: Config) -> Result<()> {
             Some(Arc::new(hub.clone())),
         ),
     );
+    // Device Connectivity: the device REST API and the Bayeux notification endpoints.
+    let realtime =
+        crate::devices::open(store.clone(), identity.clone(), &config.notifications).await?;
+    services.insert(
+        portico_gateway::DEVICE_SERVICE.into(),
+        crate::devices::service(&realtime),
+    );
     let authenticator = Arc::new(IdentityAuthenticator::new(identity.clone()));
     let gateway =
         Gateway::with_authenticator(gateway_config(&config), services, Some(authenticator));
@@ -135,6 +142,8 @@ pub async fn run(config: Config) -> Result<()> {
     // Upgraded sockets outlive the listeners' drain: tell the endpoints first.
     hub.shut_down();
     relay.shut_down();
+    // Held polls are answered now, not cut by the drain; sessions keep their places.
+    realtime.shut_down().await;
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;

@@ -7,13 +7,87 @@
 pub mod accounts;
 pub mod bayeux;
 pub mod change;
-pub mod transport;
+pub mod notifications;
 pub mod rest;
+pub mod transport;
 
 pub use accounts::{Accounts, AuthError, Caller, DeviceCredentials};
 pub use change::{Action, Change, Kind, Notify};
 
+use bayeux::{Bayeux, BayeuxOptions, Endpoint};
+use notifications::Notifications;
+use portico_store::{Store, StoreError};
 use std::net::IpAddr;
+use std::sync::Arc;
+use transport::TransportOptions;
+
+/// Where the two notification endpoints are served.
+pub const OPERATIONS_BASE: &str = "/notification/operations";
+pub const REALTIME_BASE: &str = "/notification/realtime";
+
+#[derive(Debug, Clone, Default)]
+pub struct RealtimeOptions {
+    pub bayeux: BayeuxOptions,
+    pub transport: TransportOptions,
+}
+
+/// Device Connectivity as one in-process service: the REST API and both notification
+/// endpoints, sharing the store and the callers' accounts. Cheap to clone.
+#[derive(Clone)]
+pub struct Realtime {
+    operations: Bayeux,
+    realtime: Bayeux,
+    router: axum::Router,
+}
+
+impl Realtime {
+    /// Opens both notification endpoints (restoring the sessions that outlived the last
+    /// stop) and builds the routes.
+    pub async fn open(
+        store: Store,
+        accounts: Arc<dyn Accounts>,
+        options: RealtimeOptions,
+    ) -> Result<Realtime, StoreError> {
+        let open = |endpoint| {
+            Bayeux::open(
+                store.clone(),
+                endpoint,
+                accounts.clone(),
+                options.bayeux.clone(),
+            )
+        };
+        let operations = open(Endpoint::Operations).await?;
+        let realtime = open(Endpoint::Realtime).await?;
+        let notify: Arc<dyn Notify> =
+            Arc::new(Notifications::new(operations.clone(), realtime.clone()));
+        let router = rest::router(store, accounts, notify)
+            .merge(transport::router(
+                OPERATIONS_BASE,
+                operations.clone(),
+                options.transport.clone(),
+            ))
+            .merge(transport::router(
+                REALTIME_BASE,
+                realtime.clone(),
+                options.transport,
+            ));
+        Ok(Realtime {
+            operations,
+            realtime,
+            router,
+        })
+    }
+
+    /// The routes: the REST paths at the root, the notification endpoints at their bases.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Answers held connects and saves the sessions' positions, before the process ends.
+    pub async fn shut_down(&self) {
+        futures_util::future::join(self.operations.shut_down(), self.realtime.shut_down()).await;
+    }
+}
 
 /// The caller's address, put into each request's extensions by whoever serves the
 /// router (the gateway's request context), for login throttling.
