@@ -7,9 +7,11 @@
 pub mod accounts;
 pub mod bayeux;
 pub mod change;
+pub mod notifications;
 
 pub use accounts::{Accounts, AuthError, Caller, DeviceCredentials};
 pub use change::{Action, Change, Kind, Notify};
+pub use notifications::Notifications;
 
 use std::net::IpAddr;
 

@@ -9,6 +9,7 @@
 // Tests may unwrap; the library code may not (workspace lint `clippy::unwrap_used`).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod bayeux_store;
 mod db;
 mod error;
 mod identity_store;
@@ -19,6 +20,7 @@ mod registry_store;
 mod remote_credentials;
 mod remote_store;
 
+pub use bayeux_store::{BayeuxLogEntry, BayeuxSessionPosition, BayeuxSessionRecord};
 pub use error::{mask_password, StoreError};
 pub use identity_store::{
     AuthorizationCodeRecord, CodeTake, ExternalAccount, OAuthClientRecord, OidcProviderRecord,
