@@ -36,7 +36,9 @@ impl Caller {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("the request has no credentials: send HTTP Basic tenant/user:password or a Bearer token")]
+    #[error(
+        "the request has no credentials: send HTTP Basic tenant/user:password or a Bearer token"
+    )]
     Missing,
     #[error("{0}")]
     Invalid(String),

@@ -30,7 +30,11 @@ impl Notify for Notifications {
         Box::pin(async move {
             if change.kind == Kind::Operation && change.action == Action::Create {
                 self.operations
-                    .publish(&change.tenant, &format!("/{}", change.source), change.data.clone())
+                    .publish(
+                        &change.tenant,
+                        &format!("/{}", change.source),
+                        change.data.clone(),
+                    )
                     .await;
             }
             let channel = format!("/{}/{}", change.kind.channel_segment(), change.source);

@@ -38,7 +38,11 @@ async fn the_handshake_takes_the_ext_token_or_the_authorization_header() {
     assert_eq!(reply[0]["successful"], false);
     let reply = send(&bayeux, handshake_message(BOOTSTRAP_TOKEN)).await;
     assert!(reply[0]["error"].as_str().unwrap().starts_with("403::"));
-    assert_eq!(bayeux.session_count(), 3, "no session for a refused handshake");
+    assert_eq!(
+        bayeux.session_count(),
+        3,
+        "no session for a refused handshake"
+    );
 }
 
 #[tokio::test]
@@ -50,11 +54,18 @@ async fn a_tenant_never_sees_another_tenants_notifications() {
     bayeux.publish("acme", "/100", json!("for acme")).await;
     bayeux.publish("globex", "/100", json!("for globex")).await;
     let zero = |id: &str| json!({"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling", "advice": {"timeout": 0}});
-    assert_eq!(event_data(&send(&bayeux, zero(&acme)).await), vec![json!("for acme")]);
-    assert_eq!(event_data(&send(&bayeux, zero(&globex)).await), vec![json!("for globex")]);
+    assert_eq!(
+        event_data(&send(&bayeux, zero(&acme)).await),
+        vec![json!("for acme")]
+    );
+    assert_eq!(
+        event_data(&send(&bayeux, zero(&globex)).await),
+        vec![json!("for globex")]
+    );
     let rt = engine(&db.store, Endpoint::Realtime).await;
     let acme = ready_session(&rt, ACME_TOKEN, "/measurements/*").await;
-    rt.publish("globex", "/measurements/1", json!("secret")).await;
+    rt.publish("globex", "/measurements/1", json!("secret"))
+        .await;
     assert!(event_data(&send(&rt, zero(&acme)).await).is_empty());
 }
 
@@ -64,24 +75,57 @@ async fn each_endpoint_offers_its_own_channels() {
     let ops = engine(&db.store, Endpoint::Operations).await;
     let id = handshake(&ops, ACME_TOKEN).await;
     for ok in ["/12345", "/*", "/device-7"] {
-        assert_eq!(subscribe(&ops, &id, json!(ok)).await["successful"], true, "{ok}");
+        assert_eq!(
+            subscribe(&ops, &id, json!(ok)).await["successful"],
+            true,
+            "{ok}"
+        );
     }
     for refused in ["/**", "/a/b", "/measurements/1"] {
         let reply = subscribe(&ops, &id, json!(refused)).await;
-        assert!(reply["error"].as_str().unwrap().starts_with(&format!("403::{refused}::")), "{reply:?}");
+        assert!(
+            reply["error"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("403::{refused}::")),
+            "{reply:?}"
+        );
     }
     let rt = engine(&db.store, Endpoint::Realtime).await;
     let id = handshake(&rt, ACME_TOKEN).await;
-    for kind in ["measurements", "events", "alarms", "operations", "managedobjects"] {
+    for kind in [
+        "measurements",
+        "events",
+        "alarms",
+        "operations",
+        "managedobjects",
+    ] {
         for target in ["1", "*"] {
             let channel = format!("/{kind}/{target}");
-            assert_eq!(subscribe(&rt, &id, json!(channel)).await["successful"], true, "{channel}");
+            assert_eq!(
+                subscribe(&rt, &id, json!(channel)).await["successful"],
+                true,
+                "{channel}"
+            );
         }
     }
-    for refused in ["/12345", "/*", "/foo/1", "/alarms/**", "/alarms/1/2", "/alarms"] {
+    for refused in [
+        "/12345",
+        "/*",
+        "/foo/1",
+        "/alarms/**",
+        "/alarms/1/2",
+        "/alarms",
+    ] {
         let reply = subscribe(&rt, &id, json!(refused)).await;
         assert_eq!(reply["successful"], false, "{refused}");
-        assert!(reply["error"].as_str().unwrap().contains("realtime endpoint"), "{reply:?}");
+        assert!(
+            reply["error"]
+                .as_str()
+                .unwrap()
+                .contains("realtime endpoint"),
+            "{reply:?}"
+        );
     }
     // One bad pattern refuses the whole message.
     let id = handshake(&rt, ACME_TOKEN).await;
@@ -94,11 +138,33 @@ async fn each_endpoint_offers_its_own_channels() {
 
 #[test]
 fn channel_names_are_validated() {
-    for good in ["/a", "/a/b", "/a/*", "/a/**", "/*", "/**", "/meta/connect", "/x-y_z.1/(2)"] {
+    for good in [
+        "/a",
+        "/a/b",
+        "/a/*",
+        "/a/**",
+        "/*",
+        "/**",
+        "/meta/connect",
+        "/x-y_z.1/(2)",
+    ] {
         assert!(ChannelPattern::parse(good).is_ok(), "{good}");
     }
     let long = format!("/{}", "a".repeat(300));
-    for bad in ["", "a", "/", "//", "/a/", "/a//b", "/a/*/b", "/a*", "/a/***", "/a b", "/ä", long.as_str()] {
+    for bad in [
+        "",
+        "a",
+        "/",
+        "//",
+        "/a/",
+        "/a//b",
+        "/a/*/b",
+        "/a*",
+        "/a/***",
+        "/a b",
+        "/ä",
+        long.as_str(),
+    ] {
         assert!(ChannelPattern::parse(bad).is_err(), "{bad:?}");
     }
 }
@@ -144,16 +210,38 @@ async fn notifications_publish_operations_and_realtime_changes() {
     let notify = Notifications::new(ops.clone(), rt.clone());
     let operation = json!({"id": "5", "deviceId": "77", "status": "PENDING"});
     notify
-        .publish(Change { tenant: "acme".into(), kind: Kind::Operation, action: Action::Create, source: "77".into(), data: operation.clone() })
+        .publish(Change {
+            tenant: "acme".into(),
+            kind: Kind::Operation,
+            action: Action::Create,
+            source: "77".into(),
+            data: operation.clone(),
+        })
         .await;
     notify
-        .publish(Change { tenant: "acme".into(), kind: Kind::Operation, action: Action::Update, source: "77".into(), data: json!({"id": "5", "status": "EXECUTING"}) })
+        .publish(Change {
+            tenant: "acme".into(),
+            kind: Kind::Operation,
+            action: Action::Update,
+            source: "77".into(),
+            data: json!({"id": "5", "status": "EXECUTING"}),
+        })
         .await;
     notify
-        .publish(Change { tenant: "acme".into(), kind: Kind::Measurement, action: Action::Create, source: "77".into(), data: json!({"id": "m1"}) })
+        .publish(Change {
+            tenant: "acme".into(),
+            kind: Kind::Measurement,
+            action: Action::Create,
+            source: "77".into(),
+            data: json!({"id": "m1"}),
+        })
         .await;
     let reply = connect(&ops, &device).await;
-    assert_eq!(event_data(&reply), vec![operation.clone()], "only the new operation");
+    assert_eq!(
+        event_data(&reply),
+        vec![operation.clone()],
+        "only the new operation"
+    );
     assert_eq!(reply[0]["channel"], "/77");
     let reply = connect(&rt, &watcher).await;
     assert_eq!(
@@ -164,6 +252,9 @@ async fn notifications_publish_operations_and_realtime_changes() {
         ]
     );
     let reply = connect(&rt, &measurements).await;
-    assert_eq!(event_data(&reply), vec![json!({"realtimeAction": "CREATE", "data": {"id": "m1"}})]);
+    assert_eq!(
+        event_data(&reply),
+        vec![json!({"realtimeAction": "CREATE", "data": {"id": "m1"}})]
+    );
     assert_eq!(reply[0]["channel"], "/measurements/77");
 }

@@ -16,7 +16,11 @@ async fn a_single_object_or_an_array_in_an_array_out() {
     let bayeux = engine(&db.store, Endpoint::Operations).await;
     let one = send(&bayeux, handshake_message(ACME_TOKEN)).await;
     assert_eq!(one.len(), 1);
-    let two = send(&bayeux, json!([handshake_message(ACME_TOKEN), handshake_message(ACME_TOKEN)])).await;
+    let two = send(
+        &bayeux,
+        json!([handshake_message(ACME_TOKEN), handshake_message(ACME_TOKEN)]),
+    )
+    .await;
     assert_eq!(two.len(), 2);
     assert!(two.iter().all(|r| r["successful"] == true));
     assert!(portico_realtime::bayeux::Bayeux::parse(b"[1]").is_err());
@@ -31,10 +35,16 @@ async fn the_handshake_needs_a_version_connection_types_and_a_shared_type() {
     no_version.as_object_mut().unwrap().remove("version");
     let reply = send(&bayeux, no_version).await;
     assert_eq!(reply[0]["successful"], false);
-    assert!(reply[0]["error"].as_str().unwrap().starts_with("400::"), "{reply:?}");
+    assert!(
+        reply[0]["error"].as_str().unwrap().starts_with("400::"),
+        "{reply:?}"
+    );
 
     let mut no_types = handshake_message(ACME_TOKEN);
-    no_types.as_object_mut().unwrap().remove("supportedConnectionTypes");
+    no_types
+        .as_object_mut()
+        .unwrap()
+        .remove("supportedConnectionTypes");
     let reply = send(&bayeux, no_types).await;
     assert_eq!(reply[0]["successful"], false);
     assert!(reply[0]["error"].is_string());
@@ -43,8 +53,14 @@ async fn the_handshake_needs_a_version_connection_types_and_a_shared_type() {
     carrier_pigeon["supportedConnectionTypes"] = json!(["carrier-pigeon"]);
     let reply = send(&bayeux, carrier_pigeon).await;
     assert_eq!(reply[0]["successful"], false);
-    assert!(reply[0]["error"].as_str().unwrap().starts_with("301::carrier-pigeon::"));
-    assert_eq!(reply[0]["supportedConnectionTypes"], json!(["long-polling", "callback-polling", "websocket"]));
+    assert!(reply[0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("301::carrier-pigeon::"));
+    assert_eq!(
+        reply[0]["supportedConnectionTypes"],
+        json!(["long-polling", "callback-polling", "websocket"])
+    );
     assert!(reply[0].get("clientId").is_none());
     assert_eq!(bayeux.session_count(), 0);
 
@@ -54,7 +70,10 @@ async fn the_handshake_needs_a_version_connection_types_and_a_shared_type() {
         let reply = send(&bayeux, m).await;
         assert_eq!(reply[0]["successful"], true, "{t}");
         assert_eq!(reply[0]["version"], "1.0");
-        assert_eq!(reply[0]["advice"], json!({"reconnect": "retry", "interval": 0, "timeout": 400}));
+        assert_eq!(
+            reply[0]["advice"],
+            json!({"reconnect": "retry", "interval": 0, "timeout": 400})
+        );
     }
 }
 
@@ -88,8 +107,23 @@ async fn every_reply_echoes_the_id_and_says_whether_it_succeeded() {
     ]);
     let reply = send(&bayeux, requests).await;
     let ids: Vec<Value> = reply.iter().map(|r| r["id"].clone()).collect();
-    assert_eq!(ids, vec![json!("1"), json!(2), json!("3"), json!("4"), json!("5"), json!("6"), json!("7"), json!("8")]);
-    assert!(reply.iter().all(|r| r["successful"].is_boolean()), "{reply:?}");
+    assert_eq!(
+        ids,
+        vec![
+            json!("1"),
+            json!(2),
+            json!("3"),
+            json!("4"),
+            json!("5"),
+            json!("6"),
+            json!("7"),
+            json!("8")
+        ]
+    );
+    assert!(
+        reply.iter().all(|r| r["successful"].is_boolean()),
+        "{reply:?}"
+    );
     let ok: Vec<bool> = reply.iter().map(|r| r["successful"] == true).collect();
     assert_eq!(ok, vec![true, true, true, false, true, true, false, false]);
 }
@@ -104,18 +138,28 @@ async fn the_first_connect_and_a_connect_with_timeout_zero_are_answered_at_once(
     };
     let bayeux = engine_with(&db.store, Endpoint::Operations, options, fast_limits()).await;
     let id = handshake(&bayeux, ACME_TOKEN).await;
-    let first = tokio::time::timeout(Duration::from_secs(5), bayeux.process(messages(connect_message(&id)), &incoming()))
-        .await
-        .expect("the first connect is not held");
+    let first = tokio::time::timeout(
+        Duration::from_secs(5),
+        bayeux.process(messages(connect_message(&id)), &incoming()),
+    )
+    .await
+    .expect("the first connect is not held");
     assert_eq!(first[0]["successful"], true);
     assert_eq!(first[0]["advice"]["timeout"], 30_000);
     let zero = json!({"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling", "advice": {"timeout": 0}});
-    let reply = tokio::time::timeout(Duration::from_secs(5), bayeux.process(messages(zero), &incoming()))
-        .await
-        .expect("a connect with advice.timeout 0 is not held");
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        bayeux.process(messages(zero), &incoming()),
+    )
+    .await
+    .expect("a connect with advice.timeout 0 is not held");
     assert_eq!(reply[0]["successful"], true);
     // A plain connect now is held (the 30 s timeout is far away).
-    let held = tokio::time::timeout(Duration::from_millis(300), bayeux.process(messages(connect_message(&id)), &incoming())).await;
+    let held = tokio::time::timeout(
+        Duration::from_millis(300),
+        bayeux.process(messages(connect_message(&id)), &incoming()),
+    )
+    .await;
     assert!(held.is_err(), "a later connect is held");
 }
 
@@ -135,7 +179,10 @@ async fn a_later_connect_is_held_until_an_event_comes() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiting.is_finished(), "held while nothing happens");
     bayeux.publish("acme", "/42", json!({"id": "op1"})).await;
-    let reply = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(event_data(&reply), vec![json!({"id": "op1"})]);
     assert_eq!(reply[0]["channel"], "/42");
     assert_eq!(reply.last().unwrap()["channel"], "/meta/connect");
@@ -153,14 +200,20 @@ async fn a_held_connect_ends_at_its_timeout_and_the_client_timeout_is_clamped() 
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!waiting.is_finished());
-    let reply = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reply.len(), 1);
     assert_eq!(reply[0]["successful"], true);
     assert_eq!(reply[0]["advice"]["timeout"], 400);
 
     let greedy = json!({"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling", "advice": {"timeout": 3_600_000}});
     let reply = send(&bayeux, greedy).await;
-    assert_eq!(reply[0]["advice"]["timeout"], 800, "clamped to max_connect_timeout");
+    assert_eq!(
+        reply[0]["advice"]["timeout"], 800,
+        "clamped to max_connect_timeout"
+    );
     assert_eq!(bayeux.max_hold(), Duration::from_millis(800));
 }
 
@@ -184,12 +237,18 @@ async fn a_new_connect_releases_the_outstanding_one() {
         let id = id.clone();
         async move { connect(&bayeux, &id).await }
     });
-    let released = tokio::time::timeout(Duration::from_secs(5), first).await.unwrap().unwrap();
+    let released = tokio::time::timeout(Duration::from_secs(5), first)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(released.len(), 1);
     assert_eq!(released[0]["successful"], true);
     assert!(!second.is_finished(), "the newer connect is the one held");
     bayeux.publish("acme", "/42", json!(1)).await;
-    let reply = tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(event_data(&reply), vec![json!(1)]);
 }
 
@@ -207,7 +266,10 @@ async fn an_unknown_client_is_told_to_handshake() {
         let reply = send(&bayeux, m).await;
         assert_eq!(reply[0]["successful"], false);
         assert_eq!(reply[0]["error"], "402::Unknown client");
-        assert_eq!(reply[0]["advice"], json!({"reconnect": "handshake", "interval": 0}));
+        assert_eq!(
+            reply[0]["advice"],
+            json!({"reconnect": "handshake", "interval": 0})
+        );
     }
 }
 
@@ -228,8 +290,18 @@ async fn a_session_without_connects_expires_after_its_timeout_and_the_grace() {
         }
     }
     assert!(gone, "expired within 5 s");
-    assert_eq!(connect(&bayeux, &id).await[0]["error"], "402::Unknown client");
-    assert!(db.store.bayeux_sessions("operations").await.unwrap().is_empty(), "its row went too");
+    assert_eq!(
+        connect(&bayeux, &id).await[0]["error"],
+        "402::Unknown client"
+    );
+    assert!(
+        db.store
+            .bayeux_sessions("operations")
+            .await
+            .unwrap()
+            .is_empty(),
+        "its row went too"
+    );
 }
 
 #[tokio::test]
@@ -249,10 +321,15 @@ async fn queued_events_come_in_order_in_one_reply() {
     let bayeux = engine(&db.store, Endpoint::Operations).await;
     let id = ready_session(&bayeux, ACME_TOKEN, "/*").await;
     for i in 0..5 {
-        bayeux.publish("acme", &format!("/{}", i % 2), json!(i)).await;
+        bayeux
+            .publish("acme", &format!("/{}", i % 2), json!(i))
+            .await;
     }
     let reply = connect(&bayeux, &id).await;
-    assert_eq!(event_data(&reply), (0..5).map(|i| json!(i)).collect::<Vec<_>>());
+    assert_eq!(
+        event_data(&reply),
+        (0..5).map(|i| json!(i)).collect::<Vec<_>>()
+    );
     assert_eq!(reply.len(), 6);
     assert_eq!(reply[5]["channel"], "/meta/connect");
 }
@@ -264,15 +341,31 @@ async fn subscribe_and_unsubscribe_take_a_string_or_an_array_and_echo_it() {
     let id = handshake(&bayeux, ACME_TOKEN).await;
     connect(&bayeux, &id).await;
     let one = subscribe(&bayeux, &id, json!("/alarms/7")).await;
-    assert_eq!((one["successful"].clone(), one["subscription"].clone()), (json!(true), json!("/alarms/7")));
+    assert_eq!(
+        (one["successful"].clone(), one["subscription"].clone()),
+        (json!(true), json!("/alarms/7"))
+    );
     let many = subscribe(&bayeux, &id, json!(["/events/7", "/measurements/*"])).await;
-    assert_eq!(many["subscription"], json!(["/events/7", "/measurements/*"]));
-    let un = send(&bayeux, json!({"channel": "/meta/unsubscribe", "clientId": id, "subscription": ["/events/7"]})).await;
-    assert_eq!((un[0]["successful"].clone(), un[0]["subscription"].clone()), (json!(true), json!(["/events/7"])));
+    assert_eq!(
+        many["subscription"],
+        json!(["/events/7", "/measurements/*"])
+    );
+    let un = send(
+        &bayeux,
+        json!({"channel": "/meta/unsubscribe", "clientId": id, "subscription": ["/events/7"]}),
+    )
+    .await;
+    assert_eq!(
+        (un[0]["successful"].clone(), un[0]["subscription"].clone()),
+        (json!(true), json!(["/events/7"]))
+    );
     bayeux.publish("acme", "/events/7", json!("unwanted")).await;
     bayeux.publish("acme", "/measurements/9", json!("m")).await;
     bayeux.publish("acme", "/alarms/7", json!("a")).await;
-    assert_eq!(event_data(&connect(&bayeux, &id).await), vec![json!("m"), json!("a")]);
+    assert_eq!(
+        event_data(&connect(&bayeux, &id).await),
+        vec![json!("m"), json!("a")]
+    );
     let empty = subscribe(&bayeux, &id, json!([])).await;
     assert_eq!(empty["successful"], false);
 }
@@ -282,17 +375,41 @@ async fn nobody_subscribes_to_meta_and_service_is_never_broadcast() {
     let db = test_store().await;
     let bayeux = engine(&db.store, Endpoint::Operations).await;
     let id = ready_session(&bayeux, ACME_TOKEN, "/*").await;
-    for channel in ["/meta/connect", "/meta/**", "/meta/*", "/service/x", "/service/**"] {
+    for channel in [
+        "/meta/connect",
+        "/meta/**",
+        "/meta/*",
+        "/service/x",
+        "/service/**",
+    ] {
         let reply = subscribe(&bayeux, &id, json!(channel)).await;
         assert_eq!(reply["successful"], false, "{channel}");
-        assert!(reply["error"].as_str().unwrap().starts_with("403::"), "{reply:?}");
+        assert!(
+            reply["error"].as_str().unwrap().starts_with("403::"),
+            "{reply:?}"
+        );
     }
-    let service = send(&bayeux, json!({"channel": "/service/echo", "clientId": id, "data": {"x": 1}})).await;
+    let service = send(
+        &bayeux,
+        json!({"channel": "/service/echo", "clientId": id, "data": {"x": 1}}),
+    )
+    .await;
     assert_eq!(service[0]["successful"], true);
-    let broadcast = send(&bayeux, json!({"channel": "/42", "clientId": id, "data": {"x": 1}})).await;
+    let broadcast = send(
+        &bayeux,
+        json!({"channel": "/42", "clientId": id, "data": {"x": 1}}),
+    )
+    .await;
     assert_eq!(broadcast[0]["successful"], false);
-    assert!(broadcast[0]["error"].as_str().unwrap().starts_with("403::/42::"));
-    let meta = send(&bayeux, json!({"channel": "/meta/whatever", "clientId": id, "data": 1})).await;
+    assert!(broadcast[0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("403::/42::"));
+    let meta = send(
+        &bayeux,
+        json!({"channel": "/meta/whatever", "clientId": id, "data": 1}),
+    )
+    .await;
     assert_eq!(meta[0]["successful"], false);
     // The server refuses to publish on /service and /meta itself.
     bayeux.publish("acme", "/service/echo", json!(1)).await;
@@ -320,7 +437,10 @@ async fn several_messages_are_processed_in_order_and_answered_in_one_array() {
     let ids: Vec<&str> = reply.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["a", "b", "c", "d"]);
     assert!(reply.iter().all(|r| r["successful"] == true));
-    assert!(event_data(&reply).is_empty(), "published before the subscription");
+    assert!(
+        event_data(&reply).is_empty(),
+        "published before the subscription"
+    );
 }
 
 #[tokio::test]
@@ -369,13 +489,26 @@ async fn disconnect_releases_the_held_connect_and_later_messages_get_402() {
         async move { connect(&bayeux, &id).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let bye = send(&bayeux, json!({"channel": "/meta/disconnect", "clientId": id, "id": "bye"})).await;
+    let bye = send(
+        &bayeux,
+        json!({"channel": "/meta/disconnect", "clientId": id, "id": "bye"}),
+    )
+    .await;
     assert_eq!(bye[0]["successful"], true);
-    let released = tokio::time::timeout(Duration::from_secs(5), held).await.unwrap().unwrap();
+    let released = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(released[0]["channel"], "/meta/connect");
     assert_eq!(released[0]["advice"]["reconnect"], "none");
-    assert_eq!(connect(&bayeux, &id).await[0]["error"], "402::Unknown client");
-    assert_eq!(subscribe(&bayeux, &id, json!("/1")).await["error"], "402::Unknown client");
+    assert_eq!(
+        connect(&bayeux, &id).await[0]["error"],
+        "402::Unknown client"
+    );
+    assert_eq!(
+        subscribe(&bayeux, &id, json!("/1")).await["error"],
+        "402::Unknown client"
+    );
 }
 
 #[tokio::test]
@@ -390,7 +523,9 @@ async fn sessions_are_not_tied_to_a_connection() {
         client: IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
         connection_type: ConnectionType::WebSocket,
     };
-    let reply = bayeux.process(messages(connect_message(&id)), &elsewhere).await;
+    let reply = bayeux
+        .process(messages(connect_message(&id)), &elsewhere)
+        .await;
     assert_eq!(event_data(&reply), vec![json!("x")]);
 }
 
@@ -406,7 +541,10 @@ async fn a_session_whose_queue_overflows_must_handshake_again() {
     for i in 0..4 {
         bayeux.publish("acme", "/42", json!(i)).await;
     }
-    assert_eq!(connect(&bayeux, &id).await[0]["error"], "402::Unknown client");
+    assert_eq!(
+        connect(&bayeux, &id).await[0]["error"],
+        "402::Unknown client"
+    );
 }
 
 #[tokio::test]
@@ -424,7 +562,10 @@ async fn shut_down_releases_held_connects() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     bayeux.shut_down().await;
-    let reply = tokio::time::timeout(Duration::from_secs(5), held).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reply[0]["successful"], true);
     assert_eq!(reply[0]["advice"]["reconnect"], "retry");
 }

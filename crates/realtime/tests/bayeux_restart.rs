@@ -19,7 +19,10 @@ async fn a_session_survives_a_restart_with_its_queued_events_in_order() {
     let first = engine(&db.store, Endpoint::Operations).await;
     let id = ready_session(&first, ACME_TOKEN, "/42").await;
     first.publish("acme", "/42", json!("handed out")).await;
-    assert_eq!(event_data(&connect(&first, &id).await), vec![json!("handed out")]);
+    assert_eq!(
+        event_data(&connect(&first, &id).await),
+        vec![json!("handed out")]
+    );
     for i in 0..5 {
         first.publish("acme", "/42", json!(i)).await;
     }
@@ -30,11 +33,17 @@ async fn a_session_survives_a_restart_with_its_queued_events_in_order() {
     let second = engine(&db.store, Endpoint::Operations).await;
     assert_eq!(second.session_count(), 1);
     let reply = send(&second, zero_connect(&id)).await;
-    assert_eq!(event_data(&reply), (0..5).map(|i| json!(i)).collect::<Vec<_>>());
+    assert_eq!(
+        event_data(&reply),
+        (0..5).map(|i| json!(i)).collect::<Vec<_>>()
+    );
     assert_eq!(reply.last().unwrap()["successful"], true);
     // And it goes on: subscriptions came back too.
     second.publish("acme", "/42", json!("after")).await;
-    assert_eq!(event_data(&send(&second, zero_connect(&id)).await), vec![json!("after")]);
+    assert_eq!(
+        event_data(&send(&second, zero_connect(&id)).await),
+        vec![json!("after")]
+    );
 }
 
 #[tokio::test]
@@ -62,15 +71,29 @@ async fn a_session_past_its_grace_is_not_restored() {
         max_connect_timeout: Duration::from_millis(100),
         session_grace: Duration::from_millis(100),
     };
-    let first = engine_with(&db.store, Endpoint::Operations, options.clone(), fast_limits()).await;
+    let first = engine_with(
+        &db.store,
+        Endpoint::Operations,
+        options.clone(),
+        fast_limits(),
+    )
+    .await;
     let id = ready_session(&first, ACME_TOKEN, "/42").await;
     first.shut_down().await;
     drop(first);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let second = engine_with(&db.store, Endpoint::Operations, options, fast_limits()).await;
     assert_eq!(second.session_count(), 0);
-    assert_eq!(send(&second, zero_connect(&id)).await[0]["error"], "402::Unknown client");
-    assert!(db.store.bayeux_sessions("operations").await.unwrap().is_empty());
+    assert_eq!(
+        send(&second, zero_connect(&id)).await[0]["error"],
+        "402::Unknown client"
+    );
+    assert!(db
+        .store
+        .bayeux_sessions("operations")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -78,7 +101,11 @@ async fn a_disconnected_session_stays_gone_after_a_restart() {
     let db = test_store().await;
     let first = engine(&db.store, Endpoint::Operations).await;
     let id = ready_session(&first, ACME_TOKEN, "/42").await;
-    send(&first, json!({"channel": "/meta/disconnect", "clientId": id})).await;
+    send(
+        &first,
+        json!({"channel": "/meta/disconnect", "clientId": id}),
+    )
+    .await;
     first.shut_down().await;
     let second = engine(&db.store, Endpoint::Operations).await;
     assert_eq!(second.session_count(), 0);
@@ -92,7 +119,10 @@ async fn endpoints_keep_their_sessions_apart() {
     ops.shut_down().await;
     let rt = engine(&db.store, Endpoint::Realtime).await;
     assert_eq!(rt.session_count(), 0);
-    assert_eq!(send(&rt, zero_connect(&id)).await[0]["error"], "402::Unknown client");
+    assert_eq!(
+        send(&rt, zero_connect(&id)).await[0]["error"],
+        "402::Unknown client"
+    );
 }
 
 #[tokio::test]
@@ -104,13 +134,23 @@ async fn the_log_is_pruned_below_every_cursor() {
         ops.publish("acme", "/42", json!(i)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let kept = db.store.bayeux_entries_after("operations", "acme", 0, 100).await.unwrap();
+    let kept = db
+        .store
+        .bayeux_entries_after("operations", "acme", 0, 100)
+        .await
+        .unwrap();
     assert_eq!(kept.len(), 3, "still queued, so still logged");
     assert_eq!(event_data(&connect(&ops, &id).await).len(), 3);
     let mut pruned = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if db.store.bayeux_entries_after("operations", "acme", 0, 100).await.unwrap().is_empty() {
+        if db
+            .store
+            .bayeux_entries_after("operations", "acme", 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+        {
             pruned = true;
             break;
         }

@@ -25,7 +25,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<Message>, BadMessage> {
         .into_iter()
         .map(|item| match item {
             Value::Object(map) => Ok(Message(map)),
-            _ => Err(BadMessage("each Bayeux message must be a JSON object".into())),
+            _ => Err(BadMessage(
+                "each Bayeux message must be a JSON object".into(),
+            )),
         })
         .collect()
 }
@@ -128,7 +130,7 @@ impl Request {
                 Err(Refusal::bad(format!("unknown meta channel {other}")))
             }
             other => {
-                let channel = ChannelPattern::parse(other).map_err(|e| Refusal::bad(e))?;
+                let channel = ChannelPattern::parse(other).map_err(Refusal::bad)?;
                 if channel.is_wildcard() {
                     return Err(Refusal::bad("cannot publish to a wildcard channel"));
                 }
@@ -150,7 +152,10 @@ fn subscription_patterns(value: Option<&Value>) -> Result<Vec<ChannelPattern>, R
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(items)) if !items.is_empty() => items
             .iter()
-            .map(|i| i.as_str().ok_or_else(|| Refusal::bad("subscription must hold strings")))
+            .map(|i| {
+                i.as_str()
+                    .ok_or_else(|| Refusal::bad("subscription must hold strings"))
+            })
             .collect::<Result<_, _>>()?,
         _ => return Err(Refusal::bad("the message has no subscription")),
     };

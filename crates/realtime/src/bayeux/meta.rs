@@ -73,31 +73,39 @@ fn refused(m: &Message, error: &str, advice: Value) -> Value {
 
 async fn handshake(inner: &Inner, m: &Message, shared_type: bool, incoming: &Incoming) -> Value {
     if !shared_type {
-        let offered = m
-            .0
-            .get("supportedConnectionTypes")
-            .and_then(Value::as_array)
-            .map(|types| {
-                types
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
+        let offered =
+            m.0.get("supportedConnectionTypes")
+                .and_then(Value::as_array)
+                .map(|types| {
+                    types
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
         let mut out = error_reply(
             m,
             &format!("301::{offered}::none of these connection types is supported"),
         );
         out.insert("version".into(), json!("1.0"));
-        out.insert("supportedConnectionTypes".into(), json!(message::CONNECTION_TYPES));
+        out.insert(
+            "supportedConnectionTypes".into(),
+            json!(message::CONNECTION_TYPES),
+        );
         out.insert("advice".into(), json!({"reconnect": "none"}));
         return Value::Object(out);
     }
-    let Some(authorization) = message::ext_authorization(m).or_else(|| incoming.authorization.clone()) else {
+    let Some(authorization) =
+        message::ext_authorization(m).or_else(|| incoming.authorization.clone())
+    else {
         return refused(m, "401::Unauthorized", json!({"reconnect": "none"}));
     };
-    let caller = match inner.accounts.authenticate(&authorization, incoming.client).await {
+    let caller = match inner
+        .accounts
+        .authenticate(&authorization, incoming.client)
+        .await
+    {
         Ok(caller) if caller.is_bootstrap() => {
             return refused(
                 m,
@@ -140,7 +148,10 @@ async fn handshake(inner: &Inner, m: &Message, shared_type: bool, incoming: &Inc
     let mut out = reply(m, true);
     out.insert("clientId".into(), json!(session.client_id));
     out.insert("version".into(), json!("1.0"));
-    out.insert("supportedConnectionTypes".into(), json!(message::CONNECTION_TYPES));
+    out.insert(
+        "supportedConnectionTypes".into(),
+        json!(message::CONNECTION_TYPES),
+    );
     out.insert("advice".into(), retry_advice(millis(timeout)));
     Value::Object(out)
 }

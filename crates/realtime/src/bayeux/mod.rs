@@ -176,7 +176,11 @@ impl Bayeux {
         });
         let restored = persist::restore(&inner).await?;
         if restored > 0 {
-            tracing::info!(endpoint = endpoint.as_str(), restored, "restored Bayeux sessions");
+            tracing::info!(
+                endpoint = endpoint.as_str(),
+                restored,
+                "restored Bayeux sessions"
+            );
         }
         tokio::spawn(housekeeping(Arc::downgrade(&inner), inner.stop.clone()));
         Ok(Bayeux { inner })
@@ -240,7 +244,13 @@ impl Bayeux {
         let _one_at_a_time = inner.publish_lock.lock().await;
         let seq = match inner
             .store
-            .bayeux_append(endpoint, tenant, channel, &data.to_string(), persist::now_ms())
+            .bayeux_append(
+                endpoint,
+                tenant,
+                channel,
+                &data.to_string(),
+                persist::now_ms(),
+            )
             .await
         {
             Ok(seq) => seq,
@@ -257,7 +267,11 @@ impl Bayeux {
         };
         for session in inner.sessions.of_tenant(tenant) {
             if session.push(channel, &event, inner.limits.max_queue) == Pushed::Overflowed {
-                tracing::warn!(endpoint, tenant, "a Bayeux session's queue overflowed; ending it");
+                tracing::warn!(
+                    endpoint,
+                    tenant,
+                    "a Bayeux session's queue overflowed; ending it"
+                );
                 inner.sessions.remove(&session.client_id);
                 persist::delete(inner, &session).await;
             }

@@ -90,7 +90,10 @@ pub async fn flush(inner: &Inner, all: bool) -> Result<(), StoreError> {
         }
     }
     let endpoint = inner.endpoint.as_str();
-    inner.store.bayeux_save_positions(endpoint, &positions).await?;
+    inner
+        .store
+        .bayeux_save_positions(endpoint, &positions)
+        .await?;
     // No live session needs an entry at or below every cursor, nor one older than the
     // longest a session can live without a connect.
     let lifetime = inner.options.max_connect_timeout + inner.options.session_grace;
@@ -118,11 +121,17 @@ pub async fn restore(inner: &Inner) -> Result<usize, StoreError> {
             continue;
         };
         if inner.sessions.insert(session.clone()) {
-            by_tenant.entry(row.tenant.clone()).or_default().push((session, row.cursor));
+            by_tenant
+                .entry(row.tenant.clone())
+                .or_default()
+                .push((session, row.cursor));
         }
     }
     let oldest_live = now - duration_ms(inner.options.max_connect_timeout) - grace;
-    inner.store.bayeux_delete_stale_sessions(endpoint, oldest_live).await?;
+    inner
+        .store
+        .bayeux_delete_stale_sessions(endpoint, oldest_live)
+        .await?;
     let mut restored = 0;
     for (tenant, sessions) in by_tenant {
         replay(inner, &tenant, &sessions).await?;
@@ -133,7 +142,12 @@ pub async fn restore(inner: &Inner) -> Result<usize, StoreError> {
 
 fn revive(row: &BayeuxSessionRecord, age_ms: i64) -> Option<Arc<Session>> {
     let timeout = Duration::from_millis(u64::try_from(row.connect_timeout_ms).unwrap_or(0));
-    let session = Session::new(row.client_id.clone(), row.tenant.clone(), row.user.clone(), timeout);
+    let session = Session::new(
+        row.client_id.clone(),
+        row.tenant.clone(),
+        row.user.clone(),
+        timeout,
+    );
     {
         let mut state = session.state();
         for text in &row.subscriptions {
@@ -148,7 +162,11 @@ fn revive(row: &BayeuxSessionRecord, age_ms: i64) -> Option<Arc<Session>> {
 }
 
 /// Queues `tenant`'s logged notifications after each session's cursor.
-async fn replay(inner: &Inner, tenant: &str, sessions: &[(Arc<Session>, i64)]) -> Result<(), StoreError> {
+async fn replay(
+    inner: &Inner,
+    tenant: &str,
+    sessions: &[(Arc<Session>, i64)],
+) -> Result<(), StoreError> {
     let Some(mut after) = sessions.iter().map(|(_, cursor)| *cursor).min() else {
         return Ok(());
     };
@@ -170,7 +188,8 @@ async fn replay(inner: &Inner, tenant: &str, sessions: &[(Arc<Session>, i64)]) -
             };
             for (session, cursor) in sessions {
                 if entry.seq > *cursor
-                    && session.push(&entry.channel, &event, inner.limits.max_queue) == Pushed::Overflowed
+                    && session.push(&entry.channel, &event, inner.limits.max_queue)
+                        == Pushed::Overflowed
                 {
                     inner.sessions.remove(&session.client_id);
                     delete(inner, session).await;

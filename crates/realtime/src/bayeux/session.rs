@@ -156,6 +156,7 @@ impl Session {
     /// connect.
     pub fn is_expired(&self, now: Instant, grace: Duration) -> bool {
         let state = self.state();
-        !state.holding && now.saturating_duration_since(state.last_seen) > state.connect_timeout + grace
+        !state.holding
+            && now.saturating_duration_since(state.last_seen) > state.connect_timeout + grace
     }
 }

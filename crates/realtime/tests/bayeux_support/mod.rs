@@ -41,7 +41,9 @@ impl Accounts for FakeAccounts {
                 a if a == format!("Basic {GLOBEX_TOKEN}") => {
                     Ok(caller("globex", "device_2", "device"))
                 }
-                a if a == format!("Bearer {ACME_JWT}") => Ok(caller("acme", "operator", "operator")),
+                a if a == format!("Bearer {ACME_JWT}") => {
+                    Ok(caller("acme", "operator", "operator"))
+                }
                 a if a == format!("Basic {BOOTSTRAP_TOKEN}") => {
                     Ok(caller("management", "devicebootstrap", "device-bootstrap"))
                 }
@@ -99,9 +101,15 @@ pub async fn engine_with(
     options: BayeuxOptions,
     limits: BayeuxLimits,
 ) -> Bayeux {
-    Bayeux::open_with_limits(store.clone(), endpoint, Arc::new(FakeAccounts), options, limits)
-        .await
-        .unwrap()
+    Bayeux::open_with_limits(
+        store.clone(),
+        endpoint,
+        Arc::new(FakeAccounts),
+        options,
+        limits,
+    )
+    .await
+    .unwrap()
 }
 
 pub fn incoming() -> Incoming {
@@ -118,9 +126,12 @@ pub fn messages(body: Value) -> Vec<Message> {
 
 /// Sends `body` (an object or an array) and returns the reply array.
 pub async fn send(bayeux: &Bayeux, body: Value) -> Vec<Value> {
-    tokio::time::timeout(Duration::from_secs(10), bayeux.process(messages(body), &incoming()))
-        .await
-        .expect("the engine answers within 10 s")
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        bayeux.process(messages(body), &incoming()),
+    )
+    .await
+    .expect("the engine answers within 10 s")
 }
 
 pub fn handshake_message(token: &str) -> Value {
@@ -160,8 +171,14 @@ pub async fn subscribe(bayeux: &Bayeux, client_id: &str, subscription: Value) ->
 /// A session past its first connect, subscribed to `channel`: its next connect is held.
 pub async fn ready_session(bayeux: &Bayeux, token: &str, channel: &str) -> String {
     let id = handshake(bayeux, token).await;
-    assert_eq!(subscribe(bayeux, &id, json!(channel)).await["successful"], true);
-    assert_eq!(connect(bayeux, &id).await.last().unwrap()["successful"], true);
+    assert_eq!(
+        subscribe(bayeux, &id, json!(channel)).await["successful"],
+        true
+    );
+    assert_eq!(
+        connect(bayeux, &id).await.last().unwrap()["successful"],
+        true
+    );
     id
 }
 
