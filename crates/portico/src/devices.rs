@@ -38,15 +38,11 @@ pub async fn open(
 }
 
 pub fn service(realtime: &Realtime) -> Arc<dyn InProcess> {
-    from_tower(
-        realtime
-            .router()
-            .map_request(|mut request: Request<Body>| {
-                if let Some(context) = request.extensions().get::<RequestContext>() {
-                    let client = ClientAddr(context.client.ip());
-                    request.extensions_mut().insert(client);
-                }
-                request
-            }),
-    )
+    from_tower(realtime.router().map_request(|mut request: Request<Body>| {
+        if let Some(context) = request.extensions().get::<RequestContext>() {
+            let client = ClientAddr(context.client.ip());
+            request.extensions_mut().insert(client);
+        }
+        request
+    }))
 }

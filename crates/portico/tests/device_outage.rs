@@ -50,7 +50,15 @@ impl Setup {
             (DEVICE_USER, "device", DEVICE_PASSWORD),
         ] {
             portico.admin(&[
-                "user", "add", "--tenant", "acme", "--name", name, "--role", role, "--password",
+                "user",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                name,
+                "--role",
+                role,
+                "--password",
                 password,
             ]);
         }
@@ -181,7 +189,10 @@ fn a_crash_and_restart_during_long_polls_loses_none_of_1000_operations() {
     let mut n = 0;
     let deadline = Instant::now() + Duration::from_secs(240);
     while acknowledged.len() < 1000 {
-        assert!(Instant::now() < deadline, "1,000 operations not created in time");
+        assert!(
+            Instant::now() < deadline,
+            "1,000 operations not created in time"
+        );
         if acknowledged.len() == 400 && n == 400 {
             // SIGKILL: no drain, no saving of the sessions' positions.
             setup.portico.kill_and_restart(1);
@@ -193,7 +204,11 @@ fn a_crash_and_restart_during_long_polls_loses_none_of_1000_operations() {
         }
     }
     let all: HashSet<String> = acknowledged.iter().cloned().collect();
-    assert_eq!(all.len(), 1000, "every acknowledged operation has its own id");
+    assert_eq!(
+        all.len(),
+        1000,
+        "every acknowledged operation has its own id"
+    );
     let finished = agent.wait_for(Duration::from_secs(120), |r| all.is_subset(&r.done));
     let report = agent.report();
     drop(agent);
@@ -243,7 +258,10 @@ fn a_silently_dropped_poll_connection_is_survived_without_losing_an_operation() 
         "operations sent while the poll was black: {:?}",
         agent.report()
     );
-    assert!(hole.accepted() > 1, "the agent came back on a new connection");
+    assert!(
+        hole.accepted() > 1,
+        "the agent came back on a new connection"
+    );
     for id in first.iter().chain(&lost) {
         assert_eq!(setup.status_of(id), "SUCCESSFUL", "operation {id}");
     }
@@ -291,7 +309,11 @@ fn a_device_of_another_tenant_sees_nothing_of_acme() {
         "another tenant's device got acme's operations: {report:?}"
     );
     let id = created.iter().next().unwrap();
-    let (status, _) = call(Method::GET, &format!("/devicecontrol/operations/{id}"), None);
+    let (status, _) = call(
+        Method::GET,
+        &format!("/devicecontrol/operations/{id}"),
+        None,
+    );
     assert_eq!(status, 404, "acme's operation is not the stranger's to see");
     let (status, _) = call(
         Method::GET,

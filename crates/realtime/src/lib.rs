@@ -13,9 +13,9 @@ pub mod transport;
 
 pub use accounts::{Accounts, AuthError, Caller, DeviceCredentials};
 pub use change::{Action, Change, Kind, Notify};
+pub use notifications::Notifications;
 
 use bayeux::{Bayeux, BayeuxOptions, Endpoint};
-use notifications::Notifications;
 use portico_store::{Store, StoreError};
 use std::net::IpAddr;
 use std::sync::Arc;

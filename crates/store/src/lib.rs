@@ -9,6 +9,7 @@
 // Tests may unwrap; the library code may not (workspace lint `clippy::unwrap_used`).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod bayeux_store;
 mod db;
 mod device_store;
 mod error;
@@ -20,6 +21,7 @@ mod registry_store;
 mod remote_credentials;
 mod remote_store;
 
+pub use bayeux_store::{BayeuxLogEntry, BayeuxSessionPosition, BayeuxSessionRecord};
 pub use device_store::{
     merge_fragments, AlarmChange, AlarmFilter, AlarmRecord, DataFilter, DataKind, DataRecord,
     ExternalIdRecord, Fragments, ManagedObjectFilter, ManagedObjectRecord, NewDeviceRequestRecord,

@@ -64,7 +64,11 @@ impl DeviceApi {
             )))
             .map_err(|e| e.to_string())?;
         let answer = async {
-            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
             let status = response.status().as_u16();
             let bytes = response
                 .into_body()
@@ -251,7 +255,10 @@ async fn pending(config: &AgentConfig) -> Vec<Value> {
             "/devicecontrol/operations?deviceId={}&status=PENDING&pageSize=100&currentPage={page}",
             config.device_id
         );
-        let Ok((200, body)) = config.api.call(Method::GET, &path, None, REQUEST_LIMIT).await
+        let Ok((200, body)) = config
+            .api
+            .call(Method::GET, &path, None, REQUEST_LIMIT)
+            .await
         else {
             break;
         };
@@ -287,7 +294,11 @@ async fn act(config: &AgentConfig, report: &Mutex<AgentReport>, operation: Value
         // A request lost to an outage is tried again, for a while.
         loop {
             let body = json!({"status": status});
-            match config.api.call(Method::PUT, &path, Some(&body), REQUEST_LIMIT).await {
+            match config
+                .api
+                .call(Method::PUT, &path, Some(&body), REQUEST_LIMIT)
+                .await
+            {
                 Ok((200, _)) => break,
                 Ok((422, _)) => {
                     // Done before (a delivery after a crash replayed it): not done twice.

@@ -3,15 +3,31 @@
 //! client sessions and their queues; the transports (`crate::transport`) only move
 //! request bodies and WebSocket frames in and out of [`Bayeux::process`].
 //!
-//! THIS FILE IS THE INTERFACE CONTRACT; its bodies are placeholders until the engine lands.
+//! Modules: [`message`] (reading requests, shaping replies), [`channel`] (names, patterns,
+//! what each endpoint offers), `session`/`sessions` (a client's queue and held connect,
+//! the table and expiry), `meta` (the handlers of the meta channels), `persist` (sessions
+//! and the notification log in the store). `docs/bayeux.md` explains the decisions.
+
+pub mod channel;
+pub mod message;
+mod meta;
+mod persist;
+mod session;
+mod sessions;
 
 use portico_store::{Store, StoreError};
 use serde_json::Value;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
+use channel::ChannelPattern;
+use message::{Refusal, Request};
+use session::{Pushed, Queued};
+use sessions::Sessions;
 
 /// Which notification endpoint an engine serves; sessions and queued notifications are
 /// kept apart per endpoint.
@@ -39,6 +55,41 @@ impl Default for BayeuxOptions {
             connect_timeout: Duration::from_secs(25),
             max_connect_timeout: Duration::from_secs(50),
             session_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Endpoint {
+    /// The endpoint's name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Operations => "operations",
+            Endpoint::Realtime => "realtime",
+        }
+    }
+}
+
+/// Bounds on what one client may make the engine hold, and how often positions are saved.
+#[derive(Debug, Clone)]
+pub struct BayeuxLimits {
+    /// Notifications a session may have waiting; one more ends the session (the client
+    /// handshakes again).
+    pub max_queue: usize,
+    /// Messages in one request; a longer request is refused as a whole.
+    pub max_messages: usize,
+    /// Subscriptions of one session.
+    pub max_subscriptions: usize,
+    /// How often session positions (cursor, last seen) are saved and sessions expired.
+    pub flush_interval: Duration,
+}
+
+impl Default for BayeuxLimits {
+    fn default() -> BayeuxLimits {
+        BayeuxLimits {
+            max_queue: 10_000,
+            max_messages: 100,
+            max_subscriptions: 100,
+            flush_interval: Duration::from_secs(5),
         }
     }
 }
@@ -73,12 +124,23 @@ pub struct BadMessage(pub String);
 /// One notification endpoint's engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Bayeux {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     endpoint: Endpoint,
     options: BayeuxOptions,
-    #[allow(dead_code)]
+    limits: BayeuxLimits,
     store: Store,
-    #[allow(dead_code)]
     accounts: Arc<dyn Accounts>,
+    sessions: Sessions,
+    /// The highest log sequence number offered to every session. Raised only after the
+    /// offering, so a session's cursor computed from it never skips an entry.
+    published: AtomicI64,
+    /// Publishes one at a time, so that queues hold notifications in log order.
+    publish_lock: tokio::sync::Mutex<()>,
+    /// Cancelled by `shut_down`: stops housekeeping and releases held connects.
+    stop: CancellationToken,
 }
 
 impl Bayeux {
@@ -89,64 +151,176 @@ impl Bayeux {
         accounts: Arc<dyn Accounts>,
         options: BayeuxOptions,
     ) -> Result<Bayeux, StoreError> {
-        Ok(Bayeux {
+        Bayeux::open_with_limits(store, endpoint, accounts, options, BayeuxLimits::default()).await
+    }
+
+    /// [`Bayeux::open`] with other bounds than the defaults.
+    pub async fn open_with_limits(
+        store: Store,
+        endpoint: Endpoint,
+        accounts: Arc<dyn Accounts>,
+        options: BayeuxOptions,
+        limits: BayeuxLimits,
+    ) -> Result<Bayeux, StoreError> {
+        let published = store.bayeux_last_seq(endpoint.as_str()).await?;
+        let inner = Arc::new(Inner {
             endpoint,
             options,
+            limits,
             store,
             accounts,
-        })
+            sessions: Sessions::default(),
+            published: AtomicI64::new(published),
+            publish_lock: tokio::sync::Mutex::new(()),
+            stop: CancellationToken::new(),
+        });
+        let restored = persist::restore(&inner).await?;
+        if restored > 0 {
+            tracing::info!(
+                endpoint = endpoint.as_str(),
+                restored,
+                "restored Bayeux sessions"
+            );
+        }
+        tokio::spawn(housekeeping(Arc::downgrade(&inner), inner.stop.clone()));
+        Ok(Bayeux { inner })
     }
 
     pub fn endpoint(&self) -> Endpoint {
-        self.endpoint
+        self.inner.endpoint
     }
 
     /// The longest a `/meta/connect` may be held; transports keep their own timeouts above.
     pub fn max_hold(&self) -> Duration {
-        self.options.max_connect_timeout
+        self.inner.options.max_connect_timeout
+    }
+
+    /// How many sessions are live.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.len()
     }
 
     /// A request body: a JSON array of messages, or one message object.
     pub fn parse(body: &[u8]) -> Result<Vec<Message>, BadMessage> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| BadMessage(format!("the body is not JSON: {e}")))?;
-        let items = match value {
-            Value::Array(items) => items,
-            single => vec![single],
-        };
-        items
-            .into_iter()
-            .map(|item| match item {
-                Value::Object(map) => Ok(Message(map)),
-                _ => Err(BadMessage(
-                    "each Bayeux message must be a JSON object".into(),
-                )),
-            })
-            .collect()
+        message::parse(body)
     }
 
     /// Processes the messages in order and answers all of them in one array. A
     /// `/meta/connect` among them may wait: until a notification for its client, its
     /// timeout, or a newer connect of the same client.
-    pub async fn process(&self, messages: Vec<Message>, _incoming: &Incoming) -> Vec<Value> {
-        messages
-            .into_iter()
-            .map(|m| {
-                serde_json::json!({
-                    "channel": m.0.get("channel").cloned().unwrap_or(Value::Null),
-                    "successful": false,
-                    "error": "500::engine not built yet",
-                })
-            })
-            .collect()
+    pub async fn process(&self, messages: Vec<Message>, incoming: &Incoming) -> Vec<Value> {
+        if messages.len() > self.inner.limits.max_messages {
+            let error = format!(
+                "400::at most {} messages in one request",
+                self.inner.limits.max_messages
+            );
+            return messages
+                .iter()
+                .map(|m| Value::Object(message::error_reply(m, &error)))
+                .collect();
+        }
+        let mut replies = Vec::with_capacity(messages.len());
+        for m in &messages {
+            match Request::from_message(m) {
+                Ok(request) => meta::handle(&self.inner, m, request, incoming, &mut replies).await,
+                Err(Refusal(error)) => replies.push(Value::Object(message::error_reply(m, &error))),
+            }
+        }
+        replies
     }
 
     /// Delivers `data` on `channel` to the sessions of `tenant` subscribed to it, recording
     /// it first so sessions restored after a restart still get it.
     pub async fn publish(&self, tenant: &str, channel: &str, data: Value) {
-        let _ = (tenant, channel, data);
+        let inner = &self.inner;
+        let endpoint = inner.endpoint.as_str();
+        match ChannelPattern::parse(channel) {
+            Ok(p) if !p.is_wildcard() && !p.is_meta() && !p.is_service() => {}
+            _ => {
+                tracing::warn!(endpoint, channel, "not publishing to an invalid channel");
+                return;
+            }
+        }
+        let _one_at_a_time = inner.publish_lock.lock().await;
+        let seq = match inner
+            .store
+            .bayeux_append(
+                endpoint,
+                tenant,
+                channel,
+                &data.to_string(),
+                persist::now_ms(),
+            )
+            .await
+        {
+            Ok(seq) => seq,
+            Err(e) => {
+                // Still delivered to the live sessions; only a restart could lose it.
+                tracing::error!(endpoint, tenant, error = %e, "cannot log a notification");
+                inner.published.load(Ordering::Acquire)
+            }
+        };
+        let event = Queued {
+            seq,
+            channel: channel.into(),
+            data: Arc::new(data),
+        };
+        for session in inner.sessions.of_tenant(tenant) {
+            if session.push(channel, &event, inner.limits.max_queue) == Pushed::Overflowed {
+                tracing::warn!(
+                    endpoint,
+                    tenant,
+                    "a Bayeux session's queue overflowed; ending it"
+                );
+                inner.sessions.remove(&session.client_id);
+                persist::delete(inner, &session).await;
+            }
+        }
+        inner.published.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// Releases held connects and saves the sessions' positions, before the process ends.
-    pub async fn shut_down(&self) {}
+    pub async fn shut_down(&self) {
+        self.inner.stop.cancel();
+        // Wait for the publish in progress, so its entry is counted in the cursors.
+        let _no_publish = self.inner.publish_lock.lock().await;
+        if let Err(e) = persist::flush(&self.inner, true).await {
+            tracing::error!(endpoint = self.inner.endpoint.as_str(), error = %e,
+                "cannot save the Bayeux sessions' positions at shutdown");
+        }
+    }
+}
+
+/// Expires sessions and saves positions every `flush_interval` (more often when the
+/// grace is short), until the engine is dropped or shut down.
+async fn housekeeping(inner: Weak<Inner>, stop: CancellationToken) {
+    let period = match inner.upgrade() {
+        Some(inner) => inner
+            .limits
+            .flush_interval
+            .min(inner.options.session_grace / 2)
+            .max(Duration::from_millis(10)),
+        None => return,
+    };
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let expired = inner
+            .sessions
+            .take_expired(tokio::time::Instant::now(), inner.options.session_grace);
+        for session in &expired {
+            persist::delete(&inner, session).await;
+        }
+        if let Err(e) = persist::flush(&inner, false).await {
+            tracing::warn!(endpoint = inner.endpoint.as_str(), error = %e,
+                "cannot save the Bayeux sessions' positions");
+        }
+    }
 }

@@ -1,0 +1,166 @@
+//! The table of live sessions, the held `/meta/connect`, and expiry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::session::{End, Queued, Session};
+
+/// Live sessions by client id.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: RwLock<HashMap<String, Arc<Session>>>,
+}
+
+impl Sessions {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Session>>> {
+        self.map.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Session>>> {
+        self.map.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `session` unless its client id is taken; says whether it was added.
+    pub fn insert(&self, session: Arc<Session>) -> bool {
+        let mut map = self.write();
+        if map.contains_key(&session.client_id) {
+            return false;
+        }
+        map.insert(session.client_id.clone(), session);
+        true
+    }
+
+    pub fn get(&self, client_id: &str) -> Option<Arc<Session>> {
+        self.read().get(client_id).cloned()
+    }
+
+    pub fn remove(&self, client_id: &str) -> Option<Arc<Session>> {
+        self.write().remove(client_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// The sessions of one tenant: only they may see its notifications.
+    pub fn of_tenant(&self, tenant: &str) -> Vec<Arc<Session>> {
+        self.read()
+            .values()
+            .filter(|s| s.tenant == tenant)
+            .cloned()
+            .collect()
+    }
+
+    /// Takes the sessions that went too long without a connect out of the table and
+    /// ends them.
+    pub fn take_expired(&self, now: Instant, grace: Duration) -> Vec<Arc<Session>> {
+        let expired: Vec<String> = self
+            .read()
+            .values()
+            .filter(|s| s.is_expired(now, grace))
+            .map(|s| s.client_id.clone())
+            .collect();
+        let mut map = self.write();
+        let taken: Vec<Arc<Session>> = expired.iter().filter_map(|id| map.remove(id)).collect();
+        drop(map);
+        for session in &taken {
+            session.end(End::Expired);
+        }
+        taken
+    }
+}
+
+/// How a connect was answered.
+#[derive(Debug)]
+pub struct ConnectAnswer {
+    pub events: Vec<Queued>,
+    /// Set when the session ended meanwhile.
+    pub ended: Option<End>,
+    /// The hold time to advise.
+    pub timeout: Duration,
+}
+
+/// Serves a `/meta/connect`: answers at once for the first connect after the handshake,
+/// for `advice.timeout: 0`, or when notifications are waiting; otherwise waits until a
+/// notification arrives, the timeout passes, a newer connect of the same client comes, the
+/// session ends or the server stops.
+pub async fn connect(
+    session: &Session,
+    requested: Option<Duration>,
+    max: Duration,
+    stop: &CancellationToken,
+) -> ConnectAnswer {
+    let (generation, deadline, hold) = {
+        let mut state = session.state();
+        state.connect_generation += 1;
+        if let Some(t) = requested.filter(|t| !t.is_zero()) {
+            state.connect_timeout = t.min(max);
+        }
+        let hold = state.connects > 0
+            && requested != Some(Duration::ZERO)
+            && state.queue.is_empty()
+            && state.ended.is_none();
+        state.connects += 1;
+        state.last_seen = Instant::now();
+        state.holding = hold;
+        state.dirty = true;
+        (
+            state.connect_generation,
+            Instant::now() + state.connect_timeout,
+            hold,
+        )
+    };
+    // Releases the connect this one replaces, if any.
+    session.wake.notify_waiters();
+    if hold {
+        wait(session, generation, deadline, stop).await;
+    }
+    let mut state = session.state();
+    let current = state.connect_generation == generation;
+    if current {
+        state.holding = false;
+        state.last_seen = Instant::now();
+    }
+    // A replaced connect leaves the events to its successor; at shutdown they stay queued
+    // (and saved) for the restarted server.
+    let events = if current && state.ended.is_none() && !stop.is_cancelled() {
+        state.queue.drain(..).collect()
+    } else {
+        Vec::new()
+    };
+    ConnectAnswer {
+        events,
+        ended: state.ended,
+        timeout: state.connect_timeout,
+    }
+}
+
+async fn wait(session: &Session, generation: u64, deadline: Instant, stop: &CancellationToken) {
+    loop {
+        // Made before looking at the state: a wake-up between the look and the wait is
+        // not lost (`notify_waiters` reaches every `Notified` made before it).
+        let notified = session.wake.notified();
+        {
+            let state = session.state();
+            if state.ended.is_some()
+                || state.connect_generation != generation
+                || !state.queue.is_empty()
+            {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = stop.cancelled() => return,
+        }
+    }
+}
