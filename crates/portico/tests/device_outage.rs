@@ -91,7 +91,7 @@ impl Setup {
             api: DeviceApi::new(addr, SOUTHGATE, &device_login()),
             device_id: self.device_id.clone(),
             login: device_login(),
-            network_delay: Duration::from_secs(4),
+            network_delay: Duration::from_secs(6),
         })
     }
 
@@ -297,7 +297,7 @@ fn a_device_of_another_tenant_sees_nothing_of_acme() {
         api: stranger.clone(),
         device_id: setup.device_id.clone(),
         login: stranger_login.to_string(),
-        network_delay: Duration::from_secs(4),
+        network_delay: Duration::from_secs(6),
     });
     let owner = setup.agent_through(plain(&setup.portico));
     assert!(agent.wait_for(Duration::from_secs(20), |r| r.handshakes >= 1));

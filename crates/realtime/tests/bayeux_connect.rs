@@ -234,3 +234,72 @@ async fn shut_down_releases_held_connects() {
     assert_eq!(reply[0]["successful"], true);
     assert_eq!(reply[0]["advice"]["reconnect"], "retry");
 }
+
+/// A firewall can swallow a held poll's connection, and the answer with it, without a word
+/// to either side. A client that comes back late after an answer with events gets those
+/// events again; one that comes back promptly got them, and gets each once.
+#[tokio::test]
+async fn an_answer_the_client_may_have_lost_is_handed_out_again_when_it_comes_back_late() {
+    let db = test_store().await;
+    let limits = portico_realtime::bayeux::BayeuxLimits {
+        redeliver_after: Duration::from_millis(300),
+        ..fast_limits()
+    };
+    let options = portico_realtime::bayeux::BayeuxOptions {
+        connect_timeout: Duration::from_secs(5),
+        max_connect_timeout: Duration::from_secs(10),
+        session_grace: Duration::from_secs(10),
+    };
+    let bayeux = engine_with(&db.store, Endpoint::Operations, options, limits).await;
+    let id = ready_session(&bayeux, ACME_TOKEN, "/42").await;
+
+    // Prompt: the next connect comes right after the answer; nothing is repeated.
+    bayeux.publish("acme", "/42", json!({"id": "op1"})).await;
+    assert_eq!(
+        event_data(&connect(&bayeux, &id).await),
+        vec![json!({"id": "op1"})]
+    );
+    bayeux.publish("acme", "/42", json!({"id": "op2"})).await;
+    assert_eq!(
+        event_data(&connect(&bayeux, &id).await),
+        vec![json!({"id": "op2"})]
+    );
+
+    // Late: this answer is "lost"; the client's next connect comes after the limit, and
+    // gets it again, ahead of what arrived meanwhile, in order.
+    bayeux.publish("acme", "/42", json!({"id": "op3"})).await;
+    assert_eq!(
+        event_data(&connect(&bayeux, &id).await),
+        vec![json!({"id": "op3"})]
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bayeux.publish("acme", "/42", json!({"id": "op4"})).await;
+    let again = tokio::time::timeout(Duration::from_secs(5), connect(&bayeux, &id))
+        .await
+        .expect("answered at once: something is waiting");
+    assert_eq!(
+        event_data(&again),
+        vec![json!({"id": "op3"}), json!({"id": "op4"})]
+    );
+    // And promptly after that, nothing more.
+    let quiet = tokio::time::timeout(Duration::from_millis(200), connect(&bayeux, &id)).await;
+    assert!(quiet.is_err(), "held: nothing is waiting now");
+}
+
+/// A long poll whose client went away is dropped with its request: the session is then
+/// idle, and expires like any other.
+#[tokio::test]
+async fn a_session_whose_held_connect_was_dropped_still_expires() {
+    let db = test_store().await;
+    let bayeux = engine(&db.store, Endpoint::Operations).await;
+    let id = ready_session(&bayeux, ACME_TOKEN, "/42").await;
+    let dropped = tokio::time::timeout(Duration::from_millis(100), connect(&bayeux, &id)).await;
+    assert!(dropped.is_err(), "the connect was held, then dropped");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let reply = connect(&bayeux, &id).await;
+    assert_eq!(reply[0]["successful"], false);
+    assert!(
+        reply[0]["error"].as_str().unwrap().starts_with("402::"),
+        "{reply:?}"
+    );
+}

@@ -175,6 +175,7 @@ async fn connect(
         session,
         requested,
         inner.options.max_connect_timeout,
+        inner.limits.redeliver_after,
         &inner.stop,
     )
     .await;

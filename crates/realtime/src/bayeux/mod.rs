@@ -81,6 +81,9 @@ pub struct BayeuxLimits {
     pub max_subscriptions: usize,
     /// How often session positions (cursor, last seen) are saved and sessions expired.
     pub flush_interval: Duration,
+    /// A client that connects again later than this after an answer with events may not
+    /// have received it; those events are handed out again (see `session::REDELIVER_AFTER`).
+    pub redeliver_after: Duration,
 }
 
 impl Default for BayeuxLimits {
@@ -90,6 +93,7 @@ impl Default for BayeuxLimits {
             max_messages: 100,
             max_subscriptions: 100,
             flush_interval: Duration::from_secs(5),
+            redeliver_after: session::REDELIVER_AFTER,
         }
     }
 }

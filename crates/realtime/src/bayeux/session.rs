@@ -47,7 +47,20 @@ pub struct SessionState {
     pub ended: Option<End>,
     /// Changed since the position was last saved.
     pub dirty: bool,
+    /// The events of the last connect answered, kept until the client shows it got them
+    /// by connecting again promptly (see [`REDELIVER_AFTER`]).
+    pub unconfirmed: Vec<Queued>,
+    /// When they were handed out.
+    pub answered_at: Instant,
 }
+
+/// A client that got a connect's answer sends its next connect at once (the advice's
+/// interval is 0). One that comes back later than this may never have received the answer:
+/// a firewall or NAT can swallow a held poll's connection without a word to either side,
+/// and the answer with it. Bayeux 1.0 has no acknowledgement, so the events of that answer
+/// are handed out again: delivery is at least once, and a device's operation updates are
+/// compare-and-set, so a duplicate cannot complete an operation twice.
+pub const REDELIVER_AFTER: Duration = Duration::from_secs(5);
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +112,8 @@ impl Session {
                 holding: false,
                 ended: None,
                 dirty: true,
+                unconfirmed: Vec::new(),
+                answered_at: Instant::now(),
             }),
             wake: Notify::new(),
         }

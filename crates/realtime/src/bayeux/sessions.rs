@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{End, Queued, Session};
+use super::session::{End, Queued, Session, SessionState};
 
 /// Live sessions by client id.
 #[derive(Debug, Default)]
@@ -96,11 +96,13 @@ pub async fn connect(
     session: &Session,
     requested: Option<Duration>,
     max: Duration,
+    redeliver_after: Duration,
     stop: &CancellationToken,
 ) -> ConnectAnswer {
     let (generation, deadline, hold) = {
         let mut state = session.state();
         state.connect_generation += 1;
+        confirm_or_requeue(&mut state, redeliver_after);
         if let Some(t) = requested.filter(|t| !t.is_zero()) {
             state.connect_timeout = t.min(max);
         }
@@ -121,7 +123,14 @@ pub async fn connect(
     // Releases the connect this one replaces, if any.
     session.wake.notify_waiters();
     if hold {
+        // Dropped with the request when its client goes away; the session must not stay
+        // "holding" then, or it would never expire.
+        let guard = HoldGuard {
+            session,
+            generation,
+        };
         wait(session, generation, deadline, stop).await;
+        std::mem::forget(guard);
     }
     let mut state = session.state();
     let current = state.connect_generation == generation;
@@ -131,15 +140,48 @@ pub async fn connect(
     }
     // A replaced connect leaves the events to its successor; at shutdown they stay queued
     // (and saved) for the restarted server.
-    let events = if current && state.ended.is_none() && !stop.is_cancelled() {
+    let events: Vec<Queued> = if current && state.ended.is_none() && !stop.is_cancelled() {
         state.queue.drain(..).collect()
     } else {
         Vec::new()
     };
+    if !events.is_empty() {
+        state.unconfirmed = events.clone();
+        state.answered_at = Instant::now();
+    }
     ConnectAnswer {
         events,
         ended: state.ended,
         timeout: state.connect_timeout,
+    }
+}
+
+/// At a new connect: the last answer's events count as received when the client came back
+/// promptly, and go back to the front of the queue otherwise
+/// ([`super::session::REDELIVER_AFTER`]).
+fn confirm_or_requeue(state: &mut SessionState, redeliver_after: Duration) {
+    let unconfirmed = std::mem::take(&mut state.unconfirmed);
+    if unconfirmed.is_empty() || state.answered_at.elapsed() <= redeliver_after {
+        return;
+    }
+    for event in unconfirmed.into_iter().rev() {
+        state.queue.push_front(event);
+    }
+}
+
+/// Clears `holding` when a held connect is dropped before it answered.
+struct HoldGuard<'a> {
+    session: &'a Session,
+    generation: u64,
+}
+
+impl Drop for HoldGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.session.state();
+        if state.connect_generation == self.generation {
+            state.holding = false;
+            state.last_seen = Instant::now();
+        }
     }
 }
 
