@@ -104,6 +104,15 @@ async fn the_message_type_suffixes_are_handled_like_the_endpoint() {
         assert_json_reply(&answer);
         assert_eq!(answer.channels(), [channel]);
     }
+    // A batch of several types goes to the bare trailing slash.
+    let batch = server
+        .post_json(
+            &format!("{BASE}/"),
+            &messages(&["/meta/subscribe", "/meta/connect"]),
+        )
+        .await;
+    assert_json_reply(&batch);
+    assert_eq!(batch.channels(), ["/meta/subscribe", "/meta/connect"]);
     let other = server
         .post_json(&format!("{BASE}/publish"), &messages(&["/meta/connect"]))
         .await;

@@ -19,13 +19,17 @@ const cli = require('./cli.js');
 const options = cli.parseOptions(process.argv.slice(2), ['long-polling', 'websocket']);
 const { fail } = cli;
 
-const client = new faye.Client(options.url, { timeout: 60, retry: 1 });
+// faye's WebSocket client writes its own Host header next to any set here, and a request
+// with two is refused; so a host name is put in the URL instead (`*.localhost` resolves to
+// loopback through libnss-myhostname, and Node tries each address it gets).
+const url = new URL(options.url);
+if (options.host) url.hostname = options.host;
+const client = new faye.Client(url.toString(), { timeout: 60, retry: 1 });
 if (options.transport === 'long-polling') client.disable('websocket');
 let connectedOverWebSocket = false;
 // faye's own "autodisconnect" hook would answer SIGTERM with a disconnect; keep it simple.
 client.disable('autodisconnect');
 client.setHeader('Authorization', `Basic ${options.token}`);
-if (options.host) client.setHeader('Host', options.host);
 
 client.addExtension({
   outgoing(message, callback) {

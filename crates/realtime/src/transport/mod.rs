@@ -77,7 +77,11 @@ impl Endpoint {
 /// without a trailing slash).
 pub fn router(base: &'static str, bayeux: Bayeux, options: TransportOptions) -> Router {
     let endpoint = Endpoint { bayeux, options };
-    let mut router = Router::new().route(base, get(at_base).post(polling::post));
+    // CometD clients append the message type to the URL, and an empty one (a batch of
+    // several types) as a bare trailing slash.
+    let mut router = Router::new()
+        .route(base, get(at_base).post(polling::post))
+        .route(&format!("{base}/"), get(at_base).post(polling::post));
     for suffix in MESSAGE_TYPE_SUFFIXES {
         router = router.route(
             &format!("{base}/{suffix}"),
