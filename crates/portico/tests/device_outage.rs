@@ -3,6 +3,7 @@
 //! polls loses none of 1,000 operations and completes none twice, and a poll connection
 //! silently dropped by the network (a black hole between device and gateway) is survived.
 //! The device is `support::device_agent`, which behaves as Cumulocity agents do.
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 mod support;
 
