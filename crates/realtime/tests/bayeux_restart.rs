@@ -23,6 +23,8 @@ async fn a_session_survives_a_restart_with_its_queued_events_in_order() {
         event_data(&connect(&first, &id).await),
         vec![json!("handed out")]
     );
+    // The client's next connect, at once, shows the answer arrived.
+    assert!(event_data(&send(&first, zero_connect(&id)).await).is_empty());
     for i in 0..5 {
         first.publish("acme", "/42", json!(i)).await;
     }
@@ -157,4 +159,31 @@ async fn the_log_is_pruned_below_every_cursor() {
     }
     assert!(pruned, "handed out everywhere, so pruned within 5 s");
     ops.shut_down().await;
+}
+
+/// An answer handed out just before a crash may never have reached the client (the crash
+/// cut its connection): until the client's next connect confirms it, its events stay
+/// behind the saved cursor, and the restarted server hands them out again.
+#[tokio::test]
+async fn an_answer_not_yet_confirmed_when_the_server_crashed_is_handed_out_again() {
+    let db = test_store().await;
+    let first = engine(&db.store, Endpoint::Operations).await;
+    let id = ready_session(&first, ACME_TOKEN, "/*").await;
+    first.publish("acme", "/1", json!("confirmed")).await;
+    assert_eq!(
+        event_data(&connect(&first, &id).await),
+        vec![json!("confirmed")]
+    );
+    first.publish("acme", "/1", json!("in flight")).await;
+    // The client connected again at once: "confirmed" arrived. This answer is the last.
+    assert_eq!(
+        event_data(&connect(&first, &id).await),
+        vec![json!("in flight")]
+    );
+    // Housekeeping saves the positions (every 100 ms); then the crash.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = engine(&db.store, Endpoint::Operations).await;
+    let reply = send(&second, zero_connect(&id)).await;
+    assert_eq!(event_data(&reply), vec![json!("in flight")]);
+    first.shut_down().await;
 }

@@ -159,9 +159,10 @@ impl Session {
     /// Every log entry up to the returned number that this session wanted was handed
     /// out. `published` must be read before this call: the engine raises it only after
     /// an entry was offered to every session.
+    /// An answer not yet confirmed counts as not handed out: after a crash it is replayed.
     pub fn cursor(&self, published: i64) -> i64 {
         let state = self.state();
-        match state.queue.front() {
+        match state.unconfirmed.first().or(state.queue.front()) {
             Some(first) => first.seq - 1,
             None => published,
         }
