@@ -14,7 +14,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a verified Basic header is trusted without a new password check. A changed
@@ -30,6 +30,10 @@ const CLIENT_ROLE: &str = "client";
 pub struct DeviceAccounts {
     identity: Identity,
     verified: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    /// Checks under way, by header: a device that sends several requests at once (after a
+    /// restart emptied the memory above) gets one password check, not one per request,
+    /// which would also count as a burst of attempts against its account.
+    checking: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl DeviceAccounts {
@@ -37,6 +41,7 @@ impl DeviceAccounts {
         DeviceAccounts {
             identity,
             verified: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashMap::new()),
         }
     }
 
@@ -45,6 +50,29 @@ impl DeviceAccounts {
         if let Some(caller) = self.remembered(&key) {
             return Ok(caller);
         }
+        let turn = {
+            let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+            checking.entry(key).or_default().clone()
+        };
+        let _turn = turn.lock().await;
+        // The check before this one may have succeeded meanwhile.
+        if let Some(caller) = self.remembered(&key) {
+            return Ok(caller);
+        }
+        let checked = self.check(key, encoded, client).await;
+        self.checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        checked
+    }
+
+    async fn check(
+        &self,
+        key: [u8; 32],
+        encoded: &str,
+        client: IpAddr,
+    ) -> Result<Caller, AuthError> {
         let (tenant, user, password) = parse_basic(encoded)?;
         let record = self
             .identity
@@ -226,6 +254,47 @@ mod tests {
             assert!(parse_basic(&STANDARD.encode(bad)).is_err(), "{bad}");
         }
         assert!(parse_basic("%%%").is_err());
+    }
+
+    /// A device firing many requests at once, with nothing remembered yet (after a
+    /// restart), is checked once: all get through, none is throttled as a burst of
+    /// attempts, and a wrong password still fails.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_of_one_device_share_one_password_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/portico.db", dir.path().display());
+        let store = portico_store::Store::open(&url).await.unwrap();
+        let identity = Identity::open(store, Default::default(), "https://portico.test")
+            .await
+            .unwrap();
+        identity
+            .add_user("acme", "device_a1", Role::Device, "device-password-1")
+            .await
+            .unwrap();
+        let accounts = Arc::new(DeviceAccounts::new(identity));
+        let header = format!(
+            "Basic {}",
+            STANDARD.encode("acme/device_a1:device-password-1")
+        );
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let checks: Vec<_> = (0..24)
+            .map(|_| {
+                let (accounts, header) = (accounts.clone(), header.clone());
+                tokio::spawn(async move { accounts.authenticate(&header, client).await })
+            })
+            .collect();
+        for check in checks {
+            let caller = check.await.unwrap().expect("every request gets through");
+            assert_eq!(
+                (caller.tenant.as_str(), caller.role.as_str()),
+                ("acme", "device")
+            );
+        }
+        let wrong = format!("Basic {}", STANDARD.encode("acme/device_a1:wrong-password"));
+        assert!(matches!(
+            accounts.authenticate(&wrong, client).await,
+            Err(AuthError::Invalid(_))
+        ));
     }
 
     #[test]

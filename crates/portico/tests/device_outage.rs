@@ -329,3 +329,25 @@ fn a_device_of_another_tenant_sees_nothing_of_acme() {
     );
     assert_eq!(status, 404, "nor may it touch the operation");
 }
+
+/// DC-3: a device's quiet connection carries TCP keep-alive probes (after 60 s of silence),
+/// which keep NAT and firewall state alive and find a peer that vanished without a FIN.
+#[test]
+fn accepted_connections_have_tcp_keep_alive() {
+    let portico = Portico::start(CONFIG, &[]);
+    let _quiet = std::net::TcpStream::connect(plain(&portico)).unwrap();
+    let mut seen = String::new();
+    let found = support::within(Duration::from_secs(10), || {
+        let out = std::process::Command::new("ss")
+            .args(["-tnoH", "state", "established"])
+            .arg(format!("( sport = :{} )", portico.plain))
+            .output()
+            .expect("ss (iproute2) runs");
+        seen = String::from_utf8_lossy(&out.stdout).to_string();
+        seen.contains("timer:(keepalive,")
+    });
+    assert!(
+        found.is_some(),
+        "no keep-alive timer on the accepted socket: {seen:?}"
+    );
+}
