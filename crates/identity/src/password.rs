@@ -1,5 +1,5 @@
 //! Local passwords (ID-7): argon2id with a random salt, in PHC string form. Hashing is
-//! deliberately slow and large, so it runs on a few threads of its own.
+//! deliberately slow, so it runs on the blocking thread pool.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -28,71 +28,25 @@ pub fn check_policy(password: &str) -> Result<(), IdentityError> {
 }
 
 /// Hashings at once, per process: each takes 19 MiB and a core for a while, so a burst
-/// of logins waits its turn instead of exhausting memory.
+/// of logins waits its turn instead of exhausting memory and the blocking pool.
 fn hashing_permits() -> &'static tokio::sync::Semaphore {
     static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(hashers()))
-}
-
-fn hashers() -> usize {
-    2 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The hashing threads' queue. Hashings run on as many threads of their own as may hash
-/// at once, not on tokio's blocking pool: the allocator keeps a freed 19 MiB block in the
-/// arena of the thread that used it, so hashings spread over the blocking pool's many
-/// threads left hundreds of MB resident (measured: 16 password checks took `portico serve`
-/// from 40 to 256 MB). On a fixed set of threads, at most one block each stays.
-fn hashing_queue() -> &'static std::sync::mpsc::Sender<Job> {
-    static QUEUE: std::sync::OnceLock<std::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
-    QUEUE.get_or_init(|| {
-        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
-        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
-        for n in 0..hashers() {
-            let receiver = receiver.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("password-{n}"))
-                .spawn(move || loop {
-                    let job = match receiver.lock() {
-                        Ok(queue) => queue.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
-                    }
-                });
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start a password hashing thread");
-            }
-        }
-        sender
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(2 * cores)
     })
-}
-
-/// Runs `work` on a hashing thread, one of at most `hashers()` at once.
-async fn on_hashing_thread<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, IdentityError> {
-    let stopped = |e: &dyn std::fmt::Display| {
-        IdentityError::Internal(format!("password hashing stopped: {e}"))
-    };
-    let _permit = hashing_permits().acquire().await.map_err(|e| stopped(&e))?;
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    hashing_queue()
-        .send(Box::new(move || {
-            let _ = answer.send(work());
-        }))
-        .map_err(|e| stopped(&e))?;
-    answered.await.map_err(|e| stopped(&e))
 }
 
 /// The argon2id PHC string of `password` (default parameters: 19 MiB, 2 passes).
 pub async fn hash(password: &str) -> Result<String, IdentityError> {
     let password = password.to_owned();
-    on_hashing_thread(move || hash_now(&password)).await?
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| IdentityError::Internal(format!("password hashing stopped: {e}")))?;
+    tokio::task::spawn_blocking(move || hash_now(&password))
+        .await
+        .map_err(|e| IdentityError::Internal(format!("password hashing stopped: {e}")))?
 }
 
 fn hash_now(password: &str) -> Result<String, IdentityError> {
@@ -112,7 +66,10 @@ pub async fn verify(password: &str, phc: &str) -> bool {
         return false;
     }
     let (password, phc) = (password.to_owned(), phc.to_owned());
-    on_hashing_thread(move || verify_now(&password, &phc))
+    let Ok(_permit) = hashing_permits().acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || verify_now(&password, &phc))
         .await
         .unwrap_or(false)
 }
