@@ -41,10 +41,27 @@ struct Setup {
     runtime: tokio::runtime::Runtime,
 }
 
+/// Sessions that expire soon after a lost poll: the client must handshake again.
+const SHORT_GRACE_CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:{tls}"
+listen_plain = "127.0.0.1:{plain}"
+admin_listen = "127.0.0.1:{admin}"
+
+[notifications]
+connect_timeout = "3s"
+max_connect_timeout = "5s"
+session_grace = "2s"
+"#;
+
 impl Setup {
     /// A tenant with an admin and a device user, and the device's managed object.
     fn new() -> Setup {
-        let portico = Portico::start(CONFIG, &[]);
+        Self::with_config(CONFIG)
+    }
+
+    fn with_config(config: &str) -> Setup {
+        let portico = Portico::start(config, &[]);
         portico.admin(&["tenant", "add", "acme"]);
         for (name, role, password) in [
             ("admin", "admin", "admin-password-1"),
@@ -88,11 +105,16 @@ impl Setup {
     }
 
     fn agent_through(&self, addr: SocketAddr) -> Agent {
+        self.agent_with_delay(addr, Duration::from_secs(6))
+    }
+
+    /// An agent that gives a connect `network_delay` beyond the server's hold.
+    fn agent_with_delay(&self, addr: SocketAddr, network_delay: Duration) -> Agent {
         Agent::start(AgentConfig {
             api: DeviceApi::new(addr, SOUTHGATE, &device_login()),
             device_id: self.device_id.clone(),
             login: device_login(),
-            network_delay: Duration::from_secs(6),
+            network_delay,
         })
     }
 
@@ -238,11 +260,34 @@ fn a_crash_and_restart_during_long_polls_loses_none_of_1000_operations() {
     );
 }
 
+/// The session outlives the black hole: the answer the network swallowed is handed out
+/// again on the same session when the client comes back late.
 #[test]
 fn a_silently_dropped_poll_connection_is_survived_without_losing_an_operation() {
-    let setup = Setup::new();
+    let report = survive_a_black_hole(Setup::new(), Duration::from_secs(6));
+    assert_eq!(report.handshakes, 1, "the session lived on: {report:?}");
+}
+
+/// The session expires during the black hole: the client is told to handshake again, and
+/// finds the operations with its PENDING query.
+#[test]
+fn a_client_whose_session_expired_behind_a_black_hole_handshakes_again_and_gets_everything() {
+    // The agent waits long enough for the server to have ended the session.
+    let report = survive_a_black_hole(
+        Setup::with_config(SHORT_GRACE_CONFIG),
+        Duration::from_secs(15),
+    );
+    assert!(report.handshakes >= 2, "it handshook again: {report:?}");
+}
+
+/// Operations sent while the agent's poll is swallowed by a black hole between it and the
+/// gateway all end SUCCESSFUL; returns the agent's report.
+fn survive_a_black_hole(
+    setup: Setup,
+    network_delay: Duration,
+) -> support::device_agent::AgentReport {
     let hole = BlackholeProxy::forward_to(plain(&setup.portico));
-    let agent = setup.agent_through(hole.addr);
+    let agent = setup.agent_with_delay(hole.addr, network_delay);
     let first = ids(0..3, &setup);
     assert!(
         agent.wait_for(Duration::from_secs(30), |r| first.is_subset(&r.done)),
@@ -266,7 +311,9 @@ fn a_silently_dropped_poll_connection_is_survived_without_losing_an_operation() 
     for id in first.iter().chain(&lost) {
         assert_eq!(setup.status_of(id), "SUCCESSFUL", "operation {id}");
     }
-    assert_eq!(agent.report().refused, 0);
+    let report = agent.report();
+    assert_eq!(report.refused, 0);
+    report
 }
 
 #[test]
