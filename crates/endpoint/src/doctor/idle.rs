@@ -218,6 +218,29 @@ pub fn judge(
     )
 }
 
+/// The longest idle period: minutes as a bare number (`30`), or with a unit (`90s`, `15m`,
+/// `1h`). At most a day, at least a second.
+pub fn parse_longest(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write minutes (30) or 90s, 15m, 1h"))?;
+    let seconds = match unit.trim() {
+        "" | "m" | "min" => number.saturating_mul(60),
+        "s" => number,
+        "h" => number.saturating_mul(3600),
+        other => return Err(format!("unknown unit `{other}`: use s, m or h")),
+    };
+    if seconds == 0 || seconds > 24 * 3600 {
+        return Err(format!("`{text}`: the idle probe runs for 1 s to 24 h"));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
 /// `375 ms`, `12 s`, `7.5 min`.
 pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
@@ -251,6 +274,17 @@ mod tests {
         assert_eq!(human(S(225)), "3.8 min");
         assert_eq!(human(Duration::from_millis(375)), "375 ms");
         assert_eq!(human(S(90)), "90 s");
+    }
+
+    #[test]
+    fn durations_parse_with_minutes_by_default() {
+        assert_eq!(parse_longest("30"), Ok(S(1800)));
+        assert_eq!(parse_longest("4s"), Ok(S(4)));
+        assert_eq!(parse_longest("15m"), Ok(S(900)));
+        assert_eq!(parse_longest("1h"), Ok(S(3600)));
+        for bad in ["", "0", "s", "3d", "-1", "25h", "99999999999999999999"] {
+            assert!(parse_longest(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
