@@ -113,6 +113,7 @@ fn through_tinyproxy_the_proxy_is_named_and_wrong_credentials_are_explained() {
     };
     let config = d.write_agent_config("ep-wrong", Side::Device, &wrong);
     let (ok, said) = doctor(&d, &config, &[]);
+    eprintln!("{said}");
     assert!(!ok, "{said}");
     let failed = lines_starting(&said, "FAIL");
     assert!(!failed.is_empty(), "{said}");
@@ -130,6 +131,20 @@ fn through_tinyproxy_the_proxy_is_named_and_wrong_credentials_are_explained() {
         !said.contains("not-the-password"),
         "the proxy password leaked:\n{said}"
     );
+
+    // No credentials at all: the proxy asks for them.
+    let anonymous = AgentOptions {
+        proxy: Some(proxy.url().replace("agent:s3cret-proxy@", "")),
+        ..AgentOptions::default()
+    };
+    let config = d.write_agent_config("ep-anonymous", Side::Device, &anonymous);
+    let (ok, said) = doctor(&d, &config, &[]);
+    assert!(!ok, "{said}");
+    assert!(said.contains("the proxy wants credentials"), "{said}");
+    assert!(
+        said.contains("fix: ask IT for a proxy user and password"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -144,6 +159,7 @@ fn a_tls_intercepting_proxy_is_named_with_its_issuer() {
     };
     let config = d.write_agent_config("ep-mitm", Side::Device, &options);
     let (ok, said) = doctor(&d, &config, &[]);
+    eprintln!("{said}");
     assert!(!ok, "{said}");
     let tls = lines_starting(&said, &format!("FAIL  tls {TUNNEL_HOST}"));
     assert_eq!(tls.len(), 1, "{said}");
@@ -169,6 +185,7 @@ fn a_backend_that_is_down_is_reported_as_refused_tcp() {
     d.portico.terminate();
     assert!(d.portico.wait_exit(Duration::from_secs(30)).is_some());
     let (ok, said) = doctor(&d, &config, &[]);
+    eprintln!("{said}");
     assert!(!ok, "{said}");
     let port = d.portico.tls;
     assert!(said.contains(&format!("ok    dns {TUNNEL_HOST}")), "{said}");
@@ -241,6 +258,7 @@ fn the_idle_probe_detects_a_firewall_silently_dropping_idle_connections() {
         }
     }
     let status = child.wait().unwrap();
+    eprintln!("{said}");
     assert!(
         start.elapsed() < Duration::from_secs(60),
         "the probe ran too long:\n{said}"
