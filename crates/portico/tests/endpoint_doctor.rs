@@ -257,6 +257,8 @@ fn the_idle_probe_detects_a_firewall_silently_dropping_idle_connections() {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    // Bounded: a probe still running after the loop is ended here and fails below.
+    let _ = child.kill();
     let status = child.wait().unwrap();
     eprintln!("{said}");
     assert!(

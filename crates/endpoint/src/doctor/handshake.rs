@@ -218,3 +218,57 @@ impl ServerCertVerifier for Recording {
         self.inner.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(refused: Option<CertificateError>) -> Seen {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name = rcgen::DistinguishedName::new();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Corp Inspection CA");
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["wss.example.com".to_string()]).unwrap();
+        Seen {
+            certificate: Some(leaf.signed_by(&key, &ca, &ca_key).unwrap().der().to_vec()),
+            refused: refused.map(rustls::Error::InvalidCertificate),
+        }
+    }
+
+    fn explain(refused: Option<CertificateError>, host: &str) -> Check {
+        refusal(host, "tls x", (seen(refused), "handshake error".into()))
+    }
+
+    #[test]
+    fn refusals_are_explained() {
+        let intercepted = explain(Some(CertificateError::UnknownIssuer), "wss.example.com");
+        assert!(intercepted.failed());
+        assert!(
+            intercepted
+                .found
+                .contains("INTERCEPTED: the certificate is issued by \"CN=Corp Inspection CA\""),
+            "{intercepted}"
+        );
+        assert!(intercepted
+            .fix
+            .unwrap()
+            .contains("exempt wss.example.com from TLS inspection"));
+        let other_name = explain(Some(CertificateError::NotValidForName), "rs.example.com");
+        assert!(
+            other_name.found.contains("not valid for rs.example.com"),
+            "{other_name}"
+        );
+        let expired = explain(Some(CertificateError::Expired), "wss.example.com");
+        assert!(expired.fix.unwrap().contains("clock"));
+        let cut = explain(None, "wss.example.com");
+        assert!(
+            cut.found
+                .contains("the TLS handshake failed: handshake error"),
+            "{cut}"
+        );
+    }
+}
