@@ -26,7 +26,11 @@ pub fn issuer_summary(cert_der: &[u8]) -> Option<String> {
     let after_serial = read_tlv(tbs)?.2;
     let after_algorithm = expect(after_serial, SEQUENCE)?.1;
     let (issuer, _) = expect(after_algorithm, SEQUENCE)?;
+    name_summary(issuer)
+}
 
+/// A distinguished name's content (the RDN sequence) as `CN=…, OU=…, O=…`.
+pub(crate) fn name_summary(issuer: &[u8]) -> Option<String> {
     let mut found: Vec<(usize, String)> = Vec::new();
     let mut rdns = issuer;
     while !rdns.is_empty() {
@@ -69,14 +73,14 @@ fn string_value(tag: u8, value: &[u8]) -> Option<String> {
 }
 
 /// The content of a TLV with the given tag, and what follows it.
-fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+pub(crate) fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (found, content, rest) = read_tlv(input)?;
     (found == tag).then_some((content, rest))
 }
 
 /// One DER tag-length-value: (tag, content, rest). Single-byte tags only, which is all a
 /// certificate's outer structure and names use.
-fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     if tag & 0x1F == 0x1F {
         return None;

@@ -31,6 +31,7 @@ pub use tls::{TlsSetupError, TrustRoots};
 pub mod agent;
 pub mod api;
 pub mod dialing;
+pub mod doctor;
 pub mod hosts;
 pub mod http_client;
 pub mod link;

@@ -63,6 +63,12 @@ impl TrustRoots {
         })
     }
 
+    /// The store itself, for a verifier of its own (the doctor's, which records every
+    /// presented certificate).
+    pub(crate) fn store(&self) -> Arc<RootCertStore> {
+        self.store.clone()
+    }
+
     /// Only the certificates of one PEM file, ignoring the system's roots.
     pub fn only(ca_file: &Path) -> Result<Self, TlsSetupError> {
         let mut store = RootCertStore::empty();

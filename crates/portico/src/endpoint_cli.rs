@@ -1,4 +1,4 @@
-//! The endpoint agent's commands: `portico endpoint run|register|rotate`, `portico connect` and
+//! The endpoint agent's commands: `portico endpoint run|register|rotate|doctor`, `portico connect` and
 //! `portico connections`. They read the endpoint's configuration file (`--config`), not the
 //! server's.
 
@@ -29,6 +29,15 @@ pub enum EndpointCommand {
     /// Rotate the endpoint's credentials now: new ones are issued, saved, then confirmed,
     /// which withdraws the old ones (a running agent picks the new file up by itself)
     Rotate,
+    /// Check, from this network, everything the tunnel needs on the way to the backend (DNS,
+    /// TCP 443, the proxy, TLS and interception, the WebSocket upgrade) and say what to ask
+    /// IT for; exits non-zero when something blocks the tunnel
+    Doctor {
+        /// Also measure how long an idle connection survives (the firewall's idle timeout),
+        /// trying idle periods up to this long: minutes (30), or 90s, 15m, 1h
+        #[arg(long, value_name = "MINUTES", value_parser = portico_endpoint::doctor::idle::parse_longest)]
+        idle: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +96,18 @@ pub async fn endpoint(command: EndpointCommand, config: Option<PathBuf>) -> anyh
                 config.credentials_file.display()
             );
             Ok(())
+        }
+        EndpointCommand::Doctor { idle } => {
+            let options = portico_endpoint::doctor::DoctorOptions { idle };
+            let mut printer = portico_endpoint::doctor::report::Printer::default();
+            if portico_endpoint::doctor::run(&config, &options, &mut printer).await {
+                Ok(())
+            } else {
+                bail!(
+                    "something blocks the tunnel ({} failed checks)",
+                    printer.failures
+                )
+            }
         }
         EndpointCommand::Register { code } => {
             let api = Dialer::from_config(&config)?.towards(config.api.clone());
