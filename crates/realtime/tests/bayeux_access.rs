@@ -258,3 +258,53 @@ async fn notifications_publish_operations_and_realtime_changes() {
     );
     assert_eq!(reply[0]["channel"], "/measurements/77");
 }
+
+/// A device's own user follows only the managed objects it owns, as on the REST API: not
+/// another device of its tenant, not a wildcard; a person of the tenant follows any.
+#[tokio::test]
+async fn a_device_subscribes_only_to_what_it_owns() {
+    let db = test_store().await;
+    let document = serde_json::Map::new();
+    let mine = db
+        .store
+        .create_managed_object("acme", "device_7", &document, 1)
+        .await
+        .unwrap()
+        .id;
+    let theirs = db
+        .store
+        .create_managed_object("acme", "device_8", &document, 1)
+        .await
+        .unwrap()
+        .id;
+    for endpoint in [Endpoint::Operations, Endpoint::Realtime] {
+        let bayeux = engine(&db.store, endpoint).await;
+        let channel = |id: String| match endpoint {
+            Endpoint::Operations => format!("/{id}"),
+            Endpoint::Realtime => format!("/operations/{id}"),
+        };
+        let device = handshake(&bayeux, ACME_DEVICE_TOKEN).await;
+        let own = subscribe(&bayeux, &device, json!(channel(mine.to_string()))).await;
+        assert_eq!(own["successful"], true, "{own}");
+        for refused in [
+            channel(theirs.to_string()),
+            channel("*".into()),
+            channel("999999".into()),
+        ] {
+            let reply = subscribe(&bayeux, &device, json!(refused)).await;
+            assert_eq!(reply["successful"], false, "{refused}: {reply}");
+            let error = reply["error"].as_str().unwrap();
+            assert!(
+                error.starts_with("403::") && error.contains("owns"),
+                "{error}"
+            );
+        }
+        // A person of the tenant may follow any device, and all of them.
+        let person = handshake(&bayeux, ACME_TOKEN).await;
+        for allowed in [channel(theirs.to_string()), channel("*".into())] {
+            let reply = subscribe(&bayeux, &person, json!(allowed)).await;
+            assert_eq!(reply["successful"], true, "{allowed}: {reply}");
+        }
+        bayeux.shut_down().await;
+    }
+}

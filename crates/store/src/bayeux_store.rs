@@ -34,6 +34,8 @@ pub struct BayeuxSessionRecord {
     pub client_id: String,
     pub tenant: String,
     pub user: String,
+    /// The user's role (`device` for a device's own user).
+    pub role: String,
     /// The channel patterns the client subscribed to.
     pub subscriptions: Vec<String>,
     pub connect_timeout_ms: i64,
@@ -51,7 +53,7 @@ pub struct BayeuxSessionPosition {
     pub cursor: i64,
 }
 
-const SESSION_COLUMNS: &str = "endpoint, client_id, tenant, user_name, subscriptions, connect_timeout_ms, last_seen_ms, cursor_seq";
+const SESSION_COLUMNS: &str = "endpoint, client_id, tenant, user_name, subscriptions, connect_timeout_ms, last_seen_ms, cursor_seq, role";
 
 fn session_of(row: &AnyRow) -> SqlResult<BayeuxSessionRecord> {
     let subscriptions: String = row.try_get("subscriptions")?;
@@ -65,6 +67,7 @@ fn session_of(row: &AnyRow) -> SqlResult<BayeuxSessionRecord> {
         connect_timeout_ms: row.try_get("connect_timeout_ms")?,
         last_seen_ms: row.try_get("last_seen_ms")?,
         cursor: row.try_get("cursor_seq")?,
+        role: row.try_get("role")?,
     })
 }
 
@@ -183,7 +186,7 @@ impl Store {
         let subscriptions = serde_json::to_string(&session.subscriptions)
             .map_err(|e| StoreError::Invalid(format!("bayeux subscriptions: {e}")))?;
         sqlx::query(&format!(
-            "INSERT INTO bayeux_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            "INSERT INTO bayeux_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (endpoint, client_id) DO UPDATE SET subscriptions = excluded.subscriptions, \
              connect_timeout_ms = excluded.connect_timeout_ms, last_seen_ms = excluded.last_seen_ms, \
              cursor_seq = excluded.cursor_seq \
@@ -197,6 +200,7 @@ impl Store {
         .bind(session.connect_timeout_ms)
         .bind(session.last_seen_ms)
         .bind(session.cursor)
+        .bind(&session.role)
         .execute(self.pool())
         .await?;
         Ok(())

@@ -135,6 +135,16 @@ impl ChannelPattern {
     }
 }
 
+/// The managed object a subscription of `endpoint` names (`/<id>`, `/<kind>/<id>`), if it
+/// names one rather than a wildcard. Call after [`check_subscription`].
+pub fn subscribed_object(endpoint: Endpoint, pattern: &ChannelPattern) -> Option<i64> {
+    let id = match endpoint {
+        Endpoint::Operations => pattern.as_str().get(1..)?,
+        Endpoint::Realtime => pattern.as_str().get(1..)?.split_once('/')?.1,
+    };
+    id.parse().ok()
+}
+
 /// Whether a client of `endpoint` may subscribe to `pattern`; the error says what it may.
 pub fn check_subscription(endpoint: Endpoint, pattern: &ChannelPattern) -> Result<(), BadChannel> {
     let segments: Vec<&str> = pattern.as_str()[1..].split('/').collect();

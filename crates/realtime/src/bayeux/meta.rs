@@ -7,11 +7,11 @@ use std::time::Duration;
 use rand::RngCore;
 use serde_json::{json, Value};
 
-use super::channel::{check_subscription, ChannelPattern};
+use super::channel::{check_subscription, subscribed_object, ChannelPattern};
 use super::message::{self, error_reply, reply, retry_advice, unknown_client, Request};
 use super::session::{End, Session};
 use super::{persist, sessions, Incoming, Inner, Message};
-use crate::accounts::AuthError;
+use crate::accounts::{AuthError, DEVICE_ROLE};
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -138,6 +138,7 @@ async fn handshake(inner: &Inner, m: &Message, shared_type: bool, incoming: &Inc
             new_client_id(),
             caller.tenant.clone(),
             caller.user.clone(),
+            caller.role.clone(),
             timeout,
         ));
         if inner.sessions.insert(session.clone()) {
@@ -213,6 +214,16 @@ async fn subscribe(
             return subscription_reply(m, Some(&format!("403::{}::{text}", p.as_str())));
         }
     }
+    // A person or an operator's tool may follow every device of the tenant; a device (or a
+    // session saved before roles were, which gets the narrower rights) only its own.
+    let device = session.role == DEVICE_ROLE || session.role.is_empty();
+    if device {
+        for p in &patterns {
+            if let Err(text) = owns(inner, session, p).await {
+                return subscription_reply(m, Some(&format!("403::{}::{text}", p.as_str())));
+            }
+        }
+    }
     {
         let mut state = session.state();
         for p in patterns {
@@ -231,6 +242,18 @@ async fn subscribe(
     }
     persist::save(inner, session).await;
     subscription_reply(m, None)
+}
+
+/// A device's own user subscribes only to a managed object it owns, as on the REST API
+/// (no wildcards: they would show it every device of its tenant).
+async fn owns(inner: &Inner, session: &Session, pattern: &ChannelPattern) -> Result<(), String> {
+    let refused = || "a device subscribes only to managed objects it owns".to_owned();
+    let id = subscribed_object(inner.endpoint, pattern).ok_or_else(refused)?;
+    match inner.store.managed_object(&session.tenant, id).await {
+        Ok(Some(object)) if object.owner == session.user => Ok(()),
+        Ok(_) => Err(refused()),
+        Err(e) => Err(format!("cannot check the managed object now: {e}")),
+    }
 }
 
 async fn unsubscribe(

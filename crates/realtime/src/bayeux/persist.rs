@@ -38,6 +38,7 @@ pub fn record(inner: &Inner, session: &Session) -> BayeuxSessionRecord {
         client_id: session.client_id.clone(),
         tenant: session.tenant.clone(),
         user: session.user.clone(),
+        role: session.role.clone(),
         subscriptions: state
             .subscriptions
             .iter()
@@ -146,6 +147,7 @@ fn revive(row: &BayeuxSessionRecord, age_ms: i64) -> Option<Arc<Session>> {
         row.client_id.clone(),
         row.tenant.clone(),
         row.user.clone(),
+        row.role.clone(),
         timeout,
     );
     {

@@ -77,6 +77,8 @@ pub struct Session {
     pub client_id: String,
     pub tenant: String,
     pub user: String,
+    /// The user's role; a device's own user subscribes only to what it owns.
+    pub role: String,
     state: Mutex<SessionState>,
     /// Woken when a notification arrives, a newer connect comes, or the session ends.
     pub wake: Notify,
@@ -96,12 +98,14 @@ impl Session {
         client_id: String,
         tenant: String,
         user: String,
+        role: String,
         connect_timeout: Duration,
     ) -> Session {
         Session {
             client_id,
             tenant,
             user,
+            role,
             state: Mutex::new(SessionState {
                 subscriptions: Vec::new(),
                 queue: VecDeque::new(),

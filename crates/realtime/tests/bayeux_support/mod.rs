@@ -13,10 +13,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// `Basic` credentials of tenant `acme`'s device (the base64 is of `acme/device_1:pw`).
+/// `Basic` credentials of a user of tenant `acme` who may follow every device of it (the
+/// base64 is of `acme/device_1:pw`; its role is `user`).
 pub const ACME_TOKEN: &str = "YWNtZS9kZXZpY2VfMTpwdw==";
-/// `Basic` credentials of tenant `globex`'s device.
+/// `Basic` credentials of a user of tenant `globex`, likewise.
 pub const GLOBEX_TOKEN: &str = "Z2xvYmV4L2RldmljZV8yOnB3";
+/// `Basic` credentials of tenant `acme`'s device `device_7` (role `device`), which may
+/// subscribe only to the managed objects it owns (`acme/device_7:pw`).
+pub const ACME_DEVICE_TOKEN: &str = "YWNtZS9kZXZpY2VfNzpwdw==";
 /// The bootstrap user's credentials.
 pub const BOOTSTRAP_TOKEN: &str = "bWFuYWdlbWVudC9kZXZpY2Vib290c3RyYXA6cHc=";
 /// A JWT-shaped token of tenant `acme`.
@@ -37,9 +41,12 @@ impl Accounts for FakeAccounts {
                 role: role.into(),
             };
             match authorization {
-                a if a == format!("Basic {ACME_TOKEN}") => Ok(caller("acme", "device_1", "device")),
+                a if a == format!("Basic {ACME_TOKEN}") => Ok(caller("acme", "device_1", "user")),
                 a if a == format!("Basic {GLOBEX_TOKEN}") => {
-                    Ok(caller("globex", "device_2", "device"))
+                    Ok(caller("globex", "device_2", "user"))
+                }
+                a if a == format!("Basic {ACME_DEVICE_TOKEN}") => {
+                    Ok(caller("acme", "device_7", "device"))
                 }
                 a if a == format!("Bearer {ACME_JWT}") => {
                     Ok(caller("acme", "operator", "operator"))
