@@ -9,6 +9,7 @@ mod demo;
 mod device_accounts;
 mod devices;
 mod endpoint_cli;
+mod firewall_rules;
 mod identity;
 mod registry_sync;
 mod relay_socket;
@@ -60,6 +61,13 @@ enum Command {
     Connect(endpoint_cli::ConnectArgs),
     /// List this Service Endpoint's user's connection sessions, or end one
     Connections(endpoint_cli::ConnectionsArgs),
+    /// Print the firewall and proxy allow-list for this deployment (hosts, port, timeouts),
+    /// from the server's configuration
+    FirewallRules {
+        /// The port clients connect to (the public one, if the listener sits behind NAT)
+        #[arg(long, default_value_t = 443)]
+        port: u16,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +84,16 @@ fn main() -> ExitCode {
         }
         Command::Serve => server_command(ServerCommand::Serve, config_path),
         Command::Admin(args) => server_command(ServerCommand::Admin(args), config_path),
+        Command::FirewallRules { port } => match config::load(config_path.as_deref()) {
+            Ok(config) => {
+                print!("{}", firewall_rules::render(&config, port));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("portico: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
