@@ -24,7 +24,7 @@ const VERIFIED_FOR: Duration = Duration::from_secs(60);
 const MAX_VERIFIED: usize = 100_000;
 /// Length of a device's generated password (alphanumeric, ~190 bits).
 const DEVICE_PASSWORD_LENGTH: usize = 32;
-/// The role of a bearer token that names none (a client-credentials token).
+/// The role of a client-credentials token (an operator's tool).
 const CLIENT_ROLE: &str = "client";
 
 pub struct DeviceAccounts {
@@ -54,17 +54,18 @@ impl DeviceAccounts {
             let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
             checking.entry(key).or_default().clone()
         };
+        // Removed however this ends, also when the request is dropped mid-check (its
+        // client went away): the map must not keep an entry per abandoned header.
+        let _done = Forget {
+            checking: &self.checking,
+            key,
+        };
         let _turn = turn.lock().await;
         // The check before this one may have succeeded meanwhile.
         if let Some(caller) = self.remembered(&key) {
             return Ok(caller);
         }
-        let checked = self.check(key, encoded, client).await;
-        self.checking
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
-        checked
+        self.check(key, encoded, client).await
     }
 
     async fn check(
@@ -94,21 +95,33 @@ impl DeviceAccounts {
         Ok(caller)
     }
 
-    fn bearer(&self, token: &str) -> Result<Caller, AuthError> {
+    /// A client-credentials token (its subject is the client) acts as an operator's tool of
+    /// its tenant. A user's token acts with the user's role as stored now, not as its
+    /// scopes say: a token's scopes can be narrowed on refresh, and dropping `role:device`
+    /// must not make a device a person.
+    async fn bearer(&self, token: &str) -> Result<Caller, AuthError> {
         let token = self
             .identity
             .verify(token)
             .map_err(|e| AuthError::Invalid(format!("the bearer token is not valid: {e}")))?;
-        let role = token
-            .scopes
-            .iter()
-            .find_map(|s| s.strip_prefix("role:"))
-            .unwrap_or(CLIENT_ROLE)
-            .to_string();
+        if token.client_id.as_deref() == Some(token.subject.as_str()) {
+            return Ok(Caller {
+                tenant: token.tenant,
+                user: token.subject,
+                role: CLIENT_ROLE.to_string(),
+            });
+        }
+        let user = self
+            .identity
+            .store()
+            .user(&token.tenant, &token.subject)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?
+            .ok_or_else(|| AuthError::Invalid("the bearer token's user no longer exists".into()))?;
         Ok(Caller {
             tenant: token.tenant,
-            user: token.subject,
-            role,
+            user: user.name,
+            role: user.role,
         })
     }
 
@@ -136,6 +149,21 @@ impl DeviceAccounts {
     }
 }
 
+/// Takes a header's entry out of the checks under way when dropped.
+struct Forget<'a> {
+    checking: &'a Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    key: [u8; 32],
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
 impl Accounts for DeviceAccounts {
     fn authenticate<'a>(
         &'a self,
@@ -151,7 +179,7 @@ impl Accounts for DeviceAccounts {
             if scheme.eq_ignore_ascii_case("basic") {
                 self.basic(credentials, client).await
             } else if scheme.eq_ignore_ascii_case("bearer") {
-                self.bearer(credentials)
+                self.bearer(credentials).await
             } else {
                 Err(AuthError::Invalid(format!(
                     "the {scheme} scheme is not accepted: send Basic tenant/user:password or a Bearer token"
@@ -217,19 +245,25 @@ fn parse_basic(encoded: &str) -> Result<(String, String, String), AuthError> {
     Ok((tenant.to_string(), user.to_string(), password.to_string()))
 }
 
-/// `device_{serial}`, made a valid Portico user name: lower case, and any character a
-/// user name may not hold replaced by `-`.
+/// `device_{serial}`, made a valid Portico user name (lower-case letters, digits, `.`, `_`,
+/// `-`, `@`) without two serials ever sharing one: lower-case letters, digits, `.` and `-`
+/// stay; an upper-case letter becomes `_` and the letter (`SN-1` → `_s_n-1`), `_` becomes
+/// `__`, and any other byte (`@` included) `@` and two hex digits. Serials that differ only
+/// in case or punctuation get different users, so accepting one device never hands it
+/// another's objects.
 fn device_user_name(external_id: &str) -> Result<String, AuthError> {
-    let serial: String = external_id
-        .trim()
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' | '.' | '_' | '-' | '@' => c,
-            _ => '-',
-        })
-        .collect();
-    let name = format!("device_{serial}");
+    let mut name = String::from("device_");
+    for byte in external_id.trim().bytes() {
+        match byte {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' => name.push(char::from(byte)),
+            b'A'..=b'Z' => {
+                name.push('_');
+                name.push(char::from(byte.to_ascii_lowercase()));
+            }
+            b'_' => name.push_str("__"),
+            other => name.push_str(&format!("@{other:02x}")),
+        }
+    }
     portico_identity::users::check_user_name(&name).map_err(|e| {
         AuthError::Invalid(format!(
             "the device id {external_id:?} cannot name a user: {e}"
@@ -297,10 +331,70 @@ mod tests {
         ));
     }
 
+    /// A user's bearer token acts with the user's stored role, whatever scopes it was
+    /// narrowed to; a client-credentials token acts as an operator's tool.
+    #[tokio::test]
+    async fn a_bearer_token_acts_with_its_users_stored_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/portico.db", dir.path().display());
+        let store = portico_store::Store::open(&url).await.unwrap();
+        let identity = Identity::open(store, Default::default(), "https://portico.test")
+            .await
+            .unwrap();
+        identity
+            .add_user("acme", "device_a1", Role::Device, "device-password-1")
+            .await
+            .unwrap();
+        let mint = |subject: &str, client: &str| {
+            identity
+                .mint(&portico_identity::TokenGrant {
+                    subject: subject.into(),
+                    tenant: "acme".into(),
+                    audiences: vec!["portico".into()],
+                    // No `role:` scope: narrowed away on a refresh.
+                    scopes: vec!["portico".into()],
+                    client_id: Some(client.into()),
+                    actor: None,
+                })
+                .unwrap()
+        };
+        let accounts = DeviceAccounts::new(identity.clone());
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let device = accounts
+            .authenticate(&format!("Bearer {}", mint("device_a1", "console")), client)
+            .await
+            .unwrap();
+        assert_eq!(device.role, "device");
+        let tool = accounts
+            .authenticate(&format!("Bearer {}", mint("ops-tool", "ops-tool")), client)
+            .await
+            .unwrap();
+        assert_eq!(
+            (tool.user.as_str(), tool.role.as_str()),
+            ("ops-tool", CLIENT_ROLE)
+        );
+        let gone = accounts
+            .authenticate(&format!("Bearer {}", mint("nobody", "console")), client)
+            .await;
+        assert!(matches!(gone, Err(AuthError::Invalid(_))));
+    }
+
     #[test]
-    fn device_user_names_are_valid_user_names() {
-        assert_eq!(device_user_name("SN-0042").unwrap(), "device_sn-0042");
-        assert_eq!(device_user_name("a b/c").unwrap(), "device_a-b-c");
+    fn device_user_names_are_valid_and_never_shared_by_two_serials() {
+        assert_eq!(device_user_name("sn-0042").unwrap(), "device_sn-0042");
+        assert_eq!(device_user_name("SN-0042").unwrap(), "device__s_n-0042");
+        assert_eq!(device_user_name("a b/c").unwrap(), "device_a@20b@2fc");
+        let serials = [
+            "ABC", "abc", "aBc", "a b", "a-b", "a_b", "a@b", "a@40b", "_a", "A",
+        ];
+        let names: std::collections::HashSet<String> = serials
+            .iter()
+            .map(|s| device_user_name(s).unwrap())
+            .collect();
+        assert_eq!(names.len(), serials.len(), "{names:?}");
+        for name in &names {
+            portico_identity::users::check_user_name(name).unwrap();
+        }
         assert!(device_user_name(&"x".repeat(100)).is_err());
     }
 }
