@@ -142,16 +142,9 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
         .await
         .map_err(|e| ApiError::store(ctx.area, e))?;
     let items = alarms.iter().map(|a| render(&ctx, a)).collect();
-    let total = match ctx.wants_total() {
-        true => Some(
-            state
-                .store
-                .count_alarms(&ctx.caller.tenant, &filter)
-                .await
-                .map_err(|e| ApiError::store(ctx.area, e))?,
-        ),
-        false => None,
-    };
+    let total = ctx
+        .total_if_wanted(state.store.count_alarms(&ctx.caller.tenant, &filter))
+        .await?;
     Ok(collection(
         &ctx,
         paging,

@@ -98,16 +98,9 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
         .await
         .map_err(|e| ApiError::store(ctx.area, e))?;
     let items = requests.iter().map(|r| render(&ctx, r)).collect();
-    let total = match ctx.wants_total() {
-        true => Some(
-            state
-                .store
-                .count_new_device_requests(&ctx.caller.tenant)
-                .await
-                .map_err(|e| ApiError::store(ctx.area, e))?,
-        ),
-        false => None,
-    };
+    let total = ctx
+        .total_if_wanted(state.store.count_new_device_requests(&ctx.caller.tenant))
+        .await?;
     Ok(collection(
         &ctx,
         paging,

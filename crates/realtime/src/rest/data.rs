@@ -191,16 +191,13 @@ async fn list(state: &RestState, ctx: Ctx, names: &Names) -> Result<Response, Ap
         .await
         .map_err(|e| ApiError::store(ctx.area, e))?;
     let items = records.iter().map(|r| render(&ctx, names, r)).collect();
-    let total = match ctx.wants_total() {
-        true => Some(
+    let total = ctx
+        .total_if_wanted(
             state
                 .store
-                .count_data(names.kind, &ctx.caller.tenant, &filter)
-                .await
-                .map_err(|e| ApiError::store(ctx.area, e))?,
-        ),
-        false => None,
-    };
+                .count_data(names.kind, &ctx.caller.tenant, &filter),
+        )
+        .await?;
     Ok(collection(
         &ctx,
         paging,

@@ -113,15 +113,13 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
             .await
             .map_err(|e| ApiError::store(ctx.area, e))?;
         items = objects.iter().map(|o| render(&ctx, o)).collect();
-        if total.is_some() {
-            total = Some(
+        total = ctx
+            .total_if_wanted(
                 state
                     .store
-                    .count_managed_objects(&ctx.caller.tenant, &filter)
-                    .await
-                    .map_err(|e| ApiError::store(ctx.area, e))?,
-            );
-        }
+                    .count_managed_objects(&ctx.caller.tenant, &filter),
+            )
+            .await?;
     }
     Ok(collection(
         &ctx,

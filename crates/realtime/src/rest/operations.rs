@@ -124,15 +124,9 @@ pub async fn list(State(state): State<Arc<RestState>>, ctx: Ctx) -> Result<Respo
             .await
             .map_err(|e| ApiError::store(ctx.area, e))?;
         items = ops.iter().map(|op| render(&ctx, op)).collect();
-        if total.is_some() {
-            total = Some(
-                state
-                    .store
-                    .count_operations(&ctx.caller.tenant, &filter)
-                    .await
-                    .map_err(|e| ApiError::store(ctx.area, e))?,
-            );
-        }
+        total = ctx
+            .total_if_wanted(state.store.count_operations(&ctx.caller.tenant, &filter))
+            .await?;
     }
     Ok(collection(
         &ctx,

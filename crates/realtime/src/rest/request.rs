@@ -202,6 +202,21 @@ impl Ctx {
         })
     }
 
+    /// The list's total from `count` (not yet run) when the client asked for it, else
+    /// `None` without counting.
+    pub async fn total_if_wanted(
+        &self,
+        count: impl std::future::Future<Output = Result<i64, portico_store::StoreError>>,
+    ) -> Result<Option<i64>, ApiError> {
+        if !self.wants_total() {
+            return Ok(None);
+        }
+        count
+            .await
+            .map(Some)
+            .map_err(|e| ApiError::store(self.area, e))
+    }
+
     /// A numeric id parameter (`source`, `deviceId`…). An id that is not a number names
     /// nothing, so the filter matches nothing: `Some(-1)`.
     pub fn id_param(&self, name: &str) -> Option<i64> {
