@@ -80,7 +80,10 @@ pub async fn run(config: Config) -> Result<()> {
         crate::remote_services::service(
             store.clone(),
             identity.clone(),
-            Some(Arc::new(hub.clone())),
+            Some(Arc::new(crate::live_events::LiveRelay {
+                hub: hub.clone(),
+                relay: relay.clone(),
+            })),
         ),
     );
     // Device Connectivity: the device REST API and the Bayeux notification endpoints.

@@ -19,6 +19,7 @@ mod queries;
 pub mod registry_file;
 mod registry_store;
 mod remote_credentials;
+mod remote_listing;
 mod remote_store;
 
 pub use bayeux_store::{BayeuxLogEntry, BayeuxSessionPosition, BayeuxSessionRecord};
@@ -35,6 +36,7 @@ pub use identity_store::{
 };
 pub use model::*;
 pub use remote_credentials::{ClientStanding, EndpointClients};
+pub use remote_listing::{AuditFilter, ConnectionFilter};
 pub use remote_store::{
     ApplicationRecord, AssignmentRecord, AuditRecord, ConnectionSessionRecord, DeviceRecord,
     EndpointBinding, EndpointRecord, EndpointState, MemberRecord, PortMapping, SiteRecord,

@@ -289,9 +289,9 @@ fn member_of(row: &AnyRow) -> SqlResult<MemberRecord> {
     })
 }
 
-const SESSION_COLUMNS: &str = "tenant, id, user_name, device, application, started_ms, ends_ms, ended_ms, end_reason, bytes_up, bytes_down";
+pub(crate) const SESSION_COLUMNS: &str = "tenant, id, user_name, device, application, started_ms, ends_ms, ended_ms, end_reason, bytes_up, bytes_down";
 
-fn connection_of(row: &AnyRow) -> SqlResult<ConnectionSessionRecord> {
+pub(crate) fn connection_of(row: &AnyRow) -> SqlResult<ConnectionSessionRecord> {
     Ok(ConnectionSessionRecord {
         tenant: row.try_get("tenant")?,
         id: row.try_get("id")?,
@@ -307,7 +307,7 @@ fn connection_of(row: &AnyRow) -> SqlResult<ConnectionSessionRecord> {
     })
 }
 
-fn audit_of(row: &AnyRow) -> SqlResult<AuditRecord> {
+pub(crate) fn audit_of(row: &AnyRow) -> SqlResult<AuditRecord> {
     Ok(AuditRecord {
         tenant: row.try_get("tenant")?,
         id: row.try_get("id")?,

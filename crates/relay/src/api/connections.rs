@@ -3,18 +3,21 @@
 //! the application's session timeout; callers list and end their own (administrators all
 //! of the tenant's). And the audit trail, for administrators.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portico_store::{
-    ApplicationRecord, AuditRecord, ConnectionSessionRecord, EndpointBinding, EndpointState,
+    ApplicationRecord, AuditFilter, ConnectionFilter, ConnectionSessionRecord, EndpointBinding,
+    EndpointState,
 };
 use serde::{Deserialize, Serialize};
 
 use super::access::{self, SiteView, Who};
 use super::error::{ApiError, ApiResult, Body};
+use super::export::{self, Format, Params};
 use super::ApiState;
-use crate::rules::{self, Action};
+use crate::rules::{self, Action, Role};
 use crate::templates::{self, Direction};
 
 #[derive(Deserialize)]
@@ -175,21 +178,75 @@ pub struct ListQuery {
     /// `true`: only open sessions.
     #[serde(default)]
     open: bool,
+    #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    application: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    /// Started at or after (unix milliseconds).
+    #[serde(default)]
+    since_ms: Option<i64>,
+    /// Started before (unix milliseconds).
+    #[serde(default)]
+    until_ms: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    format: Format,
+}
+
+const DEFAULT_CONNECTIONS: i64 = 500;
+const MAX_CONNECTIONS: i64 = 5000;
+
+/// The filter a caller's query asks for, narrowed to what the caller may see: an
+/// administrator sees all of the tenant's sessions, anyone else only their own (asking
+/// for another user's gets none). `None`: nothing can match.
+fn connection_filter(who: &Who, q: ListQuery) -> ApiResult<Option<ConnectionFilter>> {
+    let limit = q.limit.unwrap_or(DEFAULT_CONNECTIONS);
+    if !(1..=MAX_CONNECTIONS).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: 1 to {MAX_CONNECTIONS}"
+        )));
+    }
+    let user = match who.role {
+        Role::Admin => q.user,
+        _ if q.user.as_ref().is_some_and(|u| *u != who.subject) => return Ok(None),
+        _ => Some(who.subject.clone()),
+    };
+    Ok(Some(ConnectionFilter {
+        open_only: q.open,
+        user,
+        device: q.device,
+        application: q.application,
+        since_ms: q.since_ms,
+        until_ms: q.until_ms,
+        limit,
+    }))
 }
 
 pub async fn list_connections(
     State(state): State<ApiState>,
     who: Who,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Vec<ConnectionSessionRecord>>> {
+    Params(q): Params<ListQuery>,
+) -> ApiResult<Response> {
     who.require(Action::ReadCatalogue)?;
     expire(&state, &who.tenant).await?;
-    let all = state.store.connection_sessions(&who.tenant, q.open).await?;
-    Ok(Json(
-        all.into_iter()
+    let format = q.format;
+    let sessions: Vec<ConnectionSessionRecord> = match connection_filter(&who, q)? {
+        Some(filter) => state
+            .store
+            .connection_sessions_where(&who.tenant, &filter)
+            .await?
+            .into_iter()
             .filter(|s| rules::may_manage_session(who.role, &who.subject, s))
             .collect(),
-    ))
+        None => Vec::new(),
+    };
+    match format {
+        Format::Json => Ok(Json(sessions).into_response()),
+        Format::Csv => export::connections_csv(&sessions),
+    }
 }
 
 async fn visible_session(
@@ -253,15 +310,29 @@ pub async fn end_connection(
 pub struct AuditQuery {
     #[serde(default)]
     limit: Option<i64>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    format: Format,
 }
 
 pub async fn list_audit(
     State(state): State<ApiState>,
     who: Who,
-    Query(q): Query<AuditQuery>,
-) -> ApiResult<Json<Vec<AuditRecord>>> {
+    Params(q): Params<AuditQuery>,
+) -> ApiResult<Response> {
     who.require(Action::Manage)?;
     expire(&state, &who.tenant).await?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(state.store.audit(&who.tenant, limit).await?))
+    let filter = AuditFilter {
+        actor: q.actor,
+        action: q.action,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    let records = state.store.audit_where(&who.tenant, &filter).await?;
+    match q.format {
+        Format::Json => Ok(Json(records).into_response()),
+        Format::Csv => export::audit_csv(&records),
+    }
 }

@@ -2,6 +2,8 @@
 //! its one-time registration code once; the agent trades the code for credentials at
 //! `/register`; revoking withdraws the credentials and ends the device's connections.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -27,11 +29,29 @@ pub struct EndpointView {
     revoked_ms: Option<i64>,
     /// Until when the registration code works, while it is unused.
     code_expires_ms: Option<i64>,
+    /// Connected to the relay now.
+    online: bool,
+    /// Since when it is connected, while it is.
+    online_since_ms: Option<i64>,
+}
+
+impl EndpointView {
+    /// The view with the endpoint's presence on the relay (`online`: name to since).
+    fn with_presence(e: EndpointRecord, online: &HashMap<String, i64>) -> EndpointView {
+        let since = online.get(&e.name).copied();
+        EndpointView {
+            online: since.is_some(),
+            online_since_ms: since,
+            ..EndpointView::from(e)
+        }
+    }
 }
 
 impl From<EndpointRecord> for EndpointView {
     fn from(e: EndpointRecord) -> EndpointView {
         EndpointView {
+            online: false,
+            online_since_ms: None,
             name: e.name,
             kind: e.binding.kind(),
             bound_to: e.binding,
@@ -141,7 +161,12 @@ pub async fn list_endpoints(
 ) -> ApiResult<Json<Vec<EndpointView>>> {
     who.require(Action::Manage)?;
     let all = state.store.endpoints(&who.tenant).await?;
-    Ok(Json(all.into_iter().map(EndpointView::from).collect()))
+    let online = state.online(&who.tenant);
+    Ok(Json(
+        all.into_iter()
+            .map(|e| EndpointView::with_presence(e, &online))
+            .collect(),
+    ))
 }
 
 pub async fn show_endpoint(
@@ -155,7 +180,8 @@ pub async fn show_endpoint(
         .endpoint(&who.tenant, &name)
         .await?
         .ok_or_else(|| ApiError::not_found("endpoint", &name))?;
-    Ok(Json(endpoint.into()))
+    let online = state.online(&who.tenant);
+    Ok(Json(EndpointView::with_presence(endpoint, &online)))
 }
 
 pub async fn revoke_endpoint(

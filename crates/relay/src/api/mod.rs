@@ -10,8 +10,10 @@ pub mod credentials;
 mod credentials_rotation;
 mod endpoints;
 pub mod error;
+mod export;
 mod organisation;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +67,18 @@ pub trait LiveEvents: Send + Sync + 'static {
     fn sessions_changed(&self, tenant: &str);
     /// An endpoint was revoked: its tunnel and control channel are cut at once.
     fn endpoint_revoked(&self, tenant: &str, endpoint: &str);
+    /// The tenant's endpoints connected to the relay now. Without a live side, none.
+    fn online(&self, tenant: &str) -> Vec<Online> {
+        let _ = tenant;
+        Vec::new()
+    }
+}
+
+/// An endpoint connected to the relay, and since when (unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Online {
+    pub endpoint: String,
+    pub since_ms: i64,
 }
 
 /// Settings of the API.
@@ -103,6 +117,19 @@ impl ApiState {
         if let Some(live) = &self.live {
             live.sessions_changed(tenant);
         }
+    }
+
+    /// The tenant's online endpoints: name to connected-since (unix milliseconds).
+    pub fn online(&self, tenant: &str) -> HashMap<String, i64> {
+        self.live
+            .as_ref()
+            .map(|live| {
+                live.online(tenant)
+                    .into_iter()
+                    .map(|o| (o.endpoint, o.since_ms))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Tells the live relay that an endpoint was revoked.

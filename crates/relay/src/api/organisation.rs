@@ -4,8 +4,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use portico_store::{DeviceRecord, MemberRecord, SiteRecord};
-use serde::Deserialize;
+use std::collections::HashSet;
+
+use portico_store::{DeviceRecord, EndpointBinding, EndpointState, MemberRecord, SiteRecord};
+use serde::{Deserialize, Serialize};
 
 use super::access::{self, check_name, SiteView, Who};
 use super::error::{ApiError, ApiResult, Body};
@@ -142,17 +144,50 @@ pub async fn add_device(
     Ok((StatusCode::CREATED, Json(device)))
 }
 
+/// A device as the API shows it: the record, and whether its registered Device Endpoint
+/// is connected to the relay now.
+#[derive(Serialize)]
+pub struct DeviceView {
+    #[serde(flatten)]
+    device: DeviceRecord,
+    online: bool,
+}
+
+/// The tenant's devices whose registered Device Endpoint is online now.
+async fn online_devices(state: &ApiState, tenant: &str) -> ApiResult<HashSet<String>> {
+    let online = state.online(tenant);
+    if online.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(state
+        .store
+        .endpoints(tenant)
+        .await?
+        .into_iter()
+        .filter(|e| e.state == EndpointState::Registered && online.contains_key(&e.name))
+        .filter_map(|e| match e.binding {
+            EndpointBinding::Device(device) => Some(device),
+            _ => None,
+        })
+        .collect())
+}
+
 pub async fn list_devices(
     State(state): State<ApiState>,
     who: Who,
-) -> ApiResult<Json<Vec<DeviceRecord>>> {
+) -> ApiResult<Json<Vec<DeviceView>>> {
     who.require(Action::ReadCatalogue)?;
     let view = SiteView::load(&state, &who).await?;
     let devices = state.store.devices(&who.tenant).await?;
+    let online = online_devices(&state, &who.tenant).await?;
     Ok(Json(
         devices
             .into_iter()
             .filter(|d| view.may(Action::SeeDevice, &d.site))
+            .map(|device| DeviceView {
+                online: online.contains(&device.name),
+                device,
+            })
             .collect(),
     ))
 }
@@ -161,12 +196,16 @@ pub async fn show_device(
     State(state): State<ApiState>,
     who: Who,
     Path(name): Path<String>,
-) -> ApiResult<Json<DeviceRecord>> {
+) -> ApiResult<Json<DeviceView>> {
     who.require(Action::ReadCatalogue)?;
     let device = access::device(&state, &who, &name).await?;
     let view = SiteView::load(&state, &who).await?;
     who.require(Action::SeeDevice(view.role_on(&device.site)))?;
-    Ok(Json(device))
+    let online = online_devices(&state, &who.tenant).await?;
+    Ok(Json(DeviceView {
+        online: online.contains(&device.name),
+        device,
+    }))
 }
 
 pub async fn remove_device(
