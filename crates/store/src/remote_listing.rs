@@ -94,7 +94,11 @@ impl Store {
         }
         c.and("user_name", "=", filter.user.clone().map(Value::Text));
         c.and("device", "=", filter.device.clone().map(Value::Text));
-        c.and("application", "=", filter.application.clone().map(Value::Text));
+        c.and(
+            "application",
+            "=",
+            filter.application.clone().map(Value::Text),
+        );
         c.and("started_ms", ">=", filter.since_ms.map(Value::Int));
         c.and("started_ms", "<", filter.until_ms.map(Value::Int));
         let limit = c.placeholder_for(Value::Int(filter.limit));
@@ -124,6 +128,9 @@ impl Store {
             c.sql
         );
         let rows = c.bind(sqlx::query(&sql)).fetch_all(self.pool()).await?;
-        Ok(rows.iter().map(audit_of).collect::<Result<_, sqlx::Error>>()?)
+        Ok(rows
+            .iter()
+            .map(audit_of)
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 }
