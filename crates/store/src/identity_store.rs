@@ -484,6 +484,37 @@ impl Store {
         Ok(())
     }
 
+    /// Gives the user another role and ends their sessions (which hold the role they began
+    /// with), in one transaction; `NotFound` when there is no such user.
+    pub async fn set_user_role(
+        &self,
+        tenant: &str,
+        name: &str,
+        role: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.identity_tx().await?;
+        let done = sqlx::query("UPDATE users SET role = $3 WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .bind(role)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("user", format!("{tenant}/{name}")));
+        }
+        sqlx::query(
+            "UPDATE sessions SET ended_ms = $3 WHERE tenant = $1 AND user_name = $2 AND ended_ms IS NULL",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Removes the user and ends their sessions, in one transaction; `NotFound` when there
     /// is no such user.
     pub async fn remove_user(

@@ -5,6 +5,7 @@
 //! The handlers do not know the gateway: they read a [`Caller`] from the request
 //! extensions, which whoever serves the router inserts.
 
+mod admin_api;
 mod cookies;
 mod login;
 mod oauth;
@@ -19,6 +20,7 @@ use axum::Router;
 
 use crate::{Identity, Session, MANAGEMENT_TENANT};
 
+pub use admin_api::{admin_api, AdminCaller};
 pub use cookies::{REGION_SESSION_COOKIE, SESSION_COOKIE, XSRF_COOKIE};
 
 /// Who is calling, as the gateway saw it.
