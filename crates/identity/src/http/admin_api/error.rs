@@ -87,7 +87,8 @@ impl IntoResponse for AdminError {
 }
 
 /// A JSON request body whose rejections (bad JSON, unknown fields, wrong content type)
-/// are answered in the error shape.
+/// are answered in the error shape. A body that is JSON but not of the call's shape is
+/// invalid input like any other: 400, not axum's 422.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
@@ -96,7 +97,13 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     async fn from_request(request: Request, state: &S) -> Result<Self, AdminError> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(AdminError::new(rejection.status(), rejection.body_text())),
+            Err(rejection) => {
+                let status = match rejection.status() {
+                    StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                    other => other,
+                };
+                Err(AdminError::new(status, rejection.body_text()))
+            }
         }
     }
 }
