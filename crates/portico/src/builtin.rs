@@ -8,6 +8,7 @@ use portico_store::{Api, Auth, Origin, Registry, Route, Tenant, WebApp};
 pub const REGISTRY_SERVICE: &str = "registry";
 pub const DEMO_SERVICE: &str = "hello";
 pub const REMOTE_SERVICES_SERVICE: &str = "remoteservices";
+pub const IDENTITY_ADMIN_SERVICE: &str = "identityadmin";
 
 pub fn registrations(demo: bool) -> Registry {
     let mut registry = Registry {
@@ -58,6 +59,22 @@ pub fn registrations(demo: bool) -> Registry {
                 }],
                 tenants: Vec::new(),
                 auth: Auth::None,
+                scopes: Vec::new(),
+                origin: Origin::Builtin,
+            },
+            // The identity admin API: a tenant administrator's users and OAuth clients
+            // (the API itself refuses every other role).
+            Api {
+                name: "identity".into(),
+                provider: None,
+                version: 1,
+                backend: format!("internal:{IDENTITY_ADMIN_SERVICE}"),
+                routes: vec![Route {
+                    pattern: "/**".into(),
+                    methods: Vec::new(),
+                }],
+                tenants: Vec::new(),
+                auth: Auth::Bearer,
                 scopes: Vec::new(),
                 origin: Origin::Builtin,
             },

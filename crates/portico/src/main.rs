@@ -11,6 +11,7 @@ mod devices;
 mod endpoint_cli;
 mod firewall_rules;
 mod identity;
+mod identity_admin;
 mod live_events;
 mod registry_sync;
 mod relay_socket;

@@ -68,6 +68,10 @@ pub async fn run(config: Config) -> Result<()> {
         IDENTITY_SERVICE.into(),
         crate::identity::service(identity.clone()),
     );
+    services.insert(
+        builtin::IDENTITY_ADMIN_SERVICE.into(),
+        crate::identity_admin::service(identity.clone()),
+    );
     // The live relay: tunnels (`/mts/`) and control channels (`/ccf/`) of the endpoints.
     let relay = Arc::new(Relay::new(store.clone(), LiveOptions::default()));
     let hub = ControlHub::new(store.clone(), relay.clone(), ControlOptions::default());
