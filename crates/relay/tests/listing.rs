@@ -219,11 +219,10 @@ impl Fixture {
             .collect();
     }
 
-    /// A session as the store keeps it; `ended`: its end and reason.
+    /// A session as the store keeps it, by tenant and id; `ended`: its end and reason.
     async fn session(
         &self,
-        tenant: &str,
-        id: &str,
+        (tenant, id): (&str, &str),
         user: &str,
         device: &str,
         application: &str,
@@ -321,8 +320,7 @@ async fn connections_are_filtered_and_limited() {
     let f = fixture().await;
     let hour = 3_600_000;
     f.session(
-        "abc",
-        "s1",
+        ("abc", "s1"),
         "ursula",
         "press-7",
         "ssh-press",
@@ -331,8 +329,7 @@ async fn connections_are_filtered_and_limited() {
     )
     .await;
     f.session(
-        "abc",
-        "s2",
+        ("abc", "s2"),
         "ursula",
         "mill-2",
         "vnc-mill",
@@ -341,8 +338,7 @@ async fn connections_are_filtered_and_limited() {
     )
     .await;
     f.session(
-        "abc",
-        "s3",
+        ("abc", "s3"),
         "olga",
         "press-7",
         "vnc-mill",
@@ -351,8 +347,7 @@ async fn connections_are_filtered_and_limited() {
     )
     .await;
     f.session(
-        "abc",
-        "s4",
+        ("abc", "s4"),
         "olga",
         "press-7",
         "ssh-press",
@@ -361,8 +356,7 @@ async fn connections_are_filtered_and_limited() {
     )
     .await;
     f.session(
-        "xyz",
-        "x1",
+        ("xyz", "x1"),
         "ursula",
         "press-7",
         "ssh-press",
@@ -414,8 +408,7 @@ async fn connections_are_filtered_and_limited() {
 async fn users_list_and_export_only_their_own_connections() {
     let f = fixture().await;
     f.session(
-        "abc",
-        "s1",
+        ("abc", "s1"),
         "ursula",
         "press-7",
         "ssh-press",
@@ -424,8 +417,7 @@ async fn users_list_and_export_only_their_own_connections() {
     )
     .await;
     f.session(
-        "abc",
-        "s2",
+        ("abc", "s2"),
         "olga",
         "press-7",
         "ssh-press",
@@ -466,8 +458,7 @@ async fn connections_export_as_csv() {
     let f = fixture().await;
     // 2026-09-21T14:13:20Z and 30 s later.
     f.session(
-        "abc",
-        "s1",
+        ("abc", "s1"),
         "ursula",
         "press-7",
         "ssh, \"the\" press",
@@ -476,8 +467,7 @@ async fn connections_export_as_csv() {
     )
     .await;
     f.session(
-        "abc",
-        "s2",
+        ("abc", "s2"),
         "ursula",
         "press-7",
         "plain",
