@@ -350,6 +350,17 @@ fn endpoints_get_their_sessions_carry_bytes_are_cut_when_revoked_and_told_of_shu
         "{welcome:?}"
     );
 
+    // The API tells who is online, from the relay's directory of tunnels.
+    let online = || call(&portico, &ada, "GET", "/endpoints/ep-press", "");
+    assert!(
+        within(LIMIT, || online()["online"] == true).is_some(),
+        "{}",
+        online()
+    );
+    assert!(online()["online_since_ms"].as_i64().unwrap() > 0);
+    let device = call(&portico, &ada, "GET", "/devices/press-7", "");
+    assert_eq!(device["online"], true, "{device}");
+
     // The Service Endpoint opens a session as its user, with its own token.
     let url = format!(
         "http://127.0.0.1:{}/api/remoteservices/v1/connections",
@@ -453,5 +464,10 @@ fn endpoints_get_their_sessions_carry_bytes_are_cut_when_revoked_and_told_of_shu
         matches!(end, TunnelError::GoAway(GoAwayReason::Revoked)),
         "{end:?}"
     );
+    let after = call(&portico, &ada, "GET", "/endpoints/ep-press", "");
+    assert_eq!(after["online"], false, "{after}");
+    assert!(after["online_since_ms"].is_null(), "{after}");
+    let device = call(&portico, &ada, "GET", "/devices/press-7", "");
+    assert_eq!(device["online"], false, "{device}");
     drop(portico);
 }
