@@ -1,11 +1,11 @@
 //! Sites (a tree), devices in sites, and the members of sites. Administrators manage them;
 //! other callers see the sites they are members of (with sub-sites) and their devices.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use std::collections::HashSet;
-
 use portico_store::{DeviceRecord, EndpointBinding, EndpointState, MemberRecord, SiteRecord};
 use serde::{Deserialize, Serialize};
 
