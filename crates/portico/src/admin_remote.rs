@@ -200,6 +200,9 @@ pub enum AppCommand {
         t: TenantArg,
         #[arg(long)]
         name: String,
+        /// What people call it, e.g. "Ticketing Server Access" [default: the name]
+        #[arg(long, default_value = "")]
+        label: String,
         /// A template id (`portico admin template list`): ssh, rdp, …, tcp, dtt-reverse
         #[arg(long)]
         template: String,

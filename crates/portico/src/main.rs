@@ -6,6 +6,7 @@ mod admin_remote;
 mod builtin;
 mod config;
 mod demo;
+mod demo_console;
 mod device_accounts;
 mod devices;
 mod endpoint_cli;

@@ -53,6 +53,14 @@ pub async fn run(config: Config) -> Result<()> {
         .context("cannot start the identity service")?;
     bootstrap_operator(&store, &identity).await?;
     bootstrap_device_user(&store, &identity).await?;
+    if config.demo {
+        if let Some(password) = crate::demo_console::seed(&store, &identity).await? {
+            println!(
+                "\nThe demo's console administrator \"admin\" of tenant \"demo\" (password shown this once; \
+                 `portico admin user passwd --tenant demo --name admin` sets a new one):\n\n    {password}\n"
+            );
+        }
+    }
     let last_file = match &config.registry {
         Some(path) => registry_sync::apply_file(&store, path).await?,
         None => None,
@@ -312,6 +320,12 @@ fn print_welcome(config: &Config) {
             "  demo app:     https://demo-hello.{region}.{domain}{}/",
             port(config.listen, 443)
         );
+        if let Some(plain) = config.listen_plain {
+            println!(
+                "  web console:  http://demo-console.{region}.{domain}{}/ (user admin)",
+                port(plain, 80)
+            );
+        }
     }
     println!(
         "  registry API: https://gateway.{region}.{domain}{}/api/registry/v1/openapi.json",

@@ -307,6 +307,7 @@ mod tests {
             tenant: "abc".into(),
             name: name.into(),
             template: template.into(),
+            label: String::new(),
             mappings: vec![PortMapping {
                 local_port: 2222,
                 target_host: "Press.local".into(),

@@ -595,6 +595,14 @@ async fn bad_input_gets_clear_errors() {
             json!({"name": "Bad Name", "template": "ssh", "mappings": [{"local_port": 1, "target_host": "h", "target_port": 1}]}),
             "name",
         ),
+        (
+            json!({"name": "x", "label": "two\nlines", "template": "ssh", "mappings": [{"local_port": 1, "target_host": "h", "target_port": 1}]}),
+            "label",
+        ),
+        (
+            json!({"name": "x", "label": "x".repeat(101), "template": "ssh", "mappings": [{"local_port": 1, "target_host": "h", "target_port": 1}]}),
+            "label",
+        ),
     ] {
         let (s, err) = f
             .call(admin(), Method::POST, "/applications", Some(body))
@@ -641,4 +649,31 @@ async fn the_openapi_document_is_served_and_names_every_resource() {
     ] {
         assert!(paths.contains_key(path), "{path}");
     }
+}
+
+#[tokio::test]
+async fn an_application_keeps_the_label_people_call_it_by() {
+    let f = fixture().await;
+    f.tenant_abc().await;
+    let admin = || caller("abc", "ada", "admin");
+    let made = f
+        .ok(
+            admin(),
+            Method::POST,
+            "/applications",
+            Some(json!({"name": "tickets", "label": "  Ticketing Server Access ",
+                        "template": "ssh",
+                        "mappings": [{"local_port": 8443, "target_host": "10.0.0.8", "target_port": 22}]})),
+        )
+        .await;
+    assert_eq!(made["label"], "Ticketing Server Access");
+    let shown = f
+        .ok(admin(), Method::GET, "/applications/tickets", None)
+        .await;
+    assert_eq!(shown["label"], "Ticketing Server Access");
+    // Without one, the label is empty (shown as the name).
+    let shown = f
+        .ok(admin(), Method::GET, "/applications/ssh-press", None)
+        .await;
+    assert_eq!(shown["label"], "");
 }

@@ -133,6 +133,7 @@ async fn world_with(tweak: impl FnOnce(&mut ControlOptions)) -> World {
                 tenant: T.into(),
                 name: name.into(),
                 template: template.into(),
+                label: String::new(),
                 mappings: vec![PortMapping {
                     local_port: 2222,
                     target_host: "press.local".into(),

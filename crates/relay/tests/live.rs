@@ -53,6 +53,7 @@ fn app(tenant: &str, name: &str, template: &str, target: Option<&str>) -> Applic
         tenant: tenant.into(),
         name: name.into(),
         template: template.into(),
+        label: String::new(),
         mappings: vec![PortMapping {
             local_port: 2222,
             target_host: "press.local".into(),

@@ -118,6 +118,8 @@ pub struct ApplicationRecord {
     pub name: String,
     /// The id of a built-in template (`ssh`, `dtt-reverse`, …).
     pub template: String,
+    /// What people call it ("Ticketing Server Access"); empty: its name.
+    pub label: String,
     pub mappings: Vec<PortMapping>,
     /// DTT Reverse: the service endpoint that dials the targets.
     pub target_endpoint: Option<String>,
@@ -255,7 +257,7 @@ pub(crate) fn endpoint_of(row: &AnyRow) -> SqlResult<EndpointRecord> {
 }
 
 const APPLICATION_COLUMNS: &str =
-    "tenant, name, template, mappings, target_endpoint, session_timeout_s, created_ms";
+    "tenant, name, template, mappings, target_endpoint, session_timeout_s, created_ms, label";
 
 fn application_of(row: &AnyRow) -> SqlResult<ApplicationRecord> {
     let mappings: String = row.try_get("mappings")?;
@@ -263,6 +265,7 @@ fn application_of(row: &AnyRow) -> SqlResult<ApplicationRecord> {
         tenant: row.try_get("tenant")?,
         name: row.try_get("name")?,
         template: row.try_get("template")?,
+        label: row.try_get("label")?,
         mappings: serde_json::from_str(&mappings)
             .map_err(|e| corrupt(format!("port mappings in the database: {e}")))?,
         target_endpoint: row.try_get("target_endpoint")?,
@@ -710,7 +713,7 @@ impl Store {
             return Err(exists("application", &app.tenant, &app.name));
         }
         sqlx::query(&format!(
-            "INSERT INTO rs_applications ({APPLICATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO rs_applications ({APPLICATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(&app.tenant)
         .bind(&app.name)
@@ -719,6 +722,7 @@ impl Store {
         .bind(app.target_endpoint.clone())
         .bind(app.session_timeout_s)
         .bind(app.created_ms)
+        .bind(&app.label)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

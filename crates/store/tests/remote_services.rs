@@ -52,6 +52,7 @@ fn ssh(tenant: &str) -> ApplicationRecord {
         tenant: tenant.into(),
         name: "ssh-press".into(),
         template: "ssh".into(),
+        label: String::new(),
         mappings: vec![PortMapping {
             local_port: 2222,
             target_host: "10.0.0.7".into(),

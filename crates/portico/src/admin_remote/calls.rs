@@ -173,6 +173,7 @@ pub fn call_for(command: &RemoteCommand) -> Call<'_> {
             AppCommand::Add {
                 t,
                 name,
+                label,
                 template,
                 mappings,
                 target_endpoint,
@@ -181,7 +182,7 @@ pub fn call_for(command: &RemoteCommand) -> Call<'_> {
                 t,
                 "/applications",
                 json!({
-                    "name": name, "template": template, "mappings": mappings,
+                    "name": name, "label": label, "template": template, "mappings": mappings,
                     "target_endpoint": target_endpoint, "session_timeout_s": session_timeout,
                 }),
                 Kind::Application,

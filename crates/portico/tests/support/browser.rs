@@ -130,6 +130,72 @@ impl Browser {
         element.click().await.expect("click");
     }
 
+    /// Picks the option with `value` in the `<select>` that `css` selects.
+    pub async fn select(&self, css: &str, value: &str) {
+        let field = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css} on the page: {e}"));
+        field
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("no option {value:?} in {css}: {e}"));
+    }
+
+    /// Saves a screenshot of the page as `target/test-artifacts/{group}/{name}.png`, for
+    /// people to look at after a run.
+    pub async fn screenshot(&self, group: &str, name: &str) {
+        let png = self.client.screenshot().await.expect("take a screenshot");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/test-artifacts")
+            .join(group);
+        std::fs::create_dir_all(&dir).expect("make the artifact folder");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("save the screenshot");
+    }
+
+    /// Runs axe-core (installed by `scripts/test` in `tests/accessibility`) on the page and
+    /// fails on any violation of impact "serious" or "critical", naming each with the
+    /// elements it concerns. Without axe-core installed the check is skipped with a message,
+    /// unless `PORTICO_REQUIRE_NODE` is set.
+    pub async fn assert_accessible(&self, page: &str) {
+        let axe = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/accessibility/node_modules/axe-core/axe.min.js");
+        let Ok(source) = std::fs::read_to_string(&axe) else {
+            assert!(
+                std::env::var_os("PORTICO_REQUIRE_NODE").is_none(),
+                "PORTICO_REQUIRE_NODE is set, but {} is missing",
+                axe.display()
+            );
+            eprintln!("skipped the accessibility check of {page}: axe-core is not installed");
+            return;
+        };
+        self.client
+            .execute(&source, vec![])
+            .await
+            .expect("load axe-core into the page");
+        let script = r#"
+            const done = arguments[arguments.length - 1];
+            axe.run(document, { resultTypes: ["violations"] })
+              .then(r => done(r.violations
+                .filter(v => v.impact === "serious" || v.impact === "critical")
+                .map(v => v.id + " (" + v.impact + "): " + v.help + " at " +
+                          v.nodes.map(n => n.target.join(" ")).join(", "))))
+              .catch(e => done(["axe-core failed: " + e]));
+        "#;
+        let found = self
+            .client
+            .execute_async(script, vec![])
+            .await
+            .expect("run axe-core");
+        let problems: Vec<String> = serde_json::from_value(found).expect("axe-core's findings");
+        assert!(
+            problems.is_empty(),
+            "accessibility problems on {page}:\n{}",
+            problems.join("\n")
+        );
+    }
+
     /// Ends the browser session and the driver.
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;

@@ -28,6 +28,9 @@ pub async fn list_templates(who: Who) -> ApiResult<Json<&'static [Template]>> {
 #[serde(deny_unknown_fields)]
 pub struct NewApplication {
     name: String,
+    /// What people call it; empty or absent: the name.
+    #[serde(default)]
+    label: String,
     template: String,
     mappings: Vec<PortMapping>,
     #[serde(default)]
@@ -49,6 +52,20 @@ fn check_host(host: &str) -> ApiResult<()> {
             "target_host \"{host}\": a host name or IP address"
         )))
     }
+}
+
+/// Longest label, in characters.
+const MAX_LABEL_CHARS: usize = 100;
+
+/// A label trimmed: up to 100 characters, none of them a control character.
+fn check_label(label: &str) -> ApiResult<String> {
+    let label = label.trim();
+    if label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "label: up to {MAX_LABEL_CHARS} characters, no control characters"
+        )));
+    }
+    Ok(label.to_string())
 }
 
 fn check_mappings(mappings: &[PortMapping]) -> ApiResult<()> {
@@ -79,6 +96,7 @@ pub async fn add_application(
 ) -> ApiResult<(StatusCode, Json<ApplicationRecord>)> {
     who.require(Action::Manage)?;
     check_name("application", &new.name)?;
+    let label = check_label(&new.label)?;
     let template = templates::template(&new.template).ok_or_else(|| {
         ApiError::bad_request(format!(
             "template \"{}\" is not in the catalogue (GET /templates)",
@@ -121,6 +139,7 @@ pub async fn add_application(
         tenant: who.tenant.clone(),
         name: new.name,
         template: template.id.into(),
+        label,
         mappings: new.mappings,
         target_endpoint: new.target_endpoint,
         session_timeout_s: timeout,

@@ -157,6 +157,7 @@ mod tests {
             tenant: "t".into(),
             name: "ssh".into(),
             template: template.into(),
+            label: String::new(),
             mappings: vec![PortMapping {
                 local_port: 2222,
                 target_host: "fd00::1".into(),
