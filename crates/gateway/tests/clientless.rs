@@ -180,6 +180,11 @@ async fn unknown_tenants_and_builds_without_the_service_are_not_found() {
     // Without a connection id the label is an ordinary (unregistered) web app.
     let plain = get(gw.addr, "abc-remote.eu1.portico.localhost", "/", &[SESSION]).await;
     assert_eq!(plain.status, 404);
+    // A tenant name of 24 characters makes a first label longer than DNS allows.
+    let long = format!("{}-remote-{ID}.eu1.portico.localhost", "t".repeat(24));
+    let answer = get(gw.addr, &long, "/", &[SESSION]).await;
+    assert_eq!(answer.status, 404);
+    assert!(answer.body.contains("more than DNS allows"), "{}", answer.body);
     let without = gateway(false).await;
     let answer = get(without.addr, &host(), "/", &[SESSION]).await;
     assert_eq!(answer.status, 404);

@@ -23,6 +23,9 @@ use std::sync::Arc;
 pub const CLIENTLESS_SERVICE: &str = "clientless";
 /// The reserved app label of clientless hosts.
 pub const REMOTE_APP: &str = "remote";
+/// The longest DNS label (RFC 1035 §2.3.4). `{tenant}-remote-{32 hex}` fits for tenant
+/// names of up to 23 characters.
+const MAX_LABEL: usize = 63;
 
 impl Gateway {
     /// The clientless route for a web-app host, or `None` when the host is not one of its
@@ -34,8 +37,17 @@ impl Gateway {
         (tenant, app, provider): (&str, &str, Option<&str>),
         target: &str,
     ) -> Option<Result<Routed, GatewayError>> {
-        if app != REMOTE_APP || provider.is_none() {
+        let session = provider?;
+        if app != REMOTE_APP {
             return None;
+        }
+        // A longer label resolves nowhere and fits no certificate; refusing it here too
+        // keeps development hosts (`*.localhost`) as strict as production ones.
+        let label = tenant.len() + REMOTE_APP.len() + session.len() + 2;
+        if label > MAX_LABEL {
+            return Some(Err(GatewayError::not_found(format!(
+                "The host name's first label has {label} characters, more than DNS allows ({MAX_LABEL}): tenant \"{tenant}\" cannot open devices in the browser"
+            ))));
         }
         if !self.inner.services.contains_key(CLIENTLESS_SERVICE) {
             return Some(Err(GatewayError::not_found(
