@@ -60,7 +60,11 @@ struct Device;
 
 impl InProcess for Device {
     fn call(&self, request: Request<Body>) -> BoxFuture<'static, Response<Body>> {
-        let context = request.extensions().get::<RequestContext>().cloned().unwrap();
+        let context = request
+            .extensions()
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap();
         let provider = match &context.host.kind {
             HostKind::WebApp { provider, .. } => provider.clone(),
             _ => None,
@@ -80,7 +84,11 @@ impl InProcess for Device {
             "upgrade": header("upgrade"),
         });
         let mut response = Response::new(boxed(Full::new(Bytes::from(seen.to_string()))));
-        for cookie in ["plc=1; Path=/", "wide=1; Domain=eu1.portico.localhost", "SESSION=x"] {
+        for cookie in [
+            "plc=1; Path=/",
+            "wide=1; Domain=eu1.portico.localhost",
+            "SESSION=x",
+        ] {
             response
                 .headers_mut()
                 .append("set-cookie", cookie.parse().unwrap());
@@ -132,7 +140,13 @@ async fn without_a_session_pages_go_to_login_on_the_host_and_ajax_gets_401() {
         page.header("location"),
         Some("/login?return=%2Fhmi%2Findex.html")
     );
-    let ajax = get(gw.addr, &host(), "/values", &["X-Requested-With: XMLHttpRequest"]).await;
+    let ajax = get(
+        gw.addr,
+        &host(),
+        "/values",
+        &["X-Requested-With: XMLHttpRequest"],
+    )
+    .await;
     assert_eq!(ajax.status, 401);
     let foreign = get(gw.addr, &host(), "/", &["Cookie: SESSION=unknown"]).await;
     assert_eq!(foreign.status, 302);
@@ -142,7 +156,15 @@ async fn without_a_session_pages_go_to_login_on_the_host_and_ajax_gets_401() {
 async fn state_changes_and_websockets_need_the_hosts_origin_but_no_csrf_token() {
     let gw = gateway(true).await;
     let origin = format!("Origin: http://{}", host());
-    let posted = send(gw.addr, "POST", &host(), "/form", &[SESSION, &origin], "a=1").await;
+    let posted = send(
+        gw.addr,
+        "POST",
+        &host(),
+        "/form",
+        &[SESSION, &origin],
+        "a=1",
+    )
+    .await;
     assert_eq!(posted.status, 200, "{}", posted.body);
     let forged = send(
         gw.addr,
@@ -184,7 +206,11 @@ async fn unknown_tenants_and_builds_without_the_service_are_not_found() {
     let long = format!("{}-remote-{ID}.eu1.portico.localhost", "t".repeat(24));
     let answer = get(gw.addr, &long, "/", &[SESSION]).await;
     assert_eq!(answer.status, 404);
-    assert!(answer.body.contains("more than DNS allows"), "{}", answer.body);
+    assert!(
+        answer.body.contains("more than DNS allows"),
+        "{}",
+        answer.body
+    );
     let without = gateway(false).await;
     let answer = get(without.addr, &host(), "/", &[SESSION]).await;
     assert_eq!(answer.status, 404);

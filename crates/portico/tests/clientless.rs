@@ -58,10 +58,20 @@ impl Setup {
             "none",
         ]);
         deployment.admin(&[
-            "user", "add", "--tenant", "acme", "--name", OTHER, "--role", "user", "--password",
+            "user",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            OTHER,
+            "--role",
+            "user",
+            "--password",
             PASSWORD,
         ]);
-        deployment.remote(&["member", "set", "--site", SITE, "--user", OTHER, "--role", "user"]);
+        deployment.remote(&[
+            "member", "set", "--site", SITE, "--user", OTHER, "--role", "user",
+        ]);
         let config = deployment.endpoint("press-ep", Side::Device, &AgentOptions::default());
         let agent = deployment.run_agent(&config);
         let web: SocketAddr = device_web::start(tls);
@@ -92,7 +102,16 @@ impl Setup {
         let (host, origin) = (format!("Host: {SHOP}"), format!("Origin: http://{SHOP}"));
         let xsrf = format!("X-XSRF-TOKEN: {}", who.xsrf);
         let mut args = vec![
-            "-X", method, "-H", &host, "-H", &who.cookie, "-H", &origin, "-H", &xsrf,
+            "-X",
+            method,
+            "-H",
+            &host,
+            "-H",
+            &who.cookie,
+            "-H",
+            &origin,
+            "-H",
+            &xsrf,
         ];
         if !body.is_empty() {
             args.extend(["-H", "Content-Type: application/json", "-d", body]);
@@ -182,14 +201,18 @@ async fn websocket(plain: u16, id: &str, cookie: &str) -> Result<Socket, String>
         .into_client_request()
         .unwrap();
     let headers = request.headers_mut();
-    headers.insert("cookie", cookie.trim_start_matches("Cookie: ").parse().unwrap());
+    headers.insert(
+        "cookie",
+        cookie.trim_start_matches("Cookie: ").parse().unwrap(),
+    );
     headers.insert("origin", format!("http://{host}:{plain}").parse().unwrap());
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", plain))
         .await
         .unwrap();
-    let (socket, _) = tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (socket, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
     Ok(socket)
 }
 
@@ -224,13 +247,26 @@ fn device_page_flow(tls: bool) {
     let (status, seen) = setup.get(&id, Some(&cookie), "/seen");
     assert_eq!(status, 200, "{seen}");
     let seen: serde_json::Value = serde_json::from_str(&seen).unwrap();
-    assert!(seen["host"].as_str().unwrap().starts_with("127.0.0.1:"), "{seen}");
+    assert!(
+        seen["host"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{seen}"
+    );
     assert_eq!(seen["cookie"], "-", "{seen}");
 
     // A device cookie for the whole region is dropped; its own host's cookie passes.
     let host = format!("Host: {}", remote_host(&id));
     let url = format!("http://127.0.0.1:{}/cookies", setup.plain());
-    let (_, headers) = curl(&["-D", "-", "-o", "/dev/null", "-H", &host, "-H", &cookie, &url]);
+    let (_, headers) = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        &host,
+        "-H",
+        &cookie,
+        &url,
+    ]);
     assert!(headers.contains("plc=1"), "{headers}");
     assert!(!headers.contains("wide=1"), "{headers}");
 
@@ -238,16 +274,27 @@ fn device_page_flow(tls: bool) {
     let mut socket = runtime
         .block_on(websocket(setup.plain(), &id, &cookie))
         .unwrap();
-    assert_eq!(runtime.block_on(echo(&mut socket, "hello device")), "hello device");
+    assert_eq!(
+        runtime.block_on(echo(&mut socket, "hello device")),
+        "hello device"
+    );
 
     // Without a session: pages go to the login page of this host, WebSockets get 401.
     let (status, _) = setup.get(&id, None, "/");
     assert_eq!(status, 302);
     let (_, headers) = curl(&[
-        "-D", "-", "-o", "/dev/null", "-H", &host,
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        &host,
         &format!("http://127.0.0.1:{}/plc?x=1", setup.plain()),
     ]);
-    assert!(headers.contains("location: /login?return=%2Fplc%3Fx%3D1"), "{headers}");
+    assert!(
+        headers.contains("location: /login?return=%2Fplc%3Fx%3D1"),
+        "{headers}"
+    );
     let refused = runtime.block_on(websocket(setup.plain(), &id, "Cookie: SESSION=nothing"));
     assert!(refused.unwrap_err().contains("401"));
 
@@ -284,7 +331,10 @@ fn device_page_flow(tls: bool) {
         })
         .await
     });
-    assert!(closed.is_ok(), "the WebSocket stayed open after the session ended");
+    assert!(
+        closed.is_ok(),
+        "the WebSocket stayed open after the session ended"
+    );
     let (status, page) = setup.get(&id, Some(&cookie), "/");
     assert_eq!(status, 410, "{page}");
     assert!(page.contains("has ended"), "{page}");

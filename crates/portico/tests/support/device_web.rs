@@ -83,9 +83,9 @@ pub fn start(tls: bool) -> SocketAddr {
 
 fn self_signed_acceptor() -> tokio_rustls::TlsAcceptor {
     let certified = rcgen::generate_simple_self_signed(vec!["hmi.local".to_string()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-        rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()),
-    );
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        certified.key_pair.serialize_der(),
+    ));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -149,7 +149,9 @@ fn answer(mut req: Request<Incoming>) -> Response<Body> {
             headers.append(header::SET_COOKIE, "plc=1; Path=/".parse().unwrap());
             headers.append(
                 header::SET_COOKIE,
-                "wide=1; Path=/; Domain=eu1.portico.localhost".parse().unwrap(),
+                "wide=1; Path=/; Domain=eu1.portico.localhost"
+                    .parse()
+                    .unwrap(),
             );
             response
         }

@@ -40,7 +40,11 @@ impl Cuts {
     pub fn cut(&self, tenant: &str, id: &str) {
         let removed = self.tokens().remove(&(tenant.to_string(), id.to_string()));
         if let Some(token) = removed {
-            tracing::info!(tenant, session = id, "connection session ended; clientless streams cut");
+            tracing::info!(
+                tenant,
+                session = id,
+                "connection session ended; clientless streams cut"
+            );
             token.cancel();
         }
     }

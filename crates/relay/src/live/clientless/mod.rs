@@ -188,6 +188,9 @@ mod tests {
         let response = error_page(&ClientlessError::Ended("ab12".into()));
         assert_eq!(response.status(), http::StatusCode::GONE);
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

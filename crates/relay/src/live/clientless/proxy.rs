@@ -205,13 +205,19 @@ mod tests {
         );
         replace_origin(&mut headers, &header::REFERER, own, device);
         replace_origin(&mut headers, &header::ORIGIN, own, device);
-        assert_eq!(headers[header::REFERER], "http://10.0.0.5:8080/plc/index.html");
+        assert_eq!(
+            headers[header::REFERER],
+            "http://10.0.0.5:8080/plc/index.html"
+        );
         assert_eq!(
             headers[header::ORIGIN],
             "https://acme-remote-ab.eu1.example.org.evil"
         );
         let mut headers = HeaderMap::new();
-        headers.insert(header::LOCATION, HeaderValue::from_static("http://10.0.0.5:8080?x=1"));
+        headers.insert(
+            header::LOCATION,
+            HeaderValue::from_static("http://10.0.0.5:8080?x=1"),
+        );
         rewrite_location(&mut headers, device, own);
         assert_eq!(headers[header::LOCATION], format!("{own}?x=1"));
         let mut headers = HeaderMap::new();
