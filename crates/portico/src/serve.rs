@@ -78,7 +78,7 @@ pub async fn run(config: Config) -> Result<()> {
     // Clientless browser access: a connection session's device web interface (RS-10).
     services.insert(
         crate::clientless::SERVICE.into(),
-        crate::clientless::service(store.clone(), &hub),
+        crate::clientless::service(store.clone(), &hub, identity.clone()),
     );
     services.insert(
         REMOTE_SERVICES_SERVICE.into(),

@@ -226,6 +226,20 @@ async fn echo(socket: &mut Socket, text: &str) -> String {
     answer.into_text().unwrap().to_string()
 }
 
+/// Whether the socket closes (or fails) within 10 s, skipping any messages before.
+async fn closes(socket: &mut Socket) -> bool {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 fn device_page_flow(tls: bool) {
     let setup = Setup::start(tls);
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -317,23 +331,48 @@ fn device_page_flow(tls: bool) {
     });
     assert!(counted.is_some(), "no bytes were counted for the session");
 
+    // Signing out of Portico closes the WebSockets opened in that sign-in (GW-23).
+    let second = sign_in(&setup.deployment, ENGINEER);
+    let mut signed_in_socket = runtime
+        .block_on(websocket(setup.plain(), &id, &second.cookie))
+        .unwrap();
+    assert_eq!(
+        runtime.block_on(echo(&mut signed_in_socket, "still here")),
+        "still here"
+    );
+    let logout = format!("http://127.0.0.1:{}/logout", setup.plain());
+    let (shop_host, shop_origin) = (format!("Host: {SHOP}"), format!("Origin: http://{SHOP}"));
+    let xsrf = format!("X-XSRF-TOKEN: {}", second.xsrf);
+    let (status, answer) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &shop_host,
+        "-H",
+        &second.cookie,
+        "-H",
+        &shop_origin,
+        "-H",
+        &xsrf,
+        &logout,
+    ]);
+    assert!(status < 400, "{status} {answer}");
+    assert!(
+        runtime.block_on(closes(&mut signed_in_socket)),
+        "the WebSocket outlived its sign-in"
+    );
+    // The other sign-in's WebSocket is untouched.
+    assert_eq!(runtime.block_on(echo(&mut socket, "and here")), "and here");
+
     // Ending the session: the WebSocket closes at once, the host no longer serves.
     let (status, answer) = setup.api(&setup.engineer, "DELETE", &format!("/connections/{id}"), "");
     assert!(status == 200 || status == 204, "{status} {answer}");
-    let closed = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match socket.next().await {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                    Some(Ok(_)) => {}
-                }
-            }
-        })
-        .await
-    });
-    assert!(
-        closed.is_ok(),
-        "the WebSocket stayed open after the session ended"
+    let ending = std::time::Instant::now();
+    let closed = runtime.block_on(closes(&mut socket));
+    assert!(closed, "the WebSocket stayed open after the session ended");
+    eprintln!(
+        "the WebSocket closed {:?} after the session ended",
+        ending.elapsed()
     );
     let (status, page) = setup.get(&id, Some(&cookie), "/");
     assert_eq!(status, 410, "{page}");

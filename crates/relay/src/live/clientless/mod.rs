@@ -28,7 +28,7 @@ use http_body_util::{BodyExt, Full};
 use portico_store::Store;
 
 pub use access::{ClientlessError, WebTarget};
-pub use proxy::{BoxError, ProxyBody};
+pub use proxy::{BoxError, ProxyBody, SignedOut};
 
 use super::control::ControlHub;
 use super::relay::Relay;
@@ -81,13 +81,19 @@ impl Clientless {
         }
     }
 
-    /// Answers one browser request: the device's answer, or a page saying why not.
-    pub async fn serve<B>(&self, web: WebRequest<'_>, request: Request<B>) -> Response<ProxyBody>
+    /// Answers one browser request: the device's answer, or a page saying why not. A
+    /// WebSocket opened by it also closes when `signed_out` resolves (GW-23).
+    pub async fn serve<B>(
+        &self,
+        web: WebRequest<'_>,
+        request: Request<B>,
+        signed_out: Option<SignedOut>,
+    ) -> Response<ProxyBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        match self.try_serve(&web, request).await {
+        match self.try_serve(&web, request, signed_out).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::info!(
@@ -106,6 +112,7 @@ impl Clientless {
         &self,
         web: &WebRequest<'_>,
         request: Request<B>,
+        signed_out: Option<SignedOut>,
     ) -> Result<Response<ProxyBody>, ClientlessError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -125,7 +132,7 @@ impl Clientless {
             .open(&dial_target(&target.host, target.port))
             .map_err(|e| ClientlessError::Device(e.to_string()))?;
         let stream = Metered::new(stream, self.store.clone(), web.tenant, &target.session.id);
-        proxy::forward(stream, &target, web.own_origin, request, cut).await
+        proxy::forward(stream, &target, web.own_origin, request, cut, signed_out).await
     }
 
     /// How many sessions have clientless streams watched now.

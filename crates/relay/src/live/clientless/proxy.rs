@@ -8,6 +8,7 @@
 //! a WebSocket joined over it, are dropped at once.
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
@@ -36,14 +37,19 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::PROXY_AUTHENTICATE,
 ];
 
+/// Resolves when the browser's Portico session ends (sign-out or expiry).
+pub type SignedOut = BoxFuture<'static, ()>;
+
 /// Sends `request` to the device over `stream` and returns its answer; `own_origin` is the
 /// Portico host's origin as the browser uses it (`https://acme-remote-….eu1.example.org`).
+/// A WebSocket joined here ends when the session is cut or when `signed_out` resolves.
 pub async fn forward<S, B>(
     stream: S,
     target: &WebTarget,
     own_origin: &str,
     mut request: Request<B>,
     cut: CancellationToken,
+    signed_out: Option<SignedOut>,
 ) -> Result<Response<ProxyBody>, ClientlessError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -109,10 +115,18 @@ where
                 let (mut client, mut device) = (TokioIo::new(client), TokioIo::new(device));
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut device).await;
             };
-            // Cut: both upgraded connections are dropped, so the browser's WebSocket closes.
+            let signed_out = async {
+                match signed_out {
+                    Some(ended) => ended.await,
+                    None => std::future::pending().await,
+                }
+            };
+            // Cut or signed out: both upgraded connections are dropped, so the browser's
+            // WebSocket closes.
             tokio::select! {
                 () = joined => {}
                 () = cut.cancelled() => {}
+                () = signed_out => {}
             }
         });
     } else {
