@@ -4,6 +4,7 @@
 mod admin;
 mod admin_remote;
 mod builtin;
+mod clientless;
 mod config;
 mod demo;
 mod demo_console;

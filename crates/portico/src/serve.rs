@@ -87,6 +87,11 @@ pub async fn run(config: Config) -> Result<()> {
         crate::relay_socket::RELAY_SERVICE.into(),
         crate::relay_socket::service(identity.clone(), store.clone(), hub.clone()),
     );
+    // Clientless browser access: a connection session's device web interface (RS-10).
+    services.insert(
+        crate::clientless::SERVICE.into(),
+        crate::clientless::service(store.clone(), &hub, identity.clone()),
+    );
     services.insert(
         REMOTE_SERVICES_SERVICE.into(),
         crate::remote_services::service(

@@ -23,6 +23,11 @@ pub(crate) enum Guard {
     /// A core identity path: the caller's session, if any, is looked up and passed on;
     /// nothing is required.
     IdentityCore,
+    /// A device's web interface on a clientless host (`{tenant}-remote-{id}`): a session
+    /// of the host's tenant as for a `session` web app. Device pages cannot echo Portico's
+    /// CSRF token, so state-changing requests and WebSocket handshakes are held to the
+    /// host's own origin only; the service checks the session is the user's.
+    DeviceWeb,
 }
 
 /// Who the request is forwarded for.
@@ -86,6 +91,16 @@ pub(crate) async fn authorize(
             }));
         }
         Guard::Registration { rule, api } => (rule, *api),
+        Guard::DeviceWeb => {
+            let Some(authenticator) = authenticator else {
+                return Err(GatewayError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "A device's web interface requires signing in, but this Portico server runs without its identity service",
+                )
+                .into());
+            };
+            return device_web(authenticator, request, arrival).await;
+        }
     };
     if rule.is_open() {
         return Ok(None);
@@ -126,6 +141,28 @@ async fn web_page(
         .into());
     }
     check_forgery(request, arrival, &info)?;
+    Ok(Some(Caller {
+        principal: info.principal,
+        session: Some(id),
+    }))
+}
+
+/// A device's web interface: a session of the host's tenant, or the way to one; the
+/// host's own origin on state-changing requests and WebSocket handshakes.
+async fn device_web(
+    authenticator: &dyn Authenticator,
+    request: &Parts,
+    arrival: &Arrival<'_>,
+) -> Result<Option<Caller>, Denial> {
+    let Some((id, info)) = find_session(authenticator, &request.headers, arrival.tenant).await
+    else {
+        return Err(sign_in(request, arrival));
+    };
+    if arrival.upgrade || csrf::changes_state(&request.method) {
+        let own = csrf::own_origin(arrival.tls, arrival.host);
+        csrf::check_origin(&request.headers, &own)
+            .map_err(|why| GatewayError::new(StatusCode::FORBIDDEN, why))?;
+    }
     Ok(Some(Caller {
         principal: info.principal,
         session: Some(id),

@@ -32,10 +32,12 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
 
+mod clientless;
 mod devices;
 mod listener;
 mod vpnrts;
 
+pub use clientless::{CLIENTLESS_SERVICE, REMOTE_APP};
 pub use devices::DEVICE_SERVICE;
 
 /// The connection a request arrived on.
@@ -442,6 +444,10 @@ impl Gateway {
                         .identity_core(&decoded, target, Some(tenant), Some(web))
                         .unwrap_or(Routed::Core));
                 }
+                let names = (tenant.as_str(), app.as_str(), provider.as_deref());
+                if let Some(routed) = self.route_clientless(request, &table, names, target) {
+                    return routed;
+                }
                 // The host names a web app: it must exist and serve this tenant, also
                 // for the API calls made from its pages (GW-7, GW-12a).
                 let webapp = table.webapp(tenant, app, provider.as_deref())?;
@@ -574,9 +580,13 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         self.identify_caller(request.headers_mut(), &dispatch, caller.as_ref())?;
         let web = dispatch.web.take();
+        let device_web = matches!(dispatch.guard, Guard::DeviceWeb);
         let mut response = self
             .forward_within_limits(request, dispatch, caller, conn, request_id)
             .await?;
+        if device_web {
+            clientless::harden_device_cookies(response.headers_mut());
+        }
         if let Some(web) = web {
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                 web.apply(response.headers_mut());
@@ -594,8 +604,14 @@ impl Gateway {
         dispatch: &Dispatch,
         caller: Option<&Caller>,
     ) -> Result<(), GatewayError> {
-        let Guard::Registration { rule, .. } = &dispatch.guard else {
-            return Ok(());
+        let rule = match &dispatch.guard {
+            Guard::Registration { rule, .. } => rule,
+            // A device's web interface: the device's own `Authorization` passes unchanged.
+            Guard::DeviceWeb => {
+                crate::auth::forwarded::strip_secrets(headers);
+                return Ok(());
+            }
+            Guard::IdentityCore => return Ok(()),
         };
         crate::auth::forwarded::strip_secrets(headers);
         match (caller, self.inner.authenticator.as_deref()) {

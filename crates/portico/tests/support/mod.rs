@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 pub mod browser;
 pub mod device_agent;
+pub mod device_web;
 pub mod devices;
 pub mod peers;
 pub mod remote;

@@ -7,8 +7,10 @@
 //! - [`join`]: a stream from one endpoint joined to a stream on the other (RS-7, byte counts);
 //! - [`counted`]: a byte-counting stream wrapper for the session's counters;
 //! - [`relay`]: attaching an endpoint's tunnel and serving the streams it opens;
-//! - [`control`]: the control channels (`/ccf/`): sessions announced, timed out, cut.
+//! - [`control`]: the control channels (`/ccf/`): sessions announced, timed out, cut;
+//! - [`clientless`]: a connection session's device web interface in the browser (RS-10).
 
+pub mod clientless;
 pub mod control;
 pub mod counted;
 pub mod directory;

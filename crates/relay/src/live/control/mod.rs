@@ -58,6 +58,9 @@ impl Default for ControlOptions {
     }
 }
 
+/// Reports of changed tenants kept for a slow receiver before it must recheck all.
+const SESSION_CHANGES_BACKLOG: usize = 64;
+
 /// What the channel's task is asked to do.
 #[derive(Debug)]
 enum Command {
@@ -84,6 +87,9 @@ struct Inner {
     /// timeout (RS-8).
     timers: Mutex<HashMap<(String, String), AbortHandle>>,
     next_id: AtomicU64,
+    /// The tenants whose sessions changed, for whoever else carries sessions' bytes (the
+    /// clientless browser access).
+    changes: tokio::sync::broadcast::Sender<String>,
 }
 
 /// The control hub; cheap to clone.
@@ -106,12 +112,19 @@ impl ControlHub {
                 channels: Mutex::new(HashMap::new()),
                 timers: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
+                changes: tokio::sync::broadcast::channel(SESSION_CHANGES_BACKLOG).0,
             }),
         }
     }
 
     pub fn relay(&self) -> &Arc<Relay> {
         &self.inner.relay
+    }
+
+    /// Reports the tenant each time its sessions were synchronised with the store (after
+    /// an API change or a session's timeout). A receiver that lags should recheck all.
+    pub fn session_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.changes.subscribe()
     }
 
     fn now(&self) -> i64 {
@@ -186,6 +199,8 @@ impl ControlHub {
             }
         }
         self.prune_timers(tenant).await;
+        // No receiver is fine: nothing else carries this tenant's sessions now.
+        let _ = self.inner.changes.send(tenant.to_string());
     }
 
     /// Stops the timers of the tenant's sessions that ended before their timeout.
