@@ -1,0 +1,78 @@
+//! The console reads through the same in-process API services the gateway routes to,
+//! as the signed-in caller: each request carries a copy of the incoming request's
+//! [`RequestContext`], so the API applies its own role rules and the caller's tenant.
+
+use super::error::PageError;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use portico_gateway::{InProcess, RequestContext};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// The largest answer the console reads from an API.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// One API service, called on behalf of one request's caller.
+pub struct Api<'a> {
+    /// The API's name, for error messages.
+    name: &'static str,
+    service: Option<&'a Arc<dyn InProcess>>,
+    context: &'a RequestContext,
+}
+
+impl<'a> Api<'a> {
+    pub fn new(
+        name: &'static str,
+        service: Option<&'a Arc<dyn InProcess>>,
+        context: &'a RequestContext,
+    ) -> Api<'a> {
+        Api {
+            name,
+            service,
+            context,
+        }
+    }
+
+    /// `GET path` (the path under the API's root, with its query), the JSON answer read
+    /// as `T`. A 403 becomes [`PageError::Forbidden`], a 404 [`PageError::NotFound`].
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, PageError> {
+        let service = self
+            .service
+            .ok_or_else(|| PageError::Unavailable(format!("the {} API is not running", self.name)))?;
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(http::header::ACCEPT, "application/json")
+            .body(portico_gateway::body::empty())
+            .map_err(|e| PageError::Unavailable(format!("bad request path {path}: {e}")))?;
+        request.extensions_mut().insert(self.context.clone());
+        let response = service.call(request).await;
+        let status = response.status();
+        let bytes = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| PageError::Unavailable(format!("the {} API: {e}", self.name)))?
+            .to_bytes();
+        match status {
+            StatusCode::OK => serde_json::from_slice(&bytes).map_err(|e| {
+                PageError::Unavailable(format!("the {} API answered {path} unreadably: {e}", self.name))
+            }),
+            StatusCode::FORBIDDEN => Err(PageError::Forbidden(error_message(&bytes))),
+            StatusCode::NOT_FOUND => Err(PageError::NotFound(error_message(&bytes))),
+            StatusCode::UNAUTHORIZED => Err(PageError::SignedOut),
+            other => Err(PageError::Unavailable(format!(
+                "the {} API answered {path} with {other}: {}",
+                self.name,
+                error_message(&bytes)
+            ))),
+        }
+    }
+}
+
+/// The `message` of an API error answer (`{status, error, message}`), or its text.
+fn error_message(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).chars().take(300).collect())
+}
