@@ -4,7 +4,10 @@
 
 use super::error::PageError;
 use http::{Method, Request, StatusCode};
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt};
 use http_body_util::BodyExt;
+use portico_gateway::body::Body;
 use portico_gateway::{InProcess, RequestContext};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -48,11 +51,9 @@ impl<'a> Api<'a> {
         request.extensions_mut().insert(self.context.clone());
         let response = service.call(request).await;
         let status = response.status();
-        let bytes = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-            .collect()
+        let bytes = read_body(response.into_body())
             .await
-            .map_err(|e| PageError::Unavailable(format!("the {} API: {e}", self.name)))?
-            .to_bytes();
+            .map_err(|e| PageError::Unavailable(format!("the {} API: {e}", self.name)))?;
         match status {
             StatusCode::OK => serde_json::from_slice(&bytes).map_err(|e| {
                 PageError::Unavailable(format!("the {} API answered {path} unreadably: {e}", self.name))
@@ -67,6 +68,20 @@ impl<'a> Api<'a> {
             ))),
         }
     }
+}
+
+/// The whole body, at most [`MAX_ANSWER_BYTES`]. A boxed future of its own: inside an
+/// `async fn` the compiler cannot prove the collecting future `Send` (the boxed body
+/// error's elided lifetime).
+fn read_body(body: Body) -> BoxFuture<'static, Result<Bytes, String>> {
+    http_body_util::Limited::new(body, MAX_ANSWER_BYTES)
+        .collect()
+        .map(|collected| {
+            collected
+                .map(|c| c.to_bytes())
+                .map_err(|e| e.to_string())
+        })
+        .boxed()
 }
 
 /// The `message` of an API error answer (`{status, error, message}`), or its text.
