@@ -144,7 +144,7 @@
       return [ "POST", RS + "/devices", { name: value(f, "name"), site: value(f, "site"), description: value(f, "description") } ];
     },
     "set-member": function (f) {
-      return [ "POST", RS + "/members", { site: value(f, "site"), user_name: value(f, "user_name"), role: value(f, "role") } ];
+      return [ "POST", RS + "/members", { site: value(f, "site"), user: value(f, "user_name"), role: value(f, "role") } ];
     },
     "add-user": function (f) {
       return [ "POST", IDENTITY + "/users", { name: value(f, "name"), role: value(f, "role"), password: f.elements.namedItem("password").value } ];
