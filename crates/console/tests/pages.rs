@@ -40,8 +40,15 @@ impl CredentialIssuer for NoIssuer {
 /// The role of a principal, as the binary reads it: the scope `role:{role}`.
 fn role_of(context: Option<&RequestContext>) -> Option<(String, String, String)> {
     let principal = context?.principal.as_ref()?;
-    let role = principal.scopes.iter().find_map(|s| s.strip_prefix("role:"))?;
-    Some((principal.tenant.clone(), principal.subject.clone(), role.to_string()))
+    let role = principal
+        .scopes
+        .iter()
+        .find_map(|s| s.strip_prefix("role:"))?;
+    Some((
+        principal.tenant.clone(),
+        principal.subject.clone(),
+        role.to_string(),
+    ))
 }
 
 /// The relay API as the binary mounts it: its `Caller` from the gateway's principal.
@@ -233,10 +240,19 @@ impl World {
             json!({"site": "plant", "user": "olga", "role": "site-owner"}),
         )
         .await;
-        post("/members", json!({"site": "line1", "user": "ulf", "role": "user"})).await;
+        post(
+            "/members",
+            json!({"site": "line1", "user": "ulf", "role": "user"}),
+        )
+        .await;
         let other = ("other", "oscar", "admin");
-        self.api(other, Method::POST, "/sites", json!({"name": "secret-site"}))
-            .await;
+        self.api(
+            other,
+            Method::POST,
+            "/sites",
+            json!({"name": "secret-site"}),
+        )
+        .await;
         self.api(
             other,
             Method::POST,
@@ -339,7 +355,10 @@ async fn the_device_tree_nests_sites_and_shows_states_and_only_visible_devices()
     // A user on line1 sees its device only.
     let (_, html) = world.page(Some(USER), "/").await;
     assert!(html.contains("data-device=\"robot-7\""), "{html}");
-    assert!(!html.contains("press-1") && !html.contains("crane-2"), "{html}");
+    assert!(
+        !html.contains("press-1") && !html.contains("crane-2"),
+        "{html}"
+    );
     // A device the user may not see is refused by the API, so by the page.
     let (status, _) = world.page(Some(USER), "/devices/crane-2").await;
     assert!(
@@ -383,13 +402,19 @@ async fn no_page_shows_another_tenants_objects() {
 async fn actions_are_offered_by_role() {
     let world = World::new(true).await;
     let (_, admin_device) = world.page(Some(ADMIN), "/devices/press-1").await;
-    assert!(admin_device.contains("<li data-app=\"press-ssh\">"), "{admin_device}");
+    assert!(
+        admin_device.contains("<li data-app=\"press-ssh\">"),
+        "{admin_device}"
+    );
     assert!(admin_device.contains("data-action=\"connect\" data-app=\"press-ssh\""));
     assert!(admin_device.contains("<form data-action=\"assign\">"));
     let (_, owner_device) = world.page(Some(OWNER), "/devices/press-1").await;
     assert!(owner_device.contains("<form data-action=\"assign\">"));
     let (_, user_device) = world.page(Some(USER), "/devices/robot-7").await;
-    assert!(!user_device.contains("data-action=\"assign\""), "{user_device}");
+    assert!(
+        !user_device.contains("data-action=\"assign\""),
+        "{user_device}"
+    );
 
     let (_, hub) = world.page(Some(ADMIN), "/protocol-hub").await;
     for needle in [
@@ -429,7 +454,10 @@ async fn actions_are_offered_by_role() {
     }
     let (_, audit) = world.page(Some(ADMIN), "/audit").await;
     assert!(audit.contains("<table id=\"audit-trail\">") && audit.contains("id=\"csv\""));
-    assert!(audit.contains("device.add"), "the trail lists the seeding\n{audit}");
+    assert!(
+        audit.contains("device.add"),
+        "the trail lists the seeding\n{audit}"
+    );
     let (_, user_audit) = world.page(Some(USER), "/audit").await;
     assert!(!user_audit.contains("audit-trail"));
     let (_, network) = world.page(Some(USER), "/network").await;
@@ -443,7 +471,10 @@ async fn without_the_identity_admin_api_the_administration_still_shows_the_rest(
     let world = World::new(false).await;
     let (status, html) = world.page(Some(ADMIN), "/admin").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("identity administration is not available"), "{html}");
+    assert!(
+        html.contains("identity administration is not available"),
+        "{html}"
+    );
     assert!(html.contains("data-action=\"add-site\""));
 }
 
@@ -465,6 +496,9 @@ async fn signed_out_callers_unknown_pages_and_assets() {
         let headers = response.headers();
         assert!(headers["content-type"].to_str().unwrap().starts_with(kind));
         assert_eq!(headers["x-content-type-options"], "nosniff");
-        assert!(headers["cache-control"].to_str().unwrap().contains("max-age"));
+        assert!(headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age"));
     }
 }

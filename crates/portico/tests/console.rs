@@ -50,12 +50,23 @@ fn login(portico: &Portico, user: &str) -> (String, String) {
     assert_eq!(status, 303, "{headers}");
     let session = cookie_value(&headers, "SESSION");
     let xsrf = cookie_value(&headers, "XSRF-TOKEN");
-    (format!("Cookie: SESSION={session}; XSRF-TOKEN={xsrf}"), xsrf)
+    (
+        format!("Cookie: SESSION={session}; XSRF-TOKEN={xsrf}"),
+        xsrf,
+    )
 }
 
 fn add_user(portico: &Portico, name: &str, role: &str) {
     portico.admin(&[
-        "user", "add", "--tenant", "demo", "--name", name, "--role", role, "--password",
+        "user",
+        "add",
+        "--tenant",
+        "demo",
+        "--name",
+        name,
+        "--role",
+        role,
+        "--password",
         PASSWORD,
     ]);
 }

@@ -84,7 +84,7 @@ fn sites_section(sites: &[Site], devices: &[Device], members: &[Member]) -> Mark
                     h3 #add-site-heading { "Add a site" }
                     (field("site-name", "Name", html! { input #site-name name="name" required; }))
                     (field("site-parent", "Parent site (optional)", html! {
-                        select #site-parent name="parent" {
+                        select #site-parent name="parent" data-refresh {
                             option value="" { "None" }
                             @for s in sites { option value=(s.name) { (s.name) } }
                         }
@@ -95,7 +95,7 @@ fn sites_section(sites: &[Site], devices: &[Device], members: &[Member]) -> Mark
                     h3 #add-device-heading { "Add a device" }
                     (field("device-name", "Name", html! { input #device-name name="name" required; }))
                     (field("device-site", "Site", html! {
-                        select #device-site name="site" required {
+                        select #device-site name="site" required data-refresh {
                             @for s in sites { option value=(s.name) { (s.name) } }
                         }
                     }))
@@ -105,7 +105,7 @@ fn sites_section(sites: &[Site], devices: &[Device], members: &[Member]) -> Mark
                 form data-action="set-member" aria-labelledby="set-member-heading" {
                     h3 #set-member-heading { "Give a user a role on a site" }
                     (field("member-site", "Site", html! {
-                        select #member-site name="site" required {
+                        select #member-site name="site" required data-refresh {
                             @for s in sites { option value=(s.name) { (s.name) } }
                         }
                     }))

@@ -3,9 +3,9 @@
 //! [`RequestContext`], so the API applies its own role rules and the caller's tenant.
 
 use super::error::PageError;
-use http::{Method, Request, StatusCode};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
+use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use portico_gateway::body::Body;
 use portico_gateway::{InProcess, RequestContext};
@@ -39,9 +39,9 @@ impl<'a> Api<'a> {
     /// `GET path` (the path under the API's root, with its query), the JSON answer read
     /// as `T`. A 403 becomes [`PageError::Forbidden`], a 404 [`PageError::NotFound`].
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, PageError> {
-        let service = self
-            .service
-            .ok_or_else(|| PageError::Unavailable(format!("the {} API is not running", self.name)))?;
+        let service = self.service.ok_or_else(|| {
+            PageError::Unavailable(format!("the {} API is not running", self.name))
+        })?;
         let mut request = Request::builder()
             .method(Method::GET)
             .uri(path)
@@ -56,7 +56,10 @@ impl<'a> Api<'a> {
             .map_err(|e| PageError::Unavailable(format!("the {} API: {e}", self.name)))?;
         match status {
             StatusCode::OK => serde_json::from_slice(&bytes).map_err(|e| {
-                PageError::Unavailable(format!("the {} API answered {path} unreadably: {e}", self.name))
+                PageError::Unavailable(format!(
+                    "the {} API answered {path} unreadably: {e}",
+                    self.name
+                ))
             }),
             StatusCode::FORBIDDEN => Err(PageError::Forbidden(error_message(&bytes))),
             StatusCode::NOT_FOUND => Err(PageError::NotFound(error_message(&bytes))),
@@ -76,11 +79,7 @@ impl<'a> Api<'a> {
 fn read_body(body: Body) -> BoxFuture<'static, Result<Bytes, String>> {
     http_body_util::Limited::new(body, MAX_ANSWER_BYTES)
         .collect()
-        .map(|collected| {
-            collected
-                .map(|c| c.to_bytes())
-                .map_err(|e| e.to_string())
-        })
+        .map(|collected| collected.map(|c| c.to_bytes()).map_err(|e| e.to_string()))
         .boxed()
 }
 

@@ -9,11 +9,7 @@ use axum::extract::{Path, State as StateOf};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
-pub async fn page(
-    StateOf(options): State,
-    Path(name): Path<String>,
-    caller: Caller,
-) -> Response {
+pub async fn page(StateOf(options): State, Path(name): Path<String>, caller: Caller) -> Response {
     let api = caller.remote_services(&options);
     let device: Device = match api.get(&format!("/devices/{}", segment(&name))).await {
         Ok(device) => device,
@@ -93,7 +89,7 @@ pub async fn page(
                     input type="hidden" name="device" value=(device.name);
                     div.field {
                         label for="assign-application" { "Application" }
-                        select #assign-application name="application" required {
+                        select #assign-application name="application" required data-refresh {
                             @for app in &unassigned {
                                 option value=(app.name) { (app.name) }
                             }

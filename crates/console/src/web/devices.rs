@@ -57,10 +57,7 @@ fn tree(sites: &[Site], devices: &[Device]) -> Markup {
     for device in devices {
         by_site.entry(&device.site).or_default().push(device);
     }
-    let tree = Tree {
-        children,
-        by_site,
-    };
+    let tree = Tree { children, by_site };
     html! {
         ul #tree {
             @for root in tree.children.get(&None).into_iter().flatten() {
@@ -80,7 +77,11 @@ const MAX_DEPTH: usize = 32;
 
 impl Tree<'_> {
     fn site(&self, name: &str, depth: usize) -> Markup {
-        let devices = self.by_site.get(name).map(Vec::as_slice).unwrap_or_default();
+        let devices = self
+            .by_site
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let sub_sites = self
             .children
             .get(&Some(name))

@@ -221,7 +221,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]
@@ -233,7 +241,10 @@ mod tests {
         assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(time(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
         assert_eq!(date_ms("2023-11-14"), Some(1_699_920_000_000));
-        assert_eq!(date_ms("2024-02-29").map(time).as_deref(), Some("2024-02-29 00:00:00 UTC"));
+        assert_eq!(
+            date_ms("2024-02-29").map(time).as_deref(),
+            Some("2024-02-29 00:00:00 UTC")
+        );
         assert_eq!(date_ms("2024-13-01"), None);
         assert_eq!(date_ms("yesterday"), None);
     }

@@ -76,7 +76,13 @@ pub async fn page(StateOf(options): State, caller: Caller) -> Response {
             (assign_form(&devices, &applications))
         }
     };
-    section_page(&caller.viewer, Section::ProtocolHub, "Protocol Hub", content).into_response()
+    section_page(
+        &caller.viewer,
+        Section::ProtocolHub,
+        "Protocol Hub",
+        content,
+    )
+    .into_response()
 }
 
 fn create_form(templates: &[Template], service_endpoints: &[Endpoint]) -> Markup {
@@ -110,7 +116,7 @@ fn create_form(templates: &[Template], service_endpoints: &[Endpoint]) -> Markup
                 }
                 div.field {
                     label for="app-target-endpoint" { "Target endpoint (DTT Reverse)" }
-                    select #app-target-endpoint name="target_endpoint" {
+                    select #app-target-endpoint name="target_endpoint" data-refresh {
                         option value="" { "None" }
                         @for e in service_endpoints {
                             option value=(e.name) { (e.name) }
@@ -134,7 +140,7 @@ fn assign_form(devices: &[Device], applications: &[Application]) -> Markup {
             form data-action="assign" {
                 div.field {
                     label for="hub-assign-device" { "Device" }
-                    select #hub-assign-device name="device" required {
+                    select #hub-assign-device name="device" required data-refresh {
                         @for d in devices {
                             option value=(d.name) { (d.name) " (" (d.site) ")" }
                         }
@@ -142,7 +148,7 @@ fn assign_form(devices: &[Device], applications: &[Application]) -> Markup {
                 }
                 div.field {
                     label for="hub-assign-application" { "Application" }
-                    select #hub-assign-application name="application" required {
+                    select #hub-assign-application name="application" required data-refresh {
                         @for app in applications {
                             option value=(app.name) { (app.name) }
                         }

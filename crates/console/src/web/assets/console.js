@@ -75,7 +75,15 @@
         var fresh = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-refresh][id]").forEach(function (old) {
           var replacement = fresh.getElementById(old.id);
-          if (replacement) old.replaceWith(document.importNode(replacement, true));
+          if (!replacement) return;
+          var node = document.importNode(replacement, true);
+          // A choice list keeps what the user chose, when it is still offered.
+          if (old.tagName === "SELECT" && old.value) {
+            for (var i = 0; i < node.options.length; i++) {
+              if (node.options[i].value === old.value) node.value = old.value;
+            }
+          }
+          old.replaceWith(node);
         });
       })
       .catch(function () { /* the next action or reload shows the lists again */ });
