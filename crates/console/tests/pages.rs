@@ -425,7 +425,7 @@ async fn actions_are_offered_by_role() {
         "name=\"local_port\"",
         "name=\"target_host\"",
         "name=\"target_port\"",
-        "<select id=\"app-target-endpoint\" name=\"target_endpoint\">",
+        "<select id=\"app-target-endpoint\" name=\"target_endpoint\"",
         "name=\"session_timeout_s\"",
         "<select id=\"hub-assign-device\" name=\"device\"",
     ] {

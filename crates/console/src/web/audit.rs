@@ -183,3 +183,42 @@ fn filter_form(filter: &Filter) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(user: &str, started_ms: i64, ended: bool) -> Session {
+        Session {
+            id: "s".into(),
+            user_name: user.into(),
+            device: "press-1".into(),
+            application: "ssh".into(),
+            started_ms,
+            ended_ms: ended.then_some(started_ms + 1),
+            ..Session::default()
+        }
+    }
+
+    #[test]
+    fn the_filter_names_only_what_was_filled_in_and_counts_the_last_day_whole() {
+        let filter = Filter {
+            user: " ulf ".into(),
+            from: "2023-11-14".into(),
+            to: "2023-11-14".into(),
+            ..Filter::default()
+        };
+        assert_eq!(
+            filter.api_query(true),
+            "open=false&user=ulf&since_ms=1699920000000&until_ms=1700006399999&format=csv"
+        );
+        assert_eq!(Filter::default().api_query(false), "open=false");
+        assert!(filter.keeps(&session("ulf", 1_700_006_399_999, true)));
+        assert!(!filter.keeps(&session("ulf", 1_700_006_400_000, true)));
+        assert!(!filter.keeps(&session("ada", 1_699_920_000_000, true)));
+        assert!(
+            !filter.keeps(&session("ulf", 1_699_920_000_000, false)),
+            "open"
+        );
+    }
+}
