@@ -158,7 +158,7 @@ impl RoutingTable {
                 let key = portico_store::app_key(app, provider);
                 GatewayError::not_found(format!("Unknown web application \"{key}\""))
             })?;
-        if !route.tenants.contains(tenant) {
+        if !route.rule.serves(tenant) {
             return Err(GatewayError::not_found(format!(
                 "Tenant \"{tenant}\" is not subscribed to the web application \"{}\"",
                 route.key
@@ -277,7 +277,8 @@ fn compile_webapp(w: &WebApp) -> Result<WebAppRoute, String> {
             audience: auth::webapp_audience(&w.key()),
             scopes: w.scopes.clone(),
             subscribers: w.tenants.iter().cloned().collect(),
-            every_tenant: false,
+            // As for APIs: Portico's own web apps (the console) serve every tenant.
+            every_tenant: w.origin == Origin::Builtin && w.tenants.is_empty(),
         }),
     })
 }
@@ -409,6 +410,27 @@ mod tests {
         assert!(t.webapp("nobody", "assetmanager", Some("xyz")).is_err());
         assert!(t.webapp("other", "assetmanager", Some("xyz")).is_err());
         assert!(t.webapp("abc", "assetmanager", None).is_err());
+    }
+
+    #[test]
+    fn builtin_web_apps_without_tenants_serve_every_registered_tenant() {
+        let mut reg = registry();
+        let mut console = reg.webapps[0].clone();
+        console.name = "console".into();
+        console.provider = None;
+        console.tenants = Vec::new();
+        console.origin = Origin::Builtin;
+        let mut listed = console.clone();
+        listed.name = "listed".into();
+        listed.origin = Origin::File;
+        reg.webapps.extend([console, listed]);
+        let (t, problems) = RoutingTable::compile(&reg);
+        assert!(problems.is_empty());
+        assert!(t.webapp("abc", "console", None).is_ok());
+        assert!(t.webapp("other", "console", None).is_ok());
+        assert!(t.webapp("nobody", "console", None).is_err());
+        // A file's web app with no tenants serves none.
+        assert!(t.webapp("abc", "listed", None).is_err());
     }
 
     #[test]

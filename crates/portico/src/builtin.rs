@@ -9,11 +9,24 @@ pub const REGISTRY_SERVICE: &str = "registry";
 pub const DEMO_SERVICE: &str = "hello";
 pub const REMOTE_SERVICES_SERVICE: &str = "remoteservices";
 pub const IDENTITY_ADMIN_SERVICE: &str = "identityadmin";
+pub const CONSOLE_SERVICE: &str = "console";
 
 pub fn registrations(demo: bool) -> Registry {
     let mut registry = Registry {
         tenants: Vec::new(),
-        webapps: Vec::new(),
+        // The web console on `{tenant}-console.…`, behind the session login, for every
+        // tenant (no tenant listed); its pages call the APIs on their own host.
+        webapps: vec![WebApp {
+            name: "console".into(),
+            provider: None,
+            backend: format!("internal:{CONSOLE_SERVICE}"),
+            tenants: Vec::new(),
+            cache_control: None,
+            websockets: Vec::new(),
+            auth: Auth::Session,
+            scopes: Vec::new(),
+            origin: Origin::Builtin,
+        }],
         apis: vec![
             Api {
                 name: "registry".into(),

@@ -4,7 +4,7 @@
 //! or proxy must not undercut. Everything is outbound from the sites; nothing inbound.
 
 use crate::config::Config;
-use std::fmt::Write;
+use portico_console::network::{AllowList, AllowRow};
 
 /// The endpoint agent's keep-alive interval by default: a firewall must let a tunnel sit
 /// idle longer than this.
@@ -13,16 +13,17 @@ const ENDPOINT_KEEP_ALIVE_SECS: u64 = portico_endpoint::config::DEFAULT_KEEP_ALI
 /// The allow-list as text; `port` is the one clients use (443 behind the usual public
 /// listener).
 pub fn render(config: &Config, port: u16) -> String {
-    let mut out = String::new();
+    allow_list(config, port).to_text()
+}
+
+/// The allow-list of this deployment: the hosts of every region of every domain, and the
+/// advice for firewalls and proxies (also shown on the console's Network page).
+pub fn allow_list(config: &Config, port: u16) -> AllowList {
     let n = &config.notifications;
-    let _ = writeln!(
-        out,
-        "Firewall and proxy allow-list for this Portico (outbound only; TCP {port}, TLS):"
-    );
+    let mut rows = Vec::new();
     for domain in &config.domains {
         for region in &config.regions {
-            let _ = writeln!(out, "\nRegion {region} of {domain}:");
-            let rows = [
+            let hosts = [
                 (
                     format!("connectivity.{region}.vpnrts.{domain}"),
                     "HTTPS",
@@ -49,12 +50,17 @@ pub fn render(config: &Config, port: u16) -> String {
                     "browsers: web apps, the console, static content",
                 ),
             ];
-            for (host, protocol, who) in rows {
-                let _ = writeln!(out, "  {host:<44} {port:<5} {protocol:<24} {who}");
-            }
+            rows.extend(hosts.into_iter().map(|(host, protocol, who)| AllowRow {
+                domain: domain.clone(),
+                region: region.clone(),
+                host,
+                port,
+                protocol: protocol.into(),
+                who: who.into(),
+            }));
         }
     }
-    let advice = [
+    let advice = vec![
         "WebSocket upgrades (HTTP/1.1 `Upgrade: websocket`) to the wss and southgate hosts."
             .to_string(),
         "No TLS inspection for the vpnrts and southgate hosts: agents and devices check the \
@@ -73,11 +79,7 @@ pub fn render(config: &Config, port: u16) -> String {
              least as long as the longest Remote Services connection session."
         ),
     ];
-    let _ = writeln!(out, "\nWhat firewalls and proxies must let through:");
-    for line in advice {
-        let _ = writeln!(out, "- {line}");
-    }
-    out
+    AllowList { port, rows, advice }
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! configuration ([`crate::reload`]); the TLS certificate files are watched
 //! ([`portico_gateway::cert_reload`]).
 
-use crate::builtin::{self, DEMO_SERVICE, REGISTRY_SERVICE, REMOTE_SERVICES_SERVICE};
+use crate::builtin::{
+    self, CONSOLE_SERVICE, DEMO_SERVICE, REGISTRY_SERVICE, REMOTE_SERVICES_SERVICE,
+};
 use crate::config::{Config, TlsSource};
 use crate::identity::IdentityAuthenticator;
 use crate::registry_sync;
@@ -29,6 +31,23 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// The web console: it reads through the in-process APIs already in `services`.
+fn console_service(
+    services: &Services,
+    store: &Store,
+    config: &Config,
+) -> Option<Arc<dyn portico_gateway::InProcess>> {
+    let remote_services = services.get(REMOTE_SERVICES_SERVICE)?.clone();
+    let app = portico_console::console_app(portico_console::ConsoleOptions {
+        remote_services,
+        identity_admin: services.get(builtin::IDENTITY_ADMIN_SERVICE).cloned(),
+        store: store.clone(),
+        // The allow-list as `portico firewall-rules` prints it by default (port 443).
+        allow_list: crate::firewall_rules::allow_list(config, 443),
+    });
+    Some(from_tower(app))
+}
 
 pub async fn run(config: Config) -> Result<()> {
     // Installed first: until then SIGHUP would end the process.
@@ -110,6 +129,9 @@ pub async fn run(config: Config) -> Result<()> {
         portico_gateway::DEVICE_SERVICE.into(),
         crate::devices::service(&realtime),
     );
+    if let Some(console) = console_service(&services, &store, &config) {
+        services.insert(CONSOLE_SERVICE.into(), console);
+    }
     let authenticator = Arc::new(IdentityAuthenticator::new(identity.clone()));
     let gateway =
         Gateway::with_authenticator(gateway_config(&config), services, Some(authenticator));

@@ -1,0 +1,251 @@
+//! The frame of every console page: language, title, skip link, the header with the
+//! signed-in user, the navigation of the pages the viewer's role may use, the one `main`
+//! with its `h1`, and the two live regions actions report into.
+
+use maud::{html, Markup, DOCTYPE};
+use portico_gateway::RequestContext;
+
+/// A tenant role as the identity service names it (carried as the scope `role:{role}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    SiteOwner,
+    User,
+    /// Anything else (the platform operator, a client): reads what the APIs allow.
+    Other,
+}
+
+impl Role {
+    fn parse(name: &str) -> Role {
+        match name {
+            "admin" => Role::Admin,
+            "site-owner" => Role::SiteOwner,
+            "user" => Role::User,
+            _ => Role::Other,
+        }
+    }
+
+    /// Site owners and administrators assign applications to devices.
+    pub fn assigns(self) -> bool {
+        matches!(self, Role::Admin | Role::SiteOwner)
+    }
+}
+
+/// Who is looking at the console.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub tenant: String,
+    pub user: String,
+    pub role: Role,
+    /// The host the page was asked for, e.g. `demo-console.eu1.portico.localhost:8443`.
+    pub host: String,
+}
+
+impl Viewer {
+    /// The viewer the gateway verified, if any.
+    pub fn from_context(context: &RequestContext) -> Option<Viewer> {
+        let principal = context.principal.as_ref()?;
+        let role = principal
+            .scopes
+            .iter()
+            .find_map(|s| s.strip_prefix("role:"))
+            .map_or(Role::Other, Role::parse);
+        Some(Viewer {
+            tenant: principal.tenant.clone(),
+            user: principal.subject.clone(),
+            role,
+            host: context.original_host.clone(),
+        })
+    }
+}
+
+/// The console's pages, in navigation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Devices,
+    ProtocolHub,
+    Connections,
+    Audit,
+    Admin,
+    Network,
+}
+
+impl Section {
+    const ALL: [Section; 6] = [
+        Section::Devices,
+        Section::ProtocolHub,
+        Section::Connections,
+        Section::Audit,
+        Section::Admin,
+        Section::Network,
+    ];
+
+    fn path(self) -> &'static str {
+        match self {
+            Section::Devices => "/",
+            Section::ProtocolHub => "/protocol-hub",
+            Section::Connections => "/connections",
+            Section::Audit => "/audit",
+            Section::Admin => "/admin",
+            Section::Network => "/network",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Section::Devices => "Devices",
+            Section::ProtocolHub => "Protocol Hub",
+            Section::Connections => "Connections",
+            Section::Audit => "Audit",
+            Section::Admin => "Administration",
+            Section::Network => "Network",
+        }
+    }
+
+    /// Whether `role` may use the page. Everything but the administration is for every
+    /// role: what each page lists is what the APIs let that role see.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Section::Admin => role == Role::Admin,
+            _ => true,
+        }
+    }
+}
+
+/// A whole page: `title` is its `h1` too; `viewer` decides the navigation.
+pub fn page(viewer: Option<&Viewer>, title: &str, content: Markup) -> Markup {
+    page_in(viewer, None, title, content)
+}
+
+/// A page of one of the navigation's sections, marked as the current one.
+pub fn section_page(viewer: &Viewer, section: Section, title: &str, content: Markup) -> Markup {
+    page_in(Some(viewer), Some(section), title, content)
+}
+
+fn page_in(
+    viewer: Option<&Viewer>,
+    current: Option<Section>,
+    title: &str,
+    content: Markup,
+) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Portico" }
+                link rel="stylesheet" href="/assets/console.css";
+                script src="/assets/console.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to the content" }
+                header.top {
+                    span.brand { "Portico" }
+                    @if let Some(viewer) = viewer {
+                        span.who { (viewer.user) " · " (viewer.tenant) }
+                        a.signout href="/logout" { "Sign out" }
+                    }
+                    button.menu type="button" aria-controls="console-nav" aria-expanded="false" {
+                        "Menu"
+                    }
+                }
+                nav #console-nav aria-label="Console" {
+                    ul {
+                        @for section in Section::ALL {
+                            @if viewer.is_some_and(|v| section.allows(v.role)) {
+                                li {
+                                    @if current == Some(section) {
+                                        a href=(section.path()) aria-current="page" { (section.label()) }
+                                    } @else {
+                                        a href=(section.path()) { (section.label()) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                main #main tabindex="-1" {
+                    h1 { (title) }
+                    div #result role="status" {}
+                    div #error role="alert" {}
+                    (content)
+                }
+            }
+        }
+    }
+}
+
+/// A unix-milliseconds time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Unix milliseconds at the start (UTC) of a `YYYY-MM-DD` date, if it is one.
+pub fn date_ms(date: &str) -> Option<i64> {
+    let mut parts = date.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400_000)
+}
+
+// Howard Hinnant's civil calendar algorithms (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_dates_convert_both_ways() {
+        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
+        assert_eq!(date_ms("2023-11-14"), Some(1_699_920_000_000));
+        assert_eq!(
+            date_ms("2024-02-29").map(time).as_deref(),
+            Some("2024-02-29 00:00:00 UTC")
+        );
+        assert_eq!(date_ms("2024-13-01"), None);
+        assert_eq!(date_ms("yesterday"), None);
+    }
+}

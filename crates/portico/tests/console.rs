@@ -1,0 +1,131 @@
+//! The web console through `portico serve`: served to a registered tenant on
+//! `{tenant}-console.…` behind the session login, its pages built from the APIs as the
+//! signed-in user, and its actions reaching the APIs on the same host.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:{tls}"
+listen_plain = "127.0.0.1:{plain}"
+admin_listen = "127.0.0.1:{admin}"
+"#;
+
+const HOST: &str = "demo-console.eu1.portico.localhost";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn cookie_value(headers: &str, name: &str) -> String {
+    headers
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| v.trim().strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie in {headers}"))
+        .to_string()
+}
+
+/// Signs `user` in on the console host; returns the `Cookie` header of the session.
+fn login(portico: &Portico, user: &str) -> (String, String) {
+    let form = format!(
+        "username={user}&password={}&return=/",
+        PASSWORD.replace(' ', "+")
+    );
+    let (status, headers) = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        &format!("Host: {HOST}"),
+        "-d",
+        &form,
+        &portico.plain_url("127.0.0.1", "/login"),
+    ]);
+    assert_eq!(status, 303, "{headers}");
+    let session = cookie_value(&headers, "SESSION");
+    let xsrf = cookie_value(&headers, "XSRF-TOKEN");
+    (
+        format!("Cookie: SESSION={session}; XSRF-TOKEN={xsrf}"),
+        xsrf,
+    )
+}
+
+fn add_user(portico: &Portico, name: &str, role: &str) {
+    portico.admin(&[
+        "user",
+        "add",
+        "--tenant",
+        "demo",
+        "--name",
+        name,
+        "--role",
+        role,
+        "--password",
+        PASSWORD,
+    ]);
+}
+
+#[test]
+fn the_console_serves_its_pages_in_a_session_and_refuses_the_administration_to_users() {
+    let portico = Portico::start(CONFIG, &[]);
+    add_user(&portico, "ada", "admin");
+    add_user(&portico, "ulf", "user");
+    let host = format!("Host: {HOST}");
+    let url = |path: &str| portico.plain_url("127.0.0.1", path);
+
+    // Not signed in: the browser is sent to the login page.
+    assert!(within(Duration::from_secs(10), || {
+        curl(&["-o", "/dev/null", "-H", &host, &url("/")]).0 == 302
+    })
+    .is_some());
+
+    let (admin, xsrf) = login(&portico, "ada");
+    let (status, page) = curl(&["-H", &host, "-H", &admin, &url("/")]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<html lang=\"en\">"), "{page}");
+    assert!(page.contains("<nav id=\"console-nav\" aria-label=\"Console\">"));
+    assert!(page.contains("href=\"/admin\""));
+    assert!(page.contains("<ul id=\"tree\">"));
+
+    // An action as the page script sends it: to the API on the console's own host, with
+    // the CSRF token; the page then lists the new site.
+    let (status, answer) = curl(&[
+        "-H",
+        &host,
+        "-H",
+        &admin,
+        "-H",
+        &format!("X-XSRF-TOKEN: {xsrf}"),
+        "-H",
+        &format!("Origin: http://{HOST}"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"name":"harbour"}"#,
+        &url("/api/remoteservices/v1/sites"),
+    ]);
+    assert_eq!(status, 201, "{answer}");
+    let (_, page) = curl(&["-H", &host, "-H", &admin, &url("/")]);
+    assert!(page.contains("<li data-site=\"harbour\">"), "{page}");
+    let (status, page) = curl(&["-H", &host, "-H", &admin, &url("/admin")]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<section id=\"registry\""), "{page}");
+    assert!(page.contains("data-webapp=\"console\""), "{page}");
+    let (status, css) = curl(&["-H", &host, "-H", &admin, &url("/assets/console.css")]);
+    assert_eq!(status, 200);
+    assert!(css.contains("--accent"));
+
+    let (user, _) = login(&portico, "ulf");
+    let (status, page) = curl(&["-H", &host, "-H", &user, &url("/")]);
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.contains("href=\"/admin\""), "{page}");
+    let (status, page) = curl(&["-H", &host, "-H", &user, &url("/admin")]);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("may not use this page"), "{page}");
+}
