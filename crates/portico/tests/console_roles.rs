@@ -131,7 +131,15 @@ fn deployment() -> Deployment {
     let d = Deployment::start();
     for (name, role) in [(ADMIN, "admin"), (OWNER, "site-owner")] {
         d.admin(&[
-            "user", "add", "--tenant", TENANT, "--name", name, "--role", role, "--password",
+            "user",
+            "add",
+            "--tenant",
+            TENANT,
+            "--name",
+            name,
+            "--role",
+            role,
+            "--password",
             PASSWORD,
         ]);
     }
@@ -149,18 +157,58 @@ fn deployment() -> Deployment {
     d.remote(&["device", "add", "--name", "office-pc", "--site", "office"]);
     d.endpoint("ep-press", Side::Device, &AgentOptions::default());
     d.application("ssh-press", "ssh", &["2222:127.0.0.1:22".to_string()], &[]);
-    d.remote(&["app", "add", "--name", "vnc-any", "--template", "vnc", "--map", "5900:10.0.0.9:5900"]);
-    d.remote(&["assignment", "add", "--device", "office-pc", "--app", "ssh-press"]);
+    d.remote(&[
+        "app",
+        "add",
+        "--name",
+        "vnc-any",
+        "--template",
+        "vnc",
+        "--map",
+        "5900:10.0.0.9:5900",
+    ]);
+    d.remote(&[
+        "assignment",
+        "add",
+        "--device",
+        "office-pc",
+        "--app",
+        "ssh-press",
+    ]);
 
     d.admin(&["tenant", "add", "other"]);
     d.admin(&[
-        "user", "add", "--tenant", "other", "--name", "olaf", "--role", "admin", "--password",
+        "user",
+        "add",
+        "--tenant",
+        "other",
+        "--name",
+        "olaf",
+        "--role",
+        "admin",
+        "--password",
         PASSWORD,
     ]);
     let other = |args: &[&str]| d.admin(&[args, &["--tenant", "other"]].concat());
     other(&["site", "add", "--name", "hidden-works"]);
-    other(&["device", "add", "--name", "secret-press", "--site", "hidden-works"]);
-    other(&["app", "add", "--name", "secret-app", "--template", "ssh", "--map", "2200:10.9.9.9:22"]);
+    other(&[
+        "device",
+        "add",
+        "--name",
+        "secret-press",
+        "--site",
+        "hidden-works",
+    ]);
+    other(&[
+        "app",
+        "add",
+        "--name",
+        "secret-app",
+        "--template",
+        "ssh",
+        "--map",
+        "2200:10.9.9.9:22",
+    ]);
     d
 }
 
@@ -196,7 +244,12 @@ fn every_console_action_is_refused_to_the_roles_that_may_not_do_it() {
         .to_string();
 
     let admin_only = [
-        action("add-site", "POST", &format!("{RS}/sites"), Some(json!({"name": "annex"}))),
+        action(
+            "add-site",
+            "POST",
+            &format!("{RS}/sites"),
+            Some(json!({"name": "annex"})),
+        ),
         action(
             "add-device",
             "POST",
@@ -215,7 +268,12 @@ fn every_console_action_is_refused_to_the_roles_that_may_not_do_it() {
             &format!("{RS}/endpoints"),
             Some(json!({"name": "ep-lathe", "kind": "device", "device": "office-pc"})),
         ),
-        action("revoke", "POST", &format!("{RS}/endpoints/ep-press/revoke"), None),
+        action(
+            "revoke",
+            "POST",
+            &format!("{RS}/endpoints/ep-press/revoke"),
+            None,
+        ),
         action(
             "create-application",
             "POST",
@@ -229,7 +287,12 @@ fn every_console_action_is_refused_to_the_roles_that_may_not_do_it() {
             &format!("{ID}/users"),
             Some(json!({"name": "mallory", "role": "admin", "password": PASSWORD})),
         ),
-        action("remove-user", "DELETE", &format!("{ID}/users/{OWNER}"), None),
+        action(
+            "remove-user",
+            "DELETE",
+            &format!("{ID}/users/{OWNER}"),
+            None,
+        ),
         action(
             "add-client",
             "POST",
@@ -237,8 +300,18 @@ fn every_console_action_is_refused_to_the_roles_that_may_not_do_it() {
             Some(json!({"name": "sneaky", "confidential": true,
                          "grant_types": ["client_credentials"], "scopes": [], "redirect_uris": []})),
         ),
-        action("remove-client", "DELETE", &format!("{ID}/clients/{client_id}"), None),
-        action("end", "DELETE", &format!("{RS}/connections/{admins_session}"), None),
+        action(
+            "remove-client",
+            "DELETE",
+            &format!("{ID}/clients/{client_id}"),
+            None,
+        ),
+        action(
+            "end",
+            "DELETE",
+            &format!("{RS}/connections/{admins_session}"),
+            None,
+        ),
     ];
     // Assigning: site owners on their own sites only; users never.
     let assign_own = action(
@@ -293,14 +366,23 @@ fn every_console_action_is_refused_to_the_roles_that_may_not_do_it() {
     assert!(!listed("/sites").contains("annex"));
     assert!(!listed("/devices").contains("lathe-2"));
     assert!(!listed("/endpoints").contains("ep-lathe"));
-    assert!(listed("/endpoints").contains("\"registered\""), "ep-press not revoked");
+    assert!(
+        listed("/endpoints").contains("\"registered\""),
+        "ep-press not revoked"
+    );
     assert!(!listed("/applications").contains("web-hmi"));
     assert!(!listed("/assignments").contains("vnc-any"));
     assert!(listed("/assignments").contains("office-pc"));
     let users = admin.call("GET", &format!("{ID}/users"), None).1;
-    assert!(!users.contains("mallory") && users.contains(OWNER), "{users}");
+    assert!(
+        !users.contains("mallory") && users.contains(OWNER),
+        "{users}"
+    );
     let clients = admin.call("GET", &format!("{ID}/clients"), None).1;
-    assert!(!clients.contains("sneaky") && clients.contains(&client_id), "{clients}");
+    assert!(
+        !clients.contains("sneaky") && clients.contains(&client_id),
+        "{clients}"
+    );
     let open = listed("/connections?open=true");
     assert!(open.contains(&admins_session), "{open}");
 
@@ -383,10 +465,16 @@ fn no_console_page_shows_another_tenants_objects() {
         &url,
     ]);
     assert_eq!(status, 302, "{headers}");
-    assert!(headers.to_ascii_lowercase().contains("location: /login"), "{headers}");
+    assert!(
+        headers.to_ascii_lowercase().contains("location: /login"),
+        "{headers}"
+    );
     // And other's own administrator sees only other's objects.
     let olaf = Session::sign_in(&d, OTHER_CONSOLE, "olaf");
     let (status, body) = olaf.page("/");
     assert_eq!(status, 200);
-    assert!(body.contains("secret-press") && !body.contains(DEVICE), "{body}");
+    assert!(
+        body.contains("secret-press") && !body.contains(DEVICE),
+        "{body}"
+    );
 }

@@ -85,11 +85,16 @@ impl Story {
     /// A fresh browser signed in to the console as `user`, on the devices page.
     async fn sign_in(&self, user: &str) -> Option<Browser> {
         let browser = Browser::start().await?;
+        // A desktop window, tall enough that most pages fit one screenshot.
+        browser.client.set_window_size(1280, 1400).await.unwrap();
         browser.client.goto(&self.console("/")).await.unwrap();
         let login = browser
             .wait_for_url(Duration::from_secs(10), |u| u.contains("/login"))
             .await;
-        assert!(login.contains("/login?return="), "not sent to log in: {login}");
+        assert!(
+            login.contains("/login?return="),
+            "not sent to log in: {login}"
+        );
         browser.fill("#username", user).await;
         browser.fill("#password", PASSWORD).await;
         browser.click("button[type=submit]").await;
@@ -186,6 +191,11 @@ async fn the_ticketing_story_and_ssh_from_the_device_page_in_the_browser() {
     browser_tour(&anna, &story).await;
     visit(&anna, &story, "/protocol-hub", "protocol-hub").await;
     anna.fill(
+        "form[data-action='create-application'] input[name=label]",
+        "Ticketing Server Access",
+    )
+    .await;
+    anna.fill(
         "form[data-action='create-application'] input[name=name]",
         "ticketing-server-access",
     )
@@ -219,6 +229,11 @@ async fn the_ticketing_story_and_ssh_from_the_device_page_in_the_browser() {
         )
         .await;
     assert!(!listed.is_null(), "the new application is not listed");
+    let shown = text_of(&anna, "li[data-application='ticketing-server-access']").await;
+    assert!(
+        shown.contains("Ticketing Server Access"),
+        "listed as {shown:?}"
+    );
     anna.screenshot(SCREENSHOTS, "protocol-hub-created").await;
     anna.close().await;
 
@@ -290,7 +305,10 @@ async fn the_ticketing_story_and_ssh_from_the_device_page_in_the_browser() {
         let out = sshd.run_via("127.0.0.1", ssh_port, "echo through-the-console");
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("through-the-console")
     });
-    assert!(ran.is_some(), "ssh through the port the page showed never worked");
+    assert!(
+        ran.is_some(),
+        "ssh through the port the page showed never worked"
+    );
 
     // Both sessions are on the connections page, with an End button each; ending the SSH one
     // there closes its port.
@@ -313,7 +331,8 @@ async fn the_ticketing_story_and_ssh_from_the_device_page_in_the_browser() {
         .unwrap();
     let ssh_row = ssh_row.as_str().unwrap().to_string();
     clear_messages(&eng).await;
-    eng.click(&format!("{end}[data-connection='{ssh_row}']")).await;
+    eng.click(&format!("{end}[data-connection='{ssh_row}']"))
+        .await;
     outcome(&eng, "end").await;
     let closed = within(Duration::from_secs(15), || {
         std::net::TcpStream::connect(("127.0.0.1", ssh_port)).is_err()
@@ -325,7 +344,11 @@ async fn the_ticketing_story_and_ssh_from_the_device_page_in_the_browser() {
     let online = eng
         .wait_for(Duration::from_secs(15), &device_online_is(true))
         .await;
-    assert_eq!(online, serde_json::json!(true), "the press is not shown online");
+    assert_eq!(
+        online,
+        serde_json::json!(true),
+        "the press is not shown online"
+    );
     eng.client
         .execute("window.notReloaded = true;", vec![])
         .await
@@ -334,8 +357,16 @@ async fn the_ticketing_story_and_ssh_from_the_device_page_in_the_browser() {
     let offline = eng
         .wait_for(Duration::from_secs(30), &device_online_is(false))
         .await;
-    assert_eq!(offline, serde_json::json!(true), "the press never showed offline");
-    let same_page = eng.client.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    assert_eq!(
+        offline,
+        serde_json::json!(true),
+        "the press never showed offline"
+    );
+    let same_page = eng
+        .client
+        .execute("return window.notReloaded === true;", vec![])
+        .await
+        .unwrap();
     assert_eq!(same_page, serde_json::json!(true), "the page was reloaded");
     eng.screenshot(SCREENSHOTS, "devices-offline").await;
     eng.close().await;
@@ -355,7 +386,16 @@ async fn browser_tour(browser: &Browser, story: &Story) {
     let online = browser
         .wait_for(Duration::from_secs(15), &device_online_is(true))
         .await;
-    assert_eq!(online, serde_json::json!(true), "the press is not shown online");
+    assert_eq!(
+        online,
+        serde_json::json!(true),
+        "the press is not shown online"
+    );
+    // On a tablet, the navigation folds into a menu button.
+    browser.client.set_window_size(768, 1024).await.unwrap();
+    browser.assert_accessible("/ on a tablet").await;
+    browser.screenshot(SCREENSHOTS, "devices-tablet").await;
+    browser.client.set_window_size(1280, 1400).await.unwrap();
     for (path, shot) in [
         (&*format!("/devices/{DEVICE}"), "device"),
         ("/connections", "connections"),

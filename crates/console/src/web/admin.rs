@@ -80,7 +80,7 @@ fn sites_section(sites: &[Site], devices: &[Device], members: &[Member]) -> Mark
                 }
             }
             div.forms {
-                form data-action="add-site" aria-labelledby="add-site-heading" {
+                form data-action="add-site" data-done="Site added." aria-labelledby="add-site-heading" {
                     h3 #add-site-heading { "Add a site" }
                     (field("site-name", "Name", html! { input #site-name name="name" required; }))
                     (field("site-parent", "Parent site (optional)", html! {
@@ -91,7 +91,7 @@ fn sites_section(sites: &[Site], devices: &[Device], members: &[Member]) -> Mark
                     }))
                     button type="submit" { "Add site" }
                 }
-                form data-action="add-device" aria-labelledby="add-device-heading" {
+                form data-action="add-device" data-done="Device added." aria-labelledby="add-device-heading" {
                     h3 #add-device-heading { "Add a device" }
                     (field("device-name", "Name", html! { input #device-name name="name" required; }))
                     (field("device-site", "Site", html! {
@@ -102,7 +102,7 @@ fn sites_section(sites: &[Site], devices: &[Device], members: &[Member]) -> Mark
                     (field("device-description", "Description", html! { input #device-description name="description"; }))
                     button type="submit" { "Add device" }
                 }
-                form data-action="set-member" aria-labelledby="set-member-heading" {
+                form data-action="set-member" data-done="Membership saved." aria-labelledby="set-member-heading" {
                     h3 #set-member-heading { "Give a user a role on a site" }
                     (field("member-site", "Site", html! {
                         select #member-site name="site" required data-refresh {
@@ -142,7 +142,7 @@ fn users_section(identity: &Identity) -> Markup {
                                     th scope="row" { (u.name) }
                                     td { (u.role) }
                                     td {
-                                        button type="button" data-action="remove-user" data-user=(u.name) {
+                                        button type="button" data-action="remove-user" data-done="User removed; their sessions ended." data-user=(u.name) {
                                             "Remove" span.visually-hidden { " " (u.name) }
                                         }
                                     }
@@ -153,7 +153,7 @@ fn users_section(identity: &Identity) -> Markup {
                 },
                 Err(why) => { (unavailable(why)) },
             }
-            form data-action="add-user" aria-labelledby="add-user-heading" {
+            form data-action="add-user" data-done="User added." aria-labelledby="add-user-heading" {
                 h3 #add-user-heading { "Add a user" }
                 (field("user-name", "Name", html! { input #user-name name="name" required autocomplete="off"; }))
                 (field("user-role", "Role", html! {
@@ -186,7 +186,7 @@ fn endpoints_section(endpoints: &[Endpoint]) -> Markup {
                             td { (e.state) @if e.online { " · online" } }
                             td {
                                 @if e.state != "revoked" {
-                                    button type="button" data-action="revoke" data-endpoint=(e.name) {
+                                    button type="button" data-action="revoke" data-done="Endpoint revoked; its tunnel is cut." data-endpoint=(e.name) {
                                         "Revoke" span.visually-hidden { " " (e.name) }
                                     }
                                 }
@@ -231,7 +231,7 @@ fn clients_section(identity: &Identity) -> Markup {
                                     td { (c.grant_types.join(", ")) }
                                     td { (c.scopes.join(" ")) }
                                     td {
-                                        button type="button" data-action="remove-client" data-client=(c.client_id) {
+                                        button type="button" data-action="remove-client" data-done="Client removed." data-client=(c.client_id) {
                                             "Remove" span.visually-hidden { " " (c.name) }
                                         }
                                     }

@@ -92,7 +92,7 @@ pub async fn page(
         section aria-labelledby="past-heading" {
             h2 #past-heading { "Past sessions" }
             @if past.is_empty() {
-                p.empty { "No past session matches." }
+                p.empty #audit-empty data-refresh { "No past session matches." }
             }
             table #past-sessions {
                 caption.visually-hidden { "Past connection sessions" }

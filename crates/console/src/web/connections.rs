@@ -17,7 +17,7 @@ pub async fn page(StateOf(options): State, caller: Caller) -> Response {
     let open: Vec<&Session> = sessions.iter().filter(|s| s.ended_ms.is_none()).collect();
     let content = html! {
         @if open.is_empty() {
-            p.empty { "No open connection session." }
+            p.empty #connections-empty data-refresh { "No open connection session." }
         }
         table #connections data-refresh {
             caption.visually-hidden { "Open connection sessions" }
@@ -42,7 +42,7 @@ pub async fn page(StateOf(options): State, caller: Caller) -> Response {
                         td.number { (s.bytes_up) }
                         td.number { (s.bytes_down) }
                         td {
-                            button type="button" data-action="end" data-connection=(s.id) {
+                            button type="button" data-action="end" data-done="Connection session ended." data-connection=(s.id) {
                                 "End" span.visually-hidden { " " (s.application) " on " (s.device) }
                             }
                         }

@@ -65,18 +65,18 @@ pub async fn page(StateOf(options): State, Path(name): Path<String>, caller: Cal
         section aria-labelledby="apps-heading" {
             h2 #apps-heading { "Assigned applications" }
             @if assigned.is_empty() {
-                p.empty { "No application is assigned to this device." }
+                p.empty #assigned-empty data-refresh { "No application is assigned to this device." }
             }
             ul #apps data-refresh {
                 @for app in &assigned {
                     li data-app=(app.name) {
-                        span.app-name { (app.name) }
+                        span.app-name { (app.title()) }
                         " "
                         span.template { "(" (app.template) ": " (app.mappings_text()) ")" }
                         " "
                         button type="button" data-action="connect" data-app=(app.name)
                             data-device=(device.name) data-template=(app.template) {
-                            "Connect " span.visually-hidden { (app.name) }
+                            "Connect " span.visually-hidden { (app.title()) }
                         }
                     }
                 }
@@ -85,13 +85,13 @@ pub async fn page(StateOf(options): State, Path(name): Path<String>, caller: Cal
         @if caller.viewer.role.assigns() {
             section aria-labelledby="assign-heading" {
                 h2 #assign-heading { "Assign an application" }
-                form data-action="assign" {
+                form data-action="assign" data-done="Application assigned." {
                     input type="hidden" name="device" value=(device.name);
                     div.field {
                         label for="assign-application" { "Application" }
                         select #assign-application name="application" required data-refresh {
                             @for app in &unassigned {
-                                option value=(app.name) { (app.name) }
+                                option value=(app.name) { (app.title()) }
                             }
                         }
                     }

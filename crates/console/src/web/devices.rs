@@ -26,7 +26,7 @@ pub async fn page(StateOf(options): State, caller: Caller) -> Response {
             input #search type="search" autocomplete="off" placeholder="Name or description";
         }
         @if sites.is_empty() && devices.is_empty() {
-            p.empty { "No sites or devices you may see yet." }
+            p.empty #tree-empty data-refresh { "No sites or devices you may see yet." }
         }
         (tree(&sites, &devices))
     };

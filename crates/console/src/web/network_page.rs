@@ -44,7 +44,7 @@ pub async fn page(StateOf(options): State, caller: Caller) -> Response {
         }
         details {
             summary { "As text (" code { "portico firewall-rules" } ")" }
-            pre #allow-list-text { (list.to_text()) }
+            pre #allow-list-text tabindex="0" { (list.to_text()) }
         }
     };
     section_page(&caller.viewer, Section::Network, "Network", content).into_response()

@@ -57,12 +57,13 @@ pub async fn page(StateOf(options): State, caller: Caller) -> Response {
         section aria-labelledby="applications-heading" {
             h2 #applications-heading { "Applications" }
             @if applications.is_empty() {
-                p.empty { "No Protocol Application yet." }
+                p.empty #applications-empty data-refresh { "No Protocol Application yet." }
             }
             ul #applications data-refresh {
                 @for app in &applications {
                     li data-application=(app.name) {
-                        strong { (app.name) }
+                        strong { (app.title()) }
+                        @if !app.label.is_empty() { " (" code { (app.name) } ")" }
                         " — " (app.template) ": " (app.mappings_text())
                         @if let Some(target) = &app.target_endpoint { " via " (target) }
                     }
@@ -89,10 +90,16 @@ fn create_form(templates: &[Template], service_endpoints: &[Endpoint]) -> Markup
     html! {
         section aria-labelledby="create-heading" {
             h2 #create-heading { "Create an application" }
-            form data-action="create-application" {
+            form data-action="create-application" data-done="Application created." {
                 div.field {
-                    label for="app-name" { "Name" }
-                    input #app-name name="name" required;
+                    label for="app-label" { "Label" }
+                    input #app-label name="label" maxlength="100" placeholder="Ticketing Server Access";
+                }
+                div.field {
+                    label for="app-name" { "Name (for command lines)" }
+                    input #app-name name="name" required pattern="[a-z0-9][a-z0-9._\\-]{0,63}"
+                        placeholder="ticketing" aria-describedby="app-name-help";
+                    small #app-name-help { "Lower-case letters, digits, dot, underscore and hyphen" }
                 }
                 div.field {
                     label for="app-template" { "Template" }
@@ -137,7 +144,7 @@ fn assign_form(devices: &[Device], applications: &[Application]) -> Markup {
     html! {
         section aria-labelledby="hub-assign-heading" {
             h2 #hub-assign-heading { "Assign to a device" }
-            form data-action="assign" {
+            form data-action="assign" data-done="Application assigned." {
                 div.field {
                     label for="hub-assign-device" { "Device" }
                     select #hub-assign-device name="device" required data-refresh {
@@ -150,7 +157,7 @@ fn assign_form(devices: &[Device], applications: &[Application]) -> Markup {
                     label for="hub-assign-application" { "Application" }
                     select #hub-assign-application name="application" required data-refresh {
                         @for app in applications {
-                            option value=(app.name) { (app.name) }
+                            option value=(app.name) { (app.title()) }
                         }
                     }
                 }

@@ -67,6 +67,8 @@ pub struct PortMapping {
 #[serde(default)]
 pub struct Application {
     pub name: String,
+    /// What people call it; empty: the name.
+    pub label: String,
     pub template: String,
     pub mappings: Vec<PortMapping>,
     pub target_endpoint: Option<String>,
@@ -74,6 +76,15 @@ pub struct Application {
 }
 
 impl Application {
+    /// What to call it on a page: its label, or its name without one.
+    pub fn title(&self) -> &str {
+        if self.label.is_empty() {
+            &self.name
+        } else {
+            &self.label
+        }
+    }
+
     /// Its ports as `local → host:port`, comma separated.
     pub fn mappings_text(&self) -> String {
         self.mappings

@@ -75,7 +75,8 @@
         var fresh = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-refresh][id]").forEach(function (old) {
           var replacement = fresh.getElementById(old.id);
-          if (!replacement) return;
+          // Gone from the fresh page (an "empty" note once a list has items): hide it.
+          if (!replacement) { old.hidden = true; return; }
           var node = document.importNode(replacement, true);
           // A choice list keeps what the user chose, when it is still offered.
           if (old.tagName === "SELECT" && old.value) {
@@ -103,6 +104,19 @@
     return v === "" ? undefined : Number(v);
   }
 
+  // A ready command line for a service-side listener, by the application's template (or,
+  // for a generic one, by the target's well-known port).
+  function readyCommand(template, l) {
+    var port = l.local_port;
+    if (template === "ssh" || (template === "tcp" && l.target_port === 22)) return "ssh -p " + port + " localhost";
+    if (template === "rdp") return "xfreerdp /v:localhost:" + port;
+    if (template === "vnc") return "vncviewer localhost::" + port;
+    if (template === "telnet") return "telnet localhost " + port;
+    if (template === "http") return "http://localhost:" + port + "/";
+    if (template === "https") return "https://localhost:" + port + "/";
+    return "localhost:" + port + " \u2192 " + l.target_host + ":" + l.target_port;
+  }
+
   // The answer of a connect: how to use each listener.
   function connectionResult(answer, template) {
     var nodes = [el("p", {}, ["Connection session ", el("code", { "class": "session-id" }, [answer.id]), " is open."])];
@@ -114,9 +128,7 @@
           " on the device side; what connects there reaches " + l.target_host + ":" + l.target_port + "."
         ]));
       } else {
-        var command = l.target_port === 22
-          ? "ssh -p " + l.local_port + " localhost"
-          : "localhost:" + l.local_port + " \u2192 " + l.target_host + ":" + l.target_port;
+        var command = readyCommand(template, l);
         nodes.push(el("p", { "class": "listener" }, ["Use ", el("code", { "class": "command" }, [command])]));
       }
     });
@@ -138,6 +150,7 @@
     "create-application": function (f) {
       var body = {
         name: value(f, "name"),
+        label: value(f, "label"),
         template: value(f, "template"),
         mappings: [{ local_port: int(f, "local_port"), target_host: value(f, "target_host"), target_port: int(f, "target_port") }]
       };
@@ -196,7 +209,7 @@
     control.disabled = true;
     api(method, path, body)
       .then(function (answer) {
-        show(render ? render(answer) : "Done: " + method + " " + path.replace(/^\/api\//, "") + ".");
+        show(render ? render(answer) : (form || control).getAttribute("data-done") || "Done.");
         if (form && !render) form.reset();
         return refresh();
       })
