@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::browser::Browser;
+use support::device_web;
 use support::peers::ssh::SshServer;
 use support::peers::ticket::TicketServer;
 use support::remote::{local_port, AgentOptions, Deployment, Side, DEVICE, ENGINEER, SITE};
@@ -338,6 +339,83 @@ async fn the_ticketing_story_and_ssh_from_the_device_page_in_the_browser() {
         std::net::TcpStream::connect(("127.0.0.1", ssh_port)).is_err()
     });
     assert!(closed.is_some(), "the SSH port stayed open after End");
+
+    // Clientless: the press's own web page (an HMI), opened from its console page in the
+    // browser through the gateway, with its stylesheet, image and WebSocket; after End on
+    // the connections page it is gone.
+    let hmi = device_web::start(false);
+    story.deployment.application(
+        "press-hmi",
+        "http",
+        &[format!("{}:127.0.0.1:{}", local_port(), hmi.port())],
+        &["--label", "Press HMI"],
+    );
+    eng.client
+        .goto(&story.console(&format!("/devices/{DEVICE}")))
+        .await
+        .unwrap();
+    connect_and_wait(&eng, "button[data-action='connect'][data-app='press-hmi']").await;
+    eng.screenshot(SCREENSHOTS, "connected-http").await;
+    let link = eng
+        .client
+        .execute(
+            "return document.querySelector('#result a.open-in-browser').href;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let link = link.as_str().unwrap().to_string();
+    assert!(link.starts_with("http://acme-remote-"), "{link}");
+    eng.client.goto(&link).await.unwrap();
+    let styled = eng
+        .wait_for(
+            Duration::from_secs(15),
+            "document.getElementById('title') && getComputedStyle(document.getElementById('title')).color",
+        )
+        .await;
+    assert_eq!(
+        styled,
+        serde_json::json!(device_web::STYLED_COLOUR),
+        "at {link}"
+    );
+    let width = eng
+        .wait_for(
+            Duration::from_secs(10),
+            "document.getElementById('logo').complete && document.getElementById('logo').naturalWidth",
+        )
+        .await;
+    assert_eq!(width, serde_json::json!(24), "the image loaded");
+    let echo = eng.wait_for(Duration::from_secs(10), "window.wsEcho").await;
+    assert_eq!(
+        echo,
+        serde_json::json!("hello device"),
+        "the page's WebSocket"
+    );
+    eng.screenshot(SCREENSHOTS, "clientless-device-page").await;
+    visit(&eng, &story, "/connections", "connections-with-http").await;
+    let hmi_row = eng
+        .client
+        .execute(
+            "return [...document.querySelectorAll('tr[data-connection]')].find(r => r.textContent.includes('press-hmi')).dataset.connection;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let hmi_row = hmi_row.as_str().unwrap().to_string();
+    assert!(link.contains(&hmi_row), "{link} is the session {hmi_row}");
+    clear_messages(&eng).await;
+    eng.click(&format!("{end}[data-connection='{hmi_row}']"))
+        .await;
+    outcome(&eng, "end").await;
+    eng.client.goto(&link).await.unwrap();
+    let gone = eng
+        .wait_for(
+            Duration::from_secs(10),
+            "(document.querySelector('h1') || {}).textContent",
+        )
+        .await;
+    assert_eq!(gone, serde_json::json!("Connection ended"));
+    eng.screenshot(SCREENSHOTS, "clientless-ended").await;
 
     // The devices page follows the press going offline, without a reload.
     eng.client.goto(&story.console("/")).await.unwrap();
