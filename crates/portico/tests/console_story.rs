@@ -173,7 +173,7 @@ async fn text_of(browser: &Browser, css: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ticketing_story_and_ssh_from_the_device_page_in_the_browser() {
-    if Browser::start().await.map(|b| drop(b)).is_none() {
+    if Browser::start().await.map(drop).is_none() {
         return;
     }
     let Some(tickets) = TicketServer::start() else {
