@@ -96,6 +96,7 @@ impl Story {
             login.contains("/login?return="),
             "not sent to log in: {login}"
         );
+        browser.assert_accessible("/login").await;
         browser.fill("#username", user).await;
         browser.fill("#password", PASSWORD).await;
         browser.click("button[type=submit]").await;
