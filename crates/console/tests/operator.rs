@@ -190,7 +190,13 @@ async fn the_operator_sees_the_whole_registry_and_only_the_registry() {
     // The tenant pages are not the operator's: home goes to the Registry, the rest is 403.
     let (status, _) = world.page(OPERATOR, "/").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    for path in ["/admin", "/network", "/devices/x", "/protocol-hub", "/audit"] {
+    for path in [
+        "/admin",
+        "/network",
+        "/devices/x",
+        "/protocol-hub",
+        "/audit",
+    ] {
         let (status, html) = world.page(OPERATOR, path).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         assert!(html.contains("Registry only"), "{path}\n{html}");
@@ -304,7 +310,9 @@ async fn the_registry_api_without_the_console_still_wants_the_admin_token() {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let mut request = request
-            .body(axum::body::Body::from(json!({"name": "viatoken"}).to_string()))
+            .body(axum::body::Body::from(
+                json!({"name": "viatoken"}).to_string(),
+            ))
             .unwrap();
         if with_operator_context {
             // The gateway's context of an operator's session is not the console's vouching.
@@ -319,6 +327,9 @@ async fn the_registry_api_without_the_console_still_wants_the_admin_token() {
         status(add(Some("ptk_wrong"), true).await),
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(status(add(Some("ptk_right"), false).await), StatusCode::CREATED);
+    assert_eq!(
+        status(add(Some("ptk_right"), false).await),
+        StatusCode::CREATED
+    );
     assert!(world.tenant_names().await.contains(&"viatoken".to_string()));
 }

@@ -192,7 +192,15 @@ fn the_operator_changes_the_registry_from_the_console_and_tenant_admins_cannot()
     assert!(page.contains("<form data-action=\"add-tenant\""), "{page}");
     assert!(page.contains("<tr data-tenant=\"demo\">"), "{page}");
     assert!(!page.contains("href=\"/admin\""), "{page}");
-    let (status, _) = curl(&["-o", "/dev/null", "-H", &operator_host, "-H", &operator, &url("/")]);
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-H",
+        &operator_host,
+        "-H",
+        &operator,
+        &url("/"),
+    ]);
     assert_eq!(status, 303, "the operator's home is the Registry");
 
     // Without the CSRF token the gateway refuses the action.
@@ -244,10 +252,26 @@ fn the_operator_changes_the_registry_from_the_console_and_tenant_admins_cannot()
         r#"{"name":"sneaky"}"#,
     );
     assert_eq!(status, 403, "{answer}");
-    let (status, _) = curl(&["-o", "/dev/null", "-H", &format!("Host: {HOST}"), "-H", &admin, &url("/registry")]);
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-H",
+        &format!("Host: {HOST}"),
+        "-H",
+        &admin,
+        &url("/registry"),
+    ]);
     assert_eq!(status, 403);
     // Nor is it a session on the operator's host.
-    let (status, _) = curl(&["-o", "/dev/null", "-H", &operator_host, "-H", &admin, &url("/registry")]);
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-H",
+        &operator_host,
+        "-H",
+        &admin,
+        &url("/registry"),
+    ]);
     assert_eq!(status, 302);
     let tenants = portico.admin(&["tenant", "list"]);
     assert!(!tenants.contains("sneaky"), "{tenants}");

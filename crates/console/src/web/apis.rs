@@ -41,7 +41,7 @@ impl<'a> Api<'a> {
     }
 
     /// The same API, the request vouched for as the operator's (the registry API).
-    pub fn as_operator(mut self, operator: OperatorCaller) -> Api<'a> {
+    pub fn vouched_as_operator(mut self, operator: OperatorCaller) -> Api<'a> {
         self.operator = Some(operator);
         self
     }

@@ -46,8 +46,10 @@ pub async fn keep_operators_on_the_registry(request: Request, next: Next) -> Res
             if request.uri().path() == "/" {
                 Redirect::to("/registry").into_response()
             } else {
-                PageError::Forbidden("The platform operator's console has the Registry only.".into())
-                    .render(Some(&viewer))
+                PageError::Forbidden(
+                    "The platform operator's console has the Registry only.".into(),
+                )
+                .render(Some(&viewer))
             }
         }
         _ => next.run(request).await,
@@ -66,7 +68,7 @@ async fn page(State(registry): State<Arc<dyn InProcess>>, caller: Caller) -> Res
             "The Gateway Registry is the platform operator's.".into(),
         ));
     };
-    let api = Api::new("registry", Some(&registry), &caller.context).as_operator(operator);
+    let api = Api::new("registry", Some(&registry), &caller.context).vouched_as_operator(operator);
     let lists = async {
         let tenants: Vec<Tenant> = api.get("/tenants").await?;
         let webapps: Vec<WebApp> = api.get("/webapps").await?;
