@@ -1,7 +1,8 @@
 //! The Gateway Registry API: tenants, web apps and APIs as JSON resources. Entries made
 //! here have origin `api`; entries from the registry file or built into Portico are shown
 //! but can only be changed where they came from. Every change goes to the store, which
-//! tells the gateways to rebuild their routing tables.
+//! tells the gateways to rebuild their routing tables. Callers present the admin token, or
+//! are the platform operator on the web console, vouched for in-process ([`OperatorCaller`]).
 
 use crate::admin_token::{hash_admin_token, same_hash};
 use axum::extract::{Path, Request, State};
