@@ -9,5 +9,5 @@ mod registry_api;
 pub mod web;
 
 pub use admin_token::{hash_admin_token, new_admin_token};
-pub use registry_api::registry_api;
+pub use registry_api::{registry_api, OperatorCaller};
 pub use web::{console_app, ConsoleOptions};

@@ -407,9 +407,9 @@ async fn actions_are_offered_by_role() {
         "{admin_device}"
     );
     assert!(admin_device.contains("data-action=\"connect\" data-app=\"press-ssh\""));
-    assert!(admin_device.contains("<form data-action=\"assign\">"));
+    assert!(admin_device.contains("<form data-action=\"assign\""));
     let (_, owner_device) = world.page(Some(OWNER), "/devices/press-1").await;
-    assert!(owner_device.contains("<form data-action=\"assign\">"));
+    assert!(owner_device.contains("<form data-action=\"assign\""));
     let (_, user_device) = world.page(Some(USER), "/devices/robot-7").await;
     assert!(
         !user_device.contains("data-action=\"assign\""),
@@ -421,7 +421,7 @@ async fn actions_are_offered_by_role() {
         "<table id=\"templates\">",
         "data-template=\"dtt-reverse\"",
         "<li data-application=\"press-ssh\">",
-        "<form data-action=\"create-application\">",
+        "<form data-action=\"create-application\"",
         "name=\"local_port\"",
         "name=\"target_host\"",
         "name=\"target_port\"",
@@ -433,7 +433,7 @@ async fn actions_are_offered_by_role() {
     }
     let (_, owner_hub) = world.page(Some(OWNER), "/protocol-hub").await;
     assert!(!owner_hub.contains("create-application"));
-    assert!(owner_hub.contains("<form data-action=\"assign\">"));
+    assert!(owner_hub.contains("<form data-action=\"assign\""));
     let (_, user_hub) = world.page(Some(USER), "/protocol-hub").await;
     assert!(!user_hub.contains("<form data-action"), "{user_hub}");
 
@@ -446,8 +446,8 @@ async fn actions_are_offered_by_role() {
         "name=\"user_name\"",
         "data-action=\"add-endpoint\"",
         "data-action=\"add-client\"",
-        "data-action=\"remove-user\" data-user=\"ulf\"",
-        "data-action=\"remove-client\" data-client=\"cli-1\"",
+        "data-action=\"remove-user\" data-done=\"User removed; their sessions ended.\" data-user=\"ulf\"",
+        "data-action=\"remove-client\" data-done=\"Client removed.\" data-client=\"cli-1\"",
         "<section id=\"registry\"",
     ] {
         assert!(admin.contains(needle), "{needle} in\n{admin}");

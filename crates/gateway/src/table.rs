@@ -7,7 +7,7 @@ use crate::auth::{self, Rule};
 use crate::error::GatewayError;
 use crate::routing::{AntPattern, ApiPath};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
-use portico_store::{Api, Origin, Registry, WebApp};
+use portico_store::{Api, Origin, Registry, WebApp, OPERATORS_TENANT};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -54,6 +54,18 @@ pub struct WebAppRoute {
     /// What its callers must be (`auth`, `scopes`), audience `webapp:{key}`.
     pub rule: Arc<Rule>,
 }
+
+impl WebAppRoute {
+    /// Only Portico's own console serves the operators' tenant. It is no registry tenant,
+    /// so no other web app (a file's or the registry API's, which could list it) and no
+    /// API ever receives an operator's session through a web-app host.
+    fn serves_operators(&self) -> bool {
+        self.key == OPERATORS_WEBAPP && self.rule.every_tenant
+    }
+}
+
+/// The web app the operators' tenant is served: the built-in console.
+const OPERATORS_WEBAPP: &str = "console";
 
 #[derive(Debug)]
 struct ApiRouteEntry {
@@ -138,26 +150,40 @@ impl RoutingTable {
         self.tenants.contains(tenant)
     }
 
-    /// The web app on a web-app host, for a tenant that must be registered and subscribed.
+    /// Whether `tenant` has web-app host `app[-provider]`: a registered tenant, or the
+    /// operators' tenant (`management`, no registry tenant) on the console. The console
+    /// host is where the platform operator signs in to the web console.
+    pub fn has_web_tenant(&self, tenant: &str, app: &str, provider: Option<&str>) -> bool {
+        self.has_tenant(tenant)
+            || (tenant == OPERATORS_TENANT
+                && self
+                    .find_webapp(app, provider)
+                    .is_some_and(WebAppRoute::serves_operators))
+    }
+
+    fn find_webapp(&self, app: &str, provider: Option<&str>) -> Option<&WebAppRoute> {
+        self.webapps
+            .get(app)
+            .and_then(|routes| routes.iter().find(|r| r.provider.as_deref() == provider))
+    }
+
+    /// The web app on a web-app host, for a tenant that must be registered and subscribed
+    /// (or the operators' tenant on Portico's own console, see [`Self::has_web_tenant`]).
     pub fn webapp(
         &self,
         tenant: &str,
         app: &str,
         provider: Option<&str>,
     ) -> Result<&WebAppRoute, GatewayError> {
-        if !self.has_tenant(tenant) {
+        if !self.has_web_tenant(tenant, app, provider) {
             return Err(GatewayError::not_found(format!(
                 "Unknown tenant \"{tenant}\""
             )));
         }
-        let route = self
-            .webapps
-            .get(app)
-            .and_then(|routes| routes.iter().find(|r| r.provider.as_deref() == provider))
-            .ok_or_else(|| {
-                let key = portico_store::app_key(app, provider);
-                GatewayError::not_found(format!("Unknown web application \"{key}\""))
-            })?;
+        let route = self.find_webapp(app, provider).ok_or_else(|| {
+            let key = portico_store::app_key(app, provider);
+            GatewayError::not_found(format!("Unknown web application \"{key}\""))
+        })?;
         if !route.rule.serves(tenant) {
             return Err(GatewayError::not_found(format!(
                 "Tenant \"{tenant}\" is not subscribed to the web application \"{}\"",
@@ -431,6 +457,48 @@ mod tests {
         assert!(t.webapp("nobody", "console", None).is_err());
         // A file's web app with no tenants serves none.
         assert!(t.webapp("abc", "listed", None).is_err());
+    }
+
+    #[test]
+    fn the_operators_tenant_has_the_builtin_console_and_nothing_else() {
+        let mut reg = registry();
+        let mut console = reg.webapps[0].clone();
+        console.name = "console".into();
+        console.provider = None;
+        console.tenants = Vec::new();
+        console.origin = Origin::Builtin;
+        // A file's web app that lists the operators' tenant still does not serve it.
+        let mut listing = console.clone();
+        listing.name = "listing".into();
+        listing.origin = Origin::File;
+        listing.tenants = vec![OPERATORS_TENANT.into()];
+        // Nor does another built-in web app serving every tenant.
+        let mut other_builtin = console.clone();
+        other_builtin.name = "other".into();
+        reg.webapps.extend([console, listing, other_builtin]);
+        let mut api = reg.apis[0].clone();
+        api.provider = None;
+        api.name = "own".into();
+        api.tenants = Vec::new();
+        api.origin = Origin::Builtin;
+        reg.apis.push(api);
+        let (t, problems) = RoutingTable::compile(&reg);
+        assert!(problems.is_empty());
+        assert!(!t.has_tenant(OPERATORS_TENANT));
+        assert!(t.has_web_tenant(OPERATORS_TENANT, "console", None));
+        assert!(t.webapp(OPERATORS_TENANT, "console", None).is_ok());
+        assert!(t.webapp(OPERATORS_TENANT, "listing", None).is_err());
+        assert!(t.webapp(OPERATORS_TENANT, "other", None).is_err());
+        assert!(!t.has_web_tenant(OPERATORS_TENANT, "other", None));
+        // Built-in APIs serving every tenant do not serve the operators' tenant.
+        let p = parse_api_path("/api/own/v3/assets/1").unwrap();
+        assert!(t.api(Some("abc"), &p, p.endpoint, &Method::GET).is_ok());
+        assert_eq!(
+            t.api(Some(OPERATORS_TENANT), &p, p.endpoint, &Method::GET)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
     }
 
     #[test]

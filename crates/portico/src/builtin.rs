@@ -15,7 +15,9 @@ pub fn registrations(demo: bool) -> Registry {
     let mut registry = Registry {
         tenants: Vec::new(),
         // The web console on `{tenant}-console.…`, behind the session login, for every
-        // tenant (no tenant listed); its pages call the APIs on their own host.
+        // tenant (no tenant listed); its pages call the APIs on their own host. The gateway
+        // also serves it, and nothing else, to the operators' tenant `management` (no
+        // registry tenant): the operator's Registry page on `management-console.…`.
         webapps: vec![WebApp {
             name: "console".into(),
             provider: None,

@@ -358,6 +358,10 @@ fn print_welcome(config: &Config) {
         "  registry API: https://gateway.{region}.{domain}{}/api/registry/v1/openapi.json",
         port(config.listen, 443)
     );
+    println!(
+        "  operator:     https://management-console.{region}.{domain}{}/registry (user operator)",
+        port(config.listen, 443)
+    );
     if matches!(config.tls, TlsSource::Development) {
         println!(
             "  development CA (for curl --cacert): {}",

@@ -32,6 +32,12 @@ fn cookie_value(headers: &str, name: &str) -> String {
 
 /// Signs `user` in on the console host; returns the `Cookie` header of the session.
 fn login(portico: &Portico, user: &str) -> (String, String) {
+    login_on(portico, HOST, user)
+}
+
+/// Signs `user` in on `host` (the login page's tenant is the host's); returns the
+/// `Cookie` header of the session and its CSRF token.
+fn login_on(portico: &Portico, host: &str, user: &str) -> (String, String) {
     let form = format!(
         "username={user}&password={}&return=/",
         PASSWORD.replace(' ', "+")
@@ -42,7 +48,7 @@ fn login(portico: &Portico, user: &str) -> (String, String) {
         "-o",
         "/dev/null",
         "-H",
-        &format!("Host: {HOST}"),
+        &format!("Host: {host}"),
         "-d",
         &form,
         &portico.plain_url("127.0.0.1", "/login"),
@@ -128,4 +134,145 @@ fn the_console_serves_its_pages_in_a_session_and_refuses_the_administration_to_u
     let (status, page) = curl(&["-H", &host, "-H", &user, &url("/admin")]);
     assert_eq!(status, 403, "{page}");
     assert!(page.contains("may not use this page"), "{page}");
+}
+
+const OPERATOR_HOST: &str = "management-console.eu1.portico.localhost";
+
+/// A registry action as the Registry page's script sends it: JSON to the console route on
+/// its own host, with the session cookie, the CSRF token and the host's origin.
+fn registry_action(
+    portico: &Portico,
+    host: &str,
+    (cookie, xsrf): (&str, &str),
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    curl(&[
+        "-H",
+        &format!("Host: {host}"),
+        "-H",
+        cookie,
+        "-H",
+        &format!("X-XSRF-TOKEN: {xsrf}"),
+        "-H",
+        &format!("Origin: http://{host}"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        &portico.plain_url("127.0.0.1", path),
+    ])
+}
+
+#[test]
+fn the_operator_changes_the_registry_from_the_console_and_tenant_admins_cannot() {
+    let portico = Portico::start(CONFIG, &[]);
+    portico.admin(&[
+        "user",
+        "passwd",
+        "--tenant",
+        "management",
+        "--name",
+        "operator",
+        "--password",
+        PASSWORD,
+    ]);
+    add_user(&portico, "ada", "admin");
+    let url = |path: &str| portico.plain_url("127.0.0.1", path);
+    let operator_host = format!("Host: {OPERATOR_HOST}");
+
+    // The operator's console is behind the login like every tenant's.
+    assert!(within(Duration::from_secs(10), || {
+        curl(&["-o", "/dev/null", "-H", &operator_host, &url("/registry")]).0 == 302
+    })
+    .is_some());
+    let (operator, xsrf) = login_on(&portico, OPERATOR_HOST, "operator");
+    let (status, page) = curl(&["-H", &operator_host, "-H", &operator, &url("/registry")]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<form data-action=\"add-tenant\""), "{page}");
+    assert!(page.contains("<tr data-tenant=\"demo\">"), "{page}");
+    assert!(!page.contains("href=\"/admin\""), "{page}");
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-H",
+        &operator_host,
+        "-H",
+        &operator,
+        &url("/"),
+    ]);
+    assert_eq!(status, 303, "the operator's home is the Registry");
+
+    // Without the CSRF token the gateway refuses the action.
+    let (status, _) = curl(&[
+        "-H",
+        &operator_host,
+        "-H",
+        &operator,
+        "-H",
+        &format!("Origin: http://{OPERATOR_HOST}"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"name":"nocsrf"}"#,
+        &url("/registry/api/tenants"),
+    ]);
+    assert_eq!(status, 403);
+    let (status, answer) = registry_action(
+        &portico,
+        OPERATOR_HOST,
+        (&operator, &xsrf),
+        "/registry/api/tenants",
+        r#"{"name":"newco"}"#,
+    );
+    assert_eq!(status, 201, "{answer}");
+    let tenants = portico.admin(&["tenant", "list"]);
+    assert!(tenants.contains("newco"), "{tenants}");
+    assert!(!tenants.contains("nocsrf"), "{tenants}");
+    assert!(!tenants.contains("management"), "{tenants}");
+
+    // The operator's session reaches no API through the console host: the operators'
+    // tenant is served the console only.
+    for api in [
+        "/api/remoteservices/v1/devices",
+        "/api/identity/v1/users",
+        "/api/registry/v1/tenants",
+    ] {
+        let (status, body) = curl(&["-H", &operator_host, "-H", &operator, &url(api)]);
+        assert_eq!(status, 404, "{api}: {body}");
+    }
+
+    // A tenant administrator's session cannot use the operator's routes.
+    let (admin, admin_xsrf) = login(&portico, "ada");
+    let (status, answer) = registry_action(
+        &portico,
+        HOST,
+        (&admin, &admin_xsrf),
+        "/registry/api/tenants",
+        r#"{"name":"sneaky"}"#,
+    );
+    assert_eq!(status, 403, "{answer}");
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-H",
+        &format!("Host: {HOST}"),
+        "-H",
+        &admin,
+        &url("/registry"),
+    ]);
+    assert_eq!(status, 403);
+    // Nor is it a session on the operator's host.
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-H",
+        &operator_host,
+        "-H",
+        &admin,
+        &url("/registry"),
+    ]);
+    assert_eq!(status, 302);
+    let tenants = portico.admin(&["tenant", "list"]);
+    assert!(!tenants.contains("sneaky"), "{tenants}");
 }

@@ -3,6 +3,7 @@
 //! [`RequestContext`], so the API applies its own role rules and the caller's tenant.
 
 use super::error::PageError;
+use crate::registry_api::OperatorCaller;
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 use http::{Method, Request, StatusCode};
@@ -21,6 +22,8 @@ pub struct Api<'a> {
     name: &'static str,
     service: Option<&'a Arc<dyn InProcess>>,
     context: &'a RequestContext,
+    /// Set for the registry API, called for the platform operator.
+    operator: Option<OperatorCaller>,
 }
 
 impl<'a> Api<'a> {
@@ -33,7 +36,14 @@ impl<'a> Api<'a> {
             name,
             service,
             context,
+            operator: None,
         }
+    }
+
+    /// The same API, the request vouched for as the operator's (the registry API).
+    pub fn vouched_as_operator(mut self, operator: OperatorCaller) -> Api<'a> {
+        self.operator = Some(operator);
+        self
     }
 
     /// `GET path` (the path under the API's root, with its query), the JSON answer read
@@ -49,6 +59,9 @@ impl<'a> Api<'a> {
             .body(portico_gateway::body::empty())
             .map_err(|e| PageError::Unavailable(format!("bad request path {path}: {e}")))?;
         request.extensions_mut().insert(self.context.clone());
+        if let Some(operator) = &self.operator {
+            request.extensions_mut().insert(operator.clone());
+        }
         let response = service.call(request).await;
         let status = response.status();
         let bytes = read_body(response.into_body())

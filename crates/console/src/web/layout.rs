@@ -4,6 +4,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 use portico_gateway::RequestContext;
+use portico_store::OPERATORS_TENANT;
 
 /// A tenant role as the identity service names it (carried as the scope `role:{role}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,7 +12,10 @@ pub enum Role {
     Admin,
     SiteOwner,
     User,
-    /// Anything else (the platform operator, a client): reads what the APIs allow.
+    /// The platform operator (role `operator` of tenant `management`): the Registry page
+    /// only.
+    Operator,
+    /// Anything else (a client): reads what the APIs allow.
     Other,
 }
 
@@ -21,6 +25,7 @@ impl Role {
             "admin" => Role::Admin,
             "site-owner" => Role::SiteOwner,
             "user" => Role::User,
+            "operator" => Role::Operator,
             _ => Role::Other,
         }
     }
@@ -50,6 +55,12 @@ impl Viewer {
             .iter()
             .find_map(|s| s.strip_prefix("role:"))
             .map_or(Role::Other, Role::parse);
+        // Operators live in the operators' tenant only (the identity service makes them
+        // nowhere else); a `role:operator` scope of any other tenant counts for nothing.
+        let role = match role {
+            Role::Operator if principal.tenant != OPERATORS_TENANT => Role::Other,
+            role => role,
+        };
         Some(Viewer {
             tenant: principal.tenant.clone(),
             user: principal.subject.clone(),
@@ -68,16 +79,19 @@ pub enum Section {
     Audit,
     Admin,
     Network,
+    /// The platform operator's Gateway Registry.
+    Registry,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Devices,
         Section::ProtocolHub,
         Section::Connections,
         Section::Audit,
         Section::Admin,
         Section::Network,
+        Section::Registry,
     ];
 
     fn path(self) -> &'static str {
@@ -88,6 +102,7 @@ impl Section {
             Section::Audit => "/audit",
             Section::Admin => "/admin",
             Section::Network => "/network",
+            Section::Registry => "/registry",
         }
     }
 
@@ -99,15 +114,18 @@ impl Section {
             Section::Audit => "Audit",
             Section::Admin => "Administration",
             Section::Network => "Network",
+            Section::Registry => "Registry",
         }
     }
 
-    /// Whether `role` may use the page. Everything but the administration is for every
-    /// role: what each page lists is what the APIs let that role see.
+    /// Whether `role` may use the page. The operator has the Registry only, and only the
+    /// operator has it; the administration is for administrators; everything else is for
+    /// every tenant role: what each page lists is what the APIs let that role see.
     pub fn allows(self, role: Role) -> bool {
         match self {
+            Section::Registry => role == Role::Operator,
             Section::Admin => role == Role::Admin,
-            _ => true,
+            _ => role != Role::Operator,
         }
     }
 }

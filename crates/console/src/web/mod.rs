@@ -3,6 +3,8 @@
 //! in-process APIs as the signed-in caller ([`apis`]); actions are sent by the page
 //! JavaScript to the same APIs on the console's own host (`/api/remoteservices/v1/…`,
 //! `/api/identity/v1/…`), so every action is also an API call with the API's own rules.
+//! The platform operator's console (`management-console.…`) has the Registry page only,
+//! whose actions go to the registry API in-process ([`operator`]).
 
 mod admin;
 mod apis;
@@ -14,12 +16,15 @@ mod devices;
 mod error;
 mod layout;
 mod network_page;
+mod operator;
 mod protocol_hub;
 mod registry;
+mod registry_admin;
 mod views;
 
 use crate::network::AllowList;
 use axum::extract::FromRequestParts;
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -39,15 +44,17 @@ pub struct ConsoleOptions {
     /// The identity admin API (`identityadmin`: `/users`, `/clients`), when this build
     /// runs one.
     pub identity_admin: Option<Arc<dyn InProcess>>,
-    /// Read only for the Gateway Registry section of the administration page.
+    /// Read for the Gateway Registry section of the administration page; changed only
+    /// through the registry API, by the operator's Registry page.
     pub store: Store,
     /// The deployment's firewall and proxy allow-list (the Network page).
     pub allow_list: AllowList,
 }
 
-/// The console's router: its pages and embedded assets.
+/// The console's router: the tenants' pages, the operator's Registry (on the operators'
+/// tenant's console host) and the embedded assets.
 pub fn console_app(options: ConsoleOptions) -> Router {
-    Router::new()
+    let tenant_pages = Router::new()
         .route("/", get(devices::page))
         .route("/devices/{name}", get(device::page))
         .route("/protocol-hub", get(protocol_hub::page))
@@ -55,6 +62,12 @@ pub fn console_app(options: ConsoleOptions) -> Router {
         .route("/audit", get(audit::page))
         .route("/admin", get(admin::page))
         .route("/network", get(network_page::page))
+        .route_layer(middleware::from_fn(
+            operator::keep_operators_on_the_registry,
+        ));
+    Router::new()
+        .merge(tenant_pages)
+        .merge(operator::routes(options.store.clone()))
         .route("/assets/console.css", get(assets::css))
         .route("/assets/console.js", get(assets::js))
         .fallback(not_found)

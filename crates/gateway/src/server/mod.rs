@@ -430,7 +430,7 @@ impl Gateway {
                 provider,
             } => {
                 if core(&WEBAPP_CORE_PATHS) {
-                    if !table.has_tenant(tenant) {
+                    if !table.has_web_tenant(tenant, app, provider.as_deref()) {
                         return Err(GatewayError::not_found(format!(
                             "Unknown tenant \"{tenant}\""
                         )));

@@ -7,6 +7,9 @@
 
   var RS = "/api/remoteservices/v1";
   var IDENTITY = "/api/identity/v1";
+  // The operator's registry actions: console routes on this host that go on to the
+  // registry API in-process.
+  var REGISTRY = "/registry/api";
 
   function cookie(name) {
     var parts = document.cookie ? document.cookie.split("; ") : [];
@@ -104,6 +107,12 @@
     return v === "" ? undefined : Number(v);
   }
 
+  // API routes from a text area: one a line, a path pattern followed by its methods.
+  function routes(text) {
+    return text.split("\n").map(words).filter(function (w) { return w.length > 0; })
+      .map(function (w) { return { pattern: w[0], methods: w.slice(1).map(function (m) { return m.toUpperCase(); }) }; });
+  }
+
   // A ready command line for a service-side listener, by the application's template (or,
   // for a generic one, by the target's well-known port).
   function readyCommand(template, l) {
@@ -178,6 +187,23 @@
           el("code", { "class": "registration-code" }, [answer.registration_code]) ];
       } ];
     },
+    "add-tenant": function (f) {
+      return [ "POST", REGISTRY + "/tenants", { name: value(f, "name") } ];
+    },
+    "add-webapp": function (f) {
+      var body = { name: value(f, "name"), backend: value(f, "backend"), auth: value(f, "auth"),
+        scopes: words(value(f, "scopes")), tenants: words(value(f, "tenants")), websockets: words(value(f, "websockets")) };
+      optional(body, "provider", value(f, "provider"));
+      optional(body, "cache_control", value(f, "cache_control"));
+      return [ "POST", REGISTRY + "/webapps", body ];
+    },
+    "add-api": function (f) {
+      var body = { name: value(f, "name"), version: int(f, "version"), backend: value(f, "backend"),
+        routes: routes(value(f, "routes")), auth: value(f, "auth"), scopes: words(value(f, "scopes")),
+        tenants: words(value(f, "tenants")) };
+      optional(body, "provider", value(f, "provider"));
+      return [ "POST", REGISTRY + "/apis", body ];
+    },
     "add-client": function (f) {
       var confidential = f.elements.namedItem("confidential").checked;
       var body = { name: value(f, "name"), confidential: confidential, grant_types: words(value(f, "grant_types")),
@@ -201,7 +227,12 @@
     "end": function (b) { return [ "DELETE", RS + "/connections/" + enc(b.getAttribute("data-connection")) ]; },
     "revoke": function (b) { return [ "POST", RS + "/endpoints/" + enc(b.getAttribute("data-endpoint")) + "/revoke" ]; },
     "remove-user": function (b) { return [ "DELETE", IDENTITY + "/users/" + enc(b.getAttribute("data-user")) ]; },
-    "remove-client": function (b) { return [ "DELETE", IDENTITY + "/clients/" + enc(b.getAttribute("data-client")) ]; }
+    "remove-client": function (b) { return [ "DELETE", IDENTITY + "/clients/" + enc(b.getAttribute("data-client")) ]; },
+    "remove-tenant": function (b) { return [ "DELETE", REGISTRY + "/tenants/" + enc(b.getAttribute("data-tenant")) ]; },
+    "remove-webapp": function (b) { return [ "DELETE", REGISTRY + "/webapps/" + enc(b.getAttribute("data-webapp")) ]; },
+    "remove-api": function (b) {
+      return [ "DELETE", REGISTRY + "/apis/" + enc(b.getAttribute("data-api")) + "/v" + enc(b.getAttribute("data-version")) ];
+    }
   };
 
   function run(call, control, form) {
