@@ -492,3 +492,52 @@ fn device_online_is(online: bool) -> String {
         "(document.querySelector(\"li[data-device='{DEVICE}'] span.state\") || {{ dataset: {{}} }}).dataset.online === '{online}'"
     )
 }
+
+/// The platform operator's console: the Gateway Registry page on `management-console`,
+/// checked for accessibility and photographed, and a tenant added from its form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_adds_a_tenant_on_the_registry_page() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let deployment = Deployment::start();
+    deployment.admin(&[
+        "user",
+        "passwd",
+        "--tenant",
+        "management",
+        "--name",
+        "operator",
+        "--password",
+        PASSWORD,
+    ]);
+    browser.client.set_window_size(1280, 1400).await.unwrap();
+    let origin = format!(
+        "http://management-console.eu1.portico.localhost:{}",
+        deployment.portico.plain
+    );
+    browser.client.goto(&format!("{origin}/")).await.unwrap();
+    browser
+        .wait_for_url(Duration::from_secs(10), |u| u.contains("/login"))
+        .await;
+    browser.fill("#username", "operator").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    let registry = browser
+        .wait_for_url(Duration::from_secs(10), |u| u.ends_with("/registry"))
+        .await;
+    assert_eq!(registry, format!("{origin}/registry"));
+    browser.assert_accessible("/registry").await;
+    browser.screenshot(SCREENSHOTS, "operator-registry").await;
+
+    browser
+        .fill("form[data-action='add-tenant'] input[name=name]", "globex")
+        .await;
+    submit(&browser, "add-tenant").await;
+    let tenants = deployment.admin(&["tenant", "list"]);
+    assert!(tenants.contains("globex"), "{tenants}");
+    browser
+        .screenshot(SCREENSHOTS, "operator-tenant-added")
+        .await;
+    browser.close().await;
+}

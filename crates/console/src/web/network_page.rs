@@ -5,7 +5,7 @@ use super::layout::{section_page, Section};
 use super::{Caller, State};
 use axum::extract::State as StateOf;
 use axum::response::{IntoResponse, Response};
-use maud::html;
+use maud::{html, Markup};
 
 pub async fn page(StateOf(options): State, caller: Caller) -> Response {
     let list = &options.allow_list;
@@ -38,7 +38,7 @@ pub async fn page(StateOf(options): State, caller: Caller) -> Response {
             h2 #advice-heading { "What firewalls and proxies must let through" }
             ul #advice {
                 @for line in &list.advice {
-                    li { (line) }
+                    li { (with_code(line)) }
                 }
             }
         }
@@ -48,4 +48,13 @@ pub async fn page(StateOf(options): State, caller: Caller) -> Response {
         }
     };
     section_page(&caller.viewer, Section::Network, "Network", content).into_response()
+}
+
+/// A line of advice with its `backquoted` parts (commands, headers) set as code.
+fn with_code(line: &str) -> Markup {
+    html! {
+        @for (i, part) in line.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
 }
