@@ -19,17 +19,6 @@ admin_listen = "127.0.0.1:{admin}"
 const HOST: &str = "demo-console.eu1.portico.localhost";
 const PASSWORD: &str = "correct horse battery staple";
 
-fn cookie_value(headers: &str, name: &str) -> String {
-    headers
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| v.trim().strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no {name} cookie in {headers}"))
-        .to_string()
-}
-
 /// Signs `user` in on the console host; returns the `Cookie` header of the session.
 fn login(portico: &Portico, user: &str) -> (String, String) {
     login_on(portico, HOST, user)

@@ -9,8 +9,8 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::curl;
 use support::remote::{AgentOptions, Deployment, Side, DEVICE, ENGINEER, SITE, TENANT};
+use support::{cookie_value, curl};
 
 const PASSWORD: &str = "correct horse battery staple";
 const ADMIN: &str = "anna";
@@ -89,17 +89,6 @@ impl Session {
         let cookie = format!("Cookie: SESSION={}", self.session);
         curl(&["-H", &host, "-H", &cookie, "-H", "Accept: text/html", &url])
     }
-}
-
-fn cookie_value(headers: &str, name: &str) -> String {
-    headers
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| v.trim().strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no {name} cookie in {headers}"))
-        .to_string()
 }
 
 /// One console action: the API request its page sends.

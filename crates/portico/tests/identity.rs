@@ -19,17 +19,6 @@ admin_listen = "127.0.0.1:{admin}"
 const HOST: &str = "acme-shop.eu1.portico.localhost";
 const PASSWORD: &str = "correct horse battery staple";
 
-fn cookie_value(headers: &str, name: &str) -> String {
-    headers
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| v.trim().strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no {name} cookie in {headers}"))
-        .to_string()
-}
-
 #[test]
 fn a_session_web_app_takes_a_login_and_forwards_the_users_token() {
     let portico = Portico::start(CONFIG, &[]);

@@ -196,58 +196,21 @@ fn page_in(
 
 /// A unix-milliseconds time as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || format!("{ms} ms"),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
     )
 }
 
-/// Unix milliseconds at the start (UTC) of a `YYYY-MM-DD` date, if it is one.
+/// Unix milliseconds at the start (UTC) of a `YYYY-MM-DD` date from 1970 to 9999, if it is
+/// one.
 pub fn date_ms(date: &str) -> Option<i64> {
-    let mut parts = date.trim().splitn(3, '-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next()?.parse().ok()?;
-    let d: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+    use chrono::Datelike;
+    let day = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").ok()?;
+    if !(1970..=9999).contains(&day.year()) {
         return None;
     }
-    Some(days_from_civil(y, m, d) * 86_400_000)
-}
-
-// Howard Hinnant's civil calendar algorithms (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+    Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
 }
 
 #[cfg(test)]
@@ -264,6 +227,7 @@ mod tests {
             Some("2024-02-29 00:00:00 UTC")
         );
         assert_eq!(date_ms("2024-13-01"), None);
+        assert_eq!(date_ms("2023-02-29"), None);
         assert_eq!(date_ms("yesterday"), None);
     }
 }

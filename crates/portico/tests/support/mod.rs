@@ -435,3 +435,16 @@ pub fn websocket_echo_backend(closes: std::sync::mpsc::Sender<Option<u16>>) -> S
     });
     rx.recv().unwrap()
 }
+
+/// The value of cookie `name` among the `Set-Cookie` headers of a response's `headers`
+/// (as `curl -D -` prints them).
+pub fn cookie_value(headers: &str, name: &str) -> String {
+    headers
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| v.trim().strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie in {headers}"))
+        .to_string()
+}
