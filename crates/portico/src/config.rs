@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod cluster;
 mod notifications;
+pub use cluster::ClusterConfig;
 pub use notifications::NotificationsConfig;
 use notifications::RawNotifications;
 
@@ -43,6 +45,7 @@ struct RawConfig {
     identity: RawIdentity,
     #[serde(default)]
     notifications: RawNotifications,
+    cluster: Option<cluster::RawCluster>,
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
@@ -273,6 +276,8 @@ pub struct Config {
     pub demo: bool,
     pub identity: portico_identity::IdentityConfig,
     pub notifications: NotificationsConfig,
+    /// `[cluster]`: this node's part in a cluster of nodes on one PostgreSQL; `None` alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Finds and loads the configuration, with the environment's overrides.
@@ -390,6 +395,13 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
         Some(url) => resolve_database(base, url).context("server.database")?,
         None => format!("sqlite://{}", data_dir.join("portico.db").display()),
     };
+    let cluster = cluster::validate(raw.cluster.as_ref(), base)?;
+    if cluster.is_some() && !database.starts_with("postgres") {
+        bail!(
+            "[cluster]: the nodes of a cluster share one PostgreSQL; set server.database to a \
+             postgres:// URL"
+        );
+    }
     if server.domains.is_empty() {
         bail!("server.domains: at least one domain is needed, e.g. [\"portico.localhost\"]");
     }
@@ -484,6 +496,7 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
         log_level: raw.log.level,
         identity: identity(&raw.identity)?,
         notifications: notifications::validate(&raw.notifications, idle_timeout)?,
+        cluster,
         demo: raw.demo.enabled,
     })
 }
@@ -844,5 +857,51 @@ ping_interval = "20s"
         );
         assert_eq!(mask_password("postgres://h/db"), "postgres://h/db");
         assert!(!mask_password("postgres://u@h/db?password=secret").contains("secret"));
+    }
+
+    #[test]
+    fn a_cluster_needs_a_name_a_link_a_long_secret_and_postgresql() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("cluster.secret");
+        std::fs::write(&secret, format!("{}\n", "ab".repeat(32))).unwrap();
+        let short = dir.path().join("short.secret");
+        std::fs::write(&short, "tooshort").unwrap();
+        let config = |database: &str, cluster: &str| {
+            parse(
+                &format!("[server]\ndatabase = \"{database}\"\n[cluster]\n{cluster}"),
+                None,
+                dir.path(),
+                &[],
+            )
+        };
+        let pg = "postgres://portico@127.0.0.1/portico";
+        let c = config(
+            pg,
+            "node = \"node-1\"\nlink_listen = \"127.0.0.1:7443\"\nsecret_file = \"cluster.secret\"\n",
+        )
+        .unwrap()
+        .cluster
+        .unwrap();
+        assert_eq!(c.node, "node-1");
+        assert_eq!(c.link_advertise, "127.0.0.1:7443");
+        assert_eq!(
+            c.secret.len(),
+            64,
+            "the trailing newline is not part of the secret"
+        );
+        for (database, cluster, needle) in [
+            ("sqlite:///tmp/p.db", "node = \"n\"\nlink_listen = \"127.0.0.1:1\"\nsecret_file = \"cluster.secret\"\n", "PostgreSQL"),
+            (pg, "link_listen = \"127.0.0.1:1\"\nsecret_file = \"cluster.secret\"\n", "cluster.node"),
+            (pg, "node = \"Node_1\"\nlink_listen = \"127.0.0.1:1\"\nsecret_file = \"cluster.secret\"\n", "cluster.node"),
+            (pg, "node = \"n\"\nsecret_file = \"cluster.secret\"\n", "cluster.link_listen"),
+            (pg, "node = \"n\"\nlink_listen = \"somewhere\"\nsecret_file = \"cluster.secret\"\n", "cluster.link_listen"),
+            (pg, "node = \"n\"\nlink_listen = \"127.0.0.1:1\"\n", "cluster.secret_file"),
+            (pg, "node = \"n\"\nlink_listen = \"127.0.0.1:1\"\nsecret_file = \"short.secret\"\n", "at least 32"),
+        ] {
+            let e = format!("{:#}", config(database, cluster).unwrap_err());
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        let alone = parse("", None, dir.path(), &[]).unwrap();
+        assert!(alone.cluster.is_none());
     }
 }
