@@ -68,11 +68,13 @@ impl Store {
         MIGRATOR.run(&pool).await?;
 
         let (changes, _) = watch::channel(0);
+        let notices = crate::notices::Notices::start(backend, &connect_url);
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
                 backend,
                 changes,
+                notices,
             }),
         })
     }

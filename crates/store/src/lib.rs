@@ -15,6 +15,7 @@ mod device_store;
 mod error;
 mod identity_store;
 pub mod model;
+mod notices;
 mod queries;
 pub mod registry_file;
 mod registry_store;
@@ -35,6 +36,7 @@ pub use identity_store::{
     RefreshTokenRecord, SessionRecord, SigningKeyRecord, UserRecord,
 };
 pub use model::*;
+pub use notices::Notice;
 pub use remote_credentials::{ClientStanding, EndpointClients};
 pub use remote_listing::{AuditFilter, ConnectionFilter};
 pub use remote_store::{
@@ -63,6 +65,7 @@ struct Inner {
     pool: sqlx::AnyPool,
     backend: Backend,
     changes: tokio::sync::watch::Sender<u64>,
+    notices: notices::Notices,
 }
 
 impl fmt::Debug for Store {
