@@ -20,12 +20,18 @@ fuzz_target!(|data: &[u8]| {
         assert!(compiled.matches(pattern), "{pattern:?} matches itself");
         assert_eq!(matched, channel == pattern);
     }
-    if let Some(parent) = pattern.strip_suffix("/**").or_else(|| pattern.strip_suffix("/*")) {
+    if let Some(parent) = pattern
+        .strip_suffix("/**")
+        .or_else(|| pattern.strip_suffix("/*"))
+    {
         // Neither wildcard matches its parent channel.
         assert!(!compiled.matches(parent), "{pattern:?} vs {parent:?}");
         // (`/x/**` may be one character too long to parse when `/x/*` is not.)
         if let (true, Ok(deep)) = (matched, ChannelPattern::parse(&format!("{parent}/**"))) {
-            assert!(deep.matches(channel), "/* ⊆ /** for {pattern:?} and {channel:?}");
+            assert!(
+                deep.matches(channel),
+                "/* ⊆ /** for {pattern:?} and {channel:?}"
+            );
         }
     }
 });

@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
         match Request::from_message(m) {
             Err(Refusal(error)) => {
                 let code = error.split("::").next().unwrap_or("");
-                assert!(code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()), "{error}");
+                assert!(
+                    code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()),
+                    "{error}"
+                );
             }
             Ok(Request::Subscribe { patterns, .. } | Request::Unsubscribe { patterns, .. }) => {
                 assert!(!patterns.is_empty());

@@ -22,7 +22,11 @@ struct Connection {
 }
 
 impl AsyncRead for Connection {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let piece = self.steps[self.step % self.steps.len()];
         self.step += 1;
         let n = piece.min(self.input.len() - self.pos).min(buf.remaining());
@@ -34,7 +38,11 @@ impl AsyncRead for Connection {
 }
 
 impl AsyncWrite for Connection {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.written.borrow_mut().extend_from_slice(data);
         Poll::Ready(Ok(data.len()))
     }
@@ -87,13 +95,19 @@ fuzz_target!(|data: &[u8]| {
                     b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n"
                 };
                 responses += 1;
-                assert!(responses <= input.len() + 1, "the guard waits without an upgrade request");
+                assert!(
+                    responses <= input.len() + 1,
+                    "the guard waits without an upgrade request"
+                );
                 let written = Pin::new(&mut guard).poll_write(&mut cx, response);
                 assert!(matches!(written, Poll::Ready(Ok(_))));
             }
         }
     }
-    assert!(input.starts_with(&delivered), "the guard changed or reordered bytes");
+    assert!(
+        input.starts_with(&delivered),
+        "the guard changed or reordered bytes"
+    );
 
     let shutdown = Pin::new(&mut guard).poll_shutdown(&mut cx);
     assert!(matches!(shutdown, Poll::Ready(Ok(()))));
@@ -101,6 +115,9 @@ fuzz_target!(|data: &[u8]| {
     // Without responses of this harness in it, what was written is the guard's own.
     if responses == 0 && !written.is_empty() {
         assert!(written.starts_with(b"HTTP/1.1 4") || written.starts_with(b"HTTP/1.1 5"));
-        assert!(delivered.len() < input.len(), "a rejection withholds the rejected head");
+        assert!(
+            delivered.len() < input.len(),
+            "a rejection withholds the rejected head"
+        );
     }
 });

@@ -44,8 +44,15 @@ fuzz_target!(|data: &[u8]| {
     let (content_type, body) = (&rest[..nul], &rest[nul + 1..]);
     let mut framing = framing(std::iter::once(content_type));
     if let Framing::Boundary(b) = &framing {
-        assert!(!b.is_empty() && b.len() <= 70, "boundary length {}", b.len());
-        assert!(b.iter().all(|&c| (0x20..0x7f).contains(&c)), "boundary {b:?}");
+        assert!(
+            !b.is_empty() && b.len() <= 70,
+            "boundary length {}",
+            b.len()
+        );
+        assert!(
+            b.iter().all(|&c| (0x20..0x7f).contains(&c)),
+            "boundary {b:?}"
+        );
     }
     if framing == Framing::NotMultipart {
         framing = Framing::Boundary(b"ab-".to_vec());
@@ -61,5 +68,9 @@ fuzz_target!(|data: &[u8]| {
         turn += 1;
     }
     let ok = ok && scanner.finish().is_ok();
-    assert_eq!(ok, reference_ok(body, &framing, max), "limit {max}, pieces {sizes:?}");
+    assert_eq!(
+        ok,
+        reference_ok(body, &framing, max),
+        "limit {max}, pieces {sizes:?}"
+    );
 });

@@ -11,14 +11,23 @@ fn reference(bytes: &[u8]) -> Vec<(usize, FrameHeader)> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     loop {
-        let Some(&[b0, b1]) = bytes.get(pos..pos + 2).map(|s| <&[u8; 2]>::try_from(s).unwrap()) else {
+        let Some(&[b0, b1]) = bytes
+            .get(pos..pos + 2)
+            .map(|s| <&[u8; 2]>::try_from(s).unwrap())
+        else {
             return out;
         };
         let code = b1 & 0x7F;
         let masked = b1 & 0x80 != 0;
-        let ext = match code { 126 => 2, 127 => 8, _ => 0 };
+        let ext = match code {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
         let header_len = 2 + ext + if masked { 4 } else { 0 };
-        let Some(header) = bytes.get(pos..pos + header_len) else { return out };
+        let Some(header) = bytes.get(pos..pos + header_len) else {
+            return out;
+        };
         let payload_len = match code {
             126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
             127 => u64::from_be_bytes(header[2..10].try_into().unwrap()),
@@ -32,17 +41,29 @@ fn reference(bytes: &[u8]) -> Vec<(usize, FrameHeader)> {
         pos = end as usize;
         out.push((
             pos,
-            FrameHeader { fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0F, mask, payload_len },
+            FrameHeader {
+                fin: b0 & 0x80 != 0,
+                rsv: (b0 >> 4) & 7,
+                opcode: b0 & 0x0F,
+                mask,
+                payload_len,
+            },
         ));
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     // The first bytes choose the read sizes; the rest is the stream.
-    let Some((&cuts, rest)) = data.split_first() else { return };
+    let Some((&cuts, rest)) = data.split_first() else {
+        return;
+    };
     let cuts = usize::from(cuts % 16).min(rest.len());
     let (sizes, stream) = rest.split_at(cuts);
-    let sizes: Vec<usize> = if sizes.is_empty() { vec![stream.len().max(1)] } else { sizes.iter().map(|&s| usize::from(s) + 1).collect() };
+    let sizes: Vec<usize> = if sizes.is_empty() {
+        vec![stream.len().max(1)]
+    } else {
+        sizes.iter().map(|&s| usize::from(s) + 1).collect()
+    };
 
     let mut tracker = FrameTracker::new();
     let mut found = Vec::new();

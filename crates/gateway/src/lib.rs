@@ -28,7 +28,9 @@ pub mod tls;
 pub mod websocket;
 
 pub use config::GatewayConfig;
-pub use server::{ConnInfo, Gateway, CLIENTLESS_SERVICE, DEVICE_SERVICE, REMOTE_APP};
+pub use server::{
+    harden_device_cookies, ConnInfo, Gateway, CLIENTLESS_SERVICE, DEVICE_SERVICE, REMOTE_APP,
+};
 pub use service::{from_tower, InProcess, RequestContext, Services};
 
 /// The request id header, set on both sides of the proxy (GW-15, OPS-3).

@@ -76,7 +76,7 @@ impl Gateway {
 /// Drops the device's `Set-Cookie` headers that reach beyond its host (a `Domain`
 /// attribute would set them for every host of the region, Portico's apps included) or
 /// that carry the name of one of Portico's own cookies.
-pub(super) fn harden_device_cookies(headers: &mut HeaderMap) {
+pub fn harden_device_cookies(headers: &mut HeaderMap) {
     let kept: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()

@@ -37,7 +37,7 @@ mod devices;
 mod listener;
 mod vpnrts;
 
-pub use clientless::{CLIENTLESS_SERVICE, REMOTE_APP};
+pub use clientless::{harden_device_cookies, CLIENTLESS_SERVICE, REMOTE_APP};
 pub use devices::DEVICE_SERVICE;
 
 /// The connection a request arrived on.
