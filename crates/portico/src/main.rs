@@ -10,7 +10,6 @@ mod demo;
 mod demo_console;
 mod device_accounts;
 mod devices;
-mod endpoint_cli;
 mod firewall_rules;
 mod identity;
 mod identity_admin;
@@ -22,8 +21,12 @@ mod remote_services;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use portico_agent::commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The name the endpoint commands use for this binary in their messages.
+const PROGRAM: &str = "portico";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -60,11 +63,11 @@ enum Command {
     Admin(Box<admin::AdminArgs>),
     /// The endpoint agent (Remote Services): `run` and `register`, with the endpoint's --config
     #[command(subcommand)]
-    Endpoint(endpoint_cli::EndpointCommand),
+    Endpoint(portico_agent::EndpointCommand),
     /// Open a connection session from this Service Endpoint and wait for its local listeners
-    Connect(endpoint_cli::ConnectArgs),
+    Connect(portico_agent::ConnectArgs),
     /// List this Service Endpoint's user's connection sessions, or end one
-    Connections(endpoint_cli::ConnectionsArgs),
+    Connections(portico_agent::ConnectionsArgs),
     /// Print the firewall and proxy allow-list for this deployment (hosts, port, timeouts),
     /// from the server's configuration
     FirewallRules {
@@ -80,11 +83,13 @@ fn main() -> ExitCode {
     // The endpoint commands read the endpoint's configuration, not the server's.
     match cli.command {
         Command::Endpoint(command) => {
-            run_endpoint_command(endpoint_cli::endpoint(command, config_path))
+            portico_agent::run_command(PROGRAM, commands::endpoint(command, config_path))
         }
-        Command::Connect(args) => run_endpoint_command(endpoint_cli::connect(args, config_path)),
+        Command::Connect(args) => {
+            portico_agent::run_command(PROGRAM, commands::connect(PROGRAM, args, config_path))
+        }
         Command::Connections(args) => {
-            run_endpoint_command(endpoint_cli::connections(args, config_path))
+            portico_agent::run_command(PROGRAM, commands::connections(args, config_path))
         }
         Command::Serve => server_command(ServerCommand::Serve, config_path),
         Command::Admin(args) => server_command(ServerCommand::Admin(args), config_path),
@@ -118,22 +123,6 @@ fn exit_code(result: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portico: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_endpoint_command(
-    command: impl std::future::Future<Output = anyhow::Result<()>>,
-) -> ExitCode {
-    let runtime = match runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    match runtime.block_on(command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("portico: {}", endpoint_cli::describe(&e));
             ExitCode::FAILURE
         }
     }

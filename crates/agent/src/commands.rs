@@ -1,6 +1,6 @@
-//! The endpoint agent's commands: `portico endpoint run|register|rotate|doctor`, `portico connect` and
-//! `portico connections`. They read the endpoint's configuration file (`--config`), not the
-//! server's.
+//! The endpoint commands themselves. Each takes the endpoint's configuration file and the
+//! name of the program it runs in (`portico` or `portico-agent`), so that the hints it prints
+//! name the command the operator actually typed.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use portico_endpoint::api::{how_to_reach, Connection, ConnectionsApi};
+use portico_endpoint::api::{how_to_reach, ConnectionsApi};
 use portico_endpoint::rotate::Maintained;
 use portico_endpoint::{Agent, Dialer, EndpointConfig, EndpointRole, ProxyEnvironment};
 use tokio_util::sync::CancellationToken;
 
-/// How long `portico connect` waits for the running agent's listeners to accept.
+use crate::output::{connection_line, when};
+
+/// How long `connect` waits for the running agent's listeners to accept.
 const LISTENER_WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Subcommand)]
@@ -125,10 +127,14 @@ pub async fn endpoint(command: EndpointCommand, config: Option<PathBuf>) -> anyh
     }
 }
 
-pub async fn connect(args: ConnectArgs, config: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn connect(
+    program: &str,
+    args: ConnectArgs,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
     if config.role != EndpointRole::Service {
-        bail!("`portico connect` runs on a Service Endpoint (role = \"service\")");
+        bail!("`{program} connect` runs on a Service Endpoint (role = \"service\")");
     }
     let api = ConnectionsApi::from_config(&config)?;
     let connection = api.open(&args.device, &args.app).await?;
@@ -144,7 +150,7 @@ pub async fn connect(args: ConnectArgs, config: Option<PathBuf>) -> anyhow::Resu
             .with_context(|| {
                 format!(
                     "session {} is open, but the local listener on {addr} does not accept; is \
-                     `portico endpoint run` running with this configuration?",
+                     `{program} endpoint run` running with this configuration?",
                     connection.id
                 )
             })?;
@@ -183,52 +189,9 @@ pub async fn connections(args: ConnectionsArgs, config: Option<PathBuf>) -> anyh
         println!("no open connection sessions");
     }
     for c in &list {
-        print_connection(c);
+        println!("{}", connection_line(c));
     }
     Ok(())
-}
-
-fn print_connection(c: &Connection) {
-    let ports: Vec<String> = c
-        .listeners
-        .iter()
-        .map(|l| {
-            format!(
-                "{}:{}→{}:{}",
-                l.side, l.local_port, l.target_host, l.target_port
-            )
-        })
-        .collect();
-    println!(
-        "{}  {}  {}  ends {}  {}",
-        c.id,
-        c.device,
-        c.application,
-        when(c.ends_ms),
-        ports.join(" ")
-    );
-}
-
-/// A time in milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS`.
-fn when(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
 }
 
 async fn wait_until_accepting(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
@@ -254,45 +217,4 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-}
-
-/// The error and its causes on one line, leaving out a cause whose text the message before
-/// it already quotes (the agent's errors name their cause in their own message).
-pub fn describe(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        if text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoted_causes_are_not_repeated() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let e = anyhow::Error::new(io)
-            .context("cannot reach https://x: refused")
-            .context("session c-1 is open");
-        assert_eq!(
-            describe(&e),
-            "session c-1 is open: cannot reach https://x: refused"
-        );
-    }
-
-    #[test]
-    fn times_print_as_utc() {
-        assert_eq!(when(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(when(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(when(951_782_400_000), "2000-02-29 00:00:00 UTC");
-    }
 }
