@@ -194,7 +194,7 @@ mod tests {
         let secret = LinkSecret::new(&[7u8; 32]);
         let (mut a, mut b) = tokio::io::duplex(1024);
         let acceptor = tokio::spawn(async move { accept(&mut b, &secret).await });
-        a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n1234567")
+        a.write_all(b"GET / HTTP/1.1\r\nHost: portico.example\r\nAccept: */*\r\n\r\n")
             .await
             .unwrap();
         assert!(matches!(
