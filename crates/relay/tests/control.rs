@@ -587,7 +587,16 @@ async fn another_nodes_notices_announce_sessions_and_cut_revoked_tunnels_here() 
     let w = world_with(|o| o.recheck = Duration::from_secs(3600)).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(w.hub.clone().follow_notices(shutdown.clone()));
+    // A session open at hello: once it is announced, the hello's synchronisation is over.
+    w.store
+        .add_connection_session(&session("cc00", "ssh", now_ms() + 60_000))
+        .await
+        .unwrap();
     let mut bob = Agent::welcome(&w.hub, "ep-bob", Role::Service).await;
+    match bob.next().await {
+        ControlMessage::Connect { session, .. } => assert_eq!(session, "cc00"),
+        other => panic!("expected connect, got {other:?}"),
+    }
     let (near, far) = memory_pair(16);
     w.hub
         .relay()
