@@ -146,13 +146,17 @@ where
 mod tests {
     use super::*;
 
+    /// Runs both sides, each dropping its end of the connection when it is done (as a
+    /// node closes a link that failed its handshake).
     async fn both(
         dialler: &[u8],
         acceptor: &[u8],
     ) -> (Result<(), HandshakeError>, Result<(), HandshakeError>) {
         let (mut a, mut b) = tokio::io::duplex(1024);
         let (d, s) = (LinkSecret::new(dialler), LinkSecret::new(acceptor));
-        tokio::join!(dial(&mut a, &d), accept(&mut b, &s))
+        let dialled = tokio::spawn(async move { dial(&mut a, &d).await });
+        let accepted = tokio::spawn(async move { accept(&mut b, &s).await });
+        (dialled.await.unwrap(), accepted.await.unwrap())
     }
 
     #[tokio::test]
