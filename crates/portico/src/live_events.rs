@@ -69,3 +69,113 @@ impl LiveEvents for LiveRelay {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portico_relay::api::system_clock;
+    use portico_relay::live::{Cluster, ClusterOptions, ControlOptions, LiveOptions};
+    use portico_store::EndpointLease;
+    use portico_store::{DeviceRecord, EndpointBinding, EndpointRecord, EndpointState, SiteRecord};
+    use portico_tunnel::{memory_pair, Role, Tunnel, TunnelConfig};
+
+    async fn endpoint(store: &Store, tenant: &str, name: &str) {
+        store
+            .add_endpoint(&EndpointRecord {
+                tenant: tenant.into(),
+                name: name.into(),
+                binding: EndpointBinding::Device("press-7".into()),
+                state: EndpointState::Registered,
+                code_hash: None,
+                code_expires_ms: None,
+                client_id: Some(format!("{tenant}-{name}")),
+                created_ms: 0,
+                registered_ms: Some(0),
+                revoked_ms: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_clustered_node_lists_its_tunnels_and_the_other_nodes_leases_of_the_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/p.db", dir.path().display()))
+            .await
+            .unwrap();
+        for tenant in ["acme", "other"] {
+            let site = SiteRecord {
+                tenant: tenant.into(),
+                name: "hq".into(),
+                parent: None,
+                created_ms: 0,
+            };
+            store.add_site(&site).await.unwrap();
+            let device = DeviceRecord {
+                tenant: tenant.into(),
+                name: "press-7".into(),
+                site: "hq".into(),
+                description: String::new(),
+                created_ms: 0,
+            };
+            store.add_device(&device).await.unwrap();
+        }
+        endpoint(&store, "acme", "ep-here").await;
+        let options = ClusterOptions {
+            node: "node-1".into(),
+            link_address: "127.0.0.1:1".into(),
+            secret: vec![7; 32],
+        };
+        let clock = system_clock();
+        let cluster = Arc::new(Cluster::new(
+            store.clone(),
+            options,
+            clock.clone(),
+            TunnelConfig::default(),
+        ));
+        let relay = Arc::new(Relay::clustered(
+            store.clone(),
+            LiveOptions::default(),
+            cluster.clone(),
+        ));
+        let hub = ControlHub::new(store.clone(), relay.clone(), ControlOptions::default());
+        let (near, far) = memory_pair(16);
+        relay
+            .attach("acme", "ep-here", "192.0.2.1:1", far)
+            .await
+            .unwrap();
+        let _agent = Tunnel::new(near, Role::Device, TunnelConfig::default());
+        for (tenant, name, node) in [
+            ("acme", "ep-there", "node-2"),
+            ("other", "ep-elsewhere", "node-2"),
+        ] {
+            let lease = EndpointLease {
+                tenant: tenant.into(),
+                endpoint: name.into(),
+                node: node.into(),
+                link_address: "127.0.0.1:2".into(),
+                connection: 1,
+                since_ms: 1_000,
+                expires_ms: clock() + 60_000,
+            };
+            store.put_endpoint_lease(&lease).await.unwrap();
+        }
+        cluster.round(relay.directory()).await.unwrap();
+        let live = LiveRelay {
+            hub,
+            relay,
+            cluster_notices: Some(store.clone()),
+        };
+        let online: Vec<String> = live
+            .online("acme")
+            .into_iter()
+            .map(|o| o.endpoint)
+            .collect();
+        assert_eq!(online, ["ep-here", "ep-there"]);
+        let there = live
+            .online("acme")
+            .into_iter()
+            .find(|o| o.endpoint == "ep-there");
+        assert_eq!(there.unwrap().since_ms, 1_000);
+    }
+}
