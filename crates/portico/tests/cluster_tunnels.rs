@@ -90,6 +90,15 @@ fn ssh_across_nodes_survives_the_death_of_the_device_endpoints_node() {
         service_agent.log()
     );
 
+    // The stream crossed from node 3, where the Service Endpoint is, to node 1.
+    let node_3_log = cluster.node(3).stderr();
+    assert!(node_3_log.contains("node link dialled"), "{node_3_log}");
+    assert!(
+        cluster.node(1).stderr().contains("node link open"),
+        "{}",
+        cluster.node(1).stderr()
+    );
+
     // A session that stays open.
     let mut held = sshd
         .ssh_via("127.0.0.1", local, "echo held-open; sleep 120")
