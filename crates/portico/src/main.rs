@@ -5,6 +5,7 @@ mod admin;
 mod admin_remote;
 mod builtin;
 mod clientless;
+mod cluster_node;
 mod config;
 mod demo;
 mod demo_console;

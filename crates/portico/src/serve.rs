@@ -100,7 +100,15 @@ pub async fn run(config: Config) -> Result<()> {
         crate::identity_admin::service(identity.clone()),
     );
     // The live relay: tunnels (`/mts/`) and control channels (`/ccf/`) of the endpoints.
-    let relay = Arc::new(Relay::new(store.clone(), LiveOptions::default()));
+    let live = LiveOptions::default();
+    let node = match &config.cluster {
+        Some(cluster) => Some(crate::cluster_node::prepare(&store, cluster, &live).await?),
+        None => None,
+    };
+    let relay = Arc::new(match &node {
+        Some(node) => Relay::clustered(store.clone(), live.clone(), node.cluster.clone()),
+        None => Relay::new(store.clone(), live.clone()),
+    });
     let hub = ControlHub::new(store.clone(), relay.clone(), ControlOptions::default());
     services.insert(
         crate::relay_socket::RELAY_SERVICE.into(),
@@ -119,6 +127,7 @@ pub async fn run(config: Config) -> Result<()> {
             Some(Arc::new(crate::live_events::LiveRelay {
                 hub: hub.clone(),
                 relay: relay.clone(),
+                cluster_notices: node.as_ref().map(|_| store.clone()),
             })),
         ),
     );
@@ -157,6 +166,9 @@ pub async fn run(config: Config) -> Result<()> {
         shutdown.clone(),
     ));
     tasks.spawn(certificate.watch(shutdown.clone()));
+    if let Some(node) = node {
+        node.run(&tasks, &relay, &hub, &live, &shutdown);
+    }
     tasks.spawn(portico_gateway::ops::serve(
         gateway.clone(),
         admin,

@@ -578,3 +578,56 @@ async fn a_silent_agent_is_declared_dead_after_hearing_keep_alives() {
     assert_eq!(agent.ended().await, ChannelEnd::Dead);
     assert!(!w.hub.is_connected(T, "ep-press"));
 }
+
+/// In a cluster another node opens sessions and revokes endpoints and says so with the
+/// `rs_sessions` notice: the hub here acts on the notice, not on its (here hour-long)
+/// recheck.
+#[tokio::test]
+async fn another_nodes_notices_announce_sessions_and_cut_revoked_tunnels_here() {
+    let w = world_with(|o| o.recheck = Duration::from_secs(3600)).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(w.hub.clone().follow_notices(shutdown.clone()));
+    // A session open at hello: once it is announced, the hello's synchronisation is over.
+    w.store
+        .add_connection_session(&session("cc00", "ssh", now_ms() + 60_000))
+        .await
+        .unwrap();
+    let mut bob = Agent::welcome(&w.hub, "ep-bob", Role::Service).await;
+    match bob.next().await {
+        ControlMessage::Connect { session, .. } => assert_eq!(session, "cc00"),
+        other => panic!("expected connect, got {other:?}"),
+    }
+    let (near, far) = memory_pair(16);
+    w.hub
+        .relay()
+        .attach(T, "ep-press", "192.0.2.7:40000", far)
+        .await
+        .unwrap();
+    let (press, _incoming) = Tunnel::new(near, Role::Device, TunnelConfig::default());
+
+    // Written by "another node", then told.
+    w.store
+        .add_connection_session(&session("cc01", "ssh", now_ms() + 60_000))
+        .await
+        .unwrap();
+    w.store
+        .notify(portico_relay::live::RS_SESSIONS, T)
+        .await
+        .unwrap();
+    match bob.next().await {
+        ControlMessage::Connect { session, .. } => assert_eq!(session, "cc01"),
+        other => panic!("expected connect, got {other:?}"),
+    }
+
+    w.store
+        .revoke_endpoint(T, "ep-press", now_ms())
+        .await
+        .unwrap();
+    w.store
+        .notify(portico_relay::live::RS_SESSIONS, T)
+        .await
+        .unwrap();
+    let ended = timeout(LIMIT, press.closed()).await.unwrap();
+    assert_eq!(ended, TunnelError::GoAway(GoAwayReason::Revoked));
+    shutdown.cancel();
+}

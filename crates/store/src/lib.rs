@@ -12,6 +12,7 @@
 mod bayeux_store;
 mod db;
 mod device_store;
+mod endpoint_leases;
 mod error;
 mod identity_store;
 pub mod model;
@@ -30,6 +31,7 @@ pub use device_store::{
     NewDeviceStatus, OperationChange, OperationFilter, OperationRecord, OperationStatus,
     OperationUpdate, Page,
 };
+pub use endpoint_leases::EndpointLease;
 pub use error::{mask_password, StoreError};
 pub use identity_store::{
     AuthorizationCodeRecord, CodeTake, ExternalAccount, OAuthClientRecord, OidcProviderRecord,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 pub mod browser;
+pub mod cluster;
 pub mod device_agent;
 pub mod device_web;
 pub mod devices;

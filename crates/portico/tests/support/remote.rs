@@ -75,6 +75,11 @@ impl Deployment {
         Self::set_up(Portico::start_in_netns(netns, SERVE_CONFIG_ANY_ADDRESS))
     }
 
+    /// The same on a `serve` already running (a node of a cluster, say).
+    pub fn on(portico: Portico) -> Deployment {
+        Self::set_up(portico)
+    }
+
     fn set_up(portico: Portico) -> Deployment {
         let deployment = Deployment {
             portico,

@@ -129,6 +129,30 @@ impl Directory {
         }
     }
 
+    /// Closes the endpoint's tunnel with `reason` if it is still connection `connection`
+    /// (in a cluster: the endpoint reconnected through another node).
+    pub fn close_connection(
+        &self,
+        key: &EndpointKey,
+        connection: u64,
+        reason: GoAwayReason,
+    ) -> bool {
+        let removed = {
+            let mut entries = self.entries();
+            match entries.get(key) {
+                Some(entry) if entry.presence.connection == connection => entries.remove(key),
+                _ => None,
+            }
+        };
+        match removed {
+            Some(entry) => {
+                entry.handle.close(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Cuts the endpoint's tunnel at once with `GoAway(revoked)`; false when it was offline.
     pub fn revoke(&self, tenant: &str, endpoint: &str) -> bool {
         let removed = self.entries().remove(&EndpointKey::new(tenant, endpoint));
@@ -173,5 +197,13 @@ impl Directory {
             .collect();
         list.sort_by(|a, b| a.key.name.cmp(&b.key.name));
         list
+    }
+
+    /// Every online endpoint of every tenant (the leases a node of a cluster holds).
+    pub fn all(&self) -> Vec<Presence> {
+        self.entries()
+            .values()
+            .map(|e| e.presence.clone())
+            .collect()
     }
 }

@@ -22,10 +22,12 @@ use std::time::Duration;
 use portico_store::{
     ConnectionSessionRecord, EndpointBinding, EndpointRecord, EndpointState, Store, StoreError,
 };
-use portico_tunnel::{IncomingStream, OpenStreamError, ResetReason};
+use portico_tunnel::{IncomingStream, ResetReason};
 
+use super::cluster::Cluster;
 use super::counted::Counted;
 use super::directory::{Directory, EndpointKey};
+use super::reach::{Reach, ReachError};
 use super::target::{dial_target, ListenerTarget, TargetError};
 use crate::api::Clock;
 use crate::rules::{self, OpenConnection};
@@ -54,11 +56,8 @@ pub enum JoinError {
     },
     #[error("the dialling endpoint {0} is not online")]
     Offline(String),
-    #[error("could not open the stream on {endpoint}'s tunnel: {error}")]
-    Open {
-        endpoint: String,
-        error: OpenStreamError,
-    },
+    #[error(transparent)]
+    Reach(ReachError),
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -67,7 +66,7 @@ impl JoinError {
     /// The reset the opener sees.
     pub fn reset_reason(&self) -> ResetReason {
         match self {
-            JoinError::Offline(_) | JoinError::Open { .. } | JoinError::Store(_) => {
+            JoinError::Offline(_) | JoinError::Reach(_) | JoinError::Store(_) => {
                 ResetReason::Unreachable
             }
             _ => ResetReason::Refused,
@@ -119,7 +118,7 @@ pub const DEFAULT_RECHECK: Duration = Duration::from_secs(5);
 /// Decides and joins streams for every tunnel of the relay.
 pub struct Joiner {
     store: Store,
-    directory: Arc<Directory>,
+    reach: Reach,
     clock: Clock,
     recheck: Duration,
 }
@@ -128,10 +127,17 @@ impl Joiner {
     pub fn new(store: Store, directory: Arc<Directory>, clock: Clock, recheck: Duration) -> Joiner {
         Joiner {
             store,
-            directory,
+            reach: Reach::new(directory, None),
             clock,
             recheck,
         }
+    }
+
+    /// A joiner of a node in a cluster: a dialler whose tunnel another node holds is reached
+    /// over the link to that node. The decision and the byte counts stay here.
+    pub fn across(mut self, directory: Arc<Directory>, cluster: Arc<Cluster>) -> Joiner {
+        self.reach = Reach::new(directory, Some(cluster));
+        self
     }
 
     /// Where a stream `opener` opens with `target` may go, or why it may not.
@@ -251,7 +257,7 @@ impl Joiner {
                 return Err(error);
             }
         };
-        let outbound = match self.open_on_dialler(&opener.tenant, &route) {
+        let outbound = match self.open_on_dialler(&opener.tenant, &route).await {
             Ok(stream) => stream,
             Err(error) => {
                 incoming.refuse(error.reset_reason());
@@ -310,20 +316,17 @@ impl Joiner {
         }
     }
 
-    fn open_on_dialler(
+    async fn open_on_dialler(
         &self,
         tenant: &str,
         route: &Route,
     ) -> Result<portico_tunnel::TunnelStream, JoinError> {
-        let tunnel = self
-            .directory
-            .tunnel(tenant, &route.dialler)
-            .ok_or_else(|| JoinError::Offline(route.dialler.clone()))?;
-        tunnel
-            .open(&dial_target(&route.host, route.port))
-            .map_err(|error| JoinError::Open {
-                endpoint: route.dialler.clone(),
-                error,
-            })
+        let target = dial_target(&route.host, route.port);
+        match self.reach.open(tenant, &route.dialler, &target).await {
+            Ok(stream) => Ok(stream),
+            Err(ReachError::Offline(endpoint)) => Err(JoinError::Offline(endpoint)),
+            Err(ReachError::Store(error)) => Err(JoinError::Store(error)),
+            Err(error) => Err(JoinError::Reach(error)),
+        }
     }
 }

@@ -7,18 +7,25 @@
 //! - [`join`]: a stream from one endpoint joined to a stream on the other (RS-7, byte counts);
 //! - [`counted`]: a byte-counting stream wrapper for the session's counters;
 //! - [`relay`]: attaching an endpoint's tunnel and serving the streams it opens;
+//! - [`cluster`]: a node of a cluster: the directory's leases in the database;
+//! - [`link`]: streams to endpoints whose tunnels other nodes hold;
+//! - [`reach`]: opening a stream on an endpoint, here or on the node holding it;
 //! - [`control`]: the control channels (`/ccf/`): sessions announced, timed out, cut;
 //! - [`clientless`]: a connection session's device web interface in the browser (RS-10).
 
 pub mod clientless;
+pub mod cluster;
 pub mod control;
 pub mod counted;
 pub mod directory;
 pub mod join;
+pub mod link;
+pub mod reach;
 pub mod relay;
 pub mod target;
 
-pub use control::{ChannelEnd, ControlChannelError, ControlHub, ControlOptions};
+pub use cluster::{Cluster, ClusterOptions};
+pub use control::{ChannelEnd, ControlChannelError, ControlHub, ControlOptions, RS_SESSIONS};
 pub use directory::{Directory, EndpointKey, EndpointKind, Presence};
 pub use join::{JoinError, Joiner, Route, StreamEnd, Transfer, DEFAULT_RECHECK};
 pub use relay::{AttachError, LiveOptions, Relay};

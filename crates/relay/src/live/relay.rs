@@ -13,8 +13,10 @@ use futures_util::{Sink, Stream};
 use portico_store::{EndpointState, Store, StoreError};
 use portico_tunnel::{Role, Tunnel, TunnelConfig};
 
+use super::cluster::Cluster;
 use super::directory::{Directory, EndpointKey, EndpointKind, Presence};
 use super::join::{Joiner, DEFAULT_RECHECK};
+use super::reach::{Reach, ReachError};
 use crate::api::{system_clock, Clock};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,23 +54,42 @@ pub struct Relay {
     store: Store,
     directory: Arc<Directory>,
     joiner: Arc<Joiner>,
+    /// Where streams to endpoints open (this node, or the node holding them).
+    reach: Reach,
+    /// In a cluster: this node's leases and links.
+    cluster: Option<Arc<Cluster>>,
     clock: Clock,
     config: TunnelConfig,
 }
 
 impl Relay {
     pub fn new(store: Store, options: LiveOptions) -> Relay {
+        Relay::build(store, options, None)
+    }
+
+    /// The relay of one node of a cluster: its tunnels' leases go to the database and
+    /// streams to endpoints held by other nodes cross the links ([`Cluster`]).
+    pub fn clustered(store: Store, options: LiveOptions, cluster: Arc<Cluster>) -> Relay {
+        Relay::build(store, options, Some(cluster))
+    }
+
+    fn build(store: Store, options: LiveOptions, cluster: Option<Arc<Cluster>>) -> Relay {
         let directory = Arc::new(Directory::new());
-        let joiner = Arc::new(Joiner::new(
+        let mut joiner = Joiner::new(
             store.clone(),
             directory.clone(),
             options.clock.clone(),
             options.recheck,
-        ));
+        );
+        if let Some(cluster) = &cluster {
+            joiner = joiner.across(directory.clone(), cluster.clone());
+        }
         Relay {
             store,
+            reach: Reach::new(directory.clone(), cluster.clone()),
             directory,
-            joiner,
+            joiner: Arc::new(joiner),
+            cluster,
             clock: options.clock,
             config: options.tunnel,
         }
@@ -76,6 +97,22 @@ impl Relay {
 
     pub fn directory(&self) -> &Arc<Directory> {
         &self.directory
+    }
+
+    /// This node's part in a cluster, if it is one.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// Opens a stream with `target` (`host:port`) on the endpoint's tunnel, on this node or
+    /// (in a cluster) on the node holding it.
+    pub async fn open_stream(
+        &self,
+        tenant: &str,
+        endpoint: &str,
+        target: &str,
+    ) -> Result<portico_tunnel::TunnelStream, ReachError> {
+        self.reach.open(tenant, endpoint, target).await
     }
 
     /// Runs the tunnel of endpoint `tenant`/`endpoint` over `transport`, which came from
@@ -109,11 +146,15 @@ impl Relay {
             handle,
         );
         tracing::info!(tenant, endpoint, address, "endpoint online");
+        if let Some(cluster) = &self.cluster {
+            cluster.claim(&presence).await;
+        }
         let (directory, joiner, connection) = (
             self.directory.clone(),
             self.joiner.clone(),
             presence.connection,
         );
+        let cluster = self.cluster.clone();
         tokio::spawn(async move {
             // Ends when the tunnel ends: replaced, revoked, dead or closed by the peer.
             while let Some(stream) = incoming.next().await {
@@ -134,6 +175,9 @@ impl Relay {
             }
             if directory.remove(&key, connection) {
                 tracing::info!(tenant = %key.tenant, endpoint = %key.name, "endpoint offline");
+            }
+            if let Some(cluster) = cluster {
+                cluster.release(&key, connection).await;
             }
         });
         Ok(presence)

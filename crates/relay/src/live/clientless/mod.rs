@@ -31,6 +31,7 @@ pub use access::{ClientlessError, WebTarget};
 pub use proxy::{BoxError, ProxyBody, SignedOut};
 
 use super::control::ControlHub;
+use super::reach::ReachError;
 use super::relay::Relay;
 use super::target::dial_target;
 use crate::api::Clock;
@@ -121,16 +122,21 @@ impl Clientless {
         let now = (self.clock)();
         let target =
             access::web_target(&self.store, web.tenant, web.user, web.session, now).await?;
-        let tunnel = self
+        // On this node, or over the link to the node that holds the endpoint's tunnel.
+        let stream = self
             .relay
-            .directory()
-            .tunnel(web.tenant, &target.endpoint)
-            .ok_or_else(|| ClientlessError::Offline(target.endpoint.clone()))?;
+            .open_stream(
+                web.tenant,
+                &target.endpoint,
+                &dial_target(&target.host, target.port),
+            )
+            .await
+            .map_err(|e| match e {
+                ReachError::Offline(endpoint) => ClientlessError::Offline(endpoint),
+                other => ClientlessError::Device(other.to_string()),
+            })?;
         // Taken after the check: a session ended in between is cut by the next recheck.
         let cut = self.cuts.token(web.tenant, &target.session.id);
-        let stream = tunnel
-            .open(&dial_target(&target.host, target.port))
-            .map_err(|e| ClientlessError::Device(e.to_string()))?;
         let stream = Metered::new(stream, self.store.clone(), web.tenant, &target.session.id);
         proxy::forward(stream, &target, web.own_origin, request, cut, signed_out).await
     }

@@ -8,8 +8,10 @@
 //! other means, e.g. another node or the CLI on the store, is noticed too).
 //!
 //! - [`plan`]: what an endpoint is told about a session;
-//! - [`channel`]: running one channel (hello checks, keep-alive, dead-after).
+//! - [`channel`]: running one channel (hello checks, keep-alive, dead-after);
+//! - `across_nodes`: in a cluster, the `rs_sessions` notices of every node.
 
+mod across_nodes;
 mod channel;
 pub mod plan;
 
@@ -26,6 +28,7 @@ use rand::RngCore;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+pub use across_nodes::RS_SESSIONS;
 pub use channel::{ChannelEnd, ControlChannelError};
 
 use super::directory::EndpointKey;
