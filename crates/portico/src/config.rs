@@ -56,6 +56,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
     listen: String,
+    public_port: Option<u16>,
     listen_plain: Option<String>,
     admin_listen: String,
     data_dir: String,
@@ -71,6 +72,7 @@ impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             listen: "127.0.0.1:8443".into(),
+            public_port: None,
             listen_plain: None,
             admin_listen: "127.0.0.1:9090".into(),
             data_dir: "./data".into(),
@@ -247,6 +249,10 @@ pub struct Config {
     /// The file it came from, if any.
     pub file: Option<PathBuf>,
     pub listen: SocketAddr,
+    /// The TLS port clients use: `listen`'s, unless a load balancer in front listens on
+    /// another (`server.public_port`). Tokens name it in their issuer, so every node of a
+    /// cluster must say the same.
+    pub public_port: u16,
     pub listen_plain: Option<SocketAddr>,
     pub admin_listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -395,6 +401,10 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
         Some(url) => resolve_database(base, url).context("server.database")?,
         None => format!("sqlite://{}", data_dir.join("portico.db").display()),
     };
+    let listen = addr("server.listen", &server.listen)?;
+    if server.public_port == Some(0) {
+        bail!("server.public_port: 1 to 65535, the TLS port clients use");
+    }
     let cluster = cluster::validate(raw.cluster.as_ref(), base)?;
     if cluster.is_some() && !database.starts_with("postgres") {
         bail!(
@@ -434,7 +444,8 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
     };
     Ok(Config {
         file: file.map(Path::to_path_buf),
-        listen: addr("server.listen", &server.listen)?,
+        listen,
+        public_port: server.public_port.unwrap_or(listen.port()),
         listen_plain: match server.listen_plain.as_deref() {
             None | Some("") => None,
             Some(a) => Some(addr("server.listen_plain", a)?),
@@ -903,5 +914,9 @@ ping_interval = "20s"
         }
         let alone = parse("", None, dir.path(), &[]).unwrap();
         assert!(alone.cluster.is_none());
+        assert_eq!(alone.public_port, 8443, "by default the listener's port");
+        let behind = parse("[server]\npublic_port = 443\n", None, dir.path(), &[]).unwrap();
+        assert_eq!(behind.public_port, 443);
+        assert!(parse("[server]\npublic_port = 0\n", None, dir.path(), &[]).is_err());
     }
 }

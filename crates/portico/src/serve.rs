@@ -277,7 +277,7 @@ async fn bootstrap_admin_token(store: &Store) -> Result<()> {
 /// The `iss` of Portico's tokens: the gateway host of the first region, as clients
 /// address it over TLS.
 pub fn issuer(config: &Config) -> String {
-    let port = match config.listen.port() {
+    let port = match config.public_port {
         443 => String::new(),
         port => format!(":{port}"),
     };
@@ -337,6 +337,8 @@ async fn bootstrap_device_user(store: &Store, identity: &Identity) -> Result<()>
 fn print_welcome(config: &Config) {
     let region = &config.regions[0];
     let domain = &config.domains[0];
+    // Over TLS, the port clients use (a load balancer's, in a cluster).
+    let public_tls = SocketAddr::new(config.listen.ip(), config.public_port);
     let port = |addr: SocketAddr, default: u16| {
         if addr.port() == default {
             String::new()
@@ -357,7 +359,7 @@ fn print_welcome(config: &Config) {
         }
         println!(
             "  demo app:     https://demo-hello.{region}.{domain}{}/",
-            port(config.listen, 443)
+            port(public_tls, 443)
         );
         if let Some(plain) = config.listen_plain {
             println!(
@@ -368,11 +370,11 @@ fn print_welcome(config: &Config) {
     }
     println!(
         "  registry API: https://gateway.{region}.{domain}{}/api/registry/v1/openapi.json",
-        port(config.listen, 443)
+        port(public_tls, 443)
     );
     println!(
         "  operator:     https://management-console.{region}.{domain}{}/registry (user operator)",
-        port(config.listen, 443)
+        port(public_tls, 443)
     );
     if matches!(config.tls, TlsSource::Development) {
         println!(
