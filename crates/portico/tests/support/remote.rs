@@ -53,6 +53,9 @@ pub struct AgentOptions {
     pub proxy: Option<String>,
     /// The backend host to dial instead of `wss.eu1.vpnrts.portico.localhost`, with its port.
     pub backend: Option<String>,
+    /// The gateway API's URL for the agent's `portico connect` (`api = …`), when not the
+    /// deployment's own.
+    pub api: Option<String>,
     /// A CA to trust instead of the deployment's development CA.
     pub ca_file: Option<PathBuf>,
     pub keep_alive_secs: Option<u32>,
@@ -174,8 +177,12 @@ impl Deployment {
             dir.join(format!("{name}.credentials.toml")).display(),
             ca.display(),
         );
-        if let Some(gateway) = options.backend.as_ref().map(|_| self.gateway_url()) {
-            text.push_str(&format!("api = \"{gateway}\"\n"));
+        let api = options
+            .api
+            .clone()
+            .or_else(|| options.backend.as_ref().map(|_| self.gateway_url()));
+        if let Some(api) = api {
+            text.push_str(&format!("api = \"{api}\"\n"));
         }
         match &options.proxy {
             Some(proxy) => text.push_str(&format!("proxy = \"{proxy}\"\n")),

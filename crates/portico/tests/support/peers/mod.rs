@@ -9,6 +9,7 @@
 //! `docs/testing-peers.md` describes each peer.
 
 pub mod blackhole;
+pub mod haproxy;
 pub mod mitm;
 pub mod netns;
 pub mod ssh;
