@@ -296,7 +296,15 @@ fn three_nodes_share_the_registry_logins_and_device_notifications() {
     cluster.admin(
         2,
         &[
-            "webapp", "add", "--name", "shop", "--backend", &shop, "--tenant", "acme", "--auth",
+            "webapp",
+            "add",
+            "--name",
+            "shop",
+            "--backend",
+            &shop,
+            "--tenant",
+            "acme",
+            "--auth",
             "session",
         ],
     );
@@ -316,7 +324,10 @@ fn three_nodes_share_the_registry_logins_and_device_notifications() {
     assert_eq!(status, 200, "{authorization}");
     assert!(authorization.starts_with("Bearer "), "{authorization}");
     let url = cluster.node(1).plain_url("127.0.0.1", "/logout");
-    let (host, cookie) = (format!("Host: {SHOP}"), format!("Cookie: SESSION={session}"));
+    let (host, cookie) = (
+        format!("Host: {SHOP}"),
+        format!("Cookie: SESSION={session}"),
+    );
     let (status, _) = curl(&["-X", "POST", "-H", &host, "-H", &cookie, &url]);
     assert!(status == 303 || status == 302, "logout: {status}");
     assert!(

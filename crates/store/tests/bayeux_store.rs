@@ -43,23 +43,60 @@ async fn another_node_reads_every_new_entry_and_loads_a_session_by_its_client_id
         let all = store.bayeux_log_after("operations", 0, 10).await.unwrap();
         let seqs: Vec<(i64, &str)> = all.iter().map(|e| (e.seq, e.tenant.as_str())).collect();
         assert_eq!(seqs, vec![(a1, "acme"), (b1, "globex")]);
-        assert_eq!(store.bayeux_log_after("operations", a1, 10).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .bayeux_log_after("operations", a1, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
 
-        assert_eq!(store.bayeux_lowest_cursor("operations", 0).await.unwrap(), None);
+        assert_eq!(
+            store.bayeux_lowest_cursor("operations", 0).await.unwrap(),
+            None
+        );
         let mut answered = session("c1", "acme", 3);
         answered.answered_seq = 5;
         answered.answered_ms = 900;
         store.bayeux_save_session(&answered).await.unwrap();
-        store.bayeux_save_session(&session("c2", "globex", 7)).await.unwrap();
-        assert_eq!(store.bayeux_lowest_cursor("operations", 0).await.unwrap(), Some(3));
+        store
+            .bayeux_save_session(&session("c2", "globex", 7))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.bayeux_lowest_cursor("operations", 0).await.unwrap(),
+            Some(3)
+        );
         // Sessions not seen since the horizon hold nothing back.
-        assert_eq!(store.bayeux_lowest_cursor("operations", 2_000).await.unwrap(), None);
-        assert_eq!(store.bayeux_lowest_cursor("realtime", 0).await.unwrap(), None);
+        assert_eq!(
+            store
+                .bayeux_lowest_cursor("operations", 2_000)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.bayeux_lowest_cursor("realtime", 0).await.unwrap(),
+            None
+        );
 
-        let loaded = store.bayeux_session("operations", "c1").await.unwrap().unwrap();
+        let loaded = store
+            .bayeux_session("operations", "c1")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(loaded, answered);
-        assert!(store.bayeux_session("realtime", "c1").await.unwrap().is_none());
-        assert!(store.bayeux_session("operations", "nobody").await.unwrap().is_none());
+        assert!(store
+            .bayeux_session("realtime", "c1")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .bayeux_session("operations", "nobody")
+            .await
+            .unwrap()
+            .is_none());
     }
 }
 

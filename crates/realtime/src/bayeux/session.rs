@@ -155,7 +155,10 @@ impl Session {
 
     /// Whether a subscription of the session matches `channel`.
     pub fn wants(&self, channel: &str) -> bool {
-        self.state().subscriptions.iter().any(|p| p.matches(channel))
+        self.state()
+            .subscriptions
+            .iter()
+            .any(|p| p.matches(channel))
     }
 
     /// The answer another node handed out and the client has not confirmed yet (a

@@ -140,8 +140,12 @@ fn let_go(inner: &Inner, payload: &str) {
     }
     inner.sessions.remove(client_id);
     session.end(End::TakenOver);
-    tracing::debug!(endpoint = inner.endpoint.as_str(), tenant, to = node,
-        "a Bayeux session moved to another node");
+    tracing::debug!(
+        endpoint = inner.endpoint.as_str(),
+        tenant,
+        to = node,
+        "a Bayeux session moved to another node"
+    );
 }
 
 /// The session with `client_id` loaded from the database, when nodes share it and the
