@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use portico_store::{BayeuxLogEntry, BayeuxSessionRecord, Notice, StoreError};
 use serde_json::Value;
-use tokio::sync::broadcast::{error::RecvError, Receiver};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::Receiver;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -48,23 +49,36 @@ pub(super) async fn start(inner: &Arc<Inner>, notices: Receiver<Notice>) -> Resu
     Ok(())
 }
 
-/// Acts on the notices until the engine is dropped or shut down.
+/// Acts on the notices until the engine is dropped or shut down. A burst of `bayeux`
+/// notices (one per publish on any node) costs one read of the log, not one each.
 async fn listen(inner: Weak<Inner>, mut notices: Receiver<Notice>, stop: CancellationToken) {
     loop {
-        let notice = tokio::select! {
+        let first = tokio::select! {
             _ = stop.cancelled() => return,
             notice = notices.recv() => notice,
         };
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        match notice {
-            Ok(n) if n.topic == BAYEUX_NOTICE || n.is_resync() => catch_up(&inner).await,
-            Ok(n) if n.topic == BAYEUX_SESSION_NOTICE => let_go(&inner, &n.payload),
-            Ok(_) => {}
-            // Notices were missed: some may have been about the log.
-            Err(RecvError::Lagged(_)) => catch_up(&inner).await,
-            Err(RecvError::Closed) => return,
+        let mut read_log = false;
+        let mut next = Some(first);
+        while let Some(notice) = next {
+            match notice {
+                Ok(n) if n.topic == BAYEUX_NOTICE || n.is_resync() => read_log = true,
+                Ok(n) if n.topic == BAYEUX_SESSION_NOTICE => let_go(&inner, &n.payload),
+                Ok(_) => {}
+                // Notices were missed: some may have been about the log.
+                Err(RecvError::Lagged(_)) => read_log = true,
+                Err(RecvError::Closed) => return,
+            }
+            next = match notices.try_recv() {
+                Ok(notice) => Some(Ok(notice)),
+                Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => None,
+            };
+        }
+        if read_log {
+            catch_up(&inner).await;
         }
     }
 }
