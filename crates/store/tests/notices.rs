@@ -40,7 +40,9 @@ async fn every_store_on_the_database_hears_a_notice() {
         if one.backend() == Backend::Postgres {
             let mut heard = None;
             for _ in 0..50 {
-                one.notify("bayeux", "acme\nwith a second line").await.unwrap();
+                one.notify("bayeux", "acme\nwith a second line")
+                    .await
+                    .unwrap();
                 if let Ok(Ok(notice)) =
                     tokio::time::timeout(Duration::from_millis(200), heard_by_two.recv()).await
                 {
@@ -50,7 +52,9 @@ async fn every_store_on_the_database_hears_a_notice() {
             }
             assert_eq!(heard, Some(wanted.clone()), "{}", db.label);
         } else {
-            one.notify("bayeux", "acme\nwith a second line").await.unwrap();
+            one.notify("bayeux", "acme\nwith a second line")
+                .await
+                .unwrap();
         }
         assert_eq!(next(&mut heard_by_one).await, wanted, "{}", db.label);
 
