@@ -50,6 +50,8 @@ pub struct BayeuxSessionRecord {
     /// given to the client at `answered_ms`.
     pub answered_seq: i64,
     pub answered_ms: i64,
+    /// The node serving the session (empty for a node alone).
+    pub node: String,
 }
 
 /// The lazily saved part of a session: where it is in the log and when it last polled.
@@ -61,7 +63,7 @@ pub struct BayeuxSessionPosition {
     pub cursor: i64,
 }
 
-const SESSION_COLUMNS: &str = "endpoint, client_id, tenant, user_name, subscriptions, connect_timeout_ms, last_seen_ms, cursor_seq, role, answered_seq, answered_ms";
+const SESSION_COLUMNS: &str = "endpoint, client_id, tenant, user_name, subscriptions, connect_timeout_ms, last_seen_ms, cursor_seq, role, answered_seq, answered_ms, node";
 
 fn session_of(row: &AnyRow) -> SqlResult<BayeuxSessionRecord> {
     let subscriptions: String = row.try_get("subscriptions")?;
@@ -78,6 +80,7 @@ fn session_of(row: &AnyRow) -> SqlResult<BayeuxSessionRecord> {
         role: row.try_get("role")?,
         answered_seq: row.try_get("answered_seq")?,
         answered_ms: row.try_get("answered_ms")?,
+        node: row.try_get("node")?,
     })
 }
 
@@ -235,11 +238,11 @@ impl Store {
         let subscriptions = serde_json::to_string(&session.subscriptions)
             .map_err(|e| StoreError::Invalid(format!("bayeux subscriptions: {e}")))?;
         sqlx::query(&format!(
-            "INSERT INTO bayeux_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+            "INSERT INTO bayeux_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (endpoint, client_id) DO UPDATE SET subscriptions = excluded.subscriptions, \
              connect_timeout_ms = excluded.connect_timeout_ms, last_seen_ms = excluded.last_seen_ms, \
              cursor_seq = excluded.cursor_seq, answered_seq = excluded.answered_seq, \
-             answered_ms = excluded.answered_ms \
+             answered_ms = excluded.answered_ms, node = excluded.node \
              WHERE bayeux_sessions.tenant = excluded.tenant"
         ))
         .bind(&session.endpoint)
@@ -253,6 +256,7 @@ impl Store {
         .bind(&session.role)
         .bind(session.answered_seq)
         .bind(session.answered_ms)
+        .bind(&session.node)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -265,6 +269,18 @@ impl Store {
         endpoint: &str,
         positions: &[BayeuxSessionPosition],
     ) -> Result<(), StoreError> {
+        self.bayeux_save_node_positions(endpoint, "", positions)
+            .await
+    }
+
+    /// [`Store::bayeux_save_positions`] of the sessions node `node` serves: rows another
+    /// node took over are skipped.
+    pub async fn bayeux_save_node_positions(
+        &self,
+        endpoint: &str,
+        node: &str,
+        positions: &[BayeuxSessionPosition],
+    ) -> Result<(), StoreError> {
         if positions.is_empty() {
             return Ok(());
         }
@@ -272,13 +288,14 @@ impl Store {
         for p in positions {
             sqlx::query(
                 "UPDATE bayeux_sessions SET last_seen_ms = $1, cursor_seq = $2 \
-                 WHERE endpoint = $3 AND tenant = $4 AND client_id = $5",
+                 WHERE endpoint = $3 AND tenant = $4 AND client_id = $5 AND node = $6",
             )
             .bind(p.last_seen_ms)
             .bind(p.cursor)
             .bind(endpoint)
             .bind(&p.tenant)
             .bind(&p.client_id)
+            .bind(node)
             .execute(&mut *tx)
             .await?;
         }
@@ -349,6 +366,22 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.as_ref().map(session_of).transpose()?)
+    }
+
+    /// The client ids of `endpoint`'s sessions that node `node` serves.
+    pub async fn bayeux_node_sessions(
+        &self,
+        endpoint: &str,
+        node: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = sqlx::query_scalar(
+            "SELECT client_id FROM bayeux_sessions WHERE endpoint = $1 AND node = $2",
+        )
+        .bind(endpoint)
+        .bind(node)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids)
     }
 
     /// `tenant`'s sessions on `endpoint`.

@@ -21,6 +21,7 @@ fn session(client_id: &str, tenant: &str, cursor: i64) -> BayeuxSessionRecord {
         cursor,
         answered_seq: 0,
         answered_ms: 0,
+        node: String::new(),
     }
 }
 
@@ -80,6 +81,51 @@ async fn another_node_reads_every_new_entry_and_loads_a_session_by_its_client_id
             store.bayeux_lowest_cursor("realtime", 0).await.unwrap(),
             None
         );
+
+        // Positions are saved only by the node serving the session.
+        let mut served = session("c3", "acme", 1);
+        served.node = "node-2".into();
+        store.bayeux_save_session(&served).await.unwrap();
+        let position = |cursor| BayeuxSessionPosition {
+            client_id: "c3".into(),
+            tenant: "acme".into(),
+            last_seen_ms: 2_000,
+            cursor,
+        };
+        store
+            .bayeux_save_node_positions("operations", "node-1", &[position(50)])
+            .await
+            .unwrap();
+        store
+            .bayeux_save_positions("operations", &[position(60)])
+            .await
+            .unwrap();
+        let row = store
+            .bayeux_session("operations", "c3")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.cursor, row.node.as_str()), (1, "node-2"));
+        store
+            .bayeux_save_node_positions("operations", "node-2", &[position(70)])
+            .await
+            .unwrap();
+        let row = store
+            .bayeux_session("operations", "c3")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.cursor, 70);
+        assert_eq!(
+            store
+                .bayeux_node_sessions("operations", "node-2")
+                .await
+                .unwrap(),
+            vec!["c3".to_string()]
+        );
+        let mut alone = store.bayeux_node_sessions("operations", "").await.unwrap();
+        alone.sort();
+        assert_eq!(alone, vec!["c1".to_string(), "c2".to_string()]);
 
         let loaded = store
             .bayeux_session("operations", "c1")

@@ -54,6 +54,7 @@ pub fn record(inner: &Inner, session: &Session) -> BayeuxSessionRecord {
         } else {
             now_ms() - duration_ms(answered_ago)
         },
+        node: inner.node.clone().unwrap_or_default(),
     }
 }
 
@@ -119,9 +120,11 @@ pub async fn flush(inner: &Inner, all: bool) -> Result<(), StoreError> {
         }
     }
     let endpoint = inner.endpoint.as_str();
+    // Only where this node serves the session: another may have taken it over.
+    let node = inner.node.as_deref().unwrap_or_default();
     inner
         .store
-        .bayeux_save_positions(endpoint, &positions)
+        .bayeux_save_node_positions(endpoint, node, &positions)
         .await?;
     // Other nodes' sessions need what their saved cursors have not passed (saved lazily,
     // so never ahead of what they were handed).

@@ -13,7 +13,9 @@
 //!
 //! For the takeover to hand out nothing twice, a node sharing the database saves a session
 //! as soon as a connect answer hands out events or settles the previous answer; the lazy
-//! flush of positions is enough only on a node alone.
+//! flush of positions is enough only on a node alone. A session's row names the node
+//! serving it: only that node flushes its position, and a node that missed notices drops,
+//! at the resync, the sessions whose rows name another node.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -60,15 +62,16 @@ async fn listen(inner: Weak<Inner>, mut notices: Receiver<Notice>, stop: Cancell
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let mut read_log = false;
+        let (mut read_log, mut missed) = (false, false);
         let mut next = Some(first);
         while let Some(notice) = next {
             match notice {
-                Ok(n) if n.topic == BAYEUX_NOTICE || n.is_resync() => read_log = true,
+                Ok(n) if n.is_resync() => missed = true,
+                Ok(n) if n.topic == BAYEUX_NOTICE => read_log = true,
                 Ok(n) if n.topic == BAYEUX_SESSION_NOTICE => let_go(&inner, &n.payload),
                 Ok(_) => {}
-                // Notices were missed: some may have been about the log.
-                Err(RecvError::Lagged(_)) => read_log = true,
+                // Notices were missed: about the log, about takeovers.
+                Err(RecvError::Lagged(_)) => missed = true,
                 Err(RecvError::Closed) => return,
             }
             next = match notices.try_recv() {
@@ -77,8 +80,47 @@ async fn listen(inner: Weak<Inner>, mut notices: Receiver<Notice>, stop: Cancell
                 Err(TryRecvError::Empty | TryRecvError::Closed) => None,
             };
         }
-        if read_log {
+        if missed {
+            let_go_of_lost_sessions(&inner).await;
+        }
+        if read_log || missed {
             catch_up(&inner).await;
+        }
+    }
+}
+
+/// After notices may have been missed: drops the sessions whose rows say another node
+/// serves them now (a takeover this node did not hear of). A session without a row is
+/// kept: it may be new, or its row could not be saved.
+async fn let_go_of_lost_sessions(inner: &Inner) {
+    let (Some(node), endpoint) = (inner.node.as_deref(), inner.endpoint.as_str()) else {
+        return;
+    };
+    let mine = match inner.store.bayeux_node_sessions(endpoint, node).await {
+        Ok(ids) => ids.into_iter().collect::<std::collections::HashSet<_>>(),
+        Err(e) => {
+            tracing::warn!(endpoint, error = %e, "cannot check which Bayeux sessions this node serves");
+            return;
+        }
+    };
+    for session in inner.sessions.all() {
+        if mine.contains(&session.client_id) {
+            continue;
+        }
+        match inner
+            .store
+            .bayeux_session(endpoint, &session.client_id)
+            .await
+        {
+            Ok(Some(row)) if row.node != node && row.tenant == session.tenant => {
+                inner.sessions.remove(&session.client_id);
+                session.end(End::TakenOver);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(endpoint, error = %e, "cannot check a Bayeux session");
+                return;
+            }
         }
     }
 }
@@ -196,7 +238,9 @@ pub(super) async fn take_over(inner: &Inner, client_id: &str) -> Option<Arc<Sess
             Err(e) => Err(e),
         };
         match replayed {
-            Ok(true) => {}
+            // Saved as this node's before anyone can see it here: from now on only this
+            // node saves its position.
+            Ok(true) => persist::save(inner, &session).await,
             Ok(false) => {
                 persist::delete(inner, &session).await;
                 return None;
