@@ -195,3 +195,37 @@ async fn a_connect_held_on_the_old_node_is_released_by_the_takeover_and_the_queu
     a.shut_down().await;
     b.shut_down().await;
 }
+
+#[tokio::test]
+async fn a_node_that_missed_the_takeover_notice_lets_go_at_the_resync() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    let (_store_a, a) = node(&url, "a").await;
+    let (_store_b, b) = node(&url, "b").await;
+    let id = ready_session(&b, ACME_TOKEN, "/9").await;
+
+    // Both nodes lose their listeners; node A takes the session over before node B's
+    // listener is back (it reconnects after a second), so node B never hears of it.
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'listen%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!cut.is_empty(), "the listeners were found");
+    let reply = send(&a, zero_connect(&id)).await;
+    assert_eq!(reply.last().unwrap()["successful"], true, "{reply:?}");
+    // Its listener comes back a second after the loss.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.session_count(), 1, "node B did not hear of it");
+
+    // At the resync after its listener is back, node B finds the session is node A's.
+    wait_for_sessions(&b, 0).await;
+    assert_eq!(a.session_count(), 1);
+    admin.close().await.ok();
+    a.shut_down().await;
+    b.shut_down().await;
+}
