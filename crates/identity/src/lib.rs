@@ -151,7 +151,9 @@ impl Identity {
     }
 
     pub async fn remove_user(&self, tenant: &str, name: &str) -> Result<(), IdentityError> {
-        users::remove(&self.inner.store, tenant, name).await
+        users::remove(&self.inner.store, tenant, name).await?;
+        self.inner.sessions.forget_user(tenant, name);
+        Ok(())
     }
 
     /// Starts a session for a user an external OpenID provider has just vouched for

@@ -155,6 +155,24 @@ impl Sessions {
         Ok(ended)
     }
 
+    /// Drops this node's copies of a removed user's sessions (the store ended them), so
+    /// that they end here at once rather than when the copies grow stale; other nodes
+    /// see it within `session_cache`.
+    pub fn forget_user(&self, tenant: &str, user_name: &str) {
+        let mut gone = Vec::new();
+        self.lock().retain(|hash, c| {
+            let theirs = c.record.tenant == tenant && c.record.user_name == user_name;
+            if theirs {
+                gone.push(hash.clone());
+            }
+            !theirs
+        });
+        for hash in gone {
+            // Waiters re-check on any message, so a lost one (no receiver) is harmless.
+            let _ = self.ends.send(hash);
+        }
+    }
+
     /// Resolves when the session ends: at logout (on this node at once, on another within
     /// `session_cache`), when a lifetime runs out, or at once when it is not live. A store
     /// that cannot be read does not end it: the check is retried.

@@ -253,6 +253,21 @@ async fn removing_a_user_ends_their_sessions() {
 }
 
 #[tokio::test]
+async fn removing_a_user_ends_their_sessions_on_this_node_at_once() {
+    // The default cache (5 s): only the node's own copies going away ends it this soon.
+    let (node, _) = with_alice(IdentityConfig::default()).await;
+    let id = &node.identity;
+    let sid = id
+        .login("abc", "alice", PASSWORD, CLIENT)
+        .await
+        .unwrap()
+        .session_id;
+    assert!(id.session(sid.as_str()).await.unwrap().is_some());
+    id.remove_user("abc", "alice").await.unwrap();
+    assert!(id.session(sid.as_str()).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn forwarded_tokens_carry_the_session_user_and_verify() {
     let (node, _) = with_alice(IdentityConfig::default()).await;
     let id = &node.identity;

@@ -20,6 +20,7 @@ pub async fn open(
     store: Store,
     identity: Identity,
     config: &NotificationsConfig,
+    node: Option<String>,
 ) -> Result<Realtime> {
     let options = RealtimeOptions {
         bayeux: BayeuxOptions {
@@ -31,6 +32,7 @@ pub async fn open(
             ws_ping_interval: config.websocket_ping_interval,
             ..TransportOptions::default()
         },
+        node,
     };
     Realtime::open(store, Arc::new(DeviceAccounts::new(identity)), options)
         .await

@@ -2,12 +2,18 @@
 //! registry file is read again when it changes, the store's change notices trigger a
 //! rebuild, and the table is rebuilt from the store at the latest after the cache
 //! timeout. A bad file or an unreachable store leaves the running table in place.
+//!
+//! Several nodes on one database (OPS-2) hear each other's registry writes through the
+//! `registry` notice and rebuild at once; after notices may have been missed (a resync)
+//! they rebuild too. The registry version, looked at with the file, still catches a write
+//! made by a process that sends no notices (another SQLite process on the same file).
 
 use portico_gateway::metrics::ReloadResult;
 use portico_gateway::Gateway;
-use portico_store::{registry_file, Origin, Store};
+use portico_store::{registry_file, Origin, Store, REGISTRY_NOTICE};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +77,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut changes = store.changes();
+    let mut notices = store.notices();
     let mut poll = tokio::time::interval(FILE_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut refresh_at = Instant::now() + cache_ttl;
@@ -86,6 +93,23 @@ pub async fn run(
                 }
                 version = store.registry_version().await.ok();
                 refresh(&store, &gateway, &mut refresh_at, cache_ttl).await;
+            }
+            notice = notices.recv() => {
+                let missed = match notice {
+                    Ok(notice) if notice.topic == REGISTRY_NOTICE => false,
+                    Ok(notice) if notice.is_resync() => true,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => true,
+                    // Only when the store is gone, as with `changes` above.
+                    Err(RecvError::Closed) => return,
+                };
+                // This node's own writes were rebuilt on `changes` already: only a version
+                // it has not seen yet (or notices it may have missed) rebuild again.
+                let current = store.registry_version().await.ok();
+                if missed || current.is_none() || current != version {
+                    version = current;
+                    refresh(&store, &gateway, &mut refresh_at, cache_ttl).await;
+                }
             }
             _ = poll.tick() => {
                 if let Some(path) = &file {

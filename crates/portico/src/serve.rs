@@ -132,8 +132,9 @@ pub async fn run(config: Config) -> Result<()> {
         ),
     );
     // Device Connectivity: the device REST API and the Bayeux notification endpoints.
+    let node = config.cluster.as_ref().map(|cluster| cluster.node.clone());
     let realtime =
-        crate::devices::open(store.clone(), identity.clone(), &config.notifications).await?;
+        crate::devices::open(store.clone(), identity.clone(), &config.notifications, node).await?;
     services.insert(
         portico_gateway::DEVICE_SERVICE.into(),
         crate::devices::service(&realtime),

@@ -15,7 +15,7 @@ pub use accounts::{Accounts, AuthError, Caller, DeviceCredentials};
 pub use change::{Action, Change, Kind, Notify};
 pub use notifications::Notifications;
 
-use bayeux::{Bayeux, BayeuxOptions, Endpoint};
+use bayeux::{Bayeux, BayeuxLimits, BayeuxOptions, Endpoint};
 use portico_store::{Store, StoreError};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,6 +29,8 @@ pub const REALTIME_BASE: &str = "/notification/realtime";
 pub struct RealtimeOptions {
     pub bayeux: BayeuxOptions,
     pub transport: TransportOptions,
+    /// This node's name when several nodes share the database (OPS-2); `None` alone.
+    pub node: Option<String>,
 }
 
 /// Device Connectivity as one in-process service: the REST API and both notification
@@ -49,12 +51,18 @@ impl Realtime {
         options: RealtimeOptions,
     ) -> Result<Realtime, StoreError> {
         let open = |endpoint| {
-            Bayeux::open(
-                store.clone(),
-                endpoint,
-                accounts.clone(),
-                options.bayeux.clone(),
-            )
+            let (store, accounts, bayeux) =
+                (store.clone(), accounts.clone(), options.bayeux.clone());
+            let node = options.node.clone();
+            async move {
+                match node {
+                    Some(node) => {
+                        let limits = BayeuxLimits::default();
+                        Bayeux::open_shared(store, endpoint, accounts, bayeux, limits, node).await
+                    }
+                    None => Bayeux::open(store, endpoint, accounts, bayeux).await,
+                }
+            }
         };
         let operations = open(Endpoint::Operations).await?;
         let realtime = open(Endpoint::Realtime).await?;

@@ -5,8 +5,11 @@
 //! Log entries and session rows name their tenant, and every query that reads or changes
 //! one tenant's data filters by it. The exceptions are the engine's housekeeping, which
 //! is per endpoint across tenants: restoring every session at start-up
-//! ([`Store::bayeux_sessions`]), expiring sessions by age and pruning the log below a
-//! sequence number.
+//! ([`Store::bayeux_sessions`]), expiring sessions by age, pruning the log below a
+//! sequence number, reading every new entry to offer it to the sessions a node holds
+//! ([`Store::bayeux_log_after`], OPS-2), and loading a session by its client id, the
+//! session's bearer secret, when its client's request lands on another node
+//! ([`Store::bayeux_session`]).
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -42,6 +45,13 @@ pub struct BayeuxSessionRecord {
     pub last_seen_ms: i64,
     /// Every log entry up to this sequence number that the session wanted was handed out.
     pub cursor: i64,
+    /// The highest sequence number of the last answer, handed out but not yet confirmed
+    /// by the client's next connect (0: none). Entries after `cursor` up to this one were
+    /// given to the client at `answered_ms`.
+    pub answered_seq: i64,
+    pub answered_ms: i64,
+    /// The node serving the session (empty for a node alone).
+    pub node: String,
 }
 
 /// The lazily saved part of a session: where it is in the log and when it last polled.
@@ -53,7 +63,7 @@ pub struct BayeuxSessionPosition {
     pub cursor: i64,
 }
 
-const SESSION_COLUMNS: &str = "endpoint, client_id, tenant, user_name, subscriptions, connect_timeout_ms, last_seen_ms, cursor_seq, role";
+const SESSION_COLUMNS: &str = "endpoint, client_id, tenant, user_name, subscriptions, connect_timeout_ms, last_seen_ms, cursor_seq, role, answered_seq, answered_ms, node";
 
 fn session_of(row: &AnyRow) -> SqlResult<BayeuxSessionRecord> {
     let subscriptions: String = row.try_get("subscriptions")?;
@@ -68,6 +78,9 @@ fn session_of(row: &AnyRow) -> SqlResult<BayeuxSessionRecord> {
         last_seen_ms: row.try_get("last_seen_ms")?,
         cursor: row.try_get("cursor_seq")?,
         role: row.try_get("role")?,
+        answered_seq: row.try_get("answered_seq")?,
+        answered_ms: row.try_get("answered_ms")?,
+        node: row.try_get("node")?,
     })
 }
 
@@ -159,6 +172,45 @@ impl Store {
         Ok(rows.iter().map(entry_of).collect::<SqlResult<_>>()?)
     }
 
+    /// Up to `limit` of `endpoint`'s notifications after `after_seq`, of every tenant,
+    /// oldest first: what a node reads to offer other nodes' notifications to the sessions
+    /// it holds (each entry goes only to sessions of its own tenant).
+    pub async fn bayeux_log_after(
+        &self,
+        endpoint: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<BayeuxLogEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, tenant, channel, data, created_ms FROM bayeux_log \
+             WHERE endpoint = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(endpoint)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(entry_of).collect::<SqlResult<_>>()?)
+    }
+
+    /// The lowest saved cursor among `endpoint`'s sessions last seen at or after
+    /// `seen_since_ms`, whichever node serves them (None when there are none): no node
+    /// needs a log entry at or below it.
+    pub async fn bayeux_lowest_cursor(
+        &self,
+        endpoint: &str,
+        seen_since_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let lowest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(cursor_seq) FROM bayeux_sessions WHERE endpoint = $1 AND last_seen_ms >= $2",
+        )
+        .bind(endpoint)
+        .bind(seen_since_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(lowest)
+    }
+
     /// Deletes `endpoint`'s log entries up to `up_to_seq` and those created before
     /// `created_before_ms`; returns how many went.
     pub async fn bayeux_prune_log(
@@ -186,10 +238,11 @@ impl Store {
         let subscriptions = serde_json::to_string(&session.subscriptions)
             .map_err(|e| StoreError::Invalid(format!("bayeux subscriptions: {e}")))?;
         sqlx::query(&format!(
-            "INSERT INTO bayeux_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            "INSERT INTO bayeux_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (endpoint, client_id) DO UPDATE SET subscriptions = excluded.subscriptions, \
              connect_timeout_ms = excluded.connect_timeout_ms, last_seen_ms = excluded.last_seen_ms, \
-             cursor_seq = excluded.cursor_seq \
+             cursor_seq = excluded.cursor_seq, answered_seq = excluded.answered_seq, \
+             answered_ms = excluded.answered_ms, node = excluded.node \
              WHERE bayeux_sessions.tenant = excluded.tenant"
         ))
         .bind(&session.endpoint)
@@ -201,6 +254,9 @@ impl Store {
         .bind(session.last_seen_ms)
         .bind(session.cursor)
         .bind(&session.role)
+        .bind(session.answered_seq)
+        .bind(session.answered_ms)
+        .bind(&session.node)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -213,6 +269,18 @@ impl Store {
         endpoint: &str,
         positions: &[BayeuxSessionPosition],
     ) -> Result<(), StoreError> {
+        self.bayeux_save_node_positions(endpoint, "", positions)
+            .await
+    }
+
+    /// [`Store::bayeux_save_positions`] of the sessions node `node` serves: rows another
+    /// node took over are skipped.
+    pub async fn bayeux_save_node_positions(
+        &self,
+        endpoint: &str,
+        node: &str,
+        positions: &[BayeuxSessionPosition],
+    ) -> Result<(), StoreError> {
         if positions.is_empty() {
             return Ok(());
         }
@@ -220,13 +288,14 @@ impl Store {
         for p in positions {
             sqlx::query(
                 "UPDATE bayeux_sessions SET last_seen_ms = $1, cursor_seq = $2 \
-                 WHERE endpoint = $3 AND tenant = $4 AND client_id = $5",
+                 WHERE endpoint = $3 AND tenant = $4 AND client_id = $5 AND node = $6",
             )
             .bind(p.last_seen_ms)
             .bind(p.cursor)
             .bind(endpoint)
             .bind(&p.tenant)
             .bind(&p.client_id)
+            .bind(node)
             .execute(&mut *tx)
             .await?;
         }
@@ -280,6 +349,39 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(session_of).collect::<SqlResult<_>>()?)
+    }
+
+    /// The session of `endpoint` with this client id, of whichever tenant: the client id
+    /// is the session's bearer secret, and the tenant comes from the row.
+    pub async fn bayeux_session(
+        &self,
+        endpoint: &str,
+        client_id: &str,
+    ) -> Result<Option<BayeuxSessionRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM bayeux_sessions WHERE endpoint = $1 AND client_id = $2"
+        ))
+        .bind(endpoint)
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(session_of).transpose()?)
+    }
+
+    /// The client ids of `endpoint`'s sessions that node `node` serves.
+    pub async fn bayeux_node_sessions(
+        &self,
+        endpoint: &str,
+        node: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = sqlx::query_scalar(
+            "SELECT client_id FROM bayeux_sessions WHERE endpoint = $1 AND node = $2",
+        )
+        .bind(endpoint)
+        .bind(node)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids)
     }
 
     /// `tenant`'s sessions on `endpoint`.

@@ -110,8 +110,14 @@ impl Store {
         self.inner.pool.close().await;
     }
 
-    pub(crate) fn bump_changes(&self) {
+    /// After a committed registry write: bumps [`Store::changes`] and tells every node on
+    /// the database with the `registry` notice. A notice that cannot be sent is logged;
+    /// the other nodes then see the change by its version (or at their cache timeout).
+    pub(crate) async fn registry_changed(&self) {
         self.inner.changes.send_modify(|v| *v = v.wrapping_add(1));
+        if let Err(error) = self.notify(crate::REGISTRY_NOTICE, "").await {
+            tracing::warn!(%error, "cannot tell the other nodes that the registry changed");
+        }
     }
 
     /// A transaction for a registry write. Writers are serialized: on SQLite by

@@ -1,4 +1,4 @@
-//! The endpoint directory's leases (migration `0010_endpoint_leases.sql`): in a cluster,
+//! The endpoint directory's leases (migration `0011_endpoint_leases.sql`): in a cluster,
 //! the node that holds an endpoint's tunnel writes a lease naming itself and where other
 //! nodes reach it, renews it while the tunnel lives, and removes it when the tunnel ends. A
 //! node that dies stops renewing, and its leases lapse at `expires_ms`. A tunnel of the

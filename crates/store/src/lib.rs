@@ -39,6 +39,7 @@ pub use identity_store::{
 };
 pub use model::*;
 pub use notices::Notice;
+pub use registry_store::REGISTRY_NOTICE;
 pub use remote_credentials::{ClientStanding, EndpointClients};
 pub use remote_listing::{AuditFilter, ConnectionFilter};
 pub use remote_store::{

@@ -88,10 +88,17 @@ async fn listen(url: String, sender: broadcast::Sender<Notice>) {
                         let _ = sender.send(Notice::resync());
                     }
                     first = false;
+                    // `try_recv`, not `recv`: `recv` reconnects by itself after a lost
+                    // connection, silently skipping what was sent meanwhile, so nobody
+                    // would know to resync.
                     loop {
-                        match listener.recv().await {
-                            Ok(notification) => {
+                        match listener.try_recv().await {
+                            Ok(Some(notification)) => {
                                 let _ = sender.send(parse(notification.payload()));
+                            }
+                            Ok(None) => {
+                                tracing::warn!("lost the database notices; listening again");
+                                break;
                             }
                             Err(error) => {
                                 tracing::warn!(%error, "lost the database notices; listening again");

@@ -1,6 +1,6 @@
 //! The registry operations of [`Store`]. Every write runs in one serialized
 //! transaction (see `Store::write_tx`) that checks, then writes, then commits, and
-//! bumps [`Store::changes`] once committed.
+//! bumps [`Store::changes`] and sends the [`REGISTRY_NOTICE`] once committed.
 
 use std::collections::HashMap;
 
@@ -8,6 +8,10 @@ use crate::error::StoreError;
 use crate::model::{Api, EntryKind, Origin, Registry, Tenant, WebApp};
 use crate::queries::{self as q, provider_col};
 use crate::Store;
+
+/// The notice every node hears after a committed registry write (payload empty): each
+/// rebuilds its routing table from the store.
+pub const REGISTRY_NOTICE: &str = "registry";
 
 const ADMIN_TOKEN_HASH: &str = "admin_token_hash";
 
@@ -149,7 +153,7 @@ impl Store {
             q::insert_api(&mut tx, a).await?;
         }
         tx.commit().await?;
-        self.bump_changes();
+        self.registry_changed().await;
         Ok(())
     }
 
@@ -169,7 +173,7 @@ impl Store {
         }
         q::insert_tenant(&mut tx, t).await?;
         tx.commit().await?;
-        self.bump_changes();
+        self.registry_changed().await;
         Ok(())
     }
 
@@ -187,7 +191,7 @@ impl Store {
         }
         q::delete_tenant(&mut tx, name).await?;
         tx.commit().await?;
-        self.bump_changes();
+        self.registry_changed().await;
         Ok(())
     }
 
@@ -223,7 +227,7 @@ impl Store {
         )?;
         q::insert_webapp(&mut tx, w).await?;
         tx.commit().await?;
-        self.bump_changes();
+        self.registry_changed().await;
         Ok(())
     }
 
@@ -240,7 +244,7 @@ impl Store {
         check_owner(EntryKind::WebApp, key, stored, origin)?;
         q::delete_webapp(&mut tx, name, provider).await?;
         tx.commit().await?;
-        self.bump_changes();
+        self.registry_changed().await;
         Ok(())
     }
 
@@ -279,7 +283,7 @@ impl Store {
         )?;
         q::insert_api(&mut tx, a).await?;
         tx.commit().await?;
-        self.bump_changes();
+        self.registry_changed().await;
         Ok(())
     }
 
@@ -301,7 +305,7 @@ impl Store {
         check_owner(EntryKind::Api, key, stored, origin)?;
         q::delete_api(&mut tx, name, provider, version).await?;
         tx.commit().await?;
-        self.bump_changes();
+        self.registry_changed().await;
         Ok(())
     }
 

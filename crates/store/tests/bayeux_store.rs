@@ -19,6 +19,130 @@ fn session(client_id: &str, tenant: &str, cursor: i64) -> BayeuxSessionRecord {
         connect_timeout_ms: 25_000,
         last_seen_ms: 1_000,
         cursor,
+        answered_seq: 0,
+        answered_ms: 0,
+        node: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn another_node_reads_every_new_entry_and_loads_a_session_by_its_client_id() {
+    for db in databases().await {
+        let store = db.open().await;
+        let a1 = store
+            .bayeux_append("operations", "acme", "/1", r#"{"n":1}"#, 10)
+            .await
+            .unwrap();
+        let b1 = store
+            .bayeux_append("operations", "globex", "/1", r#"{"n":2}"#, 11)
+            .await
+            .unwrap();
+        store
+            .bayeux_append("realtime", "acme", "/events/1", "{}", 12)
+            .await
+            .unwrap();
+        let all = store.bayeux_log_after("operations", 0, 10).await.unwrap();
+        let seqs: Vec<(i64, &str)> = all.iter().map(|e| (e.seq, e.tenant.as_str())).collect();
+        assert_eq!(seqs, vec![(a1, "acme"), (b1, "globex")]);
+        assert_eq!(
+            store
+                .bayeux_log_after("operations", a1, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        assert_eq!(
+            store.bayeux_lowest_cursor("operations", 0).await.unwrap(),
+            None
+        );
+        let mut answered = session("c1", "acme", 3);
+        answered.answered_seq = 5;
+        answered.answered_ms = 900;
+        store.bayeux_save_session(&answered).await.unwrap();
+        store
+            .bayeux_save_session(&session("c2", "globex", 7))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.bayeux_lowest_cursor("operations", 0).await.unwrap(),
+            Some(3)
+        );
+        // Sessions not seen since the horizon hold nothing back.
+        assert_eq!(
+            store
+                .bayeux_lowest_cursor("operations", 2_000)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.bayeux_lowest_cursor("realtime", 0).await.unwrap(),
+            None
+        );
+
+        // Positions are saved only by the node serving the session.
+        let mut served = session("c3", "acme", 1);
+        served.node = "node-2".into();
+        store.bayeux_save_session(&served).await.unwrap();
+        let position = |cursor| BayeuxSessionPosition {
+            client_id: "c3".into(),
+            tenant: "acme".into(),
+            last_seen_ms: 2_000,
+            cursor,
+        };
+        store
+            .bayeux_save_node_positions("operations", "node-1", &[position(50)])
+            .await
+            .unwrap();
+        store
+            .bayeux_save_positions("operations", &[position(60)])
+            .await
+            .unwrap();
+        let row = store
+            .bayeux_session("operations", "c3")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.cursor, row.node.as_str()), (1, "node-2"));
+        store
+            .bayeux_save_node_positions("operations", "node-2", &[position(70)])
+            .await
+            .unwrap();
+        let row = store
+            .bayeux_session("operations", "c3")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.cursor, 70);
+        assert_eq!(
+            store
+                .bayeux_node_sessions("operations", "node-2")
+                .await
+                .unwrap(),
+            vec!["c3".to_string()]
+        );
+        let mut alone = store.bayeux_node_sessions("operations", "").await.unwrap();
+        alone.sort();
+        assert_eq!(alone, vec!["c1".to_string(), "c2".to_string()]);
+
+        let loaded = store
+            .bayeux_session("operations", "c1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded, answered);
+        assert!(store
+            .bayeux_session("realtime", "c1")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .bayeux_session("operations", "nobody")
+            .await
+            .unwrap()
+            .is_none());
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::channel::{check_subscription, subscribed_object, ChannelPattern};
 use super::message::{self, error_reply, reply, retry_advice, unknown_client, Request};
 use super::session::{End, Session};
-use super::{persist, sessions, Incoming, Inner, Message};
+use super::{persist, sessions, shared, Incoming, Inner, Message};
 use crate::accounts::{AuthError, DEVICE_ROLE};
 
 fn millis(d: Duration) -> u64 {
@@ -30,38 +30,53 @@ pub async fn handle(
         Request::Connect {
             client_id,
             timeout_ms,
-        } => match inner.sessions.get(&client_id) {
+        } => match session_of(inner, &client_id).await {
             Some(session) => connect(inner, m, &session, timeout_ms, out).await,
             None => unknown_client(m),
         },
         Request::Subscribe {
             client_id,
             patterns,
-        } => match inner.sessions.get(&client_id) {
+        } => match session_of(inner, &client_id).await {
             Some(session) => subscribe(inner, m, &session, patterns).await,
             None => unknown_client(m),
         },
         Request::Unsubscribe {
             client_id,
             patterns,
-        } => match inner.sessions.get(&client_id) {
+        } => match session_of(inner, &client_id).await {
             Some(session) => unsubscribe(inner, m, &session, &patterns).await,
             None => unknown_client(m),
         },
-        Request::Disconnect { client_id } => match inner.sessions.remove(&client_id) {
-            Some(session) => {
-                session.end(End::Disconnected);
-                persist::delete(inner, &session).await;
-                Value::Object(reply(m, true))
+        Request::Disconnect { client_id } => {
+            let held = match session_of(inner, &client_id).await {
+                Some(_) => inner.sessions.remove(&client_id),
+                None => None,
+            };
+            match held {
+                Some(session) => {
+                    session.end(End::Disconnected);
+                    persist::delete(inner, &session).await;
+                    Value::Object(reply(m, true))
+                }
+                None => unknown_client(m),
             }
-            None => unknown_client(m),
-        },
-        Request::Publish { client_id, channel } => match inner.sessions.get(&client_id) {
+        }
+        Request::Publish { client_id, channel } => match session_of(inner, &client_id).await {
             Some(_) => publish(m, &channel),
             None => unknown_client(m),
         },
     };
     out.push(reply);
+}
+
+/// The live session with this client id: held here, or (when nodes share the database)
+/// taken over from the node that served it before.
+async fn session_of(inner: &Inner, client_id: &str) -> Option<Arc<Session>> {
+    match inner.sessions.get(client_id) {
+        Some(session) => Some(session),
+        None => shared::take_over(inner, client_id).await,
+    }
 }
 
 /// A handshake failure the client should not retry as is.
@@ -189,6 +204,14 @@ async fn connect(
             return Value::Object(reply);
         }
         Some(End::Expired | End::Overflowed) => return unknown_client(m),
+        // Its client talks to another node now; this connect was replaced there.
+        Some(End::TakenOver) => {}
+    }
+    // Another node may take the session over at the client's next request: it must find
+    // what this answer handed out, or what the client confirmed, saved already.
+    let settled = !answer.events.is_empty() || answer.settled_answer;
+    if inner.node.is_some() && answer.ended.is_none() && settled {
+        persist::save(inner, session).await;
     }
     out.extend(answer.events.iter().map(|e| e.to_message()));
     let mut reply = reply(m, true);

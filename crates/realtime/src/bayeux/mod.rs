@@ -6,7 +6,8 @@
 //! Modules: [`message`] (reading requests, shaping replies), [`channel`] (names, patterns,
 //! what each endpoint offers), `session`/`sessions` (a client's queue and held connect,
 //! the table and expiry), `meta` (the handlers of the meta channels), `persist` (sessions
-//! and the notification log in the store). `docs/bayeux.md` explains the decisions.
+//! and the notification log in the store), `shared` (several nodes on one database).
+//! `docs/bayeux.md` and `docs/cluster.md` explain the decisions.
 
 pub mod channel;
 pub mod message;
@@ -14,6 +15,7 @@ mod meta;
 mod persist;
 mod session;
 mod sessions;
+mod shared;
 
 use portico_store::{Store, StoreError};
 use serde_json::Value;
@@ -145,6 +147,9 @@ struct Inner {
     publish_lock: tokio::sync::Mutex<()>,
     /// Cancelled by `shut_down`: stops housekeeping and releases held connects.
     stop: CancellationToken,
+    /// This node's name when it shares the database with other nodes (OPS-2): sessions
+    /// then load on demand, and notifications of other nodes arrive through the log.
+    node: Option<String>,
 }
 
 impl Bayeux {
@@ -166,6 +171,34 @@ impl Bayeux {
         options: BayeuxOptions,
         limits: BayeuxLimits,
     ) -> Result<Bayeux, StoreError> {
+        Bayeux::start(store, endpoint, accounts, options, limits, None).await
+    }
+
+    /// The engine of node `node`, one of several `portico serve` processes on one
+    /// database: nothing is restored at start; a session is loaded from the database when
+    /// its client's request comes (taking it over from the node that served it before),
+    /// and other nodes' notifications are read from the log on their `bayeux` notice.
+    pub async fn open_shared(
+        store: Store,
+        endpoint: Endpoint,
+        accounts: Arc<dyn Accounts>,
+        options: BayeuxOptions,
+        limits: BayeuxLimits,
+        node: String,
+    ) -> Result<Bayeux, StoreError> {
+        Bayeux::start(store, endpoint, accounts, options, limits, Some(node)).await
+    }
+
+    async fn start(
+        store: Store,
+        endpoint: Endpoint,
+        accounts: Arc<dyn Accounts>,
+        options: BayeuxOptions,
+        limits: BayeuxLimits,
+        node: Option<String>,
+    ) -> Result<Bayeux, StoreError> {
+        // Listening before the log's end is read: nothing appended in between is missed.
+        let notices = node.is_some().then(|| store.notices());
         let published = store.bayeux_last_seq(endpoint.as_str()).await?;
         let inner = Arc::new(Inner {
             endpoint,
@@ -177,8 +210,15 @@ impl Bayeux {
             published: AtomicI64::new(published),
             publish_lock: tokio::sync::Mutex::new(()),
             stop: CancellationToken::new(),
+            node,
         });
-        let restored = persist::restore(&inner).await?;
+        let restored = match notices {
+            Some(notices) => {
+                shared::start(&inner, notices).await?;
+                0
+            }
+            None => persist::restore(&inner).await?,
+        };
         if restored > 0 {
             tracing::info!(
                 endpoint = endpoint.as_str(),
@@ -245,8 +285,8 @@ impl Bayeux {
                 return;
             }
         }
-        let _one_at_a_time = inner.publish_lock.lock().await;
-        let seq = match inner
+        let one_at_a_time = inner.publish_lock.lock().await;
+        let appended = inner
             .store
             .bayeux_append(
                 endpoint,
@@ -255,32 +295,33 @@ impl Bayeux {
                 &data.to_string(),
                 persist::now_ms(),
             )
-            .await
-        {
-            Ok(seq) => seq,
+            .await;
+        let seq = match &appended {
+            Ok(seq) => *seq,
             Err(e) => {
                 // Still delivered to the live sessions; only a restart could lose it.
                 tracing::error!(endpoint, tenant, error = %e, "cannot log a notification");
                 inner.published.load(Ordering::Acquire)
             }
         };
-        let event = Queued {
-            seq,
-            channel: channel.into(),
-            data: Arc::new(data),
-        };
-        for session in inner.sessions.of_tenant(tenant) {
-            if session.push(channel, &event, inner.limits.max_queue) == Pushed::Overflowed {
-                tracing::warn!(
-                    endpoint,
-                    tenant,
-                    "a Bayeux session's queue overflowed; ending it"
-                );
-                inner.sessions.remove(&session.client_id);
-                persist::delete(inner, &session).await;
-            }
+        let published = inner.published.load(Ordering::Acquire);
+        if seq <= published + 1 {
+            let event = Queued {
+                seq,
+                channel: channel.into(),
+                data: Arc::new(data),
+            };
+            offer(inner, tenant, &event).await;
+            inner.published.fetch_max(seq, Ordering::AcqRel);
+        } else if let Err(e) = shared::catch_up_locked(inner).await {
+            // Another node appended in between: the entries are offered in log order, this
+            // one among them, at the next notice or resync if not now.
+            tracing::warn!(endpoint, error = %e, "cannot read the notification log");
         }
-        inner.published.fetch_max(seq, Ordering::AcqRel);
+        drop(one_at_a_time);
+        if appended.is_ok() {
+            shared::announce(inner, tenant).await;
+        }
     }
 
     /// Releases held connects and saves the sessions' positions, before the process ends.
@@ -291,6 +332,22 @@ impl Bayeux {
         if let Err(e) = persist::flush(&self.inner, true).await {
             tracing::error!(endpoint = self.inner.endpoint.as_str(), error = %e,
                 "cannot save the Bayeux sessions' positions at shutdown");
+        }
+    }
+}
+
+/// Queues `event` for `tenant`'s sessions subscribed to its channel (ending those whose
+/// queue overflows). Called with the publish lock held, in log order.
+async fn offer(inner: &Inner, tenant: &str, event: &Queued) {
+    for session in inner.sessions.of_tenant(tenant) {
+        if session.push(&event.channel, event, inner.limits.max_queue) == Pushed::Overflowed {
+            tracing::warn!(
+                endpoint = inner.endpoint.as_str(),
+                tenant,
+                "a Bayeux session's queue overflowed; ending it"
+            );
+            inner.sessions.remove(&session.client_id);
+            persist::delete(inner, &session).await;
         }
     }
 }
@@ -320,7 +377,7 @@ async fn housekeeping(inner: Weak<Inner>, stop: CancellationToken) {
             .sessions
             .take_expired(tokio::time::Instant::now(), inner.options.session_grace);
         for session in &expired {
-            persist::delete(&inner, session).await;
+            persist::delete_expired(&inner, session).await;
         }
         if let Err(e) = persist::flush(&inner, false).await {
             tracing::warn!(endpoint = inner.endpoint.as_str(), error = %e,

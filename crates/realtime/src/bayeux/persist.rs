@@ -32,6 +32,7 @@ fn duration_ms(d: Duration) -> i64 {
 pub fn record(inner: &Inner, session: &Session) -> BayeuxSessionRecord {
     let published = inner.published.load(Ordering::Acquire);
     let cursor = session.cursor(published);
+    let (answered_seq, answered_ago) = session.unconfirmed_answer();
     let state = session.state();
     BayeuxSessionRecord {
         endpoint: inner.endpoint.as_str().into(),
@@ -47,6 +48,13 @@ pub fn record(inner: &Inner, session: &Session) -> BayeuxSessionRecord {
         connect_timeout_ms: duration_ms(state.connect_timeout),
         last_seen_ms: now_ms() - duration_ms(state.last_seen.elapsed()),
         cursor,
+        answered_seq,
+        answered_ms: if answered_seq == 0 {
+            0
+        } else {
+            now_ms() - duration_ms(answered_ago)
+        },
+        node: inner.node.clone().unwrap_or_default(),
     }
 }
 
@@ -57,6 +65,27 @@ pub async fn save(inner: &Inner, session: &Session) {
         tracing::warn!(endpoint = inner.endpoint.as_str(), tenant = %session.tenant, error = %e,
             "cannot save a Bayeux session; it will not survive a restart");
     }
+}
+
+/// Deletes the row of a session that ended here. Expiry on a node that shares the
+/// database deletes only rows nobody saw within the lifetime: a node that missed the
+/// notice of a takeover would otherwise delete the row of a session now served elsewhere.
+pub async fn delete_expired(inner: &Inner, session: &Session) {
+    if inner.node.is_none() {
+        return delete(inner, session).await;
+    }
+    if let Err(e) = inner
+        .store
+        .bayeux_delete_stale_sessions(inner.endpoint.as_str(), oldest_live_ms(inner))
+        .await
+    {
+        tracing::warn!(endpoint = inner.endpoint.as_str(), error = %e, "cannot delete expired Bayeux sessions");
+    }
+}
+
+/// A session last seen before this (unix ms) has expired whatever its connect timeout.
+pub fn oldest_live_ms(inner: &Inner) -> i64 {
+    now_ms() - duration_ms(inner.options.max_connect_timeout + inner.options.session_grace)
 }
 
 pub async fn delete(inner: &Inner, session: &Session) {
@@ -91,10 +120,23 @@ pub async fn flush(inner: &Inner, all: bool) -> Result<(), StoreError> {
         }
     }
     let endpoint = inner.endpoint.as_str();
+    // Only where this node serves the session: another may have taken it over.
+    let node = inner.node.as_deref().unwrap_or_default();
     inner
         .store
-        .bayeux_save_positions(endpoint, &positions)
+        .bayeux_save_node_positions(endpoint, node, &positions)
         .await?;
+    // Other nodes' sessions need what their saved cursors have not passed (saved lazily,
+    // so never ahead of what they were handed).
+    if inner.node.is_some() {
+        if let Some(shared) = inner
+            .store
+            .bayeux_lowest_cursor(endpoint, oldest_live_ms(inner))
+            .await?
+        {
+            lowest = lowest.min(shared);
+        }
+    }
     // No live session needs an entry at or below every cursor, nor one older than the
     // longest a session can live without a connect.
     let lifetime = inner.options.max_connect_timeout + inner.options.session_grace;
@@ -141,7 +183,7 @@ pub async fn restore(inner: &Inner) -> Result<usize, StoreError> {
     Ok(restored)
 }
 
-fn revive(row: &BayeuxSessionRecord, age_ms: i64) -> Option<Arc<Session>> {
+pub fn revive(row: &BayeuxSessionRecord, age_ms: i64) -> Option<Arc<Session>> {
     let timeout = Duration::from_millis(u64::try_from(row.connect_timeout_ms).unwrap_or(0));
     let session = Session::new(
         row.client_id.clone(),

@@ -70,6 +70,9 @@ pub enum End {
     /// Its queue outgrew the limit; the client must handshake again (and then finds what
     /// it missed, operations through its PENDING query).
     Overflowed,
+    /// Another node on the same database took it over (its client's next request landed
+    /// there); a connect held here answers with no events, as if replaced by a newer one.
+    TakenOver,
 }
 
 #[derive(Debug)]
@@ -148,6 +151,33 @@ impl Session {
         drop(state);
         self.wake.notify_waiters();
         Pushed::Queued
+    }
+
+    /// Whether a subscription of the session matches `channel`.
+    pub fn wants(&self, channel: &str) -> bool {
+        self.state()
+            .subscriptions
+            .iter()
+            .any(|p| p.matches(channel))
+    }
+
+    /// The answer another node handed out and the client has not confirmed yet (a
+    /// session taken over): kept as this node's own last answer, so that a prompt next
+    /// connect confirms it and a late one gets it again.
+    pub fn set_unconfirmed(&self, events: Vec<Queued>, answered_at: Instant) {
+        let mut state = self.state();
+        state.unconfirmed = events;
+        state.answered_at = answered_at;
+    }
+
+    /// The highest sequence number of the answer not yet confirmed (0: none) and how
+    /// long ago it was handed out.
+    pub fn unconfirmed_answer(&self) -> (i64, Duration) {
+        let state = self.state();
+        match state.unconfirmed.last() {
+            Some(last) => (last.seq, state.answered_at.elapsed()),
+            None => (0, Duration::ZERO),
+        }
     }
 
     /// Ends the session and releases its held connect.

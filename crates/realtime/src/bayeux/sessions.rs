@@ -86,6 +86,8 @@ pub struct ConnectAnswer {
     pub ended: Option<End>,
     /// The hold time to advise.
     pub timeout: Duration,
+    /// The connect settled the previous answer (confirmed it, or queued it again).
+    pub settled_answer: bool,
 }
 
 /// Serves a `/meta/connect`: answers at once for the first connect after the handshake,
@@ -99,10 +101,10 @@ pub async fn connect(
     redeliver_after: Duration,
     stop: &CancellationToken,
 ) -> ConnectAnswer {
-    let (generation, deadline, hold) = {
+    let (generation, deadline, hold, settled_answer) = {
         let mut state = session.state();
         state.connect_generation += 1;
-        confirm_or_requeue(&mut state, redeliver_after);
+        let settled_answer = confirm_or_requeue(&mut state, redeliver_after);
         if let Some(t) = requested.filter(|t| !t.is_zero()) {
             state.connect_timeout = t.min(max);
         }
@@ -118,6 +120,7 @@ pub async fn connect(
             state.connect_generation,
             Instant::now() + state.connect_timeout,
             hold,
+            settled_answer,
         )
     };
     // Releases the connect this one replaces, if any.
@@ -153,20 +156,25 @@ pub async fn connect(
         events,
         ended: state.ended,
         timeout: state.connect_timeout,
+        settled_answer,
     }
 }
 
 /// At a new connect: the last answer's events count as received when the client came back
 /// promptly, and go back to the front of the queue otherwise
 /// ([`super::session::REDELIVER_AFTER`]).
-fn confirm_or_requeue(state: &mut SessionState, redeliver_after: Duration) {
+/// Says whether there was such an answer.
+fn confirm_or_requeue(state: &mut SessionState, redeliver_after: Duration) -> bool {
     let unconfirmed = std::mem::take(&mut state.unconfirmed);
-    if unconfirmed.is_empty() || state.answered_at.elapsed() <= redeliver_after {
-        return;
+    if unconfirmed.is_empty() {
+        return false;
     }
-    for event in unconfirmed.into_iter().rev() {
-        state.queue.push_front(event);
+    if state.answered_at.elapsed() > redeliver_after {
+        for event in unconfirmed.into_iter().rev() {
+            state.queue.push_front(event);
+        }
     }
+    true
 }
 
 /// Clears `holding` when a held connect is dropped before it answered.
