@@ -132,9 +132,14 @@ pub async fn run(config: Config) -> Result<()> {
         ),
     );
     // Device Connectivity: the device REST API and the Bayeux notification endpoints.
-    let node = config.cluster.as_ref().map(|cluster| cluster.node.clone());
-    let realtime =
-        crate::devices::open(store.clone(), identity.clone(), &config.notifications, node).await?;
+    let node_name = config.cluster.as_ref().map(|cluster| cluster.node.clone());
+    let realtime = crate::devices::open(
+        store.clone(),
+        identity.clone(),
+        &config.notifications,
+        node_name,
+    )
+    .await?;
     services.insert(
         portico_gateway::DEVICE_SERVICE.into(),
         crate::devices::service(&realtime),
