@@ -284,7 +284,7 @@ fn three_nodes_share_the_registry_logins_and_device_notifications() {
     let Some(database) = Database::create() else {
         return;
     };
-    let cluster = Cluster::start(database);
+    let mut cluster = Cluster::start(database);
 
     // The registry: a change through node 2 routes on nodes 1 and 3 within 2 s.
     let shop = format!("http://{}", backend("shop", 0));
@@ -403,4 +403,22 @@ fn three_nodes_share_the_registry_logins_and_device_notifications() {
         assert_eq!(reply.last().unwrap()["successful"], true, "{reply:?}");
         assert!(operation_ids(&reply).is_empty(), "{reply:?}");
     }
+
+    // A node dies: an operation queued through node 2 while the device is away, then node 1
+    // (which served the device last) killed as a crash would. The device's next connect,
+    // on node 3, still gets it, once.
+    let queued = create_operation(cluster.node(2), &operator, &device_id, "after the crash");
+    drop(cluster.nodes.remove(0));
+    let node_3 = &cluster.nodes[1];
+    let mut delivered = Vec::new();
+    let got = within(Duration::from_secs(10), || {
+        let reply = bayeux(node_3, &device, &zero);
+        delivered.extend(operation_ids(&reply));
+        !delivered.is_empty()
+    });
+    assert!(
+        got.is_some(),
+        "the queued operation never reached the device after node 1 died"
+    );
+    assert_eq!(delivered, vec![queued], "the queued operation, once");
 }

@@ -375,6 +375,13 @@ fn every_console_action_is_refused_to_the_roles_that_may_not_do_it() {
     let open = listed("/connections?open=true");
     assert!(open.contains(&admins_session), "{open}");
 
+    // Administration is the administrator's page.
+    for (who, role) in [(&owner, "site owner"), (&user, "user")] {
+        let (status, body) = who.page("/admin");
+        assert_eq!(status, 403, "the {role} opened /admin: {body}");
+    }
+    assert_eq!(admin.page("/admin").0, 200);
+
     // The roles that may: the owner assigns on their site, the user connects on theirs, and
     // the administrator does every administrator's action.
     let (status, body) = owner.call(assign_own.method, &assign_own.path, assign_own.body.clone());
@@ -395,13 +402,6 @@ fn every_console_action_is_refused_to_the_roles_that_may_not_do_it() {
             a.path
         );
     }
-
-    // Administration is the administrator's page.
-    for (who, role) in [(&owner, "site owner"), (&user, "user")] {
-        let (status, body) = who.page("/admin");
-        assert_eq!(status, 403, "the {role} opened /admin: {body}");
-    }
-    assert_eq!(admin.page("/admin").0, 200);
 }
 
 #[test]

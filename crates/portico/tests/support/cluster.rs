@@ -7,18 +7,13 @@
 //! Every node serves TLS on the *same port* of its own loopback address (node 1 on
 //! 127.0.0.1, node 2 on 127.0.0.2, …), as nodes behind a load balancer answer on one public
 //! address: the tokens' issuer, which names that port, is the same on every node. They
-//! share one certificate (the first node's development certificate) and one cluster secret. Agents
-//! reach a node through a [`Switch`], an HTTP CONNECT proxy that sends every tunnel to the
-//! node it points at, and can be pointed at another (a load balancer's failover).
+//! share one certificate (the first node's development certificate) and one cluster secret.
+//! Agents reach the nodes through HAProxy (`peers::haproxy`).
 
 use super::{free_port, Portico};
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The PostgreSQL server to make the test database on, or `None` (and a message) to skip.
 pub fn postgres_server() -> Option<String> {
@@ -221,115 +216,4 @@ impl Drop for ClusterNodes {
         // The nodes go before their database.
         self.nodes.clear();
     }
-}
-
-/// An HTTP CONNECT proxy that sends every tunnel to the node it points at now, whatever
-/// host the client asked for; pointed elsewhere, it cuts the tunnels it carries (as a load
-/// balancer does when a node fails its health check).
-pub struct Switch {
-    pub port: u16,
-    target: Arc<Mutex<SocketAddr>>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Switch {
-    pub fn start(target: SocketAddr) -> Switch {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let switch = Switch {
-            port,
-            target: Arc::new(Mutex::new(target)),
-            open: Arc::default(),
-            stop: Arc::default(),
-        };
-        let (target, open, stop) = (
-            switch.target.clone(),
-            switch.open.clone(),
-            switch.stop.clone(),
-        );
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(client) = client else { continue };
-                let to = *target.lock().unwrap();
-                let open = open.clone();
-                std::thread::spawn(move || {
-                    let _ = tunnel(client, to, &open);
-                });
-            }
-        });
-        switch
-    }
-
-    /// The `proxy = "..."` of an agent behind this switch.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Sends new tunnels to `target` and cuts the open ones.
-    pub fn point_at(&self, target: SocketAddr) {
-        *self.target.lock().unwrap() = target;
-        for stream in self.open.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-impl Drop for Switch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accepting thread so that it sees the stop.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        for stream in self.open.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-/// Answers the client's CONNECT and copies both ways to `to`.
-fn tunnel(
-    mut client: TcpStream,
-    to: SocketAddr,
-    open: &Mutex<Vec<TcpStream>>,
-) -> std::io::Result<()> {
-    client.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte)? == 0 || head.len() > 8192 {
-            return Ok(());
-        }
-        head.push(byte[0]);
-    }
-    if !head.starts_with(b"CONNECT ") {
-        client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")?;
-        return Ok(());
-    }
-    let server = match TcpStream::connect_timeout(&to, Duration::from_secs(5)) {
-        Ok(server) => server,
-        Err(_) => {
-            client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")?;
-            return Ok(());
-        }
-    };
-    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
-    client.set_read_timeout(None)?;
-    {
-        let mut open = open.lock().unwrap();
-        open.push(client.try_clone()?);
-        open.push(server.try_clone()?);
-    }
-    let (mut client_read, mut server_write) = (client.try_clone()?, server.try_clone()?);
-    let upstream = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client_read, &mut server_write);
-        let _ = server_write.shutdown(Shutdown::Write);
-    });
-    let (mut server_read, mut client_write) = (server, client);
-    let _ = std::io::copy(&mut server_read, &mut client_write);
-    let _ = client_write.shutdown(Shutdown::Write);
-    let _ = upstream.join();
-    Ok(())
 }
