@@ -418,6 +418,41 @@ async fn the_ticketing_story_and_ssh_from_the_device_page_in_the_browser() {
     assert_eq!(gone, serde_json::json!("Connection ended"));
     eng.screenshot(SCREENSHOTS, "clientless-ended").await;
 
+    // Audit: the two ended sessions are past sessions, and the CSV link gives them too.
+    visit(&eng, &story, "/audit", "audit-user").await;
+    let past = eng
+        .client
+        .execute(
+            "return [...document.querySelectorAll('#past-sessions tr[data-connection]')].map(r => r.dataset.connection);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let past: Vec<String> = serde_json::from_value(past).unwrap();
+    for id in [&ssh_row, &hmi_row] {
+        assert!(
+            past.contains(id),
+            "{id} is not among the past sessions {past:?}"
+        );
+    }
+    let csv = eng
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch(document.getElementById('csv').href).then(r => r.text()).then(done, e => done('failed: ' + e));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap_or_default().to_string();
+    assert!(
+        csv.starts_with("id,user,device,application,started,ended,end_reason,bytes_up,bytes_down"),
+        "{csv}"
+    );
+    for id in [&ssh_row, &hmi_row] {
+        assert!(csv.contains(id.as_str()), "{id} not in the CSV:\n{csv}");
+    }
+
     // The devices page follows the press going offline, without a reload.
     eng.client.goto(&story.console("/")).await.unwrap();
     let online = eng

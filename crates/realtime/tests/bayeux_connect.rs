@@ -157,7 +157,13 @@ async fn a_session_without_connects_expires_after_its_timeout_and_the_grace() {
     // The row is deleted right after the session leaves memory: wait for it (bounded).
     let mut row_gone = false;
     for _ in 0..50 {
-        if db.store.bayeux_sessions("operations").await.unwrap().is_empty() {
+        if db
+            .store
+            .bayeux_sessions("operations")
+            .await
+            .unwrap()
+            .is_empty()
+        {
             row_gone = true;
             break;
         }
