@@ -14,7 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::config::{BackendUrl, EndpointConfig, ProxyUrl};
 use crate::proxy::{self, ProxyError};
-use crate::tls::{self, RejectionSlot, TlsSetupError, TrustRoots};
+use crate::tls::{self, RecordSlot, TlsSetupError, TrustRoots};
 
 /// How long each step (TCP, proxy answer, TLS, upgrade) may take before the attempt fails.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -181,7 +181,7 @@ impl Dialer {
     }
 
     async fn tls(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, ConnectError> {
-        let slot = RejectionSlot::default();
+        let slot = RecordSlot::default();
         let config = tls::client_config(&self.roots, slot.clone())?;
         let name = rustls::pki_types::ServerName::try_from(self.backend.host().to_string())
             .map_err(|e| ConnectError::Tls {
@@ -192,7 +192,7 @@ impl Dialer {
         match self.step("the TLS handshake", handshake).await? {
             Ok(stream) => Ok(stream),
             Err(source) => {
-                let rejection = slot.lock().ok().and_then(|mut s| s.take());
+                let rejection = slot.lock().ok().and_then(|record| record.rejection());
                 Err(match rejection {
                     Some(r) => ConnectError::Intercepted {
                         host: self.backend.host().to_string(),

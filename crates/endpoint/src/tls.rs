@@ -1,9 +1,9 @@
 //! TLS to the backend: trusted roots (the system's plus an optional CA file), and a verifier
-//! that remembers why it rejected a certificate, so the agent can say "intercepted" and name
+//! that remembers the certificate it saw and why it rejected it, so the agent can say "intercepted" and name
 //! the issuer instead of passing on a bare handshake error.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -63,12 +63,6 @@ impl TrustRoots {
         })
     }
 
-    /// The store itself, for a verifier of its own (the doctor's, which records every
-    /// presented certificate).
-    pub(crate) fn store(&self) -> Arc<RootCertStore> {
-        self.store.clone()
-    }
-
     /// Only the certificates of one PEM file, ignoring the system's roots.
     pub fn only(ca_file: &Path) -> Result<Self, TlsSetupError> {
         let mut store = RootCertStore::empty();
@@ -105,13 +99,33 @@ pub struct CertificateRejection {
     pub issuer: Option<String>,
 }
 
-/// Where one handshake's verifier leaves its verdict.
-pub(crate) type RejectionSlot = Arc<Mutex<Option<CertificateRejection>>>;
+/// What one handshake's verifier saw: the certificate presented and, when it refused it,
+/// why. The agent explains a refusal with it; the network doctor also describes the
+/// certificate of a handshake that succeeded.
+#[derive(Debug, Default)]
+pub(crate) struct HandshakeRecord {
+    pub certificate: Option<Vec<u8>>,
+    pub refused: Option<rustls::Error>,
+}
+
+impl HandshakeRecord {
+    /// Why the certificate was refused, with its issuer, when it was.
+    pub fn rejection(&self) -> Option<CertificateRejection> {
+        let refused = self.refused.as_ref()?;
+        Some(CertificateRejection {
+            reason: refused.to_string(),
+            issuer: self.certificate.as_deref().and_then(issuer_summary),
+        })
+    }
+}
+
+/// Where one handshake's verifier leaves what it saw.
+pub(crate) type RecordSlot = Arc<Mutex<HandshakeRecord>>;
 
 /// A client configuration for one connection, whose verifier reports into `slot`.
 pub(crate) fn client_config(
     roots: &TrustRoots,
-    slot: RejectionSlot,
+    slot: RecordSlot,
 ) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let inner = WebPkiServerVerifier::builder_with_provider(roots.store.clone(), provider.clone())
@@ -129,12 +143,12 @@ pub(crate) fn client_config(
     Ok(Arc::new(config))
 }
 
-/// The standard WebPKI verification, unchanged; on refusal it also notes the reason and the
-/// certificate's issuer.
+/// The standard WebPKI verification, unchanged; it also notes the certificate and, on
+/// refusal, the reason.
 #[derive(Debug)]
 struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
-    slot: RejectionSlot,
+    slot: RecordSlot,
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -153,15 +167,9 @@ impl ServerCertVerifier for RecordingVerifier {
             ocsp_response,
             now,
         );
-        if let Err(error) = &verdict {
-            let rejection = CertificateRejection {
-                reason: error.to_string(),
-                issuer: issuer_summary(end_entity),
-            };
-            if let Ok(mut slot) = self.slot.lock() {
-                *slot = Some(rejection);
-            }
-        }
+        let mut record = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        record.certificate = Some(end_entity.to_vec());
+        record.refused = verdict.as_ref().err().cloned();
         verdict
     }
 

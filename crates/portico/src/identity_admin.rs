@@ -22,12 +22,7 @@ pub fn service(identity: Identity) -> Arc<dyn InProcess> {
                 .map(|principal| AdminCaller {
                     tenant: principal.tenant.clone(),
                     subject: principal.subject.clone(),
-                    role: principal
-                        .scopes
-                        .iter()
-                        .find_map(|s| s.strip_prefix("role:"))
-                        .unwrap_or_default()
-                        .to_string(),
+                    role: principal.role().unwrap_or_default().to_string(),
                 });
             if let Some(caller) = caller {
                 request.extensions_mut().insert(caller);

@@ -59,8 +59,7 @@ pub fn service(
 /// the handlers that serve endpoints as themselves (credential rotation).
 fn client_caller(principal: Option<&Principal>) -> Option<ClientCaller> {
     let principal = principal?;
-    let has_role = principal.scopes.iter().any(|s| s.starts_with("role:"));
-    (!has_role).then(|| ClientCaller {
+    principal.role().is_none().then(|| ClientCaller {
         tenant: principal.tenant.clone(),
         client_id: principal.subject.clone(),
     })
@@ -74,11 +73,7 @@ fn client_caller(principal: Option<&Principal>) -> Option<ClientCaller> {
 /// administrator's power over endpoints, codes and assignments.
 async fn caller(store: &Store, principal: Option<Principal>, path: &str) -> Option<Caller> {
     let principal = principal?;
-    let role = principal
-        .scopes
-        .iter()
-        .find_map(|s| s.strip_prefix("role:"));
-    if let Some(role) = role {
+    if let Some(role) = principal.role() {
         return Some(Caller {
             tenant: principal.tenant.clone(),
             subject: principal.subject.clone(),

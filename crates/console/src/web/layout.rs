@@ -50,11 +50,7 @@ impl Viewer {
     /// The viewer the gateway verified, if any.
     pub fn from_context(context: &RequestContext) -> Option<Viewer> {
         let principal = context.principal.as_ref()?;
-        let role = principal
-            .scopes
-            .iter()
-            .find_map(|s| s.strip_prefix("role:"))
-            .map_or(Role::Other, Role::parse);
+        let role = principal.role().map_or(Role::Other, Role::parse);
         // Operators live in the operators' tenant only (the identity service makes them
         // nowhere else); a `role:operator` scope of any other tenant counts for nothing.
         let role = match role {

@@ -5,10 +5,8 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::CertificateError;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -17,14 +15,7 @@ use super::certificate::{self, CertificateDetails};
 use super::report::{Check, Sink};
 use super::route::STEP_TIMEOUT;
 use crate::config::BackendUrl;
-use crate::tls::{TlsSetupError, TrustRoots};
-
-/// What the verifier saw: the presented certificate and, when it refused it, why.
-#[derive(Default)]
-struct Seen {
-    certificate: Option<Vec<u8>>,
-    refused: Option<rustls::Error>,
-}
+use crate::tls::{self, HandshakeRecord, TrustRoots};
 
 /// A verified TLS stream to `url`'s host over `tcp`, or `None` after a failed check.
 pub async fn handshake(
@@ -35,8 +26,8 @@ pub async fn handshake(
 ) -> Option<TlsStream<TcpStream>> {
     let host = url.host();
     let what = format!("tls {host}");
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let config = match client_config(roots, seen.clone()) {
+    let seen = Arc::new(Mutex::new(HandshakeRecord::default()));
+    let config = match tls::client_config(roots, seen.clone()) {
         Ok(config) => config,
         Err(error) => {
             sink.check(Check::fail(
@@ -84,7 +75,7 @@ pub async fn handshake(
 }
 
 /// The failed check, explained from what the verifier saw.
-fn refusal(host: &str, what: &str, (seen, error): (Seen, String)) -> Check {
+fn refusal(host: &str, what: &str, (seen, error): (HandshakeRecord, String)) -> Check {
     let details = seen.certificate.as_deref().and_then(certificate::read);
     let shown = details
         .as_ref()
@@ -141,89 +132,11 @@ fn refusal(host: &str, what: &str, (seen, error): (Seen, String)) -> Check {
     }
 }
 
-fn client_config(
-    roots: &TrustRoots,
-    seen: Arc<Mutex<Seen>>,
-) -> Result<Arc<ClientConfig>, TlsSetupError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let inner = WebPkiServerVerifier::builder_with_provider(roots.store(), provider.clone())
-        .build()
-        .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsSetupError::Rustls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Recording { inner, seen }))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// The standard verification, unchanged, noting the certificate and the verdict.
-#[derive(Debug)]
-struct Recording {
-    inner: Arc<WebPkiServerVerifier>,
-    seen: Arc<Mutex<Seen>>,
-}
-
-impl std::fmt::Debug for Seen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Seen")
-            .field("refused", &self.refused)
-            .finish()
-    }
-}
-
-impl ServerCertVerifier for Recording {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.certificate = Some(end_entity.to_vec());
-        seen.refused = verdict.as_ref().err().cloned();
-        verdict
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn seen(refused: Option<CertificateError>) -> Seen {
+    fn seen(refused: Option<CertificateError>) -> HandshakeRecord {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -233,7 +146,7 @@ mod tests {
         let ca = ca.self_signed(&ca_key).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         let leaf = rcgen::CertificateParams::new(vec!["wss.example.com".to_string()]).unwrap();
-        Seen {
+        HandshakeRecord {
             certificate: Some(leaf.signed_by(&key, &ca, &ca_key).unwrap().der().to_vec()),
             refused: refused.map(rustls::Error::InvalidCertificate),
         }

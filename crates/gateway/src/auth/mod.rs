@@ -56,6 +56,12 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The user's role, from the scope `role:{role}` the identity service gives every user
+    /// (a client-credentials token has none).
+    pub fn role(&self) -> Option<&str> {
+        self.scopes.iter().find_map(|s| s.strip_prefix("role:"))
+    }
+
     /// The scopes of `required` this principal does not hold.
     pub fn missing_scopes<'a>(&self, required: &'a [String]) -> Vec<&'a str> {
         required
