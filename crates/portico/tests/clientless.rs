@@ -16,7 +16,7 @@ use std::time::Duration;
 use support::browser::Browser;
 use support::device_web;
 use support::remote::{local_port, Agent, AgentOptions, Deployment, Side, DEVICE, ENGINEER, SITE};
-use support::{curl, within};
+use support::{curl, sign_in_on, within};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -157,29 +157,8 @@ fn remote_host(id: &str) -> String {
 
 /// Signs `user` in on the shop's host.
 fn sign_in(deployment: &Deployment, user: &str) -> SignedIn {
-    let url = format!("http://127.0.0.1:{}/login", deployment.portico.plain);
-    let form = format!("username={user}&password={}", PASSWORD.replace(' ', "+"));
-    let host = format!("Host: {SHOP}");
-    let (status, headers) = curl(&["-D", "-", "-o", "/dev/null", "-H", &host, "-d", &form, &url]);
-    assert_eq!(status, 303, "{headers}");
-    let cookie = |name: &str| {
-        headers
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-            .find_map(|(_, v)| v.trim().strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.split(';').next())
-            .unwrap()
-            .to_string()
-    };
-    SignedIn {
-        cookie: format!(
-            "Cookie: SESSION={}; XSRF-TOKEN={}",
-            cookie("SESSION"),
-            cookie("XSRF-TOKEN")
-        ),
-        xsrf: cookie("XSRF-TOKEN"),
-    }
+    let (cookie, xsrf) = sign_in_on(deployment.portico.plain, SHOP, user, PASSWORD);
+    SignedIn { cookie, xsrf }
 }
 
 /// `curl` writing the body to `file`; the status.

@@ -37,14 +37,7 @@ fn webapp_token(portico: &Portico, user: &str) -> String {
         &url("/login"),
     ]);
     assert_eq!(status, 303, "{headers}");
-    let session = headers
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| v.trim().strip_prefix("SESSION="))
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_string();
+    let session = cookie_value(&headers, "SESSION");
     let cookie = format!("Cookie: SESSION={session}");
     let (status, authorization) = curl(&["-H", &host, "-H", &cookie, &url("/whoami")]);
     assert_eq!(status, 200, "{authorization}");
@@ -81,35 +74,7 @@ fn call(portico: &Portico, token: Option<&str>, method: &str, body: &str) -> (u1
 #[test]
 fn an_administrators_bearer_token_manages_users_on_the_gateway_host() {
     let portico = Portico::start(CONFIG, &[]);
-    let backend = backend("shop", 0);
-    portico.admin(&["tenant", "add", "acme"]);
-    let backend_url = format!("http://{backend}");
-    portico.admin(&[
-        "webapp",
-        "add",
-        "--name",
-        "shop",
-        "--backend",
-        &backend_url,
-        "--tenant",
-        "acme",
-        "--auth",
-        "session",
-    ]);
-    for (user, role) in [("ada", "admin"), ("uma", "user")] {
-        portico.admin(&[
-            "user",
-            "add",
-            "--tenant",
-            "acme",
-            "--name",
-            user,
-            "--role",
-            role,
-            "--password",
-            PASSWORD,
-        ]);
-    }
+    acme_shop_with_users(&portico, &[("ada", "admin"), ("uma", "user")], PASSWORD);
     let out = portico.admin(&[
         "client",
         "add",

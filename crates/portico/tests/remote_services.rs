@@ -19,29 +19,7 @@ const PASSWORD: &str = "correct horse battery staple";
 
 /// Signs `user` in on the app; the cookie header to send and the CSRF token.
 fn sign_in(portico: &Portico, user: &str) -> (String, String) {
-    let url = format!("http://127.0.0.1:{}/login", portico.plain);
-    let form = format!("username={user}&password={}", PASSWORD.replace(' ', "+"));
-    let host = format!("Host: {HOST}");
-    let (status, headers) = curl(&["-D", "-", "-o", "/dev/null", "-H", &host, "-d", &form, &url]);
-    assert_eq!(status, 303, "{headers}");
-    let cookie = |name: &str| {
-        headers
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-            .find_map(|(_, v)| v.trim().strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.split(';').next())
-            .unwrap()
-            .to_string()
-    };
-    (
-        format!(
-            "Cookie: SESSION={}; XSRF-TOKEN={}",
-            cookie("SESSION"),
-            cookie("XSRF-TOKEN")
-        ),
-        cookie("XSRF-TOKEN"),
-    )
+    sign_in_on(portico.plain, HOST, user, PASSWORD)
 }
 
 /// A JSON call to the API on the app's host, in `who`'s session.
@@ -72,35 +50,7 @@ fn call(
 #[test]
 fn administrators_build_the_model_users_may_not_and_endpoints_register_once() {
     let portico = Portico::start(CONFIG, &[]);
-    let backend = backend("shop", 0);
-    portico.admin(&["tenant", "add", "acme"]);
-    let backend_url = format!("http://{backend}");
-    portico.admin(&[
-        "webapp",
-        "add",
-        "--name",
-        "shop",
-        "--backend",
-        &backend_url,
-        "--tenant",
-        "acme",
-        "--auth",
-        "session",
-    ]);
-    for (user, role) in [("ada", "admin"), ("uma", "user")] {
-        portico.admin(&[
-            "user",
-            "add",
-            "--tenant",
-            "acme",
-            "--name",
-            user,
-            "--role",
-            role,
-            "--password",
-            PASSWORD,
-        ]);
-    }
+    acme_shop_with_users(&portico, &[("ada", "admin"), ("uma", "user")], PASSWORD);
     let ada = sign_in(&portico, "ada");
     let uma = sign_in(&portico, "uma");
 

@@ -449,3 +449,55 @@ pub fn cookie_value(headers: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} cookie in {headers}"))
         .to_string()
 }
+
+/// Tenant `acme` with a session web app `shop` (a test backend) and `users` (name, role),
+/// all with `password`: what the tests that sign in on a tenant's app start from.
+pub fn acme_shop_with_users(portico: &Portico, users: &[(&str, &str)], password: &str) {
+    let backend_url = format!("http://{}", backend("shop", 0));
+    portico.admin(&["tenant", "add", "acme"]);
+    portico.admin(&[
+        "webapp",
+        "add",
+        "--name",
+        "shop",
+        "--backend",
+        &backend_url,
+        "--tenant",
+        "acme",
+        "--auth",
+        "session",
+    ]);
+    for (user, role) in users {
+        portico.admin(&[
+            "user",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            user,
+            "--role",
+            role,
+            "--password",
+            password,
+        ]);
+    }
+}
+
+/// Signs `user` in on web-app host `host` through the plain listener `plain`: the `Cookie`
+/// header to send afterwards (session and CSRF cookies) and the CSRF token for
+/// `X-XSRF-TOKEN`.
+pub fn sign_in_on(plain: u16, host: &str, user: &str, password: &str) -> (String, String) {
+    let url = format!("http://127.0.0.1:{plain}/login");
+    let form = format!("username={user}&password={}", password.replace(' ', "+"));
+    let host = format!("Host: {host}");
+    let (status, headers) = curl(&["-D", "-", "-o", "/dev/null", "-H", &host, "-d", &form, &url]);
+    assert_eq!(status, 303, "{headers}");
+    let (session, xsrf) = (
+        cookie_value(&headers, "SESSION"),
+        cookie_value(&headers, "XSRF-TOKEN"),
+    );
+    (
+        format!("Cookie: SESSION={session}; XSRF-TOKEN={xsrf}"),
+        xsrf,
+    )
+}
