@@ -40,7 +40,7 @@ pub type StreamId = u32;
 
 const TYPE_HELLO: u8 = 0x01;
 const TYPE_OPEN: u8 = 0x02;
-const TYPE_DATA: u8 = 0x03;
+pub(crate) const TYPE_DATA: u8 = 0x03;
 const TYPE_WINDOW: u8 = 0x04;
 const TYPE_CLOSE: u8 = 0x05;
 const TYPE_RESET: u8 = 0x06;

@@ -1,0 +1,290 @@
+//! Lanes: one stream on a WebSocket of its own, beside the multiplexed tunnel.
+//!
+//! A stream on the tunnel shares one TCP connection with every other stream of the
+//! endpoint: a keystroke waits behind the bulk bytes in the sockets' buffers, and the
+//! per-stream window bounds a single stream's throughput. A lane is a second WebSocket
+//! (`/mts/lane/open` or `/mts/lane/dial`, same token) that carries exactly one stream, so
+//! TCP's own flow control does the work of the window and streams never queue behind each
+//! other. Agents keep a few lanes open *before* they are needed (spares), so a stream that
+//! takes one starts at once, without an extra round trip; with no spare at hand a stream
+//! opens on the tunnel as before.
+//!
+//! Every lane message is exactly one frame of [`crate::frame`] for stream [`LANE_STREAM`]:
+//! - the side that starts the stream sends `Open` (the agent on an *open* lane, with the
+//!   session target; the relay on a *dial* lane, with `host:port`), then `Data`;
+//! - `Close` ends one direction (half close), `Reset` ends both with a reason (a refused
+//!   dial answers its `Open` with `Reset(refused)`);
+//! - `Ping` keeps a quiet lane's connection alive through proxies and NAT; it needs no
+//!   answer and carries nothing (the tunnel's keep-alive is what detects dead peers);
+//! - no `Hello`, `Window` or `GoAway`: they are refused as protocol errors.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::frame::{DecodeError, Frame, ResetReason, StreamId, HEADER_LEN};
+use crate::mux::StreamError;
+
+/// The one stream id of a lane.
+pub const LANE_STREAM: StreamId = 1;
+/// The largest `Data` payload on a lane, both ways.
+pub const LANE_MAX_FRAME: u32 = 256 * 1024;
+/// How long an unused spare lane is kept: the agent replaces its open lanes before this,
+/// and the relay ends its idle dial lanes at this age, so that neither side ever starts a
+/// stream on a lane the other is about to close, and no lane idles long enough for a
+/// proxy or firewall to drop it silently.
+pub const SPARE_LIFETIME: Duration = Duration::from_secs(30);
+/// How often a lane pings while its reader waits, by default (the tunnel's keep-alive).
+pub const LANE_KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// What a lane's user may do with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneUse {
+    /// The agent opens streams on it (it listens for the session).
+    Open,
+    /// The relay asks the agent to dial on it (the agent holds a permit).
+    Dial,
+}
+
+impl LaneUse {
+    /// The path of the WebSocket that carries such a lane.
+    pub fn path(self) -> &'static str {
+        match self {
+            LaneUse::Open => "/mts/lane/open",
+            LaneUse::Dial => "/mts/lane/dial",
+        }
+    }
+}
+
+/// Why a lane message is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LaneError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("a lane message carries exactly one frame")]
+    TrailingBytes,
+    #[error("a lane carries stream 1 only")]
+    WrongStream,
+    #[error("{0} frames are not used on lanes")]
+    NotOnLanes(&'static str),
+}
+
+/// Decodes one lane message.
+pub fn decode(message: Bytes) -> Result<Frame, LaneError> {
+    let mut rest = message;
+    let frame = Frame::decode(&mut rest, LANE_MAX_FRAME)?;
+    if !rest.is_empty() {
+        return Err(LaneError::TrailingBytes);
+    }
+    match &frame {
+        Frame::Hello(_) => Err(LaneError::NotOnLanes("Hello")),
+        Frame::Window { .. } => Err(LaneError::NotOnLanes("Window")),
+        Frame::GoAway { .. } => Err(LaneError::NotOnLanes("GoAway")),
+        Frame::Ping { .. } | Frame::Pong { .. } => Ok(frame),
+        other if other.stream() != LANE_STREAM => Err(LaneError::WrongStream),
+        _ => Ok(frame),
+    }
+}
+
+/// Encodes one frame as a lane message.
+pub fn encode(frame: &Frame) -> Bytes {
+    let mut out = BytesMut::with_capacity(frame.encoded_len());
+    frame.encode(&mut out);
+    out.freeze()
+}
+
+/// A `Data` frame carrying `payload`, built with one copy of the bytes.
+pub fn data(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(HEADER_LEN + payload.len());
+    out.put_u8(crate::frame::TYPE_DATA);
+    out.put_u32(LANE_STREAM);
+    out.put_u32(payload.len() as u32);
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// The `Open` that starts a lane's stream.
+pub fn open(target: &str) -> Bytes {
+    encode(&Frame::Open {
+        stream: LANE_STREAM,
+        target: target.to_string(),
+        window: 0,
+    })
+}
+
+/// The `Reset` that refuses or ends a lane's stream.
+pub fn reset(reason: ResetReason) -> Bytes {
+    encode(&Frame::Reset {
+        stream: LANE_STREAM,
+        reason,
+    })
+}
+
+/// A lane's WebSocket, as a stream and sink of messages.
+pub trait LaneTransport: Stream<Item = io::Result<Bytes>> + Sink<Bytes, Error = io::Error> + Send {}
+
+impl<T> LaneTransport for T where
+    T: Stream<Item = io::Result<Bytes>> + Sink<Bytes, Error = io::Error> + Send
+{
+}
+
+/// A lane's transport, boxed, as the relay and the agent pass it around.
+pub type BoxLane = Pin<Box<dyn LaneTransport>>;
+
+/// A lane's stream as bytes (`AsyncRead + AsyncWrite`), once its `Open` has been sent or
+/// received. Writes become `Data` frames of up to [`LANE_MAX_FRAME`]; shutdown sends
+/// `Close`; a `Reset` read fails the next read like a reset tunnel stream
+/// (`ConnectionRefused` for `refused`, `ConnectionReset` for any other reason).
+pub struct LaneIo {
+    lane: BoxLane,
+    reading: Bytes,
+    read_closed: bool,
+    close_sent: bool,
+    keep_alive: Option<Pin<Box<tokio::time::Sleep>>>,
+    keep_alive_every: Duration,
+    nonce: u64,
+}
+
+impl LaneIo {
+    /// `keep_alive`: ping every so often while the reader waits (the agent's side, whose
+    /// connection crosses proxies and NAT), or never (the relay's).
+    pub fn new(lane: BoxLane, keep_alive: Option<Duration>) -> LaneIo {
+        let every = keep_alive.unwrap_or(Duration::MAX);
+        LaneIo {
+            lane,
+            reading: Bytes::new(),
+            read_closed: false,
+            close_sent: false,
+            keep_alive: keep_alive.map(|d| Box::pin(tokio::time::sleep(d))),
+            keep_alive_every: every,
+            nonce: 0,
+        }
+    }
+
+    /// Sends a ping if the keep-alive is due and the lane has room; never blocks the read.
+    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) {
+        let Some(timer) = self.keep_alive.as_mut() else {
+            return;
+        };
+        if timer.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        if let Poll::Ready(Ok(())) = self.lane.as_mut().poll_ready(cx) {
+            self.nonce = self.nonce.wrapping_add(1);
+            let ping = encode(&Frame::Ping { nonce: self.nonce });
+            if self.lane.as_mut().start_send(ping).is_ok() {
+                let _ = self.lane.as_mut().poll_flush(cx);
+            }
+        }
+        let next = tokio::time::Instant::now() + self.keep_alive_every;
+        timer.as_mut().reset(next);
+        // Register the timer's waker for the next round.
+        let _ = timer.as_mut().poll(cx);
+    }
+}
+
+fn protocol_error(error: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("lane: {error}"))
+}
+
+fn reset_error(reason: ResetReason) -> io::Error {
+    let kind = match reason {
+        ResetReason::Refused => io::ErrorKind::ConnectionRefused,
+        _ => io::ErrorKind::ConnectionReset,
+    };
+    io::Error::new(kind, StreamError::Reset(reason))
+}
+
+impl AsyncRead for LaneIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.reading.is_empty() {
+                let n = this.reading.len().min(buf.remaining());
+                buf.put_slice(&this.reading[..n]);
+                this.reading.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.read_closed {
+                return Poll::Ready(Ok(()));
+            }
+            let message = match this.lane.as_mut().poll_next(cx) {
+                Poll::Ready(message) => message,
+                Poll::Pending => {
+                    this.poll_keep_alive(cx);
+                    return Poll::Pending;
+                }
+            };
+            match message {
+                None => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the lane closed before its stream did",
+                    )))
+                }
+                Some(Err(error)) => return Poll::Ready(Err(error)),
+                Some(Ok(message)) => match decode(message).map_err(protocol_error)? {
+                    Frame::Data { payload, .. } => this.reading = payload,
+                    Frame::Close { .. } => this.read_closed = true,
+                    Frame::Reset { reason, .. } => return Poll::Ready(Err(reset_error(reason))),
+                    Frame::Ping { .. } | Frame::Pong { .. } => {}
+                    Frame::Open { .. } => {
+                        return Poll::Ready(Err(protocol_error("a second Open")));
+                    }
+                    _ => return Poll::Ready(Err(protocol_error("an unexpected frame"))),
+                },
+            }
+        }
+    }
+}
+
+impl AsyncWrite for LaneIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.close_sent {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                StreamError::WriteClosed,
+            )));
+        }
+        ready!(self.lane.as_mut().poll_ready(cx))?;
+        let n = buf.len().min(LANE_MAX_FRAME as usize);
+        if n == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        self.lane.as_mut().start_send(data(&buf[..n]))?;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lane.as_mut().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.close_sent {
+            ready!(self.lane.as_mut().poll_ready(cx))?;
+            let close = encode(&Frame::Close {
+                stream: LANE_STREAM,
+            });
+            self.lane.as_mut().start_send(close)?;
+            self.close_sent = true;
+        }
+        self.lane.as_mut().poll_flush(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;
