@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{EndpointConfig, EndpointRole};
 use crate::connect::{ConnectError, Dialer};
 use crate::credentials::{Credentials, CredentialsError};
+use crate::lanes::LanePool;
 use crate::link::{self, LinkError};
 use crate::listeners::ListenerSet;
 use crate::permits::Permits;
@@ -48,6 +49,8 @@ pub enum AgentError {
 /// What stays across reconnects: the listeners, the permits and the current tunnel.
 pub(crate) struct Shared {
     pub listeners: Mutex<ListenerSet>,
+    /// The spare lanes of the current connection.
+    pub lanes: Arc<LanePool>,
     pub permits: Arc<Mutex<Permits>>,
     pub tunnel: watch::Sender<Option<TunnelHandle>>,
 }
@@ -140,8 +143,14 @@ impl Agent {
         }
         let token_dialer = dialer.towards(config.token_url.clone());
         let (tunnel, tunnel_slot) = watch::channel(None);
+        let lanes = Arc::new(LanePool::default());
         let shared = Arc::new(Shared {
-            listeners: Mutex::new(ListenerSet::new(config.listen_address, tunnel_slot)),
+            listeners: Mutex::new(ListenerSet::new(
+                config.listen_address,
+                tunnel_slot,
+                lanes.clone(),
+            )),
+            lanes,
             permits: Arc::new(Mutex::new(Permits::default())),
             tunnel,
         });

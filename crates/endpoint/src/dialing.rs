@@ -31,7 +31,7 @@ pub fn split_target(target: &str) -> Option<(&str, u16)> {
 }
 
 /// Why a stream is refused, for the log.
-fn check(
+pub(crate) fn check(
     target: &str,
     permits: &Mutex<Permits>,
     allow: Option<&AllowList>,
@@ -74,23 +74,33 @@ pub async fn serve_incoming(
     }
 }
 
-async fn dial(stream: IncomingStream, target: String, closed: CancellationToken) {
-    let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(target.as_str())).await;
-    let mut tcp = match tcp {
-        Ok(Ok(tcp)) => tcp,
+/// Dials `target` (checked already), or the reason to reset the stream with.
+pub(crate) async fn connect(target: &str) -> Result<TcpStream, ResetReason> {
+    match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(target)).await {
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            tracing::info!(%target, "dialled");
+            Ok(tcp)
+        }
         Ok(Err(error)) => {
             tracing::warn!(%target, %error, "cannot reach the target");
-            stream.refuse(ResetReason::Unreachable);
-            return;
+            Err(ResetReason::Unreachable)
         }
         Err(_) => {
             tracing::warn!(%target, "the target did not answer in time");
-            stream.refuse(ResetReason::Timeout);
+            Err(ResetReason::Timeout)
+        }
+    }
+}
+
+async fn dial(stream: IncomingStream, target: String, closed: CancellationToken) {
+    let mut tcp = match connect(&target).await {
+        Ok(tcp) => tcp,
+        Err(reason) => {
+            stream.refuse(reason);
             return;
         }
     };
-    let _ = tcp.set_nodelay(true);
-    tracing::info!(%target, "dialled");
     let mut stream = stream.accept();
     tokio::select! {
         _ = closed.cancelled() => {}

@@ -33,6 +33,7 @@ pub mod api;
 pub mod dialing;
 pub mod doctor;
 pub mod hosts;
+pub mod lanes;
 pub mod http_client;
 pub mod link;
 pub mod listeners;

@@ -106,16 +106,21 @@ pub(crate) async fn run_once(agent: &Agent, tokens: &mut TokenCache) -> Result<(
             agent.config.allow.clone(),
         ));
         // Rotation (when due) runs beside the connection: it never tears the tunnel down.
-        let (served, ()) = tokio::join!(
-            serve(agent, &mut ccf, &tunnel, keep_alive),
-            crate::rotate::maintain_for(agent)
-        );
+        // So do the spare lanes, for as long as the connection serves.
+        let serving = async {
+            tokio::select! {
+                served = serve(agent, &mut ccf, &tunnel, keep_alive) => served,
+                never = crate::lanes::maintain(agent, tokens) => match never {},
+            }
+        };
+        let (served, ()) = tokio::join!(serving, crate::rotate::maintain_for(agent));
         dialer.abort();
         let _ = ccf.close(None).await;
         served
     }
     .await;
     agent.shared.tunnel.send_replace(None);
+    agent.shared.lanes.clear();
     tunnel.close(GoAwayReason::ShuttingDown);
     result
 }

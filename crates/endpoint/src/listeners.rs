@@ -7,14 +7,19 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::SinkExt;
 use portico_tunnel::control::Listener;
+use portico_tunnel::lane::{self, LaneIo, LANE_KEEP_ALIVE};
 use portico_tunnel::tunnel::TunnelHandle;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::lanes::{LanePool, LANE_PIECE};
 
 /// The tunnel of the current connection to the backend; `None` while reconnecting.
 pub type TunnelSlot = watch::Receiver<Option<TunnelHandle>>;
@@ -41,14 +46,16 @@ pub struct BindOutcome {
 pub struct ListenerSet {
     address: IpAddr,
     tunnel: TunnelSlot,
+    lanes: Arc<LanePool>,
     sessions: HashMap<String, SessionListeners>,
 }
 
 impl ListenerSet {
-    pub fn new(address: IpAddr, tunnel: TunnelSlot) -> Self {
+    pub fn new(address: IpAddr, tunnel: TunnelSlot, lanes: Arc<LanePool>) -> Self {
         ListenerSet {
             address,
             tunnel,
+            lanes,
             sessions: HashMap::new(),
         }
     }
@@ -97,6 +104,7 @@ impl ListenerSet {
                     tcp,
                     listener.target.clone(),
                     self.tunnel.clone(),
+                    self.lanes.clone(),
                     closed.clone(),
                 ));
                 entry.ports.insert(
@@ -160,6 +168,11 @@ impl ListenerSet {
         gone
     }
 
+    /// Whether no session has listeners here.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
     /// The local ports open for a session.
     pub fn ports(&self, session: &str) -> Vec<u16> {
         let mut ports: Vec<u16> = self
@@ -190,6 +203,7 @@ async fn serve(
     listener: TcpListener,
     target: String,
     tunnel: TunnelSlot,
+    lanes: Arc<LanePool>,
     closed: CancellationToken,
 ) {
     loop {
@@ -202,7 +216,8 @@ async fn serve(
                 let handle = tunnel.borrow().clone();
                 match handle {
                     Some(handle) => {
-                        tokio::spawn(forward(tcp, handle, target.clone(), closed.child_token()));
+                        let lanes = lanes.clone();
+                        tokio::spawn(forward(tcp, handle, lanes, target.clone(), closed.child_token()));
                     }
                     None => {
                         tracing::warn!(%peer, %target, "no tunnel to the backend right now; connection dropped");
@@ -218,13 +233,29 @@ async fn serve(
     }
 }
 
+/// Carries a local connection on a spare lane if there is one, else on the tunnel.
 async fn forward(
     mut tcp: TcpStream,
     tunnel: TunnelHandle,
+    lanes: Arc<LanePool>,
     target: String,
     closed: CancellationToken,
 ) {
     let _ = tcp.set_nodelay(true);
+    if let Some(mut lane) = lanes.take_open() {
+        if lane.send(lane::open(&target)).await.is_ok() {
+            let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
+            tokio::select! {
+                _ = closed.cancelled() => {}
+                result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, LANE_PIECE, LANE_PIECE) => {
+                    if let Err(error) = result {
+                        tracing::debug!(%target, %error, "forwarded lane connection ended");
+                    }
+                }
+            }
+            return;
+        }
+    }
     let mut stream = match tunnel.open(&target) {
         Ok(stream) => stream,
         Err(error) => {

@@ -15,6 +15,7 @@ use portico_gateway::body::Body;
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::Identity;
 use portico_relay::live::ControlHub;
+use portico_tunnel::lane::{self, LaneUse};
 use portico_store::{EndpointRecord, Store};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub const RELAY_SERVICE: &str = "relay";
 enum Socket {
     Tunnel,
     Control,
+    /// One stream on a WebSocket of its own (`/mts/lane/open`, `/mts/lane/dial`).
+    Lane(LaneUse),
 }
 
 #[derive(Clone)]
@@ -68,6 +71,11 @@ impl Socket {
     fn limits(self) -> WebSocketConfig {
         let (largest, read_buffer) = match self {
             Socket::Tunnel => (portico_tunnel::frame::MAX_TRANSPORT_MESSAGE, 32 * 1024),
+            // One frame per message; read in 64 KiB pieces: a lane is there for bulk.
+            Socket::Lane(_) => (
+                portico_tunnel::frame::HEADER_LEN + lane::LANE_MAX_FRAME as usize,
+                64 * 1024,
+            ),
             Socket::Control => (portico_tunnel::control::MAX_CONTROL_MESSAGE, 4 * 1024),
         };
         WebSocketConfig::default()
@@ -82,7 +90,12 @@ fn socket_of(path: &str) -> Option<Socket> {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
     };
-    if under("/mts") {
+    if let Some(use_) = [LaneUse::Open, LaneUse::Dial]
+        .into_iter()
+        .find(|u| path == u.path() || path.strip_prefix(u.path()).is_some_and(|r| r.starts_with('?')))
+    {
+        Some(Socket::Lane(use_))
+    } else if under("/mts") {
         Some(Socket::Tunnel)
     } else if under("/ccf") {
         Some(Socket::Control)
@@ -163,6 +176,7 @@ impl Sockets {
             match socket {
                 Socket::Tunnel => run_tunnel(hub, endpoint, address, ws).await,
                 Socket::Control => run_control(hub, endpoint, ws).await,
+                Socket::Lane(use_) => run_lane(hub, endpoint, use_, ws).await,
             }
         });
         let mut response = Response::new(Full::new(Bytes::new()));
@@ -240,6 +254,30 @@ async fn run_tunnel(hub: ControlHub, endpoint: EndpointRecord, address: String, 
     if let Err(error) = hub.relay().attach(tenant, name, &address, transport).await {
         tracing::info!(tenant, endpoint = name, %error, "tunnel refused");
     }
+}
+
+/// `/mts/lane/…`: binary messages, one lane frame each.
+async fn run_lane(hub: ControlHub, endpoint: EndpointRecord, use_: LaneUse, ws: Ws) {
+    let io_error = |error: WsError| std::io::Error::other(error.to_string());
+    let transport = ws
+        .with(move |bytes: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(bytes))))
+        .sink_map_err(io_error)
+        .filter_map(move |message| {
+            future::ready(match message {
+                Ok(Message::Binary(bytes)) => Some(Ok(bytes)),
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => None,
+                Ok(Message::Text(_)) => Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a text message on a lane",
+                ))),
+                Ok(Message::Close(_)) => None,
+                Err(error) => Some(Err(io_error(error))),
+            })
+        });
+    let (tenant, name) = (endpoint.tenant.as_str(), endpoint.name.as_str());
+    hub.relay()
+        .lane(tenant, name, use_, Box::pin(transport))
+        .await;
 }
 
 /// `/ccf/`: text messages, one control message each.

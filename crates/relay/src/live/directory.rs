@@ -13,6 +13,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use portico_store::EndpointBinding;
 use portico_tunnel::{GoAwayReason, TunnelHandle};
+use tokio_util::sync::CancellationToken;
+
+use super::lanes::Lanes;
 
 /// An endpoint of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -62,6 +65,15 @@ pub struct Presence {
 struct Entry {
     presence: Presence,
     handle: TunnelHandle,
+    /// Cancelled when this tunnel leaves the directory: the endpoint's lanes end with it.
+    cut: CancellationToken,
+}
+
+impl Entry {
+    fn close(self, reason: GoAwayReason) {
+        self.cut.cancel();
+        self.handle.close(reason);
+    }
 }
 
 /// The online endpoints. Cheap operations under a `std` mutex never held across an await.
@@ -69,11 +81,17 @@ struct Entry {
 pub struct Directory {
     entries: Mutex<HashMap<EndpointKey, Entry>>,
     next_connection: AtomicU64,
+    /// The idle dial lanes of the endpoints online here.
+    lanes: Lanes,
 }
 
 impl Directory {
     pub fn new() -> Directory {
         Directory::default()
+    }
+
+    pub fn lanes(&self) -> &Lanes {
+        &self.lanes
     }
 
     fn entries(&self) -> MutexGuard<'_, HashMap<EndpointKey, Entry>> {
@@ -102,6 +120,7 @@ impl Directory {
         let entry = Entry {
             presence: presence.clone(),
             handle,
+            cut: CancellationToken::new(),
         };
         let older = self.entries().insert(key, entry);
         if let Some(older) = older {
@@ -111,7 +130,7 @@ impl Directory {
                 from = %older.presence.address,
                 "endpoint reconnected; closing its older tunnel"
             );
-            older.handle.close(GoAwayReason::Replaced);
+            older.close(GoAwayReason::Replaced);
         }
         presence
     }
@@ -122,7 +141,9 @@ impl Directory {
         let mut entries = self.entries();
         match entries.get(key) {
             Some(entry) if entry.presence.connection == connection => {
-                entries.remove(key);
+                if let Some(entry) = entries.remove(key) {
+                    entry.cut.cancel();
+                }
                 true
             }
             _ => false,
@@ -146,7 +167,7 @@ impl Directory {
         };
         match removed {
             Some(entry) => {
-                entry.handle.close(reason);
+                entry.close(reason);
                 true
             }
             None => false,
@@ -158,7 +179,7 @@ impl Directory {
         let removed = self.entries().remove(&EndpointKey::new(tenant, endpoint));
         match removed {
             Some(entry) => {
-                entry.handle.close(GoAwayReason::Revoked);
+                entry.close(GoAwayReason::Revoked);
                 true
             }
             None => false,
@@ -169,7 +190,7 @@ impl Directory {
     pub fn shut_down(&self) {
         let drained: Vec<Entry> = self.entries().drain().map(|(_, e)| e).collect();
         for entry in drained {
-            entry.handle.close(GoAwayReason::ShuttingDown);
+            entry.close(GoAwayReason::ShuttingDown);
         }
     }
 
@@ -178,6 +199,14 @@ impl Directory {
         self.entries()
             .get(&EndpointKey::new(tenant, endpoint))
             .map(|e| e.presence.clone())
+    }
+
+    /// What ends the endpoint's lanes on this node: cancelled when its tunnel here goes
+    /// (closed, replaced, revoked, the relay stopping). `None` when it has no tunnel here.
+    pub fn cut(&self, tenant: &str, endpoint: &str) -> Option<CancellationToken> {
+        self.entries()
+            .get(&EndpointKey::new(tenant, endpoint))
+            .map(|e| e.cut.clone())
     }
 
     /// The handle of the endpoint's tunnel, if online.

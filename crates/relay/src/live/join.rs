@@ -22,7 +22,11 @@ use std::time::Duration;
 use portico_store::{
     ConnectionSessionRecord, EndpointBinding, EndpointRecord, EndpointState, Store, StoreError,
 };
+use futures_util::SinkExt;
+use portico_tunnel::lane::{self, BoxLane, LaneIo};
 use portico_tunnel::{IncomingStream, ResetReason};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
 
 use super::cluster::Cluster;
 use super::counted::Counted;
@@ -118,6 +122,7 @@ pub const DEFAULT_RECHECK: Duration = Duration::from_secs(5);
 /// Decides and joins streams for every tunnel of the relay.
 pub struct Joiner {
     store: Store,
+    directory: Arc<Directory>,
     reach: Reach,
     clock: Clock,
     recheck: Duration,
@@ -127,7 +132,8 @@ impl Joiner {
     pub fn new(store: Store, directory: Arc<Directory>, clock: Clock, recheck: Duration) -> Joiner {
         Joiner {
             store,
-            reach: Reach::new(directory, None),
+            reach: Reach::new(directory.clone(), None),
+            directory,
             clock,
             recheck,
         }
@@ -243,33 +249,79 @@ impl Joiner {
     }
 
     /// Decides on a stream `opener` opened and, if allowed, joins it to a stream on the
-    /// dialling endpoint's tunnel until both close or the session ends or times out. The bytes are
-    /// added to the session's counters whatever ended the copy.
+    /// dialling endpoint (a lane of its, or its tunnel) until both close or the session ends
+    /// or times out. The bytes are added to the session's counters whatever ended the copy.
     pub async fn join(
         &self,
         opener: &EndpointKey,
         incoming: IncomingStream,
     ) -> Result<Transfer, JoinError> {
-        let route = match self.route(opener, incoming.target()).await {
-            Ok(route) => route,
+        let decided = match self.route(opener, incoming.target()).await {
+            Ok(route) => self.open_on_dialler(&opener.tenant, route).await,
+            Err(error) => Err(error),
+        };
+        match decided {
+            Ok((route, dialled)) => self.carry(opener, &route, incoming.accept(), None, dialled).await,
             Err(error) => {
                 incoming.refuse(error.reset_reason());
-                return Err(error);
+                Err(error)
             }
+        }
+    }
+
+    /// The same for a stream `opener` opened on a lane of its own (`Open` already read);
+    /// `cut` ends it with the opener's tunnel on this node.
+    pub async fn join_lane(
+        &self,
+        opener: &EndpointKey,
+        target: &str,
+        mut lane: BoxLane,
+        cut: CancellationToken,
+    ) -> Result<Transfer, JoinError> {
+        let decided = match self.route(opener, target).await {
+            Ok(route) => self.open_on_dialler(&opener.tenant, route).await,
+            Err(error) => Err(error),
         };
-        let outbound = match self.open_on_dialler(&opener.tenant, &route).await {
-            Ok(stream) => stream,
+        match decided {
+            Ok((route, dialled)) => {
+                let lane = LaneIo::new(lane, None);
+                self.carry(opener, &route, lane, Some(cut), dialled).await
+            }
             Err(error) => {
-                incoming.refuse(error.reset_reason());
-                return Err(error);
+                let _ = lane.send(lane::reset(error.reset_reason())).await;
+                Err(error)
             }
+        }
+    }
+
+    /// Copies between the opener's stream and the dialler's until both close, the session
+    /// ends or times out, or a side's tunnel goes; then counts the bytes for the session.
+    async fn carry<A>(
+        &self,
+        opener: &EndpointKey,
+        route: &Route,
+        opened: A,
+        opener_cut: Option<CancellationToken>,
+        dialled: Dialled,
+    ) -> Result<Transfer, JoinError>
+    where
+        A: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        // Lanes move frames of up to 256 KiB: copy in pieces that size so that a frame is
+        // passed on whole; tunnel streams keep the small default.
+        let piece = if opener_cut.is_some() || dialled.cut.is_some() {
+            lane::LANE_MAX_FRAME as usize
+        } else {
+            8 * 1024
         };
-        let (mut from_opener, opener_bytes) = Counted::new(incoming.accept());
-        let (mut from_dialler, dialler_bytes) = Counted::new(outbound);
+        let (mut from_opener, opener_bytes) = Counted::new(opened);
+        let (mut from_dialler, dialler_bytes) = Counted::new(dialled.stream);
         let left_ms = route.session.ends_ms.saturating_sub((self.clock)()).max(0);
         let deadline = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+        let copy =
+            tokio::io::copy_bidirectional_with_sizes(&mut from_opener, &mut from_dialler, piece, piece);
         let end = tokio::select! {
-            copied = tokio::io::copy_bidirectional(&mut from_opener, &mut from_dialler) => {
+            copied = copy => {
                 match copied {
                     Ok(_) => StreamEnd::Closed,
                     Err(error) => {
@@ -280,6 +332,7 @@ impl Joiner {
             }
             () = tokio::time::sleep(deadline) => StreamEnd::TimedOut,
             () = self.session_ends(&opener.tenant, &route.session.id) => StreamEnd::SessionEnded,
+            () = either_cut(opener_cut, dialled.cut) => StreamEnd::Failed,
         };
         // Dropping both streams here resets whichever side is still open.
         drop((from_opener, from_dialler));
@@ -316,17 +369,59 @@ impl Joiner {
         }
     }
 
+    /// Opens the stream on the dialler: on one of its idle lanes here if it has one, else
+    /// on its tunnel (here or on the node holding it).
     async fn open_on_dialler(
         &self,
         tenant: &str,
-        route: &Route,
-    ) -> Result<portico_tunnel::TunnelStream, JoinError> {
+        route: Route,
+    ) -> Result<(Route, Dialled), JoinError> {
         let target = dial_target(&route.host, route.port);
+        let key = EndpointKey::new(tenant, &route.dialler);
+        if let (Some(mut lane), Some(cut)) = (
+            self.directory.lanes().claim(&key).await,
+            self.directory.cut(tenant, &route.dialler),
+        ) {
+            if lane.send(lane::open(&target)).await.is_ok() {
+                let stream = Box::new(LaneIo::new(lane, None));
+                return Ok((route, Dialled { stream, cut: Some(cut) }));
+            }
+        }
         match self.reach.open(tenant, &route.dialler, &target).await {
-            Ok(stream) => Ok(stream),
+            Ok(stream) => Ok((
+                route,
+                Dialled {
+                    stream: Box::new(stream),
+                    cut: None,
+                },
+            )),
             Err(ReachError::Offline(endpoint)) => Err(JoinError::Offline(endpoint)),
             Err(ReachError::Store(error)) => Err(JoinError::Store(error)),
             Err(error) => Err(JoinError::Reach(error)),
         }
+    }
+}
+
+/// The dialler's side of a joined stream.
+struct Dialled {
+    stream: Box<dyn DialledStream>,
+    /// For a lane: what ends it with the dialler's tunnel (a tunnel stream ends by itself).
+    cut: Option<CancellationToken>,
+}
+
+trait DialledStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> DialledStream for T {}
+
+/// Returns when either side's tunnel is cut; never when neither can be.
+async fn either_cut(a: Option<CancellationToken>, b: Option<CancellationToken>) {
+    let wait = |cut: Option<CancellationToken>| async move {
+        match cut {
+            Some(cut) => cut.cancelled_owned().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = wait(a) => {}
+        () = wait(b) => {}
     }
 }

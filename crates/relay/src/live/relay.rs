@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use portico_store::{EndpointState, Store, StoreError};
-use portico_tunnel::{Role, Tunnel, TunnelConfig};
+use futures_util::{SinkExt, StreamExt};
+use portico_tunnel::lane::{self, BoxLane, LaneUse, SPARE_LIFETIME};
+use portico_tunnel::{Frame, ResetReason, Role, Tunnel, TunnelConfig};
 
 use super::cluster::Cluster;
 use super::directory::{Directory, EndpointKey, EndpointKind, Presence};
@@ -181,6 +183,50 @@ impl Relay {
             }
         });
         Ok(presence)
+    }
+
+    /// Serves a lane of endpoint `tenant`/`endpoint` (`portico_tunnel::lane`). Accepted only
+    /// while the endpoint's tunnel is on this node, and ended with it. A dial lane waits
+    /// for a stream to claim it; an open lane waits for the endpoint's `Open` and is then
+    /// joined like a stream the endpoint opened on its tunnel.
+    pub async fn lane(&self, tenant: &str, endpoint: &str, use_: LaneUse, mut lane: BoxLane) {
+        let Some(cut) = self.directory.cut(tenant, endpoint) else {
+            tracing::debug!(tenant, endpoint, "lane refused: the endpoint has no tunnel here");
+            return;
+        };
+        let key = EndpointKey::new(tenant, endpoint);
+        if use_ == LaneUse::Dial {
+            self.directory.lanes().park(key, lane, cut);
+            return;
+        }
+        // An agent replaces its spare open lanes before SPARE_LIFETIME; twice that is a
+        // lane someone forgot.
+        let opened = async {
+            loop {
+                match lane.next().await.map(|m| m.map(lane::decode)) {
+                    Some(Ok(Ok(Frame::Ping { .. }))) => {}
+                    Some(Ok(Ok(Frame::Open { target, .. }))) => return Some(target),
+                    Some(Ok(Ok(_) | Err(_))) => {
+                        let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
+                        return None;
+                    }
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        };
+        let target = tokio::select! {
+            target = tokio::time::timeout(2 * SPARE_LIFETIME, opened) => target.ok().flatten(),
+            () = cut.cancelled() => None,
+        };
+        let Some(target) = target else {
+            return;
+        };
+        match self.joiner.join_lane(&key, &target, lane, cut).await {
+            Ok(t) => tracing::debug!(
+                endpoint, %target, up = t.up, down = t.down, end = ?t.end, "joined lane ended"
+            ),
+            Err(error) => tracing::info!(tenant, endpoint, %target, %error, "lane stream not joined"),
+        }
     }
 
     /// Closes every tunnel with `GoAway(shutting down)`: the relay stops.

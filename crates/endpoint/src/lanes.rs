@@ -1,0 +1,179 @@
+//! The agent's lanes (`portico_tunnel::lane`): while a session may use them, the agent
+//! keeps a few spare lanes open to the relay, so that a new stream gets a WebSocket of its
+//! own at once. *Open* lanes are kept while the agent listens for a session (it opens the
+//! streams); *dial* lanes while it holds a permit (the relay asks it to dial on them). A
+//! stream that finds no spare opens on the tunnel, as it always could.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
+use portico_tunnel::lane::{self, BoxLane, LaneIo, LaneUse, LANE_KEEP_ALIVE, SPARE_LIFETIME};
+use portico_tunnel::{Frame, ResetReason};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::agent::{Agent, TokenCache};
+use crate::allow::AllowList;
+use crate::dialing;
+use crate::permits::Permits;
+use crate::transport::WebSocketTransport;
+
+/// Spare lanes of each use kept while a session may need them.
+pub const SPARE_LANES: usize = 4;
+/// A spare open lane is replaced at this age, before the relay gives up on it.
+const OPEN_LANE_MAX_AGE: Duration = Duration::from_secs(SPARE_LIFETIME.as_secs() - 5);
+/// The pieces bytes are copied in, to and from a lane: one lane frame each.
+pub const LANE_PIECE: usize = lane::LANE_MAX_FRAME as usize;
+/// After a lane could not be opened (a relay without lanes, a proxy refusing more
+/// connections), streams use the tunnel for this long before lanes are tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// The spare lanes of one connection to the backend.
+#[derive(Default)]
+pub struct LanePool {
+    open: Mutex<Vec<(BoxLane, Instant)>>,
+    idle_dial: AtomicUsize,
+    changed: Notify,
+}
+
+impl LanePool {
+    fn open_lanes(&self) -> MutexGuard<'_, Vec<(BoxLane, Instant)>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A spare open lane, the newest, if there is one young enough.
+    pub fn take_open(&self) -> Option<BoxLane> {
+        let lane = {
+            let mut open = self.open_lanes();
+            open.retain(|(_, at)| at.elapsed() < OPEN_LANE_MAX_AGE);
+            open.pop().map(|(lane, _)| lane)
+        };
+        self.changed.notify_one();
+        lane
+    }
+
+    /// The connection ended: its lanes go with it.
+    pub fn clear(&self) {
+        self.open_lanes().clear();
+    }
+
+    /// Spare (open, dial) lanes now.
+    pub fn spares(&self) -> (usize, usize) {
+        (
+            self.open_lanes().len(),
+            self.idle_dial.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Keeps the spares for as long as the connection runs (the caller drops this future when
+/// the connection ends).
+pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache) -> Infallible {
+    let pool = agent.shared.lanes.clone();
+    loop {
+        let wanted = |busy: bool| if busy { SPARE_LANES } else { 0 };
+        let want_open = wanted(!agent.shared.listeners().is_empty());
+        let want_dial = wanted(!agent.shared.permits().is_empty());
+        pool.open_lanes()
+            .retain(|(_, at)| at.elapsed() < OPEN_LANE_MAX_AGE);
+        let (open, dial) = pool.spares();
+        let use_ = if open < want_open {
+            LaneUse::Open
+        } else if dial < want_dial {
+            LaneUse::Dial
+        } else {
+            tokio::select! {
+                () = pool.changed.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+            continue;
+        };
+        match open_lane(agent, tokens, use_).await {
+            Ok(lane) if use_ == LaneUse::Open => pool.open_lanes().push((lane, Instant::now())),
+            Ok(lane) => {
+                pool.idle_dial.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(serve_dial_lane(
+                    lane,
+                    agent.shared.permits.clone(),
+                    agent.config.allow.clone(),
+                    pool.clone(),
+                ));
+            }
+            Err(error) => {
+                tracing::info!(%error, "cannot open a lane; streams use the tunnel for now");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+}
+
+async fn open_lane(
+    agent: &Agent,
+    tokens: &mut TokenCache,
+    use_: LaneUse,
+) -> Result<BoxLane, Box<dyn std::error::Error + Send + Sync>> {
+    let token = agent.token(tokens).await?;
+    let socket = agent.dialer.open(use_.path(), &token).await?;
+    let transport = WebSocketTransport::new(socket)
+        .sink_map_err(std::io::Error::other)
+        .map_err(std::io::Error::other);
+    Ok(Box::pin(transport))
+}
+
+/// Waits for the relay's `Open` on a dial lane, then dials like a stream from the tunnel:
+/// only a target a live permit names (and the allow list, if any, matches), RS-7.
+async fn serve_dial_lane(
+    mut lane: BoxLane,
+    permits: Arc<Mutex<Permits>>,
+    allow: Option<AllowList>,
+    pool: Arc<LanePool>,
+) {
+    let opened = async {
+        loop {
+            match lane.next().await.map(|m| m.map(lane::decode)) {
+                Some(Ok(Ok(Frame::Ping { .. }))) => {}
+                Some(Ok(Ok(Frame::Open { target, .. }))) => return Some(target),
+                _ => return None,
+            }
+        }
+    };
+    // The relay ends idle dial lanes at SPARE_LIFETIME; a lane still silent at twice that
+    // lost its connection without a word.
+    let target = tokio::time::timeout(2 * SPARE_LIFETIME, opened)
+        .await
+        .ok()
+        .flatten();
+    pool.idle_dial.fetch_sub(1, Ordering::Relaxed);
+    pool.changed.notify_one();
+    let Some(target) = target else {
+        return;
+    };
+    let closed = match dialing::check(&target, &permits, allow.as_ref()) {
+        Ok(closed) => closed,
+        Err(why) => {
+            tracing::warn!(target = %target, reason = why, "refused a lane stream from the relay");
+            let _ = lane.send(lane::reset(ResetReason::Refused)).await;
+            return;
+        }
+    };
+    let mut tcp: TcpStream = match dialing::connect(&target).await {
+        Ok(tcp) => tcp,
+        Err(reason) => {
+            let _ = lane.send(lane::reset(reason)).await;
+            return;
+        }
+    };
+    let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
+    tokio::select! {
+        _ = closed.cancelled() => {}
+        result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, LANE_PIECE, LANE_PIECE) => {
+            if let Err(error) = result {
+                tracing::debug!(%target, %error, "dialled lane ended");
+            }
+        }
+    }
+}
