@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use portico_relay::live::{LiveOptions, Relay};
+use futures_util::{SinkExt, StreamExt};
+use portico_relay::live::{EndpointKey, LiveOptions, Relay};
+use portico_tunnel::lane::{self, LaneIo, LaneUse};
+use portico_tunnel::Frame;
 use portico_store::{
     ApplicationRecord, AssignmentRecord, ConnectionSessionRecord, DeviceRecord, EndpointBinding,
     EndpointRecord, EndpointState, PortMapping, SiteRecord, Store,
@@ -465,4 +468,164 @@ async fn only_registered_endpoints_attach() {
         .unwrap();
     let (_near, far) = memory_pair(4);
     assert!(w.relay.attach("abc", "ep-press", "x", far).await.is_err());
+}
+
+// --- Lanes: one stream on a WebSocket of its own -------------------------------------------
+
+/// Parks a dial lane of `endpoint` at the relay; returns the agent's end.
+async fn dial_lane(w: &World, tenant: &str, endpoint: &str) -> lane::BoxLane {
+    let (agent, relay_end) = lane::memory_pair();
+    w.relay
+        .lane(tenant, endpoint, LaneUse::Dial, relay_end)
+        .await;
+    agent
+}
+
+/// Opens an open lane of `endpoint` at the relay with `target`; returns the agent's end.
+async fn open_lane(w: &Arc<World>, tenant: &str, endpoint: &str, target: &str) -> lane::BoxLane {
+    let (mut agent, relay_end) = lane::memory_pair();
+    let (w, tenant, endpoint) = (w.clone(), tenant.to_string(), endpoint.to_string());
+    tokio::spawn(async move {
+        w.relay
+            .lane(&tenant, &endpoint, LaneUse::Open, relay_end)
+            .await
+    });
+    agent.send(lane::open(target)).await.unwrap();
+    agent
+}
+
+/// The next frame on a lane, pings skipped (bounded wait).
+async fn next_frame(lane: &mut lane::BoxLane) -> Option<Frame> {
+    loop {
+        match timeout(LIMIT, lane.next()).await.unwrap() {
+            Some(Ok(message)) => match lane::decode(message).unwrap() {
+                Frame::Ping { .. } => continue,
+                frame => return Some(frame),
+            },
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_on_lanes_goes_from_the_service_lane_to_a_device_lane_and_is_counted() {
+    let w = Arc::new(world().await);
+    w.add_session(session("abc", "5e55", "ssh")).await;
+    let device = w.connect("abc", "ep-press", Role::Device).await;
+    let _service = w.connect("abc", "ep-hq", Role::Service).await;
+    let mut device_lane = dial_lane(&w, "abc", "ep-press").await;
+    let key = EndpointKey::new("abc", "ep-press");
+    assert_eq!(w.relay.directory().lanes().idle_count(&key), 1);
+
+    let mut service_lane = open_lane(&w, "abc", "ep-hq", "session:5e55/listener:0").await;
+    service_lane.send(lane::data(b"ping from hq")).await.unwrap();
+    service_lane
+        .send(lane::encode(&Frame::Close { stream: 1 }))
+        .await
+        .unwrap();
+
+    // The device is asked on its lane, not on its tunnel, with the mapping's target.
+    let Some(Frame::Open { target, .. }) = next_frame(&mut device_lane).await else {
+        panic!("no Open on the device's lane");
+    };
+    assert_eq!(target, "press.local:22");
+    assert!(device.opened.lock().unwrap().is_empty());
+    assert_eq!(w.relay.directory().lanes().idle_count(&key), 0);
+    let mut device_io = LaneIo::new(device_lane, None);
+    let mut got = Vec::new();
+    timeout(LIMIT, device_io.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"ping from hq");
+    device_io.write_all(b"pong from the press").await.unwrap();
+    device_io.shutdown().await.unwrap();
+
+    let mut service_io = LaneIo::new(service_lane, None);
+    let mut back = Vec::new();
+    timeout(LIMIT, service_io.read_to_end(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, b"pong from the press");
+    assert_eq!(w.counted("abc", "5e55", (12, 19)).await, (12, 19));
+}
+
+#[tokio::test]
+async fn a_lane_stream_without_a_device_lane_goes_on_the_device_tunnel() {
+    let w = Arc::new(world().await);
+    w.add_session(session("abc", "5e55", "ssh")).await;
+    let device = w.connect("abc", "ep-press", Role::Device).await;
+    let _service = w.connect("abc", "ep-hq", Role::Service).await;
+    let service_lane = open_lane(&w, "abc", "ep-hq", "session:5e55/listener:0").await;
+    let mut io = LaneIo::new(service_lane, None);
+    io.write_all(b"echo me").await.unwrap();
+    io.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    timeout(LIMIT, io.read_to_end(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, b"echo me");
+    assert_eq!(*device.opened.lock().unwrap(), vec!["press.local:22"]);
+}
+
+#[tokio::test]
+async fn lane_streams_are_refused_like_tunnel_streams() {
+    let w = Arc::new(world().await);
+    w.add_session(session("abc", "5e55", "ssh")).await;
+    w.add_session(session("xyz", "0f0f", "ssh")).await;
+    let _device = w.connect("abc", "ep-press", Role::Device).await;
+    let _service = w.connect("abc", "ep-hq", Role::Service).await;
+    let mut device_lane = dial_lane(&w, "abc", "ep-press").await;
+    for target in [
+        "session:0f0f/listener:0", // another tenant's session
+        "session:5e55/listener:9", // no such mapping
+        "press.local:22",          // not a session target
+    ] {
+        let mut lane = open_lane(&w, "abc", "ep-hq", target).await;
+        assert_eq!(
+            next_frame(&mut lane).await,
+            Some(Frame::Reset {
+                stream: 1,
+                reason: ResetReason::Refused
+            }),
+            "{target}"
+        );
+    }
+    // The device's lane was never asked.
+    assert!(timeout(Duration::from_millis(200), device_lane.next())
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn lanes_are_refused_without_a_tunnel_and_cut_with_it() {
+    let w = Arc::new(world().await);
+    w.add_session(session("abc", "5e55", "ssh")).await;
+    // No tunnel on this relay: the lane is closed at once.
+    let mut early = dial_lane(&w, "abc", "ep-press").await;
+    assert!(next_frame(&mut early).await.is_none());
+
+    let _device = w.connect("abc", "ep-press", Role::Device).await;
+    let _service = w.connect("abc", "ep-hq", Role::Service).await;
+    let mut device_lane = dial_lane(&w, "abc", "ep-press").await;
+    let service_lane = open_lane(&w, "abc", "ep-hq", "session:5e55/listener:0").await;
+    assert!(matches!(
+        next_frame(&mut device_lane).await,
+        Some(Frame::Open { .. })
+    ));
+    let mut service_io = LaneIo::new(service_lane, None);
+    service_io.write_all(b"typing").await.unwrap();
+    // Revoking the device endpoint ends the running lane stream at once, both lanes.
+    assert!(w.relay.revoke("abc", "ep-press"));
+    let mut buf = [0u8; 16];
+    let ended = timeout(LIMIT, service_io.read(&mut buf)).await.unwrap();
+    assert!(!matches!(ended, Ok(n) if n > 0), "{ended:?}");
+    loop {
+        match timeout(LIMIT, device_lane.next()).await.unwrap() {
+            None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
 }

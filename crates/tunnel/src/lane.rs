@@ -27,6 +27,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
 
 use crate::frame::{DecodeError, Frame, ResetReason, StreamId, HEADER_LEN};
 use crate::mux::StreamError;
@@ -284,6 +285,71 @@ impl AsyncWrite for LaneIo {
         }
         self.lane.as_mut().poll_flush(cx)
     }
+}
+
+/// One end of an in-memory lane.
+struct MemoryEnd {
+    rx: mpsc::Receiver<Bytes>,
+    /// Unbounded: room is never short in these tests.
+    tx: mpsc::UnboundedSender<Bytes>,
+}
+
+impl Stream for MemoryEnd {
+    type Item = io::Result<Bytes>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|m| m.map(Ok))
+    }
+}
+
+impl Sink<Bytes> for MemoryEnd {
+    type Error = io::Error;
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn start_send(self: Pin<&mut Self>, item: Bytes) -> io::Result<()> {
+        self.tx
+            .send(item)
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Two connected lane ends in memory, for tests of what runs over lanes (as
+/// [`crate::memory_pair`] is for tunnels). Needs a tokio runtime: a task per direction
+/// passes the messages on.
+pub fn memory_pair() -> (BoxLane, BoxLane) {
+    let (a_tx, mut a_out) = mpsc::unbounded_channel::<Bytes>();
+    let (b_tx, mut b_out) = mpsc::unbounded_channel::<Bytes>();
+    let (to_b, b_rx) = mpsc::channel(64);
+    let (to_a, a_rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(m) = a_out.recv().await {
+            if to_b.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(m) = b_out.recv().await {
+            if to_a.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let a = MemoryEnd {
+        rx: a_rx,
+        tx: a_tx,
+    };
+    let b = MemoryEnd {
+        rx: b_rx,
+        tx: b_tx,
+    };
+    (Box::pin(a), Box::pin(b))
 }
 
 #[cfg(test)]

@@ -1,75 +1,7 @@
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 use super::*;
-
-/// One end of an in-memory lane.
-struct End {
-    rx: mpsc::Receiver<Bytes>,
-    /// Unbounded: room is never short in these tests.
-    tx: mpsc::UnboundedSender<Bytes>,
-}
-
-impl Stream for End {
-    type Item = io::Result<Bytes>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx).map(|m| m.map(Ok))
-    }
-}
-
-impl Sink<Bytes> for End {
-    type Error = io::Error;
-    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn start_send(self: Pin<&mut Self>, item: Bytes) -> io::Result<()> {
-        self.tx
-            .send(item)
-            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// Two connected lane ends; messages pass through a forwarding task so the receiving side
-/// is a bounded channel like a socket.
-fn pair() -> (BoxLane, BoxLane) {
-    let (a_tx, mut a_out) = mpsc::unbounded_channel::<Bytes>();
-    let (b_tx, mut b_out) = mpsc::unbounded_channel::<Bytes>();
-    let (to_b, b_rx) = mpsc::channel(64);
-    let (to_a, a_rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        while let Some(m) = a_out.recv().await {
-            if to_b.send(m).await.is_err() {
-                break;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(m) = b_out.recv().await {
-            if to_a.send(m).await.is_err() {
-                break;
-            }
-        }
-    });
-    let a = End {
-        rx: a_rx,
-        tx: a_tx,
-    };
-    let b = End {
-        rx: b_rx,
-        tx: b_tx,
-    };
-    (Box::pin(a), Box::pin(b))
-}
 
 #[test]
 fn lane_messages_round_trip() {
@@ -129,7 +61,7 @@ fn lanes_refuse_what_they_do_not_carry() {
 
 #[tokio::test]
 async fn bytes_cross_a_lane_both_ways_with_half_close() {
-    let (a, b) = pair();
+    let (a, b) = memory_pair();
     let mut a = LaneIo::new(a, None);
     let mut b = LaneIo::new(b, None);
     let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -152,7 +84,7 @@ async fn bytes_cross_a_lane_both_ways_with_half_close() {
 
 #[tokio::test]
 async fn a_reset_fails_the_read_with_its_reason() {
-    let (a, mut b) = pair();
+    let (a, mut b) = memory_pair();
     let mut a = LaneIo::new(a, None);
     b.send(reset(ResetReason::Refused)).await.unwrap();
     let error = a.read(&mut [0u8; 8]).await.unwrap_err();
@@ -161,7 +93,7 @@ async fn a_reset_fails_the_read_with_its_reason() {
 
 #[tokio::test]
 async fn a_waiting_reader_pings_and_pings_are_not_data() {
-    let (a, mut b) = pair();
+    let (a, mut b) = memory_pair();
     let mut a = LaneIo::new(a, Some(Duration::from_millis(40)));
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
@@ -188,7 +120,7 @@ async fn a_waiting_reader_pings_and_pings_are_not_data() {
 
 #[tokio::test]
 async fn a_lane_that_ends_without_close_is_an_error_not_an_end() {
-    let (a, b) = pair();
+    let (a, b) = memory_pair();
     let mut a = LaneIo::new(a, None);
     drop(b);
     let error = a.read(&mut [0u8; 8]).await.unwrap_err();
