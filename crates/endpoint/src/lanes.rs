@@ -177,3 +177,76 @@ async fn serve_dial_lane(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    async fn next_frame(lane: &mut BoxLane) -> Option<Frame> {
+        match tokio::time::timeout(LIMIT, lane.next()).await.unwrap() {
+            Some(Ok(message)) => Some(lane::decode(message).unwrap()),
+            _ => None,
+        }
+    }
+
+    /// A hostile relay asks on a dial lane for targets no permit names: refused before any
+    /// connection is attempted; a permitted one is dialled and carries bytes.
+    #[tokio::test]
+    async fn a_dial_lane_dials_only_what_a_permit_names() {
+        let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let permitted = echo.local_addr().unwrap().to_string();
+        let dialled = Arc::new(AtomicUsize::new(0));
+        let seen = dialled.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = echo.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let (mut r, mut w) = tcp.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let permits = Arc::new(Mutex::new(Permits::default()));
+        permits.lock().unwrap().grant(
+            "s1",
+            std::slice::from_ref(&permitted),
+            Duration::from_secs(60),
+            Instant::now(),
+        );
+        let pool = Arc::new(LanePool::default());
+        let port = permitted.rsplit_once(':').unwrap().1;
+        for forged in [format!("10.0.0.1:{port}"), "127.0.0.1:22".to_string()] {
+            let (agent, mut relay) = lane::memory_pair();
+            pool.idle_dial.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(serve_dial_lane(agent, permits.clone(), None, pool.clone()));
+            relay.send(lane::open(&forged)).await.unwrap();
+            assert_eq!(
+                next_frame(&mut relay).await,
+                Some(Frame::Reset {
+                    stream: lane::LANE_STREAM,
+                    reason: ResetReason::Refused
+                }),
+                "{forged}"
+            );
+        }
+        assert_eq!(dialled.load(Ordering::SeqCst), 0);
+
+        let (agent, mut relay) = lane::memory_pair();
+        pool.idle_dial.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(serve_dial_lane(agent, permits.clone(), None, pool.clone()));
+        relay.send(lane::open(&permitted)).await.unwrap();
+        let mut io = LaneIo::new(relay, None);
+        io.write_all(b"hello press").await.unwrap();
+        let mut back = [0u8; 11];
+        tokio::time::timeout(LIMIT, io.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&back, b"hello press");
+        assert_eq!(dialled.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.spares(), (0, 0));
+    }
+}
