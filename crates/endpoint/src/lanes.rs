@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use portico_tunnel::lane::{self, BoxLane, LaneIo, LaneUse, LANE_KEEP_ALIVE, SPARE_LIFETIME};
 use portico_tunnel::{Frame, ResetReason};
@@ -24,25 +25,65 @@ use crate::transport::WebSocketTransport;
 
 /// Spare lanes of each use kept while a session may need them.
 pub const SPARE_LANES: usize = 4;
+/// The most spares of one use an agent keeps after bursts of streams.
+pub const MAX_SPARE_LANES: usize = 32;
+/// How long a raised number of spares is kept after the last burst that ran out.
+const DEMAND_MEMORY: Duration = Duration::from_secs(30);
 /// A spare open lane is replaced at this age, before the relay gives up on it.
 const OPEN_LANE_MAX_AGE: Duration = Duration::from_secs(SPARE_LIFETIME.as_secs() - 5);
-/// The pieces bytes are copied in, to and from a lane: one lane frame each.
-pub const LANE_PIECE: usize = lane::LANE_MAX_FRAME as usize;
 /// After a lane could not be opened (a relay without lanes, a proxy refusing more
 /// connections), streams use the tunnel for this long before lanes are tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// How many spares of one use to keep: `SPARE_LANES`, doubled (up to `MAX_SPARE_LANES`)
+/// each time a burst of streams used them all, and back to `SPARE_LANES` after
+/// `DEMAND_MEMORY` without that. The streams of a burst beyond the spares use the tunnel;
+/// the next burst finds lanes for more of them.
+struct Demand {
+    wanted: usize,
+    ran_out: Option<Instant>,
+}
+
+impl Default for Demand {
+    fn default() -> Demand {
+        Demand {
+            wanted: SPARE_LANES,
+            ran_out: None,
+        }
+    }
+}
+
+impl Demand {
+    fn ran_out(&mut self) {
+        self.wanted = (self.wanted * 2).min(MAX_SPARE_LANES);
+        self.ran_out = Some(Instant::now());
+    }
+
+    fn wanted(&mut self) -> usize {
+        if self.ran_out.is_some_and(|at| at.elapsed() >= DEMAND_MEMORY) {
+            *self = Demand::default();
+        }
+        self.wanted
+    }
+}
 
 /// The spare lanes of one connection to the backend.
 #[derive(Default)]
 pub struct LanePool {
     open: Mutex<Vec<(BoxLane, Instant)>>,
     idle_dial: AtomicUsize,
+    open_demand: Mutex<Demand>,
+    dial_demand: Mutex<Demand>,
     changed: Notify,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl LanePool {
     fn open_lanes(&self) -> MutexGuard<'_, Vec<(BoxLane, Instant)>> {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.open)
     }
 
     /// A spare open lane, the newest, if there is one young enough.
@@ -52,6 +93,9 @@ impl LanePool {
             open.retain(|(_, at)| at.elapsed() < OPEN_LANE_MAX_AGE);
             open.pop().map(|(lane, _)| lane)
         };
+        if lane.is_none() {
+            lock(&self.open_demand).ran_out();
+        }
         self.changed.notify_one();
         lane
     }
@@ -71,53 +115,85 @@ impl LanePool {
 }
 
 /// Keeps the spares for as long as the connection runs (the caller drops this future when
-/// the connection ends).
+/// the connection ends). Lanes open several at a time: over a long round trip and a proxy
+/// each takes a few round trips.
 pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache) -> Infallible {
     let pool = agent.shared.lanes.clone();
+    let mut opening = FuturesUnordered::new();
+    let (mut opening_open, mut opening_dial) = (0, 0);
+    let mut paused_until: Option<Instant> = None;
     loop {
-        let wanted = |busy: bool| if busy { SPARE_LANES } else { 0 };
-        let want_open = wanted(!agent.shared.listeners().is_empty());
-        let want_dial = wanted(!agent.shared.permits().is_empty());
+        let want_open = match agent.shared.listeners().is_empty() {
+            true => 0,
+            false => lock(&pool.open_demand).wanted(),
+        };
+        let want_dial = match agent.shared.permits().is_empty() {
+            true => 0,
+            false => lock(&pool.dial_demand).wanted(),
+        };
         pool.open_lanes()
             .retain(|(_, at)| at.elapsed() < OPEN_LANE_MAX_AGE);
         let (open, dial) = pool.spares();
-        let use_ = if open < want_open {
-            LaneUse::Open
-        } else if dial < want_dial {
-            LaneUse::Dial
-        } else {
-            tokio::select! {
-                () = pool.changed.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        let missing_open = want_open.saturating_sub(open + opening_open);
+        let missing_dial = want_dial.saturating_sub(dial + opening_dial);
+        let paused = paused_until.is_some_and(|until| Instant::now() < until);
+        if !paused && missing_open + missing_dial > 0 {
+            match agent.token(tokens).await {
+                Ok(token) => {
+                    let uses = std::iter::repeat_n(LaneUse::Open, missing_open)
+                        .chain(std::iter::repeat_n(LaneUse::Dial, missing_dial));
+                    for use_ in uses {
+                        let token = token.clone();
+                        opening.push(async move { (use_, open_lane(agent, &token, use_).await) });
+                    }
+                    opening_open += missing_open;
+                    opening_dial += missing_dial;
+                }
+                Err(error) => {
+                    tracing::info!(%error, "no token for lanes; streams use the tunnel for now");
+                    paused_until = Some(Instant::now() + RETRY_AFTER);
+                }
             }
-            continue;
-        };
-        match open_lane(agent, tokens, use_).await {
-            Ok(lane) if use_ == LaneUse::Open => pool.open_lanes().push((lane, Instant::now())),
-            Ok(lane) => {
-                pool.idle_dial.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve_dial_lane(
-                    lane,
-                    agent.shared.permits.clone(),
-                    agent.config.allow.clone(),
-                    pool.clone(),
-                ));
+        }
+        tokio::select! {
+            Some((use_, opened)) = opening.next() => {
+                match use_ {
+                    LaneUse::Open => opening_open -= 1,
+                    LaneUse::Dial => opening_dial -= 1,
+                }
+                match opened {
+                    Ok(lane) if use_ == LaneUse::Open => {
+                        pool.open_lanes().push((lane, Instant::now()));
+                    }
+                    Ok(lane) => {
+                        pool.idle_dial.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(serve_dial_lane(
+                            lane,
+                            agent.shared.permits.clone(),
+                            agent.config.allow.clone(),
+                            pool.clone(),
+                        ));
+                    }
+                    Err(error) => {
+                        if !paused {
+                            tracing::info!(%error, "cannot open a lane; streams use the tunnel for now");
+                        }
+                        paused_until = Some(Instant::now() + RETRY_AFTER);
+                    }
+                }
             }
-            Err(error) => {
-                tracing::info!(%error, "cannot open a lane; streams use the tunnel for now");
-                tokio::time::sleep(RETRY_AFTER).await;
-            }
+            () = pool.changed.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
 }
 
 async fn open_lane(
     agent: &Agent,
-    tokens: &mut TokenCache,
+    token: &str,
     use_: LaneUse,
-) -> Result<BoxLane, Box<dyn std::error::Error + Send + Sync>> {
-    let token = agent.token(tokens).await?;
-    let socket = agent.dialer.open(use_.path(), &token).await?;
+) -> Result<BoxLane, crate::connect::ConnectError> {
+    let socket = agent.dialer.open(use_.path(), token).await?;
     let transport = WebSocketTransport::new(socket)
         .sink_map_err(std::io::Error::other)
         .map_err(std::io::Error::other);
@@ -147,11 +223,15 @@ async fn serve_dial_lane(
         .await
         .ok()
         .flatten();
-    pool.idle_dial.fetch_sub(1, Ordering::Relaxed);
+    let was_last = pool.idle_dial.fetch_sub(1, Ordering::Relaxed) == 1;
     pool.changed.notify_one();
     let Some(target) = target else {
         return;
     };
+    if was_last {
+        // The relay took the last one: the next stream may find none.
+        lock(&pool.dial_demand).ran_out();
+    }
     let closed = match dialing::check(&target, &permits, allow.as_ref()) {
         Ok(closed) => closed,
         Err(why) => {
@@ -170,7 +250,7 @@ async fn serve_dial_lane(
     let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
     tokio::select! {
         _ = closed.cancelled() => {}
-        result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, LANE_PIECE, LANE_PIECE) => {
+        result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, lane::lane_piece(), lane::lane_piece()) => {
             if let Err(error) = result {
                 tracing::debug!(%target, %error, "dialled lane ended");
             }

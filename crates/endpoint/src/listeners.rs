@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::lanes::{LanePool, LANE_PIECE};
+use crate::lanes::LanePool;
 
 /// The tunnel of the current connection to the backend; `None` while reconnecting.
 pub type TunnelSlot = watch::Receiver<Option<TunnelHandle>>;
@@ -217,7 +217,13 @@ async fn serve(
                 match handle {
                     Some(handle) => {
                         let lanes = lanes.clone();
-                        tokio::spawn(forward(tcp, handle, lanes, target.clone(), closed.child_token()));
+                        tokio::spawn(forward(
+                            tcp,
+                            handle,
+                            lanes,
+                            target.clone(),
+                            closed.child_token(),
+                        ));
                     }
                     None => {
                         tracing::warn!(%peer, %target, "no tunnel to the backend right now; connection dropped");
@@ -247,7 +253,7 @@ async fn forward(
             let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
             tokio::select! {
                 _ = closed.cancelled() => {}
-                result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, LANE_PIECE, LANE_PIECE) => {
+                result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, lane::lane_piece(), lane::lane_piece()) => {
                     if let Err(error) = result {
                         tracing::debug!(%target, %error, "forwarded lane connection ended");
                     }

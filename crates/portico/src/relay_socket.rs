@@ -15,8 +15,8 @@ use portico_gateway::body::Body;
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::Identity;
 use portico_relay::live::ControlHub;
-use portico_tunnel::lane::{self, LaneUse};
 use portico_store::{EndpointRecord, Store};
+use portico_tunnel::lane::{self, LaneUse};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -90,10 +90,12 @@ fn socket_of(path: &str) -> Option<Socket> {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
     };
-    if let Some(use_) = [LaneUse::Open, LaneUse::Dial]
-        .into_iter()
-        .find(|u| path == u.path() || path.strip_prefix(u.path()).is_some_and(|r| r.starts_with('?')))
-    {
+    if let Some(use_) = [LaneUse::Open, LaneUse::Dial].into_iter().find(|u| {
+        path == u.path()
+            || path
+                .strip_prefix(u.path())
+                .is_some_and(|r| r.starts_with('?'))
+    }) {
         Some(Socket::Lane(use_))
     } else if under("/mts") {
         Some(Socket::Tunnel)

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use portico_relay::live::{EndpointKey, LiveOptions, Relay};
-use portico_tunnel::lane::{self, LaneIo, LaneUse};
-use portico_tunnel::Frame;
 use portico_store::{
     ApplicationRecord, AssignmentRecord, ConnectionSessionRecord, DeviceRecord, EndpointBinding,
     EndpointRecord, EndpointState, PortMapping, SiteRecord, Store,
 };
+use portico_tunnel::lane::{self, LaneIo, LaneUse};
+use portico_tunnel::Frame;
 use portico_tunnel::{
     memory_pair, GoAwayReason, ResetReason, Role, Tunnel, TunnelConfig, TunnelError, TunnelHandle,
     TunnelStream,
@@ -518,7 +518,10 @@ async fn a_stream_on_lanes_goes_from_the_service_lane_to_a_device_lane_and_is_co
     assert_eq!(w.relay.directory().lanes().idle_count(&key), 1);
 
     let mut service_lane = open_lane(&w, "abc", "ep-hq", "session:5e55/listener:0").await;
-    service_lane.send(lane::data(b"ping from hq")).await.unwrap();
+    service_lane
+        .send(lane::data(b"ping from hq"))
+        .await
+        .unwrap();
     service_lane
         .send(lane::encode(&Frame::Close { stream: 1 }))
         .await

@@ -17,6 +17,11 @@ pub struct Counted<S> {
 }
 
 impl<S> Counted<S> {
+    /// `inner`, counting into an existing `count`.
+    pub fn with(inner: S, count: Arc<AtomicU64>) -> Counted<S> {
+        Counted { inner, count }
+    }
+
     pub fn new(inner: S) -> (Counted<S>, Arc<AtomicU64>) {
         let count = Arc::new(AtomicU64::new(0));
         (

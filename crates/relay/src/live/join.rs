@@ -19,10 +19,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io;
+use std::sync::atomic::AtomicU64;
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use portico_tunnel::Frame;
 use portico_store::{
     ConnectionSessionRecord, EndpointBinding, EndpointRecord, EndpointState, Store, StoreError,
 };
-use futures_util::SinkExt;
 use portico_tunnel::lane::{self, BoxLane, LaneIo};
 use portico_tunnel::{IncomingStream, ResetReason};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -261,7 +267,10 @@ impl Joiner {
             Err(error) => Err(error),
         };
         match decided {
-            Ok((route, dialled)) => self.carry(opener, &route, incoming.accept(), None, dialled).await,
+            Ok((route, dialled)) => {
+                let opened = Side::Stream(Box::new(incoming.accept()));
+                self.carry(opener, &route, opened, None, dialled).await
+            }
             Err(error) => {
                 incoming.refuse(error.reset_reason());
                 Err(error)
@@ -284,8 +293,8 @@ impl Joiner {
         };
         match decided {
             Ok((route, dialled)) => {
-                let lane = LaneIo::new(lane, None);
-                self.carry(opener, &route, lane, Some(cut), dialled).await
+                self.carry(opener, &route, Side::Lane(lane), Some(cut), dialled)
+                    .await
             }
             Err(error) => {
                 let _ = lane.send(lane::reset(error.reset_reason())).await;
@@ -296,30 +305,23 @@ impl Joiner {
 
     /// Copies between the opener's stream and the dialler's until both close, the session
     /// ends or times out, or a side's tunnel goes; then counts the bytes for the session.
-    async fn carry<A>(
+    async fn carry(
         &self,
         opener: &EndpointKey,
         route: &Route,
-        opened: A,
+        opened: Side,
         opener_cut: Option<CancellationToken>,
         dialled: Dialled,
-    ) -> Result<Transfer, JoinError>
-    where
-        A: AsyncRead + AsyncWrite + Unpin + Send,
-    {
-        // Lanes move frames of up to 256 KiB: copy in pieces that size so that a frame is
-        // passed on whole; tunnel streams keep the small default.
-        let piece = if opener_cut.is_some() || dialled.cut.is_some() {
-            lane::LANE_MAX_FRAME as usize
-        } else {
-            8 * 1024
-        };
-        let (mut from_opener, opener_bytes) = Counted::new(opened);
-        let (mut from_dialler, dialler_bytes) = Counted::new(dialled.stream);
+    ) -> Result<Transfer, JoinError> {
+        let (opener_bytes, dialler_bytes) = (Arc::default(), Arc::default());
         let left_ms = route.session.ends_ms.saturating_sub((self.clock)()).max(0);
         let deadline = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
-        let copy =
-            tokio::io::copy_bidirectional_with_sizes(&mut from_opener, &mut from_dialler, piece, piece);
+        let copy = pass(
+            opened,
+            dialled.side,
+            Arc::clone(&opener_bytes),
+            Arc::clone(&dialler_bytes),
+        );
         let end = tokio::select! {
             copied = copy => {
                 match copied {
@@ -334,8 +336,7 @@ impl Joiner {
             () = self.session_ends(&opener.tenant, &route.session.id) => StreamEnd::SessionEnded,
             () = either_cut(opener_cut, dialled.cut) => StreamEnd::Failed,
         };
-        // Dropping both streams here resets whichever side is still open.
-        drop((from_opener, from_dialler));
+        // Dropping both sides here (with `copy`) resets whichever is still open.
         let (opened, dialled) = (
             opener_bytes.load(Ordering::Relaxed),
             dialler_bytes.load(Ordering::Relaxed),
@@ -383,15 +384,16 @@ impl Joiner {
             self.directory.cut(tenant, &route.dialler),
         ) {
             if lane.send(lane::open(&target)).await.is_ok() {
-                let stream = Box::new(LaneIo::new(lane, None));
-                return Ok((route, Dialled { stream, cut: Some(cut) }));
+                let side = Side::Lane(lane);
+                let cut = Some(cut);
+                return Ok((route, Dialled { side, cut }));
             }
         }
         match self.reach.open(tenant, &route.dialler, &target).await {
             Ok(stream) => Ok((
                 route,
                 Dialled {
-                    stream: Box::new(stream),
+                    side: Side::Stream(Box::new(stream)),
                     cut: None,
                 },
             )),
@@ -402,15 +404,96 @@ impl Joiner {
     }
 }
 
+/// One side of a joined stream: a lane, or a stream of a tunnel (this node's, or a link's).
+enum Side {
+    Lane(BoxLane),
+    Stream(Box<dyn ByteStream>),
+}
+
 /// The dialler's side of a joined stream.
 struct Dialled {
-    stream: Box<dyn DialledStream>,
+    side: Side,
     /// For a lane: what ends it with the dialler's tunnel (a tunnel stream ends by itself).
     cut: Option<CancellationToken>,
 }
 
-trait DialledStream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> DialledStream for T {}
+trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
+
+/// Carries bytes between the two sides until both directions end, counting what is read
+/// from each. Two lanes pass their frames on as they came, without copying the bytes;
+/// anything else is copied as a byte stream (lanes in frames of `lane_piece()`).
+async fn pass(a: Side, b: Side, a_read: Arc<AtomicU64>, b_read: Arc<AtomicU64>) -> io::Result<()> {
+    let piece = match (&a, &b) {
+        (Side::Lane(_), Side::Lane(_)) => 0,
+        (Side::Stream(_), Side::Stream(_)) => 8 * 1024,
+        _ => lane::lane_piece(),
+    };
+    let bytes = |side: Side| -> Box<dyn ByteStream> {
+        match side {
+            Side::Lane(lane) => Box::new(LaneIo::new(lane, None)),
+            Side::Stream(stream) => stream,
+        }
+    };
+    match (a, b) {
+        (Side::Lane(a), Side::Lane(b)) => {
+            let (a_out, a_in) = a.split();
+            let (b_out, b_in) = b.split();
+            let (there, back) = tokio::join!(
+                pass_frames(a_in, b_out, a_read),
+                pass_frames(b_in, a_out, b_read)
+            );
+            there.and(back)
+        }
+        (a, b) => {
+            let mut a = Counted::with(bytes(a), a_read);
+            let mut b = Counted::with(bytes(b), b_read);
+            tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, piece, piece)
+                .await
+                .map(|_| ())
+        }
+    }
+}
+
+/// One direction between two lanes: every frame is checked, `Data` counted, and passed on
+/// unchanged until `Close` (this direction is done) or `Reset` (the stream is). Messages are
+/// flushed when no more are waiting, so a fast sender's frames leave in batches.
+async fn pass_frames(
+    mut from: SplitStream<BoxLane>,
+    mut to: SplitSink<BoxLane, Bytes>,
+    read: Arc<AtomicU64>,
+) -> io::Result<()> {
+    loop {
+        let message = match from.next().now_or_never() {
+            Some(message) => message,
+            None => {
+                to.flush().await?;
+                from.next().await
+            }
+        };
+        let message = message.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "a lane closed before its stream")
+        })??;
+        let frame = lane::decode(message.clone())
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+        match frame {
+            Frame::Data { payload, .. } => {
+                read.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                to.feed(message).await?;
+            }
+            Frame::Close { .. } => return to.send(message).await,
+            Frame::Reset { reason, .. } => {
+                to.send(message).await?;
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, format!("reset: {reason:?}")));
+            }
+            Frame::Ping { .. } | Frame::Pong { .. } => {}
+            _ => {
+                let _ = to.send(lane::reset(ResetReason::ProtocolError)).await;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "an unexpected frame on a lane"));
+            }
+        }
+    }
+}
 
 /// Returns when either side's tunnel is cut; never when neither can be.
 async fn either_cut(a: Option<CancellationToken>, b: Option<CancellationToken>) {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::directory::EndpointKey;
 
 /// The most idle dial lanes one endpoint may keep on a node; the oldest goes beyond it.
-pub const MAX_IDLE_LANES: usize = 16;
+pub const MAX_IDLE_LANES: usize = 64;
 
 /// Asks an idle lane's task for its lane.
 type Claim = mpsc::Sender<oneshot::Sender<BoxLane>>;

@@ -29,7 +29,7 @@ pub mod target;
 pub use cluster::{Cluster, ClusterOptions};
 pub use control::{ChannelEnd, ControlChannelError, ControlHub, ControlOptions, RS_SESSIONS};
 pub use directory::{Directory, EndpointKey, EndpointKind, Presence};
-pub use lanes::Lanes;
 pub use join::{JoinError, Joiner, Route, StreamEnd, Transfer, DEFAULT_RECHECK};
+pub use lanes::Lanes;
 pub use relay::{AttachError, LiveOptions, Relay};
 pub use target::{ListenerTarget, TargetError};

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
-use portico_store::{EndpointState, Store, StoreError};
 use futures_util::{SinkExt, StreamExt};
+use portico_store::{EndpointState, Store, StoreError};
 use portico_tunnel::lane::{self, BoxLane, LaneUse, SPARE_LIFETIME};
 use portico_tunnel::{Frame, ResetReason, Role, Tunnel, TunnelConfig};
 
@@ -191,7 +191,11 @@ impl Relay {
     /// joined like a stream the endpoint opened on its tunnel.
     pub async fn lane(&self, tenant: &str, endpoint: &str, use_: LaneUse, mut lane: BoxLane) {
         let Some(cut) = self.directory.cut(tenant, endpoint) else {
-            tracing::debug!(tenant, endpoint, "lane refused: the endpoint has no tunnel here");
+            tracing::debug!(
+                tenant,
+                endpoint,
+                "lane refused: the endpoint has no tunnel here"
+            );
             return;
         };
         let key = EndpointKey::new(tenant, endpoint);
@@ -225,7 +229,9 @@ impl Relay {
             Ok(t) => tracing::debug!(
                 endpoint, %target, up = t.up, down = t.down, end = ?t.end, "joined lane ended"
             ),
-            Err(error) => tracing::info!(tenant, endpoint, %target, %error, "lane stream not joined"),
+            Err(error) => {
+                tracing::info!(tenant, endpoint, %target, %error, "lane stream not joined")
+            }
         }
     }
 

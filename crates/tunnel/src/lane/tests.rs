@@ -43,10 +43,8 @@ fn lanes_refuse_what_they_do_not_carry() {
         credit: 10,
     });
     assert_eq!(decode(window), Err(LaneError::NotOnLanes("Window")));
-    let two = crate::frame::encode_message(&[
-        Frame::Close { stream: 1 },
-        Frame::Close { stream: 1 },
-    ]);
+    let two =
+        crate::frame::encode_message(&[Frame::Close { stream: 1 }, Frame::Close { stream: 1 }]);
     assert_eq!(decode(two), Err(LaneError::TrailingBytes));
     let too_big = {
         let mut m = BytesMut::new();
