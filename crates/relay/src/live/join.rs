@@ -384,6 +384,7 @@ impl Joiner {
             self.directory.cut(tenant, &route.dialler),
         ) {
             if lane.send(lane::open(&target)).await.is_ok() {
+                tracing::debug!(tenant, dialler = %route.dialler, %target, "stream dialled on a lane");
                 let side = Side::Lane(lane);
                 let cut = Some(cut);
                 return Ok((route, Dialled { side, cut }));

@@ -100,7 +100,10 @@ async fn hold(
             message = lane.next() => match message.map(|m| m.map(lane::decode)) {
                 Some(Ok(Ok(Frame::Ping { .. }))) => {}
                 // Anything else before an Open is the end of it (closed, or broken).
-                _ => return,
+                other => {
+                    tracing::debug!(?other, "idle dial lane ended");
+                    return;
+                }
             },
             () = &mut expired => return,
             () = cut.cancelled() => return,
