@@ -250,7 +250,7 @@ async fn serve_dial_lane(
     let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
     tokio::select! {
         _ = closed.cancelled() => {}
-        result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, lane::lane_piece(), lane::lane_piece()) => {
+        result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, lane::LANE_PIECE, lane::LANE_PIECE) => {
             if let Err(error) = result {
                 tracing::debug!(%target, %error, "dialled lane ended");
             }

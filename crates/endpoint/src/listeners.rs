@@ -253,7 +253,7 @@ async fn forward(
             let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
             tokio::select! {
                 _ = closed.cancelled() => {}
-                result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, lane::lane_piece(), lane::lane_piece()) => {
+                result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, lane::LANE_PIECE, lane::LANE_PIECE) => {
                     if let Err(error) = result {
                         tracing::debug!(%target, %error, "forwarded lane connection ended");
                     }

@@ -39,16 +39,9 @@ pub const LANE_MAX_FRAME: u32 = 256 * 1024;
 /// The size bytes are copied in to and from lanes, so the `Data` frames senders write.
 /// Smaller than the largest accepted frame on purpose: the WebSocket library zeroes the
 /// unread part of a frame's buffer at every socket read, so its cost grows with the square
-/// of the frame size (measured: 256 KiB frames spent a tenth of the relay's time zeroing).
-pub fn lane_piece() -> usize {
-    static PIECE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *PIECE.get_or_init(|| {
-        std::env::var("PORTICO_LANE_PIECE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(32 * 1024)
-    })
-}
+/// of the frame size (256 KiB frames spent a tenth of the relay's time zeroing; 16, 32 and
+/// 64 KiB measured alike, `bench/tunnel`).
+pub const LANE_PIECE: usize = 32 * 1024;
 /// How long an unused spare lane is kept: the agent replaces its open lanes before this,
 /// and the relay ends its idle dial lanes at this age, so that neither side ever starts a
 /// stream on a lane the other is about to close, and no lane idles long enough for a

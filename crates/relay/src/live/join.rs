@@ -423,12 +423,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
 
 /// Carries bytes between the two sides until both directions end, counting what is read
 /// from each. Two lanes pass their frames on as they came, without copying the bytes;
-/// anything else is copied as a byte stream (lanes in frames of `lane_piece()`).
+/// anything else is copied as a byte stream (lanes in frames of `LANE_PIECE`).
 async fn pass(a: Side, b: Side, a_read: Arc<AtomicU64>, b_read: Arc<AtomicU64>) -> io::Result<()> {
     let piece = match (&a, &b) {
         (Side::Lane(_), Side::Lane(_)) => 0,
         (Side::Stream(_), Side::Stream(_)) => 8 * 1024,
-        _ => lane::lane_piece(),
+        _ => lane::LANE_PIECE,
     };
     let bytes = |side: Side| -> Box<dyn ByteStream> {
         match side {
