@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::allow::AllowList;
+use crate::lanes::LanePool;
 use crate::permits::Permits;
 
 /// How long dialling a target may take before the stream is reset with `Timeout`.
@@ -59,11 +60,14 @@ pub async fn serve_incoming(
     mut incoming: Incoming,
     permits: Arc<Mutex<Permits>>,
     allow: Option<AllowList>,
+    lanes: Arc<LanePool>,
 ) {
     while let Some(stream) = incoming.next().await {
         let target = stream.target().to_string();
         match check(&target, &permits, allow.as_ref()) {
             Ok(closed) => {
+                // It came on the tunnel: the relay had no dial lane of ours at hand.
+                lanes.dial_missed();
                 tokio::spawn(dial(stream, target, closed));
             }
             Err(why) => {

@@ -35,32 +35,35 @@ const OPEN_LANE_MAX_AGE: Duration = Duration::from_secs(SPARE_LIFETIME.as_secs()
 /// connections), streams use the tunnel for this long before lanes are tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 
-/// How many spares of one use to keep: `SPARE_LANES`, doubled (up to `MAX_SPARE_LANES`)
-/// each time a burst of streams used them all, and back to `SPARE_LANES` after
-/// `DEMAND_MEMORY` without that. The streams of a burst beyond the spares use the tunnel;
-/// the next burst finds lanes for more of them.
+/// How many spares of one use to keep: `SPARE_LANES`, plus one for every stream that found
+/// none (up to `MAX_SPARE_LANES`), back to `SPARE_LANES` after `DEMAND_MEMORY` without such a
+/// stream. The streams of a burst beyond the spares use the tunnel; the next burst of the
+/// same size finds a lane for each.
 struct Demand {
     wanted: usize,
-    ran_out: Option<Instant>,
+    missed_at: Option<Instant>,
 }
 
 impl Default for Demand {
     fn default() -> Demand {
         Demand {
             wanted: SPARE_LANES,
-            ran_out: None,
+            missed_at: None,
         }
     }
 }
 
 impl Demand {
-    fn ran_out(&mut self) {
-        self.wanted = (self.wanted * 2).min(MAX_SPARE_LANES);
-        self.ran_out = Some(Instant::now());
+    fn missed(&mut self) {
+        self.wanted = (self.wanted + 1).min(MAX_SPARE_LANES);
+        self.missed_at = Some(Instant::now());
     }
 
     fn wanted(&mut self) -> usize {
-        if self.ran_out.is_some_and(|at| at.elapsed() >= DEMAND_MEMORY) {
+        if self
+            .missed_at
+            .is_some_and(|at| at.elapsed() >= DEMAND_MEMORY)
+        {
             *self = Demand::default();
         }
         self.wanted
@@ -94,10 +97,16 @@ impl LanePool {
             open.pop().map(|(lane, _)| lane)
         };
         if lane.is_none() {
-            lock(&self.open_demand).ran_out();
+            lock(&self.open_demand).missed();
         }
         self.changed.notify_one();
         lane
+    }
+
+    /// The relay opened a stream on the tunnel to be dialled: it had no dial lane at hand.
+    pub fn dial_missed(&self) {
+        lock(&self.dial_demand).missed();
+        self.changed.notify_one();
     }
 
     /// The connection ended: its lanes go with it.
@@ -122,6 +131,8 @@ pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache) -> Infallib
     let mut opening = FuturesUnordered::new();
     let (mut opening_open, mut opening_dial) = (0, 0);
     let mut paused_until: Option<Instant> = None;
+    // After a lane could not be opened, one lane is tried before many are.
+    let mut probing = false;
     loop {
         let want_open = match agent.shared.listeners().is_empty() {
             true => 0,
@@ -134,8 +145,13 @@ pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache) -> Infallib
         pool.open_lanes()
             .retain(|(_, at)| at.elapsed() < OPEN_LANE_MAX_AGE);
         let (open, dial) = pool.spares();
-        let missing_open = want_open.saturating_sub(open + opening_open);
-        let missing_dial = want_dial.saturating_sub(dial + opening_dial);
+        let mut missing_open = want_open.saturating_sub(open + opening_open);
+        let mut missing_dial = want_dial.saturating_sub(dial + opening_dial);
+        if probing {
+            let in_flight = opening_open + opening_dial;
+            missing_open = missing_open.min(1usize.saturating_sub(in_flight));
+            missing_dial = missing_dial.min(1usize.saturating_sub(in_flight + missing_open));
+        }
         let paused = paused_until.is_some_and(|until| Instant::now() < until);
         if !paused && missing_open + missing_dial > 0 {
             match agent.token(tokens).await {
@@ -161,6 +177,7 @@ pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache) -> Infallib
                     LaneUse::Open => opening_open -= 1,
                     LaneUse::Dial => opening_dial -= 1,
                 }
+                probing = opened.is_err();
                 match opened {
                     Ok(lane) if use_ == LaneUse::Open => {
                         pool.open_lanes().push((lane, Instant::now()));
@@ -223,15 +240,11 @@ async fn serve_dial_lane(
         .await
         .ok()
         .flatten();
-    let was_last = pool.idle_dial.fetch_sub(1, Ordering::Relaxed) == 1;
+    pool.idle_dial.fetch_sub(1, Ordering::Relaxed);
     pool.changed.notify_one();
     let Some(target) = target else {
         return;
     };
-    if was_last {
-        // The relay took the last one: the next stream may find none.
-        lock(&pool.dial_demand).ran_out();
-    }
     let closed = match dialing::check(&target, &permits, allow.as_ref()) {
         Ok(closed) => closed,
         Err(why) => {

@@ -104,6 +104,7 @@ pub(crate) async fn run_once(agent: &Agent, tokens: &mut TokenCache) -> Result<(
             incoming,
             agent.shared.permits.clone(),
             agent.config.allow.clone(),
+            agent.shared.lanes.clone(),
         ));
         // Rotation (when due) runs beside the connection: it never tears the tunnel down.
         // So do the spare lanes, for as long as the connection serves.

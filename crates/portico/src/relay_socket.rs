@@ -154,6 +154,23 @@ impl Sockets {
             Ok(endpoint) => endpoint,
             Err(refusal) => return refusal,
         };
+        // A lane is joined on the node that holds the endpoint's tunnel. Refusing it before
+        // the upgrade (rather than closing it after) means an agent never keeps a spare lane
+        // that cannot carry a stream; in a cluster whose balancer sent it elsewhere, the
+        // agent's streams use the tunnel.
+        if matches!(socket, Socket::Lane(_))
+            && self
+                .hub
+                .relay()
+                .directory()
+                .cut(&endpoint.tenant, &endpoint.name)
+                .is_none()
+        {
+            return answer(
+                StatusCode::MISDIRECTED_REQUEST,
+                "This endpoint's tunnel is not on this relay node; its streams use the tunnel",
+            );
+        }
         let address = request
             .extensions()
             .get::<RequestContext>()

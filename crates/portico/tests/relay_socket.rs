@@ -14,7 +14,8 @@ mod support;
 use bytes::Bytes;
 use futures_util::{future, SinkExt, StreamExt};
 use portico_tunnel::control::{ControlMessage, DisconnectReason, RefusalReason, CONTROL_VERSION};
-use portico_tunnel::{GoAwayReason, Role, Tunnel, TunnelConfig, TunnelError, TunnelHandle};
+use portico_tunnel::lane;
+use portico_tunnel::{Frame, GoAwayReason, Role, Tunnel, TunnelConfig, TunnelError, TunnelHandle};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
@@ -300,6 +301,11 @@ fn endpoints_get_their_sessions_carry_bytes_are_cut_when_revoked_and_told_of_shu
         Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
     }
+    // A lane of an endpoint whose tunnel is not here: refused before the upgrade.
+    match rt.block_on(socket(&portico, "/mts/lane/dial", Some(&device))) {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 421),
+        other => panic!("expected 421, got {:?}", other.map(|_| ())),
+    }
     let (_, answer) = rt.block_on(control(&portico, &device, Role::Device, "ep-ada"));
     assert!(
         matches!(
@@ -396,6 +402,56 @@ fn endpoints_get_their_sessions_carry_bytes_are_cut_when_revoked_and_told_of_shu
             .unwrap()
             .unwrap();
         assert_eq!(&back, b"through the relay");
+    });
+
+    // The same over lanes: the device keeps a dial lane, the service opens on an open lane;
+    // the relay asks the device on its lane for the permitted target, and bytes come back.
+    rt.block_on(async {
+        let binary = |m: Option<Result<Message, WsError>>| match m {
+            Some(Ok(Message::Binary(b))) => lane::decode(b).unwrap(),
+            other => panic!("expected a lane message, got {other:?}"),
+        };
+        let mut device_lane = socket(&portico, "/mts/lane/dial", Some(&device))
+            .await
+            .unwrap();
+        let mut service_lane = socket(&portico, "/mts/lane/open", Some(&service))
+            .await
+            .unwrap();
+        service_lane
+            .send(Message::Binary(lane::open(&target)))
+            .await
+            .unwrap();
+        service_lane
+            .send(Message::Binary(lane::data(b"on a lane")))
+            .await
+            .unwrap();
+        let open = tokio::time::timeout(LIMIT, device_lane.next())
+            .await
+            .unwrap();
+        let Frame::Open { target: dial, .. } = binary(open) else {
+            panic!("expected an Open on the device's lane");
+        };
+        assert_eq!(dial, format!("127.0.0.1:{echo}"));
+        let data = tokio::time::timeout(LIMIT, device_lane.next())
+            .await
+            .unwrap();
+        let Frame::Data { payload, .. } = binary(data) else {
+            panic!("expected the service's bytes");
+        };
+        device_lane
+            .send(Message::Binary(lane::data(&payload)))
+            .await
+            .unwrap();
+        let back = tokio::time::timeout(LIMIT, service_lane.next())
+            .await
+            .unwrap();
+        assert_eq!(
+            binary(back),
+            Frame::Data {
+                stream: lane::LANE_STREAM,
+                payload: Bytes::from_static(b"on a lane")
+            }
+        );
     });
 
     // The user ends the session with the endpoint's token: both sides hear it.

@@ -25,11 +25,11 @@ use std::sync::atomic::AtomicU64;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use portico_tunnel::Frame;
 use portico_store::{
     ConnectionSessionRecord, EndpointBinding, EndpointRecord, EndpointState, Store, StoreError,
 };
 use portico_tunnel::lane::{self, BoxLane, LaneIo};
+use portico_tunnel::Frame;
 use portico_tunnel::{IncomingStream, ResetReason};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
@@ -473,7 +473,10 @@ async fn pass_frames(
             }
         };
         let message = message.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "a lane closed before its stream")
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "a lane closed before its stream",
+            )
         })??;
         let frame = lane::decode(message.clone())
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
@@ -485,12 +488,18 @@ async fn pass_frames(
             Frame::Close { .. } => return to.send(message).await,
             Frame::Reset { reason, .. } => {
                 to.send(message).await?;
-                return Err(io::Error::new(io::ErrorKind::ConnectionReset, format!("reset: {reason:?}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    format!("reset: {reason:?}"),
+                ));
             }
             Frame::Ping { .. } | Frame::Pong { .. } => {}
             _ => {
                 let _ = to.send(lane::reset(ResetReason::ProtocolError)).await;
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "an unexpected frame on a lane"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "an unexpected frame on a lane",
+                ));
             }
         }
     }
