@@ -342,8 +342,8 @@ fn endpoints_get_their_sessions_carry_bytes_are_cut_when_revoked_and_told_of_shu
         online()
     );
     assert!(online()["online_since_ms"].as_i64().unwrap() > 0);
-    let device = call(&portico, &ada, "GET", "/devices/press-7", "");
-    assert_eq!(device["online"], true, "{device}");
+    let press = call(&portico, &ada, "GET", "/devices/press-7", "");
+    assert_eq!(press["online"], true, "{press}");
 
     // The Service Endpoint opens a session as its user, with its own token.
     let url = format!(
