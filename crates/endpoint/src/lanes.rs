@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt, TryStreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt};
 use portico_tunnel::lane::{self, BoxLane, LaneIo, LaneUse, LANE_KEEP_ALIVE, SPARE_LIFETIME};
 use portico_tunnel::{Frame, ResetReason};
 use tokio::net::TcpStream;
@@ -89,12 +89,15 @@ impl LanePool {
         lock(&self.open)
     }
 
-    /// A spare open lane, the newest, if there is one young enough.
+    /// A spare open lane, the newest, if there is one young enough and still open. The relay
+    /// sends nothing on an idle open lane, so one with anything to read has ended.
     pub fn take_open(&self) -> Option<BoxLane> {
         let lane = {
             let mut open = self.open_lanes();
             open.retain(|(_, at)| at.elapsed() < OPEN_LANE_MAX_AGE);
-            open.pop().map(|(lane, _)| lane)
+            std::iter::from_fn(|| open.pop())
+                .map(|(lane, _)| lane)
+                .find_map(|mut lane| lane.next().now_or_never().is_none().then_some(lane))
         };
         if lane.is_none() {
             lock(&self.open_demand).missed();
@@ -283,6 +286,27 @@ mod tests {
             Some(Ok(message)) => Some(lane::decode(message).unwrap()),
             _ => None,
         }
+    }
+
+    /// A spare whose other end has gone is never handed to a stream; a live one is, and a
+    /// stream that finds none raises the spares wanted.
+    #[tokio::test]
+    async fn only_live_spares_are_taken() {
+        let pool = LanePool::default();
+        let (dead, gone) = lane::memory_pair();
+        drop(gone);
+        let (live, _peer) = lane::memory_pair();
+        tokio::task::yield_now().await;
+        pool.open_lanes().push((live, Instant::now()));
+        pool.open_lanes().push((dead, Instant::now()));
+        assert!(
+            pool.take_open().is_some(),
+            "the live lane under the dead one"
+        );
+        assert_eq!(pool.spares(), (0, 0));
+        assert_eq!(lock(&pool.open_demand).wanted(), SPARE_LANES);
+        assert!(pool.take_open().is_none());
+        assert_eq!(lock(&pool.open_demand).wanted(), SPARE_LANES + 1);
     }
 
     /// A hostile relay asks on a dial lane for targets no permit names: refused before any

@@ -38,7 +38,7 @@ struct FakeRelay {
 }
 
 /// Accepts up to 16 WebSockets that carry `Bearer TOKEN`: `/mts/` becomes a relay-role
-/// tunnel, `/ccf/` is handed over as it is.
+/// tunnel, `/ccf/` is handed over as it is; any other path (a lane) is refused with 404.
 async fn spawn_relay(pki: &TestPki) -> FakeRelay {
     let acceptor = tls_acceptor(pki);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -58,6 +58,10 @@ async fn spawn_relay(pki: &TestPki) -> FakeRelay {
             #[allow(clippy::result_large_err)]
             let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
                 *seen.lock().unwrap() = req.uri().path().to_string();
+                // A relay without lanes: the agent's streams use the tunnel.
+                if !["/mts/", "/ccf/"].contains(&req.uri().path()) {
+                    return Err(http::Response::builder().status(404).body(None).unwrap());
+                }
                 let auth = req.headers().get(http::header::AUTHORIZATION);
                 if auth.and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}")) {
                     Ok(resp)
