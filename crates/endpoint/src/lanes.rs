@@ -263,12 +263,24 @@ async fn serve_dial_lane(
             return;
         }
     };
+    carry(&mut tcp, lane, closed, &target).await;
+}
+
+/// Copies between a local connection and the stream of a lane (its `Open` sent or received)
+/// until both directions end or `closed` (the session's listeners or permit) fires.
+pub(crate) async fn carry(
+    tcp: &mut TcpStream,
+    lane: BoxLane,
+    closed: tokio_util::sync::CancellationToken,
+    target: &str,
+) {
     let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
+    let piece = lane::LANE_PIECE;
     tokio::select! {
         _ = closed.cancelled() => {}
-        result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, lane::LANE_PIECE, lane::LANE_PIECE) => {
+        result = tokio::io::copy_bidirectional_with_sizes(tcp, &mut lane, piece, piece) => {
             if let Err(error) = result {
-                tracing::debug!(%target, %error, "dialled lane ended");
+                tracing::debug!(%target, %error, "lane stream ended");
             }
         }
     }

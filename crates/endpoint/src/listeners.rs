@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use portico_tunnel::control::Listener;
-use portico_tunnel::lane::{self, LaneIo, LANE_KEEP_ALIVE};
+use portico_tunnel::lane;
 use portico_tunnel::tunnel::TunnelHandle;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -250,15 +250,7 @@ async fn forward(
     let _ = tcp.set_nodelay(true);
     if let Some(mut lane) = lanes.take_open() {
         if lane.send(lane::open(&target)).await.is_ok() {
-            let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
-            tokio::select! {
-                _ = closed.cancelled() => {}
-                result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, lane::LANE_PIECE, lane::LANE_PIECE) => {
-                    if let Err(error) = result {
-                        tracing::debug!(%target, %error, "forwarded lane connection ended");
-                    }
-                }
-            }
+            crate::lanes::carry(&mut tcp, lane, closed, &target).await;
             return;
         }
     }
