@@ -130,6 +130,15 @@ impl Dialer {
 
     /// Opens the WebSocket on `path` (e.g. `/ccf/`), authenticated with `token`.
     pub async fn open(&self, path: &str, token: &str) -> Result<BackendSocket, ConnectError> {
+        Ok(self.open_with_headers(path, token).await?.0)
+    }
+
+    /// As [`Dialer::open`], with the headers of the backend's `101` answer (what it offers).
+    pub async fn open_with_headers(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> Result<(BackendSocket, http::HeaderMap), ConnectError> {
         let tls = self.tls_to_backend().await?;
         self.upgrade(tls, path, token).await
     }
@@ -213,7 +222,7 @@ impl Dialer {
         tls: TlsStream<TcpStream>,
         path: &str,
         token: &str,
-    ) -> Result<BackendSocket, ConnectError> {
+    ) -> Result<(BackendSocket, http::HeaderMap), ConnectError> {
         let url = self.backend.websocket_url(path);
         let ws_error = |source: tungstenite::Error| match source {
             tungstenite::Error::Http(response)
@@ -239,14 +248,14 @@ impl Dialer {
         let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| ConnectError::BadToken)?;
         request.headers_mut().insert(header::AUTHORIZATION, bearer);
-        let (socket, _response) = self
+        let (socket, response) = self
             .step(
                 "the WebSocket upgrade",
                 tokio_tungstenite::client_async_with_config(request, tls, Some(message_limits())),
             )
             .await?
             .map_err(ws_error)?;
-        Ok(socket)
+        Ok((socket, response.headers().clone()))
     }
 
     pub(crate) async fn step<F: std::future::Future>(

@@ -131,6 +131,10 @@ impl LanePool {
 /// each takes a few round trips.
 pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache) -> Infallible {
     let pool = agent.shared.lanes.clone();
+    // Idle dial lanes wait with this connection: dropping this future ends their wait, so
+    // the count of idle dial lanes is right again for the next connection.
+    let connection = tokio_util::sync::CancellationToken::new();
+    let _connection_ends = connection.clone().drop_guard();
     let mut opening = FuturesUnordered::new();
     let (mut opening_open, mut opening_dial) = (0, 0);
     let mut paused_until: Option<Instant> = None;
@@ -192,6 +196,7 @@ pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache) -> Infallib
                             agent.shared.permits.clone(),
                             agent.config.allow.clone(),
                             pool.clone(),
+                            connection.clone(),
                         ));
                     }
                     Err(error) => {
@@ -227,6 +232,7 @@ async fn serve_dial_lane(
     permits: Arc<Mutex<Permits>>,
     allow: Option<AllowList>,
     pool: Arc<LanePool>,
+    connection: tokio_util::sync::CancellationToken,
 ) {
     let opened = async {
         loop {
@@ -239,10 +245,10 @@ async fn serve_dial_lane(
     };
     // The relay ends idle dial lanes at SPARE_LIFETIME; a lane still silent at twice that
     // lost its connection without a word.
-    let target = tokio::time::timeout(2 * SPARE_LIFETIME, opened)
-        .await
-        .ok()
-        .flatten();
+    let target = tokio::select! {
+        target = tokio::time::timeout(2 * SPARE_LIFETIME, opened) => target.ok().flatten(),
+        () = connection.cancelled() => None,
+    };
     pool.idle_dial.fetch_sub(1, Ordering::Relaxed);
     pool.changed.notify_one();
     let Some(target) = target else {
@@ -290,6 +296,7 @@ pub(crate) async fn carry(
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::sync::CancellationToken;
 
     const LIMIT: Duration = Duration::from_secs(10);
 
@@ -350,7 +357,13 @@ mod tests {
         for forged in [format!("10.0.0.1:{port}"), "127.0.0.1:22".to_string()] {
             let (agent, mut relay) = lane::memory_pair();
             pool.idle_dial.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(serve_dial_lane(agent, permits.clone(), None, pool.clone()));
+            tokio::spawn(serve_dial_lane(
+                agent,
+                permits.clone(),
+                None,
+                pool.clone(),
+                CancellationToken::new(),
+            ));
             relay.send(lane::open(&forged)).await.unwrap();
             assert_eq!(
                 next_frame(&mut relay).await,
@@ -365,7 +378,13 @@ mod tests {
 
         let (agent, mut relay) = lane::memory_pair();
         pool.idle_dial.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(serve_dial_lane(agent, permits.clone(), None, pool.clone()));
+        tokio::spawn(serve_dial_lane(
+            agent,
+            permits.clone(),
+            None,
+            pool.clone(),
+            CancellationToken::new(),
+        ));
         relay.send(lane::open(&permitted)).await.unwrap();
         let mut io = LaneIo::new(relay, None);
         io.write_all(b"hello press").await.unwrap();

@@ -62,14 +62,17 @@ fn control_error(what: impl std::fmt::Display) -> LinkError {
 /// Connects, says hello and serves until either socket ends.
 pub(crate) async fn run_once(agent: &Agent, tokens: &mut TokenCache) -> Result<(), LinkError> {
     let token = agent.token(tokens).await?;
-    let mts = agent
+    let (mts, offered) = agent
         .dialer
-        .open(TUNNEL_PATH, &token)
+        .open_with_headers(TUNNEL_PATH, &token)
         .await
         .map_err(|source| LinkError::Open {
             path: TUNNEL_PATH,
             source,
         })?;
+    let lanes_offered = offered
+        .get(portico_tunnel::lane::LANES_OFFERED)
+        .is_some_and(|v| v == "1");
     let role = agent.config.role.tunnel_role();
     let (tunnel, incoming) = Tunnel::new(
         WebSocketTransport::new(mts),
@@ -109,9 +112,16 @@ pub(crate) async fn run_once(agent: &Agent, tokens: &mut TokenCache) -> Result<(
         // Rotation (when due) runs beside the connection: it never tears the tunnel down.
         // So do the spare lanes, for as long as the connection serves.
         let serving = async {
+            // Only a relay that offers lanes gets them (`LANES_OFFERED`).
+            let spares = async {
+                match lanes_offered {
+                    true => crate::lanes::maintain(agent, tokens).await,
+                    false => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 served = serve(agent, &mut ccf, &tunnel, keep_alive) => served,
-                never = crate::lanes::maintain(agent, tokens) => match never {},
+                never = spares => match never {},
             }
         };
         let (served, ()) = tokio::join!(serving, crate::rotate::maintain_for(agent));

@@ -35,16 +35,21 @@ struct FakeRelay {
     port: u16,
     tunnels: mpsc::UnboundedReceiver<(TunnelHandle, Incoming)>,
     controls: mpsc::UnboundedReceiver<ServerSocket>,
+    /// Requests for anything but `/mts/` and `/ccf/` (lanes, which it does not offer).
+    others: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Accepts up to 16 WebSockets that carry `Bearer TOKEN`: `/mts/` becomes a relay-role
-/// tunnel, `/ccf/` is handed over as it is; any other path (a lane) is refused with 404.
+/// tunnel, `/ccf/` is handed over as it is; any other path (a lane) is counted and refused
+/// with 404. Like a relay from before lanes, it does not offer them (`portico-lanes`).
 async fn spawn_relay(pki: &TestPki) -> FakeRelay {
     let acceptor = tls_acceptor(pki);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tunnel_tx, tunnels) = mpsc::unbounded_channel();
     let (control_tx, controls) = mpsc::unbounded_channel();
+    let others = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = others.clone();
     tokio::spawn(async move {
         for _ in 0..16 {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -55,11 +60,13 @@ async fn spawn_relay(pki: &TestPki) -> FakeRelay {
             };
             let path = Arc::new(std::sync::Mutex::new(String::new()));
             let seen = path.clone();
+            let counted = counted.clone();
             #[allow(clippy::result_large_err)]
             let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
                 *seen.lock().unwrap() = req.uri().path().to_string();
                 // A relay without lanes: the agent's streams use the tunnel.
                 if !["/mts/", "/ccf/"].contains(&req.uri().path()) {
+                    counted.fetch_add(1, Ordering::SeqCst);
                     return Err(http::Response::builder().status(404).body(None).unwrap());
                 }
                 let auth = req.headers().get(http::header::AUTHORIZATION);
@@ -93,6 +100,7 @@ async fn spawn_relay(pki: &TestPki) -> FakeRelay {
         port,
         tunnels,
         controls,
+        others,
     }
 }
 
@@ -284,6 +292,8 @@ async fn a_service_agent_opens_listeners_on_connect_and_closes_them_on_disconnec
         )
         .await;
         round_trip(&mut s, short, "session:s2/listener:1", b"second session").await;
+        // A relay that does not offer lanes is never asked for one.
+        assert_eq!(relay.others.load(Ordering::SeqCst), 0);
         // The session's timeout closes its listener without a disconnect.
         until_closed(short).await;
         shutdown.cancel();

@@ -156,20 +156,26 @@ impl Sockets {
         };
         // A lane is joined on the node that holds the endpoint's tunnel. Refusing it before
         // the upgrade (rather than closing it after) means an agent never keeps a spare lane
-        // that cannot carry a stream; in a cluster whose balancer sent it elsewhere, the
-        // agent's streams use the tunnel.
-        if matches!(socket, Socket::Lane(_))
-            && self
+        // that cannot carry a stream; in a cluster whose balancer sent it elsewhere, or for an
+        // endpoint at its maximum of lanes, the agent's streams use the tunnel.
+        if matches!(socket, Socket::Lane(_)) {
+            let welcome = self
                 .hub
                 .relay()
-                .directory()
-                .cut(&endpoint.tenant, &endpoint.name)
-                .is_none()
-        {
-            return answer(
-                StatusCode::MISDIRECTED_REQUEST,
-                "This endpoint's tunnel is not on this relay node; its streams use the tunnel",
-            );
+                .lane_welcome(&endpoint.tenant, &endpoint.name);
+            match welcome {
+                Ok(()) => {}
+                Err(429) => {
+                    return answer(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "This endpoint holds its maximum of lanes; its streams use the tunnel",
+                    )
+                }
+                Err(_) => return answer(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "This endpoint's tunnel is not on this relay node; its streams use the tunnel",
+                ),
+            }
         }
         let address = request
             .extensions()
@@ -205,6 +211,9 @@ impl Sockets {
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         if let Ok(accept) = HeaderValue::from_str(&accept) {
             headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        if socket == Socket::Tunnel {
+            headers.insert(lane::LANES_OFFERED, HeaderValue::from_static("1"));
         }
         response
     }

@@ -116,6 +116,15 @@ fn endpoint_token(portico: &Portico, ada: &(String, String), body: &str) -> Stri
 /// A WebSocket to `path` of the `wss` host over TLS (trusting the development CA), with
 /// SNI and Host naming the `wss` host while the TCP connection goes to 127.0.0.1.
 async fn socket(portico: &Portico, path: &str, token: Option<&str>) -> Result<Ws, WsError> {
+    Ok(socket_answered(portico, path, token).await?.0)
+}
+
+/// As [`socket`], with the headers of the `101` answer.
+async fn socket_answered(
+    portico: &Portico,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(Ws, http::HeaderMap), WsError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(portico.path("data/dev-ca.pem")).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -141,13 +150,20 @@ async fn socket(portico: &Portico, path: &str, token: Option<&str>) -> Result<Ws
             .headers_mut()
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
     }
-    let (ws, _) = tokio_tungstenite::client_async(request, tls).await?;
-    Ok(ws)
+    let (ws, answer) = tokio_tungstenite::client_async(request, tls).await?;
+    Ok((ws, answer.headers().clone()))
 }
 
 /// An endpoint's tunnel over `/mts/`; streams the relay opens are dialled if `dials`.
 async fn tunnel(portico: &Portico, token: &str, role: Role, dials: bool) -> TunnelHandle {
-    let ws = socket(portico, "/mts/", Some(token)).await.unwrap();
+    let (ws, answer) = socket_answered(portico, "/mts/", Some(token))
+        .await
+        .unwrap();
+    // The relay offers lanes beside the tunnel (`portico_tunnel::lane::LANES_OFFERED`).
+    assert_eq!(
+        answer.get(lane::LANES_OFFERED).map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
     let transport = ws
         .with(|bytes: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(bytes))))
         .filter_map(|m| {

@@ -632,3 +632,47 @@ async fn lanes_are_refused_without_a_tunnel_and_cut_with_it() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_endpoint_holds_at_most_its_share_of_lanes() {
+    let w = Arc::new(world().await);
+    let _device = w.connect("abc", "ep-press", Role::Device).await;
+    assert_eq!(w.relay.lane_welcome("abc", "ep-press"), Ok(()));
+    assert_eq!(w.relay.lane_welcome("abc", "nobody"), Err(421));
+    let mut held = Vec::new();
+    for _ in 0..portico_relay::live::lanes::MAX_LANES_PER_ENDPOINT {
+        held.push(dial_lane(&w, "abc", "ep-press").await);
+    }
+    assert_eq!(w.relay.lane_welcome("abc", "ep-press"), Err(429));
+    // Beyond the maximum a lane is closed at once.
+    let mut refused = dial_lane(&w, "abc", "ep-press").await;
+    assert!(next_frame(&mut refused).await.is_none());
+    // A lane that ends gives its place back.
+    drop(held.pop());
+    let mut freed = false;
+    for _ in 0..200 {
+        if w.relay.lane_welcome("abc", "ep-press") == Ok(()) {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(freed, "the place of a closed lane was not given back");
+}
+
+#[tokio::test]
+async fn a_lane_stream_ends_on_both_lanes_when_one_side_vanishes() {
+    let w = Arc::new(world().await);
+    w.add_session(session("abc", "5e55", "ssh")).await;
+    let _device = w.connect("abc", "ep-press", Role::Device).await;
+    let _service = w.connect("abc", "ep-hq", Role::Service).await;
+    let mut device_lane = dial_lane(&w, "abc", "ep-press").await;
+    let mut service_lane = open_lane(&w, "abc", "ep-hq", "session:5e55/listener:0").await;
+    assert!(matches!(
+        next_frame(&mut device_lane).await,
+        Some(Frame::Open { .. })
+    ));
+    // The device's agent goes away without a Reset (its connection dropped).
+    drop(device_lane);
+    assert!(next_frame(&mut service_lane).await.is_none());
+}

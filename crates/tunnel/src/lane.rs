@@ -50,6 +50,11 @@ pub const SPARE_LIFETIME: Duration = Duration::from_secs(30);
 /// How often a lane pings while its reader waits, by default (the tunnel's keep-alive).
 pub const LANE_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
+/// The header of the tunnel's `101` answer by which a relay offers lanes (value `1`). An
+/// agent opens lanes only to a relay that offers them: a relay from before lanes would take
+/// a lane's WebSocket for a second tunnel of the endpoint and close the first.
+pub const LANES_OFFERED: &str = "portico-lanes";
+
 /// What a lane's user may do with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LaneUse {

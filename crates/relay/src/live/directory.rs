@@ -8,14 +8,14 @@
 //! found under another tenant's name.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use portico_store::EndpointBinding;
 use portico_tunnel::{GoAwayReason, TunnelHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::lanes::Lanes;
+use super::lanes::{LanePermit, Lanes};
 
 /// An endpoint of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,12 +67,24 @@ struct Entry {
     handle: TunnelHandle,
     /// Cancelled when this tunnel leaves the directory: the endpoint's lanes end with it.
     cut: CancellationToken,
+    /// The lanes the endpoint holds here ([`LanePermit`]).
+    lanes_held: Arc<AtomicUsize>,
 }
 
 impl Entry {
     fn close(self, reason: GoAwayReason) {
         self.cut.cancel();
         self.handle.close(reason);
+    }
+}
+
+impl Directory {
+    /// An entry leaves (its tunnel is closed or gone): its lanes end, and the pool forgets
+    /// them. (A replaced entry's lanes end by its `cut` alone: the key now belongs to the
+    /// newer tunnel, whose lanes may already be in the pool.)
+    fn end_lanes(&self, entry: &Entry) {
+        entry.cut.cancel();
+        self.lanes.forget(&entry.presence.key);
     }
 }
 
@@ -121,6 +133,7 @@ impl Directory {
             presence: presence.clone(),
             handle,
             cut: CancellationToken::new(),
+            lanes_held: Arc::default(),
         };
         let older = self.entries().insert(key, entry);
         if let Some(older) = older {
@@ -138,15 +151,19 @@ impl Directory {
     /// Forgets the endpoint's tunnel if it is still connection `connection` (a tunnel that
     /// ended after being replaced leaves its successor alone).
     pub fn remove(&self, key: &EndpointKey, connection: u64) -> bool {
-        let mut entries = self.entries();
-        match entries.get(key) {
-            Some(entry) if entry.presence.connection == connection => {
-                if let Some(entry) = entries.remove(key) {
-                    entry.cut.cancel();
-                }
+        let removed = {
+            let mut entries = self.entries();
+            match entries.get(key) {
+                Some(entry) if entry.presence.connection == connection => entries.remove(key),
+                _ => None,
+            }
+        };
+        match removed {
+            Some(entry) => {
+                self.end_lanes(&entry);
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -167,6 +184,7 @@ impl Directory {
         };
         match removed {
             Some(entry) => {
+                self.end_lanes(&entry);
                 entry.close(reason);
                 true
             }
@@ -179,6 +197,7 @@ impl Directory {
         let removed = self.entries().remove(&EndpointKey::new(tenant, endpoint));
         match removed {
             Some(entry) => {
+                self.end_lanes(&entry);
                 entry.close(GoAwayReason::Revoked);
                 true
             }
@@ -190,6 +209,7 @@ impl Directory {
     pub fn shut_down(&self) {
         let drained: Vec<Entry> = self.entries().drain().map(|(_, e)| e).collect();
         for entry in drained {
+            self.end_lanes(&entry);
             entry.close(GoAwayReason::ShuttingDown);
         }
     }
@@ -207,6 +227,22 @@ impl Directory {
         self.entries()
             .get(&EndpointKey::new(tenant, endpoint))
             .map(|e| e.cut.clone())
+    }
+
+    /// A place for one more lane of the endpoint here, with what ends it; `None` when the
+    /// endpoint has no tunnel here, `Some(Err(()))` when it holds its maximum of lanes.
+    pub fn lane_permit(
+        &self,
+        tenant: &str,
+        endpoint: &str,
+    ) -> Option<Result<(LanePermit, CancellationToken), ()>> {
+        let entries = self.entries();
+        let entry = entries.get(&EndpointKey::new(tenant, endpoint))?;
+        Some(
+            LanePermit::take(&entry.lanes_held)
+                .map(|p| (p, entry.cut.clone()))
+                .ok_or(()),
+        )
     }
 
     /// The handle of the endpoint's tunnel, if online.

@@ -440,11 +440,13 @@ async fn pass(a: Side, b: Side, a_read: Arc<AtomicU64>, b_read: Arc<AtomicU64>) 
         (Side::Lane(a), Side::Lane(b)) => {
             let (a_out, a_in) = a.split();
             let (b_out, b_in) = b.split();
-            let (there, back) = tokio::join!(
+            // Both directions until each closes; the first that fails (a lane gone without a
+            // `Reset`) ends both, so the other agent's connection is not left open.
+            tokio::try_join!(
                 pass_frames(a_in, b_out, a_read),
                 pass_frames(b_in, a_out, b_read)
-            );
-            there.and(back)
+            )
+            .map(|_| ())
         }
         (a, b) => {
             let mut a = Counted::with(bytes(a), a_read);

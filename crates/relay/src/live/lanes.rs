@@ -8,9 +8,14 @@
 //! revoking an endpoint ends its lanes, idle and busy, at once.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Sink, Stream, StreamExt};
 use portico_tunnel::lane::{self, BoxLane, SPARE_LIFETIME};
 use portico_tunnel::Frame;
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +25,70 @@ use super::directory::EndpointKey;
 
 /// The most idle dial lanes one endpoint may keep on a node; the oldest goes beyond it.
 pub const MAX_IDLE_LANES: usize = 64;
+/// The most lanes, idle or busy, one endpoint may hold on a node; more are refused before
+/// the upgrade (`429`). Every lane is a connection of the gateway's `max_connections`: this
+/// keeps one endpoint, or a stolen token, from taking them all. (An agent keeps at most 32
+/// spares of each use, and each busy stream holds one more.)
+pub const MAX_LANES_PER_ENDPOINT: usize = 96;
+
+/// A lane's place among its endpoint's [`MAX_LANES_PER_ENDPOINT`], given back when dropped.
+pub struct LanePermit {
+    held: Arc<AtomicUsize>,
+}
+
+impl LanePermit {
+    /// A place in `held`, if there is one left.
+    pub fn take(held: &Arc<AtomicUsize>) -> Option<LanePermit> {
+        held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_LANES_PER_ENDPOINT).then_some(n + 1)
+        })
+        .ok()?;
+        Some(LanePermit { held: held.clone() })
+    }
+
+    /// The lane, holding this permit for as long as it lives.
+    pub fn hold(self, lane: BoxLane) -> BoxLane {
+        Box::pin(Permitted {
+            lane,
+            _permit: self,
+        })
+    }
+}
+
+impl Drop for LanePermit {
+    fn drop(&mut self) {
+        self.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A lane with its permit: the permit goes when the lane does, whoever holds it then.
+struct Permitted {
+    lane: BoxLane,
+    _permit: LanePermit,
+}
+
+impl Stream for Permitted {
+    type Item = io::Result<Bytes>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.lane.as_mut().poll_next(cx)
+    }
+}
+
+impl Sink<Bytes> for Permitted {
+    type Error = io::Error;
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lane.as_mut().poll_ready(cx)
+    }
+    fn start_send(mut self: Pin<&mut Self>, item: Bytes) -> io::Result<()> {
+        self.lane.as_mut().start_send(item)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lane.as_mut().poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lane.as_mut().poll_close(cx)
+    }
+}
 
 /// Asks an idle lane's task for its lane.
 type Claim = mpsc::Sender<oneshot::Sender<BoxLane>>;
@@ -71,6 +140,11 @@ impl Lanes {
                 return Some(lane);
             }
         }
+    }
+
+    /// Forgets the endpoint's idle lanes (its tunnel here has gone; their tasks end with it).
+    pub fn forget(&self, key: &EndpointKey) {
+        self.idle().remove(key);
     }
 
     /// How many idle dial lanes the endpoint has here.

@@ -186,18 +186,31 @@ impl Relay {
     }
 
     /// Serves a lane of endpoint `tenant`/`endpoint` (`portico_tunnel::lane`). Accepted only
-    /// while the endpoint's tunnel is on this node, and ended with it. A dial lane waits
+    /// while the endpoint's tunnel is on this node and it holds fewer than
+    /// `MAX_LANES_PER_ENDPOINT` lanes here, and ended with the tunnel. A dial lane waits
     /// for a stream to claim it; an open lane waits for the endpoint's `Open` and is then
     /// joined like a stream the endpoint opened on its tunnel.
-    pub async fn lane(&self, tenant: &str, endpoint: &str, use_: LaneUse, mut lane: BoxLane) {
-        let Some(cut) = self.directory.cut(tenant, endpoint) else {
-            tracing::debug!(
-                tenant,
-                endpoint,
-                "lane refused: the endpoint has no tunnel here"
-            );
-            return;
+    pub async fn lane(&self, tenant: &str, endpoint: &str, use_: LaneUse, lane: BoxLane) {
+        let (permit, cut) = match self.directory.lane_permit(tenant, endpoint) {
+            Some(Ok(place)) => place,
+            Some(Err(())) => {
+                tracing::info!(
+                    tenant,
+                    endpoint,
+                    "lane refused: the endpoint holds its maximum"
+                );
+                return;
+            }
+            None => {
+                tracing::debug!(
+                    tenant,
+                    endpoint,
+                    "lane refused: the endpoint has no tunnel here"
+                );
+                return;
+            }
         };
+        let mut lane = permit.hold(lane);
         let key = EndpointKey::new(tenant, endpoint);
         if use_ == LaneUse::Dial {
             self.directory.lanes().park(key, lane, cut);
@@ -232,6 +245,17 @@ impl Relay {
             Err(error) => {
                 tracing::info!(tenant, endpoint, %target, %error, "lane stream not joined")
             }
+        }
+    }
+
+    /// Whether a lane of the endpoint would be accepted here now: `Err(421)` without its
+    /// tunnel here, `Err(429)` at its maximum of lanes. (The transport asks before the
+    /// upgrade; [`Relay::lane`] decides again when the lane arrives.)
+    pub fn lane_welcome(&self, tenant: &str, endpoint: &str) -> Result<(), u16> {
+        match self.directory.lane_permit(tenant, endpoint) {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(())) => Err(429),
+            None => Err(421),
         }
     }
 
