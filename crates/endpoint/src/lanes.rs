@@ -328,6 +328,21 @@ mod tests {
         assert_eq!(lock(&pool.open_demand).wanted(), SPARE_LANES + 1);
     }
 
+    /// An idle dial lane served by the agent; returns the relay's end.
+    fn dial_lane(permits: &Arc<Mutex<Permits>>, pool: &Arc<LanePool>) -> BoxLane {
+        let (agent, relay) = lane::memory_pair();
+        pool.idle_dial.fetch_add(1, Ordering::Relaxed);
+        let connection = CancellationToken::new();
+        tokio::spawn(serve_dial_lane(
+            agent,
+            permits.clone(),
+            None,
+            pool.clone(),
+            connection,
+        ));
+        relay
+    }
+
     /// A hostile relay asks on a dial lane for targets no permit names: refused before any
     /// connection is attempted; a permitted one is dialled and carries bytes.
     #[tokio::test]
@@ -355,15 +370,7 @@ mod tests {
         let pool = Arc::new(LanePool::default());
         let port = permitted.rsplit_once(':').unwrap().1;
         for forged in [format!("10.0.0.1:{port}"), "127.0.0.1:22".to_string()] {
-            let (agent, mut relay) = lane::memory_pair();
-            pool.idle_dial.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(serve_dial_lane(
-                agent,
-                permits.clone(),
-                None,
-                pool.clone(),
-                CancellationToken::new(),
-            ));
+            let mut relay = dial_lane(&permits, &pool);
             relay.send(lane::open(&forged)).await.unwrap();
             assert_eq!(
                 next_frame(&mut relay).await,
@@ -376,15 +383,7 @@ mod tests {
         }
         assert_eq!(dialled.load(Ordering::SeqCst), 0);
 
-        let (agent, mut relay) = lane::memory_pair();
-        pool.idle_dial.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(serve_dial_lane(
-            agent,
-            permits.clone(),
-            None,
-            pool.clone(),
-            CancellationToken::new(),
-        ));
+        let mut relay = dial_lane(&permits, &pool);
         relay.send(lane::open(&permitted)).await.unwrap();
         let mut io = LaneIo::new(relay, None);
         io.write_all(b"hello press").await.unwrap();

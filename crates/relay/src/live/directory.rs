@@ -148,17 +148,19 @@ impl Directory {
         presence
     }
 
+    /// Takes the endpoint's entry out if it is still connection `connection`.
+    fn take(&self, key: &EndpointKey, connection: u64) -> Option<Entry> {
+        let mut entries = self.entries();
+        match entries.get(key) {
+            Some(entry) if entry.presence.connection == connection => entries.remove(key),
+            _ => None,
+        }
+    }
+
     /// Forgets the endpoint's tunnel if it is still connection `connection` (a tunnel that
     /// ended after being replaced leaves its successor alone).
     pub fn remove(&self, key: &EndpointKey, connection: u64) -> bool {
-        let removed = {
-            let mut entries = self.entries();
-            match entries.get(key) {
-                Some(entry) if entry.presence.connection == connection => entries.remove(key),
-                _ => None,
-            }
-        };
-        match removed {
+        match self.take(key, connection) {
             Some(entry) => {
                 self.end_lanes(&entry);
                 true
@@ -175,14 +177,7 @@ impl Directory {
         connection: u64,
         reason: GoAwayReason,
     ) -> bool {
-        let removed = {
-            let mut entries = self.entries();
-            match entries.get(key) {
-                Some(entry) if entry.presence.connection == connection => entries.remove(key),
-                _ => None,
-            }
-        };
-        match removed {
+        match self.take(key, connection) {
             Some(entry) => {
                 self.end_lanes(&entry);
                 entry.close(reason);
