@@ -7,7 +7,7 @@
 //! token is 401, a token of a client that is not a registered endpoint of its tenant 403.
 
 use bytes::Bytes;
-use futures_util::{future, SinkExt, StreamExt};
+use futures_util::{future, Sink, SinkExt, Stream, StreamExt, TryStreamExt};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
@@ -261,24 +261,31 @@ impl Sockets {
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// `/mts/`: binary messages are the tunnel's transport; pings and pongs are the
-/// WebSocket layer's own, anything else ends the tunnel.
-async fn run_tunnel(hub: ControlHub, endpoint: EndpointRecord, address: String, ws: Ws) {
-    let transport = ws
-        .with(|bytes: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(bytes))))
+/// A socket's binary messages as a stream and sink of `Bytes`: pings and pongs are the
+/// WebSocket layer's own, a text message is an error, a close ends it.
+fn binary_messages(
+    ws: Ws,
+) -> impl Stream<Item = Result<Bytes, WsError>> + Sink<Bytes, Error = WsError> + Send {
+    ws.with(|bytes: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(bytes))))
         .filter_map(|message| {
             future::ready(match message {
                 Ok(Message::Binary(bytes)) => Some(Ok(bytes)),
-                Ok(Message::Ping(_) | Message::Pong(_)) => None,
                 Ok(Message::Text(_)) => Some(Err(WsError::Io(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    "a text message on the tunnel socket",
+                    "a text message where binary messages are expected",
                 )))),
-                Ok(Message::Close(_) | Message::Frame(_)) => None,
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_)) => {
+                    None
+                }
                 Err(error) => Some(Err(error)),
             })
-        });
+        })
+}
+
+/// `/mts/`: binary messages are the tunnel's transport.
+async fn run_tunnel(hub: ControlHub, endpoint: EndpointRecord, address: String, ws: Ws) {
     let (tenant, name) = (endpoint.tenant.as_str(), endpoint.name.as_str());
+    let transport = binary_messages(ws);
     if let Err(error) = hub.relay().attach(tenant, name, &address, transport).await {
         tracing::info!(tenant, endpoint = name, %error, "tunnel refused");
     }
@@ -287,21 +294,7 @@ async fn run_tunnel(hub: ControlHub, endpoint: EndpointRecord, address: String, 
 /// `/mts/lane/…`: binary messages, one lane frame each.
 async fn run_lane(hub: ControlHub, endpoint: EndpointRecord, use_: LaneUse, ws: Ws) {
     let io_error = |error: WsError| std::io::Error::other(error.to_string());
-    let transport = ws
-        .with(move |bytes: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(bytes))))
-        .sink_map_err(io_error)
-        .filter_map(move |message| {
-            future::ready(match message {
-                Ok(Message::Binary(bytes)) => Some(Ok(bytes)),
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => None,
-                Ok(Message::Text(_)) => Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "a text message on a lane",
-                ))),
-                Ok(Message::Close(_)) => None,
-                Err(error) => Some(Err(io_error(error))),
-            })
-        });
+    let transport = binary_messages(ws).sink_map_err(io_error).map_err(io_error);
     let (tenant, name) = (endpoint.tenant.as_str(), endpoint.name.as_str());
     hub.relay()
         .lane(tenant, name, use_, Box::pin(transport))

@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 
 use crate::frame::{DecodeError, Frame, ResetReason, StreamId, HEADER_LEN};
 use crate::mux::StreamError;
+use crate::tunnel::stream_error;
 
 /// The one stream id of a lane.
 pub const LANE_STREAM: StreamId = 1;
@@ -161,8 +162,8 @@ pub struct LaneIo {
     reading: Bytes,
     read_closed: bool,
     close_sent: bool,
-    keep_alive: Option<Pin<Box<tokio::time::Sleep>>>,
-    keep_alive_every: Duration,
+    /// The next ping's timer and the interval, on the agent's side.
+    keep_alive: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
     nonce: u64,
 }
 
@@ -170,26 +171,28 @@ impl LaneIo {
     /// `keep_alive`: ping every so often while the reader waits (the agent's side, whose
     /// connection crosses proxies and NAT), or never (the relay's).
     pub fn new(lane: BoxLane, keep_alive: Option<Duration>) -> LaneIo {
-        let every = keep_alive.unwrap_or(Duration::MAX);
         LaneIo {
             lane,
             reading: Bytes::new(),
             read_closed: false,
             close_sent: false,
-            keep_alive: keep_alive.map(|d| Box::pin(tokio::time::sleep(d))),
-            keep_alive_every: every,
+            keep_alive: keep_alive.map(|every| (Box::pin(tokio::time::sleep(every)), every)),
             nonce: 0,
         }
     }
 
     /// Sends a ping if the keep-alive is due and the lane has room; never blocks the read.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) {
-        let Some(timer) = self.keep_alive.as_mut() else {
+        let Some((timer, every)) = self.keep_alive.as_mut() else {
             return;
         };
         if timer.as_mut().poll(cx).is_pending() {
             return;
         }
+        let next = tokio::time::Instant::now() + *every;
+        timer.as_mut().reset(next);
+        // Register the timer's waker for the next round.
+        let _ = timer.as_mut().poll(cx);
         if let Poll::Ready(Ok(())) = self.lane.as_mut().poll_ready(cx) {
             self.nonce = self.nonce.wrapping_add(1);
             let ping = encode(&Frame::Ping { nonce: self.nonce });
@@ -197,23 +200,11 @@ impl LaneIo {
                 let _ = self.lane.as_mut().poll_flush(cx);
             }
         }
-        let next = tokio::time::Instant::now() + self.keep_alive_every;
-        timer.as_mut().reset(next);
-        // Register the timer's waker for the next round.
-        let _ = timer.as_mut().poll(cx);
     }
 }
 
 fn protocol_error(error: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("lane: {error}"))
-}
-
-fn reset_error(reason: ResetReason) -> io::Error {
-    let kind = match reason {
-        ResetReason::Refused => io::ErrorKind::ConnectionRefused,
-        _ => io::ErrorKind::ConnectionReset,
-    };
-    io::Error::new(kind, StreamError::Reset(reason))
 }
 
 impl AsyncRead for LaneIo {
@@ -251,7 +242,9 @@ impl AsyncRead for LaneIo {
                 Some(Ok(message)) => match decode(message).map_err(protocol_error)? {
                     Frame::Data { payload, .. } => this.reading = payload,
                     Frame::Close { .. } => this.read_closed = true,
-                    Frame::Reset { reason, .. } => return Poll::Ready(Err(reset_error(reason))),
+                    Frame::Reset { reason, .. } => {
+                        return Poll::Ready(Err(stream_error(StreamError::Reset(reason))))
+                    }
                     Frame::Ping { .. } | Frame::Pong { .. } => {}
                     Frame::Open { .. } => {
                         return Poll::Ready(Err(protocol_error("a second Open")));
@@ -270,10 +263,7 @@ impl AsyncWrite for LaneIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         if self.close_sent {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                StreamError::WriteClosed,
-            )));
+            return Poll::Ready(Err(stream_error(StreamError::WriteClosed)));
         }
         ready!(self.lane.as_mut().poll_ready(cx))?;
         let n = buf.len().min(LANE_MAX_FRAME as usize);

@@ -426,7 +426,8 @@ impl TunnelStream {
     }
 }
 
-fn stream_error(error: StreamError) -> io::Error {
+/// A stream's error as the `io::Error` its reader or writer sees (lanes use it too).
+pub(crate) fn stream_error(error: StreamError) -> io::Error {
     let kind = match error {
         StreamError::Reset(ResetReason::Refused) => io::ErrorKind::ConnectionRefused,
         StreamError::Reset(_) => io::ErrorKind::ConnectionReset,
