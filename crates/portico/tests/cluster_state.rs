@@ -197,7 +197,12 @@ fn login(node: &Portico, user: &str) -> String {
 
 /// Bayeux messages to `/notification/operations` through `node` as `account`; the reply.
 fn bayeux(node: &Portico, account: &Account, body: &Value) -> Vec<Value> {
-    let url = node.plain_url("127.0.0.1", "/notification/operations");
+    bayeux_on(node.plain, account, body)
+}
+
+/// The same through the plain-HTTP port `plain` (for a thread of its own).
+fn bayeux_on(plain: u16, account: &Account, body: &Value) -> Vec<Value> {
+    let url = format!("http://127.0.0.1:{plain}/notification/operations");
     let host = format!("Host: {SOUTHGATE}");
     let user = account.curl_user();
     let body = body.to_string();
@@ -237,30 +242,10 @@ fn connect_in_background(
     device: &Account,
     client_id: &str,
 ) -> std::thread::JoinHandle<Vec<Value>> {
-    let url_node = node.plain;
+    let plain = node.plain;
     let device = device.clone();
     let message = connect_message(client_id);
-    std::thread::spawn(move || {
-        let url = format!("http://127.0.0.1:{url_node}/notification/operations");
-        let host = format!("Host: {SOUTHGATE}");
-        let user = device.curl_user();
-        let body = message.to_string();
-        let (status, text) = curl(&[
-            "-X",
-            "POST",
-            "-H",
-            &host,
-            "-u",
-            &user,
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            &body,
-            &url,
-        ]);
-        assert_eq!(status, 200, "{text}");
-        serde_json::from_str(&text).unwrap()
-    })
+    std::thread::spawn(move || bayeux_on(plain, &device, &message))
 }
 
 /// Waits for a background connect, at most `limit`.
