@@ -407,32 +407,7 @@ fn a_session_ends_at_its_maximum_lifetime_even_in_use() {
 /// reporting backend, and its user olga.
 fn shop_with_olga(config: &str) -> Portico {
     let portico = Portico::start(config, &[]);
-    let backend_url = format!("http://{}", backend("shop", 0));
-    portico.admin(&["tenant", "add", "acme"]);
-    portico.admin(&[
-        "webapp",
-        "add",
-        "--name",
-        "shop",
-        "--backend",
-        &backend_url,
-        "--tenant",
-        "acme",
-        "--auth",
-        "session",
-    ]);
-    portico.admin(&[
-        "user",
-        "add",
-        "--tenant",
-        "acme",
-        "--name",
-        "olga",
-        "--role",
-        "user",
-        "--password",
-        PASSWORD,
-    ]);
+    acme_shop_with_users(&portico, &[("olga", "user")], PASSWORD);
     portico
 }
 

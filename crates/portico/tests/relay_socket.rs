@@ -244,33 +244,7 @@ fn endpoints_get_their_sessions_carry_bytes_are_cut_when_revoked_and_told_of_shu
     let rt = tokio::runtime::Runtime::new().unwrap();
     let portico = Portico::start(CONFIG, &[]);
     let echo = rt.block_on(echo_server());
-    portico.admin(&["tenant", "add", "acme"]);
-    let backend = backend("shop", 0);
-    let backend_url = format!("http://{backend}");
-    portico.admin(&[
-        "webapp",
-        "add",
-        "--name",
-        "shop",
-        "--backend",
-        &backend_url,
-        "--tenant",
-        "acme",
-        "--auth",
-        "session",
-    ]);
-    portico.admin(&[
-        "user",
-        "add",
-        "--tenant",
-        "acme",
-        "--name",
-        "ada",
-        "--role",
-        "admin",
-        "--password",
-        PASSWORD,
-    ]);
+    acme_shop_with_users(&portico, &[("ada", "admin")], PASSWORD);
     let ada = sign_in(&portico, "ada");
     let ready = within(LIMIT, || {
         let url = format!(
