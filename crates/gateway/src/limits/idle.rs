@@ -31,6 +31,8 @@ pub struct IdleClock {
     /// Requests whose whole body was read and whose response head is awaited.
     waiting: AtomicUsize,
     expired: AtomicBool,
+    /// The connection was handed to a WebSocket relay (see [`IdleClock::mark_upgraded`]).
+    upgraded: AtomicBool,
     reader: AtomicWaker,
     writer: AtomicWaker,
     /// Signalled when the IO is dropped, so that a watcher can stop.
@@ -44,6 +46,7 @@ impl IdleClock {
             last: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             expired: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
             reader: AtomicWaker::new(),
             writer: AtomicWaker::new(),
             closed: Notify::new(),
@@ -64,6 +67,18 @@ impl IdleClock {
 
     pub fn is_expired(&self) -> bool {
         self.expired.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection as upgraded, before its IO goes to a relay: from then on a
+    /// shutdown is a plain one. The relay reads the client itself until the client's
+    /// end, so the lingering close has nothing to do there, and its reads would take the
+    /// relay's turn to be woken for the client's input.
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
     }
 
     fn expire(&self) {

@@ -9,10 +9,13 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+use super::idle::IdleClock;
 
 /// Longest time a closing connection keeps reading.
 pub const LINGER_TIME: Duration = Duration::from_secs(5);
@@ -34,6 +37,8 @@ enum State {
 pub struct LingeringClose<IO> {
     io: IO,
     state: State,
+    /// The connection's clock: an upgraded connection closes plainly.
+    clock: Option<Arc<IdleClock>>,
 }
 
 impl<IO> LingeringClose<IO> {
@@ -41,7 +46,14 @@ impl<IO> LingeringClose<IO> {
         LingeringClose {
             io,
             state: State::Open,
+            clock: None,
         }
+    }
+
+    /// Closes plainly once `clock`'s connection is upgraded ([`IdleClock::mark_upgraded`]).
+    pub fn plain_after_upgrade(mut self, clock: Arc<IdleClock>) -> LingeringClose<IO> {
+        self.clock = Some(clock);
+        self
     }
 }
 
@@ -121,6 +133,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LingeringClose<IO> {
         let this = &mut *self;
         if let State::Open = this.state {
             ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+            if this.clock.as_ref().is_some_and(|c| c.is_upgraded()) {
+                this.state = State::Closed;
+                return Poll::Ready(Ok(()));
+            }
             this.state = State::Lingering {
                 until: Box::pin(tokio::time::sleep(LINGER_TIME)),
                 quiet: Box::pin(tokio::time::sleep(LINGER_QUIET)),

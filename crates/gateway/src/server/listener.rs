@@ -96,24 +96,44 @@ impl Gateway {
                 let refused = refusal.is_some();
                 gateway.inner.metrics.connection_opened();
                 let conn = ConnInfo { client, tls: tls.is_some() };
-                match tls {
-                    None if refused => overload::refuse(stream, gateway.config().max_connections).await,
-                    None => gateway.serve_connection(stream, conn, Protocol::Http1, stop).await,
-                    Some(acceptor) => {
-                        let timeout = gateway.config().tls_handshake_timeout;
-                        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => {
-                                let protocol = Protocol::negotiated(&stream);
-                                if refused {
-                                    overload::refuse_as(stream, protocol == Protocol::Http2, gateway.config().max_connections).await
-                                } else {
-                                    gateway.serve_connection(stream, conn, protocol, stop).await
+                // The handshake and the HTTP connection are large futures (about 12 KB);
+                // boxed, they are freed when the connection ends or is upgraded, and a
+                // WebSocket's task keeps only its idle watch.
+                let serving = Box::pin(async {
+                    match tls {
+                        None if refused => {
+                            overload::refuse(stream, gateway.config().max_connections).await;
+                            None
+                        }
+                        None => gateway.serve_connection(stream, conn, Protocol::Http1, stop).await,
+                        Some(acceptor) => {
+                            let timeout = gateway.config().tls_handshake_timeout;
+                            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => {
+                                    let protocol = Protocol::negotiated(&stream);
+                                    if refused {
+                                        overload::refuse_as(stream, protocol == Protocol::Http2, gateway.config().max_connections).await;
+                                        None
+                                    } else {
+                                        gateway.serve_connection(stream, conn, protocol, stop).await
+                                    }
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(client = %client, error = %e, "TLS handshake failed");
+                                    None
+                                }
+                                Err(_) => {
+                                    tracing::debug!(client = %client, "TLS handshake timed out");
+                                    None
                                 }
                             }
-                            Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
-                            Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
                         }
                     }
+                });
+                if let Some(upgraded) = serving.await {
+                    // Until the relay drops the IO, the connection holds its permit (GW-13)
+                    // and counts as open.
+                    gateway.watch_idle(upgraded).await;
                 }
                 drop(refusal);
                 gateway.inner.metrics.connection_closed();
@@ -144,15 +164,23 @@ impl Gateway {
         }
     }
 
-    /// Serves one client connection in the protocol it negotiated.
-    async fn serve_connection<IO>(&self, io: IO, conn: ConnInfo, protocol: Protocol, stop: Stop)
+    /// Serves one client connection in the protocol it negotiated. An upgraded connection
+    /// lives on in its relay: its idle clock is returned, to be watched until the relay ends.
+    async fn serve_connection<IO>(
+        &self,
+        io: IO,
+        conn: ConnInfo,
+        protocol: Protocol,
+        stop: Stop,
+    ) -> Option<Arc<IdleClock>>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         // The idle timeout and the lingering close concern the whole connection, so they
         // wrap it for both protocols alike.
         let clock = IdleClock::new();
-        let io = LingeringClose::new(IdleIo::new(io, clock.clone()));
+        let io =
+            LingeringClose::new(IdleIo::new(io, clock.clone())).plain_after_upgrade(clock.clone());
         let served = async {
             match protocol {
                 Protocol::Http1 => self.serve_http1(io, conn, &clock, &stop).await,
@@ -164,19 +192,15 @@ impl Gateway {
             result = served => result,
             _ = self.watch_idle(clock.clone()) => {
                 tracing::debug!(client = %conn.client, "idle connection closed");
-                return;
+                return None;
             }
         };
         if let Err(e) = result {
             tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
         }
         // An upgraded connection lives on in its relay with the same IO, which holds the
-        // clock: it keeps its idle timeout, which fails the IO when it runs out. Until the
-        // relay drops the IO this task stays, so that a WebSocket holds its connection
-        // permit (GW-13) and counts as an open connection.
-        if Arc::strong_count(&clock) > 1 && !clock.is_expired() {
-            self.watch_idle(clock).await;
-        }
+        // clock: it keeps its idle timeout, which fails the IO when it runs out.
+        (Arc::strong_count(&clock) > 1 && !clock.is_expired()).then_some(clock)
     }
 
     /// Resolves once the connection of `clock` has been idle for the idle timeout in
@@ -201,6 +225,9 @@ impl Gateway {
             crate::http2::join_cookies(request.headers_mut());
         }
         let response = self.handle(request, conn).await;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            clock.mark_upgraded();
+        }
         drop(wait);
         response
     }

@@ -18,13 +18,17 @@ use super::frames::{
     OPCODE_PONG,
 };
 use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// The close code for "going away" (RFC 6455 §7.4.1), with the reason the peers see.
@@ -48,10 +52,12 @@ const OUTSTANDING_PINGS: usize = 8;
 const MAX_HELD_PONG: usize = 2 + 4 + 125;
 /// How often a relay without pings looks whether pings were switched on.
 const PING_RECHECK: Duration = Duration::from_secs(5);
-/// Bytes read at once per direction. Small, because most WebSockets are idle most of
-/// the time and each holds two of these for its whole life; a large message just takes
-/// more reads.
-const READ_BUFFER: usize = 4 * 1024;
+/// Bytes read at once per direction while messages are small. Most WebSockets are idle
+/// most of the time and each holds two of these for its whole life.
+const SMALL_READ: usize = 512;
+/// The most read at once, after reads kept filling the buffer: large messages move in
+/// fewer, larger reads.
+const LARGE_READ: usize = 16 * 1024;
 
 /// Settings read from the gateway's current configuration when they are needed.
 #[derive(Debug, Clone, Copy)]
@@ -90,9 +96,62 @@ enum Toward {
     Backend,
 }
 
+/// The gateway's frames waiting for a frame boundary in one direction (at most a ping
+/// and a close). Its pump looks at it on every turn, so looking is one atomic load.
+#[derive(Default)]
+struct Inbox {
+    queue: Mutex<VecDeque<Injection>>,
+    filled: AtomicBool,
+    pump: AtomicWaker,
+}
+
+impl Inbox {
+    fn put(&self, injection: Injection) {
+        self.queue().push_back(injection);
+        self.filled.store(true, Ordering::Release);
+        self.pump.wake();
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.filled.load(Ordering::Acquire)
+    }
+
+    fn take(&self) -> Option<Injection> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut queue = self.queue();
+        let injection = queue.pop_front();
+        self.filled.store(!queue.is_empty(), Ordering::Release);
+        injection
+    }
+
+    /// Resolves once something waits in the inbox.
+    fn filled(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.is_empty() {
+                self.pump.register(cx.waker());
+                if self.is_empty() {
+                    return Poll::Pending;
+                }
+            }
+            Poll::Ready(())
+        })
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Injection>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// What the pumps and the controller share.
 #[derive(Default)]
 struct Shared {
+    /// The gateway's frames for the client, respectively the backend.
+    to_client: Inbox,
+    to_backend: Inbox,
     outstanding_pings: Mutex<VecDeque<u64>>,
     /// The client, respectively the backend, sent a close frame or ended its stream.
     client_done: AtomicBool,
@@ -103,6 +162,13 @@ struct Shared {
 }
 
 impl Shared {
+    fn inbox(&self, toward: Toward) -> &Inbox {
+        match toward {
+            Toward::Client => &self.to_client,
+            Toward::Backend => &self.to_backend,
+        }
+    }
+
     fn reader_done(&self, toward: Toward) {
         // A pump toward the backend reads the client, and the other way round.
         match toward {
@@ -168,17 +234,23 @@ impl Shared {
     }
 }
 
+/// How one of the relay's three parts ended.
+enum Ended {
+    Pump(io::Result<()>),
+    Control,
+}
+
 /// Relays between `client` and `backend` until both streams end, a side fails, or, after
 /// `closing` fires or the session is over, the close handshake is done or its wait is over.
 pub async fn relay<C, B>(
     client: C,
     backend: B,
     closing: CancellationToken,
-    settings: impl Fn() -> RelaySettings,
+    settings: impl Fn() -> RelaySettings + Sync,
     session: Option<SessionWatch>,
 ) where
-    C: AsyncRead + AsyncWrite,
-    B: AsyncRead + AsyncWrite,
+    C: AsyncRead + AsyncWrite + Send,
+    B: AsyncRead + AsyncWrite + Send,
 {
     let (client_read, client_write) = tokio::io::split(client);
     let (backend_read, backend_write) = tokio::io::split(backend);
@@ -190,37 +262,37 @@ pub async fn relay<C, B>(
         activity,
         ..Shared::default()
     };
-    // Room for a close behind a ping: pings are only queued into an empty channel.
-    let (to_client, client_injections) = mpsc::channel(2);
-    let (to_backend, backend_injections) = mpsc::channel(2);
-    let upstream = Pump::new(
-        client_read,
-        backend_write,
-        Toward::Backend,
-        backend_injections,
-    );
-    let downstream = Pump::new(
-        backend_read,
-        client_write,
-        Toward::Client,
-        client_injections,
-    );
-    let pumps = async { tokio::try_join!(upstream.run(&shared), downstream.run(&shared)) };
-    let control = control(
-        &shared,
-        &to_client,
-        &to_backend,
-        &closing,
-        session_over,
-        &settings,
-    );
-    tokio::select! {
-        result = pumps => {
-            if let Err(e) = result {
+    let upstream = Pump::new(client_read, backend_write, Toward::Backend);
+    let downstream = Pump::new(backend_read, client_write, Toward::Client);
+    // Each part is polled only when it was woken: a message moving one way touches
+    // neither the other pump nor the control's timer and shutdown signal.
+    let mut parts: FuturesUnordered<BoxFuture<'_, Ended>> = FuturesUnordered::new();
+    parts.push(Box::pin(async { Ended::Pump(upstream.run(&shared).await) }));
+    parts.push(Box::pin(async {
+        Ended::Pump(downstream.run(&shared).await)
+    }));
+    parts.push(Box::pin(async {
+        control(&shared, &closing, session_over, &settings).await;
+        Ended::Control
+    }));
+    let mut pumps_done = 0;
+    while let Some(ended) = parts.next().await {
+        match ended {
+            Ended::Pump(Ok(())) => {
+                pumps_done += 1;
+                if pumps_done == 2 {
+                    break;
+                }
+            }
+            Ended::Pump(Err(e)) => {
                 tracing::debug!(error = %e, "websocket relay ended with an error");
+                break;
+            }
+            Ended::Control => {
+                tracing::debug!("websocket closed by the gateway");
+                break;
             }
         }
-        () = control => tracing::debug!("websocket closed by the gateway"),
     }
 }
 
@@ -228,8 +300,6 @@ pub async fn relay<C, B>(
 /// over (1008), sends the closes and waits for the replies. Returns only in those cases.
 async fn control(
     shared: &Shared,
-    to_client: &mpsc::Sender<Injection>,
-    to_backend: &mpsc::Sender<Injection>,
     closing: &CancellationToken,
     session_over: Option<BoxFuture<'static, ()>>,
     settings: &impl Fn() -> RelaySettings,
@@ -249,16 +319,44 @@ async fn control(
             () = &mut session_over => break SESSION_ENDED,
             () = tokio::time::sleep(interval.unwrap_or(PING_RECHECK)) => {
                 // A ping still waiting for a frame boundary is enough.
-                if interval.is_some() && to_client.capacity() == to_client.max_capacity() {
+                if interval.is_some() && shared.to_client.is_empty() {
                     pings += 1;
-                    let _ = to_client.try_send(Injection::Ping(pings));
+                    shared.to_client.put(Injection::Ping(pings));
                 }
             }
         }
     };
-    let _ = to_client.send(Injection::Close(close)).await;
-    let _ = to_backend.send(Injection::Close(close)).await;
+    shared.to_client.put(Injection::Close(close));
+    shared.to_backend.put(Injection::Close(close));
     let _ = tokio::time::timeout(settings().close_wait, shared.both_done()).await;
+}
+
+/// A pump's read buffer: small while messages are, growing while reads fill it, and
+/// small again after a read that used little of it.
+struct ReadBuffer(Vec<u8>);
+
+impl ReadBuffer {
+    fn new() -> Self {
+        ReadBuffer(vec![0; SMALL_READ])
+    }
+
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
+    fn filled(&self, n: usize) -> &[u8] {
+        &self.0[..n]
+    }
+
+    /// Sizes the buffer for the next read after one of `n` bytes.
+    fn adapt(&mut self, n: usize) {
+        let size = self.0.len();
+        if n == size && size < LARGE_READ {
+            self.0 = vec![0; (size * 4).min(LARGE_READ)];
+        } else if n <= SMALL_READ && size > SMALL_READ {
+            self.0 = vec![0; SMALL_READ];
+        }
+    }
 }
 
 /// One direction of the relay.
@@ -267,8 +365,6 @@ struct Pump<R, W> {
     writer: W,
     toward: Toward,
     tracker: FrameTracker,
-    injections: mpsc::Receiver<Injection>,
-    injections_open: bool,
     /// A client pong held back until it is known whether it answers a gateway ping.
     held: Option<Vec<u8>>,
     /// A close frame went out on the writer: nothing the gateway adds may follow it.
@@ -283,14 +379,12 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    fn new(reader: R, writer: W, toward: Toward, injections: mpsc::Receiver<Injection>) -> Self {
+    fn new(reader: R, writer: W, toward: Toward) -> Self {
         Pump {
             reader,
             writer,
             toward,
             tracker: FrameTracker::new(),
-            injections,
-            injections_open: true,
             held: None,
             close_sent: false,
             discarding: false,
@@ -298,18 +392,17 @@ where
     }
 
     async fn run(mut self, shared: &Shared) -> io::Result<()> {
-        let mut buf = vec![0u8; READ_BUFFER];
+        let mut buf = ReadBuffer::new();
         loop {
             let between_frames = self.tracker.at_boundary() && self.held.is_none();
             tokio::select! {
                 biased;
-                injection = self.injections.recv(), if between_frames && self.injections_open => {
-                    match injection {
-                        Some(injection) => self.inject(injection, shared).await?,
-                        None => self.injections_open = false,
+                () = shared.inbox(self.toward).filled(), if between_frames => {
+                    if let Some(injection) = shared.inbox(self.toward).take() {
+                        self.inject(injection, shared).await?;
                     }
                 }
-                read = self.reader.read(&mut buf) => {
+                read = self.reader.read(buf.space()) => {
                     let n = read?;
                     if n == 0 {
                         shared.reader_done(self.toward);
@@ -320,7 +413,8 @@ where
                         let _ = self.writer.shutdown().await;
                         return Ok(());
                     }
-                    self.pass(&buf[..n], shared).await?;
+                    self.pass(buf.filled(n), shared).await?;
+                    buf.adapt(n);
                 }
             }
         }
@@ -365,7 +459,7 @@ where
                 }
             }
             // Between two frames: the gateway's own frames may go in now.
-            while let Ok(injection) = self.injections.try_recv() {
+            while let Some(injection) = shared.inbox(self.toward).take() {
                 self.forward(&chunk[pending..pos], shared).await?;
                 pending = pos;
                 self.inject(injection, shared).await?;
@@ -438,5 +532,33 @@ where
             }
         }
         self.writer.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_buffer_grows_while_reads_fill_it_and_shrinks_after_a_small_one() {
+        let mut buf = ReadBuffer::new();
+        assert_eq!(buf.space().len(), SMALL_READ);
+        buf.adapt(SMALL_READ - 1);
+        assert_eq!(buf.space().len(), SMALL_READ);
+        let mut sizes = Vec::new();
+        for _ in 0..4 {
+            let full = buf.space().len();
+            buf.adapt(full);
+            sizes.push(buf.space().len());
+        }
+        assert_eq!(sizes, [2048, 8192, LARGE_READ, LARGE_READ]);
+        buf.adapt(4000);
+        assert_eq!(
+            buf.space().len(),
+            LARGE_READ,
+            "a middling read keeps the size"
+        );
+        buf.adapt(100);
+        assert_eq!(buf.space().len(), SMALL_READ);
     }
 }
