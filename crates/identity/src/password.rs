@@ -226,7 +226,10 @@ mod tests {
         // 64 checks kept in glibc's arenas would be over 1 GB; other tests of this
         // process may allocate meanwhile, hence the margin.
         let grown = resident_kib().saturating_sub(before);
-        assert!(grown < 150 * 1024, "64 password checks left {grown} KiB resident");
+        assert!(
+            grown < 150 * 1024,
+            "64 password checks left {grown} KiB resident"
+        );
     }
 
     #[test]
