@@ -221,11 +221,13 @@ impl Gateway {
         use http_body::Body as _;
         let wait = clock.request_started(request.body().is_end_stream());
         let mut request = request.map(|body| boxed(wait.watch_body(body)));
-        if request.version() == http::Version::HTTP_2 {
+        let version = request.version();
+        if version == http::Version::HTTP_2 {
             crate::http2::join_cookies(request.headers_mut());
         }
         let response = self.handle(request, conn).await;
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if version == http::Version::HTTP_11 && response.status() == StatusCode::SWITCHING_PROTOCOLS
+        {
             clock.mark_upgraded();
         }
         drop(wait);

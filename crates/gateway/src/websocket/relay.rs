@@ -23,11 +23,12 @@ use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -331,8 +332,8 @@ async fn control(
     let _ = tokio::time::timeout(settings().close_wait, shared.both_done()).await;
 }
 
-/// A pump's read buffer: small while messages are, growing while reads fill it, and
-/// small again after a read that used little of it.
+/// A pump's read buffer: small while the pump waits, growing while reads fill it. An idle
+/// WebSocket holds two small ones; a bulk transfer moves in large reads.
 struct ReadBuffer(Vec<u8>);
 
 impl ReadBuffer {
@@ -340,21 +341,35 @@ impl ReadBuffer {
         ReadBuffer(vec![0; SMALL_READ])
     }
 
-    fn space(&mut self) -> &mut [u8] {
-        &mut self.0
-    }
-
     fn filled(&self, n: usize) -> &[u8] {
         &self.0[..n]
     }
 
-    /// Sizes the buffer for the next read after one of `n` bytes.
-    fn adapt(&mut self, n: usize) {
+    /// Reads from `reader`; while it has nothing to give, the buffer is made small again.
+    /// (A read that is not ready has written nothing, and the next may use another buffer.)
+    fn read_from<'a, R: AsyncRead + Unpin>(
+        &'a mut self,
+        reader: &'a mut R,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        std::future::poll_fn(move |cx| {
+            let mut space = ReadBuf::new(&mut self.0);
+            match Pin::new(&mut *reader).poll_read(cx, &mut space) {
+                Poll::Ready(result) => Poll::Ready(result.map(|()| space.filled().len())),
+                Poll::Pending => {
+                    if self.0.len() > SMALL_READ {
+                        self.0 = vec![0; SMALL_READ];
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
+    /// After a read of `n` bytes: one that filled the buffer makes the next one larger.
+    fn grow_if_filled(&mut self, n: usize) {
         let size = self.0.len();
         if n == size && size < LARGE_READ {
             self.0 = vec![0; (size * 4).min(LARGE_READ)];
-        } else if n <= SMALL_READ && size > SMALL_READ {
-            self.0 = vec![0; SMALL_READ];
         }
     }
 }
@@ -402,7 +417,7 @@ where
                         self.inject(injection, shared).await?;
                     }
                 }
-                read = self.reader.read(buf.space()) => {
+                read = buf.read_from(&mut self.reader) => {
                     let n = read?;
                     if n == 0 {
                         shared.reader_done(self.toward);
@@ -414,7 +429,7 @@ where
                         return Ok(());
                     }
                     self.pass(buf.filled(n), shared).await?;
-                    buf.adapt(n);
+                    buf.grow_if_filled(n);
                 }
             }
         }
@@ -539,26 +554,28 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_read_buffer_grows_while_reads_fill_it_and_shrinks_after_a_small_one() {
+    #[tokio::test]
+    async fn the_read_buffer_grows_while_reads_fill_it_and_is_small_while_waiting() {
+        let (mut peer, mut reader) = tokio::io::duplex(64 * 1024);
         let mut buf = ReadBuffer::new();
-        assert_eq!(buf.space().len(), SMALL_READ);
-        buf.adapt(SMALL_READ - 1);
-        assert_eq!(buf.space().len(), SMALL_READ);
         let mut sizes = Vec::new();
+        peer.write_all(&[7; 40_000]).await.unwrap();
         for _ in 0..4 {
-            let full = buf.space().len();
-            buf.adapt(full);
-            sizes.push(buf.space().len());
+            let n = buf.read_from(&mut reader).await.unwrap();
+            assert_eq!(n, buf.0.len(), "a read fills the buffer while bytes wait");
+            buf.grow_if_filled(n);
+            sizes.push(buf.0.len());
         }
         assert_eq!(sizes, [2048, 8192, LARGE_READ, LARGE_READ]);
-        buf.adapt(4000);
-        assert_eq!(
-            buf.space().len(),
-            LARGE_READ,
-            "a middling read keeps the size"
-        );
-        buf.adapt(100);
-        assert_eq!(buf.space().len(), SMALL_READ);
+        // The rest, then nothing: waiting, the buffer is small again.
+        let rest = 40_000 - (512 + 2048 + 8192 + LARGE_READ);
+        assert_eq!(buf.read_from(&mut reader).await.unwrap(), rest);
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(50), buf.read_from(&mut reader)).await;
+        assert!(waiting.is_err(), "nothing to read");
+        assert_eq!(buf.0.len(), SMALL_READ);
+        peer.write_all(b"hello").await.unwrap();
+        assert_eq!(buf.read_from(&mut reader).await.unwrap(), 5);
+        assert_eq!(buf.filled(5), b"hello");
     }
 }
