@@ -180,16 +180,9 @@ pub async fn run(config: Config) -> Result<()> {
         admin,
         shutdown.clone(),
     ));
-    {
-        let gateway = gateway.clone();
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move { gateway.serve(listen, Some(tls), shutdown).await });
-    }
-    if let Some(plain) = plain {
-        let gateway = gateway.clone();
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move { gateway.serve(plain, None, shutdown).await });
-    }
+    let mut listeners = vec![(listen, Some(tls))];
+    listeners.extend(plain.map(|plain| (plain, None)));
+    let cores = crate::per_core::serve(&gateway, listeners, &shutdown, &tasks)?;
     print_welcome(&config);
 
     while let Wanted::Reload = signals.next().await {
@@ -207,6 +200,7 @@ pub async fn run(config: Config) -> Result<()> {
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
+    cores.stop().await;
     store.close().await;
     Ok(())
 }
