@@ -29,8 +29,7 @@ pub mod websocket;
 
 pub use config::GatewayConfig;
 pub use server::{
-    harden_device_cookies, AcceptShare, ConnInfo, Gateway, CLIENTLESS_SERVICE, DEVICE_SERVICE,
-    REMOTE_APP,
+    harden_device_cookies, ConnInfo, Gateway, CLIENTLESS_SERVICE, DEVICE_SERVICE, REMOTE_APP,
 };
 pub use service::{from_tower, InProcess, RequestContext, Services};
 

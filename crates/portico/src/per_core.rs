@@ -1,7 +1,6 @@
 //! The gateway's listeners, served by one single-threaded runtime per core, each accepting
 //! on its own copy of every listening socket and serving the connections it accepted from
-//! start to end on its thread. A core holding clearly more connections than another lets
-//! the others accept first ([`AcceptShare`]).
+//! start to end on its thread.
 //!
 //! A proxied request or WebSocket message then never crosses threads: no worker wakes
 //! another to share work, which on a busy machine is a good part of a small request's cost
@@ -12,7 +11,7 @@
 //! main runtime; work a request starts (a WebSocket relay, a tunnel) runs on its core.
 
 use anyhow::{Context, Result};
-use portico_gateway::{AcceptShare, Gateway};
+use portico_gateway::Gateway;
 use std::thread::JoinHandle;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -41,7 +40,6 @@ pub fn serve(
         .collect::<std::io::Result<Vec<_>>>()
         .context("cannot take over the listening sockets")?;
     let finished = CancellationToken::new();
-    let share = AcceptShare::new(cores);
     let mut threads = Vec::with_capacity(cores);
     for core in 0..cores {
         let mine = sockets
@@ -56,19 +54,13 @@ pub fn serve(
         let gateway = gateway.clone();
         let shutdown = shutdown.clone();
         let finished = finished.clone();
-        let share = share.clone();
         let served = tasks.track_future(async move {
             let serving = mine.into_iter().map(|(socket, tls)| {
                 let gateway = gateway.clone();
                 let shutdown = shutdown.clone();
-                let share = share.clone();
                 async move {
                     match TcpListener::from_std(socket) {
-                        Ok(listener) => {
-                            gateway
-                                .serve_on_core(listener, tls, shutdown, share, core)
-                                .await
-                        }
+                        Ok(listener) => gateway.serve(listener, tls, shutdown).await,
                         Err(e) => tracing::error!(error = %e, "a core cannot listen"),
                     }
                 }

@@ -3,7 +3,7 @@
 //! head guard, or HTTP/2) with the idle clock and the lingering close around its IO, and
 //! the shutdown drain (GW-13, GW-24).
 
-use super::{AcceptShare, ConnInfo, Gateway};
+use super::{ConnInfo, Gateway};
 use crate::body::{boxed, Body};
 use crate::error::{render, GatewayError};
 use crate::head_guard::HeadGuard;
@@ -49,30 +49,6 @@ impl Gateway {
         tls: Option<TlsAcceptor>,
         shutdown: CancellationToken,
     ) {
-        self.serve_sharing(listener, tls, shutdown, None).await;
-    }
-
-    /// [`Gateway::serve`] on one of several cores accepting on the same socket, `core`
-    /// being this one's place in `share` (see [`AcceptShare`]).
-    pub async fn serve_on_core(
-        &self,
-        listener: TcpListener,
-        tls: Option<TlsAcceptor>,
-        shutdown: CancellationToken,
-        share: Arc<AcceptShare>,
-        core: usize,
-    ) {
-        self.serve_sharing(listener, tls, shutdown, Some((share, core)))
-            .await;
-    }
-
-    async fn serve_sharing(
-        &self,
-        listener: TcpListener,
-        tls: Option<TlsAcceptor>,
-        shutdown: CancellationToken,
-        share: Option<(Arc<AcceptShare>, usize)>,
-    ) {
         let tracker = TaskTracker::new();
         let stop = Stop {
             graceful: shutdown.clone(),
@@ -81,12 +57,7 @@ impl Gateway {
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                accepted = async {
-                    if let Some((share, core)) = &share {
-                        share.my_turn(*core).await;
-                    }
-                    listener.accept().await
-                } => accepted,
+                accepted = listener.accept() => accepted,
             };
             let (stream, client) = match accepted {
                 Ok(pair) => pair,
@@ -120,10 +91,8 @@ impl Gateway {
             let gateway = self.clone();
             let tls = tls.clone();
             let stop = stop.clone();
-            let counted = share.as_ref().map(|(share, core)| share.opened(*core));
             tracker.spawn(async move {
                 let _permit = permit;
-                let _counted = counted;
                 let refused = refusal.is_some();
                 gateway.inner.metrics.connection_opened();
                 let conn = ConnInfo { client, tls: tls.is_some() };

@@ -32,13 +32,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
 
-mod accept_share;
 mod clientless;
 mod devices;
 mod listener;
 mod vpnrts;
 
-pub use accept_share::AcceptShare;
 pub use clientless::{harden_device_cookies, CLIENTLESS_SERVICE, REMOTE_APP};
 pub use devices::DEVICE_SERVICE;
 
