@@ -15,7 +15,6 @@ mod firewall_rules;
 mod identity;
 mod identity_admin;
 mod live_events;
-mod per_core;
 mod registry_sync;
 mod relay_socket;
 mod reload;

@@ -180,9 +180,16 @@ pub async fn run(config: Config) -> Result<()> {
         admin,
         shutdown.clone(),
     ));
-    let mut listeners = vec![(listen, Some(tls))];
-    listeners.extend(plain.map(|plain| (plain, None)));
-    let cores = crate::per_core::serve(&gateway, listeners, &shutdown, &tasks)?;
+    {
+        let gateway = gateway.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { gateway.serve(listen, Some(tls), shutdown).await });
+    }
+    if let Some(plain) = plain {
+        let gateway = gateway.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { gateway.serve(plain, None, shutdown).await });
+    }
     print_welcome(&config);
 
     while let Wanted::Reload = signals.next().await {
@@ -200,7 +207,6 @@ pub async fn run(config: Config) -> Result<()> {
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
-    cores.stop().await;
     store.close().await;
     Ok(())
 }
