@@ -16,15 +16,12 @@ use crate::headers::WebAppResponse;
 use crate::limits::{limit_request, Exceeded};
 use crate::metrics::{Metrics, ReloadResult, RouteClass};
 use crate::proxy::{set_forwarding_headers, strip_hop_by_hop, Forwarding, Proxy};
-use crate::routing::{
-    decode_unreserved, parse_api_path, parse_host, validate_target, HostConfig, HostKind,
-    ParsedHost,
-};
+use crate::routing::{parse_host, HostConfig, HostKind, ParsedHost};
 use crate::service::{RequestContext, Services};
 use crate::table::{RoutingTable, Target};
 use crate::websocket::OpenWebSockets;
 use arc_swap::ArcSwap;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use portico_store::Registry;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +32,7 @@ use tokio::sync::Semaphore;
 mod clientless;
 mod devices;
 mod listener;
+mod route;
 mod vpnrts;
 
 pub use clientless::{harden_device_cookies, CLIENTLESS_SERVICE, REMOTE_APP};
@@ -367,205 +365,6 @@ impl Gateway {
             &arrival,
         )
         .await
-    }
-
-    /// A core identity path, for the `identity` service when this build has one.
-    fn identity_core(
-        &self,
-        decoded_path: &str,
-        target: &str,
-        tenant: Option<&String>,
-        web: Option<WebAppResponse>,
-    ) -> Option<Routed> {
-        let service = self.inner.identity.as_ref()?;
-        if !IDENTITY_PATHS.iter().any(|p| under(decoded_path, p)) {
-            return None;
-        }
-        Some(Routed::Forward(Dispatch {
-            class: RouteClass::Core,
-            target: service.clone(),
-            path: target.to_string(),
-            tenant: tenant.cloned(),
-            upgrade: false,
-            web,
-            guard: Guard::IdentityCore,
-        }))
-    }
-
-    /// The routing phase: from host and path to a target, or a gateway error.
-    fn route(&self, request: &Request<Body>) -> Result<Routed, GatewayError> {
-        let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        validate_target(target).map_err(|e| GatewayError::bad_request(e.to_string()))?;
-        if request.method() == Method::CONNECT {
-            return Err(GatewayError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "CONNECT is not served: Portico is a reverse proxy, not a forward proxy",
-            ));
-        }
-        if target == "*" {
-            // The asterisk form asks about the server itself (RFC 7230 §5.3.4).
-            return match *request.method() {
-                Method::OPTIONS => Ok(Routed::Core),
-                _ => Err(GatewayError::bad_request(
-                    "The target * is only for OPTIONS",
-                )),
-            };
-        }
-        let host = request_host(request).ok_or_else(|| {
-            GatewayError::bad_request("The request needs exactly one Host header")
-        })?;
-        let parsed = parse_host(host, &self.inner.hosts)
-            .ok_or_else(|| GatewayError::not_found(format!("Unknown host \"{host}\"")))?;
-        let path = request.uri().path();
-        // Prefixes are compared decoded, so that `/%6Cogin` is `/login` here as it is to
-        // every backend.
-        let decoded = decode_unreserved(path);
-        let core = |paths: &[&str]| paths.iter().any(|p| under(&decoded, p));
-        let table = self.inner.table.load();
-
-        match &parsed.kind {
-            HostKind::WebApp {
-                tenant,
-                app,
-                provider,
-            } => {
-                if core(&WEBAPP_CORE_PATHS) {
-                    if !table.has_web_tenant(tenant, app, provider.as_deref()) {
-                        return Err(GatewayError::not_found(format!(
-                            "Unknown tenant \"{tenant}\""
-                        )));
-                    }
-                    let web = WebAppResponse {
-                        cache_control: None,
-                        static_host: static_host(&parsed, host),
-                        client_version: request.version(),
-                    };
-                    return Ok(self
-                        .identity_core(&decoded, target, Some(tenant), Some(web))
-                        .unwrap_or(Routed::Core));
-                }
-                let names = (tenant.as_str(), app.as_str(), provider.as_deref());
-                if let Some(routed) = self.route_clientless(request, &table, names, target) {
-                    return routed;
-                }
-                // The host names a web app: it must exist and serve this tenant, also
-                // for the API calls made from its pages (GW-7, GW-12a).
-                let webapp = table.webapp(tenant, app, provider.as_deref())?;
-                if under(&decoded, "/api") || under(&decoded, "/services") {
-                    return self.route_api(&table, Some(tenant), request);
-                }
-                let upgrade = is_upgrade(request.headers());
-                if upgrade && !webapp.websockets.iter().any(|p| p.matches(&decoded)) {
-                    return Err(GatewayError::bad_request(format!(
-                        "WebSocket upgrades are not enabled for {path} of the web application \"{}\"",
-                        webapp.key
-                    )));
-                }
-                Ok(Routed::Forward(Dispatch {
-                    class: RouteClass::Webapp,
-                    target: webapp.target.clone(),
-                    path: target.to_string(),
-                    tenant: Some(tenant.clone()),
-                    upgrade,
-                    web: Some(WebAppResponse {
-                        cache_control: webapp.cache_control.clone(),
-                        static_host: static_host(&parsed, host),
-                        client_version: request.version(),
-                    }),
-                    guard: Guard::Registration {
-                        rule: webapp.rule.clone(),
-                        api: false,
-                    },
-                }))
-            }
-            HostKind::Gateway => {
-                if let Some(routed) = self.route_devices(request, &decoded, target) {
-                    return routed;
-                }
-                if core(&GATEWAY_CORE_PATHS) || path == "/healthz" {
-                    return Ok(self
-                        .identity_core(&decoded, target, None, None)
-                        .unwrap_or(Routed::Core));
-                }
-                self.route_api(&table, None, request)
-            }
-            HostKind::Southgate => {
-                if let Some(routed) = self.route_devices(request, &decoded, target) {
-                    return routed;
-                }
-                if core(&SOUTHGATE_CORE_PATHS) {
-                    return Ok(self
-                        .identity_core(&decoded, target, None, None)
-                        .unwrap_or(Routed::Core));
-                }
-                let routed = self.route_api(&table, None, request)?;
-                // Portico's own APIs are for operators on `gateway`; `southgate` carries
-                // device traffic only.
-                if let Routed::Forward(Dispatch { target, .. }) = &routed {
-                    if matches!(**target, Target::InProcess(_)) {
-                        return Err(GatewayError::not_found(format!(
-                            "\"{path}\" is not served on the device host; use the gateway host"
-                        )));
-                    }
-                }
-                Ok(routed)
-            }
-            HostKind::Static => {
-                if core(&["/.well-known"]) {
-                    return Ok(Routed::Core);
-                }
-                Ok(Routed::Static)
-            }
-            HostKind::Vpnrts { service } => {
-                self.route_vpnrts(*service, request, &decoded, target, host_kind_name(&parsed))
-            }
-        }
-    }
-
-    /// API routing (GW-2..GW-4, GW-9) for `/api/...`, and `/services/...` on web-app hosts.
-    fn route_api(
-        &self,
-        table: &RoutingTable,
-        tenant: Option<&String>,
-        request: &Request<Body>,
-    ) -> Result<Routed, GatewayError> {
-        let path = request.uri().path();
-        let api_path = parse_api_path(path)
-            .filter(|p| tenant.is_some() || p.prefix == crate::routing::ApiPrefix::Api)
-            .ok_or_else(|| {
-                GatewayError::not_found(format!(
-                    "\"{path}\" is not an API path: expected /api/{{name}}[-{{provider}}]/v{{major}}/{{endpoint}}"
-                ))
-            })?;
-        if is_upgrade(request.headers()) {
-            return Err(GatewayError::bad_request(
-                "WebSocket upgrades are not enabled on API routes",
-            ));
-        }
-        let decoded = decode_unreserved(api_path.endpoint);
-        let matched = table.api(
-            tenant.map(String::as_str),
-            &api_path,
-            &decoded,
-            request.method(),
-        )?;
-        let query = request
-            .uri()
-            .query()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default();
-        Ok(Routed::Forward(Dispatch {
-            class: RouteClass::Api,
-            target: matched.api.target.clone(),
-            path: format!("{}{query}", api_path.endpoint),
-            tenant: tenant.cloned(),
-            upgrade: false,
-            web: None,
-            guard: Guard::Registration {
-                rule: matched.api.rule.clone(),
-                api: true,
-            },
-        }))
     }
 
     /// The forwarding phase: to a backend over HTTP, or to an in-process service, for
