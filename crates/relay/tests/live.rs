@@ -507,6 +507,24 @@ async fn next_frame(lane: &mut lane::BoxLane) -> Option<Frame> {
     }
 }
 
+/// Session `5e55` (SSH) from ep-hq to ep-press, both online (while the returned endpoints
+/// are held), and a stream on lanes: the device's dial lane has received the `Open` of the
+/// service's open lane. Returns the endpoints, then the device's and the service's lane.
+async fn stream_on_lanes(
+    w: &Arc<World>,
+) -> (FakeEndpoint, FakeEndpoint, lane::BoxLane, lane::BoxLane) {
+    w.add_session(session("abc", "5e55", "ssh")).await;
+    let device = w.connect("abc", "ep-press", Role::Device).await;
+    let service = w.connect("abc", "ep-hq", Role::Service).await;
+    let mut device_lane = dial_lane(w, "abc", "ep-press").await;
+    let service_lane = open_lane(w, "abc", "ep-hq", "session:5e55/listener:0").await;
+    assert!(matches!(
+        next_frame(&mut device_lane).await,
+        Some(Frame::Open { .. })
+    ));
+    (device, service, device_lane, service_lane)
+}
+
 #[tokio::test]
 async fn a_stream_on_lanes_goes_from_the_service_lane_to_a_device_lane_and_is_counted() {
     let w = Arc::new(world().await);
@@ -605,19 +623,11 @@ async fn lane_streams_are_refused_like_tunnel_streams() {
 #[tokio::test]
 async fn lanes_are_refused_without_a_tunnel_and_cut_with_it() {
     let w = Arc::new(world().await);
-    w.add_session(session("abc", "5e55", "ssh")).await;
     // No tunnel on this relay: the lane is closed at once.
     let mut early = dial_lane(&w, "abc", "ep-press").await;
     assert!(next_frame(&mut early).await.is_none());
 
-    let _device = w.connect("abc", "ep-press", Role::Device).await;
-    let _service = w.connect("abc", "ep-hq", Role::Service).await;
-    let mut device_lane = dial_lane(&w, "abc", "ep-press").await;
-    let service_lane = open_lane(&w, "abc", "ep-hq", "session:5e55/listener:0").await;
-    assert!(matches!(
-        next_frame(&mut device_lane).await,
-        Some(Frame::Open { .. })
-    ));
+    let (_device, _service, mut device_lane, service_lane) = stream_on_lanes(&w).await;
     let mut service_io = LaneIo::new(service_lane, None);
     service_io.write_all(b"typing").await.unwrap();
     // Revoking the device endpoint ends the running lane stream at once, both lanes.
@@ -663,15 +673,7 @@ async fn an_endpoint_holds_at_most_its_share_of_lanes() {
 #[tokio::test]
 async fn a_lane_stream_ends_on_both_lanes_when_one_side_vanishes() {
     let w = Arc::new(world().await);
-    w.add_session(session("abc", "5e55", "ssh")).await;
-    let _device = w.connect("abc", "ep-press", Role::Device).await;
-    let _service = w.connect("abc", "ep-hq", Role::Service).await;
-    let mut device_lane = dial_lane(&w, "abc", "ep-press").await;
-    let mut service_lane = open_lane(&w, "abc", "ep-hq", "session:5e55/listener:0").await;
-    assert!(matches!(
-        next_frame(&mut device_lane).await,
-        Some(Frame::Open { .. })
-    ));
+    let (_device, _service, device_lane, mut service_lane) = stream_on_lanes(&w).await;
     // The device's agent goes away without a Reset (its connection dropped).
     drop(device_lane);
     assert!(next_frame(&mut service_lane).await.is_none());

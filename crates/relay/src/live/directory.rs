@@ -78,16 +78,6 @@ impl Entry {
     }
 }
 
-impl Directory {
-    /// An entry leaves (its tunnel is closed or gone): its lanes end, and the pool forgets
-    /// them. (A replaced entry's lanes end by its `cut` alone: the key now belongs to the
-    /// newer tunnel, whose lanes may already be in the pool.)
-    fn end_lanes(&self, entry: &Entry) {
-        entry.cut.cancel();
-        self.lanes.forget(&entry.presence.key);
-    }
-}
-
 /// The online endpoints. Cheap operations under a `std` mutex never held across an await.
 #[derive(Default)]
 pub struct Directory {
@@ -108,6 +98,14 @@ impl Directory {
 
     fn entries(&self) -> MutexGuard<'_, HashMap<EndpointKey, Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An entry leaves (its tunnel is closed or gone): its lanes end, and the pool forgets
+    /// them. (A replaced entry's lanes end by its `cut` alone: the key now belongs to the
+    /// newer tunnel, whose lanes may already be in the pool.)
+    fn end_lanes(&self, entry: &Entry) {
+        entry.cut.cancel();
+        self.lanes.forget(&entry.presence.key);
     }
 
     /// Records `handle` as the endpoint's tunnel. An older tunnel of the same endpoint is
