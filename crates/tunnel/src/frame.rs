@@ -181,6 +181,20 @@ impl GoAwayReason {
     }
 }
 
+/// Words for logs and errors: an operator reads "the endpoint was revoked", never `Revoked`.
+impl std::fmt::Display for GoAwayReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GoAwayReason::ShuttingDown => "it is shutting down",
+            GoAwayReason::Revoked => "the endpoint was revoked",
+            GoAwayReason::Replaced => "a newer connection of the endpoint replaced it",
+            GoAwayReason::ProtocolError => "the other side broke the protocol",
+            GoAwayReason::UnsupportedVersion => "the protocol version is not supported",
+            GoAwayReason::KeepAliveTimeout => "nothing arrived for too long",
+        })
+    }
+}
+
 /// The first frame each side sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hello {

@@ -40,9 +40,9 @@ const READ_GRACE: Duration = Duration::from_millis(200);
 pub enum TunnelError {
     #[error("the peer broke the tunnel protocol: {0}")]
     Protocol(#[from] ProtocolError),
-    #[error("the peer ended the tunnel: {0:?}")]
+    #[error("the peer ended the tunnel: {0}")]
     GoAway(GoAwayReason),
-    #[error("this side ended the tunnel: {0:?}")]
+    #[error("this side ended the tunnel: {0}")]
     Closed(GoAwayReason),
     #[error("nothing received from the peer for {silent_for:?}; the tunnel is dead")]
     PeerDead { silent_for: Duration },

@@ -345,6 +345,11 @@ async fn closing_tells_the_peer_why() {
     );
     let error = timeout(LIMIT, device.closed()).await.unwrap();
     assert_eq!(error, TunnelError::GoAway(GoAwayReason::Revoked));
+    // The endpoint's log says it in words an operator searches for.
+    assert_eq!(
+        error.to_string(),
+        "the peer ended the tunnel: the endpoint was revoked"
+    );
 }
 
 #[tokio::test]
