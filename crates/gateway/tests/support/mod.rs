@@ -2,6 +2,8 @@
 //! that sends exactly the bytes a test writes.
 #![allow(dead_code)]
 
+pub mod auth_double;
+
 use bytes::Bytes;
 use futures_util::stream;
 use http::{Request, Response};
