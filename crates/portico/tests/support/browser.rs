@@ -8,13 +8,16 @@
 use super::free_port;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// A browser session; the driver process is stopped when this is dropped.
+/// A browser session. chromedriver and the Chromium it starts run in a process group of
+/// their own, which is killed when this is dropped: killing only the driver would leave
+/// the browser running after the test.
 pub struct Browser {
     pub client: Client,
     driver: Child,
@@ -39,6 +42,7 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -196,16 +200,20 @@ impl Browser {
         );
     }
 
-    /// Ends the browser session and the driver.
-    pub async fn close(mut self) {
+    /// Ends the browser session, then the driver and whatever is left of the browser.
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The driver's process group: the driver, the browser and its helpers.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
