@@ -9,8 +9,9 @@
 //!   in sink mode and waits for the count; prints the total rate.
 //! - `tcp-load open --to ADDR --count N`: N times in a row, connect, send one echo byte, read it
 //!   back: the latency of opening a stream over the tunnel.
-//! - `tcp-load rtt --to ADDR --count N [--with-bulk-to ADDR --bulk-bytes B]`: N one-byte echo
-//!   round trips on one connection, optionally while another connection is sending in bulk:
+//! - `tcp-load rtt --to ADDR --count N [--with-bulk-to ADDR --bulk-bytes B [--bulk-mbit R]]`:
+//!   N one-byte echo round trips on one connection, optionally while another connection is
+//!   sending in bulk (as fast as it can, or paced at R Mbit/s, the rate of a real uplink):
 //!   whether an interactive stream suffers from a bulk one beside it.
 //!
 //! Output is `key=value` lines for the script to read.
@@ -64,6 +65,9 @@ enum Command {
         with_bulk_to: Option<String>,
         #[arg(long, default_value_t = 1 << 30)]
         bulk_bytes: u64,
+        /// Pace the bulk connection at this many Mbit/s instead of sending flat out.
+        #[arg(long)]
+        bulk_mbit: Option<f64>,
     },
 }
 
@@ -81,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let started = Instant::now();
             let tasks: Vec<_> = (0..streams)
-                .map(|_| tokio::spawn(send_bulk(to.clone(), bytes)))
+                .map(|_| tokio::spawn(send_bulk(to.clone(), bytes, None)))
                 .collect();
             for task in tasks {
                 task.await??;
@@ -110,8 +114,13 @@ async fn main() -> anyhow::Result<()> {
             count,
             with_bulk_to,
             bulk_bytes,
+            bulk_mbit,
         } => {
-            let bulk = with_bulk_to.map(|address| tokio::spawn(send_bulk(address, bulk_bytes)));
+            if bulk_mbit.is_some_and(|rate| !(rate > 0.0)) {
+                bail!("--bulk-mbit must be above 0");
+            }
+            let bulk =
+                with_bulk_to.map(|address| tokio::spawn(send_bulk(address, bulk_bytes, bulk_mbit)));
             if bulk.is_some() {
                 // Let the bulk transfer fill the windows and buffers first.
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -187,11 +196,19 @@ async fn connect(to: &str, mode: u8) -> anyhow::Result<TcpStream> {
 }
 
 /// Sends `bytes` in sink mode and checks the far end counted them all.
-async fn send_bulk(to: String, bytes: u64) -> anyhow::Result<()> {
+/// Sends `bytes` in sink mode, flat out or, with `mbit`, no faster than that rate: each
+/// chunk waits for the moment the bytes before it are due at that rate.
+async fn send_bulk(to: String, bytes: u64, mbit: Option<f64>) -> anyhow::Result<()> {
     let mut stream = connect(&to, b'S').await?;
     let chunk = vec![0x5au8; CHUNK];
+    let started = tokio::time::Instant::now();
     let mut left = bytes;
     while left > 0 {
+        if let Some(mbit) = mbit {
+            let sent_bits = (bytes - left) as f64 * 8.0;
+            let due = started + Duration::from_secs_f64(sent_bits / (mbit * 1e6));
+            tokio::time::sleep_until(due).await;
+        }
         let n = left.min(CHUNK as u64) as usize;
         tokio::time::timeout(STEP_TIMEOUT, stream.write_all(&chunk[..n]))
             .await
