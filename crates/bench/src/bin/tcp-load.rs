@@ -7,8 +7,9 @@
 //!   `b'E'` (echo every byte back).
 //! - `tcp-load bulk --to ADDR --streams N --bytes B`: N connections at once, each sends B bytes
 //!   in sink mode and waits for the count; prints the total rate.
-//! - `tcp-load open --to ADDR --count N`: N times in a row, connect, send one echo byte, read it
-//!   back: the latency of opening a stream over the tunnel.
+//! - `tcp-load open --to ADDR --count N [--pause-ms P]`: N times in a row (P ms apart),
+//!   connect, send one echo byte, read it back: the latency of opening a stream over the
+//!   tunnel.
 //! - `tcp-load rtt --to ADDR --count N [--with-bulk-to ADDR --bulk-bytes B [--bulk-mbit R]]`:
 //!   N one-byte echo round trips on one connection, optionally while another connection is
 //!   sending in bulk (as fast as it can, or paced at R Mbit/s, the rate of a real uplink):
@@ -53,6 +54,9 @@ enum Command {
         to: String,
         #[arg(long, default_value_t = 200)]
         count: usize,
+        /// Milliseconds between one open's echo and the next open (0: back to back).
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
     },
     /// Interactive round trips, optionally beside a bulk transfer.
     Rtt {
@@ -98,9 +102,14 @@ async fn main() -> anyhow::Result<()> {
             println!("mbit_per_s={:.1}", total * 8.0 / seconds / 1e6);
             Ok(())
         }
-        Command::Open { to, count } => {
+        Command::Open {
+            to,
+            count,
+            pause_ms,
+        } => {
             let mut samples = Vec::with_capacity(count);
             for _ in 0..count {
+                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
                 let started = Instant::now();
                 let mut stream = connect(&to, b'E').await?;
                 echo_once(&mut stream).await?;

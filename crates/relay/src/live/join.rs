@@ -157,36 +157,31 @@ impl Joiner {
         let wanted = ListenerTarget::parse(target)?;
         let tenant = opener.tenant.as_str();
         // Read again per stream: a revocation or rebinding counts from the next stream on.
-        let opener = self
-            .store
-            .endpoint(tenant, &opener.name)
-            .await?
+        // The reads go in two rounds of concurrent queries, not one after another: a
+        // stream's open waits for them.
+        let (opener, session) = tokio::try_join!(
+            self.store.endpoint(tenant, &opener.name),
+            self.store.connection_session(tenant, &wanted.session),
+        )?;
+        let opener = opener
             .filter(|e| e.state == EndpointState::Registered)
             .ok_or(JoinError::Opener)?;
-        let session = self
-            .store
-            .connection_session(tenant, &wanted.session)
-            .await?
-            .ok_or_else(|| JoinError::UnknownSession(wanted.session.clone()))?;
+        let session = session.ok_or_else(|| JoinError::UnknownSession(wanted.session.clone()))?;
         let now = (self.clock)();
         if !session.is_open(now) {
             return Err(JoinError::SessionClosed(session.id));
         }
-        let app = self
-            .store
-            .application(tenant, &session.application)
-            .await?
-            .ok_or_else(|| JoinError::WrongSide(session.id.clone()))?;
+        let (app, assignments, device_endpoint) = tokio::try_join!(
+            self.store.application(tenant, &session.application),
+            self.store.assignments(tenant, Some(&session.device)),
+            self.store
+                .registered_device_endpoint(tenant, &session.device),
+        )?;
+        let app = app.ok_or_else(|| JoinError::WrongSide(session.id.clone()))?;
         let direction = templates::template(&app.template).map(|t| t.direction);
         let (dialler, opener_is_service) = match direction {
             Some(Direction::Forward) if self.listens_forward(&opener, &session).await? => {
-                let device = &session.device;
-                (
-                    self.store
-                        .registered_device_endpoint(tenant, device)
-                        .await?,
-                    true,
-                )
+                (device_endpoint, true)
             }
             Some(Direction::Reverse)
                 if opener.binding == EndpointBinding::Device(session.device.clone()) =>
@@ -200,12 +195,7 @@ impl Joiner {
             .mappings
             .get(usize::from(wanted.listener))
             .ok_or(JoinError::NoSuchListener(wanted.listener))?;
-        let assigned = self
-            .store
-            .assignments(tenant, Some(&session.device))
-            .await?
-            .iter()
-            .any(|a| a.application == app.name);
+        let assigned = assignments.iter().any(|a| a.application == app.name);
         let open = [OpenConnection {
             session: &session,
             application: &app,
