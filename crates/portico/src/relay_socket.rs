@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use portico_gateway::body::Body;
 use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::Identity;
-use portico_relay::live::ControlHub;
+use portico_relay::live::{ControlHub, LaneRefusal};
 use portico_store::{EndpointRecord, Store};
 use portico_tunnel::lane::{self, LaneUse};
 use std::convert::Infallible;
@@ -165,13 +165,13 @@ impl Sockets {
                 .lane_welcome(&endpoint.tenant, &endpoint.name);
             match welcome {
                 Ok(()) => {}
-                Err(429) => {
+                Err(LaneRefusal::AtMaximum) => {
                     return answer(
                         StatusCode::TOO_MANY_REQUESTS,
                         "This endpoint holds its maximum of lanes; its streams use the tunnel",
                     )
                 }
-                Err(_) => return answer(
+                Err(LaneRefusal::TunnelElsewhere) => return answer(
                     StatusCode::MISDIRECTED_REQUEST,
                     "This endpoint's tunnel is not on this relay node; its streams use the tunnel",
                 ),

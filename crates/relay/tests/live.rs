@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use portico_relay::live::{EndpointKey, LiveOptions, Relay};
+use portico_relay::live::{EndpointKey, LaneRefusal, LiveOptions, Relay};
 use portico_store::{
     ApplicationRecord, AssignmentRecord, ConnectionSessionRecord, DeviceRecord, EndpointBinding,
     EndpointRecord, EndpointState, PortMapping, SiteRecord, Store,
@@ -648,12 +648,18 @@ async fn an_endpoint_holds_at_most_its_share_of_lanes() {
     let w = Arc::new(world().await);
     let _device = w.connect("abc", "ep-press", Role::Device).await;
     assert_eq!(w.relay.lane_welcome("abc", "ep-press"), Ok(()));
-    assert_eq!(w.relay.lane_welcome("abc", "nobody"), Err(421));
+    assert_eq!(
+        w.relay.lane_welcome("abc", "nobody"),
+        Err(LaneRefusal::TunnelElsewhere)
+    );
     let mut held = Vec::new();
     for _ in 0..portico_relay::live::lanes::MAX_LANES_PER_ENDPOINT {
         held.push(dial_lane(&w, "abc", "ep-press").await);
     }
-    assert_eq!(w.relay.lane_welcome("abc", "ep-press"), Err(429));
+    assert_eq!(
+        w.relay.lane_welcome("abc", "ep-press"),
+        Err(LaneRefusal::AtMaximum)
+    );
     // Beyond the maximum a lane is closed at once.
     let mut refused = dial_lane(&w, "abc", "ep-press").await;
     assert!(next_frame(&mut refused).await.is_none());

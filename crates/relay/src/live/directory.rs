@@ -78,6 +78,15 @@ impl Entry {
     }
 }
 
+/// Why a lane of an endpoint is not accepted on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneRefusal {
+    /// The endpoint's tunnel is not here (another node's, or gone): `421` before the upgrade.
+    TunnelElsewhere,
+    /// The endpoint holds `MAX_LANES_PER_ENDPOINT` lanes here: `429` before the upgrade.
+    AtMaximum,
+}
+
 /// The online endpoints. Cheap operations under a `std` mutex never held across an await.
 #[derive(Default)]
 pub struct Directory {
@@ -222,20 +231,19 @@ impl Directory {
             .map(|e| e.cut.clone())
     }
 
-    /// A place for one more lane of the endpoint here, with what ends it; `None` when the
-    /// endpoint has no tunnel here, `Some(Err(()))` when it holds its maximum of lanes.
+    /// A place for one more lane of the endpoint here, with what ends it.
     pub fn lane_permit(
         &self,
         tenant: &str,
         endpoint: &str,
-    ) -> Option<Result<(LanePermit, CancellationToken), ()>> {
+    ) -> Result<(LanePermit, CancellationToken), LaneRefusal> {
         let entries = self.entries();
-        let entry = entries.get(&EndpointKey::new(tenant, endpoint))?;
-        Some(
-            LanePermit::take(&entry.lanes_held)
-                .map(|p| (p, entry.cut.clone()))
-                .ok_or(()),
-        )
+        let entry = entries
+            .get(&EndpointKey::new(tenant, endpoint))
+            .ok_or(LaneRefusal::TunnelElsewhere)?;
+        LanePermit::take(&entry.lanes_held)
+            .map(|p| (p, entry.cut.clone()))
+            .ok_or(LaneRefusal::AtMaximum)
     }
 
     /// The handle of the endpoint's tunnel, if online.

@@ -28,7 +28,7 @@ pub mod target;
 
 pub use cluster::{Cluster, ClusterOptions};
 pub use control::{ChannelEnd, ControlChannelError, ControlHub, ControlOptions, RS_SESSIONS};
-pub use directory::{Directory, EndpointKey, EndpointKind, Presence};
+pub use directory::{Directory, EndpointKey, EndpointKind, LaneRefusal, Presence};
 pub use join::{JoinError, Joiner, Route, StreamEnd, Transfer, DEFAULT_RECHECK};
 pub use lanes::Lanes;
 pub use relay::{AttachError, LiveOptions, Relay};

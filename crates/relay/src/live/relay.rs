@@ -16,7 +16,7 @@ use portico_tunnel::lane::{self, BoxLane, LaneUse, SPARE_LIFETIME};
 use portico_tunnel::{Frame, ResetReason, Role, Tunnel, TunnelConfig};
 
 use super::cluster::Cluster;
-use super::directory::{Directory, EndpointKey, EndpointKind, Presence};
+use super::directory::{Directory, EndpointKey, EndpointKind, LaneRefusal, Presence};
 use super::join::{Joiner, DEFAULT_RECHECK};
 use super::reach::{Reach, ReachError};
 use crate::api::{system_clock, Clock};
@@ -192,8 +192,8 @@ impl Relay {
     /// joined like a stream the endpoint opened on its tunnel.
     pub async fn lane(&self, tenant: &str, endpoint: &str, use_: LaneUse, lane: BoxLane) {
         let (permit, cut) = match self.directory.lane_permit(tenant, endpoint) {
-            Some(Ok(place)) => place,
-            Some(Err(())) => {
+            Ok(place) => place,
+            Err(LaneRefusal::AtMaximum) => {
                 tracing::info!(
                     tenant,
                     endpoint,
@@ -201,7 +201,7 @@ impl Relay {
                 );
                 return;
             }
-            None => {
+            Err(LaneRefusal::TunnelElsewhere) => {
                 tracing::debug!(
                     tenant,
                     endpoint,
@@ -248,15 +248,11 @@ impl Relay {
         }
     }
 
-    /// Whether a lane of the endpoint would be accepted here now: `Err(421)` without its
-    /// tunnel here, `Err(429)` at its maximum of lanes. (The transport asks before the
-    /// upgrade; [`Relay::lane`] decides again when the lane arrives.)
-    pub fn lane_welcome(&self, tenant: &str, endpoint: &str) -> Result<(), u16> {
-        match self.directory.lane_permit(tenant, endpoint) {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(())) => Err(429),
-            None => Err(421),
-        }
+    /// Whether a lane of the endpoint would be accepted here now, or why not. (The
+    /// transport asks before the upgrade; [`Relay::lane`] decides again when the lane
+    /// arrives.)
+    pub fn lane_welcome(&self, tenant: &str, endpoint: &str) -> Result<(), LaneRefusal> {
+        self.directory.lane_permit(tenant, endpoint).map(|_| ())
     }
 
     /// Closes every tunnel with `GoAway(shutting down)`: the relay stops.
