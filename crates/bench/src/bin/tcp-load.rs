@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
             bulk_bytes,
             bulk_mbit,
         } => {
-            if bulk_mbit.is_some_and(|rate| !(rate > 0.0)) {
+            if bulk_mbit.is_some_and(|rate| rate.is_nan() || rate <= 0.0) {
                 bail!("--bulk-mbit must be above 0");
             }
             let bulk =
