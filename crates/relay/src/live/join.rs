@@ -38,6 +38,7 @@ use super::cluster::Cluster;
 use super::counted::Counted;
 use super::directory::{Directory, EndpointKey};
 use super::reach::{Reach, ReachError};
+use super::session_watch::{SessionCheck, SessionWatches};
 use super::target::{dial_target, ListenerTarget, TargetError};
 use crate::api::Clock;
 use crate::rules::{self, OpenConnection};
@@ -131,17 +132,19 @@ pub struct Joiner {
     directory: Arc<Directory>,
     reach: Reach,
     clock: Clock,
-    recheck: Duration,
+    /// The open sessions' rechecks, one per session whatever its number of streams.
+    sessions: Arc<SessionWatches>,
 }
 
 impl Joiner {
     pub fn new(store: Store, directory: Arc<Directory>, clock: Clock, recheck: Duration) -> Joiner {
+        let sessions = SessionWatches::new(recheck, still_open(store.clone(), clock.clone()));
         Joiner {
             store,
             reach: Reach::new(directory.clone(), None),
             directory,
             clock,
-            recheck,
+            sessions,
         }
     }
 
@@ -323,7 +326,7 @@ impl Joiner {
                 }
             }
             () = tokio::time::sleep(deadline) => StreamEnd::TimedOut,
-            () = self.session_ends(&opener.tenant, &route.session.id) => StreamEnd::SessionEnded,
+            () = self.sessions.ended(&opener.tenant, &route.session.id) => StreamEnd::SessionEnded,
             () = either_cut(opener_cut, dialled.cut) => StreamEnd::Failed,
         };
         // Dropping both sides here (with `copy`) resets whichever is still open.
@@ -345,19 +348,6 @@ impl Joiner {
             )
             .await?;
         Ok(Transfer { up, down, end })
-    }
-
-    /// Returns once the session is no longer open (rereading it every `recheck`). A store
-    /// that fails to answer does not cut streams: it is retried at the next recheck.
-    async fn session_ends(&self, tenant: &str, id: &str) {
-        loop {
-            tokio::time::sleep(self.recheck).await;
-            match self.store.connection_session(tenant, id).await {
-                Ok(Some(s)) if s.is_open((self.clock)()) => {}
-                Ok(_) => return,
-                Err(error) => tracing::warn!(%error, session = id, "could not recheck a session"),
-            }
-        }
     }
 
     /// Opens the stream on the dialler: on one of its idle lanes here if it has one, else
@@ -393,6 +383,24 @@ impl Joiner {
             Err(error) => Err(JoinError::Reach(error)),
         }
     }
+}
+
+/// The recheck of a session's streams: read from the store, open at the clock's now. A
+/// store that fails to answer does not cut streams: it is retried at the next recheck.
+fn still_open(store: Store, clock: Clock) -> SessionCheck {
+    Arc::new(move |tenant: String, id: String| {
+        let (store, clock) = (store.clone(), clock.clone());
+        Box::pin(async move {
+            match store.connection_session(&tenant, &id).await {
+                Ok(Some(session)) => Some(session.is_open(clock())),
+                Ok(None) => Some(false),
+                Err(error) => {
+                    tracing::warn!(%error, session = id, "could not recheck a session");
+                    None
+                }
+            }
+        })
+    })
 }
 
 /// One side of a joined stream: a lane, or a stream of a tunnel (this node's, or a link's).

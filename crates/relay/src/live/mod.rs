@@ -6,6 +6,7 @@
 //! - [`target`]: the stream targets endpoints open on the relay;
 //! - [`join`]: a stream from one endpoint joined to a stream on the other (RS-7, byte counts);
 //! - [`lanes`]: the spare lanes endpoints keep for streams of their own (one WebSocket each);
+//! - [`session_watch`]: one recheck per open session, ending all of its streams with it;
 //! - [`counted`]: a byte-counting stream wrapper for the session's counters;
 //! - [`relay`]: attaching an endpoint's tunnel and serving the streams it opens;
 //! - [`cluster`]: a node of a cluster: the directory's leases in the database;
@@ -24,6 +25,7 @@ pub mod lanes;
 pub mod link;
 pub mod reach;
 pub mod relay;
+pub mod session_watch;
 pub mod target;
 
 pub use cluster::{Cluster, ClusterOptions};
