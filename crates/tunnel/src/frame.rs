@@ -188,7 +188,7 @@ impl std::fmt::Display for GoAwayReason {
             GoAwayReason::ShuttingDown => "it is shutting down",
             GoAwayReason::Revoked => "the endpoint was revoked",
             GoAwayReason::Replaced => "a newer connection of the endpoint replaced it",
-            GoAwayReason::ProtocolError => "the other side broke the protocol",
+            GoAwayReason::ProtocolError => "the tunnel protocol was broken",
             GoAwayReason::UnsupportedVersion => "the protocol version is not supported",
             GoAwayReason::KeepAliveTimeout => "nothing arrived for too long",
         })

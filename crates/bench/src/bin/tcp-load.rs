@@ -125,8 +125,8 @@ async fn main() -> anyhow::Result<()> {
             bulk_bytes,
             bulk_mbit,
         } => {
-            if bulk_mbit.is_some_and(|rate| rate.is_nan() || rate <= 0.0) {
-                bail!("--bulk-mbit must be above 0");
+            if bulk_mbit.is_some_and(|rate| rate.is_nan() || rate < 0.001) {
+                bail!("--bulk-mbit must be at least 0.001");
             }
             let bulk =
                 with_bulk_to.map(|address| tokio::spawn(send_bulk(address, bulk_bytes, bulk_mbit)));
@@ -141,10 +141,15 @@ async fn main() -> anyhow::Result<()> {
                 echo_once(&mut stream).await?;
                 samples.push(micros(started));
             }
-            print_latency("rtt", samples);
             if let Some(bulk) = bulk {
+                // Round trips measured after the bulk stream ended would not be beside it.
+                if bulk.is_finished() {
+                    bulk.await??;
+                    bail!("the bulk transfer ended before the round trips: raise --bulk-bytes");
+                }
                 bulk.abort();
             }
+            print_latency("rtt", samples);
             Ok(())
         }
     }
@@ -204,9 +209,9 @@ async fn connect(to: &str, mode: u8) -> anyhow::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Sends `bytes` in sink mode and checks the far end counted them all.
-/// Sends `bytes` in sink mode, flat out or, with `mbit`, no faster than that rate: each
-/// chunk waits for the moment the bytes before it are due at that rate.
+/// Sends `bytes` in sink mode, flat out or, with `mbit`, no faster than that rate (each
+/// chunk waits for the moment the bytes before it are due), and checks the far end counted
+/// them all.
 async fn send_bulk(to: String, bytes: u64, mbit: Option<f64>) -> anyhow::Result<()> {
     let mut stream = connect(&to, b'S').await?;
     let chunk = vec![0x5au8; CHUNK];

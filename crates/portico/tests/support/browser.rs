@@ -8,16 +8,15 @@
 use super::free_port;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// A browser session. chromedriver and the Chromium it starts run in a process group of
-/// their own, which is killed when this is dropped: killing only the driver would leave
-/// the browser running after the test.
+/// A browser session. When it is dropped, chromedriver and every process it started (the
+/// browser and its helpers) are killed: killing only the driver would leave the browser
+/// running after the test.
 pub struct Browser {
     pub client: Client,
     driver: Child,
@@ -42,7 +41,6 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
-            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -208,12 +206,50 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The driver's process group: the driver, the browser and its helpers.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
-            .stderr(Stdio::null())
-            .status();
+        // Found before the driver goes: then its children would belong to init.
+        let started = descendants(self.driver.id());
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        if !started.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(started.iter().map(u32::to_string))
+                .stderr(Stdio::null())
+                .status();
+        }
     }
+}
+
+/// The processes descended from `root` now, from each process's parent in `/proc`.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = Default::default();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; the command name may hold spaces and parentheses.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut found = Vec::new();
+    let mut next = vec![root];
+    while let Some(parent) = next.pop() {
+        for &child in children.get(&parent).into_iter().flatten() {
+            found.push(child);
+            next.push(child);
+        }
+    }
+    found
 }

@@ -161,7 +161,10 @@ impl Joiner {
         let tenant = opener.tenant.as_str();
         // Read again per stream: a revocation or rebinding counts from the next stream on.
         // The reads go in two rounds of concurrent queries, not one after another: a
-        // stream's open waits for them.
+        // stream's open waits for them. So a store that fails any of a round's reads makes
+        // the stream `Unreachable` (the check could not be made) even where a read that did
+        // succeed would have refused it; either way it does not open. The device's endpoint
+        // is read for every stream, though only a forward application's stream dials it.
         let (opener, session) = tokio::try_join!(
             self.store.endpoint(tenant, &opener.name),
             self.store.connection_session(tenant, &wanted.session),

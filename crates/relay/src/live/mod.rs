@@ -25,7 +25,7 @@ pub mod lanes;
 pub mod link;
 pub mod reach;
 pub mod relay;
-pub mod session_watch;
+pub(crate) mod session_watch;
 pub mod target;
 
 pub use cluster::{Cluster, ClusterOptions};

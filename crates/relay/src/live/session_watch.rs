@@ -9,7 +9,7 @@
 //! watch ends with the session, or at the first recheck that finds no stream waiting.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -27,8 +27,11 @@ type SessionKey = (String, String);
 pub struct SessionWatches {
     check: SessionCheck,
     every: Duration,
-    /// Each watched session's sender: `true` once the session has ended.
-    watched: Mutex<HashMap<SessionKey, Arc<watch::Sender<bool>>>>,
+    /// Each watched session's sender: `true` once the session has ended. Its watch task
+    /// holds the only strong reference, so a task that is gone (its runtime stopped, or a
+    /// check panicked) drops the sender: its streams then end rather than go unwatched,
+    /// and the session's next stream starts a new watch.
+    watched: Mutex<HashMap<SessionKey, Weak<watch::Sender<bool>>>>,
 }
 
 impl SessionWatches {
@@ -43,24 +46,25 @@ impl SessionWatches {
     /// Returns once session `id` of `tenant` is no longer open (seen at a recheck).
     pub async fn ended(self: &Arc<Self>, tenant: &str, id: &str) {
         let mut ended = self.subscribe(tenant, id);
-        // An error means the watch is gone, which it is only after saying `true`.
+        // An error means the watch is gone without saying: its streams end (fail closed).
         let _ = ended.wait_for(|ended| *ended).await;
     }
 
     /// How many sessions are watched now.
-    pub fn watched(&self) -> usize {
+    #[cfg(test)]
+    fn watched(&self) -> usize {
         self.lock().len()
     }
 
     fn subscribe(self: &Arc<Self>, tenant: &str, id: &str) -> watch::Receiver<bool> {
         let key = (tenant.to_string(), id.to_string());
         let mut watched = self.lock();
-        if let Some(sender) = watched.get(&key) {
+        if let Some(sender) = watched.get(&key).and_then(Weak::upgrade) {
             return sender.subscribe();
         }
         let (sender, receiver) = watch::channel(false);
         let sender = Arc::new(sender);
-        watched.insert(key.clone(), Arc::clone(&sender));
+        watched.insert(key.clone(), Arc::downgrade(&sender));
         tokio::spawn(Arc::clone(self).watch(key, sender));
         receiver
     }
@@ -85,7 +89,7 @@ impl SessionWatches {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<SessionKey, Arc<watch::Sender<bool>>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SessionKey, Weak<watch::Sender<bool>>>> {
         self.watched.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -166,6 +170,32 @@ mod tests {
         tokio::time::sleep(EVERY).await;
         assert_eq!(watches.watched(), 0, "no stream waits: the watches stopped");
         assert_eq!(checks.load(Ordering::SeqCst), 0, "and read nothing");
+    }
+
+    #[test]
+    fn streams_end_when_their_watch_is_gone_without_a_word() {
+        let (watches, _checks) = counting(flag(true), flag(false));
+        // The watch task lives on a runtime that stops; the stream waits on another.
+        let doomed = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let receiver = doomed.block_on(async { watches.subscribe("abc", "s-1") });
+        drop(doomed);
+        let waiting = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        waiting.block_on(async {
+            let mut receiver = receiver;
+            let seen = tokio::time::timeout(Duration::from_secs(5), receiver.wait_for(|e| *e))
+                .await
+                .expect("the stream does not wait for a watch that is gone");
+            assert!(seen.is_err(), "the sender went with its task");
+            // The session's next stream starts a watch of its own.
+            let _next = watches.subscribe("abc", "s-1");
+            assert_eq!(watches.watched(), 1);
+        });
     }
 
     #[tokio::test(start_paused = true)]
