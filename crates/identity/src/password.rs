@@ -45,6 +45,19 @@ fn hashing_permits() -> &'static tokio::sync::Semaphore {
 
 const MAX_HASHINGS: usize = 8;
 
+/// Runs a hashing on the blocking pool once one of the [`hashing_permits`] is free; `None`
+/// when hashing has stopped (the runtime shutting down). The permit goes with the work: a
+/// caller that gives up does not stop the hashing, which keeps its place until it is done.
+async fn in_turn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let permit = hashing_permits().acquire().await.ok()?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .ok()
+}
+
 /// Room reserved for each hashing's memory: more than glibc's largest mmap threshold
 /// (32 MiB on 64-bit), so that glibc serves the block with a mapping of its own (unless an
 /// arena happens to hold that much free already) and unmaps it when it is freed. Only the
@@ -86,18 +99,9 @@ fn compute(
 /// The argon2id PHC string of `password` (default parameters: 19 MiB, 2 passes).
 pub async fn hash(password: &str) -> Result<String, IdentityError> {
     let password = password.to_owned();
-    let permit = hashing_permits()
-        .acquire()
+    in_turn(move || hash_now(&password))
         .await
-        .map_err(|e| IdentityError::Internal(format!("password hashing stopped: {e}")))?;
-    // The permit goes with the work: a caller that gives up does not stop the hashing,
-    // which keeps its place until it is done.
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        hash_now(&password)
-    })
-    .await
-    .map_err(|e| IdentityError::Internal(format!("password hashing stopped: {e}")))?
+        .ok_or_else(|| IdentityError::Internal("password hashing stopped".into()))?
 }
 
 fn hash_now(password: &str) -> Result<String, IdentityError> {
@@ -133,15 +137,9 @@ pub async fn verify(password: &str, phc: &str) -> bool {
         return false;
     }
     let (password, phc) = (password.to_owned(), phc.to_owned());
-    let Ok(permit) = hashing_permits().acquire().await else {
-        return false;
-    };
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        verify_now(&password, &phc)
-    })
-    .await
-    .unwrap_or(false)
+    in_turn(move || verify_now(&password, &phc))
+        .await
+        .unwrap_or(false)
 }
 
 /// As argon2's own verifier does, but in memory of its own ([`with_memory`]). `Output`'s

@@ -109,7 +109,9 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let mut samples = Vec::with_capacity(count);
             for _ in 0..count {
-                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                if pause_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                }
                 let started = Instant::now();
                 let mut stream = connect(&to, b'E').await?;
                 echo_once(&mut stream).await?;
