@@ -19,16 +19,13 @@ pub struct Node {
     listener: TcpListener,
 }
 
-/// Binds the link listener and clears what a previous run of this node left.
-pub async fn prepare(store: &Store, config: &ClusterConfig, live: &LiveOptions) -> Result<Node> {
-    let listener = TcpListener::bind(config.link_listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (cluster.link_listen); is another process using it?",
-                config.link_listen
-            )
-        })?;
+/// Clears what a previous run of this node left; `listener` is the bound link listener.
+pub async fn prepare(
+    store: &Store,
+    config: &ClusterConfig,
+    live: &LiveOptions,
+    listener: TcpListener,
+) -> Result<Node> {
     let options = ClusterOptions {
         node: config.node.clone(),
         link_address: config.link_advertise.clone(),

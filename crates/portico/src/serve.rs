@@ -58,6 +58,7 @@ pub async fn run(config: Config) -> Result<()> {
             config.data_dir.display()
         )
     })?;
+    let listeners = Listeners::bind(&config).await?;
     let store = Store::open(&config.database)
         .await
         .with_context(|| format!("cannot open the store {}", mask_password(&config.database)))?;
@@ -101,8 +102,10 @@ pub async fn run(config: Config) -> Result<()> {
     );
     // The live relay: tunnels (`/mts/`) and control channels (`/ccf/`) of the endpoints.
     let live = LiveOptions::default();
-    let node = match &config.cluster {
-        Some(cluster) => Some(crate::cluster_node::prepare(&store, cluster, &live).await?),
+    let node = match config.cluster.as_ref().zip(listeners.link) {
+        Some((cluster, link)) => {
+            Some(crate::cluster_node::prepare(&store, cluster, &live, link).await?)
+        }
         None => None,
     };
     let relay = Arc::new(match &node {
@@ -154,12 +157,12 @@ pub async fn run(config: Config) -> Result<()> {
 
     let certificate = certificate(&config)?;
     let tls = TlsAcceptor::from(tls::server_config_with(certificate.clone())?);
-    let listen = bind(config.listen, "server.listen").await?;
-    let plain = match config.listen_plain {
-        Some(addr) => Some(bind(addr, "server.listen_plain").await?),
-        None => None,
-    };
-    let admin = bind(config.admin_listen, "server.admin_listen").await?;
+    let Listeners {
+        listen,
+        plain,
+        admin,
+        ..
+    } = listeners;
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -255,6 +258,38 @@ fn certificate(config: &Config) -> Result<Arc<ReloadingCert>> {
         TlsSource::Files { cert, key } => DevCert::at(cert, key),
     };
     Ok(ReloadingCert::load(&files.cert, &files.key)?)
+}
+
+/// Every socket `serve` listens on. They are bound before anything else is done, so a
+/// start that cannot listen (a port in use) fails before it has changed anything: no first-start
+/// admin token or password is made, and shown, by a run that then exits.
+struct Listeners {
+    listen: TcpListener,
+    plain: Option<TcpListener>,
+    admin: TcpListener,
+    /// The cluster link (`cluster.link_listen`), with `[cluster]` only.
+    link: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Listeners> {
+        let listen = bind(config.listen, "server.listen").await?;
+        let plain = match config.listen_plain {
+            Some(addr) => Some(bind(addr, "server.listen_plain").await?),
+            None => None,
+        };
+        let admin = bind(config.admin_listen, "server.admin_listen").await?;
+        let link = match &config.cluster {
+            Some(cluster) => Some(bind(cluster.link_listen, "cluster.link_listen").await?),
+            None => None,
+        };
+        Ok(Listeners {
+            listen,
+            plain,
+            admin,
+            link,
+        })
+    }
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {

@@ -14,7 +14,7 @@ mod support;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::devices::{create_device_object, create_operation, id_of, Account, SOUTHGATE};
-use support::{backend, cookie_value, curl, free_port, within, Portico};
+use support::{backend, cookie_value, curl, within, Portico};
 
 const SHOP: &str = "acme-shop.eu1.portico.localhost";
 const PASSWORD: &str = "correct horse battery staple";
@@ -108,11 +108,10 @@ session_grace = "30s"
 
 [cluster]
 node = "node-{n}"
-link_listen = "127.0.0.1:{link}"
+link_listen = "127.0.0.1:{{link}}"
 secret_file = "cluster.secret"
 "#,
                     url = database.url,
-                    link = free_port(),
                 );
                 Portico::start(&config, &[("cluster.secret", secret)])
             })

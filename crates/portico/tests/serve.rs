@@ -267,6 +267,39 @@ fn a_bad_configuration_is_refused_with_file_line_and_reason() {
     );
 }
 
+/// A port in use stops the start before anything is written: the store is not even made,
+/// so the first start that does listen is still the one that shows the admin token.
+#[test]
+fn a_start_that_cannot_listen_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{}\"\nlisten_plain = \"127.0.0.1:{}\"\nadmin_listen = \"{taken}\"\n",
+        free_port(),
+        free_port()
+    );
+    std::fs::write(dir.path().join("portico.toml"), config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["serve", "--config", "portico.toml"])
+        .current_dir(dir.path())
+        .env_remove("PORTICO_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on {taken} (server.admin_listen)")),
+        "{err}"
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(!printed.contains("ptk_"), "a token was shown: {printed}");
+    assert!(
+        !dir.path().join("data/portico.db").exists(),
+        "the failed start made the store"
+    );
+}
+
 #[test]
 fn operators_get_metrics_health_and_readiness() {
     let portico = Portico::start_with_defaults();

@@ -52,14 +52,15 @@ impl Drop for Portico {
 }
 
 impl Portico {
-    /// Starts `portico serve` with `config` (a TOML text in which `{plain}`, `{tls}` and
-    /// `{admin}` stand for free ports) and the files given, in a fresh folder.
+    /// Starts `portico serve` with `config` (a TOML text in which `{plain}`, `{tls}`,
+    /// `{admin}` and `{link}` stand for free ports) and the files given, in a fresh folder.
     pub fn start(config: &str, files: &[(&str, &str)]) -> Portico {
         Self::launch(|dir, (plain, tls, admin)| {
             let config = config
                 .replace("{plain}", &plain.to_string())
                 .replace("{tls}", &tls.to_string())
-                .replace("{admin}", &admin.to_string());
+                .replace("{admin}", &admin.to_string())
+                .replace("{link}", &free_port().to_string());
             std::fs::write(dir.join("portico.toml"), config).unwrap();
             for (name, text) in files {
                 std::fs::write(dir.join(name), text).unwrap();
