@@ -38,13 +38,26 @@ impl Browser {
             );
             return None;
         }
-        let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
+        // A port found free can be taken by a parallel test before chromedriver binds it;
+        // chromedriver then exits, and it is started again on another port.
+        for _ in 0..3 {
+            let port = free_port();
+            let driver = Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver");
+            if let Some(browser) = Self::connect(port, driver).await {
+                return Some(browser);
+            }
+        }
+        panic!("chromedriver exited at start three times (its port taken, or it cannot run)");
+    }
+
+    /// A session with the chromedriver listening on `port`; `None` if it exited (its port
+    /// was taken).
+    async fn connect(port: u16, mut driver: Child) -> Option<Browser> {
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -58,6 +71,9 @@ impl Browser {
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         let client = loop {
+            if let Ok(Some(_)) = driver.try_wait() {
+                return None;
+            }
             let attempt = ClientBuilder::new(HttpConnector::new())
                 .capabilities(capabilities.clone())
                 .connect(&url)
