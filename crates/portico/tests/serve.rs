@@ -227,6 +227,17 @@ fn registry_file_edits_reroute_without_harming_a_download() {
     );
 }
 
+/// `portico serve --config portico.toml` in `dir`, for a start that is refused: it returns
+/// when serve exits.
+fn serve_until_it_exits(dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["serve", "--config", "portico.toml"])
+        .current_dir(dir)
+        .env_remove("PORTICO_CONFIG")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_bad_configuration_is_refused_with_file_line_and_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -235,11 +246,7 @@ fn a_bad_configuration_is_refused_with_file_line_and_reason() {
         "[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["serve", "--config", "portico.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = serve_until_it_exits(dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -254,11 +261,7 @@ fn a_bad_configuration_is_refused_with_file_line_and_reason() {
         free_port()
     );
     std::fs::write(dir.path().join("portico.toml"), config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["serve", "--config", "portico.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = serve_until_it_exits(dir.path());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -272,20 +275,15 @@ fn a_bad_configuration_is_refused_with_file_line_and_reason() {
 #[test]
 fn a_start_that_cannot_listen_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let taken = taken.local_addr().unwrap();
+    let occupant = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = occupant.local_addr().unwrap();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{}\"\nlisten_plain = \"127.0.0.1:{}\"\nadmin_listen = \"{taken}\"\n",
         free_port(),
         free_port()
     );
     std::fs::write(dir.path().join("portico.toml"), config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["serve", "--config", "portico.toml"])
-        .current_dir(dir.path())
-        .env_remove("PORTICO_CONFIG")
-        .output()
-        .unwrap();
+    let out = serve_until_it_exits(dir.path());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
