@@ -539,25 +539,26 @@ async fn get_on(stream: &mut TcpStream, path: &str) -> Raw {
     }
 }
 
-/// Waits for the gateway to close `stream`; how long that took.
-async fn time_to_close(stream: &mut TcpStream) -> Duration {
-    let started = Instant::now();
+/// Waits for the gateway to close `stream`; how long after `since` it did.
+async fn time_to_close(stream: &mut TcpStream, since: Instant) -> Duration {
     let mut buf = [0u8; 1024];
     loop {
         match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
             Err(_) => panic!("not closed within 10 s"),
-            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(0)) | Ok(Err(_)) => return since.elapsed(),
             Ok(Ok(_)) => {}
         }
     }
 }
 
 /// Asserts that the gateway closes `stream` after about the 1 s idle timeout the tests
-/// set: not before it, and well before the 10 s `time_to_close` allows.
-async fn closes_after_the_idle_timeout(stream: &mut TcpStream) {
-    let idle = time_to_close(stream).await;
+/// set: not before it, and well before the 10 s `time_to_close` allows. `since` was taken
+/// before the last bytes moved, so a slow test cannot make the gateway look early. (The
+/// gateway's clock counts whole milliseconds, hence the few spared here.)
+async fn closes_after_the_idle_timeout(stream: &mut TcpStream, since: Instant) {
+    let idle = time_to_close(stream, since).await;
     assert!(
-        idle >= Duration::from_millis(900) && idle < Duration::from_secs(5),
+        idle >= Duration::from_millis(990) && idle < Duration::from_secs(5),
         "{idle:?}"
     );
 }
@@ -576,8 +577,9 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(get_on(&mut stream, "/x").await.status, 200);
     tokio::time::sleep(Duration::from_millis(600)).await;
+    let last = Instant::now();
     assert_eq!(get_on(&mut stream, "/x").await.status, 200);
-    closes_after_the_idle_timeout(&mut stream).await;
+    closes_after_the_idle_timeout(&mut stream, last).await;
 }
 
 #[tokio::test]
@@ -588,6 +590,7 @@ async fn a_stalled_response_body_is_closed_after_the_idle_timeout() {
     })
     .await;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    let last = Instant::now();
     stream
         .write_all(format!("GET /stall HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
         .await
@@ -602,7 +605,7 @@ async fn a_stalled_response_body_is_closed_after_the_idle_timeout() {
         assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&bytes));
         bytes.extend_from_slice(&buf[..n]);
     }
-    closes_after_the_idle_timeout(&mut stream).await;
+    closes_after_the_idle_timeout(&mut stream, last).await;
 }
 
 #[tokio::test]
@@ -633,8 +636,10 @@ async fn an_idle_websocket_is_closed_after_the_idle_timeout() {
         String::from_utf8_lossy(&head)
     );
     // Traffic, echoed by the backend, keeps the upgraded connection open past 1 s.
+    let mut last = Instant::now();
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(500)).await;
+        last = Instant::now();
         stream.write_all(b"ping").await.unwrap();
         let mut echo = [0u8; 4];
         tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echo))
@@ -643,7 +648,7 @@ async fn an_idle_websocket_is_closed_after_the_idle_timeout() {
             .unwrap();
         assert_eq!(&echo, b"ping");
     }
-    closes_after_the_idle_timeout(&mut stream).await;
+    closes_after_the_idle_timeout(&mut stream, last).await;
 }
 
 #[tokio::test]

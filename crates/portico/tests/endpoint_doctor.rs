@@ -271,7 +271,9 @@ fn the_idle_probe_detects_a_firewall_silently_dropping_idle_connections() {
     );
     assert!(!status.success(), "{said}");
     assert!(said.contains("idle probe: 4 connections to"), "{said}");
-    assert!(said.contains("idle 500 ms: silently dropped"), "{said}");
+    // The shortest period (500 ms) may have run out before the firewall forgot the
+    // connections on a slow machine; the longest cannot have.
+    assert!(said.contains("idle 4 s: silently dropped"), "{said}");
     let verdict = lines_starting(&said, "FAIL  idle connections");
     assert_eq!(verdict.len(), 1, "{said}");
     assert!(verdict[0].contains("was silently dropped"), "{said}");

@@ -168,22 +168,23 @@ fn registry_file_edits_reroute_without_harming_a_download() {
     );
     let host = "abc-assetmanager-xyz.eu1.portico.localhost";
     let download_url = portico.plain_url(host, "/download");
-    let download = std::thread::spawn(move || {
-        std::process::Command::new("curl")
-            .args([
-                "-s",
-                "--max-time",
-                "30",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code} %{size_download}",
-                &download_url,
-            ])
-            .output()
-            .unwrap()
+    let downloaded = portico.path("download.bin");
+    let download = {
+        let downloaded = downloaded.clone();
+        std::thread::spawn(move || {
+            std::process::Command::new("curl")
+                .args(["-s", "--max-time", "30", "-o"])
+                .arg(&downloaded)
+                .args(["-w", "%{http_code} %{size_download}", &download_url])
+                .output()
+                .unwrap()
+        })
+    };
+    // The edit must come while the download runs from the old backend.
+    let started = within(Duration::from_secs(10), || {
+        std::fs::metadata(&downloaded).is_ok_and(|m| m.len() > 0)
     });
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(started.is_some(), "the download did not start");
 
     std::fs::write(portico.path("registry.toml"), example_registry(new, api)).unwrap();
     let took = within(Duration::from_secs(2), || {

@@ -250,7 +250,8 @@ async fn shut_down_releases_held_connects() {
 async fn an_answer_the_client_may_have_lost_is_handed_out_again_when_it_comes_back_late() {
     let db = test_store().await;
     let limits = portico_realtime::bayeux::BayeuxLimits {
-        redeliver_after: Duration::from_millis(300),
+        // Far above what a prompt reconnect takes, even with a slow store on a busy machine.
+        redeliver_after: Duration::from_secs(2),
         ..fast_limits()
     };
     let options = portico_realtime::bayeux::BayeuxOptions {
@@ -280,7 +281,7 @@ async fn an_answer_the_client_may_have_lost_is_handed_out_again_when_it_comes_ba
         event_data(&connect(&bayeux, &id).await),
         vec![json!({"id": "op3"})]
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     bayeux.publish("acme", "/42", json!({"id": "op4"})).await;
     let again = tokio::time::timeout(Duration::from_secs(5), connect(&bayeux, &id))
         .await

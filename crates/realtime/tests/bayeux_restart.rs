@@ -13,6 +13,17 @@ fn zero_connect(id: &str) -> serde_json::Value {
     json!({"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling", "advice": {"timeout": 0}})
 }
 
+/// For a crash the test waits out before restarting: a grace far longer than that wait,
+/// so the session is restored however slowly the machine runs (grace itself is tested in
+/// `a_session_past_its_grace_is_not_restored`).
+async fn patient_engine(store: &portico_store::Store) -> portico_realtime::bayeux::Bayeux {
+    let options = BayeuxOptions {
+        session_grace: Duration::from_secs(30),
+        ..fast_options()
+    };
+    engine_with(store, Endpoint::Operations, options, fast_limits()).await
+}
+
 #[tokio::test]
 async fn a_session_survives_a_restart_with_its_queued_events_in_order() {
     let db = test_store().await;
@@ -52,14 +63,14 @@ async fn a_session_survives_a_restart_with_its_queued_events_in_order() {
 async fn events_published_while_the_session_was_not_in_memory_are_replayed() {
     // A crash: the first engine is never shut down, only its positions were flushed.
     let db = test_store().await;
-    let first = engine(&db.store, Endpoint::Operations).await;
+    let first = patient_engine(&db.store).await;
     let id = ready_session(&first, ACME_TOKEN, "/*").await;
     first.publish("acme", "/1", json!("a")).await;
     first.publish("globex", "/1", json!("other tenant")).await;
     first.publish("acme", "/2", json!("b")).await;
     // Let housekeeping flush at least once (every 100 ms).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = engine(&db.store, Endpoint::Operations).await;
+    let second = patient_engine(&db.store).await;
     let reply = send(&second, zero_connect(&id)).await;
     assert_eq!(event_data(&reply), vec![json!("a"), json!("b")]);
     first.shut_down().await;
@@ -167,7 +178,7 @@ async fn the_log_is_pruned_below_every_cursor() {
 #[tokio::test]
 async fn an_answer_not_yet_confirmed_when_the_server_crashed_is_handed_out_again() {
     let db = test_store().await;
-    let first = engine(&db.store, Endpoint::Operations).await;
+    let first = patient_engine(&db.store).await;
     let id = ready_session(&first, ACME_TOKEN, "/*").await;
     first.publish("acme", "/1", json!("confirmed")).await;
     assert_eq!(
@@ -182,7 +193,7 @@ async fn an_answer_not_yet_confirmed_when_the_server_crashed_is_handed_out_again
     );
     // Housekeeping saves the positions (every 100 ms); then the crash.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = engine(&db.store, Endpoint::Operations).await;
+    let second = patient_engine(&db.store).await;
     let reply = send(&second, zero_connect(&id)).await;
     assert_eq!(event_data(&reply), vec![json!("in flight")]);
     first.shut_down().await;

@@ -23,12 +23,25 @@ pub mod devices;
 pub mod peers;
 pub mod remote;
 
+/// A port for a listener that a test starts later (often in another process), free when
+/// it is handed out. It comes from below the kernel's range for automatic ports (32768 and
+/// up on Linux), so neither a `bind` to port 0 nor an outgoing connection's local port can
+/// take it in the meantime; within a process each port is handed out once, and each test
+/// process starts at its own place in the range.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const COUNT: u32 = 32_768 - FIRST;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % COUNT;
+    for _ in 0..COUNT {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (start + offset) % COUNT).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below 32768");
 }
 
 pub struct Portico {
