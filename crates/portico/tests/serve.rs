@@ -228,26 +228,27 @@ fn registry_file_edits_reroute_without_harming_a_download() {
     );
 }
 
-/// `portico serve --config portico.toml` in `dir`, for a start that is refused: it returns
-/// when serve exits.
-fn serve_until_it_exits(dir: &std::path::Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+/// Writes `config` as `portico.toml` in `dir` and runs `portico serve` with it, for a start
+/// that is refused: asserts that serve exited with a failure, and returns what it printed.
+fn refused_start(dir: &std::path::Path, config: &str) -> std::process::Output {
+    std::fs::write(dir.join("portico.toml"), config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
         .args(["serve", "--config", "portico.toml"])
         .current_dir(dir)
         .env_remove("PORTICO_CONFIG")
         .output()
-        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    out
 }
 
 #[test]
 fn a_bad_configuration_is_refused_with_file_line_and_reason() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("portico.toml"),
+    let out = refused_start(
+        dir.path(),
         "[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n",
-    )
-    .unwrap();
-    let out = serve_until_it_exits(dir.path());
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -261,9 +262,7 @@ fn a_bad_configuration_is_refused_with_file_line_and_reason() {
         free_port(),
         free_port()
     );
-    std::fs::write(dir.path().join("portico.toml"), config).unwrap();
-    let out = serve_until_it_exits(dir.path());
-    assert!(!out.status.success());
+    let out = refused_start(dir.path(), &config);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("registry.toml:3") && err.contains("auth"),
@@ -283,9 +282,7 @@ fn a_start_that_cannot_listen_changes_nothing() {
         free_port(),
         free_port()
     );
-    std::fs::write(dir.path().join("portico.toml"), config).unwrap();
-    let out = serve_until_it_exits(dir.path());
-    assert!(!out.status.success());
+    let out = refused_start(dir.path(), &config);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!("cannot listen on {taken} (server.admin_listen)")),
