@@ -19,7 +19,7 @@ use support::peers::ticket::TicketServer;
 use support::peers::tinyproxy::AuthProxy;
 use support::peers::{sha256sum, write_random_file};
 use support::remote::{local_port, AgentOptions, Deployment, Side};
-use support::within;
+use support::{unix_ms, within};
 
 const HUNDRED_MB: u64 = 100 * 1024 * 1024;
 
@@ -59,14 +59,6 @@ fn wait_for_ssh(sshd: &SshServer, local: u16) {
         within(Duration::from_secs(15), || ssh_works(sshd, local)).is_some(),
         "SSH through the tunnel never worked"
     );
-}
-
-/// Milliseconds since the Unix epoch, as the store's `*_ms` times count them.
-fn unix_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(since.as_millis()).unwrap()
 }
 
 /// Whether `echo` over ssh through the local listener works now.

@@ -10,7 +10,7 @@
 //! share one certificate (the first node's development certificate) and one cluster secret.
 //! Agents reach the nodes through HAProxy (`peers::haproxy`).
 
-use super::{free_port, Portico};
+use super::{free_port, unix_ms, Portico};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
@@ -199,10 +199,7 @@ impl ClusterNodes {
 
     /// The endpoints whose unexpired leases node `node` holds (`tenant/endpoint`), from the database.
     pub fn leases_of(&self, node: &str) -> Vec<String> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
+        let now_ms = unix_ms();
         let out = self.db.query(&format!(
             "SELECT tenant || '/' || endpoint FROM rs_endpoint_leases \
              WHERE node = '{node}' AND expires_ms > {now_ms} ORDER BY 1"

@@ -44,6 +44,14 @@ pub fn free_port() -> u16 {
     panic!("no free port below 32768");
 }
 
+/// Milliseconds since the Unix epoch, as the store's `*_ms` times count them.
+pub fn unix_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
 pub struct Portico {
     pub dir: tempfile::TempDir,
     pub plain: u16,
