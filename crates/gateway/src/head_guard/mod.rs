@@ -26,6 +26,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Most headers hyper accepts in one request by default; the guard agrees with it.
 const MAX_HEADERS: usize = 100;
 
+/// The head buffer grows by this much when less than [`MIN_READ`] bytes of it are free, so
+/// that a read takes what a client sent at once.
+const READ_SIZE: usize = 8 * 1024;
+const MIN_READ: usize = 1024;
+
 /// Called once when the guard rejects a head, with the status, the reason and the request
 /// id it answered.
 pub type OnReject = Box<dyn Fn(StatusCode, &str, &str) + Send + Sync>;
@@ -414,6 +419,38 @@ impl<IO> HeadGuard<IO> {
     }
 }
 
+impl<IO: AsyncRead + Unpin> HeadGuard<IO> {
+    /// Reads at most the `remaining` bytes of a body with a declared length straight into
+    /// `out`; the bytes after it are the next request's head, for the guard to check.
+    fn poll_read_body(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+        remaining: u64,
+    ) -> Poll<io::Result<()>> {
+        let before = out.filled().len();
+        if out.remaining() as u64 <= remaining {
+            ready!(Pin::new(&mut self.io).poll_read(cx, out))?;
+        } else {
+            // Reading into initialised memory keeps this crate free of `unsafe`; the
+            // window is smaller than `out`, so this zeroes less than a read moves.
+            let limit = usize::try_from(remaining).unwrap_or(usize::MAX);
+            let mut window = ReadBuf::new(out.initialize_unfilled_to(limit));
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut window))?;
+            let n = window.filled().len();
+            out.advance(n);
+        }
+        let n = (out.filled().len() - before) as u64;
+        let left = remaining - n;
+        self.state = if left == 0 {
+            State::Head
+        } else {
+            State::Length(left)
+        };
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -445,40 +482,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
                     // would otherwise hold it for its whole life.
                     this.buf = BytesMut::new();
                 }
-                let direct = match this.state {
-                    State::Passthrough => Some(out.remaining()),
-                    State::Length(n) if n > 0 => Some(
-                        out.remaining()
-                            .min(usize::try_from(n).unwrap_or(usize::MAX)),
-                    ),
-                    _ => None,
-                };
-                if let Some(limit) = direct {
-                    // Reading into initialised memory keeps this crate free of `unsafe`;
-                    // zeroing at most 64 KiB per read costs less than the read itself.
-                    let window = out.initialize_unfilled_to(limit.min(64 * 1024));
-                    let mut limited = ReadBuf::new(window);
-                    ready!(Pin::new(&mut this.io).poll_read(cx, &mut limited))?;
-                    let n = limited.filled().len();
-                    out.advance(n);
-                    if let State::Length(remaining) = &mut this.state {
-                        *remaining -= n as u64;
-                        if *remaining == 0 {
-                            this.state = State::Head;
-                        }
-                    }
-                    return Poll::Ready(Ok(()));
+                match this.state {
+                    State::Passthrough => return Pin::new(&mut this.io).poll_read(cx, out),
+                    State::Length(n) if n > 0 => return this.poll_read_body(cx, out, n),
+                    _ => {}
                 }
             }
-            let mut scratch = [0u8; 8 * 1024];
-            let mut read = ReadBuf::new(&mut scratch);
-            if Pin::new(&mut this.io)
-                .poll_read(cx, &mut read)?
-                .is_pending()
-            {
-                return this.poll_head_deadline(cx);
+            // Heads (and whatever follows them in the same read) go into the guard's buffer.
+            if this.buf.capacity() - this.buf.len() < MIN_READ {
+                this.buf.reserve(READ_SIZE);
             }
-            if read.filled().is_empty() {
+            let read =
+                match tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf) {
+                    Poll::Pending => return this.poll_head_deadline(cx),
+                    Poll::Ready(read) => read?,
+                };
+            if read == 0 {
                 // End of stream: whatever is buffered (an incomplete head or body) goes to
                 // hyper, which reports the incomplete message its own way.
                 this.ready = this.buf.len();
@@ -488,7 +507,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<IO> {
                 }
                 continue;
             }
-            this.buf.extend_from_slice(read.filled());
             this.process();
         }
     }
