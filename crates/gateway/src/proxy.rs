@@ -39,12 +39,20 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Removes hop-by-hop headers, including those named in `Connection`. `Upgrade` is
 /// removed too unless this hop carries a WebSocket upgrade.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Names that are hop-by-hop anyway are not collected: the common
+    // `Connection: keep-alive` then costs no allocation.
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|name| {
+            !HOP_BY_HOP
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+        })
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .filter(|name| !(keep_upgrade && name == header::UPGRADE))
         .collect();
     for name in listed.iter().chain(HOP_BY_HOP.iter()) {
@@ -59,9 +67,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 
 /// Sets the forwarding headers of RFC 7239 and their de-facto `X-Forwarded-*` kin.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
+    use std::fmt::Write as _;
     let proto = if fwd.tls { "https" } else { "http" };
-    let ip = fwd.client_ip.to_string();
-    append_list(headers, HeaderName::from_static("x-forwarded-for"), &ip);
+    append_list(
+        headers,
+        HeaderName::from_static("x-forwarded-for"),
+        fwd.client_ip.to_string(),
+    );
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(proto),
@@ -69,16 +81,20 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     if let Ok(host) = HeaderValue::from_str(fwd.original_host) {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
-    let node = match fwd.client_ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(_) => format!("\"[{ip}]\""),
+    // Written into one string, which becomes the header's value without a copy.
+    let mut forwarded = String::with_capacity(32 + fwd.original_host.len());
+    let _ = match fwd.client_ip {
+        IpAddr::V4(ip) => write!(forwarded, "for={ip}"),
+        IpAddr::V6(ip) => write!(forwarded, "for=\"[{ip}]\""),
     };
-    let host = fwd.original_host.replace(['"', '\\'], "");
-    append_list(
-        headers,
-        header::FORWARDED,
-        &format!("for={node};proto={proto};host=\"{host}\""),
+    let _ = write!(forwarded, ";proto={proto};host=\"");
+    forwarded.extend(
+        fwd.original_host
+            .chars()
+            .filter(|c| !matches!(c, '"' | '\\')),
     );
+    forwarded.push('"');
+    append_list(headers, header::FORWARDED, forwarded);
     if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
         headers.insert(crate::REQUEST_ID, id);
     }
@@ -86,20 +102,27 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
 
 /// Appends `item` to a comma-separated list header, joining the lines earlier hops may
 /// have sent into one.
-fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
-    let mut list = String::new();
-    for earlier in headers
+fn append_list(headers: &mut HeaderMap, name: HeaderName, item: String) {
+    let mut earlier = headers
         .get_all(&name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-    {
-        list.push_str(earlier);
-        list.push_str(", ");
-    }
-    list.push_str(item);
-    if let Ok(value) = HeaderValue::from_str(&list) {
+        .peekable();
+    let list = if earlier.peek().is_none() {
+        item
+    } else {
+        let mut list = String::new();
+        for value in earlier {
+            list.push_str(value);
+            list.push_str(", ");
+        }
+        list.push_str(&item);
+        list
+    };
+    // From a `String`, the value takes over its buffer.
+    if let Ok(value) = HeaderValue::try_from(list) {
         headers.insert(name, value);
     }
 }
@@ -331,5 +354,40 @@ mod tests {
             "for=\"[::1]\";proto=https;host=\"a-b.eu1.portico.localhost\""
         );
         assert_eq!(h["x-request-id"], "r1");
+    }
+
+    #[test]
+    fn a_first_hop_starts_the_lists_and_quotes_stay_out_of_forwarded() {
+        let mut h = HeaderMap::new();
+        let fwd = Forwarding {
+            client_ip: "192.0.2.7".parse().unwrap(),
+            tls: false,
+            original_host: "a\"b\\c.example",
+            request_id: "r2",
+        };
+        set_forwarding_headers(&mut h, &fwd);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(
+            h["forwarded"],
+            "for=192.0.2.7;proto=http;host=\"abc.example\""
+        );
+    }
+
+    #[test]
+    fn connection_names_are_removed_whatever_their_case_and_spacing() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Keep-Alive ,  X-Hop,close"),
+        );
+        h.append(header::CONNECTION, HeaderValue::from_static("x-other"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
     }
 }

@@ -118,14 +118,9 @@ fn hosts() {
         };
         let expected = expected_kind.map(|kind| (kind, region, opt(env), domain));
         let parsed = parse_host(host, &cfg);
-        let actual = parsed.as_ref().map(|p| {
-            (
-                p.kind.clone(),
-                p.region.as_str(),
-                p.env.as_deref(),
-                p.domain.as_str(),
-            )
-        });
+        let actual = parsed
+            .as_ref()
+            .map(|p| (p.kind.clone(), &*p.region, p.env.as_deref(), &*p.domain));
         if actual != expected {
             return Err(format!("expected {expected:?}, got {actual:?}"));
         }

@@ -13,14 +13,17 @@
 //! Only configured domains and region labels are served; anything else is `None`, which
 //! the caller answers with 404 (GW-7). This runs on every request, so the input is never
 //! copied or lower-cased as a whole: comparisons ignore ASCII case, and only the names that
-//! end up in the result are allocated.
+//! end up in the result are allocated (the configured domain and region are shared).
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// The domains and region labels a deployment serves.
 #[derive(Debug, Clone, Default)]
 pub struct HostConfig {
     /// Lower-cased, without a trailing dot, longest first so that a domain nested in
     /// another (`a.example.org` and `example.org`) gets the first try.
-    domains: Vec<String>,
+    domains: Vec<Arc<str>>,
     regions: Vec<RegionLabel>,
 }
 
@@ -28,18 +31,19 @@ pub struct HostConfig {
 #[derive(Debug, Clone)]
 struct RegionLabel {
     label: String,
-    region: String,
-    env: Option<String>,
+    region: Arc<str>,
+    env: Option<Arc<str>>,
 }
 
 impl HostConfig {
     /// `regions` are written as in host names: `eu1`, or `eu1-preview` for region `eu1`
     /// in environment `preview`. Configuration is trusted; empty entries are ignored.
     pub fn new(domains: &[String], regions: &[String]) -> HostConfig {
-        let mut domains: Vec<String> = domains
+        let mut domains: Vec<Arc<str>> = domains
             .iter()
             .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
             .filter(|d| !d.is_empty())
+            .map(Arc::from)
             .collect();
         domains.sort_by_key(|d| std::cmp::Reverse(d.len()));
         domains.dedup();
@@ -49,8 +53,8 @@ impl HostConfig {
             .filter(|r| !r.is_empty())
             .map(|label| {
                 let (region, env) = match label.split_once('-') {
-                    Some((region, env)) => (region.to_owned(), Some(env.to_owned())),
-                    None => (label.clone(), None),
+                    Some((region, env)) => (Arc::from(region), Some(Arc::from(env))),
+                    None => (Arc::from(label.as_str()), None),
                 };
                 RegionLabel { label, region, env }
             })
@@ -97,17 +101,17 @@ pub enum VpnrtsService {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedHost {
     pub kind: HostKind,
-    pub region: String,
-    pub env: Option<String>,
-    pub domain: String,
+    pub region: Arc<str>,
+    pub env: Option<Arc<str>>,
+    pub domain: Arc<str>,
 }
 
 impl ParsedHost {
     /// The region label as written in host names: `eu1` or `eu1-preview`.
-    pub fn region_label(&self) -> String {
+    pub fn region_label(&self) -> Cow<'_, str> {
         match &self.env {
-            Some(env) => format!("{}-{}", self.region, env),
-            None => self.region.clone(),
+            Some(env) => Cow::Owned(format!("{}-{}", self.region, env)),
+            None => Cow::Borrowed(&self.region),
         }
     }
 }
@@ -148,7 +152,7 @@ fn strip_domain<'a>(name: &'a str, domain: &str) -> Option<&'a str> {
 }
 
 /// Parses what precedes the domain: `{first}.{region}` or `{service}.{region}.vpnrts`.
-fn parse_prefix(prefix: &str, domain: &str, cfg: &HostConfig) -> Option<ParsedHost> {
+fn parse_prefix(prefix: &str, domain: &Arc<str>, cfg: &HostConfig) -> Option<ParsedHost> {
     let mut labels = prefix.split('.');
     let first = labels.next()?;
     let region = cfg.region(labels.next()?)?;
@@ -170,7 +174,7 @@ fn parse_prefix(prefix: &str, domain: &str, cfg: &HostConfig) -> Option<ParsedHo
         kind,
         region: region.region.clone(),
         env: region.env.clone(),
-        domain: domain.to_owned(),
+        domain: domain.clone(),
     })
 }
 
@@ -247,10 +251,7 @@ mod tests {
     #[test]
     fn region_label_and_environment() {
         let p = parse_host("gateway.eu1-preview.example.org", &cfg()).expect("served");
-        assert_eq!(
-            (p.region.as_str(), p.env.as_deref()),
-            ("eu1", Some("preview"))
-        );
+        assert_eq!((&*p.region, p.env.as_deref()), ("eu1", Some("preview")));
         assert_eq!(p.region_label(), "eu1-preview");
         let p = parse_host("gateway.us2.example.org", &cfg()).expect("configured in upper case");
         assert_eq!(p.region_label(), "us2");
@@ -271,10 +272,7 @@ mod tests {
     #[test]
     fn nested_domains_pick_the_one_that_parses() {
         let p = parse_host("southgate.eu1.a.example.org", &cfg()).expect("served");
-        assert_eq!(
-            (p.kind, p.domain.as_str()),
-            (HostKind::Southgate, "a.example.org")
-        );
+        assert_eq!((p.kind, &*p.domain), (HostKind::Southgate, "a.example.org"));
     }
 
     #[test]

@@ -468,8 +468,8 @@ impl Gateway {
                 base_path,
                 authority,
             } => {
-                let uri: Uri = format!("{scheme_authority}{base_path}{}", dispatch.path)
-                    .parse()
+                // From a `String`, the URI takes over its buffer.
+                let uri = Uri::try_from(format!("{scheme_authority}{base_path}{}", dispatch.path))
                     .map_err(|_| {
                         GatewayError::bad_request("The request target cannot be forwarded")
                     })?;
@@ -652,7 +652,7 @@ fn static_host(parsed: &ParsedHost, host: &str) -> String {
     let port = host
         .rsplit_once(':')
         .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(String::new(), |(_, p)| format!(":{p}"));
+        .map_or("", |(name, _)| &host[name.len()..]);
     format!("static.{}.{}{port}", parsed.region_label(), parsed.domain)
 }
 
