@@ -147,16 +147,16 @@ impl Proxy {
         }
     }
 
-    /// Sends `request` to `uri` on a backend whose authority is `authority` and streams
-    /// the answer back.
+    /// Sends `request` to `uri` on a backend whose `Host` is `host` and streams the answer
+    /// back.
     pub async fn forward(
         &self,
         request: Request<Body>,
         uri: Uri,
-        authority: &str,
+        host: &HeaderValue,
         fwd: &Forwarding<'_>,
     ) -> Result<Response<Body>, GatewayError> {
-        let backend_request = for_backend(request, uri, authority, fwd, false)?;
+        let backend_request = for_backend(request, uri, host, fwd, false);
         if backend_request.uri().scheme() == Some(&Scheme::HTTP) {
             let response = self
                 // Boxed: inline, this future would make every future that awaits this one
@@ -180,11 +180,11 @@ impl Proxy {
         &self,
         request: Request<Body>,
         uri: Uri,
-        authority: &str,
+        host: &HeaderValue,
         fwd: &Forwarding<'_>,
         upgrade: bool,
     ) -> Result<Response<hyper::body::Incoming>, GatewayError> {
-        let backend_request = for_backend(request, uri, authority, fwd, upgrade)?;
+        let backend_request = for_backend(request, uri, host, fwd, upgrade);
         self.within_deadline(self.client.request(backend_request))
             .await?
             .map_err(|e| backend_error(&e, upgrade))
@@ -211,21 +211,17 @@ impl Proxy {
 fn for_backend(
     request: Request<Body>,
     uri: Uri,
-    authority: &str,
+    host: &HeaderValue,
     fwd: &Forwarding<'_>,
     upgrade: bool,
-) -> Result<Request<Body>, GatewayError> {
+) -> Request<Body> {
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade);
     set_forwarding_headers(&mut parts.headers, fwd);
-    parts.headers.insert(
-        header::HOST,
-        HeaderValue::from_str(authority)
-            .map_err(|_| GatewayError::new(StatusCode::BAD_GATEWAY, "Invalid backend host"))?,
-    );
+    parts.headers.insert(header::HOST, host.clone());
     parts.uri = uri;
     parts.version = Version::HTTP_11;
-    Ok(Request::from_parts(parts, body))
+    Request::from_parts(parts, body)
 }
 
 /// A backend's response on its way to the client: its hop-by-hop headers stay behind,

@@ -14,11 +14,14 @@ use std::sync::Arc;
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// A backend URL: `scheme://authority` and a base path without a trailing slash.
+    /// A backend URL: `scheme://authority` and a base path without a trailing slash, with
+    /// what every request to it needs made once: the `Host` it is sent with and its
+    /// greylisting key.
     Http {
         scheme_authority: String,
         base_path: String,
-        authority: String,
+        host: HeaderValue,
+        endpoint: String,
     },
     /// An in-process service by name (`internal:NAME`).
     InProcess(String),
@@ -35,10 +38,15 @@ impl Target {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(format!("backend \"{backend}\" needs a scheme and a host"));
         };
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| format!("backend \"{backend}\" has a host that cannot be sent"))?;
+        let scheme_authority = format!("{scheme}://{authority}");
+        let base_path = uri.path().trim_end_matches('/').to_string();
         Ok(Target::Http {
-            scheme_authority: format!("{scheme}://{authority}"),
-            base_path: uri.path().trim_end_matches('/').to_string(),
-            authority: authority.to_string(),
+            endpoint: crate::greylist::endpoint_key(&scheme_authority, &base_path),
+            scheme_authority,
+            base_path,
+            host,
         })
     }
 }
@@ -404,7 +412,8 @@ mod tests {
             Target::Http {
                 scheme_authority: "http://127.0.0.1:9001".into(),
                 base_path: "/base".into(),
-                authority: "127.0.0.1:9001".into()
+                host: HeaderValue::from_static("127.0.0.1:9001"),
+                endpoint: "http://127.0.0.1:9001/base".into(),
             }
         );
     }

@@ -11,7 +11,7 @@ use crate::auth::{Authenticator, Caller, Denial};
 use crate::body::{empty, full, Body};
 use crate::config::{GatewayConfig, GreylistConfig};
 use crate::error::{render, GatewayError};
-use crate::greylist::{endpoint_key, Admission, Greylist};
+use crate::greylist::{Admission, Greylist};
 use crate::headers::WebAppResponse;
 use crate::limits::{limit_request, Exceeded};
 use crate::metrics::{Metrics, ReloadResult, RouteClass};
@@ -466,31 +466,29 @@ impl Gateway {
             Target::Http {
                 scheme_authority,
                 base_path,
-                authority,
+                host,
+                endpoint,
             } => {
                 // From a `String`, the URI takes over its buffer.
                 let uri = Uri::try_from(format!("{scheme_authority}{base_path}{}", dispatch.path))
                     .map_err(|_| {
                         GatewayError::bad_request("The request target cannot be forwarded")
                     })?;
-                let endpoint = endpoint_key(scheme_authority, base_path);
                 let greylist = self.config().greylist.clone();
-                self.admit_to_endpoint(&endpoint, &greylist)?;
+                self.admit_to_endpoint(endpoint, &greylist)?;
                 let proxy = self.inner.proxy.load_full();
                 let forwarded = async {
                     if dispatch.upgrade {
                         let session = self.session_link(caller);
-                        crate::websocket::forward(
-                            self, &proxy, request, uri, authority, &fwd, session,
-                        )
-                        .await
+                        crate::websocket::forward(self, &proxy, request, uri, host, &fwd, session)
+                            .await
                     } else {
-                        proxy.forward(request, uri, authority, &fwd).await
+                        proxy.forward(request, uri, host, &fwd).await
                     }
                 };
                 self.inner
                     .greylist
-                    .time(&endpoint, &greylist, || self.load(), forwarded)
+                    .time(endpoint, &greylist, || self.load(), forwarded)
                     .await
             }
             Target::InProcess(name) => {

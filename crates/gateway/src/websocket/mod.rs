@@ -66,7 +66,7 @@ impl OpenWebSockets {
     }
 }
 
-/// Forwards a WebSocket upgrade request to `uri` on the backend at `authority`.
+/// Forwards a WebSocket upgrade request to `uri` on the backend whose `Host` is `host`.
 ///
 /// A backend that refuses the upgrade (any answer but 101) has its answer passed on as it
 /// is, like any other response: its 401, 403 or 404 means something to the client. A 101
@@ -77,13 +77,13 @@ pub(crate) async fn forward(
     proxy: &Proxy,
     mut request: Request<Body>,
     uri: Uri,
-    authority: &str,
+    host: &HeaderValue,
     fwd: &Forwarding<'_>,
     session: Option<SessionLink>,
 ) -> Result<Response<Body>, GatewayError> {
     let client = handshake::check_request(request.method(), request.version(), request.headers())?;
     let client_upgrade = hyper::upgrade::on(&mut request);
-    let mut response = proxy.send(request, uri, authority, fwd, true).await?;
+    let mut response = proxy.send(request, uri, host, fwd, true).await?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Ok(finish(response, fwd.request_id));
     }
