@@ -40,15 +40,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let backend: Arc<str> = args.backend.into();
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors, most likely: back off instead of spinning.
-                eprintln!("proxy-floor: accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let stream = portico_bench::accept(&listener, "proxy-floor").await;
         let _ = stream.set_nodelay(true);
         tokio::spawn(serve(stream, backend.clone()));
     }
