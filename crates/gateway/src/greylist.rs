@@ -20,6 +20,7 @@ use crate::config::{GreylistConfig, GreylistMode};
 use crate::metrics::{GreylistChange, GreylistMetrics, GreylistOutcome};
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -160,13 +161,15 @@ impl Greylist {
         endpoint: &str,
         settings: &GreylistConfig,
         load: impl Fn() -> f64,
-        response: impl Future<Output = Result<T, E>>,
+        // Pinned by the caller: taken by value, the future would be held twice in this
+        // one's state (once as the argument, once pinned), and request futures are
+        // copied whole as they start.
+        mut response: Pin<&mut impl Future<Output = Result<T, E>>>,
     ) -> Result<T, E> {
         let started = Instant::now();
-        tokio::pin!(response);
         let early = tokio::select! {
             biased;
-            result = &mut response => Some(result),
+            result = response.as_mut() => Some(result),
             _ = tokio::time::sleep(settings.slow_response) => None,
         };
         if let Some(result) = early {
@@ -394,7 +397,7 @@ mod tests {
         let greylist = Greylist::new(GreylistMetrics::default());
         let s = settings(GreylistMode::Enforce);
         greylist
-            .time("http://a", &s, || 0.1, answer_after(80))
+            .time("http://a", &s, || 0.1, std::pin::pin!(answer_after(80)))
             .await
             .unwrap();
         assert!(
@@ -416,13 +419,13 @@ mod tests {
         let greylist = Greylist::new(GreylistMetrics::default());
         let s = settings(GreylistMode::Report);
         greylist
-            .time("http://a", &s, || 0.9, answer_after(80))
+            .time("http://a", &s, || 0.9, std::pin::pin!(answer_after(80)))
             .await
             .unwrap();
         assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
         assert_eq!(greylist.admit("http://a", 0.9, &s), Admission::Forward);
         greylist
-            .time("http://a", &s, || 0.1, answer_after(0))
+            .time("http://a", &s, || 0.1, std::pin::pin!(answer_after(0)))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -436,7 +439,8 @@ mod tests {
     async fn a_request_still_waiting_makes_its_endpoint_slow_and_abandoning_it_counts_down() {
         let greylist = Greylist::new(GreylistMetrics::default());
         let s = settings(GreylistMode::Enforce);
-        let waiting = greylist.time("http://a", &s, || 0.9, answer_after(10_000));
+        let answer = std::pin::pin!(answer_after(10_000));
+        let waiting = greylist.time("http://a", &s, || 0.9, answer);
         let _ = tokio::time::timeout(Duration::from_millis(120), waiting).await;
         assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
         let overdue = greylist.lock().get("http://a").map(|e| e.overdue);

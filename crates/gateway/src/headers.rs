@@ -16,8 +16,9 @@ const X_XSS_PROTECTION: HeaderName = HeaderName::from_static("x-xss-protection")
 pub struct WebAppResponse {
     /// The app's configured Cache-Control, if not blank.
     pub cache_control: Option<HeaderValue>,
-    /// The request's own static host, e.g. `static.eu1.portico.localhost:8443` (GW-20).
-    pub static_host: String,
+    /// The default Content-Security-Policy, which names the request's own static host
+    /// (GW-20); see [`default_policy`].
+    pub policy: Option<HeaderValue>,
     /// The client's HTTP version.
     pub client_version: Version,
 }
@@ -51,15 +52,21 @@ impl WebAppResponse {
         let has_policy = headers.contains_key(header::CONTENT_SECURITY_POLICY)
             || headers.contains_key(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
         if !has_policy {
-            let s = &self.static_host;
-            let policy = format!(
-                "default-src 'self' {s}; style-src * 'unsafe-inline'; script-src 'self' 'unsafe-inline' {s}; img-src * data:;"
-            );
-            if let Ok(value) = HeaderValue::from_str(&policy) {
-                headers.insert(header::CONTENT_SECURITY_POLICY, value);
+            if let Some(policy) = &self.policy {
+                headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
             }
         }
     }
+}
+
+/// The default Content-Security-Policy of the pages of a web app whose shared assets come
+/// from `static_host`, e.g. `static.eu1.portico.localhost:8443` (GW-20).
+pub fn default_policy(static_host: &str) -> Option<HeaderValue> {
+    let s = static_host;
+    HeaderValue::try_from(format!(
+        "default-src 'self' {s}; style-src * 'unsafe-inline'; script-src 'self' 'unsafe-inline' {s}; img-src * data:;"
+    ))
+    .ok()
 }
 
 fn has_no_cache(headers: &HeaderMap) -> bool {
@@ -77,7 +84,7 @@ mod tests {
     fn web(cache_control: Option<&'static str>, version: Version) -> WebAppResponse {
         WebAppResponse {
             cache_control: cache_control.map(HeaderValue::from_static),
-            static_host: "static.eu1.portico.localhost:8443".into(),
+            policy: default_policy("static.eu1.portico.localhost:8443"),
             client_version: version,
         }
     }

@@ -23,9 +23,11 @@ pub struct Forwarding<'a> {
     pub request_id: &'a str,
 }
 
+const HOP_BY_HOP_COUNT: usize = 8;
+
 /// Headers that belong to one connection (RFC 7230 §6.1) and are never forwarded, plus
 /// the ones a client addresses to a proxy.
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -39,41 +41,76 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Removes hop-by-hop headers, including those named in `Connection`. `Upgrade` is
 /// removed too unless this hop carries a WebSocket upgrade.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Names that are hop-by-hop anyway are not collected: the common
-    // `Connection: keep-alive` then costs no allocation.
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|name| {
-            !HOP_BY_HOP
-                .iter()
-                .any(|h| name.eq_ignore_ascii_case(h.as_str()))
-        })
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
-        .collect();
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+    // One pass over the names finds what there is to remove; most messages carry none
+    // of these headers, or only `Connection`, and each removal is a hashed lookup.
+    let mut present = [false; HOP_BY_HOP_COUNT];
+    let mut upgrade = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        }
+        upgrade |= name == header::UPGRADE;
+    }
+    if present[0] {
+        // Names that are hop-by-hop anyway are not collected: the common
+        // `Connection: keep-alive` then costs no allocation.
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|name| {
+                !HOP_BY_HOP
+                    .iter()
+                    .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+            })
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .filter(|name| !(keep_upgrade && name == header::UPGRADE))
+            .collect();
+        for name in &listed {
+            headers.remove(name);
+        }
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if upgrade {
         headers.remove(header::UPGRADE);
     }
 }
 
 /// Sets the forwarding headers of RFC 7239 and their de-facto `X-Forwarded-*` kin.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
-    use std::fmt::Write as _;
     let proto = if fwd.tls { "https" } else { "http" };
-    append_list(
-        headers,
-        HeaderName::from_static("x-forwarded-for"),
-        fwd.client_ip.to_string(),
-    );
+    let client = ip_text(fwd.client_ip);
+    // Written into one string, which becomes the header's value without a copy.
+    let mut forwarded = String::with_capacity(32 + client.len() + fwd.original_host.len());
+    match fwd.client_ip {
+        IpAddr::V4(_) => {
+            forwarded.push_str("for=");
+            forwarded.push_str(&client);
+        }
+        IpAddr::V6(_) => {
+            forwarded.push_str("for=\"[");
+            forwarded.push_str(&client);
+            forwarded.push_str("]\"");
+        }
+    }
+    forwarded.push_str(";proto=");
+    forwarded.push_str(proto);
+    forwarded.push_str(";host=\"");
+    // A valid host has no quote or backslash; the filter only guards the quoted string.
+    let host = fwd.original_host;
+    if host.bytes().any(|b| matches!(b, b'"' | b'\\')) {
+        forwarded.extend(host.chars().filter(|c| !matches!(c, '"' | '\\')));
+    } else {
+        forwarded.push_str(host);
+    }
+    forwarded.push('"');
+    append_list(headers, HeaderName::from_static("x-forwarded-for"), client);
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(proto),
@@ -81,23 +118,32 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     if let Ok(host) = HeaderValue::from_str(fwd.original_host) {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
-    // Written into one string, which becomes the header's value without a copy.
-    let mut forwarded = String::with_capacity(32 + fwd.original_host.len());
-    let _ = match fwd.client_ip {
-        IpAddr::V4(ip) => write!(forwarded, "for={ip}"),
-        IpAddr::V6(ip) => write!(forwarded, "for=\"[{ip}]\""),
-    };
-    let _ = write!(forwarded, ";proto={proto};host=\"");
-    forwarded.extend(
-        fwd.original_host
-            .chars()
-            .filter(|c| !matches!(c, '"' | '\\')),
-    );
-    forwarded.push('"');
     append_list(headers, header::FORWARDED, forwarded);
     if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
         headers.insert(crate::REQUEST_ID, id);
     }
+}
+
+/// An address as text; IPv4, the common case, without the formatting machinery, which
+/// showed in per-request profiles.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// Appends `item` to a comma-separated list header, joining the lines earlier hops may
@@ -385,5 +431,39 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn addresses_are_written_as_the_standard_library_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.200.19.1",
+            "127.0.0.1",
+            "::1",
+            "fe80::2",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn an_upgrade_is_kept_only_for_a_websocket_hop() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Upgrade, x-hop"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        let mut kept = h.clone();
+        strip_hop_by_hop(&mut kept, true);
+        assert_eq!(kept[header::CONNECTION], "upgrade");
+        assert_eq!(kept[header::UPGRADE], "websocket");
+        assert_eq!(kept.len(), 2);
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
     }
 }

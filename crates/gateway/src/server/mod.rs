@@ -21,6 +21,7 @@ use crate::service::{RequestContext, Services};
 use crate::table::{RoutingTable, Target};
 use crate::websocket::OpenWebSockets;
 use arc_swap::ArcSwap;
+use futures_util::future::Either;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use portico_store::Registry;
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use tokio::sync::Semaphore;
 mod clientless;
 mod devices;
 mod listener;
+mod policies;
 mod route;
 mod vpnrts;
 
@@ -75,6 +77,8 @@ struct Inner {
     authenticator: Option<Arc<dyn Authenticator>>,
     /// The in-process service of the core identity paths, when this build has one.
     identity: Option<Arc<Target>>,
+    /// The default Content-Security-Policy of each static host (GW-20).
+    policies: policies::Policies,
 }
 
 /// The outcome of the routing phase. It lives on the stack for one request; boxing the
@@ -160,6 +164,7 @@ impl Gateway {
                 websockets: OpenWebSockets::default(),
                 authenticator,
                 identity,
+                policies: Default::default(),
             }),
         }
     }
@@ -305,6 +310,10 @@ impl Gateway {
         response
     }
 
+    // A request's futures are copied whole as each one starts, so the path below keeps
+    // them small: few nested `async fn`s, and rare branches (static files, in-process
+    // services, WebSocket upgrades) boxed, so that their size does not count for every
+    // request.
     async fn route_and_forward(
         &self,
         request: Request<Body>,
@@ -315,10 +324,8 @@ impl Gateway {
             Ok(Routed::Core) => return (RouteClass::Core, core(&request)),
             Ok(Routed::Static) => {
                 let (request, _unread) = request.into_parts();
-                return (
-                    RouteClass::Static,
-                    self.serve_static(&request, request_id).await,
-                );
+                let served = Box::pin(self.serve_static(&request, request_id)).await;
+                return (RouteClass::Static, served);
             }
             Ok(Routed::Forward(d)) => d,
             Err(e) => return (RouteClass::Unrouted, Err(e)),
@@ -368,7 +375,10 @@ impl Gateway {
     }
 
     /// The forwarding phase: to a backend over HTTP, or to an in-process service, for
-    /// `caller` when the authorisation phase knows them.
+    /// `caller` when the authorisation phase knows them, with the request's body held to
+    /// the size limits in force (GW-13). A declared length over the limit is refused
+    /// before any backend is contacted; a body that passes a limit while streaming fails,
+    /// and whatever the target made of that, the client is answered 413.
     async fn forward(
         &self,
         mut request: Request<Body>,
@@ -380,9 +390,56 @@ impl Gateway {
         self.identify_caller(request.headers_mut(), &dispatch, caller.as_ref())?;
         let web = dispatch.web.take();
         let device_web = matches!(dispatch.guard, Guard::DeviceWeb);
-        let mut response = self
-            .forward_within_limits(request, dispatch, caller, conn, request_id)
-            .await?;
+        let refuse = |exceeded: Exceeded| {
+            self.inner.metrics.body_refused(exceeded.reason());
+            exceeded.error()
+        };
+        let config = self.config();
+        let (request, tripwire) = limit_request(request, &config).map_err(refuse)?;
+        let original_host = request_host(&request).unwrap_or_default().to_string();
+        let fwd = Forwarding {
+            client_ip: conn.client.ip(),
+            tls: conn.tls,
+            original_host: &original_host,
+            request_id,
+        };
+        let target = dispatch.target.clone();
+        let result = match &*target {
+            Target::Http {
+                scheme_authority,
+                base_path,
+                host,
+                endpoint,
+            } => match backend_uri(scheme_authority, base_path, &dispatch.path) {
+                Ok(uri) => {
+                    let settings = &config.greylist;
+                    self.admit_to_endpoint(endpoint, settings)?;
+                    let proxy = self.inner.proxy.load_full();
+                    let exchange = if dispatch.upgrade {
+                        let session = self.session_link(caller);
+                        Either::Left(Box::pin(crate::websocket::forward(
+                            self, &proxy, request, uri, host, &fwd, session,
+                        )))
+                    } else {
+                        Either::Right(proxy.forward(request, uri, host, &fwd))
+                    };
+                    let exchange = std::pin::pin!(exchange);
+                    self.inner
+                        .greylist
+                        .time(endpoint, settings, || self.load(), exchange)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            Target::InProcess(name) => {
+                let call = self.call_in_process(name, request, dispatch, caller, conn, &fwd);
+                Box::pin(call).await
+            }
+        };
+        let mut response = match tripwire.and_then(|t| t.get()) {
+            Some(exceeded) => return Err(refuse(exceeded)),
+            None => result?,
+        };
         if device_web {
             clientless::harden_device_cookies(response.headers_mut());
         }
@@ -421,119 +478,58 @@ impl Gateway {
         }
     }
 
-    /// Forwards with the request's body held to the size limits in force (GW-13): a
-    /// declared length over the limit is refused before any backend is contacted; a
-    /// body that passes a limit while streaming fails, and whatever the target made of
-    /// that, the client is answered 413.
-    async fn forward_within_limits(
+    /// Hands the request to the in-process service `name`, with what the gateway knows of
+    /// it in a [`RequestContext`].
+    async fn call_in_process(
         &self,
+        name: &str,
         request: Request<Body>,
         dispatch: Dispatch,
         caller: Option<Caller>,
         conn: ConnInfo,
-        request_id: &str,
+        fwd: &Forwarding<'_>,
     ) -> Result<Response<Body>, GatewayError> {
-        let refuse = |exceeded: Exceeded| {
-            self.inner.metrics.body_refused(exceeded.reason());
-            exceeded.error()
-        };
-        let (request, tripwire) = limit_request(request, &self.config()).map_err(refuse)?;
-        let result = self
-            .forward_to_target(request, dispatch, caller, conn, request_id)
-            .await;
-        match tripwire.and_then(|t| t.get()) {
-            Some(exceeded) => Err(refuse(exceeded)),
-            None => result,
-        }
-    }
-
-    async fn forward_to_target(
-        &self,
-        request: Request<Body>,
-        dispatch: Dispatch,
-        caller: Option<Caller>,
-        conn: ConnInfo,
-        request_id: &str,
-    ) -> Result<Response<Body>, GatewayError> {
-        let original_host = request_host(&request).unwrap_or_default().to_string();
-        let fwd = Forwarding {
-            client_ip: conn.client.ip(),
+        let service = self
+            .inner
+            .services
+            .get(name)
+            .ok_or_else(|| {
+                GatewayError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "The in-process service is not available",
+                )
+            })?
+            .clone();
+        let original_target = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string();
+        let (mut parts, body) = request.into_parts();
+        strip_hop_by_hop(&mut parts.headers, dispatch.upgrade);
+        set_forwarding_headers(&mut parts.headers, fwd);
+        parts.uri = dispatch
+            .path
+            .parse()
+            .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?;
+        parts.extensions.insert(RequestContext {
+            request_id: fwd.request_id.to_string(),
+            client: conn.client,
             tls: conn.tls,
-            original_host: &original_host,
-            request_id,
-        };
-        match &*dispatch.target {
-            Target::Http {
-                scheme_authority,
-                base_path,
-                host,
-                endpoint,
-            } => {
-                // From a `String`, the URI takes over its buffer.
-                let uri = Uri::try_from(format!("{scheme_authority}{base_path}{}", dispatch.path))
-                    .map_err(|_| {
-                        GatewayError::bad_request("The request target cannot be forwarded")
-                    })?;
-                let greylist = self.config().greylist.clone();
-                self.admit_to_endpoint(endpoint, &greylist)?;
-                let proxy = self.inner.proxy.load_full();
-                let forwarded = async {
-                    if dispatch.upgrade {
-                        let session = self.session_link(caller);
-                        crate::websocket::forward(self, &proxy, request, uri, host, &fwd, session)
-                            .await
-                    } else {
-                        proxy.forward(request, uri, host, &fwd).await
-                    }
-                };
-                self.inner
-                    .greylist
-                    .time(endpoint, &greylist, || self.load(), forwarded)
-                    .await
-            }
-            Target::InProcess(name) => {
-                let service = self
-                    .inner
-                    .services
-                    .get(name)
-                    .ok_or_else(|| {
-                        GatewayError::new(
-                            StatusCode::BAD_GATEWAY,
-                            "The in-process service is not available",
-                        )
-                    })?
-                    .clone();
-                let original_target = request
-                    .uri()
-                    .path_and_query()
-                    .map_or("/", |pq| pq.as_str())
-                    .to_string();
-                let (mut parts, body) = request.into_parts();
-                strip_hop_by_hop(&mut parts.headers, dispatch.upgrade);
-                set_forwarding_headers(&mut parts.headers, &fwd);
-                parts.uri = dispatch.path.parse().map_err(|_| {
-                    GatewayError::bad_request("The request target cannot be forwarded")
-                })?;
-                parts.extensions.insert(RequestContext {
-                    request_id: request_id.to_string(),
-                    client: conn.client,
-                    tls: conn.tls,
-                    // The routing phase parsed this host already; it cannot fail here.
-                    host: parse_host(&original_host, &self.inner.hosts)
-                        .ok_or_else(|| GatewayError::not_found("Unknown host"))?,
-                    original_host,
-                    original_target,
-                    tenant: dispatch.tenant,
-                    session: caller.as_ref().and_then(|c| c.session.clone()),
-                    principal: caller.map(|c| c.principal),
-                });
-                let mut response = service.call(Request::from_parts(parts, body)).await;
-                if let Ok(id) = HeaderValue::from_str(request_id) {
-                    response.headers_mut().insert(crate::REQUEST_ID, id);
-                }
-                Ok(response)
-            }
+            // The routing phase parsed this host already; it cannot fail here.
+            host: parse_host(fwd.original_host, &self.inner.hosts)
+                .ok_or_else(|| GatewayError::not_found("Unknown host"))?,
+            original_host: fwd.original_host.to_string(),
+            original_target,
+            tenant: dispatch.tenant,
+            session: caller.as_ref().and_then(|c| c.session.clone()),
+            principal: caller.map(|c| c.principal),
+        });
+        let mut response = service.call(Request::from_parts(parts, body)).await;
+        if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
+            response.headers_mut().insert(crate::REQUEST_ID, id);
         }
+        Ok(response)
     }
 
     /// The session a WebSocket is opened in, which it keeps alive and which closes it (GW-23).
@@ -597,6 +593,18 @@ impl Gateway {
     }
 }
 
+/// The backend's URI for a request: the target's base path with the request's path and
+/// query appended.
+fn backend_uri(scheme_authority: &str, base_path: &str, path: &str) -> Result<Uri, GatewayError> {
+    let mut uri = String::with_capacity(scheme_authority.len() + base_path.len() + path.len());
+    uri.push_str(scheme_authority);
+    uri.push_str(base_path);
+    uri.push_str(path);
+    // From a `String`, the URI takes over its buffer.
+    Uri::try_from(uri)
+        .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))
+}
+
 /// Core paths (GW-6a). Only the health check exists so far; the rest are reserved for
 /// the identity and device services and answered as not found until they exist.
 fn core(request: &Request<Body>) -> Result<Response<Body>, GatewayError> {
@@ -647,10 +655,7 @@ fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
 /// The static host of the request's region and domain, with the port the client used
 /// when it gave one (GW-5, GW-20).
 fn static_host(parsed: &ParsedHost, host: &str) -> String {
-    let port = host
-        .rsplit_once(':')
-        .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        .map_or("", |(name, _)| &host[name.len()..]);
+    let port = policies::port_of(host);
     format!("static.{}.{}{port}", parsed.region_label(), parsed.domain)
 }
 

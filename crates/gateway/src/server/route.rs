@@ -3,8 +3,8 @@
 //! files of their own beside this one.
 
 use super::{
-    host_kind_name, is_upgrade, request_host, static_host, under, Dispatch, Gateway, Routed,
-    GATEWAY_CORE_PATHS, IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
+    host_kind_name, is_upgrade, request_host, under, Dispatch, Gateway, Routed, GATEWAY_CORE_PATHS,
+    IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
 };
 use crate::auth::enforce::Guard;
 use crate::body::Body;
@@ -84,7 +84,7 @@ impl Gateway {
                     }
                     let web = WebAppResponse {
                         cache_control: None,
-                        static_host: static_host(&parsed, host),
+                        policy: self.inner.policies.for_host(&parsed, host),
                         client_version: request.version(),
                     };
                     return Ok(self
@@ -116,7 +116,7 @@ impl Gateway {
                     upgrade,
                     web: Some(WebAppResponse {
                         cache_control: webapp.cache_control.clone(),
-                        static_host: static_host(&parsed, host),
+                        policy: self.inner.policies.for_host(&parsed, host),
                         client_version: request.version(),
                     }),
                     guard: Guard::Registration {
