@@ -10,6 +10,7 @@
 pub mod frames;
 pub mod handshake;
 mod relay;
+mod sides;
 
 use crate::auth::session_watch::{session_over, SessionLink};
 use crate::body::{empty, Body};
@@ -17,8 +18,8 @@ use crate::error::GatewayError;
 use crate::proxy::{finish, strip_hop_by_hop, Forwarding, Proxy};
 use crate::Gateway;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
 use relay::{relay, RelaySettings, SessionWatch};
+use sides::{BackendSide, ClientSide};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,14 +134,15 @@ pub(crate) async fn forward(
                 }
             }
         };
-        relay(
-            TokioIo::new(client),
-            TokioIo::new(backend),
-            closing,
-            settings,
-            session,
-        )
-        .await;
+        let (client, backend) = (ClientSide::client(client), BackendSide::backend(backend));
+        if !(client.is_unwrapped() && backend.is_unwrapped()) {
+            tracing::debug!(
+                client = client.is_unwrapped(),
+                backend = backend.is_unwrapped(),
+                "a WebSocket side is relayed through hyper's upgrade layers"
+            );
+        }
+        relay(client, backend, closing, settings, session).await;
         gateway.metrics().websocket_closed();
     });
     Ok(Response::from_parts(parts, empty()))
