@@ -158,7 +158,17 @@ pub(super) struct ReadAhead<IO> {
 
 impl<IO> ReadAhead<IO> {
     fn new(ahead: Bytes, io: IO) -> ReadAhead<IO> {
-        ReadAhead { ahead, io }
+        let mut side = ReadAhead { ahead, io };
+        side.release_if_read();
+        side
+    }
+
+    /// Bytes from hyper share its whole read buffer, several kilobytes, also once empty:
+    /// a WebSocket that held it would cost twice its memory.
+    fn release_if_read(&mut self) {
+        if self.ahead.is_empty() {
+            self.ahead = Bytes::new();
+        }
     }
 
     fn boxed(ahead: Bytes, io: IO) -> Box<ReadAhead<IO>> {
@@ -178,6 +188,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ReadAhead<IO> {
         let n = self.ahead.len().min(buf.remaining());
         buf.put_slice(&self.ahead[..n]);
         self.ahead.advance(n);
+        self.release_if_read();
         Poll::Ready(Ok(()))
     }
 }
@@ -229,5 +240,19 @@ mod tests {
         let mut rest = String::new();
         side.read_to_string(&mut rest).await.unwrap();
         assert_eq!(rest, "ad then more");
+    }
+
+    #[tokio::test]
+    async fn hypers_read_buffer_is_let_go_once_read() {
+        let buffer = Bytes::from(vec![7u8; 8192]);
+        let (near, _far) = tokio::io::duplex(64);
+        let mut side = ReadAhead::new(buffer.slice(0..3), near);
+        assert!(!buffer.is_unique(), "held while bytes are ahead");
+        let mut three = [0u8; 3];
+        side.read_exact(&mut three).await.unwrap();
+        assert!(buffer.is_unique(), "let go once they were read");
+        let untouched = Bytes::from(vec![7u8; 8192]);
+        let _side = ReadAhead::new(untouched.slice(0..0), tokio::io::duplex(64).0);
+        assert!(untouched.is_unique(), "nothing ahead: nothing held");
     }
 }
