@@ -176,10 +176,24 @@ fn start(agent: Agent) -> CancellationToken {
     shutdown
 }
 
-/// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
+/// A port for a listener the agent opens later, free when it is handed out. It comes from
+/// below the kernel's range for automatic ports (32768 and up on Linux), so that neither a
+/// `bind` to port 0 nor an outgoing connection's local port takes it in the meantime; each
+/// port is handed out once, and each test process starts at its own place in the range.
 async fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
+    use std::sync::atomic::AtomicU32;
+    const FIRST: u32 = 10_000;
+    const COUNT: u32 = 32_768 - FIRST;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % COUNT;
+    for _ in 0..COUNT {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (start + offset) % COUNT).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).await.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below 32768");
 }
 
 /// Connects to the port, retrying every 50 ms for at most 5 s.
