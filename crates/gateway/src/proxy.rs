@@ -51,6 +51,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
         upgrade |= name == header::UPGRADE;
     }
+    // `HOP_BY_HOP` starts with `Connection`.
     if present[0] {
         // Names that are hop-by-hop anyway are not collected: the common
         // `Connection: keep-alive` then costs no allocation.
@@ -102,12 +103,9 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     forwarded.push_str(";proto=");
     forwarded.push_str(proto);
     forwarded.push_str(";host=\"");
-    // A valid host has no quote or backslash; the filter only guards the quoted string.
-    let host = fwd.original_host;
-    if host.bytes().any(|b| matches!(b, b'"' | b'\\')) {
-        forwarded.extend(host.chars().filter(|c| !matches!(c, '"' | '\\')));
-    } else {
-        forwarded.push_str(host);
+    // A valid host has no quote or backslash; leaving them out guards the quoted string.
+    for piece in fwd.original_host.split(['"', '\\']) {
+        forwarded.push_str(piece);
     }
     forwarded.push('"');
     append_list(headers, HeaderName::from_static("x-forwarded-for"), client);

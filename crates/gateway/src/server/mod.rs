@@ -410,27 +410,25 @@ impl Gateway {
                 base_path,
                 host,
                 endpoint,
-            } => match backend_uri(scheme_authority, base_path, &dispatch.path) {
-                Ok(uri) => {
-                    let settings = &config.greylist;
-                    self.admit_to_endpoint(endpoint, settings)?;
-                    let proxy = self.inner.proxy.load_full();
-                    let exchange = if dispatch.upgrade {
-                        let session = self.session_link(caller);
-                        Either::Left(Box::pin(crate::websocket::forward(
-                            self, &proxy, request, uri, host, &fwd, session,
-                        )))
-                    } else {
-                        Either::Right(proxy.forward(request, uri, host, &fwd))
-                    };
-                    let exchange = std::pin::pin!(exchange);
-                    self.inner
-                        .greylist
-                        .time(endpoint, settings, || self.load(), exchange)
-                        .await
-                }
-                Err(e) => Err(e),
-            },
+            } => {
+                let uri = backend_uri(scheme_authority, base_path, &dispatch.path)?;
+                let settings = &config.greylist;
+                self.admit_to_endpoint(endpoint, settings)?;
+                let proxy = self.inner.proxy.load_full();
+                let exchange = if dispatch.upgrade {
+                    let session = self.session_link(caller);
+                    Either::Left(Box::pin(crate::websocket::forward(
+                        self, &proxy, request, uri, host, &fwd, session,
+                    )))
+                } else {
+                    Either::Right(proxy.forward(request, uri, host, &fwd))
+                };
+                let exchange = std::pin::pin!(exchange);
+                self.inner
+                    .greylist
+                    .time(endpoint, settings, || self.load(), exchange)
+                    .await
+            }
             Target::InProcess(name) => {
                 let call = self.call_in_process(name, request, dispatch, caller, conn, &fwd);
                 Box::pin(call).await
@@ -650,13 +648,6 @@ fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
         (Some(host), None) => host.to_str().ok(),
         _ => None,
     }
-}
-
-/// The static host of the request's region and domain, with the port the client used
-/// when it gave one (GW-5, GW-20).
-fn static_host(parsed: &ParsedHost, host: &str) -> String {
-    let port = policies::port_of(host);
-    format!("static.{}.{}{port}", parsed.region_label(), parsed.domain)
 }
 
 /// A WebSocket upgrade; other upgrade requests are served as plain requests.

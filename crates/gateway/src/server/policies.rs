@@ -3,7 +3,6 @@
 //! on and on the port it named. Formatting it for every response showed in per-request
 //! profiles, so each one is made once and kept, up to a bound.
 
-use super::static_host;
 use crate::headers::default_policy;
 use crate::routing::ParsedHost;
 use http::HeaderValue;
@@ -52,7 +51,7 @@ impl Policies {
         if let Some(found) = kept.iter().find(|k| k.is_for(parsed, port)) {
             return found.policy.clone();
         }
-        let policy = default_policy(&static_host(parsed, host));
+        let policy = default_policy(&static_host(parsed, port));
         if kept.len() < MAX_KEPT {
             kept.push(Kept {
                 region: parsed.region.clone(),
@@ -66,8 +65,14 @@ impl Policies {
     }
 }
 
+/// The static host of a request's region and domain, with the `:port` the client named
+/// (GW-5, GW-20).
+fn static_host(parsed: &ParsedHost, port: &str) -> String {
+    format!("static.{}.{}{port}", parsed.region_label(), parsed.domain)
+}
+
 /// The `:port` a host names, or nothing.
-pub(super) fn port_of(host: &str) -> &str {
+fn port_of(host: &str) -> &str {
     host.rsplit_once(':')
         .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         .map_or("", |(name, _)| &host[name.len()..])

@@ -5,8 +5,8 @@
 //! through hyper's IO traits; the relay then adapts it back to tokio's. Every read and
 //! write of a relayed message went through those layers, about a fifth of the
 //! instructions Portico spends per WebSocket round trip. So a connection of a kind the
-//! gateway makes itself (a client's plain or TLS connection, a backend's plain one) is
-//! taken back out of them, the bytes hyper had read ahead kept in front; any other kind
+//! gateway makes itself (a client's or a backend's, plain or TLS) is taken back out of
+//! them, the bytes hyper had read ahead kept in front; any other kind
 //! stays as hyper handed it over.
 
 use crate::head_guard::HeadGuard;
@@ -29,12 +29,20 @@ type ServerTls = tokio_rustls::server::TlsStream<TcpStream>;
 type Backend = MaybeHttpsStream<TokioIo<TcpStream>>;
 type ClientTls = tokio_rustls::client::TlsStream<TokioIo<TokioIo<TcpStream>>>;
 
-/// One side of a relayed WebSocket: a connection of the plain kind `P` or the TLS kind
-/// `T`, boxed (as hyper had it) so that a relay's sides stay small whichever they are.
-pub(super) enum Side<P, T> {
-    Plain(Box<ReadAhead<P>>),
-    Tls(Box<ReadAhead<T>>),
-    /// Of a kind the gateway does not make itself: as hyper handed it over.
+/// One side of a relayed WebSocket: the bytes hyper had read ahead, then a connection of
+/// the plain kind `P` or the TLS kind `T`.
+pub(super) struct Side<P, T> {
+    ahead: Bytes,
+    io: Connection<P, T>,
+}
+
+/// A side's connection, boxed (as hyper had it) so that a relay's sides stay small
+/// whichever kind they are.
+enum Connection<P, T> {
+    Plain(Box<P>),
+    Tls(Box<T>),
+    /// Of a kind the gateway does not make itself: as hyper handed it over (with the
+    /// bytes read ahead still inside).
     Upgraded(TokioIo<Upgraded>),
 }
 
@@ -47,13 +55,17 @@ impl ClientSide {
     pub(super) fn client(upgraded: Upgraded) -> ClientSide {
         let upgraded = match upgraded.downcast::<TokioIo<Client<TcpStream>>>() {
             Ok(parts) => {
-                return Side::Plain(ReadAhead::boxed(parts.read_buf, parts.io.into_inner()))
+                let io = Connection::Plain(Box::new(parts.io.into_inner()));
+                return Side::new(parts.read_buf, io);
             }
             Err(upgraded) => upgraded,
         };
         match upgraded.downcast::<TokioIo<Client<ServerTls>>>() {
-            Ok(parts) => Side::Tls(ReadAhead::boxed(parts.read_buf, parts.io.into_inner())),
-            Err(upgraded) => Side::Upgraded(TokioIo::new(upgraded)),
+            Ok(parts) => Side::new(
+                parts.read_buf,
+                Connection::Tls(Box::new(parts.io.into_inner())),
+            ),
+            Err(upgraded) => Side::hypers(upgraded),
         }
     }
 }
@@ -61,39 +73,60 @@ impl ClientSide {
 impl BackendSide {
     pub(super) fn backend(upgraded: Upgraded) -> BackendSide {
         match upgraded.downcast::<Backend>() {
-            Ok(parts) => match parts.io {
-                MaybeHttpsStream::Http(stream) => {
-                    Side::Plain(ReadAhead::boxed(parts.read_buf, stream.into_inner()))
-                }
-                MaybeHttpsStream::Https(stream) => {
-                    Side::Tls(ReadAhead::boxed(parts.read_buf, stream.into_inner()))
-                }
-            },
-            Err(upgraded) => Side::Upgraded(TokioIo::new(upgraded)),
+            Ok(parts) => {
+                let io = match parts.io {
+                    MaybeHttpsStream::Http(stream) => {
+                        Connection::Plain(Box::new(stream.into_inner()))
+                    }
+                    MaybeHttpsStream::Https(stream) => {
+                        Connection::Tls(Box::new(stream.into_inner()))
+                    }
+                };
+                Side::new(parts.read_buf, io)
+            }
+            Err(upgraded) => Side::hypers(upgraded),
         }
     }
 }
 
 impl<P, T> Side<P, T> {
+    fn new(ahead: Bytes, io: Connection<P, T>) -> Side<P, T> {
+        let mut side = Side { ahead, io };
+        side.release_if_read();
+        side
+    }
+
+    fn hypers(upgraded: Upgraded) -> Side<P, T> {
+        Side::new(Bytes::new(), Connection::Upgraded(TokioIo::new(upgraded)))
+    }
+
     /// Whether the side was taken out of hyper's layers.
     pub(super) fn is_unwrapped(&self) -> bool {
-        !matches!(self, Side::Upgraded(_))
+        !matches!(self.io, Connection::Upgraded(_))
+    }
+
+    /// Bytes from hyper share its whole read buffer, several kilobytes, also once empty:
+    /// a WebSocket that held it would cost twice its memory.
+    fn release_if_read(&mut self) {
+        if self.ahead.is_empty() {
+            self.ahead = Bytes::new();
+        }
     }
 }
 
 /// Calls `$call` on whichever connection `$side` holds.
-macro_rules! on_side {
+macro_rules! on_connection {
     ($side:expr, $io:ident => $call:expr) => {
-        match $side.get_mut() {
-            Side::Plain($io) => {
+        match &mut $side.get_mut().io {
+            Connection::Plain($io) => {
                 let $io = &mut **$io;
                 $call
             }
-            Side::Tls($io) => {
+            Connection::Tls($io) => {
                 let $io = &mut **$io;
                 $call
             }
-            Side::Upgraded($io) => $call,
+            Connection::Upgraded($io) => $call,
         }
     };
 }
@@ -104,11 +137,18 @@ where
     T: AsyncRead + Unpin,
 {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        on_side!(self, io => Pin::new(io).poll_read(cx, buf))
+        if self.ahead.is_empty() {
+            return on_connection!(self, io => Pin::new(io).poll_read(cx, buf));
+        }
+        let n = self.ahead.len().min(buf.remaining());
+        buf.put_slice(&self.ahead[..n]);
+        self.ahead.advance(n);
+        self.release_if_read();
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -122,7 +162,7 @@ where
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        on_side!(self, io => Pin::new(io).poll_write(cx, buf))
+        on_connection!(self, io => Pin::new(io).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -130,108 +170,40 @@ where
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        on_side!(self, io => Pin::new(io).poll_write_vectored(cx, bufs))
+        on_connection!(self, io => Pin::new(io).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Side::Plain(io) => io.io.is_write_vectored(),
-            Side::Tls(io) => io.io.is_write_vectored(),
-            Side::Upgraded(io) => io.is_write_vectored(),
+        match &self.io {
+            Connection::Plain(io) => io.is_write_vectored(),
+            Connection::Tls(io) => io.is_write_vectored(),
+            Connection::Upgraded(io) => io.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        on_side!(self, io => Pin::new(io).poll_flush(cx))
+        on_connection!(self, io => Pin::new(io).poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        on_side!(self, io => Pin::new(io).poll_shutdown(cx))
-    }
-}
-
-/// A connection with the bytes hyper had already read from it in front.
-pub(super) struct ReadAhead<IO> {
-    ahead: Bytes,
-    io: IO,
-}
-
-impl<IO> ReadAhead<IO> {
-    fn new(ahead: Bytes, io: IO) -> ReadAhead<IO> {
-        let mut side = ReadAhead { ahead, io };
-        side.release_if_read();
-        side
-    }
-
-    /// Bytes from hyper share its whole read buffer, several kilobytes, also once empty:
-    /// a WebSocket that held it would cost twice its memory.
-    fn release_if_read(&mut self) {
-        if self.ahead.is_empty() {
-            self.ahead = Bytes::new();
-        }
-    }
-
-    fn boxed(ahead: Bytes, io: IO) -> Box<ReadAhead<IO>> {
-        Box::new(ReadAhead::new(ahead, io))
-    }
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for ReadAhead<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.ahead.is_empty() {
-            return Pin::new(&mut self.io).poll_read(cx, buf);
-        }
-        let n = self.ahead.len().min(buf.remaining());
-        buf.put_slice(&self.ahead[..n]);
-        self.ahead.advance(n);
-        self.release_if_read();
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for ReadAhead<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        on_connection!(self, io => Pin::new(io).poll_shutdown(cx))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    /// A plain side over an in-memory connection.
+    fn plain(ahead: Bytes, io: DuplexStream) -> Side<DuplexStream, DuplexStream> {
+        Side::new(ahead, Connection::Plain(Box::new(io)))
+    }
 
     #[tokio::test]
     async fn bytes_read_ahead_come_first_then_the_connection() {
         let (near, mut far) = tokio::io::duplex(64);
-        let mut side = ReadAhead::new(Bytes::from_static(b"ahead "), near);
+        let mut side = plain(Bytes::from_static(b"ahead "), near);
         far.write_all(b"then more").await.unwrap();
         drop(far);
         let mut first = [0u8; 3];
@@ -246,13 +218,13 @@ mod tests {
     async fn hypers_read_buffer_is_let_go_once_read() {
         let buffer = Bytes::from(vec![7u8; 8192]);
         let (near, _far) = tokio::io::duplex(64);
-        let mut side = ReadAhead::new(buffer.slice(0..3), near);
+        let mut side = plain(buffer.slice(0..3), near);
         assert!(!buffer.is_unique(), "held while bytes are ahead");
         let mut three = [0u8; 3];
         side.read_exact(&mut three).await.unwrap();
         assert!(buffer.is_unique(), "let go once they were read");
         let untouched = Bytes::from(vec![7u8; 8192]);
-        let _side = ReadAhead::new(untouched.slice(0..0), tokio::io::duplex(64).0);
+        let _side = plain(untouched.slice(0..0), tokio::io::duplex(64).0);
         assert!(untouched.is_unique(), "nothing ahead: nothing held");
     }
 }
