@@ -105,10 +105,10 @@ async fn dial(stream: IncomingStream, target: String, closed: CancellationToken)
             return;
         }
     };
-    let mut stream = stream.accept();
+    let stream = stream.accept();
     tokio::select! {
         _ = closed.cancelled() => {}
-        result = tokio::io::copy_bidirectional(&mut tcp, &mut stream) => {
+        result = portico_tunnel::carry::join_tcp(&mut tcp, &stream) => {
             if let Err(error) = result {
                 tracing::debug!(%target, %error, "dialled connection ended");
             }

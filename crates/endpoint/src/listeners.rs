@@ -254,7 +254,7 @@ async fn forward(
             return;
         }
     }
-    let mut stream = match tunnel.open(&target) {
+    let stream = match tunnel.open(&target) {
         Ok(stream) => stream,
         Err(error) => {
             tracing::warn!(%target, %error, "cannot open a tunnel stream");
@@ -263,7 +263,7 @@ async fn forward(
     };
     tokio::select! {
         _ = closed.cancelled() => {}
-        result = tokio::io::copy_bidirectional(&mut tcp, &mut stream) => {
+        result = portico_tunnel::carry::join_tcp(&mut tcp, &stream) => {
             if let Err(error) = result {
                 tracing::debug!(%target, %error, "forwarded connection ended");
             }

@@ -10,6 +10,7 @@
 //! The crate depends on nothing of the server, so the endpoint agent links it alone.
 #![forbid(unsafe_code)]
 
+pub mod carry;
 pub mod config;
 pub mod control;
 pub mod frame;

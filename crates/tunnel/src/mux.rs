@@ -29,6 +29,8 @@ use crate::frame::{
 /// What a stream with nothing queued may always queue, however full the queue is: enough
 /// for keystrokes and small requests.
 const QUIET_FRAME: usize = 16 * 1024;
+/// Room made in a message beyond the queued data, for frame headers and control frames.
+const MESSAGE_SLACK: usize = 4 * 1024;
 
 /// The credit each side has on a new stream before any `Window` frame: the opener may send
 /// this much right after `Open`, and the receiver of an `Open` must accept it.
@@ -279,7 +281,24 @@ impl Mux {
     /// Queues up to `data.len()` bytes; returns how many were taken, 0 when the stream has
     /// no credit or the outgoing queue is full (wait for [`Event::Writable`] or a flush).
     pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
-        let max_send_frame = self.peer.map_or(MIN_MAX_FRAME, |peer| peer.max_frame) as usize;
+        let total = self.take_send_room(id, data.len())?;
+        self.queue_data(id, total, |range| Bytes::copy_from_slice(&data[range]));
+        Ok(total)
+    }
+
+    /// [`Mux::write`] for bytes the caller already holds as [`Bytes`]: the queued frames
+    /// share `data`'s buffer instead of copying it (a relay between two tunnel streams
+    /// passes what it received as it came).
+    pub fn write_bytes(&mut self, id: StreamId, data: &Bytes) -> Result<usize, StreamError> {
+        let total = self.take_send_room(id, data.len())?;
+        self.queue_data(id, total, |range| data.slice(range));
+        Ok(total)
+    }
+
+    /// How many of `wanted` bytes the stream may queue now, within its credit and the
+    /// outgoing limits; the credit for them is spent.
+    fn take_send_room(&mut self, id: StreamId, wanted: usize) -> Result<usize, StreamError> {
+        let max_send_frame = self.max_send_frame();
         let own = self.stream_out.get(&id).map_or(0, |q| q.data);
         let total_limit = 4 * self.config.outbound_limit;
         let room = if own == 0 {
@@ -308,25 +327,39 @@ impl Mux {
             return Err(StreamError::WriteClosed);
         }
         let credit = usize::try_from(stream.send_credit).unwrap_or(usize::MAX);
-        let total = data.len().min(credit).min(room);
+        let total = wanted.min(credit).min(room);
         stream.send_credit -= total as u64;
-        for chunk in data[..total].chunks(max_send_frame) {
+        Ok(total)
+    }
+
+    /// Queues the first `total` bytes of a write as `Data` frames no larger than the peer
+    /// accepts, each made by `piece` from its range of the written bytes.
+    fn queue_data(
+        &mut self,
+        id: StreamId,
+        total: usize,
+        piece: impl Fn(std::ops::Range<usize>) -> Bytes,
+    ) {
+        let max_send_frame = self.max_send_frame();
+        for start in (0..total).step_by(max_send_frame) {
+            let end = (start + max_send_frame).min(total);
             self.queue(Frame::Data {
                 stream: id,
-                payload: Bytes::copy_from_slice(chunk),
+                payload: piece(start..end),
             });
         }
-        Ok(total)
+    }
+
+    /// The largest `Data` payload the peer accepts (the smallest any peer may declare until
+    /// its hello arrives).
+    fn max_send_frame(&self) -> usize {
+        self.peer.map_or(MIN_MAX_FRAME, |peer| peer.max_frame) as usize
     }
 
     /// Reads buffered data: `Some(n)` bytes (0 at the end of the stream), `None` when
     /// nothing is there yet. Grants credit back once half the window is consumed.
     pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<Option<usize>, StreamError> {
-        let half_window = self.config.receive_window / 2;
-        let stream = self.streams.get_mut(&id).ok_or(StreamError::Unknown)?;
-        if let Some(reason) = stream.reset {
-            return Err(StreamError::Reset(reason));
-        }
+        let stream = self.readable_stream(id)?;
         let mut copied = 0;
         while copied < buf.len() {
             let Some(front) = stream.recv_buf.front_mut() else {
@@ -339,20 +372,51 @@ impl Mux {
                 stream.recv_buf.pop_front();
             }
         }
-        if copied > 0 {
-            stream.recv_unacked += copied as u32;
-            if stream.recv_unacked >= half_window && !stream.remote_closed {
-                let credit = std::mem::take(&mut stream.recv_unacked);
-                stream.recv_window += credit;
-                self.priority_out
-                    .push_back(Frame::Window { stream: id, credit });
-            }
-            return Ok(Some(copied));
+        if copied == 0 {
+            let ended = stream.remote_closed || buf.is_empty();
+            return Ok(ended.then_some(0));
         }
-        if stream.remote_closed || buf.is_empty() {
-            return Ok(Some(0));
+        self.consumed(id, copied);
+        Ok(Some(copied))
+    }
+
+    /// [`Mux::read`] without a copy: the next received piece of at most `max` bytes, as a
+    /// slice of the message it arrived in; empty at the end of the stream, `None` when
+    /// nothing is there yet.
+    pub fn read_bytes(&mut self, id: StreamId, max: usize) -> Result<Option<Bytes>, StreamError> {
+        let stream = self.readable_stream(id)?;
+        let piece = match stream.recv_buf.front_mut() {
+            Some(front) if front.len() > max => front.split_to(max),
+            Some(_) => stream.recv_buf.pop_front().unwrap_or_default(),
+            None if stream.remote_closed || max == 0 => return Ok(Some(Bytes::new())),
+            None => return Ok(None),
+        };
+        self.consumed(id, piece.len());
+        Ok(Some(piece))
+    }
+
+    fn readable_stream(&mut self, id: StreamId) -> Result<&mut StreamState, StreamError> {
+        let stream = self.streams.get_mut(&id).ok_or(StreamError::Unknown)?;
+        match stream.reset {
+            Some(reason) => Err(StreamError::Reset(reason)),
+            None => Ok(stream),
         }
-        Ok(None)
+    }
+
+    /// The application took `n` bytes of the stream: once half the window is taken, the
+    /// peer gets that much credit back.
+    fn consumed(&mut self, id: StreamId, n: usize) {
+        let half_window = self.config.receive_window / 2;
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.recv_unacked += n as u32;
+        if stream.recv_unacked >= half_window && !stream.remote_closed {
+            let credit = std::mem::take(&mut stream.recv_unacked);
+            stream.recv_window += credit;
+            self.priority_out
+                .push_back(Frame::Window { stream: id, credit });
+        }
     }
 
     /// Half close: no more data from this side on the stream.
@@ -403,7 +467,11 @@ impl Mux {
     /// per stream in turn, then the go-away; packed up to the configured message size (a
     /// message always holds at least one frame).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        let mut out = BytesMut::new();
+        let first = self.next_frame_len()?;
+        // One allocation for the whole message, not one per doubling: the data queued and
+        // some room for the frames' headers and the control frames among them.
+        let likely = (self.queued_data + MESSAGE_SLACK).min(self.config.max_message);
+        let mut out = BytesMut::with_capacity(likely.max(first));
         while let Some(len) = self.next_frame_len() {
             if !out.is_empty() && out.len() + len > self.config.max_message {
                 break;

@@ -441,20 +441,31 @@ fn tunnel_error(error: &TunnelError) -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, error.clone())
 }
 
-impl AsyncRead for TunnelStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
+impl TunnelStream {
+    /// Reads the next received piece of at most `max` bytes without copying it: a slice of
+    /// the message it arrived in. Empty at the end of the stream.
+    pub fn poll_read_bytes(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        self.poll_read_with(cx, |mux| mux.read_bytes(self.id, max))
+    }
+
+    /// Queues up to all of `data`, sharing its buffer; returns how many bytes were taken.
+    pub fn poll_write_bytes(&self, cx: &mut Context<'_>, data: &Bytes) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, data.len(), |mux| mux.write_bytes(self.id, data))
+    }
+
+    fn poll_read_with<T>(
+        &self,
         cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+        read: impl FnOnce(&mut Mux) -> Result<Option<T>, StreamError>,
+    ) -> Poll<io::Result<T>> {
         let mut state = self.shared.lock();
-        match state.mux.read(self.id, buf.initialize_unfilled()) {
-            Ok(Some(n)) => {
-                buf.advance(n);
+        match read(&mut state.mux) {
+            Ok(Some(read)) => {
+                // Reading may have granted the peer credit.
                 if state.mux.has_outbound() {
                     self.shared.outbound.notify_one();
                 }
-                Poll::Ready(Ok(()))
+                Poll::Ready(Ok(read))
             }
             Ok(None) => match &state.ended {
                 Some(error) => Poll::Ready(Err(tunnel_error(error))),
@@ -466,22 +477,21 @@ impl AsyncRead for TunnelStream {
             Err(error) => Poll::Ready(Err(stream_error(error))),
         }
     }
-}
 
-impl AsyncWrite for TunnelStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
+    fn poll_write_with(
+        &self,
         cx: &mut Context<'_>,
-        buf: &[u8],
+        len: usize,
+        write: impl FnOnce(&mut Mux) -> Result<usize, StreamError>,
     ) -> Poll<io::Result<usize>> {
         let mut state = self.shared.lock();
         if let Some(error) = &state.ended {
             return Poll::Ready(Err(tunnel_error(error)));
         }
-        if buf.is_empty() {
+        if len == 0 {
             return Poll::Ready(Ok(0));
         }
-        match state.mux.write(self.id, buf) {
+        match write(&mut state.mux) {
             Ok(0) => {
                 state.write_wakers.insert(self.id, cx.waker().clone());
                 Poll::Pending
@@ -494,19 +504,45 @@ impl AsyncWrite for TunnelStream {
         }
     }
 
+    /// Half-closes the stream: the peer reads its end once what was written is sent.
+    pub fn close(&self) -> io::Result<()> {
+        let mut state = self.shared.lock();
+        if let Some(error) = &state.ended {
+            return Err(tunnel_error(error));
+        }
+        let closed = state.mux.close(self.id).map_err(stream_error);
+        self.shared.outbound.notify_one();
+        closed
+    }
+}
+
+impl AsyncRead for TunnelStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let read = self.poll_read_with(cx, |mux| mux.read(self.id, buf.initialize_unfilled()));
+        read.map_ok(|n| buf.advance(n))
+    }
+}
+
+impl AsyncWrite for TunnelStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, buf.len(), |mux| mux.write(self.id, buf))
+    }
+
     /// Data handed to the tunnel is sent in order; there is nothing to flush per stream.
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut state = self.shared.lock();
-        if let Some(error) = &state.ended {
-            return Poll::Ready(Err(tunnel_error(error)));
-        }
-        let closed = state.mux.close(self.id).map_err(stream_error);
-        self.shared.outbound.notify_one();
-        Poll::Ready(closed)
+        Poll::Ready(self.close())
     }
 }
 

@@ -28,9 +28,10 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use portico_store::{
     ConnectionSessionRecord, EndpointBinding, EndpointRecord, EndpointState, Store, StoreError,
 };
+use portico_tunnel::carry;
 use portico_tunnel::lane::{self, BoxLane, LaneIo};
 use portico_tunnel::Frame;
-use portico_tunnel::{IncomingStream, ResetReason};
+use portico_tunnel::{IncomingStream, ResetReason, TunnelStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
@@ -264,7 +265,7 @@ impl Joiner {
         };
         match decided {
             Ok((route, dialled)) => {
-                let opened = Side::Stream(Box::new(incoming.accept()));
+                let opened = Side::Stream(incoming.accept());
                 self.carry(opener, &route, opened, None, dialled).await
             }
             Err(error) => {
@@ -377,7 +378,7 @@ impl Joiner {
             Ok(stream) => Ok((
                 route,
                 Dialled {
-                    side: Side::Stream(Box::new(stream)),
+                    side: Side::Stream(stream),
                     cut: None,
                 },
             )),
@@ -409,7 +410,7 @@ fn still_open(store: Store, clock: Clock) -> SessionCheck {
 /// One side of a joined stream: a lane, or a stream of a tunnel (this node's, or a link's).
 enum Side {
     Lane(BoxLane),
-    Stream(Box<dyn ByteStream>),
+    Stream(TunnelStream),
 }
 
 /// The dialler's side of a joined stream.
@@ -423,35 +424,35 @@ trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
 
 /// Carries bytes between the two sides until both directions end, counting what is read
-/// from each. Two lanes pass their frames on as they came, without copying the bytes;
-/// anything else is copied as a byte stream (lanes in frames of `LANE_PIECE`).
+/// from each. Two lanes pass their frames on as they came, and two tunnel streams the
+/// pieces they received, without copying the bytes; a lane and a tunnel stream are joined
+/// as byte streams, the lane's side in frames of `LANE_PIECE`.
 async fn pass(a: Side, b: Side, a_read: Arc<AtomicU64>, b_read: Arc<AtomicU64>) -> io::Result<()> {
-    let piece = match (&a, &b) {
-        (Side::Lane(_), Side::Lane(_)) => 0,
-        (Side::Stream(_), Side::Stream(_)) => 8 * 1024,
-        _ => lane::LANE_PIECE,
-    };
     let bytes = |side: Side| -> Box<dyn ByteStream> {
         match side {
             Side::Lane(lane) => Box::new(LaneIo::new(lane, None)),
-            Side::Stream(stream) => stream,
+            Side::Stream(stream) => Box::new(stream),
         }
     };
+    // In every case, the first direction that fails ends both (a lane gone without a
+    // `Reset`, a reset stream), so the other agent's connection is not left open.
     match (a, b) {
         (Side::Lane(a), Side::Lane(b)) => {
             let (a_out, a_in) = a.split();
             let (b_out, b_in) = b.split();
-            // Both directions until each closes; the first that fails (a lane gone without a
-            // `Reset`) ends both, so the other agent's connection is not left open.
             tokio::try_join!(
                 pass_frames(a_in, b_out, a_read),
                 pass_frames(b_in, a_out, b_read)
             )
             .map(|_| ())
         }
+        (Side::Stream(a), Side::Stream(b)) => {
+            tokio::try_join!(carry::pass(&a, &b, &a_read), carry::pass(&b, &a, &b_read)).map(|_| ())
+        }
         (a, b) => {
             let mut a = Counted::with(bytes(a), a_read);
             let mut b = Counted::with(bytes(b), b_read);
+            let piece = lane::LANE_PIECE;
             tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, piece, piece)
                 .await
                 .map(|_| ())

@@ -1,0 +1,211 @@
+//! Carrying a tunnel stream's bytes to a TCP connection or to another tunnel stream, as
+//! the agents and the relay do for every stream that travels on the tunnel.
+//!
+//! What a stream receives is already held in the messages it arrived in, so it is passed
+//! on as slices of them ([`TunnelStream::poll_read_bytes`]) instead of being copied into a
+//! buffer first; bytes read from a TCP connection are handed to the tunnel in the buffer
+//! they were read into ([`TunnelStream::poll_write_bytes`]). A stream between two tunnels
+//! costs the relay no copy at all, and its frames stay as large as they came. Nor does a
+//! waiting stream hold a buffer: a read buffer is taken only once the connection has
+//! something to read.
+
+use std::future::poll_fn;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::tunnel::TunnelStream;
+
+/// The most read from a TCP connection at once: one `Data` frame's worth, so that a bulk
+/// transfer moves in few frames.
+pub const TCP_PIECE: usize = 64 * 1024;
+
+/// Carries bytes both ways between `tcp` and `stream` until both directions ended: each
+/// side's end is passed on as a half close. The first error ends both directions.
+pub async fn join_tcp(tcp: &mut TcpStream, stream: &TunnelStream) -> io::Result<()> {
+    let (from_tcp, mut to_tcp) = tcp.split();
+    let upstream = async {
+        loop {
+            from_tcp.readable().await?;
+            let mut buf = BytesMut::with_capacity(TCP_PIECE);
+            match from_tcp.try_read_buf(&mut buf) {
+                Ok(0) => return stream.close(),
+                // A small piece (a keystroke) is not worth holding the whole buffer for.
+                Ok(n) if n < TCP_PIECE / 4 => {
+                    write_all(stream, Bytes::copy_from_slice(&buf)).await?
+                }
+                Ok(_) => write_all(stream, buf.freeze()).await?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let downstream = async {
+        loop {
+            let piece = poll_fn(|cx| stream.poll_read_bytes(cx, usize::MAX)).await?;
+            if piece.is_empty() {
+                return to_tcp.shutdown().await;
+            }
+            to_tcp.write_all(&piece).await?;
+        }
+    };
+    tokio::try_join!(upstream, downstream).map(|_| ())
+}
+
+/// Carries bytes from `from` to `to` until `from` ends, then half-closes `to`; every byte
+/// taken from `from` is added to `read`.
+pub async fn pass(from: &TunnelStream, to: &TunnelStream, read: &AtomicU64) -> io::Result<()> {
+    loop {
+        let piece = poll_fn(|cx| from.poll_read_bytes(cx, usize::MAX)).await?;
+        if piece.is_empty() {
+            return to.close();
+        }
+        read.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        write_all(to, piece).await?;
+    }
+}
+
+/// Queues all of `data` on `stream`, waiting for credit and room as needed.
+async fn write_all(stream: &TunnelStream, mut data: Bytes) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = poll_fn(|cx| stream.poll_write_bytes(cx, &data)).await?;
+        data.advance(n);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::time::timeout;
+
+    use super::*;
+    use crate::tunnel::{memory_pair, Incoming, Tunnel, TunnelHandle};
+    use crate::{Role, TunnelConfig};
+
+    const LIMIT: Duration = Duration::from_secs(60);
+    const SIZE: usize = 3 * 1024 * 1024 + 17;
+
+    fn tunnel_pair() -> ((TunnelHandle, Incoming), (TunnelHandle, Incoming)) {
+        let (a, b) = memory_pair(64);
+        (
+            Tunnel::new(a, Role::Relay, TunnelConfig::default()),
+            Tunnel::new(b, Role::Device, TunnelConfig::default()),
+        )
+    }
+
+    /// Bytes that differ by seed, so that a mixed-up direction shows.
+    fn pattern(seed: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    /// Writes `send` then half-closes, while reading everything the peer sends.
+    async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        io: S,
+        send: Vec<u8>,
+    ) -> Vec<u8> {
+        let (mut reader, mut writer) = tokio::io::split(io);
+        let write = async {
+            writer.write_all(&send).await.unwrap();
+            writer.shutdown().await.unwrap();
+        };
+        let read = async {
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).await.unwrap();
+            got
+        };
+        let ((), got) = tokio::join!(write, read);
+        drop(reader.unsplit(writer));
+        got
+    }
+
+    #[tokio::test]
+    async fn a_tcp_connection_and_a_stream_exchange_both_ways_with_half_closes() {
+        let ((relay, _), (_device, mut device_incoming)) = tunnel_pair();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+            exchange(tcp, pattern(1, SIZE)).await
+        });
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        let stream = relay.open("mapping:1").unwrap();
+        let joined = tokio::spawn(async move { join_tcp(&mut accepted, &stream).await });
+        let far = device_incoming.next().await.unwrap().accept();
+        let far_got = timeout(LIMIT, exchange(far, pattern(2, SIZE)))
+            .await
+            .unwrap();
+        let client_got = timeout(LIMIT, client).await.unwrap().unwrap();
+        assert!(
+            far_got == pattern(1, SIZE),
+            "the tunnel side got other bytes"
+        );
+        assert!(
+            client_got == pattern(2, SIZE),
+            "the TCP side got other bytes"
+        );
+        timeout(LIMIT, joined).await.unwrap().unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn two_streams_are_joined_both_ways_and_counted() {
+        // device A <-> relay (stream a) ==pass== relay (stream b) <-> device B
+        let ((_relay_a, mut relay_a_incoming), (device_a, _)) = tunnel_pair();
+        let ((relay_b, _), (_device_b, mut device_b_incoming)) = tunnel_pair();
+        let opener = device_a.open("mapping:1").unwrap();
+        let a = relay_a_incoming.next().await.unwrap().accept();
+        let b = relay_b.open("host:22").unwrap();
+        let (a_read, b_read) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let counts = (a_read.clone(), b_read.clone());
+        let joined = tokio::spawn(async move {
+            tokio::try_join!(pass(&a, &b, &counts.0), pass(&b, &a, &counts.1))
+        });
+        let dialled = device_b_incoming.next().await.unwrap().accept();
+        let (opener_got, dialled_got) = timeout(LIMIT, async {
+            tokio::join!(
+                exchange(opener, pattern(3, SIZE)),
+                exchange(dialled, pattern(4, SIZE / 2))
+            )
+        })
+        .await
+        .unwrap();
+        assert!(
+            dialled_got == pattern(3, SIZE),
+            "the dialler got other bytes"
+        );
+        assert!(
+            opener_got == pattern(4, SIZE / 2),
+            "the opener got other bytes"
+        );
+        timeout(LIMIT, joined).await.unwrap().unwrap().unwrap();
+        assert_eq!(a_read.load(Ordering::Relaxed), SIZE as u64);
+        assert_eq!(b_read.load(Ordering::Relaxed), (SIZE / 2) as u64);
+    }
+
+    #[tokio::test]
+    async fn a_reset_on_one_side_ends_the_join_with_an_error() {
+        let ((_relay_a, mut relay_a_incoming), (device_a, _)) = tunnel_pair();
+        let ((relay_b, _), (_device_b, mut device_b_incoming)) = tunnel_pair();
+        let opener = device_a.open("mapping:1").unwrap();
+        let a = relay_a_incoming.next().await.unwrap().accept();
+        let b = relay_b.open("host:22").unwrap();
+        let count = AtomicU64::new(0);
+        let joined = tokio::spawn(async move {
+            let count = (count, AtomicU64::new(0));
+            tokio::try_join!(pass(&a, &b, &count.0), pass(&b, &a, &count.1)).map(|_| ())
+        });
+        let dialled = device_b_incoming.next().await.unwrap().accept();
+        // Dropped before closing: the stream is reset, and the join must not wait on.
+        drop(dialled);
+        let ended = timeout(LIMIT, joined).await.unwrap().unwrap();
+        assert!(ended.is_err(), "a reset side ends the join with an error");
+        drop(opener);
+    }
+}
