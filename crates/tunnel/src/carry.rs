@@ -55,9 +55,20 @@ pub async fn join_tcp(tcp: &mut TcpStream, stream: &TunnelStream) -> io::Result<
     tokio::try_join!(upstream, downstream).map(|_| ())
 }
 
+/// Carries bytes both ways between two tunnel streams until both directions ended; the
+/// bytes taken from `a` and from `b` are added to `read[0]` and `read[1]` as they move.
+/// The first error (a reset stream, a tunnel gone) ends both directions.
+pub async fn join_streams(
+    a: &TunnelStream,
+    b: &TunnelStream,
+    read: [&AtomicU64; 2],
+) -> io::Result<()> {
+    tokio::try_join!(pass(a, b, read[0]), pass(b, a, read[1])).map(|_| ())
+}
+
 /// Carries bytes from `from` to `to` until `from` ends, then half-closes `to`; every byte
 /// taken from `from` is added to `read`.
-pub async fn pass(from: &TunnelStream, to: &TunnelStream, read: &AtomicU64) -> io::Result<()> {
+async fn pass(from: &TunnelStream, to: &TunnelStream, read: &AtomicU64) -> io::Result<()> {
     loop {
         let piece = poll_fn(|cx| from.poll_read_bytes(cx, usize::MAX)).await?;
         if piece.is_empty() {
@@ -164,9 +175,8 @@ mod tests {
         let b = relay_b.open("host:22").unwrap();
         let (a_read, b_read) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let counts = (a_read.clone(), b_read.clone());
-        let joined = tokio::spawn(async move {
-            tokio::try_join!(pass(&a, &b, &counts.0), pass(&b, &a, &counts.1))
-        });
+        let joined =
+            tokio::spawn(async move { join_streams(&a, &b, [&counts.0, &counts.1]).await });
         let dialled = device_b_incoming.next().await.unwrap().accept();
         let (opener_got, dialled_got) = timeout(LIMIT, async {
             tokio::join!(
@@ -196,10 +206,9 @@ mod tests {
         let opener = device_a.open("mapping:1").unwrap();
         let a = relay_a_incoming.next().await.unwrap().accept();
         let b = relay_b.open("host:22").unwrap();
-        let count = AtomicU64::new(0);
         let joined = tokio::spawn(async move {
-            let count = (count, AtomicU64::new(0));
-            tokio::try_join!(pass(&a, &b, &count.0), pass(&b, &a, &count.1)).map(|_| ())
+            let uncounted = [&AtomicU64::new(0), &AtomicU64::new(0)];
+            join_streams(&a, &b, uncounted).await
         });
         let dialled = device_b_incoming.next().await.unwrap().accept();
         // Dropped before closing: the stream is reset, and the join must not wait on.

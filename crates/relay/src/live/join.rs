@@ -446,9 +446,7 @@ async fn pass(a: Side, b: Side, a_read: Arc<AtomicU64>, b_read: Arc<AtomicU64>) 
             )
             .map(|_| ())
         }
-        (Side::Stream(a), Side::Stream(b)) => {
-            tokio::try_join!(carry::pass(&a, &b, &a_read), carry::pass(&b, &a, &b_read)).map(|_| ())
-        }
+        (Side::Stream(a), Side::Stream(b)) => carry::join_streams(&a, &b, [&a_read, &b_read]).await,
         (a, b) => {
             let mut a = Counted::with(bytes(a), a_read);
             let mut b = Counted::with(bytes(b), b_read);

@@ -3,8 +3,10 @@
 //! target to open on it. The decision whether the stream may go was made, and its bytes are
 //! counted, on the node where the opening endpoint is attached: here it is only carried.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use portico_tunnel::carry;
 use portico_tunnel::{IncomingStream, ResetReason, Role, Tunnel, TunnelConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -82,7 +84,7 @@ async fn carry(stream: IncomingStream, directory: Arc<Directory>) {
         stream.refuse(ResetReason::Unreachable);
         return;
     };
-    let mut outbound = match tunnel.open(target) {
+    let outbound = match tunnel.open(target) {
         Ok(outbound) => outbound,
         Err(error) => {
             tracing::info!(tenant, endpoint, %error, "linked stream not opened on the tunnel");
@@ -90,8 +92,10 @@ async fn carry(stream: IncomingStream, directory: Arc<Directory>) {
             return;
         }
     };
-    let mut inbound = stream.accept();
-    if let Err(error) = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await {
+    let inbound = stream.accept();
+    // The node that joins the stream to its opener counts it; this one only carries it.
+    let uncounted = [&AtomicU64::new(0), &AtomicU64::new(0)];
+    if let Err(error) = carry::join_streams(&inbound, &outbound, uncounted).await {
         tracing::debug!(tenant, endpoint, %error, "linked stream failed");
     }
 }
