@@ -19,25 +19,32 @@ use tokio::net::TcpStream;
 
 use crate::tunnel::TunnelStream;
 
-/// The most read from a TCP connection at once: one `Data` frame's worth, so that a bulk
+/// The most read from a TCP connection at once: one `Data` frame's worth when the peer
+/// accepts frames this large (it declares up to 1 MiB; 256 KiB by default), so that a bulk
 /// transfer moves in few frames.
 pub const TCP_PIECE: usize = 64 * 1024;
+
+/// A piece smaller than this is copied into a buffer of its own size before it is queued:
+/// a slice would keep alive the whole buffer it came from (a read buffer of `TCP_PIECE`, or
+/// a received message of up to 256 KiB) while it waits for its turn. At this size the copy
+/// costs little, and at most four times the bytes queued stay allocated.
+const COPY_BELOW: usize = TCP_PIECE / 4;
 
 /// Carries bytes both ways between `tcp` and `stream` until both directions ended: each
 /// side's end is passed on as a half close. The first error ends both directions.
 pub async fn join_tcp(tcp: &mut TcpStream, stream: &TunnelStream) -> io::Result<()> {
     let (from_tcp, mut to_tcp) = tcp.split();
     let upstream = async {
+        // Taken once the connection is readable, and dropped after each read: a waiting
+        // connection holds no buffer.
+        let mut buf = BytesMut::new();
         loop {
             from_tcp.readable().await?;
-            let mut buf = BytesMut::with_capacity(TCP_PIECE);
+            buf.reserve(TCP_PIECE);
             match from_tcp.try_read_buf(&mut buf) {
                 Ok(0) => return stream.close(),
-                // A small piece (a keystroke) is not worth holding the whole buffer for.
-                Ok(n) if n < TCP_PIECE / 4 => {
-                    write_all(stream, Bytes::copy_from_slice(&buf)).await?
-                }
-                Ok(_) => write_all(stream, buf.freeze()).await?,
+                Ok(_) => write_all(stream, own_buffer(std::mem::take(&mut buf).freeze())).await?,
+                // Readiness was stale: keep the buffer for the read that follows.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
@@ -67,15 +74,27 @@ pub async fn join_streams(
 }
 
 /// Carries bytes from `from` to `to` until `from` ends, then half-closes `to`; every byte
-/// taken from `from` is added to `read`.
+/// taken from `from` is added to `read`. A piece taken is granted back to its sender at
+/// once, so each direction holds at most one piece beyond `to`'s outgoing limits.
 async fn pass(from: &TunnelStream, to: &TunnelStream, read: &AtomicU64) -> io::Result<()> {
     loop {
+        // Two tunnel streams touch no socket: without this, a direction that always finds
+        // a piece and room would keep its thread from every other task.
+        tokio::task::consume_budget().await;
         let piece = poll_fn(|cx| from.poll_read_bytes(cx, usize::MAX)).await?;
         if piece.is_empty() {
             return to.close();
         }
         read.fetch_add(piece.len() as u64, Ordering::Relaxed);
-        write_all(to, piece).await?;
+        write_all(to, own_buffer(piece)).await?;
+    }
+}
+
+/// `piece`, copied into a buffer of its own if it is small (`COPY_BELOW`).
+fn own_buffer(piece: Bytes) -> Bytes {
+    match piece.len() < COPY_BELOW {
+        true => Bytes::copy_from_slice(&piece),
+        false => piece,
     }
 }
 
@@ -146,10 +165,10 @@ mod tests {
             let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
             exchange(tcp, pattern(1, SIZE)).await
         });
-        let (mut accepted, _) = listener.accept().await.unwrap();
+        let (mut accepted, _) = timeout(LIMIT, listener.accept()).await.unwrap().unwrap();
         let stream = relay.open("mapping:1").unwrap();
         let joined = tokio::spawn(async move { join_tcp(&mut accepted, &stream).await });
-        let far = device_incoming.next().await.unwrap().accept();
+        let far = next_offer(&mut device_incoming).await.accept();
         let far_got = timeout(LIMIT, exchange(far, pattern(2, SIZE)))
             .await
             .unwrap();
@@ -171,13 +190,13 @@ mod tests {
         let ((_relay_a, mut relay_a_incoming), (device_a, _)) = tunnel_pair();
         let ((relay_b, _), (_device_b, mut device_b_incoming)) = tunnel_pair();
         let opener = device_a.open("mapping:1").unwrap();
-        let a = relay_a_incoming.next().await.unwrap().accept();
+        let a = next_offer(&mut relay_a_incoming).await.accept();
         let b = relay_b.open("host:22").unwrap();
         let (a_read, b_read) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let counts = (a_read.clone(), b_read.clone());
         let joined =
             tokio::spawn(async move { join_streams(&a, &b, [&counts.0, &counts.1]).await });
-        let dialled = device_b_incoming.next().await.unwrap().accept();
+        let dialled = next_offer(&mut device_b_incoming).await.accept();
         let (opener_got, dialled_got) = timeout(LIMIT, async {
             tokio::join!(
                 exchange(opener, pattern(3, SIZE)),
@@ -200,21 +219,70 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reset_on_one_side_ends_the_join_with_an_error() {
+    async fn a_reset_on_one_side_ends_the_join_and_reaches_the_other_side() {
         let ((_relay_a, mut relay_a_incoming), (device_a, _)) = tunnel_pair();
         let ((relay_b, _), (_device_b, mut device_b_incoming)) = tunnel_pair();
-        let opener = device_a.open("mapping:1").unwrap();
-        let a = relay_a_incoming.next().await.unwrap().accept();
+        let mut opener = device_a.open("mapping:1").unwrap();
+        let a = next_offer(&mut relay_a_incoming).await.accept();
         let b = relay_b.open("host:22").unwrap();
         let joined = tokio::spawn(async move {
             let uncounted = [&AtomicU64::new(0), &AtomicU64::new(0)];
             join_streams(&a, &b, uncounted).await
         });
-        let dialled = device_b_incoming.next().await.unwrap().accept();
+        let dialled = next_offer(&mut device_b_incoming).await.accept();
         // Dropped before closing: the stream is reset, and the join must not wait on.
         drop(dialled);
         let ended = timeout(LIMIT, joined).await.unwrap().unwrap();
         assert!(ended.is_err(), "a reset side ends the join with an error");
-        drop(opener);
+        // The join's end drops (resets) the opener's stream at the relay too.
+        let mut buf = [0u8; 16];
+        let read = timeout(LIMIT, opener.read(&mut buf)).await.unwrap();
+        assert!(
+            read.is_err(),
+            "the opener sees its stream reset, not {read:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reset_stream_ends_its_tcp_join_and_closes_the_connection() {
+        let ((relay, _), (_device, mut device_incoming)) = tunnel_pair();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut accepted, _) = timeout(LIMIT, listener.accept()).await.unwrap().unwrap();
+        let stream = relay.open("mapping:1").unwrap();
+        let joined = tokio::spawn(async move {
+            let ended = join_tcp(&mut accepted, &stream).await;
+            // As the agents do: the connection is dropped when the join ends.
+            drop(accepted);
+            ended
+        });
+        drop(next_offer(&mut device_incoming).await.accept());
+        let ended = timeout(LIMIT, joined).await.unwrap().unwrap();
+        assert!(ended.is_err(), "a reset stream ends the join with an error");
+        let mut buf = [0u8; 16];
+        let read = timeout(LIMIT, client.read(&mut buf)).await.unwrap();
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "the client's connection ends, not {read:?}"
+        );
+    }
+
+    #[test]
+    fn small_pieces_get_a_buffer_of_their_own_and_large_ones_keep_theirs() {
+        let buffer = Bytes::from(vec![5u8; TCP_PIECE]);
+        let small = own_buffer(buffer.slice(..100));
+        assert_eq!(&small[..], &buffer[..100]);
+        assert_ne!(small.as_ptr(), buffer.as_ptr(), "a small piece is copied");
+        let large = own_buffer(buffer.slice(..COPY_BELOW));
+        assert_eq!(
+            large.as_ptr(),
+            buffer.as_ptr(),
+            "a large piece is passed on as it is"
+        );
+    }
+
+    async fn next_offer(incoming: &mut Incoming) -> crate::IncomingStream {
+        timeout(LIMIT, incoming.next()).await.unwrap().unwrap()
     }
 }

@@ -380,15 +380,20 @@ impl Mux {
         Ok(Some(copied))
     }
 
-    /// [`Mux::read`] without a copy: the next received piece of at most `max` bytes, as a
-    /// slice of the message it arrived in; empty at the end of the stream, `None` when
-    /// nothing is there yet.
+    /// [`Mux::read`] without a copy: the next received piece of at most `max` bytes (at
+    /// least 1), as a slice of the message it arrived in; empty at the end of the stream,
+    /// `None` when nothing is there yet. (A buffered piece is never empty: the decoder
+    /// refuses empty `Data` frames, so an empty piece always means the end.)
     pub fn read_bytes(&mut self, id: StreamId, max: usize) -> Result<Option<Bytes>, StreamError> {
+        debug_assert!(
+            max > 0,
+            "a read of 0 bytes would look like the end of the stream"
+        );
         let stream = self.readable_stream(id)?;
         let piece = match stream.recv_buf.front_mut() {
             Some(front) if front.len() > max => front.split_to(max),
             Some(_) => stream.recv_buf.pop_front().unwrap_or_default(),
-            None if stream.remote_closed || max == 0 => return Ok(Some(Bytes::new())),
+            None if stream.remote_closed => return Ok(Some(Bytes::new())),
             None => return Ok(None),
         };
         self.consumed(id, piece.len());

@@ -420,12 +420,6 @@ pub struct TunnelStream {
     shared: Arc<Shared>,
 }
 
-impl TunnelStream {
-    pub fn id(&self) -> StreamId {
-        self.id
-    }
-}
-
 /// A stream's error as the `io::Error` its reader or writer sees (lanes use it too).
 pub(crate) fn stream_error(error: StreamError) -> io::Error {
     let kind = match error {
@@ -442,8 +436,12 @@ fn tunnel_error(error: &TunnelError) -> io::Error {
 }
 
 impl TunnelStream {
-    /// Reads the next received piece of at most `max` bytes without copying it: a slice of
-    /// the message it arrived in. Empty at the end of the stream.
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    /// Reads the next received piece of at most `max` bytes (at least 1) without copying
+    /// it: a slice of the message it arrived in. Empty at the end of the stream.
     pub fn poll_read_bytes(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
         self.poll_read_with(cx, |mux| mux.read_bytes(self.id, max))
     }
