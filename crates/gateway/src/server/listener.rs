@@ -176,11 +176,13 @@ impl Gateway {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        // The idle timeout and the lingering close concern the whole connection, so they
-        // wrap it for both protocols alike.
+        // The idle timeout, the lingering close and fair turns (a WebSocket or tunnel
+        // carrying bulk bytes yields every `TURN_BYTES`, so that interactive ones on the
+        // same worker are not kept waiting) concern the whole connection, so they wrap it
+        // for both protocols alike.
         let clock = IdleClock::new();
-        let io =
-            LingeringClose::new(IdleIo::new(io, clock.clone())).plain_after_upgrade(clock.clone());
+        let io = IdleIo::new(portico_fair::Fair::new(io), clock.clone());
+        let io = LingeringClose::new(io).plain_after_upgrade(clock.clone());
         let served = async {
             match protocol {
                 Protocol::Http1 => self.serve_http1(io, conn, &clock, &stop).await,
