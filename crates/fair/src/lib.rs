@@ -4,8 +4,8 @@
 //! cooperative budget), and looks for other ready sockets only between turns. A task
 //! carrying a bulk stream always finds bytes ready, so each of its turns moves megabytes:
 //! milliseconds during which a keystroke for another stream waits, at every process it
-//! crosses on its way. With a single worker thread (a one-core device, or a relay whose
-//! other worker is busy) an interactive session next to a file copy all but stops.
+//! crosses on its way. (More worker threads per process shortened those waits, which is
+//! how they were found: `docs/benchmarks.md`.)
 //!
 //! [`Fair`] bounds a turn by bytes as well: once [`TURN_BYTES`] have moved through it
 //! since its task last waited, it yields once, so the runtime polls its sockets and runs
