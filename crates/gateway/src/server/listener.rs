@@ -14,6 +14,7 @@ use crate::proxy::strip_hop_by_hop;
 use http::{Request, Response, StatusCode};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use portico_fair::Fair;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -176,13 +177,8 @@ impl Gateway {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        // The idle timeout, the lingering close and fair turns (a WebSocket or tunnel
-        // carrying bulk bytes yields every `TURN_BYTES`, so that interactive ones on the
-        // same worker are not kept waiting) concern the whole connection, so they wrap it
-        // for both protocols alike.
         let clock = IdleClock::new();
-        let io = IdleIo::new(portico_fair::Fair::new(io), clock.clone());
-        let io = LingeringClose::new(io).plain_after_upgrade(clock.clone());
+        let io = client_io(io, &clock);
         let served = async {
             match protocol {
                 Protocol::Http1 => self.serve_http1(io, conn, &clock, &stop).await,
@@ -380,4 +376,17 @@ impl Stop {
             _ = self.deadline.cancelled() => Ok(()),
         }
     }
+}
+
+/// A client connection under the gateway's HTTP servers. The WebSocket relay takes
+/// upgraded connections of exactly this type back out of hyper (`websocket/sides.rs`), so
+/// it is named once, here.
+pub(crate) type ClientIo<IO> = LingeringClose<IdleIo<Fair<IO>>>;
+
+/// The idle timeout, the lingering close and fair turns (a WebSocket or tunnel carrying
+/// bulk bytes yields every `TURN_BYTES`, so that interactive ones on the same worker are
+/// not kept waiting) concern the whole connection, so they wrap it for both protocols.
+pub(crate) fn client_io<IO>(io: IO, clock: &Arc<IdleClock>) -> ClientIo<IO> {
+    LingeringClose::new(IdleIo::new(Fair::new(io), clock.clone()))
+        .plain_after_upgrade(clock.clone())
 }

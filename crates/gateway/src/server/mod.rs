@@ -33,6 +33,9 @@ use tokio::sync::Semaphore;
 mod clientless;
 mod devices;
 mod listener;
+#[cfg(test)]
+pub(crate) use listener::client_io;
+pub(crate) use listener::ClientIo;
 mod policies;
 mod route;
 mod vpnrts;

@@ -10,8 +10,7 @@
 //! stays as hyper handed it over.
 
 use crate::head_guard::HeadGuard;
-use crate::limits::idle::IdleIo;
-use crate::limits::linger::LingeringClose;
+use crate::server::ClientIo;
 use bytes::{Buf, Bytes};
 use hyper::upgrade::Upgraded;
 use hyper_rustls::MaybeHttpsStream;
@@ -23,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A client connection as the gateway's HTTP/1.1 server wraps it (see the listener).
-type Client<IO> = HeadGuard<LingeringClose<IdleIo<IO>>>;
+type Client<IO> = HeadGuard<ClientIo<IO>>;
 type ServerTls = tokio_rustls::server::TlsStream<TcpStream>;
 /// A backend connection as the gateway's client makes it.
 type Backend = MaybeHttpsStream<TokioIo<TcpStream>>;
@@ -212,6 +211,65 @@ mod tests {
         let mut rest = String::new();
         side.read_to_string(&mut rest).await.unwrap();
         assert_eq!(rest, "ad then more");
+    }
+
+    /// The relay reads a client's WebSocket without hyper's layers only if the upgraded
+    /// connection is of the type the listener builds; a layer added there and not here
+    /// would silently cost every relayed message those layers again.
+    #[tokio::test]
+    async fn a_client_upgraded_through_the_listeners_layers_is_taken_back_out_of_hyper() {
+        use crate::limits::idle::IdleClock;
+        use http::{Request, Response, StatusCode};
+        use http_body_util::Empty;
+        use hyper::body::Incoming;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let clock = IdleClock::new();
+        let io = HeadGuard::new(crate::server::client_io(accepted, &clock), 16 * 1024, None);
+        let (kind_tx, kind_rx) = tokio::sync::oneshot::channel();
+        let kind_tx = std::sync::Mutex::new(Some(kind_tx));
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let kind_tx = kind_tx.lock().unwrap().take();
+            async move {
+                tokio::spawn(async move {
+                    let upgraded = hyper::upgrade::on(request).await.unwrap();
+                    let side = ClientSide::client(upgraded);
+                    let kind = match side.io {
+                        Connection::Plain(_) => "plain",
+                        Connection::Tls(_) => "tls",
+                        Connection::Upgraded(_) => "hyper's",
+                    };
+                    let _ = kind_tx.unwrap().send(kind);
+                });
+                let response = Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header("connection", "upgrade")
+                    .header("upgrade", "websocket")
+                    .body(Empty::<Bytes>::new())
+                    .unwrap();
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades(),
+        );
+        client
+            .write_all(
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let kind = tokio::time::timeout(std::time::Duration::from_secs(10), kind_rx)
+            .await
+            .expect("upgraded within 10 s")
+            .unwrap();
+        assert_eq!(kind, "plain");
     }
 
     #[tokio::test]
