@@ -7,15 +7,19 @@
 //! crosses on its way. (More worker threads per process shortened those waits, which is
 //! how they were found: `docs/benchmarks.md`.)
 //!
-//! [`Fair`] bounds a turn by bytes as well: once [`TURN_BYTES`] have moved through it
-//! since its task last waited, it yields once, so the runtime polls its sockets and runs
-//! what became ready before the bulk task goes on.
+//! [`Fair`] bounds a turn by bytes as well. Each direction counts on its own (a connection
+//! is often split between a reading task and a writing task): once [`TURN_BYTES`] have
+//! moved one way since that way last had to wait for the socket, the next call that way
+//! yields once, so the runtime polls its sockets and runs what became ready before the
+//! bulk task goes on.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context, Poll, Wake, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -27,21 +31,19 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// gained little.
 pub const TURN_BYTES: usize = 512 * 1024;
 
-/// An IO whose reads and writes yield to other tasks after [`TURN_BYTES`] in one turn.
+/// An IO whose reads and writes each yield to other tasks after [`TURN_BYTES`] in a turn.
 pub struct Fair<IO> {
     io: IO,
-    /// Bytes moved since the task last waited for this IO or yielded.
-    moved: usize,
-    /// The yield under way at the end of a turn.
-    pause: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    reading: Turn,
+    writing: Turn,
 }
 
 impl<IO> Fair<IO> {
     pub fn new(io: IO) -> Fair<IO> {
         Fair {
             io,
-            moved: 0,
-            pause: None,
+            reading: Turn::default(),
+            writing: Turn::default(),
         }
     }
 
@@ -52,22 +54,79 @@ impl<IO> Fair<IO> {
     pub fn get_mut(&mut self) -> &mut IO {
         &mut self.io
     }
+}
 
-    /// Ready while the turn lasts; at its end, pending once, for one yield.
-    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+/// One direction's turn.
+#[derive(Default)]
+struct Turn {
+    /// Bytes moved since this direction last waited for the socket or yielded.
+    moved: usize,
+    pause: Option<Pause>,
+}
+
+/// A yield under way at the end of a turn: `done` was handed to the runtime, which wakes
+/// it once it has run the other ready tasks.
+struct Pause {
+    done: Arc<PauseDone>,
+}
+
+/// The pause ends when the runtime wakes this, not at the next poll: a caller that polls
+/// only to see whether something is ready (with a waker that does nothing) must not use
+/// the yield up before its task has given the thread away.
+#[derive(Default)]
+struct PauseDone {
+    woken: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for PauseDone {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
+}
+
+impl Turn {
+    /// Ready while the turn lasts; at its end, pending until the runtime has let other
+    /// tasks run.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.moved < TURN_BYTES {
             return Poll::Ready(());
         }
-        let pause = self
-            .pause
-            .get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
-        ready!(pause.as_mut().poll(cx));
-        self.pause = None;
-        self.moved = 0;
-        Poll::Ready(())
+        let pause = self.pause.get_or_insert_with(|| {
+            let done = Arc::<PauseDone>::default();
+            // `yield_now` hands the waker of its first poll to the runtime, to be woken
+            // after the other ready tasks ran (or at once outside a runtime).
+            let waker = Waker::from(done.clone());
+            let mut yielding = std::pin::pin!(tokio::task::yield_now());
+            let _ = yielding.as_mut().poll(&mut Context::from_waker(&waker));
+            Pause { done }
+        });
+        *pause
+            .done
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        if pause.done.woken.load(Ordering::Acquire) {
+            self.pause = None;
+            self.moved = 0;
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 
-    /// Counts what an operation moved; a wait ends the turn by itself.
+    /// Counts what an operation moved; a wait for the socket ends the turn by itself.
     fn note<T>(
         &mut self,
         result: Poll<io::Result<T>>,
@@ -89,11 +148,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Fair<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_turn(cx));
+        ready!(this.reading.poll_ready(cx));
         let before = buf.filled().len();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
         let read = buf.filled().len() - before;
-        this.note(result, |()| read)
+        this.reading.note(result, |()| read)
     }
 }
 
@@ -104,9 +163,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Fair<IO> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_turn(cx));
+        ready!(this.writing.poll_ready(cx));
         let result = Pin::new(&mut this.io).poll_write(cx, data);
-        this.note(result, |&n| n)
+        this.writing.note(result, |&n| n)
     }
 
     fn poll_write_vectored(
@@ -115,9 +174,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Fair<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_turn(cx));
+        ready!(this.writing.poll_ready(cx));
         let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.note(result, |&n| n)
+        this.writing.note(result, |&n| n)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -133,17 +192,36 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Fair<IO> {
     }
 }
 
+/// The same turns for a loop that moves bytes itself rather than through an IO: it tells
+/// [`TurnCounter::moved`] each piece's size, which yields once a turn's bytes are through.
+#[derive(Debug, Default)]
+pub struct TurnCounter {
+    moved: usize,
+}
+
+impl TurnCounter {
+    pub async fn moved(&mut self, bytes: usize) {
+        self.moved = self.moved.saturating_add(bytes);
+        if self.moved >= TURN_BYTES {
+            self.moved = 0;
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::task::Waker;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Always has bytes and always takes them, without ever counting against the
-    /// runtime's budget: the worst bulk peer.
-    struct Endless;
+    /// runtime's budget: the worst bulk peer. Its reads are never ready when `dry`.
+    #[derive(Default)]
+    struct Endless {
+        dry: bool,
+    }
 
     impl AsyncRead for Endless {
         fn poll_read(
@@ -151,6 +229,9 @@ mod tests {
             _: &mut Context<'_>,
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
+            if self.dry {
+                return Poll::Pending;
+            }
             let n = buf.remaining();
             buf.put_slice(&vec![7; n]);
             Poll::Ready(Ok(()))
@@ -173,74 +254,128 @@ mod tests {
         }
     }
 
-    /// Polls reads of `piece` bytes until `total` bytes are in; returns how often a read
-    /// was not ready.
-    fn pauses_while_reading(total: usize, piece: usize) -> usize {
-        let mut io = Fair::new(Endless);
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut space = vec![0; piece];
-        let (mut read, mut pauses) = (0, 0);
-        while read < total {
-            let mut buf = ReadBuf::new(&mut space);
-            match Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
-                Poll::Ready(result) => {
-                    result.unwrap();
-                    read += buf.filled().len();
-                }
-                Poll::Pending => pauses += 1,
-            }
-        }
-        pauses
-    }
+    const PIECE: usize = 64 * 1024;
 
-    #[test]
-    fn a_turn_ends_after_its_bytes_and_not_before() {
-        let piece = 64 * 1024;
-        assert_eq!(pauses_while_reading(TURN_BYTES, piece), 0);
-        assert_eq!(pauses_while_reading(TURN_BYTES + piece, piece), 1);
-        assert_eq!(pauses_while_reading(4 * TURN_BYTES + piece, piece), 4);
-    }
-
-    #[test]
-    fn writes_count_toward_the_turn() {
-        let mut io = Fair::new(Endless);
-        let mut cx = Context::from_waker(Waker::noop());
-        let data = vec![1; TURN_BYTES];
-        let first = Pin::new(&mut io).poll_write(&mut cx, &data);
-        assert!(matches!(first, Poll::Ready(Ok(n)) if n == TURN_BYTES));
-        assert!(Pin::new(&mut io).poll_write(&mut cx, &data).is_pending());
-        assert!(Pin::new(&mut io).poll_write(&mut cx, &data).is_ready());
-    }
-
-    /// The behaviour that matters: on one thread, a task carrying bulk bytes lets another
-    /// task run while it carries them. Without `Fair`, the bulk task here would finish
-    /// before the other one ever ran.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_bulk_copy_lets_other_tasks_run_on_the_same_thread() {
-        let turns_of_other = Arc::new(AtomicUsize::new(0));
-        let counter = turns_of_other.clone();
-        let other = tokio::spawn(async move {
+    /// A task on the same thread that counts its turns.
+    fn other_task() -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+        let turns = Arc::new(AtomicUsize::new(0));
+        let counter = turns.clone();
+        let task = tokio::spawn(async move {
             loop {
                 counter.fetch_add(1, Ordering::Relaxed);
                 tokio::task::yield_now().await;
             }
         });
-        let total = 8 * TURN_BYTES;
-        let mut from = Fair::new(Endless).take(total as u64);
-        let mut to = Fair::new(Endless);
-        let mut seen_during_copy = Vec::new();
-        let mut buf = vec![0; 64 * 1024];
-        loop {
-            let n = from.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
+        (turns, task)
+    }
+
+    /// Every test runs on one thread, bounded in time: a lost wake-up fails it.
+    async fn bounded(test: impl Future<Output = ()>) {
+        tokio::time::timeout(Duration::from_secs(10), test)
+            .await
+            .expect("finished within 10 s");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_turn_ends_after_its_bytes_and_not_before() {
+        bounded(async {
+            let (other, task) = other_task();
+            let mut io = Fair::new(Endless::default());
+            let mut buf = vec![0; PIECE];
+            for _ in 0..TURN_BYTES / PIECE {
+                io.read_exact(&mut buf).await.unwrap();
             }
-            to.write_all(&buf[..n]).await.unwrap();
-            seen_during_copy.push(turns_of_other.load(Ordering::Relaxed));
-        }
-        other.abort();
-        // The reader and the writer each pause after every turn's bytes.
-        let other_ran = *seen_during_copy.last().unwrap();
-        assert!(other_ran >= 8, "the other task ran {other_ran} times");
+            assert_eq!(other.load(Ordering::Relaxed), 0, "ran within the turn");
+            io.read_exact(&mut buf).await.unwrap();
+            assert!(
+                other.load(Ordering::Relaxed) >= 1,
+                "did not run after the turn"
+            );
+            task.abort();
+        })
+        .await;
+    }
+
+    /// The behaviour that matters: on one thread, a task carrying bulk bytes lets another
+    /// task run while it carries them. Without `Fair`, the bulk task here finishes before
+    /// the other one ever runs.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_bulk_copy_lets_other_tasks_run_on_the_same_thread() {
+        bounded(async {
+            let (other, task) = other_task();
+            let mut from = Fair::new(Endless::default()).take(8 * TURN_BYTES as u64);
+            let mut to = Fair::new(Endless::default());
+            tokio::io::copy(&mut from, &mut to).await.unwrap();
+            let turns = other.load(Ordering::Relaxed);
+            assert!(turns >= 8, "the other task ran {turns} times");
+            task.abort();
+        })
+        .await;
+    }
+
+    /// A connection split between a reading and a writing task: the reader waiting for
+    /// the socket must not end the writer's turn.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reader_waiting_does_not_reset_the_writers_turn() {
+        bounded(async {
+            let (other, task) = other_task();
+            let mut io = Fair::new(Endless { dry: true });
+            let data = vec![1; PIECE];
+            for _ in 0..4 * TURN_BYTES / PIECE {
+                io.write_all(&data).await.unwrap();
+                let mut byte = [0u8; 1];
+                let read = std::future::poll_fn(|cx| {
+                    Poll::Ready(Pin::new(&mut io).poll_read(cx, &mut ReadBuf::new(&mut byte)))
+                })
+                .await;
+                assert!(read.is_pending());
+            }
+            let turns = other.load(Ordering::Relaxed);
+            assert!(turns >= 3, "the other task ran {turns} times");
+            task.abort();
+        })
+        .await;
+    }
+
+    /// A look with a waker that does nothing (as `now_or_never` takes one) at the end of a
+    /// turn must leave the yield to the task's real wait.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_look_without_waiting_does_not_use_the_yield_up() {
+        bounded(async {
+            let (other, task) = other_task();
+            let mut io = Fair::new(Endless::default());
+            let data = vec![1; TURN_BYTES];
+            io.write_all(&data).await.unwrap();
+            let mut look = Context::from_waker(Waker::noop());
+            assert!(Pin::new(&mut io).poll_write(&mut look, &data).is_pending());
+            assert!(Pin::new(&mut io).poll_write(&mut look, &data).is_pending());
+            assert_eq!(other.load(Ordering::Relaxed), 0);
+            io.write_all(&data).await.unwrap();
+            assert!(
+                other.load(Ordering::Relaxed) >= 1,
+                "the write did not yield"
+            );
+            task.abort();
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_counted_loop_yields_once_per_turn() {
+        bounded(async {
+            let (other, task) = other_task();
+            let mut turn = TurnCounter::default();
+            for _ in 0..TURN_BYTES / PIECE - 1 {
+                turn.moved(PIECE).await;
+            }
+            assert_eq!(other.load(Ordering::Relaxed), 0, "ran within the turn");
+            turn.moved(PIECE).await;
+            assert!(
+                other.load(Ordering::Relaxed) >= 1,
+                "did not run after the turn"
+            );
+            task.abort();
+        })
+        .await;
     }
 }

@@ -14,6 +14,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Buf, Bytes, BytesMut};
+use portico_fair::TurnCounter;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -38,12 +39,16 @@ pub async fn join_tcp(tcp: &mut TcpStream, stream: &TunnelStream) -> io::Result<
         // Taken once the connection is readable, and dropped after each read: a waiting
         // connection holds no buffer.
         let mut buf = BytesMut::new();
+        let mut turn = TurnCounter::default();
         loop {
             from_tcp.readable().await?;
             buf.reserve(TCP_PIECE);
             match from_tcp.try_read_buf(&mut buf) {
                 Ok(0) => return stream.close(),
-                Ok(_) => write_all(stream, own_buffer(std::mem::take(&mut buf).freeze())).await?,
+                Ok(n) => {
+                    write_all(stream, own_buffer(std::mem::take(&mut buf).freeze())).await?;
+                    turn.moved(n).await;
+                }
                 // Readiness was stale: keep the buffer for the read that follows.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
@@ -51,12 +56,14 @@ pub async fn join_tcp(tcp: &mut TcpStream, stream: &TunnelStream) -> io::Result<
         }
     };
     let downstream = async {
+        let mut turn = TurnCounter::default();
         loop {
             let piece = poll_fn(|cx| stream.poll_read_bytes(cx, usize::MAX)).await?;
             if piece.is_empty() {
                 return to_tcp.shutdown().await;
             }
             to_tcp.write_all(&piece).await?;
+            turn.moved(piece.len()).await;
         }
     };
     tokio::try_join!(upstream, downstream).map(|_| ())
@@ -77,6 +84,7 @@ pub async fn join_streams(
 /// taken from `from` is added to `read`. A piece taken is granted back to its sender at
 /// once, so each direction holds at most one piece beyond `to`'s outgoing limits.
 async fn pass(from: &TunnelStream, to: &TunnelStream, read: &AtomicU64) -> io::Result<()> {
+    let mut turn = TurnCounter::default();
     loop {
         // Two tunnel streams touch no socket: without this, a direction that always finds
         // a piece and room would keep its thread from every other task.
@@ -86,7 +94,9 @@ async fn pass(from: &TunnelStream, to: &TunnelStream, read: &AtomicU64) -> io::R
             return to.close();
         }
         read.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        let len = piece.len();
         write_all(to, own_buffer(piece)).await?;
+        turn.moved(len).await;
     }
 }
 

@@ -345,7 +345,8 @@ impl ReadBuffer {
         &self.0[..n]
     }
 
-    /// Reads from `reader`; while it has nothing to give, the buffer is made small again.
+    /// Reads from `reader`; while it has nothing to give (or yields its thread to other
+    /// tasks for a turn, `portico_fair`), the buffer is made small again.
     /// (A read that is not ready has written nothing, and the next may use another buffer.)
     fn read_from<'a, R: AsyncRead + Unpin>(
         &'a mut self,
