@@ -23,13 +23,15 @@ use std::task::{ready, Context, Poll, Wake, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The bytes a task may move through one [`Fair`] before it gives other tasks a turn.
+/// The bytes a task may move one way through one [`Fair`] (or count on one
+/// [`TurnCounter`]) before it gives other tasks a turn.
 ///
-/// Measured with `bench/tunnel` (`docs/benchmarks.md`): 64 KiB cut an interactive
-/// stream's latency beside a bulk one most, but cost the bulk stream a sixth of its
-/// throughput; 512 KiB kept bulk throughput and still nearly halved that latency; 2 MiB
-/// gained little.
-pub const TURN_BYTES: usize = 512 * 1024;
+/// Measured with `bench/tunnel` (`docs/benchmarks.md`), builds alternating: every size
+/// from 64 KiB to 2 MiB took 30–60 % off an interactive stream's p50 beside a bulk one;
+/// 64 KiB cost the bulk stream a sixth of its throughput, and 512 KiB (reads and writes
+/// counted apart) 5–25 % of a single stream's in three of four rounds; 2 MiB cost none
+/// beyond the spread; 8 MiB no longer helped the interactive stream.
+pub const TURN_BYTES: usize = 2 * 1024 * 1024;
 
 /// An IO whose reads and writes each yield to other tasks after [`TURN_BYTES`] in a turn.
 pub struct Fair<IO> {
