@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use portico_fair::Fair;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -19,8 +20,10 @@ use crate::tls::{self, RecordSlot, TlsSetupError, TrustRoots};
 /// How long each step (TCP, proxy answer, TLS, upgrade) may take before the attempt fails.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// An open WebSocket to the backend.
-pub type BackendSocket = WebSocketStream<TlsStream<TcpStream>>;
+/// An open WebSocket to the backend. Its connection takes fair turns (`portico_fair`): a
+/// tunnel or lane carrying a bulk stream yields to the agent's other tasks every turn, so an
+/// interactive stream beside it is not kept waiting (docs/tunnel.md "Fair turns").
+pub type BackendSocket = WebSocketStream<Fair<TlsStream<TcpStream>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -251,7 +254,11 @@ impl Dialer {
         let (socket, response) = self
             .step(
                 "the WebSocket upgrade",
-                tokio_tungstenite::client_async_with_config(request, tls, Some(message_limits())),
+                tokio_tungstenite::client_async_with_config(
+                    request,
+                    Fair::new(tls),
+                    Some(message_limits()),
+                ),
             )
             .await?
             .map_err(ws_error)?;

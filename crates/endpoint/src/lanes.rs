@@ -280,12 +280,13 @@ pub(crate) async fn carry(
     closed: tokio_util::sync::CancellationToken,
     target: &str,
 ) {
+    // The lane's connection takes fair turns (`BackendSocket`), so this copy yields to the
+    // agent's other tasks once a turn's bytes have moved either way.
     let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
-    let mut tcp = portico_fair::Fair::new(tcp);
     let piece = lane::LANE_PIECE;
     tokio::select! {
         _ = closed.cancelled() => {}
-        result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, piece, piece) => {
+        result = tokio::io::copy_bidirectional_with_sizes(tcp, &mut lane, piece, piece) => {
             if let Err(error) = result {
                 tracing::debug!(%target, %error, "lane stream ended");
             }

@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub const TURN_BYTES: usize = 2 * 1024 * 1024;
 
 /// An IO whose reads and writes each yield to other tasks after [`TURN_BYTES`] in a turn.
+#[derive(Debug)]
 pub struct Fair<IO> {
     io: IO,
     reading: Turn,
@@ -59,7 +60,7 @@ impl<IO> Fair<IO> {
 }
 
 /// One direction's turn.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Turn {
     /// Bytes moved since this direction last waited for the socket or yielded.
     moved: usize,
@@ -68,6 +69,7 @@ struct Turn {
 
 /// A yield under way at the end of a turn: `done` was handed to the runtime, which wakes
 /// it once it has run the other ready tasks.
+#[derive(Debug)]
 struct Pause {
     done: Arc<PauseDone>,
 }
@@ -75,7 +77,7 @@ struct Pause {
 /// The pause ends when the runtime wakes this, not at the next poll: a caller that polls
 /// only to see whether something is ready (with a waker that does nothing) must not use
 /// the yield up before its task has given the thread away.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct PauseDone {
     woken: AtomicBool,
     task: Mutex<Option<Waker>>,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use portico_fair::Fair;
 use portico_tunnel::{
     OpenStreamError, ResetReason, Role, Tunnel, TunnelConfig, TunnelHandle, TunnelStream,
 };
@@ -101,7 +102,7 @@ impl LinkPeers {
             })?;
         let _ = socket.set_nodelay(true);
         let (handle, mut incoming) = Tunnel::new(
-            transport::messages(socket),
+            transport::messages(Fair::new(socket)),
             Role::Service,
             self.config.clone(),
         );

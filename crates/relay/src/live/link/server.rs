@@ -6,6 +6,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use portico_fair::Fair;
 use portico_tunnel::carry;
 use portico_tunnel::{IncomingStream, ResetReason, Role, Tunnel, TunnelConfig};
 use tokio::net::{TcpListener, TcpStream};
@@ -59,7 +60,8 @@ async fn run_link(
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(%peer, "node link open");
-    let (handle, mut incoming) = Tunnel::new(transport::messages(socket), Role::Relay, config);
+    let (handle, mut incoming) =
+        Tunnel::new(transport::messages(Fair::new(socket)), Role::Relay, config);
     while let Some(stream) = incoming.next().await {
         let directory = directory.clone();
         tokio::spawn(carry(stream, directory));
