@@ -10,8 +10,12 @@
 //! [`Fair`] bounds a turn by bytes as well. Each direction counts on its own (a connection
 //! is often split between a reading task and a writing task): once [`TURN_BYTES`] have
 //! moved one way since that way last had to wait for the socket, the next call that way
-//! yields once, so the runtime polls its sockets and runs what became ready before the
-//! bulk task goes on.
+//! yields once, so the runtime polls its sockets and schedules what became ready.
+//!
+//! On a multi-threaded runtime a yield is no promise of order: the worker that polls its
+//! sockets during the yield may run the bulk task again first (it is woken last, into the
+//! worker's next-task slot), and the interactive task waits one more turn unless another
+//! worker takes it. A turn bounds that wait; it does not remove it.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -196,8 +200,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Fair<IO> {
     }
 }
 
-/// The same turns for a loop that moves bytes itself rather than through an IO: it tells
+/// Turns for a loop that moves bytes itself rather than through an IO: it tells
 /// [`TurnCounter::moved`] each piece's size, which yields once a turn's bytes are through.
+/// Unlike [`Fair`], it cannot see the loop wait for its peer, so it counts all the bytes,
+/// not those since the last wait: a slow stream yields now and then without need, which
+/// costs it nothing that matters.
 #[derive(Debug, Default)]
 pub struct TurnCounter {
     moved: usize,

@@ -27,8 +27,11 @@ pub const TCP_PIECE: usize = 64 * 1024;
 
 /// A piece smaller than this is copied into a buffer of its own size before it is queued:
 /// a slice would keep alive the whole buffer it came from (a read buffer of `TCP_PIECE`, or
-/// a received message of up to 256 KiB) while it waits for its turn. At this size the copy
-/// costs little, and at most four times the bytes queued stay allocated.
+/// a received message, 256 KiB by default and up to the transport's largest) while it waits
+/// for its turn. At this size the copy costs little. A piece read from TCP then keeps at most
+/// four times its bytes allocated; a larger slice of a received message keeps the whole
+/// message, as the stream's receive queue did before. The outgoing limits bound how much
+/// waits either way.
 const COPY_BELOW: usize = TCP_PIECE / 4;
 
 /// Carries bytes both ways between `tcp` and `stream` until both directions ended: each
