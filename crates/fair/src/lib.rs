@@ -12,10 +12,12 @@
 //! moved one way since that way last had to wait for the socket, the next call that way
 //! yields once, so the runtime polls its sockets and schedules what became ready.
 //!
-//! On a multi-threaded runtime a yield is no promise of order: the worker that polls its
-//! sockets during the yield may run the bulk task again first (it is woken last, into the
-//! worker's next-task slot), and the interactive task waits one more turn unless another
-//! worker takes it. A turn bounds that wait; it does not remove it.
+//! A yield has two steps. The first hands the task to the runtime to be woken once it has
+//! polled its sockets. A multi-threaded runtime then wakes it last, into the slot its
+//! worker runs next, ahead of the tasks those sockets woke; so the second step wakes the
+//! task from within its own poll, which puts it at the back of the queue, behind them.
+//! Without it the interactive task waited one more whole turn unless another worker took
+//! it.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -71,16 +73,22 @@ struct Turn {
     pause: Option<Pause>,
 }
 
-/// A yield under way at the end of a turn: `done` was handed to the runtime, which wakes
-/// it once it has run the other ready tasks.
+/// A yield under way at the end of a turn, in two steps.
 #[derive(Debug)]
-struct Pause {
-    done: Arc<PauseDone>,
+enum Pause {
+    /// `done` was handed to the runtime, which wakes it once it has polled its sockets
+    /// and run the other ready tasks.
+    Deferred(Arc<PauseDone>),
+    /// The task woke itself with this waker while it ran, which queues it behind the
+    /// tasks already waiting. A multi-threaded runtime wakes a deferred task last, into
+    /// the slot it runs next, ahead of the tasks its sockets just woke; this puts it back
+    /// behind them.
+    Requeued(Waker),
 }
 
-/// The pause ends when the runtime wakes this, not at the next poll: a caller that polls
-/// only to see whether something is ready (with a waker that does nothing) must not use
-/// the yield up before its task has given the thread away.
+/// The first step ends when the runtime wakes this, not at the next poll: a caller that
+/// polls only to see whether something is ready (with a waker that does nothing) must not
+/// use the yield up before its task has given the thread away.
 #[derive(Debug, Default)]
 struct PauseDone {
     woken: AtomicBool,
@@ -112,24 +120,44 @@ impl Turn {
         if self.moved < TURN_BYTES {
             return Poll::Ready(());
         }
-        let pause = self.pause.get_or_insert_with(|| {
-            let done = Arc::<PauseDone>::default();
-            // `yield_now` hands the waker of its first poll to the runtime, to be woken
-            // after the other ready tasks ran (or at once outside a runtime).
-            let waker = Waker::from(done.clone());
-            let mut yielding = std::pin::pin!(tokio::task::yield_now());
-            let _ = yielding.as_mut().poll(&mut Context::from_waker(&waker));
-            Pause { done }
-        });
-        *pause
-            .done
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
-        if pause.done.woken.load(Ordering::Acquire) {
-            self.pause = None;
-            self.moved = 0;
-            return Poll::Ready(());
+        match &self.pause {
+            None => {
+                let done = Arc::<PauseDone>::default();
+                // `yield_now` hands the waker of its first poll to the runtime, to be
+                // woken after the other ready tasks ran (or at once outside a runtime).
+                let waker = Waker::from(done.clone());
+                let mut yielding = std::pin::pin!(tokio::task::yield_now());
+                let _ = yielding.as_mut().poll(&mut Context::from_waker(&waker));
+                self.pause = Some(Pause::Deferred(done.clone()));
+                Self::wait_for(&done, cx)
+            }
+            Some(Pause::Deferred(done)) if !done.woken.load(Ordering::Acquire) => {
+                Self::wait_for(done, cx)
+            }
+            // Polled again by the task that woke itself: it has been back in the queue.
+            // (The same task, not the same waker: a runtime may hand a task a waker of
+            // another kind than its clones, and `will_wake` would then never be true.)
+            Some(Pause::Requeued(waker)) if waker.data() == cx.waker().data() => {
+                self.pause = None;
+                self.moved = 0;
+                Poll::Ready(())
+            }
+            // Woken from the first step, or polled by another waker after the second
+            // (a look that does not wait): queue the task behind the others.
+            Some(_) => {
+                cx.waker().wake_by_ref();
+                self.pause = Some(Pause::Requeued(cx.waker().clone()));
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Pending until the runtime wakes `done`, which then wakes the task polling now.
+    fn wait_for(done: &PauseDone, cx: &mut Context<'_>) -> Poll<()> {
+        *done.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        if done.woken.load(Ordering::Acquire) {
+            // Woken between the check and the waker's hand-over: poll again at once.
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }
@@ -207,16 +235,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Fair<IO> {
 /// costs it nothing that matters.
 #[derive(Debug, Default)]
 pub struct TurnCounter {
-    moved: usize,
+    turn: Turn,
 }
 
 impl TurnCounter {
     pub async fn moved(&mut self, bytes: usize) {
-        self.moved = self.moved.saturating_add(bytes);
-        if self.moved >= TURN_BYTES {
-            self.moved = 0;
-            tokio::task::yield_now().await;
-        }
+        self.turn.moved = self.turn.moved.saturating_add(bytes);
+        std::future::poll_fn(|cx| self.turn.poll_ready(cx)).await;
     }
 }
 
@@ -367,6 +392,63 @@ mod tests {
                 "the write did not yield"
             );
             task.abort();
+        })
+        .await;
+    }
+
+    /// How the bulk task of [`moved_before_a_signal_is_seen`] counts its turns.
+    #[derive(Clone, Copy)]
+    enum Counted {
+        ByFair,
+        ByTurnCounter,
+    }
+
+    /// On a multi-threaded runtime with one worker, the bytes a bulk task moves after it
+    /// signalled another task through a real socket, early in its turn, until that task
+    /// has the signal. The worker wakes a yielded task last, into the slot it runs next:
+    /// unless the yield puts it back behind the tasks the sockets woke, this is two turns.
+    async fn moved_before_a_signal_is_seen(counted: Counted) -> usize {
+        let moved = Arc::new(AtomicUsize::new(0));
+        let bulk_moved = moved.clone();
+        let interactive = tokio::spawn(async move {
+            let (mut signal, mut receiver) = tokio::net::UnixStream::pair().unwrap();
+            // Spawned from the worker, the bulk task runs once this one waits.
+            let bulk = tokio::spawn(async move {
+                let mut io = Fair::new(Endless::default());
+                let mut counter = TurnCounter::default();
+                let mut buf = vec![0; PIECE];
+                for piece in 0..8 * TURN_BYTES / PIECE {
+                    match counted {
+                        Counted::ByFair => {
+                            io.read_exact(&mut buf).await.unwrap();
+                        }
+                        Counted::ByTurnCounter => counter.moved(PIECE).await,
+                    }
+                    bulk_moved.fetch_add(PIECE, Ordering::Relaxed);
+                    if piece == 0 {
+                        signal.write_all(b"k").await.unwrap();
+                    }
+                }
+            });
+            let mut byte = [0u8; 1];
+            receiver.read_exact(&mut byte).await.unwrap();
+            let seen = moved.load(Ordering::Relaxed);
+            bulk.await.unwrap();
+            seen
+        });
+        interactive.await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_task_woken_during_the_yield_runs_before_the_next_turn() {
+        bounded(async {
+            for counted in [Counted::ByFair, Counted::ByTurnCounter] {
+                let seen = moved_before_a_signal_is_seen(counted).await;
+                assert!(
+                    seen <= TURN_BYTES,
+                    "the bulk task moved {seen} bytes before the signalled task ran"
+                );
+            }
         })
         .await;
     }
