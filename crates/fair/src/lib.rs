@@ -80,9 +80,7 @@ enum Pause {
     /// and run the other ready tasks.
     Deferred(Arc<PauseDone>),
     /// The task woke itself with this waker while it ran, which queues it behind the
-    /// tasks already waiting. A multi-threaded runtime wakes a deferred task last, into
-    /// the slot it runs next, ahead of the tasks its sockets just woke; this puts it back
-    /// behind them.
+    /// tasks already waiting (the module's docs say why).
     Requeued(Waker),
 }
 
