@@ -93,6 +93,32 @@ struct StatusLabels {
     status: u16,
 }
 
+/// How a WebSocket's relay reaches its two connections: `direct`, reading and writing
+/// the sockets (plain or TLS) itself, or `layered`, through the HTTP library's upgrade
+/// layers, which costs every message more work. Every connection the gateway accepts or
+/// opens itself is relayed directly; a `layered` count means a change to those
+/// connections' types broke that, and is worth a bug report.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum RelayPath {
+    Direct,
+    Layered,
+}
+
+impl EncodeLabelValue for RelayPath {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let text = match self {
+            RelayPath::Direct => "direct",
+            RelayPath::Layered => "layered",
+        };
+        EncodeLabelValue::encode(&text, encoder)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RelayPathLabels {
+    path: RelayPath,
+}
+
 /// A greylisting state change (GW-14).
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum GreylistChange {
@@ -191,6 +217,7 @@ pub struct Metrics {
     classes: [ClassMetrics; RouteClass::ALL.len()],
     open_connections: Gauge,
     open_websockets: Gauge,
+    websocket_relays: Family<RelayPathLabels, Counter>,
     rejected_connections: Counter,
     registry_reloads: Family<ReloadLabels, Counter>,
     rejected_heads: Family<StatusLabels, Counter>,
@@ -213,6 +240,7 @@ impl Metrics {
         );
         let open_connections = Gauge::default();
         let open_websockets = Gauge::default();
+        let websocket_relays = Family::<RelayPathLabels, Counter>::default();
         let rejected_connections = Counter::default();
         let registry_reloads = Family::<ReloadLabels, Counter>::default();
         let rejected_heads = Family::<StatusLabels, Counter>::default();
@@ -236,6 +264,11 @@ impl Metrics {
             "open_websockets",
             "WebSockets relayed to backends now",
             open_websockets.clone(),
+        );
+        registry.register(
+            "websocket_relays",
+            "WebSockets relayed, by how the relay reaches the connections: direct, or layered (slower; expected never)",
+            websocket_relays.clone(),
         );
         registry.register(
             "rejected_connections",
@@ -285,6 +318,7 @@ impl Metrics {
             classes,
             open_connections,
             open_websockets,
+            websocket_relays,
             rejected_connections,
             registry_reloads,
             rejected_heads,
@@ -324,6 +358,12 @@ impl Metrics {
 
     pub fn websocket_opened(&self) {
         self.open_websockets.inc();
+    }
+
+    pub fn websocket_relayed(&self, path: RelayPath) {
+        self.websocket_relays
+            .get_or_create(&RelayPathLabels { path })
+            .inc();
     }
 
     pub fn websocket_closed(&self) {

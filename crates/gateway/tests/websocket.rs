@@ -247,6 +247,13 @@ async fn a_browser_style_client_gets_the_backends_choice_of_subprotocol() {
         next_data(&mut socket).await,
         Message::text("[2,\"1\",\"Heartbeat\",{}]")
     );
+    // The relay reads and writes both connections itself, not through hyper's layers.
+    let metrics = gw.gateway.metrics().encode();
+    assert!(
+        metrics.contains("portico_websocket_relays_total{path=\"direct\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("path=\"layered\""), "{metrics}");
     socket.close(None).await.unwrap();
 }
 

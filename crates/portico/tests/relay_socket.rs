@@ -16,10 +16,7 @@ use futures_util::{future, SinkExt, StreamExt};
 use portico_tunnel::control::{ControlMessage, DisconnectReason, RefusalReason, CONTROL_VERSION};
 use portico_tunnel::lane;
 use portico_tunnel::{Frame, GoAwayReason, Role, Tunnel, TunnelConfig, TunnelError, TunnelHandle};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -125,24 +122,7 @@ async fn socket_answered(
     path: &str,
     token: Option<&str>,
 ) -> Result<(Ws, http::HeaderMap), WsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(portico.path("data/dev-ca.pem")).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = TcpStream::connect(("127.0.0.1", portico.tls))
-        .await
-        .unwrap();
-    let name = ServerName::try_from(WSS).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let tls = tls_to(portico, WSS).await;
     let url = format!("wss://{WSS}:{}{path}", portico.tls);
     let mut request = url.into_client_request().unwrap();
     if let Some(token) = token {

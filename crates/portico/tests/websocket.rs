@@ -128,3 +128,70 @@ auth = "none"
     );
     assert_eq!(backend_closes.recv_timeout(step).unwrap(), Some(1001));
 }
+
+/// The relay reads and writes a WebSocket's connections itself only when it can take them
+/// back out of the HTTP library's upgrade layers, which works for exactly the connection
+/// types the listeners build. A layer added anywhere around a client connection would
+/// silently put every relayed message through those layers again: the relays are counted
+/// by path, and both of these must be `direct`.
+#[tokio::test]
+async fn websockets_over_plain_and_tls_connections_are_relayed_directly() {
+    let (closes, _backend_closes) = std::sync::mpsc::channel();
+    let backend = websocket_echo_backend(closes);
+    let registry = format!(
+        r#"
+[[tenants]]
+name = "abc"
+
+[[webapps]]
+name = "echo"
+backend = "http://{backend}"
+tenants = ["abc"]
+websockets = ["/ws"]
+auth = "none"
+"#
+    );
+    let portico = tokio::task::spawn_blocking(move || {
+        Portico::start(CONFIG, &[("registry.toml", registry.as_str())])
+    })
+    .await
+    .unwrap();
+    let host = "abc-echo.eu1.portico.localhost";
+    let step = Duration::from_secs(10);
+
+    let plain = tokio::net::TcpStream::connect(("127.0.0.1", portico.plain))
+        .await
+        .unwrap();
+    let request = format!("ws://{host}:{}/ws", portico.plain)
+        .into_client_request()
+        .unwrap();
+    let (mut over_plain, _) = tokio_tungstenite::client_async(request, plain)
+        .await
+        .unwrap();
+
+    let tls = tls_to(&portico, host).await;
+    let request = format!("wss://{host}:{}/ws", portico.tls)
+        .into_client_request()
+        .unwrap();
+    let (mut over_tls, _) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+
+    over_plain.send(Message::text("plain")).await.unwrap();
+    over_tls.send(Message::text("tls")).await.unwrap();
+    let echo = tokio::time::timeout(step, over_plain.next()).await.unwrap();
+    assert_eq!(echo.unwrap().unwrap(), Message::text("plain"));
+    let echo = tokio::time::timeout(step, over_tls.next()).await.unwrap();
+    assert_eq!(echo.unwrap().unwrap(), Message::text("tls"));
+    let admin = portico.admin;
+    let (status, metrics) =
+        tokio::task::spawn_blocking(move || curl(&[&format!("http://127.0.0.1:{admin}/metrics")]))
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("portico_websocket_relays_total{path=\"direct\"} 2"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("path=\"layered\""), "{metrics}");
+    over_plain.close(None).await.unwrap();
+    over_tls.close(None).await.unwrap();
+}

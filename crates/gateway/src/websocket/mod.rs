@@ -15,6 +15,7 @@ mod sides;
 use crate::auth::session_watch::{session_over, SessionLink};
 use crate::body::{empty, Body};
 use crate::error::GatewayError;
+use crate::metrics::RelayPath;
 use crate::proxy::{finish, strip_hop_by_hop, Forwarding, Proxy};
 use crate::Gateway;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
@@ -135,13 +136,17 @@ pub(crate) async fn forward(
             }
         };
         let (client, backend) = (ClientSide::client(client), BackendSide::backend(backend));
-        if !(client.is_unwrapped() && backend.is_unwrapped()) {
+        let path = if client.is_unwrapped() && backend.is_unwrapped() {
+            RelayPath::Direct
+        } else {
             tracing::debug!(
                 client = client.is_unwrapped(),
                 backend = backend.is_unwrapped(),
                 "a WebSocket side is relayed through hyper's upgrade layers"
             );
-        }
+            RelayPath::Layered
+        };
+        gateway.metrics().websocket_relayed(path);
         relay(client, backend, closing, settings, session).await;
         gateway.metrics().websocket_closed();
     });

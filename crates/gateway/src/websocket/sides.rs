@@ -216,7 +216,9 @@ mod tests {
     /// The relay reads a client's WebSocket without hyper's layers only if the upgraded
     /// connection is the head guard over what `client_io` builds; a layer added to one and
     /// not the other would silently cost every relayed message those layers again. (A
-    /// layer added in the listener outside `client_io` is not caught here.)
+    /// layer added in the listener outside `client_io` is caught by the WebSocket tests
+    /// of the gateway and of `portico serve`, which read the relays' path from the
+    /// metrics.)
     #[tokio::test]
     async fn a_client_upgraded_through_the_listeners_layers_is_taken_back_out_of_hyper() {
         use crate::limits::idle::IdleClock;
