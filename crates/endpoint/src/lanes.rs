@@ -5,12 +5,13 @@
 //! stream that finds no spare opens on the tunnel, as it always could.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt};
+use portico_fair::Counted;
 use portico_tunnel::lane::{self, BoxLane, LaneIo, LaneUse, LANE_KEEP_ALIVE, SPARE_LIFETIME};
 use portico_tunnel::{Frame, ResetReason};
 use tokio::net::TcpStream;
@@ -262,36 +263,43 @@ async fn serve_dial_lane(
             return;
         }
     };
-    let mut tcp: TcpStream = match dialing::connect(&target).await {
+    let tcp: TcpStream = match dialing::connect(&target).await {
         Ok(tcp) => tcp,
         Err(reason) => {
             let _ = lane.send(lane::reset(reason)).await;
             return;
         }
     };
-    carry(&mut tcp, lane, closed, &target).await;
+    carry(tcp, lane, closed, target).await;
 }
 
 /// Copies between a local connection and the stream of a lane (its `Open` sent or received)
-/// until both directions end or `closed` (the session's listeners or permit) fires.
+/// until both directions end or `closed` (the session's listeners or permit) fires. A
+/// stream that keeps carrying bytes is copied on the bulk runtime (`portico_fair::bulk`),
+/// away from the threads of interactive ones.
 pub(crate) async fn carry(
-    tcp: &mut TcpStream,
+    tcp: TcpStream,
     lane: BoxLane,
     closed: tokio_util::sync::CancellationToken,
-    target: &str,
+    target: String,
 ) {
     // The lane's connection takes fair turns (`BackendSocket`), so this copy yields to the
     // agent's other tasks once a turn's bytes have moved either way.
-    let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
+    let moved = Arc::new(AtomicU64::new(0));
+    let mut tcp = Counted::with(tcp, Arc::clone(&moved));
+    let mut lane = Counted::with(LaneIo::new(lane, Some(LANE_KEEP_ALIVE)), Arc::clone(&moved));
     let piece = lane::LANE_PIECE;
-    tokio::select! {
-        _ = closed.cancelled() => {}
-        result = tokio::io::copy_bidirectional_with_sizes(tcp, &mut lane, piece, piece) => {
-            if let Err(error) = result {
-                tracing::debug!(%target, %error, "lane stream ended");
+    let copy = async move {
+        tokio::select! {
+            _ = closed.cancelled() => {}
+            result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, piece, piece) => {
+                if let Err(error) = result {
+                    tracing::debug!(%target, %error, "lane stream ended");
+                }
             }
         }
-    }
+    };
+    portico_fair::bulk::carry(copy, move || moved.load(Ordering::Relaxed)).await;
 }
 
 #[cfg(test)]

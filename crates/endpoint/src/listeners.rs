@@ -250,7 +250,7 @@ async fn forward(
     let _ = tcp.set_nodelay(true);
     if let Some(mut lane) = lanes.take_open() {
         if lane.send(lane::open(&target)).await.is_ok() {
-            crate::lanes::carry(&mut tcp, lane, closed, &target).await;
+            crate::lanes::carry(tcp, lane, closed, target).await;
             return;
         }
     }

@@ -18,7 +18,15 @@
 //! task from within its own poll, which puts it at the back of the queue, behind them.
 //! Without it the interactive task waited one more whole turn unless another worker took
 //! it.
+//!
+//! Beyond turns, a stream that keeps carrying bytes moves to worker threads of its own
+//! ([`bulk`]), and [`Counted`] counts a stream's bytes as they move.
 #![forbid(unsafe_code)]
+
+pub mod bulk;
+mod counted;
+
+pub use counted::Counted;
 
 use std::future::Future;
 use std::io;

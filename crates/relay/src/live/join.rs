@@ -36,7 +36,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::Cluster;
-use super::counted::Counted;
 use super::directory::{Directory, EndpointKey};
 use super::reach::{Reach, ReachError};
 use super::session_watch::{SessionCheck, SessionWatches};
@@ -44,6 +43,7 @@ use super::target::{dial_target, ListenerTarget, TargetError};
 use crate::api::Clock;
 use crate::rules::{self, OpenConnection};
 use crate::templates::{self, Direction};
+use portico_fair::Counted;
 
 /// Why a stream was not joined.
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +302,7 @@ impl Joiner {
 
     /// Copies between the opener's stream and the dialler's until both close, the session
     /// ends or times out, or a side's tunnel goes; then counts the bytes for the session.
+    /// A bulk stream is copied on the bulk runtime (`portico_fair::bulk`).
     async fn carry(
         &self,
         opener: &EndpointKey,
@@ -319,6 +320,12 @@ impl Joiner {
             Arc::clone(&opener_bytes),
             Arc::clone(&dialler_bytes),
         );
+        // A stream that keeps carrying bytes leaves the threads of interactive ones.
+        let moved = {
+            let (a, b) = (Arc::clone(&opener_bytes), Arc::clone(&dialler_bytes));
+            move || a.load(Ordering::Relaxed) + b.load(Ordering::Relaxed)
+        };
+        let copy = portico_fair::bulk::carry(copy, moved);
         let end = tokio::select! {
             copied = copy => {
                 match copied {

@@ -7,7 +7,6 @@
 //! - [`join`]: a stream from one endpoint joined to a stream on the other (RS-7, byte counts);
 //! - [`lanes`]: the spare lanes endpoints keep for streams of their own (one WebSocket each);
 //! - [`session_watch`]: one recheck per open session, ending all of its streams with it;
-//! - [`counted`]: a byte-counting stream wrapper for the session's counters;
 //! - [`relay`]: attaching an endpoint's tunnel and serving the streams it opens;
 //! - [`cluster`]: a node of a cluster: the directory's leases in the database;
 //! - [`link`]: streams to endpoints whose tunnels other nodes hold;
@@ -18,7 +17,6 @@
 pub mod clientless;
 pub mod cluster;
 pub mod control;
-pub mod counted;
 pub mod directory;
 pub mod join;
 pub mod lanes;

@@ -1,6 +1,7 @@
-//! A stream wrapper that counts the bytes read from it. `copy_bidirectional` reports its
-//! counts only when both directions finish cleanly; a session's byte counts must include
-//! what moved before a reset, a timeout or a dropped tunnel, so the relay counts reads.
+//! A stream wrapper that counts the bytes read from it as they move. `copy_bidirectional`
+//! reports its counts only when both directions finish cleanly; a relay session's byte
+//! counts must include what moved before a reset, a timeout or a dropped tunnel, and
+//! [`crate::bulk`] must see a stream's bytes while it is being carried.
 
 use std::io;
 use std::pin::Pin;

@@ -1,0 +1,197 @@
+//! Bulk streams on worker threads of their own.
+//!
+//! Fair turns ([`crate::Fair`]) bound how long a bulk stream keeps its worker thread, but
+//! the thread stays busy: an interactive stream's bytes arriving meanwhile wait for the
+//! operating system to give a busy thread (or the process's other busy worker) a core,
+//! at every process they cross. On a machine whose cores a transfer saturates, that wait
+//! made a round trip beside a bulk stream several times slower than one alone.
+//!
+//! So a stream that has carried [`BULK_BYTES`] moves to a runtime of its own, the bulk
+//! runtime, for the rest of its life. The process's main worker threads, which serve the
+//! interactive streams, are then idle most of the time, and a thread woken from idle is
+//! the one the operating system runs first. The moved stream's sockets stay registered
+//! with the runtime that opened them, which wakes the bulk task when they are ready: one
+//! more thread wake-up per readiness event, which costs a bulk stream a few percent of
+//! its throughput on two saturated cores (`docs/benchmarks.md`).
+//!
+//! The bulk runtime is made on first use, with one worker thread per core, at the same
+//! priority as every other thread.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+/// The bytes a stream carries (both ways together) before it moves to the bulk runtime.
+/// An interactive session (a shell, a remote desktop at rest, a Modbus poll) stays well
+/// below it for minutes; a file transfer passes it within a fraction of a second.
+pub const BULK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Runs `stream` (the task carrying one stream's bytes) on the current runtime until
+/// `moved()` (its bytes so far) passes [`BULK_BYTES`], then on the bulk runtime until it
+/// ends. Dropping the returned future drops `stream` wherever it runs, so a caller that
+/// stops waiting (a session ended, its connection closed) still ends the stream.
+pub async fn carry<F>(stream: F, moved: impl Fn() -> u64) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut stream = Box::pin(stream);
+    let ended = std::future::poll_fn(|cx| match stream.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending if moved() > BULK_BYTES => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    })
+    .await;
+    if let Some(output) = ended {
+        return output;
+    }
+    tracing::debug!(bytes = moved(), "a bulk stream moves to the bulk runtime");
+    // The future stays pinned in its box; its first poll there registers the bulk task's
+    // waker wherever it waits.
+    let handle = AbortOnDrop(runtime().spawn(stream));
+    match handle.await {
+        Ok(output) => output,
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only an abort cancels it, and only dropping `handle` aborts.
+            Err(error) => unreachable!("the bulk task was cancelled while awaited: {error}"),
+        },
+    }
+}
+
+/// The runtime for bulk streams, made on first use.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("portico-bulk")
+            .enable_all()
+            .build()
+            // Without threads the process could not have started its main runtime either.
+            .unwrap_or_else(|e| panic!("cannot start the bulk runtime: {e}"))
+    })
+}
+
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    fn thread_name() -> String {
+        std::thread::current()
+            .name()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A stream that reports the thread of each step, moving `step` bytes per step.
+    async fn stream(
+        moved: Arc<AtomicU64>,
+        step: u64,
+        steps: usize,
+        threads: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> u64 {
+        for _ in 0..steps {
+            moved.fetch_add(step, Ordering::Relaxed);
+            let _ = threads.send(thread_name());
+            tokio::task::yield_now().await;
+        }
+        moved.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_stream_moves_to_the_bulk_runtime_once_it_passed_the_bulk_bytes() {
+        let moved = Arc::new(AtomicU64::new(0));
+        let (threads, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let step = BULK_BYTES / 4;
+        let carried = {
+            let moved = moved.clone();
+            move || moved.load(Ordering::Relaxed)
+        };
+        let total = tokio::time::timeout(LIMIT, carry(stream(moved, step, 10, threads), carried))
+            .await
+            .expect("ends");
+        assert_eq!(total, 10 * step);
+        let mut names = Vec::new();
+        while let Ok(name) = seen.try_recv() {
+            names.push(name);
+        }
+        assert_eq!(names.len(), 10);
+        // Steps 1 to 4 reach BULK_BYTES, which is not yet past it: still here.
+        assert!(names[..5].iter().all(|n| n != "portico-bulk"), "{names:?}");
+        assert!(names[5..].iter().all(|n| n == "portico-bulk"), "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn an_interactive_stream_stays_where_it_started() {
+        let moved = Arc::new(AtomicU64::new(0));
+        let (threads, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let carried = {
+            let moved = moved.clone();
+            move || moved.load(Ordering::Relaxed)
+        };
+        let here = thread_name();
+        carry(stream(moved, 1024, 100, threads), carried).await;
+        while let Ok(name) = seen.try_recv() {
+            assert_eq!(name, here);
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_the_carry_ends_a_stream_on_the_bulk_runtime() {
+        struct Dropped(Option<tokio::sync::oneshot::Sender<String>>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                if let Some(tx) = self.0.take() {
+                    let _ = tx.send(thread_name());
+                }
+            }
+        }
+        let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
+        let moved = Arc::new(AtomicU64::new(0));
+        let endless = {
+            let moved = moved.clone();
+            async move {
+                let _guard = Dropped(Some(dropped_tx));
+                moved.store(BULK_BYTES + 1, Ordering::Relaxed);
+                std::future::pending::<()>().await;
+            }
+        };
+        let carrying = tokio::spawn(carry(endless, move || moved.load(Ordering::Relaxed)));
+        // Give it time to move, then stop waiting for it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        carrying.abort();
+        let dropped_on = tokio::time::timeout(LIMIT, dropped)
+            .await
+            .expect("dropped in time")
+            .unwrap();
+        assert_eq!(dropped_on, "portico-bulk");
+    }
+}
