@@ -65,8 +65,9 @@ data_dir = "./data"
 registry = "./registry.toml"
 "#;
 
-#[tokio::test]
-async fn sigterm_closes_open_websockets_with_1001_and_portico_exits_0() {
+/// `portico serve` with the web app `echo` of tenant `abc` (WebSockets on `/ws`) on an
+/// echo backend, which reports the close codes it gets.
+async fn start_with_echo_backend() -> (Portico, std::sync::mpsc::Receiver<Option<u16>>) {
     let (closes, backend_closes) = std::sync::mpsc::channel();
     let backend = websocket_echo_backend(closes);
     let registry = format!(
@@ -82,11 +83,17 @@ websockets = ["/ws"]
 auth = "none"
 "#
     );
-    let mut portico = tokio::task::spawn_blocking(move || {
+    let portico = tokio::task::spawn_blocking(move || {
         Portico::start(CONFIG, &[("registry.toml", registry.as_str())])
     })
     .await
     .unwrap();
+    (portico, backend_closes)
+}
+
+#[tokio::test]
+async fn sigterm_closes_open_websockets_with_1001_and_portico_exits_0() {
+    let (mut portico, backend_closes) = start_with_echo_backend().await;
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", portico.plain))
         .await
         .unwrap();
@@ -136,26 +143,7 @@ auth = "none"
 /// by path, and both of these must be `direct`.
 #[tokio::test]
 async fn websockets_over_plain_and_tls_connections_are_relayed_directly() {
-    let (closes, _backend_closes) = std::sync::mpsc::channel();
-    let backend = websocket_echo_backend(closes);
-    let registry = format!(
-        r#"
-[[tenants]]
-name = "abc"
-
-[[webapps]]
-name = "echo"
-backend = "http://{backend}"
-tenants = ["abc"]
-websockets = ["/ws"]
-auth = "none"
-"#
-    );
-    let portico = tokio::task::spawn_blocking(move || {
-        Portico::start(CONFIG, &[("registry.toml", registry.as_str())])
-    })
-    .await
-    .unwrap();
+    let (portico, _backend_closes) = start_with_echo_backend().await;
     let host = "abc-echo.eu1.portico.localhost";
     let step = Duration::from_secs(10);
 
