@@ -21,12 +21,11 @@
 //! interactive round trips beside it a little faster, in three rounds of three.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use tokio::runtime::Runtime;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 /// The bytes a stream carries (both ways together) before it moves to the bulk runtime.
 /// An interactive session (a shell, a remote desktop at rest, a Modbus poll) stays well
@@ -55,7 +54,7 @@ where
     tracing::debug!(bytes = moved(), "a bulk stream moves to the bulk runtime");
     // The future stays pinned in its box; its first poll there registers the bulk task's
     // waker wherever it waits.
-    let handle = AbortOnDrop(runtime().spawn(stream));
+    let handle = AbortOnDropHandle::new(runtime().spawn(stream));
     match handle.await {
         Ok(output) => output,
         Err(error) => match error.try_into_panic() {
@@ -80,23 +79,6 @@ fn runtime() -> &'static Runtime {
             // Without threads the process could not have started its main runtime either.
             .unwrap_or_else(|e| panic!("cannot start the bulk runtime: {e}"))
     })
-}
-
-/// A task that is aborted when its handle is dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]
