@@ -2,6 +2,7 @@
 //! The limits, greylisting and proxy settings can be replaced while running
 //! ([`crate::Gateway::reconfigure`]); domains, regions and listeners need a restart.
 
+use rustls::pki_types::CertificateDer;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// Time allowed for a backend's response head (→ 504).
     pub response_timeout: Duration,
+    /// Certificate authorities trusted for HTTPS backends besides the system's roots: the
+    /// private CA of a service network's internal servers.
+    pub backend_roots: Vec<CertificateDer<'static>>,
     /// Largest request head accepted (→ 431).
     pub max_header_size: usize,
     /// Time a client has to send a whole request head.
@@ -85,6 +89,7 @@ impl GatewayConfig {
             regions,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(120),
+            backend_roots: Vec::new(),
             max_header_size: 16 * 1024,
             header_read_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),

@@ -10,6 +10,7 @@ use crate::error::GatewayError;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Scheme;
 use http::{Request, Response, StatusCode, Uri, Version};
+use rustls::pki_types::CertificateDer;
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -180,13 +181,18 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(connect_timeout: Duration, response_timeout: Duration) -> Proxy {
+    /// HTTPS backends are trusted by the system's roots plus `backend_roots`.
+    pub fn new(
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        backend_roots: &[CertificateDer<'static>],
+    ) -> Proxy {
         Proxy {
             backends: BackendPool::new(crate::client::tcp_connector(
                 connect_timeout,
                 Default::default(),
             )),
-            client: crate::client::build(connect_timeout, &[]),
+            client: crate::client::build(connect_timeout, backend_roots),
             response_timeout,
         }
     }
@@ -329,11 +335,22 @@ fn backend_error(e: &hyper_util::client::legacy::Error, upgrade: bool) -> Gatewa
         found
     };
     tracing::warn!(error = %e, source = ?e.source(), "backend request failed");
+    let untrusted = certificate_refused(e);
     if upgrade {
         // GW-16: a WebSocket handshake that cannot reach its backend is a bad request.
-        return GatewayError::bad_request("The WebSocket backend is unreachable");
+        return GatewayError::bad_request(if untrusted {
+            "The WebSocket backend's TLS certificate is not trusted"
+        } else {
+            "The WebSocket backend is unreachable"
+        });
     }
-    if timed_out {
+    if untrusted {
+        // The log line above says why; `proxy.backend_ca_file` is the usual remedy.
+        GatewayError::new(
+            StatusCode::BAD_GATEWAY,
+            "The backend's TLS certificate is not trusted",
+        )
+    } else if timed_out {
         GatewayError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "The backend did not accept a connection in time",
@@ -349,6 +366,21 @@ fn backend_error(e: &hyper_util::client::legacy::Error, upgrade: bool) -> Gatewa
             "The backend closed the connection without a valid answer",
         )
     }
+}
+
+/// Whether a backend connection failed because its TLS certificate did not verify.
+fn certificate_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref() {
+        return true;
+    }
+    // An `io::Error` hides the error it wraps from `source()`, and may wrap another.
+    let wrapped = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref());
+    if wrapped.is_some_and(|inner| certificate_refused(inner)) {
+        return true;
+    }
+    e.source().is_some_and(certificate_refused)
 }
 
 #[cfg(test)]

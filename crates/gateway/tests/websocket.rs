@@ -12,7 +12,9 @@ mod support;
 use futures_util::{SinkExt, StreamExt};
 use portico_gateway::{Gateway, GatewayConfig, Services};
 use portico_store::Registry;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,58 +53,100 @@ async fn echo_backend() -> (SocketAddr, mpsc::UnboundedReceiver<Seen>) {
     let (seen, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
+            tokio::spawn(echo(stream, seen.clone()));
+        }
+    });
+    (addr, rx)
+}
+
+/// The same over TLS, with a certificate for `127.0.0.1` from a CA of its own, which
+/// comes back with the address.
+async fn tls_echo_backend() -> (SocketAddr, CertificateDer<'static>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen, _) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
             tokio::spawn(async move {
-                let offer_seen = seen.clone();
-                let callback = move |request: &Request, mut response: Response| {
-                    if request.uri().path() == "/forbidden" {
-                        let mut refusal = ErrorResponse::new(Some("no".into()));
-                        *refusal.status_mut() = http::StatusCode::FORBIDDEN;
-                        return Err(refusal);
-                    }
-                    let offer = request
-                        .headers()
-                        .get("sec-websocket-protocol")
-                        .map(|v| v.to_str().unwrap().to_string());
-                    let chosen = offer.as_deref().and_then(|offer| {
-                        offer
-                            .split(',')
-                            .map(str::trim)
-                            .find(|p| BACKEND_PROTOCOLS.contains(p))
-                    });
-                    if let Some(chosen) = chosen {
-                        response
-                            .headers_mut()
-                            .insert("sec-websocket-protocol", chosen.parse().unwrap());
-                    }
-                    let _ = offer_seen.send(Seen::Offer(offer));
-                    Ok(response)
-                };
-                let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await
-                else {
-                    return;
-                };
-                while let Some(Ok(message)) = socket.next().await {
-                    match message {
-                        data @ (Message::Text(_) | Message::Binary(_)) => {
-                            let echoed = socket.send(data).await;
-                            if echoed.is_err() {
-                                return;
-                            }
-                        }
-                        Message::Pong(_) => {
-                            let _ = seen.send(Seen::Pong);
-                        }
-                        Message::Close(frame) => {
-                            let _ = seen.send(Seen::Close(frame.map(|f| u16::from(f.code))));
-                        }
-                        _ => {}
-                    }
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    echo(tls, seen).await;
                 }
             });
         }
     });
-    (addr, rx)
+    (addr, ca.der().clone())
+}
+
+/// Serves one echo backend connection.
+async fn echo<S>(stream: S, seen: mpsc::UnboundedSender<Seen>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let offer_seen = seen.clone();
+    let callback = move |request: &Request, mut response: Response| {
+        if request.uri().path() == "/forbidden" {
+            let mut refusal = ErrorResponse::new(Some("no".into()));
+            *refusal.status_mut() = http::StatusCode::FORBIDDEN;
+            return Err(refusal);
+        }
+        let offer = request
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_string());
+        let chosen = offer.as_deref().and_then(|offer| {
+            offer
+                .split(',')
+                .map(str::trim)
+                .find(|p| BACKEND_PROTOCOLS.contains(p))
+        });
+        if let Some(chosen) = chosen {
+            response
+                .headers_mut()
+                .insert("sec-websocket-protocol", chosen.parse().unwrap());
+        }
+        let _ = offer_seen.send(Seen::Offer(offer));
+        Ok(response)
+    };
+    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    while let Some(Ok(message)) = socket.next().await {
+        match message {
+            data @ (Message::Text(_) | Message::Binary(_)) => {
+                let echoed = socket.send(data).await;
+                if echoed.is_err() {
+                    return;
+                }
+            }
+            Message::Pong(_) => {
+                let _ = seen.send(Seen::Pong);
+            }
+            Message::Close(frame) => {
+                let _ = seen.send(Seen::Close(frame.map(|f| u16::from(f.code))));
+            }
+            _ => {}
+        }
+    }
 }
 
 fn registry(backend: SocketAddr) -> Registry {
@@ -248,6 +292,63 @@ async fn a_browser_style_client_gets_the_backends_choice_of_subprotocol() {
         Message::text("[2,\"1\",\"Heartbeat\",{}]")
     );
     // The relay reads and writes both connections itself, not through hyper's layers.
+    let metrics = gw.gateway.metrics().encode();
+    assert!(
+        metrics.contains("portico_websocket_relays_total{path=\"direct\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("path=\"layered\""), "{metrics}");
+    socket.close(None).await.unwrap();
+}
+
+/// A backend over HTTPS, trusted through `backend_roots` (a service network's own CA):
+/// the handshake and the messages go through, and the relay reads and writes the
+/// backend's TLS connection itself. Without the CA, the handshake is refused and says why.
+#[tokio::test]
+async fn a_websocket_to_an_https_backend_is_relayed_directly_once_its_ca_is_trusted() {
+    let (backend, ca) = tls_echo_backend().await;
+    let mut registry = registry(backend);
+    registry.webapps[0].backend = format!("https://{backend}");
+
+    let untrusting = serve(&registry, |_| {}).await;
+    let refused = handshake(
+        untrusting.addr,
+        "/ws/x",
+        &[
+            "Sec-WebSocket-Version: 13",
+            &format!("Sec-WebSocket-Key: {KEY}"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.contains("TLS certificate is not trusted"),
+        "{}",
+        refused.body
+    );
+    let plain = get(untrusting.addr, HOST, "/page", &[]).await;
+    assert_eq!(plain.status, 502);
+    assert!(
+        plain
+            .body
+            .contains("The backend's TLS certificate is not trusted"),
+        "{}",
+        plain.body
+    );
+
+    let gw = serve(&registry, |config| config.backend_roots = vec![ca]).await;
+    let (mut socket, response) = connect(gw.addr, "/ws/x", &[]).await.unwrap();
+    assert_eq!(response.status(), 101);
+    for i in 0..100 {
+        let (bytes, text) = nth_message(i);
+        let message = if text {
+            Message::text(String::from_utf8(bytes).unwrap())
+        } else {
+            Message::binary(bytes)
+        };
+        socket.send(message.clone()).await.unwrap();
+        assert_eq!(next_data(&mut socket).await, message, "message {i}");
+    }
     let metrics = gw.gateway.metrics().encode();
     assert!(
         metrics.contains("portico_websocket_relays_total{path=\"direct\"} 1"),

@@ -7,6 +7,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use portico_gateway::config::{GreylistConfig, GreylistMode};
 use portico_store::mask_password;
+use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,7 @@ struct RawTls {
 struct RawProxy {
     connect_timeout: String,
     response_timeout: String,
+    backend_ca_file: Option<String>,
 }
 
 impl Default for RawProxy {
@@ -105,6 +107,7 @@ impl Default for RawProxy {
         RawProxy {
             connect_timeout: "5s".into(),
             response_timeout: "120s".into(),
+            backend_ca_file: None,
         }
     }
 }
@@ -267,6 +270,8 @@ pub struct Config {
     pub tls: TlsSource,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// `proxy.backend_ca_file`'s certificates, read when the configuration is loaded.
+    pub backend_roots: Vec<CertificateDer<'static>>,
     pub max_header_size: usize,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
@@ -475,6 +480,10 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
         },
         connect_timeout: duration("proxy.connect_timeout", &raw.proxy.connect_timeout)?,
         response_timeout: duration("proxy.response_timeout", &raw.proxy.response_timeout)?,
+        backend_roots: match raw.proxy.backend_ca_file.as_deref() {
+            None | Some("") => Vec::new(),
+            Some(file) => backend_roots(&resolve(base, file))?,
+        },
         max_header_size: size("limits.max_header_size", &raw.limits.max_header_size)?,
         header_read_timeout: duration(
             "limits.header_read_timeout",
@@ -510,6 +519,24 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
         cluster,
         demo: raw.demo.enabled,
     })
+}
+
+/// The certificate authorities of `proxy.backend_ca_file`, each checked to be usable as
+/// one: a file the gateway would silently ignore is refused here instead.
+fn backend_roots(file: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = portico_gateway::tls::load_certs(file)
+        .map_err(|e| anyhow!("proxy.backend_ca_file: {e}"))?;
+    let mut store = rustls::RootCertStore::empty();
+    for (n, cert) in certs.iter().enumerate() {
+        store.add(cert.clone()).map_err(|e| {
+            anyhow!(
+                "proxy.backend_ca_file: certificate {} of {} is not usable as a CA: {e}",
+                n + 1,
+                file.display()
+            )
+        })?;
+    }
+    Ok(certs)
 }
 
 fn greylist(raw: &RawGreylist) -> Result<GreylistConfig> {

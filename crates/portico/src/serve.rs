@@ -219,6 +219,7 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
     GatewayConfig {
         connect_timeout: config.connect_timeout,
         response_timeout: config.response_timeout,
+        backend_roots: config.backend_roots.clone(),
         max_header_size: config.max_header_size,
         header_read_timeout: config.header_read_timeout,
         max_connections: config.max_connections,

@@ -210,3 +210,37 @@ fn sighup_applies_new_limits_and_a_broken_file_changes_nothing() {
     assert_eq!(with_header(&portico, 5_000), 431);
     assert_eq!(with_header(&portico, 1_000), 200);
 }
+
+/// An HTTPS backend whose certificate comes from a private CA is refused, with a message
+/// that says so, until `proxy.backend_ca_file` names that CA; SIGHUP applies the file.
+#[test]
+fn sighup_applies_a_new_backend_ca_file() {
+    let backend = support::peers::tls_server::TlsServer::start();
+    let config = "[server]\nlisten = \"127.0.0.1:{tls}\"\nlisten_plain = \"127.0.0.1:{plain}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nregistry = \"./registry.toml\"\n";
+    let registry = format!(
+        "[[tenants]]\nname = \"abc\"\n\n[[webapps]]\nname = \"billing\"\nbackend = \"https://127.0.0.1:{}\"\ntenants = [\"abc\"]\nauth = \"none\"\n",
+        backend.addr.port()
+    );
+    let portico = Portico::start(config, &[("registry.toml", &registry)]);
+    let url = portico.plain_url("abc-billing.eu1.portico.localhost", "/invoices");
+    let (status, body) = curl(&[&url]);
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("The backend's TLS certificate is not trusted"),
+        "{body}"
+    );
+
+    let trusting = format!(
+        "{config}[proxy]\nbackend_ca_file = \"{}\"\n",
+        backend.ca_cert().display()
+    )
+    .replace("{tls}", &portico.tls.to_string())
+    .replace("{plain}", &portico.plain.to_string())
+    .replace("{admin}", &portico.admin.to_string());
+    replace(&portico.path("portico.toml"), &trusting);
+    portico.signal("HUP");
+    let applied = within(Duration::from_secs(10), || {
+        curl(&[&url]) == (200, "tls-backend /invoices".to_string())
+    });
+    assert!(applied.is_some(), "{}", portico.stderr());
+}

@@ -154,6 +154,7 @@ impl Gateway {
                 proxy: ArcSwap::from_pointee(Proxy::new(
                     config.connect_timeout,
                     config.response_timeout,
+                    &config.backend_roots,
                 )),
                 config: ArcSwap::from_pointee(config),
                 table: ArcSwap::from_pointee(RoutingTable::default()),
@@ -214,10 +215,12 @@ impl Gateway {
         }
         if config.connect_timeout != current.connect_timeout
             || config.response_timeout != current.response_timeout
+            || config.backend_roots != current.backend_roots
         {
             self.inner.proxy.store(Arc::new(Proxy::new(
                 config.connect_timeout,
                 config.response_timeout,
+                &config.backend_roots,
             )));
         }
         self.resize_connection_limit(config.max_connections);

@@ -304,3 +304,45 @@ fn a_cluster_needs_a_name_a_link_a_long_secret_and_postgresql() {
     assert_eq!(behind.public_port, 443);
     assert!(parse("[server]\npublic_port = 0\n", None, dir.path(), &[]).is_err());
 }
+
+#[test]
+fn backend_ca_file_loads_its_certificates_or_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |proxy: &str| {
+        let text = format!("[proxy]\n{proxy}\n");
+        parse(&text, None, dir.path(), &[])
+    };
+    assert!(load("").unwrap().backend_roots.is_empty());
+
+    let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let c = load(r#"backend_ca_file = "ca.pem""#).unwrap();
+    assert_eq!(c.backend_roots.len(), 1);
+    assert_eq!(c.backend_roots[0].as_ref(), ca.der().as_ref());
+
+    let missing = load(r#"backend_ca_file = "nowhere.pem""#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("proxy.backend_ca_file: cannot read"),
+        "{missing}"
+    );
+    assert!(missing.contains("nowhere.pem"), "{missing}");
+
+    std::fs::write(dir.path().join("key.pem"), "not a certificate\n").unwrap();
+    let empty = load(r#"backend_ca_file = "key.pem""#)
+        .unwrap_err()
+        .to_string();
+    assert!(empty.contains("holds no PEM certificate"), "{empty}");
+
+    let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    std::fs::write(dir.path().join("bad.pem"), garbage).unwrap();
+    let bad = load(r#"backend_ca_file = "bad.pem""#)
+        .unwrap_err()
+        .to_string();
+    assert!(bad.contains("certificate 1 of"), "{bad}");
+    assert!(bad.contains("is not usable as a CA"), "{bad}");
+}
