@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use portico_fair::bulk::MovableTcp;
 use portico_fair::Fair;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -23,7 +24,7 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// An open WebSocket to the backend. Its connection takes fair turns (`portico_fair`): a
 /// tunnel or lane carrying a bulk stream yields to the agent's other tasks every turn, so an
 /// interactive stream beside it is not kept waiting (docs/tunnel.md "Fair turns").
-pub type BackendSocket = WebSocketStream<Fair<TlsStream<TcpStream>>>;
+pub type BackendSocket = WebSocketStream<Fair<TlsStream<MovableTcp>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -147,7 +148,7 @@ impl Dialer {
     }
 
     /// A verified TLS stream to the backend, through the proxy when there is one.
-    pub(crate) async fn tls_to_backend(&self) -> Result<TlsStream<TcpStream>, ConnectError> {
+    pub(crate) async fn tls_to_backend(&self) -> Result<TlsStream<MovableTcp>, ConnectError> {
         let tcp = self.tcp_to_backend().await?;
         self.tls(tcp).await
     }
@@ -192,7 +193,7 @@ impl Dialer {
         Ok(stream)
     }
 
-    async fn tls(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, ConnectError> {
+    async fn tls(&self, tcp: TcpStream) -> Result<TlsStream<MovableTcp>, ConnectError> {
         let slot = RecordSlot::default();
         let config = tls::client_config(&self.roots, slot.clone())?;
         let name = rustls::pki_types::ServerName::try_from(self.backend.host().to_string())
@@ -200,7 +201,8 @@ impl Dialer {
                 backend: self.backend.to_string(),
                 source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
             })?;
-        let handshake = TlsConnector::from(config).connect(name, tcp);
+        // A lane that turns bulk takes its connection to the bulk runtime.
+        let handshake = TlsConnector::from(config).connect(name, MovableTcp::new(tcp));
         match self.step("the TLS handshake", handshake).await? {
             Ok(stream) => Ok(stream),
             Err(source) => {
@@ -222,7 +224,7 @@ impl Dialer {
 
     async fn upgrade(
         &self,
-        tls: TlsStream<TcpStream>,
+        tls: TlsStream<MovableTcp>,
         path: &str,
         token: &str,
     ) -> Result<(BackendSocket, http::HeaderMap), ConnectError> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt};
+use portico_fair::bulk::MovableTcp;
 use portico_fair::Counted;
 use portico_tunnel::lane::{self, BoxLane, LaneIo, LaneUse, LANE_KEEP_ALIVE, SPARE_LIFETIME};
 use portico_tunnel::{Frame, ResetReason};
@@ -286,7 +287,8 @@ pub(crate) async fn carry(
     // The lane's connection takes fair turns (`BackendSocket`), so this copy yields to the
     // agent's other tasks once a turn's bytes have moved either way.
     let moved = Arc::new(AtomicU64::new(0));
-    let mut tcp = Counted::with(tcp, Arc::clone(&moved));
+    // Both connections go to the bulk runtime with the stream, if it moves there.
+    let mut tcp = Counted::with(MovableTcp::new(tcp), Arc::clone(&moved));
     let mut lane = Counted::with(LaneIo::new(lane, Some(LANE_KEEP_ALIVE)), Arc::clone(&moved));
     let piece = lane::LANE_PIECE;
     let copy = async move {

@@ -9,10 +9,9 @@
 //! So a stream that has carried [`BULK_BYTES`] moves to a runtime of its own, the bulk
 //! runtime, for the rest of its life. The process's main worker threads, which serve the
 //! interactive streams, are then idle most of the time, and a thread woken from idle is
-//! the one the operating system runs first. The moved stream's sockets stay registered
-//! with the runtime that opened them, which wakes the bulk task when they are ready: one
-//! more thread wake-up per readiness event, which costs a bulk stream a few percent of
-//! its throughput on two saturated cores (`docs/benchmarks.md`).
+//! the one the operating system runs first. Sockets opened as [`MovableTcp`] move to the
+//! bulk runtime's I/O driver with the stream; any other socket stays registered with the
+//! runtime that opened it, which then wakes the bulk task on every readiness event.
 //!
 //! The bulk runtime is made on first use, with a worker thread for every second core (at
 //! least one), at the same priority as every other thread: the main runtime keeps the
@@ -26,6 +25,10 @@ use std::task::Poll;
 
 use tokio::runtime::Runtime;
 use tokio_util::task::AbortOnDropHandle;
+
+mod movable;
+
+pub use movable::MovableTcp;
 
 /// The bytes a stream carries (both ways together) before it moves to the bulk runtime.
 /// An interactive session (a shell, a remote desktop at rest, a Modbus poll) stays well
@@ -74,6 +77,7 @@ fn runtime() -> &'static Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("portico-bulk")
+            .on_thread_start(movable::mark_bulk_thread)
             .enable_all()
             .build()
             // Without threads the process could not have started its main runtime either.
@@ -179,5 +183,73 @@ mod tests {
             .expect("dropped in time")
             .unwrap();
         assert_eq!(dropped_on, "portico-bulk");
+    }
+
+    /// Echoes what `tcp` reads, counting the bytes, until it closes.
+    async fn echo(mut tcp: MovableTcp, moved: Arc<AtomicU64>) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return tcp.moved(),
+                Ok(n) => {
+                    moved.fetch_add(2 * n as u64, Ordering::Relaxed);
+                    if tcp.write_all(&buf[..n]).await.is_err() {
+                        return tcp.moved();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `bytes` through `peer` in pieces and reads each echo back.
+    fn echo_through(peer: &mut std::net::TcpStream, bytes: usize) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let piece = vec![7u8; 64 * 1024];
+        let mut back = vec![0u8; piece.len()];
+        for _ in 0..bytes / piece.len() {
+            peer.write_all(&piece)?;
+            peer.read_exact(&mut back)?;
+        }
+        Ok(())
+    }
+
+    /// After the move, the connection's readiness comes from the bulk runtime's driver:
+    /// the stream carries on while the runtime that opened it is not running at all.
+    #[test]
+    fn a_moved_connection_carries_on_while_the_runtime_that_opened_it_stands_still() {
+        let main = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        peer.set_read_timeout(Some(LIMIT)).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+
+        let moved = Arc::new(AtomicU64::new(0));
+        let carried = {
+            let moved = moved.clone();
+            move || moved.load(Ordering::Relaxed)
+        };
+        let (ended, mut peer) = main.block_on(async {
+            let tcp = MovableTcp::new(tokio::net::TcpStream::from_std(accepted).unwrap());
+            let ended = tokio::spawn(carry(echo(tcp, moved), carried));
+            // Past the bulk bytes while this runtime runs: the stream moves.
+            let peer = tokio::task::spawn_blocking(move || {
+                echo_through(&mut peer, 6 * 1024 * 1024).unwrap();
+                peer
+            });
+            (ended, peer.await.unwrap())
+        });
+        // This runtime's driver stands still now; only the bulk runtime's can serve it.
+        echo_through(&mut peer, 4 * 1024 * 1024).expect("echoed on the bulk runtime");
+        drop(peer);
+        let moved_to_bulk = main
+            .block_on(async { tokio::time::timeout(LIMIT, ended).await })
+            .expect("ends")
+            .unwrap();
+        assert!(moved_to_bulk);
     }
 }

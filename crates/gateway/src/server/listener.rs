@@ -14,6 +14,7 @@ use crate::proxy::strip_hop_by_hop;
 use http::{Request, Response, StatusCode};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use portico_fair::bulk::MovableTcp;
 use portico_fair::Fair;
 use std::convert::Infallible;
 use std::future::Future;
@@ -76,6 +77,8 @@ impl Gateway {
             let socket = socket2::SockRef::from(&stream);
             let _ = socket.set_tcp_notsent_lowat(NOT_SENT_LOW_WATER);
             let _ = socket.set_tcp_keepalive(&keepalive());
+            // A relayed stream that turns bulk takes its connection to the bulk runtime.
+            let stream = MovableTcp::new(stream);
             // The permit is held for the connection's life. Over the limit, a connection
             // is answered 503; past a small number of such answers in flight, it is closed.
             let permit = self.inner.connections.clone().try_acquire_owned().ok();

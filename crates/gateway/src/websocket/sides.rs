@@ -15,6 +15,7 @@ use bytes::{Buf, Bytes};
 use hyper::upgrade::Upgraded;
 use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
+use portico_fair::bulk::MovableTcp;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -23,7 +24,7 @@ use tokio::net::TcpStream;
 
 /// A client connection as the gateway's HTTP/1.1 server wraps it (see the listener).
 type Client<IO> = HeadGuard<ClientIo<IO>>;
-type ServerTls = tokio_rustls::server::TlsStream<TcpStream>;
+type ServerTls = tokio_rustls::server::TlsStream<MovableTcp>;
 /// A backend connection as the gateway's client makes it.
 type Backend = MaybeHttpsStream<TokioIo<TcpStream>>;
 type ClientTls = tokio_rustls::client::TlsStream<TokioIo<TokioIo<TcpStream>>>;
@@ -46,13 +47,13 @@ enum Connection<P, T> {
 }
 
 /// A client's side: its connection as the gateway's server accepted it.
-pub(super) type ClientSide = Side<Client<TcpStream>, Client<ServerTls>>;
+pub(super) type ClientSide = Side<Client<MovableTcp>, Client<ServerTls>>;
 /// A backend's side: its connection as the gateway's client opened it.
 pub(super) type BackendSide = Side<TcpStream, ClientTls>;
 
 impl ClientSide {
     pub(super) fn client(upgraded: Upgraded) -> ClientSide {
-        let upgraded = match upgraded.downcast::<TokioIo<Client<TcpStream>>>() {
+        let upgraded = match upgraded.downcast::<TokioIo<Client<MovableTcp>>>() {
             Ok(parts) => {
                 let io = Connection::Plain(Box::new(parts.io.into_inner()));
                 return Side::new(parts.read_buf, io);
@@ -232,6 +233,7 @@ mod tests {
             .unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
         let clock = IdleClock::new();
+        let accepted = MovableTcp::new(accepted);
         let io = HeadGuard::new(crate::server::client_io(accepted, &clock), 16 * 1024, None);
         let (kind_tx, kind_rx) = tokio::sync::oneshot::channel();
         let kind_tx = std::sync::Mutex::new(Some(kind_tx));
