@@ -260,6 +260,17 @@ async fn next_data(socket: &mut Socket) -> Message {
     }
 }
 
+/// The gateway's one WebSocket so far was relayed reading and writing both connections
+/// itself, not through hyper's layers.
+fn assert_relayed_directly(gw: &Serving) {
+    let metrics = gw.gateway.metrics().encode();
+    assert!(
+        metrics.contains("portico_websocket_relays_total{path=\"direct\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("path=\"layered\""), "{metrics}");
+}
+
 #[tokio::test]
 async fn a_browser_style_client_gets_the_backends_choice_of_subprotocol() {
     let (backend, mut seen) = echo_backend().await;
@@ -291,13 +302,7 @@ async fn a_browser_style_client_gets_the_backends_choice_of_subprotocol() {
         next_data(&mut socket).await,
         Message::text("[2,\"1\",\"Heartbeat\",{}]")
     );
-    // The relay reads and writes both connections itself, not through hyper's layers.
-    let metrics = gw.gateway.metrics().encode();
-    assert!(
-        metrics.contains("portico_websocket_relays_total{path=\"direct\"} 1"),
-        "{metrics}"
-    );
-    assert!(!metrics.contains("path=\"layered\""), "{metrics}");
+    assert_relayed_directly(&gw);
     socket.close(None).await.unwrap();
 }
 
@@ -349,12 +354,7 @@ async fn a_websocket_to_an_https_backend_is_relayed_directly_once_its_ca_is_trus
         socket.send(message.clone()).await.unwrap();
         assert_eq!(next_data(&mut socket).await, message, "message {i}");
     }
-    let metrics = gw.gateway.metrics().encode();
-    assert!(
-        metrics.contains("portico_websocket_relays_total{path=\"direct\"} 1"),
-        "{metrics}"
-    );
-    assert!(!metrics.contains("path=\"layered\""), "{metrics}");
+    assert_relayed_directly(&gw);
     socket.close(None).await.unwrap();
 }
 
