@@ -25,11 +25,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 thread_local! {
-    /// Set on the bulk runtime's worker threads when they start.
+    /// Set on the bulk runtime's threads (its workers, and its blocking pool's, which
+    /// never poll connections) when they start.
     static ON_BULK_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Marks the calling thread as one of the bulk runtime's workers.
+/// Marks the calling thread as one of the bulk runtime's.
 pub(super) fn mark_bulk_thread() {
     ON_BULK_THREAD.with(|on| on.set(true));
 }
@@ -82,13 +83,23 @@ impl MovableTcp {
     #[cold]
     fn move_to_bulk(&mut self) -> io::Result<()> {
         self.moved = true;
-        if let Some(tcp) = self.tcp.take() {
-            // Registering from a bulk worker thread registers with the bulk runtime's
-            // driver. Readiness the socket already has is reported there at once.
-            self.tcp = Some(TcpStream::from_std(tcp.into_std()?)?);
-            tracing::trace!("a bulk stream's connection moved to the bulk runtime");
+        let Some(tcp) = self.tcp.take() else {
+            return Ok(());
+        };
+        // Registering from a bulk worker thread registers with the bulk runtime's driver.
+        // Readiness the socket already has is reported there at once. A failure (a driver
+        // shutting down) has dropped the socket: the stream ends with the error.
+        match tcp.into_std().and_then(TcpStream::from_std) {
+            Ok(tcp) => {
+                self.tcp = Some(tcp);
+                tracing::trace!("a bulk stream's connection moved to the bulk runtime");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a bulk stream's connection was lost moving to the bulk runtime");
+                Err(error)
+            }
         }
-        Ok(())
     }
 }
 
