@@ -57,14 +57,22 @@ impl MovableTcp {
         }
     }
 
-    /// The connection, for its addresses and socket options.
-    pub fn get_ref(&self) -> Option<&TcpStream> {
-        self.tcp.as_ref()
+    /// Whether the connection was moved to the bulk runtime.
+    #[cfg(test)]
+    pub(super) fn moved(&self) -> bool {
+        self.moved
     }
 
-    /// Whether the connection was moved to the bulk runtime.
-    pub fn moved(&self) -> bool {
-        self.moved
+    /// Runs `poll` on the connection, moved first when that is due.
+    #[inline]
+    fn poll_with<T>(
+        self: Pin<&mut Self>,
+        poll: impl FnOnce(Pin<&mut TcpStream>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match self.get_mut().tcp() {
+            Ok(tcp) => poll(Pin::new(tcp)),
+            Err(error) => Poll::Ready(Err(error)),
+        }
     }
 
     /// The connection, first moved to the bulk runtime's driver when this runs there.
@@ -110,10 +118,7 @@ impl AsyncRead for MovableTcp {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut().tcp() {
-            Ok(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Err(error) => Poll::Ready(Err(error)),
-        }
+        self.poll_with(|tcp| tcp.poll_read(cx, buf))
     }
 }
 
@@ -124,10 +129,7 @@ impl AsyncWrite for MovableTcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().tcp() {
-            Ok(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            Err(error) => Poll::Ready(Err(error)),
-        }
+        self.poll_with(|tcp| tcp.poll_write(cx, buf))
     }
 
     #[inline]
@@ -136,10 +138,7 @@ impl AsyncWrite for MovableTcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().tcp() {
-            Ok(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
-            Err(error) => Poll::Ready(Err(error)),
-        }
+        self.poll_with(|tcp| tcp.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -148,17 +147,11 @@ impl AsyncWrite for MovableTcp {
 
     #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut().tcp() {
-            Ok(tcp) => Pin::new(tcp).poll_flush(cx),
-            Err(error) => Poll::Ready(Err(error)),
-        }
+        self.poll_with(|tcp| tcp.poll_flush(cx))
     }
 
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut().tcp() {
-            Ok(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            Err(error) => Poll::Ready(Err(error)),
-        }
+        self.poll_with(|tcp| tcp.poll_shutdown(cx))
     }
 }
