@@ -24,7 +24,6 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -191,13 +190,14 @@ struct DrivenBody {
 }
 
 impl DrivenBody {
+    /// Hands the connection back to the idle list. Whether it can take another request
+    /// is looked at once, when it is taken ([`IdleConnections::take`]): each look polls the
+    /// connection, and a look here too cost every request a second one.
     fn recycle(&mut self) {
-        if let (Some(mut connection), Some((idle, authority))) =
+        if let (Some(connection), Some((idle, authority))) =
             (self.connection.take(), self.home.take())
         {
-            if connection.is_reusable() {
-                idle.put(authority.as_str(), connection);
-            }
+            idle.put(authority.as_str(), connection);
         }
     }
 }
@@ -244,12 +244,15 @@ impl Drop for DrivenBody {
 
 /// Connections waiting for their next request, most recently used last. Keyed by the
 /// authority's text as the routing table wrote it: `Authority`'s own hash goes byte by
-/// byte to ignore case, which showed in per-request profiles.
+/// byte to ignore case, which showed in per-request profiles, and hashed with foldhash
+/// like the routing table's maps.
 #[derive(Default)]
 struct IdleConnections {
-    by_backend: Mutex<HashMap<Box<str>, Vec<Idle>>>,
+    by_backend: Mutex<IdleByBackend>,
     sweeping: AtomicBool,
 }
+
+type IdleByBackend = foldhash::HashMap<Box<str>, Vec<Idle>>;
 
 struct Idle {
     connection: Connection,
@@ -263,7 +266,7 @@ impl Idle {
 }
 
 impl IdleConnections {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<Idle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdleByBackend> {
         self.by_backend
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

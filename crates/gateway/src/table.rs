@@ -8,7 +8,7 @@ use crate::error::GatewayError;
 use crate::routing::{AntPattern, ApiPath};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
 use portico_store::{Api, Origin, Registry, WebApp, OPERATORS_TENANT};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Where a request goes.
@@ -111,12 +111,13 @@ pub struct ApiMatch<'a> {
 }
 
 /// Entries are found by name, then among the few of that name by provider (and version):
-/// lookups borrow the request's strings and allocate nothing.
+/// lookups borrow the request's strings and allocate nothing. Every request makes a few
+/// of them, so the maps hash with foldhash (seeded per process) rather than SipHash.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
-    tenants: HashSet<String>,
-    webapps: HashMap<String, Vec<WebAppRoute>>,
-    apis: HashMap<String, Vec<ApiRoute>>,
+    tenants: foldhash::HashSet<String>,
+    webapps: foldhash::HashMap<String, Vec<WebAppRoute>>,
+    apis: foldhash::HashMap<String, Vec<ApiRoute>>,
 }
 
 impl RoutingTable {

@@ -30,7 +30,6 @@ pub(crate) mod session_watch;
 
 use futures_util::future::BoxFuture;
 use portico_store::Auth;
-use std::collections::HashSet;
 use std::fmt;
 
 pub(crate) use enforce::{authorize, Caller, Denial};
@@ -154,8 +153,9 @@ pub struct Rule {
     pub audience: String,
     /// Scopes the caller must all hold.
     pub scopes: Vec<String>,
-    /// The tenants subscribed to the registration.
-    pub subscribers: HashSet<String>,
+    /// The tenants subscribed to the registration, looked up on every request (see
+    /// [`crate::table::RoutingTable`] for the hasher).
+    pub subscribers: foldhash::HashSet<String>,
     /// Portico's own APIs (built in, no tenant listed) serve every tenant.
     pub every_tenant: bool,
 }
