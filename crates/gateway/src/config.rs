@@ -90,7 +90,7 @@ impl GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(120),
             backend_roots: Vec::new(),
-            max_header_size: 16 * 1024,
+            max_header_size: 16_000,
             header_read_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),

@@ -23,6 +23,11 @@ pub fn answer<B>(gateway: &Gateway, request: &Request<B>) -> Response<Body> {
             "text/plain; charset=utf-8",
             "ok\n".to_string(),
         ),
+        "/readyz" if gateway.is_draining() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "not ready: draining\n".to_string(),
+        ),
         "/readyz" if gateway.is_ready() => (
             StatusCode::OK,
             "text/plain; charset=utf-8",
@@ -81,7 +86,7 @@ mod tests {
     use crate::GatewayConfig;
 
     #[test]
-    fn readiness_waits_for_a_registry() {
+    fn readiness_waits_for_a_registry_and_ends_with_the_drain() {
         let config = GatewayConfig::new(vec!["portico.localhost".into()], vec!["eu1".into()]);
         let gateway = Gateway::new(config, Default::default());
         let request = Request::get("/readyz").body(()).unwrap();
@@ -97,5 +102,10 @@ mod tests {
             .install(&portico_store::Registry::default())
             .is_empty());
         assert_eq!(answer(&gateway, &request).status(), StatusCode::OK);
+        gateway.start_draining();
+        assert_eq!(
+            answer(&gateway, &request).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

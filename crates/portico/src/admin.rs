@@ -151,6 +151,7 @@ pub struct WebappAdd {
     /// A subscribed tenant (repeatable)
     #[arg(long = "tenant")]
     tenants: Vec<String>,
+    /// The Cache-Control its responses get when they carry none (GW-17)
     #[arg(long)]
     cache_control: Option<String>,
     /// An Ant pattern of paths that accept WebSocket upgrades (repeatable)
@@ -159,6 +160,9 @@ pub struct WebappAdd {
     /// Required: session (users sign in) or none (public)
     #[arg(long)]
     auth: String,
+    /// A scope every signed-in user must hold (repeatable; needs --auth session)
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +196,9 @@ pub struct ApiAdd {
     /// Required: bearer (callers present an access token) or none (public)
     #[arg(long)]
     auth: String,
+    /// A scope every caller's token must hold (repeatable; needs --auth bearer)
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,6 +351,7 @@ fn request_for(command: &AdminCommand) -> Result<(Method, String, Option<Value>,
                 Some(json!({
                     "name": a.name, "provider": a.provider, "backend": a.backend, "tenants": a.tenants,
                     "cache_control": a.cache_control, "websockets": a.websockets, "auth": a.auth,
+                    "scopes": a.scopes,
                 })),
                 Kind::Webapp,
             ),
@@ -383,6 +391,7 @@ fn request_for(command: &AdminCommand) -> Result<(Method, String, Option<Value>,
                     Some(json!({
                         "name": a.name, "provider": a.provider, "version": a.version, "backend": a.backend,
                         "routes": routes, "tenants": a.tenants, "auth": a.auth,
+                        "scopes": a.scopes,
                     })),
                     Kind::Api,
                 )

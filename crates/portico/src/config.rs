@@ -16,8 +16,8 @@ use std::time::Duration;
 mod cluster;
 mod notifications;
 pub use cluster::ClusterConfig;
-pub use notifications::NotificationsConfig;
 use notifications::RawNotifications;
+pub use notifications::{fits_idle_timeout, NotificationsConfig};
 
 /// The defaults of a fresh clone: everything on loopback, plain HTTP on 8080 for curl
 /// and browsers, the demo app on.

@@ -62,7 +62,7 @@ enum Command {
     Serve,
     /// Manage the Gateway Registry of a running Portico through its API
     Admin(Box<admin::AdminArgs>),
-    /// The endpoint agent (Remote Services): `run` and `register`, with the endpoint's --config
+    /// The endpoint agent (Remote Services): register, run, rotate, doctor (--config FILE)
     #[command(subcommand)]
     Endpoint(portico_agent::EndpointCommand),
     /// Open a connection session from this Service Endpoint and wait for its local listeners

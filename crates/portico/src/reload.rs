@@ -3,7 +3,9 @@
 //! connections and requests: `[limits]`, `[greylist]`, `[proxy]`, `[static]`,
 //! `[websocket]` and `server.drain_timeout`. A file that does not load changes nothing.
 //! Keys that shape what was set up at start (listeners, store, domains, the TLS file
-//! names, logging) keep their running values and are named in a "needs a restart" line.
+//! names, logging, `[identity]`, `[notifications]`, `[cluster]`) keep their running
+//! values and are named in a "needs a restart" line. A new `limits.idle_timeout` must
+//! still leave room for the running `[notifications]` timing, or nothing is applied.
 
 use crate::config::{self, Config};
 use crate::serve::gateway_config;
@@ -24,6 +26,13 @@ pub fn on_hangup(started: &Config, gateway: &Gateway) {
             return;
         }
     };
+    if let Err(e) = config::fits_idle_timeout(&started.notifications, new.idle_timeout) {
+        tracing::error!(
+            "SIGHUP: configuration not reloaded, the running settings stay: {e:#} \
+             ([notifications] keeps its running values until a restart)"
+        );
+        return;
+    }
     let restart = needs_restart(started, &new);
     let applied = GatewayConfig {
         domains: started.domains.clone(),
@@ -51,6 +60,7 @@ pub fn on_hangup(started: &Config, gateway: &Gateway) {
 pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     let changes = [
         ("server.listen", running.listen != new.listen),
+        ("server.public_port", running.public_port != new.public_port),
         (
             "server.listen_plain",
             running.listen_plain != new.listen_plain,
@@ -72,6 +82,12 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
         ("log.format", running.log_format != new.log_format),
         ("log.level", running.log_level != new.log_level),
         ("demo.enabled", running.demo != new.demo),
+        ("[identity]", running.identity != new.identity),
+        (
+            "[notifications]",
+            running.notifications != new.notifications,
+        ),
+        ("[cluster]", running.cluster != new.cluster),
     ];
     changes
         .into_iter()
@@ -100,11 +116,20 @@ mod tests {
         );
         assert_eq!(
             needs_restart(&running, &moved),
+            // The public port follows `listen`'s unless it is set.
             vec![
                 "server.listen",
+                "server.public_port",
                 "server.domains",
                 "[tls] cert and key file names"
             ]
+        );
+        let services = parse(
+            "[server]\nlisten = \"127.0.0.1:8443\"\npublic_port = 443\n[notifications]\nconnect_timeout = \"20s\"\n",
+        );
+        assert_eq!(
+            needs_restart(&running, &services),
+            vec!["server.public_port", "[notifications]"]
         );
     }
 }

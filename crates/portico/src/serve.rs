@@ -178,10 +178,13 @@ pub async fn run(config: Config) -> Result<()> {
     if let Some(node) = node {
         node.run(&tasks, &relay, &hub, &live, &shutdown);
     }
-    tasks.spawn(portico_gateway::ops::serve(
+    // The operators' listener outlives the drain, so that `/readyz` says "draining" to a
+    // load balancer until the process is gone.
+    let admin_shutdown = CancellationToken::new();
+    let admin = tokio::spawn(portico_gateway::ops::serve(
         gateway.clone(),
         admin,
-        shutdown.clone(),
+        admin_shutdown.clone(),
     ));
     {
         let gateway = gateway.clone();
@@ -202,6 +205,7 @@ pub async fn run(config: Config) -> Result<()> {
         drain_timeout = ?gateway.config().drain_timeout,
         "shutting down: no new connections; requests in flight may finish"
     );
+    gateway.start_draining();
     // Upgraded sockets outlive the listeners' drain: tell the endpoints first.
     hub.shut_down();
     relay.shut_down();
@@ -210,6 +214,8 @@ pub async fn run(config: Config) -> Result<()> {
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
+    admin_shutdown.cancel();
+    let _ = admin.await;
     store.close().await;
     Ok(())
 }

@@ -104,6 +104,37 @@ fn admin_commands_manage_the_registry_through_the_api() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("auth"));
+    // Scopes: kept with a registration whose callers are known, refused on a public one.
+    let scoped = |auth: &str| {
+        admin(&[
+            "api",
+            "add",
+            "--name",
+            "telemetry",
+            "--version",
+            "1",
+            "--backend",
+            &backend_url,
+            "--tenant",
+            "abc",
+            "--auth",
+            auth,
+            "--scope",
+            "iot.read",
+        ])
+    };
+    let out = scoped("none");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("scopes need auth"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&scoped("bearer"));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&admin(&["api", "show", "telemetry/v1", "--json"]))).unwrap();
+    assert_eq!(json["scopes"], serde_json::json!(["iot.read"]));
+    stdout(&admin(&["api", "rm", "telemetry/v1"]));
     let out = admin(&["tenant", "rm", "abc"]);
     assert!(
         !out.status.success(),

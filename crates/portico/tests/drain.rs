@@ -74,6 +74,8 @@ fn sigterm_lets_a_download_in_flight_finish_and_refuses_new_connections() {
     let chunks = 150; // 9.8 MB over about 4.5 s
     let backend = backend("slow", chunks);
     let mut portico = Portico::start(&config("30s"), &[("registry.toml", &registry(backend))]);
+    let readyz = format!("http://127.0.0.1:{}/readyz", portico.admin);
+    assert_eq!(curl(&[&readyz]), (200, "ready\n".to_string()));
     let out = portico.path("download.bin");
     let transfer = download(&portico, out.clone());
     wait_started(&out);
@@ -83,6 +85,8 @@ fn sigterm_lets_a_download_in_flight_finish_and_refuses_new_connections() {
         refused(portico.plain) && refused(portico.tls)
     });
     assert!(closed.is_some(), "the listeners still accept connections");
+    // The operators' listener stays, and tells a load balancer the node is going.
+    assert_eq!(curl(&[&readyz]), (503, "not ready: draining\n".to_string()));
     assert!(
         !transfer.is_finished(),
         "the download ended before the listeners closed; the test proves nothing"

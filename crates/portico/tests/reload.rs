@@ -211,6 +211,34 @@ fn sighup_applies_new_limits_and_a_broken_file_changes_nothing() {
     assert_eq!(with_header(&portico, 1_000), 200);
 }
 
+/// `[notifications]` needs a restart, so a new `limits.idle_timeout` is held to the running
+/// notification timing: one that would cut held polls as idle is refused, with everything
+/// else in the file, even when the file's own `[notifications]` would fit it.
+#[test]
+fn sighup_refuses_an_idle_timeout_the_running_notifications_do_not_fit() {
+    let config = limits_config("\"16kB\"");
+    let portico = Portico::start(&config, &[]);
+    let shorter = limits_config("\"4kB\"")
+        + "idle_timeout = \"40s\"\n[notifications]\nconnect_timeout = \"20s\"\nmax_connect_timeout = \"30s\"\n";
+    let text = shorter
+        .replace("{tls}", &portico.tls.to_string())
+        .replace("{plain}", &portico.plain.to_string())
+        .replace("{admin}", &portico.admin.to_string());
+    replace(&portico.path("portico.toml"), &text);
+    portico.signal("HUP");
+    let logged = within(Duration::from_secs(10), || {
+        portico.stderr().contains("configuration not reloaded")
+    });
+    assert!(logged.is_some(), "{}", portico.stderr());
+    let log = portico.stderr();
+    assert!(
+        log.contains("notifications.max_connect_timeout (50s) must be shorter than limits.idle_timeout (40s)"),
+        "{log}"
+    );
+    // Nothing of the file was applied: the 16 kB header limit stays.
+    assert_eq!(with_header(&portico, 5_000), 200);
+}
+
 /// An HTTPS backend whose certificate comes from a private CA is refused, with a message
 /// that says so, until `proxy.backend_ca_file` names that CA; SIGHUP applies the file.
 #[test]

@@ -66,6 +66,8 @@ struct Inner {
     proxy: ArcSwap<Proxy>,
     metrics: Metrics,
     ready: AtomicBool,
+    /// Set when the process stops: `/readyz` then answers 503 while requests drain.
+    draining: AtomicBool,
     /// One permit per client connection (GW-13).
     connections: Arc<Semaphore>,
     /// The permits `connections` was made with, adjusted by [`Gateway::reconfigure`].
@@ -161,6 +163,7 @@ impl Gateway {
                 services,
                 metrics,
                 ready: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
                 connections: Arc::new(Semaphore::new(max_connections)),
                 connection_permits: std::sync::Mutex::new(max_connections),
                 refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
@@ -263,9 +266,19 @@ impl Gateway {
         &self.inner.websockets
     }
 
-    /// Ready once a registry has been installed.
+    /// Ready once a registry has been installed, until the drain starts.
     pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Acquire)
+        self.inner.ready.load(Ordering::Acquire) && !self.is_draining()
+    }
+
+    /// Marks the gateway as stopping: from now on `/readyz` answers 503, so that a load
+    /// balancer takes the node out while what is in flight finishes.
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
     }
 
     /// Answers one request. Used by the connection loop, and by tests directly.

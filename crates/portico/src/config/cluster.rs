@@ -19,7 +19,7 @@ pub(super) struct RawCluster {
 }
 
 /// `[cluster]`, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
     /// This node's name: 1-63 of `a-z 0-9 -`, unique among the nodes.
     pub node: String,

@@ -29,7 +29,7 @@ impl Default for RawNotifications {
 }
 
 /// `[notifications]`, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationsConfig {
     /// How long a `/meta/connect` is held when the client asks for nothing else.
     pub connect_timeout: Duration,
@@ -71,6 +71,14 @@ pub(super) fn validate(
             config.max_connect_timeout
         );
     }
+    fits_idle_timeout(&config, idle_timeout)?;
+    Ok(config)
+}
+
+/// Held polls and quiet notification WebSockets must end, or be pinged, before the
+/// gateway's idle timeout: checked at start, and again when `SIGHUP` brings a new
+/// `limits.idle_timeout` while `[notifications]` keeps its running values.
+pub fn fits_idle_timeout(config: &NotificationsConfig, idle_timeout: Duration) -> Result<()> {
     if config.max_connect_timeout >= idle_timeout {
         bail!(
             "notifications.max_connect_timeout ({:?}) must be shorter than limits.idle_timeout ({:?}), \
@@ -87,5 +95,5 @@ pub(super) fn validate(
             idle_timeout
         );
     }
-    Ok(config)
+    Ok(())
 }
