@@ -76,6 +76,16 @@ fn replace(path: &std::path::Path, text: &str) {
     file.sync_all().unwrap();
 }
 
+/// Writes `template` as the running instance's `portico.toml`, `{tls}`, `{plain}` and
+/// `{admin}` standing for the ports it listens on.
+fn rewrite_config(portico: &Portico, template: &str) {
+    let text = template
+        .replace("{tls}", &portico.tls.to_string())
+        .replace("{plain}", &portico.plain.to_string())
+        .replace("{admin}", &portico.admin.to_string());
+    replace(&portico.path("portico.toml"), &text);
+}
+
 const TLS_CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:{tls}"
@@ -161,16 +171,11 @@ fn sighup_applies_new_limits_and_a_broken_file_changes_nothing() {
     let mut config = limits_config("\"16kB\"");
     let portico = Portico::start(&config, &[]);
     assert_eq!(with_header(&portico, 5_000), 200);
-    let ports = |text: &str| {
-        text.replace("{tls}", &portico.tls.to_string())
-            .replace("{plain}", &portico.plain.to_string())
-            .replace("{admin}", &portico.admin.to_string())
-    };
 
     // A 4 kB limit, and a key that needs a restart.
     config = limits_config("\"4kB\"");
     config.push_str("[log]\nformat = \"json\"\n");
-    replace(&portico.path("portico.toml"), &ports(&config));
+    rewrite_config(&portico, &config);
     portico.signal("HUP");
     let applied = within(Duration::from_secs(10), || {
         with_header(&portico, 5_000) == 431
@@ -187,10 +192,7 @@ fn sighup_applies_new_limits_and_a_broken_file_changes_nothing() {
     assert!(!log.lines().any(|l| l.starts_with('{')), "{log}");
 
     // A broken file: the log names its line, and the 4 kB limit stays.
-    replace(
-        &portico.path("portico.toml"),
-        &ports(&limits_config("\"lots\"")),
-    );
+    rewrite_config(&portico, &limits_config("\"lots\""));
     portico.signal("HUP");
     let logged = within(Duration::from_secs(10), || {
         portico.stderr().contains("configuration not reloaded")
@@ -198,10 +200,7 @@ fn sighup_applies_new_limits_and_a_broken_file_changes_nothing() {
     assert!(logged.is_some(), "{}", portico.stderr());
     let log = portico.stderr();
     assert!(log.contains("limits.max_header_size"), "{log}");
-    replace(
-        &portico.path("portico.toml"),
-        &ports(&limits_config("16kB")),
-    );
+    rewrite_config(&portico, &limits_config("16kB"));
     portico.signal("HUP");
     let logged = within(Duration::from_secs(10), || {
         portico.stderr().contains("portico.toml:6")
@@ -220,11 +219,7 @@ fn sighup_refuses_an_idle_timeout_the_running_notifications_do_not_fit() {
     let portico = Portico::start(&config, &[]);
     let shorter = limits_config("\"4kB\"")
         + "idle_timeout = \"40s\"\n[notifications]\nconnect_timeout = \"20s\"\nmax_connect_timeout = \"30s\"\n";
-    let text = shorter
-        .replace("{tls}", &portico.tls.to_string())
-        .replace("{plain}", &portico.plain.to_string())
-        .replace("{admin}", &portico.admin.to_string());
-    replace(&portico.path("portico.toml"), &text);
+    rewrite_config(&portico, &shorter);
     portico.signal("HUP");
     let logged = within(Duration::from_secs(10), || {
         portico.stderr().contains("configuration not reloaded")
@@ -261,11 +256,8 @@ fn sighup_applies_a_new_backend_ca_file() {
     let trusting = format!(
         "{config}[proxy]\nbackend_ca_file = \"{}\"\n",
         backend.ca_cert().display()
-    )
-    .replace("{tls}", &portico.tls.to_string())
-    .replace("{plain}", &portico.plain.to_string())
-    .replace("{admin}", &portico.admin.to_string());
-    replace(&portico.path("portico.toml"), &trusting);
+    );
+    rewrite_config(&portico, &trusting);
     portico.signal("HUP");
     let applied = within(Duration::from_secs(10), || {
         curl(&[&url]) == (200, "tls-backend /invoices".to_string())
