@@ -214,6 +214,59 @@ mod tests {
         Ok(())
     }
 
+    /// A connection split between two tasks: one waits to read on the runtime that opened
+    /// it while the other writes from a bulk thread, which moves the connection. The move
+    /// drops the waiting reader's registration; the reader is woken, waits anew, and reads
+    /// what arrives after the move.
+    #[test]
+    fn a_task_waiting_on_a_connection_that_moves_is_woken_and_reads_on() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let main = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        peer.set_read_timeout(Some(LIMIT)).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+
+        let (word, moved) = main.block_on(async {
+            let tcp = MovableTcp::new(tokio::net::TcpStream::from_std(accepted).unwrap());
+            let (mut reading, mut writing) = tokio::io::split(tcp);
+            let reader = tokio::spawn(async move {
+                let mut word = [0u8; 5];
+                let read = reading.read_exact(&mut word).await.map(|_| word);
+                (read, reading)
+            });
+            // Time for the reader to wait on the connection's first registration.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let writer =
+                runtime().spawn(async move { writing.write_all(b"moved").await.map(|()| writing) });
+            let writing = writer.await.unwrap().expect("written from the bulk thread");
+            tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Write};
+                let mut word = [0u8; 5];
+                peer.read_exact(&mut word).unwrap();
+                assert_eq!(&word, b"moved");
+                peer.write_all(b"hello").unwrap();
+                peer
+            })
+            .await
+            .unwrap();
+            let (read, reading) = tokio::time::timeout(LIMIT, reader)
+                .await
+                .expect("the waiting reader was woken after the move")
+                .unwrap();
+            (read.unwrap(), reading.unsplit(writing).moved())
+        });
+        assert_eq!(&word, b"hello");
+        assert!(
+            moved,
+            "the connection did not move; the test proves nothing"
+        );
+    }
+
     /// After the move, the connection's readiness comes from the bulk runtime's driver:
     /// the stream carries on while the runtime that opened it is not running at all.
     #[test]

@@ -144,9 +144,9 @@ impl Tunnel {
             outbound: Notify::new(),
             ended,
         });
-        // Two tasks share the transport's connection, so it must never move to the bulk
-        // runtime (`portico_fair::bulk::MovableTcp`): a tunnel is started on the main
-        // runtime, and no task that a stream's carry moves starts one.
+        // Two tasks share the transport's connection, both on the runtime the tunnel is
+        // started on: the main one, since no task that a stream's carry moves to the bulk
+        // runtime starts a tunnel.
         let (sink, stream) = transport.split();
         let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
         let span = tracing::debug_span!("tunnel", ?role);

@@ -11,15 +11,17 @@
 //! it with the bulk runtime's. That happens inside the moved task's poll, whatever layers
 //! (TLS, WebSocket) lie between the task and the socket, so the callers need not know.
 //!
-//! The move is one way and once. A socket must be polled by one task at a time: taking it
-//! off a driver drops the wakers registered there, so a second task still waiting on the
-//! old registration would never be woken. Every caller of [`super::carry`] moves the whole
-//! stream, both of its sockets, as one task.
+//! The move is one way and once. Taking the socket off a driver drops the wakers
+//! registered there without waking them, so a task still waiting on the old registration
+//! (the other half of a split connection, read in a task of its own) would never be woken.
+//! So the connection remembers the last task that waited to read and the last that waited
+//! to write, and wakes both once it has moved: each polls again, and waits on the new
+//! registration from then on.
 
 use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -47,6 +49,16 @@ pub struct MovableTcp {
     /// `None` only after a move failed, which leaves the connection closed.
     tcp: Option<TcpStream>,
     moved: bool,
+    /// Until the move: the last task that waited to read, and the last that waited to
+    /// write, to be woken once the connection has moved.
+    waiting: [Option<Waker>; 2],
+}
+
+/// Which of [`MovableTcp::waiting`] a poll is about.
+#[derive(Clone, Copy)]
+enum Way {
+    Read = 0,
+    Write = 1,
 }
 
 impl MovableTcp {
@@ -54,6 +66,7 @@ impl MovableTcp {
         MovableTcp {
             tcp: Some(tcp),
             moved: false,
+            waiting: [None, None],
         }
     }
 
@@ -63,16 +76,28 @@ impl MovableTcp {
         self.moved
     }
 
-    /// Runs `poll` on the connection, moved first when that is due.
+    /// Runs `poll` on the connection, moved first when that is due, and notes the task
+    /// when it has to wait `way`.
     #[inline]
     fn poll_with<T>(
         self: Pin<&mut Self>,
-        poll: impl FnOnce(Pin<&mut TcpStream>) -> Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+        way: Way,
+        poll: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        match self.get_mut().tcp() {
-            Ok(tcp) => poll(Pin::new(tcp)),
+        let this = self.get_mut();
+        let polled = match this.tcp() {
+            Ok(tcp) => poll(Pin::new(tcp), cx),
             Err(error) => Poll::Ready(Err(error)),
+        };
+        if polled.is_pending() && !this.moved {
+            // A task polls with the same waker each time, so this clones rarely.
+            let waiting = &mut this.waiting[way as usize];
+            if !waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waiting = Some(cx.waker().clone());
+            }
         }
+        polled
     }
 
     /// The connection, first moved to the bulk runtime's driver when this runs there.
@@ -97,7 +122,13 @@ impl MovableTcp {
         // Registering from a bulk worker thread registers with the bulk runtime's driver.
         // Readiness the socket already has is reported there at once. A failure (a driver
         // shutting down) has dropped the socket: the stream ends with the error.
-        match tcp.into_std().and_then(TcpStream::from_std) {
+        let moved = tcp.into_std().and_then(TcpStream::from_std);
+        // The old registration's waiters were dropped unwoken: wake them to wait anew (or
+        // to see the error). The task polling now may be among them; it polls once more.
+        for waiting in self.waiting.iter_mut().filter_map(Option::take) {
+            waiting.wake();
+        }
+        match moved {
             Ok(tcp) => {
                 self.tcp = Some(tcp);
                 tracing::trace!("a bulk stream's connection moved to the bulk runtime");
@@ -118,7 +149,7 @@ impl AsyncRead for MovableTcp {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.poll_with(|tcp| tcp.poll_read(cx, buf))
+        self.poll_with(cx, Way::Read, |tcp, cx| tcp.poll_read(cx, buf))
     }
 }
 
@@ -129,7 +160,7 @@ impl AsyncWrite for MovableTcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_with(|tcp| tcp.poll_write(cx, buf))
+        self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_write(cx, buf))
     }
 
     #[inline]
@@ -138,7 +169,7 @@ impl AsyncWrite for MovableTcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_with(|tcp| tcp.poll_write_vectored(cx, bufs))
+        self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -147,11 +178,11 @@ impl AsyncWrite for MovableTcp {
 
     #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_with(|tcp| tcp.poll_flush(cx))
+        self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_flush(cx))
     }
 
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_with(|tcp| tcp.poll_shutdown(cx))
+        self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_shutdown(cx))
     }
 }
