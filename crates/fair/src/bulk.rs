@@ -214,6 +214,26 @@ mod tests {
         Ok(())
     }
 
+    /// A current-thread runtime standing for the one that opens a connection, and a
+    /// connection on loopback: the peer's end (blocking, with a read timeout) and the
+    /// accepted end, ready to be registered with a runtime.
+    fn opened_connection() -> (
+        tokio::runtime::Runtime,
+        std::net::TcpStream,
+        std::net::TcpStream,
+    ) {
+        let main = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        peer.set_read_timeout(Some(LIMIT)).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+        (main, peer, accepted)
+    }
+
     /// A connection split between two tasks: one waits to read on the runtime that opened
     /// it while the other writes from a bulk thread, which moves the connection. The move
     /// drops the waiting reader's registration; the reader is woken, waits anew, and reads
@@ -221,15 +241,7 @@ mod tests {
     #[test]
     fn a_task_waiting_on_a_connection_that_moves_is_woken_and_reads_on() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let main = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        peer.set_read_timeout(Some(LIMIT)).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        accepted.set_nonblocking(true).unwrap();
+        let (main, mut peer, accepted) = opened_connection();
 
         let (word, moved) = main.block_on(async {
             let tcp = MovableTcp::new(tokio::net::TcpStream::from_std(accepted).unwrap());
@@ -271,15 +283,7 @@ mod tests {
     /// the stream carries on while the runtime that opened it is not running at all.
     #[test]
     fn a_moved_connection_carries_on_while_the_runtime_that_opened_it_stands_still() {
-        let main = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        peer.set_read_timeout(Some(LIMIT)).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        accepted.set_nonblocking(true).unwrap();
+        let (main, mut peer, accepted) = opened_connection();
 
         let moved = Arc::new(AtomicU64::new(0));
         let carried = {
