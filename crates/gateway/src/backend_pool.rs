@@ -190,14 +190,18 @@ struct DrivenBody {
 }
 
 impl DrivenBody {
-    /// Hands the connection back to the idle list. Whether it can take another request
-    /// is looked at once, when it is taken ([`IdleConnections::take`]): each look polls the
-    /// connection, and a look here too cost every request a second one.
+    /// Hands the connection back to the idle list if it can take another request. After
+    /// an exchange that ended cleanly the connection already says so (an atomic load); one
+    /// that does not is polled to find out. A connection still sending the request's body
+    /// (the backend answered early) or closing is dropped here, which ends the client's
+    /// unread body at once rather than when the idle list is next swept.
     fn recycle(&mut self) {
-        if let (Some(connection), Some((idle, authority))) =
+        if let (Some(mut connection), Some((idle, authority))) =
             (self.connection.take(), self.home.take())
         {
-            idle.put(authority.as_str(), connection);
+            if connection.sender.is_ready() || connection.is_reusable() {
+                idle.put(authority.as_str(), connection);
+            }
         }
     }
 }

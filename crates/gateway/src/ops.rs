@@ -23,8 +23,11 @@ pub fn answer<B>(gateway: &Gateway, request: &Request<B>) -> Response<Body> {
             "text/plain; charset=utf-8",
             "ok\n".to_string(),
         ),
+        // 404, not 503: a load balancer takes the node out of the rotation without
+        // counting it down, which would close the sessions still finishing through it
+        // (HAProxy's `http-check disable-on-404`; any other client sees "not ready").
         "/readyz" if gateway.is_draining() => (
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
             "not ready: draining\n".to_string(),
         ),
@@ -103,9 +106,6 @@ mod tests {
             .is_empty());
         assert_eq!(answer(&gateway, &request).status(), StatusCode::OK);
         gateway.start_draining();
-        assert_eq!(
-            answer(&gateway, &request).status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        assert_eq!(answer(&gateway, &request).status(), StatusCode::NOT_FOUND);
     }
 }

@@ -317,7 +317,7 @@ async fn h2_bodies_stream_both_ways() {
 async fn h2_header_lists_over_the_limit_are_refused() {
     let gw = start_tls(&registry().await, |_| {}).await;
     let (mut sender, _conn) = gw.h2().await;
-    // Over the 16 KiB limit: the gateway's 431 with its error body.
+    // Over the 16 kB limit: the gateway's 431 with its error body.
     let mut big = get_request(WEBAPP_HOST, "/");
     big.headers_mut()
         .insert("x-big", "b".repeat(17_000).parse().unwrap());

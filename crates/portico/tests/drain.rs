@@ -86,7 +86,7 @@ fn sigterm_lets_a_download_in_flight_finish_and_refuses_new_connections() {
     });
     assert!(closed.is_some(), "the listeners still accept connections");
     // The operators' listener stays, and tells a load balancer the node is going.
-    assert_eq!(curl(&[&readyz]), (503, "not ready: draining\n".to_string()));
+    assert_eq!(curl(&[&readyz]), (404, "not ready: draining\n".to_string()));
     assert!(
         !transfer.is_finished(),
         "the download ended before the listeners closed; the test proves nothing"

@@ -66,7 +66,7 @@ struct Inner {
     proxy: ArcSwap<Proxy>,
     metrics: Metrics,
     ready: AtomicBool,
-    /// Set when the process stops: `/readyz` then answers 503 while requests drain.
+    /// Set when the process stops: `/readyz` then answers 404 while requests drain.
     draining: AtomicBool,
     /// One permit per client connection (GW-13).
     connections: Arc<Semaphore>,
@@ -271,8 +271,8 @@ impl Gateway {
         self.inner.ready.load(Ordering::Acquire) && !self.is_draining()
     }
 
-    /// Marks the gateway as stopping: from now on `/readyz` answers 503, so that a load
-    /// balancer takes the node out while what is in flight finishes.
+    /// Marks the gateway as stopping: from now on `/readyz` answers 404, so that a load
+    /// balancer takes the node out of the rotation while what is in flight finishes.
     pub fn start_draining(&self) {
         self.inner.draining.store(true, Ordering::Release);
     }

@@ -74,7 +74,7 @@ fn config(nodes: &[Node], primaries: &[usize], ports: &[u16]) -> String {
     for (i, (primary, port)) in primaries.iter().zip(ports).enumerate() {
         config.push_str(&format!(
             "listen frontend-{i}\n    bind 127.0.0.1:{port}\n    bind [::1]:{port}\n\
-             \x20   option httpchk GET /readyz\n"
+             \x20   option httpchk GET /readyz\n    http-check disable-on-404\n"
         ));
         for (n, node) in nodes.iter().enumerate() {
             let backup = if n == *primary { "" } else { " backup" };
