@@ -26,20 +26,16 @@ pub fn on_hangup(started: &Config, gateway: &Gateway) {
             return;
         }
     };
-    if let Err(e) = config::fits_idle_timeout(&started.notifications, new.idle_timeout) {
-        tracing::error!(
-            "SIGHUP: configuration not reloaded, the running settings stay: {e:#} \
-             ([notifications] keeps its running values until a restart)"
-        );
-        return;
-    }
     let restart = needs_restart(started, &new);
     let applied = GatewayConfig {
         domains: started.domains.clone(),
         regions: started.regions.clone(),
         ..gateway_config(&new)
     };
-    if let Err(e) = gateway.reconfigure(applied) {
+    let reconfigured = config::fits_idle_timeout(&started.notifications, new.idle_timeout)
+        .map_err(|e| format!("{e:#} ([notifications] keeps its running values until a restart)"))
+        .and_then(|()| gateway.reconfigure(applied));
+    if let Err(e) = reconfigured {
         tracing::error!("SIGHUP: configuration not reloaded, the running settings stay: {e}");
         return;
     }

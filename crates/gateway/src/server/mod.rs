@@ -266,9 +266,9 @@ impl Gateway {
         &self.inner.websockets
     }
 
-    /// Ready once a registry has been installed, until the drain starts.
+    /// Ready once a registry has been installed (`/readyz` looks at the drain first).
     pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Acquire) && !self.is_draining()
+        self.inner.ready.load(Ordering::Acquire)
     }
 
     /// Marks the gateway as stopping: from now on `/readyz` answers 404, so that a load
