@@ -26,6 +26,7 @@ pub mod static_files;
 pub mod table;
 pub mod tls;
 pub mod websocket;
+mod woken;
 
 pub use config::GatewayConfig;
 pub use server::{

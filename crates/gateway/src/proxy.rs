@@ -27,8 +27,9 @@ pub struct Forwarding<'a> {
 const HOP_BY_HOP_COUNT: usize = 8;
 
 /// Headers that belong to one connection (RFC 7230 §6.1) and are never forwarded, plus
-/// the ones a client addresses to a proxy.
-const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+/// the ones a client addresses to a proxy. A `static`: a `const` array would be built and
+/// dropped again at each use, several times per message.
+static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -84,6 +85,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+// Made at compile time; `HeaderName::from_static` at run time checks the name each call.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Sets the forwarding headers of RFC 7239 and their de-facto `X-Forwarded-*` kin.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     let proto = if fwd.tls { "https" } else { "http" };
@@ -109,13 +115,10 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
         forwarded.push_str(piece);
     }
     forwarded.push('"');
-    append_list(headers, HeaderName::from_static("x-forwarded-for"), client);
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
-    );
+    append_list(headers, X_FORWARDED_FOR, client);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Ok(host) = HeaderValue::from_str(fwd.original_host) {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        headers.insert(X_FORWARDED_HOST, host);
     }
     append_list(headers, header::FORWARDED, forwarded);
     if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
@@ -146,29 +149,31 @@ fn ip_text(ip: IpAddr) -> String {
 }
 
 /// Appends `item` to a comma-separated list header, joining the lines earlier hops may
-/// have sent into one.
+/// have sent into one. One lookup: most requests come without the header.
 fn append_list(headers: &mut HeaderMap, name: HeaderName, item: String) {
-    let mut earlier = headers
-        .get_all(&name)
+    let mut entry = match headers.entry(name) {
+        header::Entry::Vacant(vacant) => {
+            // From a `String`, the value takes over its buffer.
+            if let Ok(value) = HeaderValue::try_from(item) {
+                vacant.insert(value);
+            }
+            return;
+        }
+        header::Entry::Occupied(entry) => entry,
+    };
+    let mut list = String::new();
+    for value in entry
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .peekable();
-    let list = if earlier.peek().is_none() {
-        item
-    } else {
-        let mut list = String::new();
-        for value in earlier {
-            list.push_str(value);
-            list.push_str(", ");
-        }
-        list.push_str(&item);
-        list
-    };
-    // From a `String`, the value takes over its buffer.
+    {
+        list.push_str(value);
+        list.push_str(", ");
+    }
+    list.push_str(&item);
     if let Ok(value) = HeaderValue::try_from(list) {
-        headers.insert(name, value);
+        entry.insert(value);
     }
 }
 

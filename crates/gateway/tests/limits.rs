@@ -554,7 +554,8 @@ async fn time_to_close(stream: &mut TcpStream, since: Instant) -> Duration {
 /// Asserts that the gateway closes `stream` after about the 1 s idle timeout the tests
 /// set: not before it, and well before the 10 s `time_to_close` allows. `since` was taken
 /// before the last bytes moved, so a slow test cannot make the gateway look early. (The
-/// gateway's clock counts whole milliseconds, hence the few spared here.)
+/// gateway closes between the timeout and an eighth more after the last byte; the few
+/// milliseconds spared here are for the timer's resolution.)
 async fn closes_after_the_idle_timeout(stream: &mut TcpStream, since: Instant) {
     let idle = time_to_close(stream, since).await;
     assert!(

@@ -3,11 +3,16 @@
 //! nothing to do, a response whose body stalls, or an upgraded WebSocket.
 //!
 //! [`IdleIo`] sits right on the client's socket (below the head guard and below an
-//! upgrade, which keeps the same IO) and notes every byte on an [`IdleClock`]. A
-//! [`watch`] future wakes when the clock may have run out; on expiry the IO fails every
-//! read and write from then on, which ends an upgraded relay, and the HTTP connection
-//! is dropped by its owner. While a request waits for its backend's response head the
-//! clock stands still: that wait has its own deadline (`proxy.response_timeout`).
+//! upgrade, which keeps the same IO) and notes on an [`IdleClock`] that bytes moved. A
+//! [`watch`] future looks at the clock eight times per timeout; on expiry the IO fails
+//! every read and write from then on, which ends an upgraded relay, and the HTTP
+//! connection is dropped by its owner. While a request waits for its backend's response
+//! head the clock stands still: that wait has its own deadline (`proxy.response_timeout`).
+//!
+//! Noting the time of every read and write cost a WebSocket round trip about a twentieth
+//! of its instructions (four reads of the clock); noting only that bytes moved costs a
+//! flag, and the watcher reads the clock. The price is precision: a connection is closed
+//! between `idle_timeout` and an eighth more after its last byte.
 
 use crate::body::BoxError;
 use bytes::Bytes;
@@ -15,7 +20,7 @@ use futures_util::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,11 +28,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// When a connection last moved a byte, and whether it is waiting on a backend.
+/// Whether a connection moved bytes since the watcher last looked, and whether it is
+/// waiting on a backend.
 pub struct IdleClock {
-    epoch: Instant,
-    /// Milliseconds after `epoch` of the last byte read or written.
-    last: AtomicU64,
+    /// Set when a byte is read or written; taken by the watcher at each look.
+    moved: AtomicBool,
     /// Requests whose whole body was read and whose response head is awaited.
     waiting: AtomicUsize,
     expired: AtomicBool,
@@ -42,8 +47,7 @@ pub struct IdleClock {
 impl IdleClock {
     pub fn new() -> Arc<IdleClock> {
         Arc::new(IdleClock {
-            epoch: Instant::now(),
-            last: AtomicU64::new(0),
+            moved: AtomicBool::new(true),
             waiting: AtomicUsize::new(0),
             expired: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
@@ -53,16 +57,16 @@ impl IdleClock {
         })
     }
 
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
     fn touch(&self) {
-        self.last.store(self.now(), Ordering::Relaxed);
+        // Loaded first: while the flag is set, a busy connection writes nothing shared.
+        if !self.moved.load(Ordering::Relaxed) {
+            self.moved.store(true, Ordering::Relaxed);
+        }
     }
 
-    fn idle_for(&self) -> Duration {
-        Duration::from_millis(self.now().saturating_sub(self.last.load(Ordering::Relaxed)))
+    /// Whether bytes moved (or a response wait ended) since the last call.
+    fn take_moved(&self) -> bool {
+        self.moved.swap(false, Ordering::Relaxed)
     }
 
     pub fn is_expired(&self) -> bool {
@@ -183,27 +187,35 @@ where
     }
 }
 
+/// How often the watcher looks at the clock per idle timeout: a connection is closed
+/// between the timeout and an eighth more after its last byte.
+const LOOKS_PER_TIMEOUT: u32 = 8;
+
 /// Resolves when nothing moved on the connection for the timeout `timeout()` returns
-/// (read each round, so a reconfigured timeout applies to open connections), and marks
+/// (read at each look, so a reconfigured timeout applies to open connections), and marks
 /// the clock expired; or when the IO is dropped, without marking it.
 pub async fn watch(clock: Arc<IdleClock>, timeout: impl Fn() -> Duration) {
     let closed = clock.closed.notified();
     tokio::pin!(closed);
+    // When a look last found the connection busy: its last byte moved at most one look
+    // interval before.
+    let mut busy_at = Instant::now();
     loop {
+        let now = Instant::now();
+        if clock.take_moved() || clock.waiting.load(Ordering::Acquire) > 0 {
+            busy_at = now;
+        }
         let timeout = timeout();
-        let wait = if clock.waiting.load(Ordering::Acquire) > 0 {
-            timeout
-        } else {
-            match timeout.checked_sub(clock.idle_for()) {
-                Some(left) if !left.is_zero() => left,
-                _ => {
-                    clock.expire();
-                    return;
-                }
+        let left = match timeout.checked_sub(now.saturating_duration_since(busy_at)) {
+            Some(left) if !left.is_zero() => left,
+            _ => {
+                clock.expire();
+                return;
             }
         };
+        let look = (timeout / LOOKS_PER_TIMEOUT).max(Duration::from_millis(1));
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(left.min(look)) => {}
             _ = closed.as_mut() => return,
         }
     }
@@ -356,8 +368,35 @@ mod tests {
         io.read_exact(&mut byte).await.unwrap();
         tokio::time::sleep(Duration::from_millis(900)).await;
         assert!(!clock.is_expired());
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Closed within an eighth of the timeout after it ran out.
+        tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(clock.is_expired());
+        watcher.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_connection_does_not_expire_and_is_closed_within_an_eighth_after_its_last_byte(
+    ) {
+        let (mut client, server) = tokio::io::duplex(64);
+        let clock = IdleClock::new();
+        let mut io = IdleIo::new(server, clock.clone());
+        let watcher = tokio::spawn(watch(clock.clone(), || Duration::from_secs(1)));
+        let mut byte = [0u8; 1];
+        // A byte every 300 ms for 6 s: never idle for the timeout.
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            client.write_all(b"x").await.unwrap();
+            io.read_exact(&mut byte).await.unwrap();
+            assert!(!clock.is_expired());
+        }
+        let last = Instant::now();
+        let err = io.read(&mut byte).await.expect_err("expired");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        let idle = last.elapsed();
+        assert!(
+            idle >= Duration::from_secs(1) && idle <= Duration::from_millis(1125),
+            "{idle:?}"
+        );
         watcher.await.unwrap();
     }
 }

@@ -11,6 +11,8 @@ use crate::limits::idle::{IdleClock, IdleIo};
 use crate::limits::linger::LingeringClose;
 use crate::overload;
 use crate::proxy::strip_hop_by_hop;
+use crate::woken::race_woken;
+use futures_util::future::Either;
 use http::{Request, Response, StatusCode};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -188,10 +190,15 @@ impl Gateway {
                 Protocol::Http2 => self.serve_http2(io, conn, &clock, &stop).await,
             }
         };
+        let idle = self.watch_idle(clock.clone());
         // The connection (with the IO, unless it was upgraded) is gone after this.
-        let result = tokio::select! {
-            result = served => result,
-            _ = self.watch_idle(clock.clone()) => {
+        let result = {
+            tokio::pin!(served, idle);
+            race_woken(served, idle).await
+        };
+        let result = match result {
+            Either::Left(result) => result,
+            Either::Right(()) => {
                 tracing::debug!(client = %conn.client, "idle connection closed");
                 return None;
             }
@@ -369,14 +376,15 @@ impl Stop {
     where
         C: Future<Output = Result<(), hyper::Error>>,
     {
-        tokio::pin!(connection);
-        tokio::select! {
-            result = connection.as_mut() => return result,
-            _ = self.graceful.cancelled() => graceful_shutdown(connection.as_mut()),
+        let (graceful, deadline) = (self.graceful.cancelled(), self.deadline.cancelled());
+        tokio::pin!(connection, graceful, deadline);
+        if let Either::Left(result) = race_woken(connection.as_mut(), graceful).await {
+            return result;
         }
-        tokio::select! {
-            result = connection.as_mut() => result,
-            _ = self.deadline.cancelled() => Ok(()),
+        graceful_shutdown(connection.as_mut());
+        match race_woken(connection, deadline).await {
+            Either::Left(result) => result,
+            Either::Right(()) => Ok(()),
         }
     }
 }
