@@ -375,8 +375,8 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_busy_connection_does_not_expire_and_is_closed_within_an_eighth_after_its_last_byte(
-    ) {
+    async fn a_busy_connection_does_not_expire_and_is_closed_within_an_eighth_after_its_last_byte()
+    {
         let (mut client, server) = tokio::io::duplex(64);
         let clock = IdleClock::new();
         let mut io = IdleIo::new(server, clock.clone());

@@ -111,6 +111,15 @@ impl FrameTracker {
         loop {
             match self.state {
                 State::Header { have } => {
+                    // The common case: a whole header at a boundary, read in place.
+                    if let Some(len) = whole_header(&bytes[pos..]).filter(|_| have == 0) {
+                        let frame = parse_header(&bytes[pos..pos + len]);
+                        pos += len;
+                        if let Some(done) = self.begin(frame, pos) {
+                            return done;
+                        }
+                        continue;
+                    }
                     if pos == bytes.len() {
                         return Progress {
                             consumed: pos,
@@ -132,14 +141,10 @@ impl FrameTracker {
                     if have < 2 || have < full {
                         continue;
                     }
-                    let frame = self.parse_header();
-                    if frame.payload_len == 0 {
-                        return self.complete(frame, pos);
+                    let frame = parse_header(&self.header[..have]);
+                    if let Some(done) = self.begin(frame, pos) {
+                        return done;
                     }
-                    self.state = State::Payload {
-                        frame,
-                        remaining: frame.payload_len,
-                    };
                 }
                 State::Payload { frame, remaining } => {
                     let available = (bytes.len() - pos) as u64;
@@ -161,6 +166,19 @@ impl FrameTracker {
         }
     }
 
+    /// Starts on `frame`'s payload, having consumed its header; a frame without payload
+    /// is complete at once.
+    fn begin(&mut self, frame: FrameHeader, consumed: usize) -> Option<Progress> {
+        if frame.payload_len == 0 {
+            return Some(self.complete(frame, consumed));
+        }
+        self.state = State::Payload {
+            frame,
+            remaining: frame.payload_len,
+        };
+        None
+    }
+
     fn complete(&mut self, frame: FrameHeader, consumed: usize) -> Progress {
         self.state = State::Header { have: 0 };
         self.frames += 1;
@@ -169,33 +187,35 @@ impl FrameTracker {
             completed: Some(frame),
         }
     }
+}
 
-    /// Reads the complete header in `self.header`.
-    fn parse_header(&self) -> FrameHeader {
-        let h = &self.header;
-        let masked = h[1] & 0x80 != 0;
-        let code = h[1] & 0x7F;
-        let (payload_len, mut at) = match code {
-            126 => (u64::from(u16::from_be_bytes([h[2], h[3]])), 4),
-            127 => (
-                u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]),
-                10,
-            ),
-            n => (u64::from(n), 2),
-        };
-        let mask = masked.then(|| {
-            let key = [h[at], h[at + 1], h[at + 2], h[at + 3]];
-            at += 4;
-            key
-        });
-        debug_assert_eq!(at, header_len(code, masked));
-        FrameHeader {
-            fin: h[0] & 0x80 != 0,
-            rsv: (h[0] >> 4) & 0x7,
-            opcode: h[0] & 0x0F,
-            mask,
-            payload_len,
-        }
+/// The length of the header at the start of `bytes`, if all of it is there.
+fn whole_header(bytes: &[u8]) -> Option<usize> {
+    let second = *bytes.get(1)?;
+    let len = header_len(second & 0x7F, second & 0x80 != 0);
+    (bytes.len() >= len).then_some(len)
+}
+
+/// Reads a complete header.
+fn parse_header(h: &[u8]) -> FrameHeader {
+    let masked = h[1] & 0x80 != 0;
+    let code = h[1] & 0x7F;
+    let (payload_len, at) = match code {
+        126 => (u64::from(u16::from_be_bytes([h[2], h[3]])), 4),
+        127 => (
+            u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]),
+            10,
+        ),
+        n => (u64::from(n), 2),
+    };
+    let mask = masked.then(|| [h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    debug_assert_eq!(h.len(), header_len(code, masked));
+    FrameHeader {
+        fin: h[0] & 0x80 != 0,
+        rsv: (h[0] >> 4) & 0x7,
+        opcode: h[0] & 0x0F,
+        mask,
+        payload_len,
     }
 }
 

@@ -127,19 +127,6 @@ impl Inbox {
         injection
     }
 
-    /// Resolves once something waits in the inbox.
-    fn filled(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| {
-            if self.is_empty() {
-                self.pump.register(cx.waker());
-                if self.is_empty() {
-                    return Poll::Pending;
-                }
-            }
-            Poll::Ready(())
-        })
-    }
-
     fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Injection>> {
         self.queue
             .lock()
@@ -345,18 +332,34 @@ impl ReadBuffer {
         &self.0[..n]
     }
 
-    /// Reads from `reader`; while it has nothing to give (or yields its thread to other
-    /// tasks for a turn, `portico_fair`), the buffer is made small again.
-    /// (A read that is not ready has written nothing, and the next may use another buffer.)
-    fn read_from<'a, R: AsyncRead + Unpin>(
+    /// Reads from `reader`, or resolves once something waits in `inbox`. The inbox is
+    /// looked at first, and its waker registered only when the read has to wait: a pump
+    /// moving messages registers once per wait instead of once per message. While the
+    /// reader has nothing to give (or yields its thread to other tasks for a turn,
+    /// `portico_fair`), the buffer is made small again. (A read that is not ready has
+    /// written nothing, and the next may use another buffer.)
+    fn read_or_injection<'a, R: AsyncRead + Unpin>(
         &'a mut self,
         reader: &'a mut R,
-    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        inbox: Option<&'a Inbox>,
+    ) -> impl Future<Output = Woke> + 'a {
         std::future::poll_fn(move |cx| {
+            if inbox.is_some_and(|inbox| !inbox.is_empty()) {
+                return Poll::Ready(Woke::Injection);
+            }
             let mut space = ReadBuf::new(&mut self.0);
             match Pin::new(&mut *reader).poll_read(cx, &mut space) {
-                Poll::Ready(result) => Poll::Ready(result.map(|()| space.filled().len())),
+                Poll::Ready(result) => {
+                    Poll::Ready(Woke::Read(result.map(|()| space.filled().len())))
+                }
                 Poll::Pending => {
+                    if let Some(inbox) = inbox {
+                        inbox.pump.register(cx.waker());
+                        // Filled between the look and the registration: no wake-up would come.
+                        if !inbox.is_empty() {
+                            return Poll::Ready(Woke::Injection);
+                        }
+                    }
                     if self.0.len() > SMALL_READ {
                         self.0 = vec![0; SMALL_READ];
                     }
@@ -373,6 +376,13 @@ impl ReadBuffer {
             self.0 = vec![0; (size * 4).min(LARGE_READ)];
         }
     }
+}
+
+/// What a waiting pump was woken for.
+enum Woke {
+    Read(io::Result<usize>),
+    /// The gateway has a frame for this direction.
+    Injection,
 }
 
 /// One direction of the relay.
@@ -410,29 +420,29 @@ where
     async fn run(mut self, shared: &Shared) -> io::Result<()> {
         let mut buf = ReadBuffer::new();
         loop {
+            // The gateway's frames go in only between two frames.
             let between_frames = self.tracker.at_boundary() && self.held.is_none();
-            tokio::select! {
-                biased;
-                () = shared.inbox(self.toward).filled(), if between_frames => {
+            let inbox = between_frames.then(|| shared.inbox(self.toward));
+            let n = match buf.read_or_injection(&mut self.reader, inbox).await {
+                Woke::Injection => {
                     if let Some(injection) = shared.inbox(self.toward).take() {
                         self.inject(injection, shared).await?;
                     }
+                    continue;
                 }
-                read = buf.read_from(&mut self.reader) => {
-                    let n = read?;
-                    if n == 0 {
-                        shared.reader_done(self.toward);
-                        if let Some(held) = self.held.take() {
-                            self.forward(&held, shared).await?;
-                        }
-                        // The peer ended its stream: end ours towards the other side too.
-                        let _ = self.writer.shutdown().await;
-                        return Ok(());
-                    }
-                    self.pass(buf.filled(n), shared).await?;
-                    buf.grow_if_filled(n);
+                Woke::Read(read) => read?,
+            };
+            if n == 0 {
+                shared.reader_done(self.toward);
+                if let Some(held) = self.held.take() {
+                    self.forward(&held, shared).await?;
                 }
+                // The peer ended its stream: end ours towards the other side too.
+                let _ = self.writer.shutdown().await;
+                return Ok(());
             }
+            self.pass(buf.filled(n), shared).await?;
+            buf.grow_if_filled(n);
         }
     }
 
@@ -555,6 +565,14 @@ where
 mod tests {
     use super::*;
 
+    /// A read without an inbox.
+    async fn read_from<R: AsyncRead + Unpin>(buf: &mut ReadBuffer, reader: &mut R) -> usize {
+        match buf.read_or_injection(reader, None).await {
+            Woke::Read(read) => read.unwrap(),
+            Woke::Injection => unreachable!("no inbox was given"),
+        }
+    }
+
     #[tokio::test]
     async fn the_read_buffer_grows_while_reads_fill_it_and_is_small_while_waiting() {
         let (mut peer, mut reader) = tokio::io::duplex(64 * 1024);
@@ -562,7 +580,7 @@ mod tests {
         let mut sizes = Vec::new();
         peer.write_all(&[7; 40_000]).await.unwrap();
         for _ in 0..4 {
-            let n = buf.read_from(&mut reader).await.unwrap();
+            let n = read_from(&mut buf, &mut reader).await;
             assert_eq!(n, buf.0.len(), "a read fills the buffer while bytes wait");
             buf.grow_if_filled(n);
             sizes.push(buf.0.len());
@@ -570,13 +588,13 @@ mod tests {
         assert_eq!(sizes, [2048, 8192, LARGE_READ, LARGE_READ]);
         // The rest, then nothing: waiting, the buffer is small again.
         let rest = 40_000 - (512 + 2048 + 8192 + LARGE_READ);
-        assert_eq!(buf.read_from(&mut reader).await.unwrap(), rest);
+        assert_eq!(read_from(&mut buf, &mut reader).await, rest);
         let waiting =
-            tokio::time::timeout(Duration::from_millis(50), buf.read_from(&mut reader)).await;
+            tokio::time::timeout(Duration::from_millis(50), read_from(&mut buf, &mut reader)).await;
         assert!(waiting.is_err(), "nothing to read");
         assert_eq!(buf.0.len(), SMALL_READ);
         peer.write_all(b"hello").await.unwrap();
-        assert_eq!(buf.read_from(&mut reader).await.unwrap(), 5);
+        assert_eq!(read_from(&mut buf, &mut reader).await, 5);
         assert_eq!(buf.filled(5), b"hello");
     }
 }
