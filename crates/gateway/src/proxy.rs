@@ -15,13 +15,27 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// Who asked, as the backend should learn it.
+/// Who asked, as the backend should learn it. The host and the request id are header
+/// values, so that they go into the messages as they are, without a check and a copy each.
 #[derive(Debug, Clone)]
 pub struct Forwarding<'a> {
     pub client_ip: IpAddr,
     pub tls: bool,
-    pub original_host: &'a str,
-    pub request_id: &'a str,
+    /// The host the client asked for.
+    pub original_host: &'a HeaderValue,
+    pub request_id: &'a HeaderValue,
+}
+
+impl Forwarding<'_> {
+    /// The host the client asked for, as text (a host the gateway routed is ASCII).
+    pub fn host(&self) -> &str {
+        self.original_host.to_str().unwrap_or_default()
+    }
+
+    /// The request id as text (made by the gateway, or checked to be visible ASCII).
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
 }
 
 const HOP_BY_HOP_COUNT: usize = 8;
@@ -95,7 +109,8 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     let proto = if fwd.tls { "https" } else { "http" };
     let client = ip_text(fwd.client_ip);
     // Written into one string, which becomes the header's value without a copy.
-    let mut forwarded = String::with_capacity(32 + client.len() + fwd.original_host.len());
+    let original_host = fwd.host();
+    let mut forwarded = String::with_capacity(32 + client.len() + original_host.len());
     match fwd.client_ip {
         IpAddr::V4(_) => {
             forwarded.push_str("for=");
@@ -111,19 +126,15 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     forwarded.push_str(proto);
     forwarded.push_str(";host=\"");
     // A valid host has no quote or backslash; leaving them out guards the quoted string.
-    for piece in fwd.original_host.split(['"', '\\']) {
+    for piece in original_host.split(['"', '\\']) {
         forwarded.push_str(piece);
     }
     forwarded.push('"');
     append_list(headers, X_FORWARDED_FOR, client);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if let Ok(host) = HeaderValue::from_str(fwd.original_host) {
-        headers.insert(X_FORWARDED_HOST, host);
-    }
+    headers.insert(X_FORWARDED_HOST, fwd.original_host.clone());
     append_list(headers, header::FORWARDED, forwarded);
-    if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
-        headers.insert(crate::REQUEST_ID, id);
-    }
+    headers.insert(crate::REQUEST_ID, fwd.request_id.clone());
 }
 
 /// An address as text; IPv4, the common case, without the formatting machinery, which
@@ -281,19 +292,17 @@ fn for_backend(
 
 /// A backend's response on its way to the client: its hop-by-hop headers stay behind,
 /// and it carries the request id.
-fn response_to_client(response: Response<Body>, request_id: &str) -> Response<Body> {
+fn response_to_client(response: Response<Body>, request_id: &HeaderValue) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
-    if let Ok(id) = HeaderValue::from_str(request_id) {
-        parts.headers.insert(crate::REQUEST_ID, id);
-    }
+    parts.headers.insert(crate::REQUEST_ID, request_id.clone());
     Response::from_parts(parts, body)
 }
 
 /// [`response_to_client`] for an answer of the upgrade client.
 pub(crate) fn finish(
     response: Response<hyper::body::Incoming>,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) -> Response<Body> {
     response_to_client(response.map(boxed), request_id)
 }
@@ -420,8 +429,8 @@ mod tests {
         let fwd = Forwarding {
             client_ip: "::1".parse().unwrap(),
             tls: true,
-            original_host: "a-b.eu1.portico.localhost",
-            request_id: "r1",
+            original_host: &HeaderValue::from_static("a-b.eu1.portico.localhost"),
+            request_id: &HeaderValue::from_static("r1"),
         };
         set_forwarding_headers(&mut h, &fwd);
         assert_eq!(h["x-forwarded-for"], "10.0.0.9, 10.0.0.1, ::1");
@@ -439,8 +448,8 @@ mod tests {
         let fwd = Forwarding {
             client_ip: "192.0.2.7".parse().unwrap(),
             tls: false,
-            original_host: "a\"b\\c.example",
-            request_id: "r2",
+            original_host: &HeaderValue::from_static("a\"b\\c.example"),
+            request_id: &HeaderValue::from_static("r2"),
         };
         set_forwarding_headers(&mut h, &fwd);
         assert_eq!(h["x-forwarded-for"], "192.0.2.7");

@@ -415,12 +415,14 @@ impl Gateway {
         };
         let config = self.config();
         let (request, tripwire) = limit_request(request, &config).map_err(refuse)?;
-        let original_host = request_host(&request).unwrap_or_default().to_string();
+        let original_host = host_value(&request);
+        let request_id = HeaderValue::from_str(request_id)
+            .map_err(|_| GatewayError::bad_request("The request id is not a valid header"))?;
         let fwd = Forwarding {
             client_ip: conn.client.ip(),
             tls: conn.tls,
             original_host: &original_host,
-            request_id,
+            request_id: &request_id,
         };
         let target = dispatch.target.clone();
         let result = match &*target {
@@ -530,22 +532,22 @@ impl Gateway {
             .parse()
             .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?;
         parts.extensions.insert(RequestContext {
-            request_id: fwd.request_id.to_string(),
+            request_id: fwd.request_id().to_string(),
             client: conn.client,
             tls: conn.tls,
             // The routing phase parsed this host already; it cannot fail here.
-            host: parse_host(fwd.original_host, &self.inner.hosts)
+            host: parse_host(fwd.host(), &self.inner.hosts)
                 .ok_or_else(|| GatewayError::not_found("Unknown host"))?,
-            original_host: fwd.original_host.to_string(),
+            original_host: fwd.host().to_string(),
             original_target,
             tenant: dispatch.tenant,
             session: caller.as_ref().and_then(|c| c.session.clone()),
             principal: caller.map(|c| c.principal),
         });
         let mut response = service.call(Request::from_parts(parts, body)).await;
-        if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
-            response.headers_mut().insert(crate::REQUEST_ID, id);
-        }
+        response
+            .headers_mut()
+            .insert(crate::REQUEST_ID, fwd.request_id.clone());
         Ok(response)
     }
 
@@ -651,6 +653,16 @@ fn core(request: &Request<Body>) -> Result<Response<Body>, GatewayError> {
 /// `Host` header (RFC 7230 §5.4; two `Host` headers address nothing).
 fn request_host<B>(request: &Request<B>) -> Option<&str> {
     host_of(request.uri(), request.headers())
+}
+
+/// [`request_host`] as a header value: the `Host` header itself when the host came from
+/// it (shared, not copied), empty when the request has none.
+fn host_value<B>(request: &Request<B>) -> HeaderValue {
+    let host = request_host(request).unwrap_or_default();
+    match request.headers().get(header::HOST) {
+        Some(value) if value.as_bytes() == host.as_bytes() => value.clone(),
+        _ => HeaderValue::from_str(host).unwrap_or_else(|_| HeaderValue::from_static("")),
+    }
 }
 
 /// [`request_host`] of a request's head.

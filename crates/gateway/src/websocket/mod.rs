@@ -91,7 +91,7 @@ pub(crate) async fn forward(
     }
     if let Err(problem) = handshake::check_response(&client, response.headers()) {
         tracing::warn!(
-            request_id = fwd.request_id,
+            request_id = fwd.request_id(),
             problem,
             "the WebSocket backend's 101 was not a valid handshake answer"
         );
@@ -104,9 +104,9 @@ pub(crate) async fn forward(
     let (mut parts, _) = response.into_parts();
     // The backend's 101 goes to the client with its chosen subprotocol and extensions.
     strip_hop_by_hop(&mut parts.headers, true);
-    if let Ok(id) = HeaderValue::from_str(fwd.request_id) {
-        parts.headers.insert(crate::REQUEST_ID, id);
-    }
+    parts
+        .headers
+        .insert(crate::REQUEST_ID, fwd.request_id.clone());
 
     let sockets = gateway.websockets();
     let closing = sockets.closing.clone();
