@@ -112,7 +112,12 @@ impl FrameTracker {
             match self.state {
                 State::Header { have } => {
                     // The common case: a whole header at a boundary, read in place.
-                    if let Some(len) = whole_header(&bytes[pos..]).filter(|_| have == 0) {
+                    let whole = if have == 0 {
+                        whole_header(&bytes[pos..])
+                    } else {
+                        None
+                    };
+                    if let Some(len) = whole {
                         let frame = parse_header(&bytes[pos..pos + len]);
                         pos += len;
                         if let Some(done) = self.begin(frame, pos) {

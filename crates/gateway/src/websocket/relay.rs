@@ -425,7 +425,7 @@ where
             let inbox = between_frames.then(|| shared.inbox(self.toward));
             let n = match buf.read_or_injection(&mut self.reader, inbox).await {
                 Woke::Injection => {
-                    if let Some(injection) = shared.inbox(self.toward).take() {
+                    if let Some(injection) = inbox.and_then(Inbox::take) {
                         self.inject(injection, shared).await?;
                     }
                     continue;
