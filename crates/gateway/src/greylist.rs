@@ -155,22 +155,31 @@ impl Greylist {
 
     /// Awaits `response` (a request to `endpoint` until its response head) and records
     /// how long it took. A request still waiting after `slow_response` makes its endpoint
-    /// slow at that moment, without waiting for the answer.
+    /// slow at that moment, without waiting for the answer. One still waiting after
+    /// `give_up` is abandoned with `timed_out()`.
+    ///
+    /// Both moments are served by one timer, moved from the first to the second: a
+    /// request's timers cost as much as the rest of its greylisting.
     pub async fn time<T, E>(
         &self,
         endpoint: &str,
         settings: &GreylistConfig,
         load: impl Fn() -> f64,
+        (give_up, timed_out): (Duration, impl FnOnce() -> E),
         // Pinned by the caller: taken by value, the future would be held twice in this
         // one's state (once as the argument, once pinned), and request futures are
         // copied whole as they start.
         mut response: Pin<&mut impl Future<Output = Result<T, E>>>,
     ) -> Result<T, E> {
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
+        let slow_at = started + settings.slow_response;
+        let give_up_at = started + give_up;
+        let timer = tokio::time::sleep_until(slow_at.min(give_up_at));
+        tokio::pin!(timer);
         let early = tokio::select! {
             biased;
             result = response.as_mut() => Some(result),
-            _ = tokio::time::sleep(settings.slow_response) => None,
+            () = timer.as_mut() => None,
         };
         if let Some(result) = early {
             if started.elapsed() > settings.slow_response {
@@ -181,8 +190,17 @@ impl Greylist {
             }
             return result;
         }
+        if give_up_at <= slow_at {
+            // Abandoned before it was slow by greylisting's measure: not counted.
+            return Err(timed_out());
+        }
         let _overdue = self.overdue(endpoint, load(), settings);
-        let result = response.await;
+        timer.as_mut().reset(give_up_at);
+        let result = tokio::select! {
+            biased;
+            result = response => result,
+            () = timer => Err(timed_out()),
+        };
         self.observed_slow(endpoint, load(), settings);
         result
     }
@@ -387,7 +405,10 @@ mod tests {
         }
     }
 
-    async fn answer_after(ms: u64) -> Result<(), ()> {
+    /// A give-up deadline no test reaches.
+    const NEVER: (Duration, fn() -> ()) = (Duration::from_secs(3600), || ());
+
+    async fn answer_after<E>(ms: u64) -> Result<(), E> {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Ok(())
     }
@@ -397,7 +418,13 @@ mod tests {
         let greylist = Greylist::new(GreylistMetrics::default());
         let s = settings(GreylistMode::Enforce);
         greylist
-            .time("http://a", &s, || 0.1, std::pin::pin!(answer_after(80)))
+            .time(
+                "http://a",
+                &s,
+                || 0.1,
+                NEVER,
+                std::pin::pin!(answer_after(80)),
+            )
             .await
             .unwrap();
         assert!(
@@ -419,13 +446,25 @@ mod tests {
         let greylist = Greylist::new(GreylistMetrics::default());
         let s = settings(GreylistMode::Report);
         greylist
-            .time("http://a", &s, || 0.9, std::pin::pin!(answer_after(80)))
+            .time(
+                "http://a",
+                &s,
+                || 0.9,
+                NEVER,
+                std::pin::pin!(answer_after(80)),
+            )
             .await
             .unwrap();
         assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
         assert_eq!(greylist.admit("http://a", 0.9, &s), Admission::Forward);
         greylist
-            .time("http://a", &s, || 0.1, std::pin::pin!(answer_after(0)))
+            .time(
+                "http://a",
+                &s,
+                || 0.1,
+                NEVER,
+                std::pin::pin!(answer_after(0)),
+            )
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -440,10 +479,50 @@ mod tests {
         let greylist = Greylist::new(GreylistMetrics::default());
         let s = settings(GreylistMode::Enforce);
         let answer = std::pin::pin!(answer_after(10_000));
-        let waiting = greylist.time("http://a", &s, || 0.9, answer);
+        let waiting = greylist.time("http://a", &s, || 0.9, NEVER, answer);
         let _ = tokio::time::timeout(Duration::from_millis(120), waiting).await;
         assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
         let overdue = greylist.lock().get("http://a").map(|e| e.overdue);
         assert_eq!(overdue, Some(0), "the abandoned request no longer counts");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waiting_past_give_up_is_abandoned_and_its_endpoint_was_slow() {
+        let greylist = Greylist::new(GreylistMetrics::default());
+        let s = settings(GreylistMode::Enforce);
+        let started = tokio::time::Instant::now();
+        let answer = std::pin::pin!(answer_after(10_000));
+        let give_up = (Duration::from_millis(150), || "gave up");
+        let result = greylist.time("http://a", &s, || 0.9, give_up, answer).await;
+        assert_eq!(result, Err("gave up"));
+        assert_eq!(started.elapsed(), Duration::from_millis(150));
+        assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
+        let overdue = greylist.lock().get("http://a").map(|e| e.overdue);
+        assert_eq!(overdue, Some(0), "the abandoned request no longer counts");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_give_up_before_the_slow_mark_does_not_count_as_slow() {
+        let greylist = Greylist::new(GreylistMetrics::default());
+        let s = settings(GreylistMode::Enforce);
+        let started = tokio::time::Instant::now();
+        let answer = std::pin::pin!(answer_after(10_000));
+        let give_up = (Duration::from_millis(20), || "gave up");
+        let result = greylist.time("http://a", &s, || 0.9, give_up, answer).await;
+        assert_eq!(result, Err("gave up"));
+        assert_eq!(started.elapsed(), Duration::from_millis(20));
+        assert!(greylist.greylisted_endpoints().is_empty());
+        assert_eq!(greylist.shared.tracked.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_between_the_slow_mark_and_give_up_is_returned_and_slow() {
+        let greylist = Greylist::new(GreylistMetrics::default());
+        let s = settings(GreylistMode::Enforce);
+        let answer = std::pin::pin!(answer_after(100));
+        let give_up = (Duration::from_millis(150), || ());
+        let result = greylist.time("http://a", &s, || 0.9, give_up, answer).await;
+        assert_eq!(result, Ok(()));
+        assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
     }
 }

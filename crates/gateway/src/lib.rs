@@ -37,18 +37,46 @@ pub use service::{from_tower, InProcess, RequestContext, Services};
 /// The request id header, set on both sides of the proxy (GW-15, OPS-3).
 pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
-/// A fresh request id: 128 random bits in hex, from the thread's userspace generator
-/// (a system call per request would show in the proxy's cost).
+/// A fresh request id: 32 hex digits, unique and unpredictable enough to correlate logs.
+///
+/// Each thread draws two random 64-bit keys once, from the system's generator, and then
+/// numbers its ids: each half of an id is a bijective mix (SplitMix64's finaliser) of the
+/// count with one key, so a thread never repeats an id, and two threads (or nodes) share
+/// one only if their random keys collide. A request id is not a secret: it travels in the
+/// clear to the backend and back to the client. Drawing 128 bits per request from the
+/// cryptographic generator cost about 1.4 % of a small request's instructions.
 pub fn new_request_id() -> String {
     use rand::Rng;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bits = rand::thread_rng().gen::<u128>();
-    // Hex digits written directly: the formatting machinery showed in per-request profiles.
-    let mut id = String::with_capacity(32);
-    for nibble in (0..32).rev() {
-        id.push(char::from(HEX[(bits >> (nibble * 4)) as usize & 0xf]));
+    use std::cell::Cell;
+    thread_local! {
+        static KEYS: (u64, u64) = {
+            let mut rng = rand::thread_rng();
+            (rng.gen(), rng.gen())
+        };
+        static COUNT: Cell<u64> = const { Cell::new(0) };
     }
-    id
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = COUNT.with(|count| {
+        let n = count.get();
+        count.set(n.wrapping_add(1));
+        n
+    });
+    let (high_key, low_key) = KEYS.with(|keys| *keys);
+    let bits = u128::from(mix(high_key ^ n)) << 64 | u128::from(mix(low_key.wrapping_add(n)));
+    let mut digits = [0u8; 32];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[(bits >> (124 - 4 * i)) as usize & 0xf];
+    }
+    digits.iter().map(|&d| char::from(d)).collect()
+}
+
+/// SplitMix64's finaliser: a bijection on 64-bit values that spreads every input bit
+/// over the output.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -61,5 +89,23 @@ mod tests {
             .bytes()
             .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn request_ids_do_not_repeat_within_a_thread_or_across_threads() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            assert!(seen.insert(super::new_request_id()));
+        }
+        let other: Vec<String> =
+            std::thread::spawn(|| (0..10_000).map(|_| super::new_request_id()).collect())
+                .join()
+                .unwrap();
+        for id in other {
+            assert!(
+                seen.insert(id),
+                "an id of another thread repeated one of this thread's"
+            );
+        }
     }
 }

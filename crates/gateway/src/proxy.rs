@@ -214,7 +214,8 @@ impl Proxy {
     }
 
     /// Sends `request` to `uri` on a backend whose `Host` is `host` and streams the answer
-    /// back.
+    /// back. The wait for the answer is the caller's to bound, at [`Proxy::response_timeout`]
+    /// and with [`Proxy::timed_out`]: the gateway does it with greylisting's timer.
     pub async fn forward(
         &self,
         request: Request<Body>,
@@ -224,19 +225,35 @@ impl Proxy {
     ) -> Result<Response<Body>, GatewayError> {
         let backend_request = for_backend(request, uri, host, fwd, false);
         if backend_request.uri().scheme() == Some(&Scheme::HTTP) {
-            let response = self
-                // Boxed: inline, this future would make every future that awaits this one
-                // kilobytes larger, and they are moved (copied) as they start.
-                .within_deadline(Box::pin(self.backends.send(backend_request)))
-                .await?
+            // Boxed: inline, this future would make every future that awaits this one
+            // kilobytes larger, and they are moved (copied) as they start.
+            let response = Box::pin(self.backends.send(backend_request))
+                .await
                 .map_err(|e| send_error(&e))?;
             return Ok(response_to_client(response, fwd.request_id));
         }
         let response = self
-            .within_deadline(self.client.request(backend_request))
-            .await?
+            .client
+            .request(backend_request)
+            .await
             .map_err(|e| backend_error(&e, false))?;
         Ok(response_to_client(response.map(boxed), fwd.request_id))
+    }
+
+    /// How long a backend may take to answer a request's head.
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
+    /// The error of a backend that did not answer within [`Proxy::response_timeout`].
+    pub fn timed_out(&self) -> GatewayError {
+        GatewayError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "The backend did not answer within {} s",
+                self.response_timeout.as_secs()
+            ),
+        )
     }
 
     /// Sends `request` to the backend and returns the backend's response head as it came.
@@ -260,15 +277,7 @@ impl Proxy {
     async fn within_deadline<T>(&self, answer: impl Future<Output = T>) -> Result<T, GatewayError> {
         tokio::time::timeout(self.response_timeout, answer)
             .await
-            .map_err(|_| {
-                GatewayError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "The backend did not answer within {} s",
-                        self.response_timeout.as_secs()
-                    ),
-                )
-            })
+            .map_err(|_| self.timed_out())
     }
 }
 

@@ -445,9 +445,10 @@ impl Gateway {
                     Either::Right(proxy.forward(request, uri, host, &fwd))
                 };
                 let exchange = std::pin::pin!(exchange);
+                let give_up = (proxy.response_timeout(), || proxy.timed_out());
                 self.inner
                     .greylist
-                    .time(endpoint, settings, || self.load(), exchange)
+                    .time(endpoint, settings, || self.load(), give_up, exchange)
                     .await
             }
             Target::InProcess(name) => {
