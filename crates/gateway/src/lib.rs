@@ -70,6 +70,11 @@ pub fn new_request_id() -> String {
     digits.iter().map(|&d| char::from(d)).collect()
 }
 
+/// [`new_request_id`] as a header value, for a request's way through the gateway.
+pub fn new_request_id_value() -> http::HeaderValue {
+    http::HeaderValue::try_from(new_request_id()).expect("hex digits make a header value")
+}
+
 /// SplitMix64's finaliser: a bijection on 64-bit values that spreads every input bit
 /// over the output.
 fn mix(mut z: u64) -> u64 {

@@ -60,6 +60,15 @@ async fn api_calls_reach_the_api_backend_from_web_app_and_gateway_hosts() {
         assert_eq!(r.json()["uri"], "/assets/1?x=1");
         assert_eq!(r.json()["headers"]["x-request-id"], "abc-123");
         assert_eq!(r.header("x-request-id"), Some("abc-123"));
+        // An id that is too long, or not printable ASCII, is replaced by a fresh one.
+        let too_long = format!("X-Request-Id: {}", "a".repeat(129));
+        for id in [too_long.as_str(), "X-Request-Id: two words"] {
+            let r = get(gw.addr, host, "/api/iot-xyz/v3/assets/1", &[id]).await;
+            assert_eq!(r.status, 200, "{host}: {r:?}");
+            let fresh = r.header("x-request-id").unwrap().to_string();
+            assert_eq!(fresh.len(), 32, "{id}: {fresh}");
+            assert_eq!(r.json()["headers"]["x-request-id"], fresh.as_str());
+        }
     }
     // The UI mashup form, from web-app hosts only.
     let r = get(gw.addr, WEBAPP_HOST, "/services/iot-xyz/v3/assets/2", &[]).await;

@@ -284,12 +284,17 @@ impl Gateway {
     /// Answers one request. Used by the connection loop, and by tests directly.
     pub async fn handle(&self, request: Request<Body>, conn: ConnInfo) -> Response<Body> {
         let started = Instant::now();
+        // The client's id when it is one (printable ASCII, 1 to 128 bytes), else a new one;
+        // a header value from here on, shared by the backend's request and the response.
         let request_id = request
             .headers()
             .get(crate::REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map_or_else(crate::new_request_id, str::to_string);
+            .filter(|v| {
+                let id = v.as_bytes();
+                !id.is_empty() && id.len() <= 128 && id.iter().all(u8::is_ascii_graphic)
+            })
+            .cloned()
+            .unwrap_or_else(crate::new_request_id_value);
         let mut accept = HeaderMap::new();
         for value in request.headers().get_all(header::ACCEPT) {
             accept.append(header::ACCEPT, value.clone());
@@ -306,7 +311,8 @@ impl Gateway {
             });
 
         let (class, result) = self.route_and_forward(request, conn, &request_id).await;
-        let response = result.unwrap_or_else(|e| render(&e, &accept, &request_id));
+        let request_id = request_id.to_str().unwrap_or_default();
+        let response = result.unwrap_or_else(|e| render(&e, &accept, request_id));
 
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
@@ -337,7 +343,7 @@ impl Gateway {
         &self,
         request: Request<Body>,
         conn: ConnInfo,
-        request_id: &str,
+        request_id: &HeaderValue,
     ) -> (RouteClass, Result<Response<Body>, GatewayError>) {
         let dispatch = match self.route(&request) {
             Ok(Routed::Core) => return (RouteClass::Core, core(&request)),
@@ -357,9 +363,9 @@ impl Gateway {
             Ok(caller) => caller,
             Err(Denial::Refused(e)) => return (class, Err(e)),
             Err(Denial::SignIn(mut response)) => {
-                if let Ok(id) = HeaderValue::from_str(request_id) {
-                    response.headers_mut().insert(crate::REQUEST_ID, id);
-                }
+                response
+                    .headers_mut()
+                    .insert(crate::REQUEST_ID, request_id.clone());
                 return (class, Ok(response));
             }
         };
@@ -404,7 +410,7 @@ impl Gateway {
         mut dispatch: Dispatch,
         caller: Option<Caller>,
         conn: ConnInfo,
-        request_id: &str,
+        request_id: &HeaderValue,
     ) -> Result<Response<Body>, GatewayError> {
         self.identify_caller(request.headers_mut(), &dispatch, caller.as_ref())?;
         let web = dispatch.web.take();
@@ -416,13 +422,11 @@ impl Gateway {
         let config = self.config();
         let (request, tripwire) = limit_request(request, &config).map_err(refuse)?;
         let original_host = host_value(&request);
-        let request_id = HeaderValue::from_str(request_id)
-            .map_err(|_| GatewayError::bad_request("The request id is not a valid header"))?;
         let fwd = Forwarding {
             client_ip: conn.client.ip(),
             tls: conn.tls,
             original_host: &original_host,
-            request_id: &request_id,
+            request_id,
         };
         let target = dispatch.target.clone();
         let result = match &*target {
@@ -596,7 +600,7 @@ impl Gateway {
     async fn serve_static(
         &self,
         request: &http::request::Parts,
-        request_id: &str,
+        request_id: &HeaderValue,
     ) -> Result<Response<Body>, GatewayError> {
         let config = self.config();
         let Some(dir) = config.static_dir.as_deref() else {
@@ -606,9 +610,9 @@ impl Gateway {
             )));
         };
         let mut response = crate::static_files::serve(dir, request).await?;
-        if let Ok(id) = HeaderValue::from_str(request_id) {
-            response.headers_mut().insert(crate::REQUEST_ID, id);
-        }
+        response
+            .headers_mut()
+            .insert(crate::REQUEST_ID, request_id.clone());
         Ok(response)
     }
 }
