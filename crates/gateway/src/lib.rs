@@ -62,12 +62,14 @@ pub fn new_request_id() -> String {
         n
     });
     let (high_key, low_key) = KEYS.with(|keys| *keys);
-    let bits = u128::from(mix(high_key ^ n)) << 64 | u128::from(mix(low_key.wrapping_add(n)));
+    let halves = [mix(high_key ^ n), mix(low_key.wrapping_add(n))];
     let mut digits = [0u8; 32];
-    for (i, digit) in digits.iter_mut().enumerate() {
-        *digit = HEX[(bits >> (124 - 4 * i)) as usize & 0xf];
+    for (half, out) in halves.into_iter().zip(digits.chunks_exact_mut(16)) {
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = HEX[(half >> (60 - 4 * i)) as usize & 0xf];
+        }
     }
-    digits.iter().map(|&d| char::from(d)).collect()
+    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
 }
 
 /// [`new_request_id`] as a header value, for a request's way through the gateway.
