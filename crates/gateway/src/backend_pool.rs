@@ -69,16 +69,28 @@ impl std::error::Error for SendError {
 
 /// HTTP/1.1 connections to plain-HTTP backends, by backend authority.
 pub struct BackendPool {
-    idle: Arc<IdleConnections>,
+    /// Idle connections by the runtime they were opened on: the shared runtime's first,
+    /// then one list per core runtime ([`crate::cores`]). A request takes its connection
+    /// from its own runtime's list, so that the backend socket's readiness wakes the
+    /// thread the request runs on.
+    idle: Vec<Arc<IdleConnections>>,
     connector: HttpConnector<Resolver>,
 }
 
 impl BackendPool {
     pub fn new(connector: HttpConnector<Resolver>) -> BackendPool {
         BackendPool {
-            idle: Arc::new(IdleConnections::default()),
+            idle: (0..=crate::cores::count())
+                .map(|_| Arc::new(IdleConnections::default()))
+                .collect(),
             connector,
         }
+    }
+
+    /// The idle connections of the runtime the calling task runs on.
+    fn idle_here(&self) -> &Arc<IdleConnections> {
+        let here = crate::cores::current().map_or(0, |core| core + 1);
+        &self.idle[here.min(self.idle.len() - 1)]
     }
 
     /// Sends `request`, whose target is an absolute `http://` URI, and answers with the
@@ -93,13 +105,14 @@ impl BackendPool {
             .ok_or_else(|| SendError::Connect("the backend URI has no authority".into()))?;
         *request.uri_mut() = origin_form(&target);
         loop {
-            let (connection, reused) = match self.idle.take(authority.as_str()) {
+            let idle = self.idle_here();
+            let (connection, reused) = match idle.take(authority.as_str()) {
                 Some(connection) => (connection, true),
                 None => (self.connect(&target).await?, false),
             };
             match exchange(connection, request).await {
                 Ok((response, connection)) => {
-                    let idle = self.idle.clone();
+                    let idle = idle.clone();
                     return Ok(response.map(|body| {
                         crate::body::boxed(DrivenBody {
                             body,

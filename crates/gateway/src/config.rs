@@ -45,6 +45,10 @@ pub struct GatewayConfig {
     /// How often, at most, traffic on a WebSocket opened in a session marks the session
     /// used (GW-23).
     pub session_touch_interval: Duration,
+    /// Serve each client connection on one of the process's single-threaded runtimes, one
+    /// per core ([`crate::cores`]), rather than on the shared runtime. Read for each new
+    /// connection.
+    pub per_core_runtimes: bool,
 }
 
 /// What greylisting does with a slow endpoint (GW-14).
@@ -102,6 +106,7 @@ impl GatewayConfig {
             static_dir: None,
             websocket_ping_interval: None,
             session_touch_interval: Duration::from_secs(60),
+            per_core_runtimes: true,
         }
     }
 }

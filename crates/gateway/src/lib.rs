@@ -9,6 +9,7 @@ pub mod body;
 pub mod cert_reload;
 pub mod client;
 pub mod config;
+pub mod cores;
 pub mod error;
 pub mod greylist;
 pub mod head_guard;

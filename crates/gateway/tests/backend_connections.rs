@@ -84,23 +84,33 @@ async fn head(addr: SocketAddr) -> Raw {
 }
 
 #[tokio::test]
-async fn requests_from_different_clients_share_one_backend_connection() {
-    let (backend, accepted) = counting_backend(false).await;
-    let gw = start(&registry(backend), |_| {}).await;
-    for i in 0..6 {
-        // Each on a connection of its own; HEAD answers have no body to read.
-        let r = if i % 3 == 2 {
-            head(gw.addr).await
-        } else {
-            get(gw.addr, HOST, "/", &[]).await
-        };
-        assert_eq!(r.status, 200, "request {i}: {r:?}");
-        if i % 3 != 2 {
-            assert_eq!(r.body, "ok");
+async fn requests_from_different_clients_share_backend_connections() {
+    // On the shared runtime one connection serves every client; on the per-core runtimes
+    // each core keeps its own, so that a backend socket wakes the thread of its request.
+    for per_core in [false, true] {
+        let (backend, accepted) = counting_backend(false).await;
+        let gw = start(&registry(backend), |c| c.per_core_runtimes = per_core).await;
+        for i in 0..6 {
+            // Each on a connection of its own; HEAD answers have no body to read.
+            let r = if i % 3 == 2 {
+                head(gw.addr).await
+            } else {
+                get(gw.addr, HOST, "/", &[]).await
+            };
+            assert_eq!(r.status, 200, "request {i}: {r:?}");
+            if i % 3 != 2 {
+                assert_eq!(r.body, "ok");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let opened = accepted.load(Ordering::SeqCst);
+        if per_core {
+            let cores = portico_gateway::cores::count();
+            assert!((1..=cores).contains(&opened), "{opened} for {cores} cores");
+        } else {
+            assert_eq!(opened, 1);
+        }
     }
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -67,6 +67,7 @@ struct RawServer {
     registry: Option<String>,
     registry_cache_ttl: String,
     drain_timeout: String,
+    per_core_runtimes: bool,
 }
 
 impl Default for RawServer {
@@ -83,6 +84,7 @@ impl Default for RawServer {
             registry: None,
             registry_cache_ttl: "12h".into(),
             drain_timeout: "30s".into(),
+            per_core_runtimes: true,
         }
     }
 }
@@ -267,6 +269,8 @@ pub struct Config {
     pub registry_cache_ttl: Duration,
     /// How long requests in flight may take to finish after SIGTERM (GW-24).
     pub drain_timeout: Duration,
+    /// Client connections on one single-threaded runtime per core (`gateway::cores`).
+    pub per_core_runtimes: bool,
     pub tls: TlsSource,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
@@ -471,6 +475,7 @@ fn validate(raw: RawConfig, file: Option<&Path>, base: &Path) -> Result<Config> 
             .map(|r| resolve(base, r)),
         registry_cache_ttl: duration("server.registry_cache_ttl", &server.registry_cache_ttl)?,
         drain_timeout: duration("server.drain_timeout", &server.drain_timeout)?,
+        per_core_runtimes: server.per_core_runtimes,
         tls: match raw.tls {
             Some(tls) => TlsSource::Files {
                 cert: resolve(base, &tls.cert),

@@ -236,6 +236,7 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         static_dir: config.static_dir.clone(),
         websocket_ping_interval: config.websocket_ping_interval,
         drain_timeout: config.drain_timeout,
+        per_core_runtimes: config.per_core_runtimes,
         ..GatewayConfig::new(config.domains.clone(), config.regions.clone())
     }
 }

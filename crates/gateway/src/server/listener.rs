@@ -5,6 +5,7 @@
 
 use super::{ConnInfo, Gateway};
 use crate::body::{boxed, Body};
+use crate::cores;
 use crate::error::{render, GatewayError};
 use crate::head_guard::HeadGuard;
 use crate::limits::idle::{IdleClock, IdleIo};
@@ -23,7 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -39,6 +40,24 @@ fn keepalive() -> socket2::TcpKeepalive {
         .with_time(std::time::Duration::from_secs(60))
         .with_interval(std::time::Duration::from_secs(10))
         .with_retries(6)
+}
+
+/// An accepted connection on its way to the task that serves it.
+enum Accepted {
+    /// Registered with this runtime, which serves it.
+    Here(TcpStream),
+    /// To be registered with the runtime of the core that serves it, counted there.
+    ForCore(std::net::TcpStream, cores::OnCore),
+}
+
+impl Accepted {
+    /// The connection registered with the runtime of the calling task.
+    fn register(self) -> std::io::Result<(TcpStream, Option<cores::OnCore>)> {
+        match self {
+            Accepted::Here(stream) => Ok((stream, None)),
+            Accepted::ForCore(stream, on_core) => Ok((TcpStream::from_std(stream)?, Some(on_core))),
+        }
+    }
 }
 
 impl Gateway {
@@ -79,8 +98,18 @@ impl Gateway {
             let socket = socket2::SockRef::from(&stream);
             let _ = socket.set_tcp_notsent_lowat(NOT_SENT_LOW_WATER);
             let _ = socket.set_tcp_keepalive(&keepalive());
-            // A relayed stream that turns bulk takes its connection to the bulk runtime.
-            let stream = MovableTcp::new(stream);
+            // The connection is served on a core's runtime when there is one: taken off
+            // this runtime's I/O driver here, put on the core's in its task.
+            let (stream, core) = match self.config().per_core_runtimes.then(cores::pick) {
+                Some(Some((core, on_core))) => match stream.into_std() {
+                    Ok(stream) => (Accepted::ForCore(stream, on_core), Some(core)),
+                    Err(e) => {
+                        tracing::debug!(client = %client, error = %e, "cannot hand the connection to a core");
+                        continue;
+                    }
+                },
+                _ => (Accepted::Here(stream), None),
+            };
             // The permit is held for the connection's life. Over the limit, a connection
             // is answered 503; past a small number of such answers in flight, it is closed.
             let permit = self.inner.connections.clone().try_acquire_owned().ok();
@@ -97,11 +126,23 @@ impl Gateway {
             let gateway = self.clone();
             let tls = tls.clone();
             let stop = stop.clone();
-            tracker.spawn(async move {
+            let serve = async move {
+                let (stream, _on_core) = match stream.register() {
+                    Ok(registered) => registered,
+                    Err(e) => {
+                        tracing::debug!(client = %client, error = %e, "cannot register the connection on its core");
+                        return;
+                    }
+                };
+                // A relayed stream that turns bulk takes its connection to the bulk runtime.
+                let stream = MovableTcp::new(stream);
                 let _permit = permit;
                 let refused = refusal.is_some();
                 gateway.inner.metrics.connection_opened();
-                let conn = ConnInfo { client, tls: tls.is_some() };
+                let conn = ConnInfo {
+                    client,
+                    tls: tls.is_some(),
+                };
                 // The handshake and the HTTP connection are large futures (about 12 KB);
                 // boxed, they are freed when the connection ends or is upgraded, and a
                 // WebSocket's task keeps only its idle watch.
@@ -111,14 +152,23 @@ impl Gateway {
                             overload::refuse(stream, gateway.config().max_connections).await;
                             None
                         }
-                        None => gateway.serve_connection(stream, conn, Protocol::Http1, stop).await,
+                        None => {
+                            gateway
+                                .serve_connection(stream, conn, Protocol::Http1, stop)
+                                .await
+                        }
                         Some(acceptor) => {
                             let timeout = gateway.config().tls_handshake_timeout;
                             match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                                 Ok(Ok(stream)) => {
                                     let protocol = Protocol::negotiated(&stream);
                                     if refused {
-                                        overload::refuse_as(stream, protocol == Protocol::Http2, gateway.config().max_connections).await;
+                                        overload::refuse_as(
+                                            stream,
+                                            protocol == Protocol::Http2,
+                                            gateway.config().max_connections,
+                                        )
+                                        .await;
                                         None
                                     } else {
                                         gateway.serve_connection(stream, conn, protocol, stop).await
@@ -143,7 +193,11 @@ impl Gateway {
                 }
                 drop(refusal);
                 gateway.inner.metrics.connection_closed();
-            });
+            };
+            match core {
+                Some(core) => tracker.spawn_on(serve, &core),
+                None => tracker.spawn(serve),
+            };
         }
         // New connections are refused by the system from here on, not queued unanswered.
         drop(listener);

@@ -53,6 +53,10 @@ fn the_documented_example_loads_with_paths_relative_to_its_folder() {
     assert_eq!(c.drain_timeout, Duration::from_secs(30));
     let short = parse_in("[server]\ndrain_timeout = \"2s\"\n", &[]).unwrap();
     assert_eq!(short.drain_timeout, Duration::from_secs(2));
+    assert!(c.per_core_runtimes);
+    let shared = parse_in("[server]\nper_core_runtimes = false\n", &[]).unwrap();
+    assert!(!shared.per_core_runtimes);
+    assert!(parse_in("[server]\nper_core_runtimes = \"yes\"\n", &[]).is_err());
 }
 
 #[test]
