@@ -17,6 +17,11 @@
 //!
 //! The core runtimes are the process's, made at the first connection that needs them and
 //! kept for its life; every gateway of the process shares them.
+//!
+//! What a request opens for later ones stays on the core that opened it and serves the
+//! others from there: HTTPS backend connections in the pooled client, a relay's links to
+//! other nodes. Plain-HTTP backend connections are kept per core instead
+//! ([`crate::backend_pool`]), so a backend may see up to one idle set per core.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,9 +39,11 @@ pub fn current() -> Option<usize> {
     CORE.with(Cell::get)
 }
 
-/// The number of core runtimes a process has (made or not): one per available core.
+/// The number of core runtimes a process has (made or not): one per core available when
+/// first asked, fixed from then on (the cores available may change while running).
 pub fn count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 struct Core {

@@ -190,7 +190,7 @@ impl Greylist {
             }
             return result;
         }
-        if give_up_at <= slow_at {
+        if give_up_at < slow_at {
             // Abandoned before it was slow by greylisting's measure: not counted.
             return Err(timed_out());
         }
@@ -513,6 +513,17 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_millis(20));
         assert!(greylist.greylisted_endpoints().is_empty());
         assert_eq!(greylist.shared.tracked.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_give_up_at_the_slow_mark_counts_as_slow() {
+        let greylist = Greylist::new(GreylistMetrics::default());
+        let s = settings(GreylistMode::Enforce);
+        let answer = std::pin::pin!(answer_after(10_000));
+        let give_up = (s.slow_response, || "gave up");
+        let result = greylist.time("http://a", &s, || 0.9, give_up, answer).await;
+        assert_eq!(result, Err("gave up"));
+        assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,7 +11,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Scheme;
 use http::{Request, Response, StatusCode, Uri, Version};
 use rustls::pki_types::CertificateDer;
-use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -258,7 +257,8 @@ impl Proxy {
 
     /// Sends `request` to the backend and returns the backend's response head as it came.
     /// With `upgrade`, the request's WebSocket upgrade headers are kept for the backend
-    /// (the gateway's own upgrade, [`crate::websocket`]).
+    /// (the gateway's own upgrade, [`crate::websocket`]). As for [`Proxy::forward`], the
+    /// wait for the answer is the caller's to bound.
     pub(crate) async fn send(
         &self,
         request: Request<Body>,
@@ -268,16 +268,10 @@ impl Proxy {
         upgrade: bool,
     ) -> Result<Response<hyper::body::Incoming>, GatewayError> {
         let backend_request = for_backend(request, uri, host, fwd, upgrade);
-        self.within_deadline(self.client.request(backend_request))
-            .await?
-            .map_err(|e| backend_error(&e, upgrade))
-    }
-
-    /// Waits for the backend's response head for at most the response timeout.
-    async fn within_deadline<T>(&self, answer: impl Future<Output = T>) -> Result<T, GatewayError> {
-        tokio::time::timeout(self.response_timeout, answer)
+        self.client
+            .request(backend_request)
             .await
-            .map_err(|_| self.timed_out())
+            .map_err(|e| backend_error(&e, upgrade))
     }
 }
 
