@@ -87,10 +87,10 @@ impl BackendPool {
         }
     }
 
-    /// The idle connections of the runtime the calling task runs on.
+    /// The idle connections of the runtime the calling task runs on (a core's index is
+    /// below [`crate::cores::count`], fixed for the process).
     fn idle_here(&self) -> &Arc<IdleConnections> {
-        let here = crate::cores::current().map_or(0, |core| core + 1);
-        &self.idle[here.min(self.idle.len() - 1)]
+        &self.idle[crate::cores::current().map_or(0, |core| core + 1)]
     }
 
     /// Sends `request`, whose target is an absolute `http://` URI, and answers with the

@@ -85,29 +85,18 @@ fn cores() -> Option<&'static [Core]> {
         .as_deref()
 }
 
-/// Starts core `index`: a thread that runs its runtime for the rest of the process.
+/// Starts core `index`: its runtime, run by a thread of its own for the rest of the process.
 fn start(index: usize) -> std::io::Result<Core> {
-    let (made, handle) = std::sync::mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
     std::thread::Builder::new()
         .name(format!("portico-core-{index}"))
         .spawn(move || {
             CORE.with(|core| core.set(Some(index)));
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = made.send(Err(e));
-                    return;
-                }
-            };
-            let _ = made.send(Ok(runtime.handle().clone()));
             runtime.block_on(std::future::pending::<()>());
         })?;
-    let handle = handle
-        .recv()
-        .map_err(|_| std::io::Error::other("the core thread ended before its runtime ran"))??;
     Ok(Core {
         handle,
         open: AtomicUsize::new(0),

@@ -486,16 +486,23 @@ mod tests {
         assert_eq!(overdue, Some(0), "the abandoned request no longer counts");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_request_waiting_past_give_up_is_abandoned_and_its_endpoint_was_slow() {
-        let greylist = Greylist::new(GreylistMetrics::default());
+    /// Times a request that never answers, given up after `ms` (with `slow_response` at
+    /// 50 ms): what it returned, and when.
+    async fn given_up_after(greylist: &Greylist, ms: u64) -> (Result<(), &'static str>, Duration) {
         let s = settings(GreylistMode::Enforce);
         let started = tokio::time::Instant::now();
         let answer = std::pin::pin!(answer_after(10_000));
-        let give_up = (Duration::from_millis(150), || "gave up");
+        let give_up = (Duration::from_millis(ms), || "gave up");
         let result = greylist.time("http://a", &s, || 0.9, give_up, answer).await;
+        (result, started.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waiting_past_give_up_is_abandoned_and_its_endpoint_was_slow() {
+        let greylist = Greylist::new(GreylistMetrics::default());
+        let (result, took) = given_up_after(&greylist, 150).await;
         assert_eq!(result, Err("gave up"));
-        assert_eq!(started.elapsed(), Duration::from_millis(150));
+        assert_eq!(took, Duration::from_millis(150));
         assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
         let overdue = greylist.lock().get("http://a").map(|e| e.overdue);
         assert_eq!(overdue, Some(0), "the abandoned request no longer counts");
@@ -504,13 +511,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_give_up_before_the_slow_mark_does_not_count_as_slow() {
         let greylist = Greylist::new(GreylistMetrics::default());
-        let s = settings(GreylistMode::Enforce);
-        let started = tokio::time::Instant::now();
-        let answer = std::pin::pin!(answer_after(10_000));
-        let give_up = (Duration::from_millis(20), || "gave up");
-        let result = greylist.time("http://a", &s, || 0.9, give_up, answer).await;
+        let (result, took) = given_up_after(&greylist, 20).await;
         assert_eq!(result, Err("gave up"));
-        assert_eq!(started.elapsed(), Duration::from_millis(20));
+        assert_eq!(took, Duration::from_millis(20));
         assert!(greylist.greylisted_endpoints().is_empty());
         assert_eq!(greylist.shared.tracked.load(Ordering::Acquire), 0);
     }
@@ -518,10 +521,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_give_up_at_the_slow_mark_counts_as_slow() {
         let greylist = Greylist::new(GreylistMetrics::default());
-        let s = settings(GreylistMode::Enforce);
-        let answer = std::pin::pin!(answer_after(10_000));
-        let give_up = (s.slow_response, || "gave up");
-        let result = greylist.time("http://a", &s, || 0.9, give_up, answer).await;
+        let slow_response = settings(GreylistMode::Enforce).slow_response;
+        let (result, _) = given_up_after(&greylist, slow_response.as_millis() as u64).await;
         assert_eq!(result, Err("gave up"));
         assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
     }
