@@ -1,8 +1,13 @@
-//! The least an HTTP/1.1 reverse proxy built on Portico's HTTP stack (hyper on tokio's
-//! multi-threaded runtime) can do, for `bench/proxy`'s `floor` target: each client
-//! connection gets one backend connection, and every request goes to the backend as it came,
-//! with `Host` set to the backend's authority and one `X-Forwarded-For`, and its answer
-//! comes back as it came. No routing, limits, security headers or metrics.
+//! The least an HTTP/1.1 reverse proxy built on Portico's HTTP stack can do, for
+//! `bench/proxy`'s `floor` target: each client connection gets one backend connection, and
+//! every request goes to the backend as it came, with `Host` set to the backend's authority
+//! and one `X-Forwarded-For`, and its answer comes back as it came. No routing, limits,
+//! security headers or metrics.
+//!
+//! Like Portico (`server.per_core_runtimes`), it serves each client connection, and that
+//! connection's backend connection, on one of a single-threaded runtime per core, the
+//! connections dealt out in turn; `--shared-runtime` serves them all as tasks of one
+//! multi-threaded runtime instead, as Portico does with that setting off.
 //!
 //! Portico's distance from nginx is the sum of its HTTP library's and its own; this target
 //! measures the first, so that a benchmark run shows how much of the gap is Portico's.
@@ -27,6 +32,10 @@ struct Args {
     /// The backend's address (host:port); every request goes there.
     #[arg(long)]
     backend: String,
+    /// Serve every connection on one multi-threaded runtime instead of a single-threaded
+    /// runtime per core.
+    #[arg(long)]
+    shared_runtime: bool,
 }
 
 /// Why a request found no answer; hyper closes the client connection on it.
@@ -39,11 +48,50 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let backend: Arc<str> = args.backend.into();
-    loop {
+    let cores = if args.shared_runtime {
+        Vec::new()
+    } else {
+        core_runtimes()?
+    };
+    for turn in 0usize.. {
         let stream = portico_bench::accept(&listener, "proxy-floor").await;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(stream, backend.clone()));
+        let Some(core) = cores.get(turn % cores.len().max(1)) else {
+            tokio::spawn(serve(stream, backend.clone()));
+            continue;
+        };
+        // A tokio socket belongs to the runtime that registered it: hand the core the
+        // plain socket and let it register it there.
+        let stream = stream.into_std()?;
+        let backend = backend.clone();
+        core.spawn(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream, backend).await,
+                Err(e) => eprintln!("proxy-floor: cannot take a connection: {e}"),
+            }
+        });
     }
+    Ok(())
+}
+
+/// One single-threaded runtime per core, each on a thread of its own, for as long as the
+/// process runs.
+fn core_runtimes() -> anyhow::Result<Vec<tokio::runtime::Handle>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..cores)
+        .map(|n| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot build a core's runtime")?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name(format!("floor-core-{n}"))
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .context("cannot start a core's thread")?;
+            Ok(handle)
+        })
+        .collect()
 }
 
 /// Serves one client connection; its backend connection is opened with its first request
