@@ -1,7 +1,8 @@
 //! `SIGHUP` (OPS-4): the configuration file Portico started with is read again with the
 //! same loader, and the settings the gateway can change while running are applied to new
 //! connections and requests: `[limits]`, `[greylist]`, `[proxy]`, `[static]`,
-//! `[websocket]`, `server.drain_timeout` and `server.per_core_runtimes`. A file that does not load changes nothing.
+//! `[websocket]`, `server.drain_timeout` and `server.per_core_runtimes`. A file that does
+//! not load changes nothing.
 //! Keys that shape what was set up at start (listeners, store, domains, the TLS file
 //! names, logging, `[identity]`, `[notifications]`, `[cluster]`) keep their running
 //! values and are named in a "needs a restart" line. A new `limits.idle_timeout` must

@@ -53,10 +53,12 @@ async fn main() -> anyhow::Result<()> {
     } else {
         core_runtimes()?
     };
-    for turn in 0usize.. {
+    // Dealt out in turn; with no core runtimes, `next()` gives none.
+    let mut turns = cores.iter().cycle();
+    loop {
         let stream = portico_bench::accept(&listener, "proxy-floor").await;
         let _ = stream.set_nodelay(true);
-        let Some(core) = cores.get(turn % cores.len().max(1)) else {
+        let Some(core) = turns.next() else {
             tokio::spawn(serve(stream, backend.clone()));
             continue;
         };
@@ -71,7 +73,6 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    Ok(())
 }
 
 /// One single-threaded runtime per core, each on a thread of its own, for as long as the

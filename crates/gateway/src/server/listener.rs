@@ -100,8 +100,8 @@ impl Gateway {
             let _ = socket.set_tcp_keepalive(&keepalive());
             // The connection is served on a core's runtime when there is one: taken off
             // this runtime's I/O driver here, put on the core's in its task.
-            let (stream, core) = match self.config().per_core_runtimes.then(cores::pick) {
-                Some(Some((core, on_core))) => match stream.into_std() {
+            let (stream, core) = match self.config().per_core_runtimes.then(cores::pick).flatten() {
+                Some((core, on_core)) => match stream.into_std() {
                     Ok(stream) => (Accepted::ForCore(stream, on_core), Some(core)),
                     Err(e) => {
                         tracing::debug!(client = %client, error = %e, "cannot hand the connection to a core");
