@@ -18,6 +18,10 @@
 //! other cores' worth of threads for interactive streams while bulk ones run flat out.
 //! On two cores, one bulk worker instead of two gave the same bulk throughput and
 //! interactive round trips beside it a little faster, in three rounds of three.
+//!
+//! Even idle main threads can wait for a core a bulk worker holds to the end of its time
+//! slice; so bulk workers give way now and then while interactive work is about
+//! ([`give_way`]).
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -26,6 +30,7 @@ use std::task::Poll;
 use tokio::runtime::Runtime;
 use tokio_util::task::AbortOnDropHandle;
 
+mod give_way;
 mod movable;
 
 pub use movable::MovableTcp;

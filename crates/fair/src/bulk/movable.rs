@@ -17,6 +17,9 @@
 //! So the connection remembers the last task that waited to read and the last that waited
 //! to write, and wakes both once it has moved: each polls again, and waits on the new
 //! registration from then on.
+//!
+//! The connections also tell the bulk threads when to give way ([`super::give_way`]): one
+//! not moved that reads or writes marks interactive work, one moved counts its bytes.
 
 use std::cell::Cell;
 use std::io;
@@ -25,6 +28,8 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use super::give_way;
 
 thread_local! {
     /// Set on the bulk runtime's threads (its workers, and its blocking pool's, which
@@ -90,6 +95,10 @@ impl MovableTcp {
             Ok(tcp) => poll(Pin::new(tcp), cx),
             Err(error) => Poll::Ready(Err(error)),
         };
+        // Bytes moved off the bulk runtime tell its threads to give way for a while.
+        if !this.moved && polled.is_ready() {
+            give_way::interactive_moved();
+        }
         if polled.is_pending() && !this.moved {
             // A task polls with the same waker each time, so this clones rarely.
             let waiting = &mut this.waiting[way as usize];
@@ -149,7 +158,14 @@ impl AsyncRead for MovableTcp {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.poll_with(cx, Way::Read, |tcp, cx| tcp.poll_read(cx, buf))
+        // A moved connection is carried by a bulk thread, which counts its bytes.
+        let before = buf.filled().len();
+        let moved = self.moved;
+        let polled = self.poll_with(cx, Way::Read, |tcp, cx| tcp.poll_read(cx, buf));
+        if moved {
+            give_way::carried(buf.filled().len() - before);
+        }
+        polled
     }
 }
 
@@ -160,7 +176,12 @@ impl AsyncWrite for MovableTcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_write(cx, buf))
+        let moved = self.moved;
+        let polled = self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_write(cx, buf));
+        if let (true, Poll::Ready(Ok(n))) = (moved, &polled) {
+            give_way::carried(*n);
+        }
+        polled
     }
 
     #[inline]
@@ -169,7 +190,12 @@ impl AsyncWrite for MovableTcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_write_vectored(cx, bufs))
+        let moved = self.moved;
+        let polled = self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_write_vectored(cx, bufs));
+        if let (true, Poll::Ready(Ok(n))) = (moved, &polled) {
+            give_way::carried(*n);
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
