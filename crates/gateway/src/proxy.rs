@@ -107,26 +107,29 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     let proto = if fwd.tls { "https" } else { "http" };
     let client = ip_text(fwd.client_ip);
-    // Written into one string, which becomes the header's value without a copy.
-    let original_host = fwd.host();
-    let mut forwarded = String::with_capacity(32 + client.len() + original_host.len());
-    match fwd.client_ip {
-        IpAddr::V4(_) => {
-            forwarded.push_str("for=");
-            forwarded.push_str(&client);
-        }
-        IpAddr::V6(_) => {
-            forwarded.push_str("for=\"[");
-            forwarded.push_str(&client);
-            forwarded.push_str("]\"");
-        }
-    }
-    forwarded.push_str(";proto=");
-    forwarded.push_str(proto);
-    forwarded.push_str(";host=\"");
+    let (open, close) = match fwd.client_ip {
+        IpAddr::V4(_) => ("for=", ""),
+        IpAddr::V6(_) => ("for=\"[", "]\""),
+    };
     // A valid host has no quote or backslash; leaving them out guards the quoted string.
-    for piece in original_host.split(['"', '\\']) {
-        forwarded.push_str(piece);
+    let original_host = fwd.host();
+    let quoting = |c: char| c == '"' || c == '\\';
+    let quotes = original_host
+        .bytes()
+        .filter(|&b| quoting(char::from(b)))
+        .count();
+    // Written into one string of exactly its length, which becomes the header's value
+    // without a copy (a string with room to spare would cost a second allocation).
+    let parts = [open, &client, close, ";proto=", proto, ";host=\""];
+    let mut forwarded = String::with_capacity(
+        parts.iter().map(|p| p.len()).sum::<usize>() + original_host.len() - quotes + 1,
+    );
+    parts.iter().for_each(|part| forwarded.push_str(part));
+    match quotes {
+        0 => forwarded.push_str(original_host),
+        _ => original_host
+            .split(quoting)
+            .for_each(|piece| forwarded.push_str(piece)),
     }
     forwarded.push('"');
     append_list(headers, X_FORWARDED_FOR, client);
@@ -136,26 +139,34 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     headers.insert(crate::REQUEST_ID, fwd.request_id.clone());
 }
 
-/// An address as text; IPv4, the common case, without the formatting machinery, which
-/// showed in per-request profiles.
+/// An address as text, in a string of exactly its length (see
+/// [`set_forwarding_headers`]); IPv4, the common case, without the formatting machinery,
+/// which showed in per-request profiles.
 fn ip_text(ip: IpAddr) -> String {
     let IpAddr::V4(v4) = ip else {
         return ip.to_string();
     };
-    let mut text = String::with_capacity(15);
+    let mut text = [0u8; 15];
+    let mut len = 0;
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            text.push('.');
+            text[len] = b'.';
+            len += 1;
         }
-        if octet >= 100 {
-            text.push(char::from(b'0' + octet / 100));
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for digit in &digits[skip..] {
+            text[len] = b'0' + digit;
+            len += 1;
         }
-        if octet >= 10 {
-            text.push(char::from(b'0' + octet / 10 % 10));
-        }
-        text.push(char::from(b'0' + octet % 10));
     }
-    text
+    text[..len].iter().map(|&b| char::from(b)).collect()
 }
 
 /// Appends `item` to a comma-separated list header, joining the lines earlier hops may

@@ -6,6 +6,7 @@
 use crate::auth::{self, Rule};
 use crate::error::GatewayError;
 use crate::routing::{AntPattern, ApiPath};
+use http::uri::{Authority, Scheme};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
 use portico_store::{Api, Origin, Registry, WebApp, OPERATORS_TENANT};
 use std::collections::HashSet;
@@ -14,11 +15,12 @@ use std::sync::Arc;
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// A backend URL: `scheme://authority` and a base path without a trailing slash, with
-    /// what every request to it needs made once: the `Host` it is sent with and its
-    /// greylisting key.
+    /// A backend URL: its scheme and authority, parsed once, and a base path without a
+    /// trailing slash, with what every request to it needs made once: the `Host` it is
+    /// sent with and its greylisting key.
     Http {
-        scheme_authority: String,
+        scheme: Scheme,
+        authority: Authority,
         base_path: String,
         host: HeaderValue,
         endpoint: String,
@@ -35,7 +37,7 @@ impl Target {
         let uri: Uri = backend
             .parse()
             .map_err(|e| format!("backend \"{backend}\" is not a valid URL: {e}"))?;
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(format!("backend \"{backend}\" needs a scheme and a host"));
         };
         let host = HeaderValue::from_str(authority.as_str())
@@ -44,7 +46,8 @@ impl Target {
         let base_path = uri.path().trim_end_matches('/').to_string();
         Ok(Target::Http {
             endpoint: crate::greylist::endpoint_key(&scheme_authority, &base_path),
-            scheme_authority,
+            scheme: scheme.clone(),
+            authority: authority.clone(),
             base_path,
             host,
         })
@@ -411,7 +414,8 @@ mod tests {
         assert_eq!(
             *w.target,
             Target::Http {
-                scheme_authority: "http://127.0.0.1:9001".into(),
+                scheme: http::uri::Scheme::HTTP,
+                authority: http::uri::Authority::from_static("127.0.0.1:9001"),
                 base_path: "/base".into(),
                 host: HeaderValue::from_static("127.0.0.1:9001"),
                 endpoint: "http://127.0.0.1:9001/base".into(),

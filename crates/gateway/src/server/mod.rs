@@ -22,6 +22,7 @@ use crate::table::{RoutingTable, Target};
 use crate::websocket::OpenWebSockets;
 use arc_swap::ArcSwap;
 use futures_util::future::Either;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use portico_store::Registry;
 use std::net::SocketAddr;
@@ -356,8 +357,10 @@ impl Gateway {
             Err(e) => return (RouteClass::Unrouted, Err(e)),
         };
         let class = dispatch.class;
+        // The host the client asked for, looked up once for both phases below.
+        let host = host_value(&request);
         let (parts, body) = request.into_parts();
-        let authorized = self.authorize(&parts, &dispatch, conn).await;
+        let authorized = self.authorize(&parts, &dispatch, conn, &host).await;
         let request = Request::from_parts(parts, body);
         let caller = match authorized {
             Ok(caller) => caller,
@@ -371,7 +374,7 @@ impl Gateway {
         };
         (
             class,
-            self.forward(request, dispatch, caller, conn, request_id)
+            self.forward(request, dispatch, caller, conn, request_id, host)
                 .await,
         )
     }
@@ -383,11 +386,12 @@ impl Gateway {
         request: &http::request::Parts,
         dispatch: &Dispatch,
         conn: ConnInfo,
+        host: &HeaderValue,
     ) -> Result<Option<Caller>, Denial> {
         let arrival = Arrival {
             tenant: dispatch.tenant.as_deref(),
             tls: conn.tls,
-            host: parts_host(request).unwrap_or_default(),
+            host: host.to_str().unwrap_or_default(),
             upgrade: dispatch.upgrade,
         };
         crate::auth::authorize(
@@ -411,6 +415,7 @@ impl Gateway {
         caller: Option<Caller>,
         conn: ConnInfo,
         request_id: &HeaderValue,
+        original_host: HeaderValue,
     ) -> Result<Response<Body>, GatewayError> {
         self.identify_caller(request.headers_mut(), &dispatch, caller.as_ref())?;
         let web = dispatch.web.take();
@@ -421,7 +426,6 @@ impl Gateway {
         };
         let config = self.config();
         let (request, tripwire) = limit_request(request, &config).map_err(refuse)?;
-        let original_host = host_value(&request);
         let fwd = Forwarding {
             client_ip: conn.client.ip(),
             tls: conn.tls,
@@ -431,12 +435,14 @@ impl Gateway {
         let target = dispatch.target.clone();
         let result = match &*target {
             Target::Http {
-                scheme_authority,
+                scheme,
+                authority,
                 base_path,
                 host,
                 endpoint,
             } => {
-                let uri = backend_uri(scheme_authority, base_path, &dispatch.path)?;
+                let path = std::mem::take(&mut dispatch.path);
+                let uri = backend_uri(scheme, authority, base_path, path)?;
                 let settings = &config.greylist;
                 self.admit_to_endpoint(endpoint, settings)?;
                 let proxy = self.inner.proxy.load_full();
@@ -618,14 +624,30 @@ impl Gateway {
 }
 
 /// The backend's URI for a request: the target's base path with the request's path and
-/// query appended.
-fn backend_uri(scheme_authority: &str, base_path: &str, path: &str) -> Result<Uri, GatewayError> {
-    let mut uri = String::with_capacity(scheme_authority.len() + base_path.len() + path.len());
-    uri.push_str(scheme_authority);
-    uri.push_str(base_path);
-    uri.push_str(path);
-    // From a `String`, the URI takes over its buffer.
-    Uri::try_from(uri)
+/// query appended, behind the target's scheme and authority as parsed when the routing
+/// table was made.
+fn backend_uri(
+    scheme: &Scheme,
+    authority: &Authority,
+    base_path: &str,
+    path: String,
+) -> Result<Uri, GatewayError> {
+    // A target without a leading slash (a bare query of an absolute-form request) goes
+    // behind the root when there is no base path.
+    let path = match base_path {
+        "" if path.starts_with('/') => path,
+        "" => "/".to_string() + &path,
+        base => base.to_string() + &path,
+    };
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(scheme.clone());
+    parts.authority = Some(authority.clone());
+    // From a `String`, the path takes over its buffer.
+    parts.path_and_query = Some(
+        PathAndQuery::from_maybe_shared(bytes::Bytes::from(path))
+            .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?,
+    );
+    Uri::from_parts(parts)
         .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))
 }
 
@@ -663,16 +685,15 @@ fn request_host<B>(request: &Request<B>) -> Option<&str> {
 /// [`request_host`] as a header value: the `Host` header itself when the host came from
 /// it (shared, not copied), empty when the request has none.
 fn host_value<B>(request: &Request<B>) -> HeaderValue {
-    let host = request_host(request).unwrap_or_default();
-    match request.headers().get(header::HOST) {
-        Some(value) if value.as_bytes() == host.as_bytes() => value.clone(),
-        _ => HeaderValue::from_str(host).unwrap_or_else(|_| HeaderValue::from_static("")),
+    let empty = || HeaderValue::from_static("");
+    if let Some(authority) = request.uri().authority() {
+        return HeaderValue::from_str(authority.as_str()).unwrap_or_else(|_| empty());
     }
-}
-
-/// [`request_host`] of a request's head.
-fn parts_host(parts: &http::request::Parts) -> Option<&str> {
-    host_of(&parts.uri, &parts.headers)
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) if host.to_str().is_ok() => host.clone(),
+        _ => empty(),
+    }
 }
 
 fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
@@ -697,5 +718,34 @@ fn host_kind_name(host: &ParsedHost) -> &'static str {
         HostKind::Static => "the static content host",
         HostKind::Vpnrts { .. } => "the Remote Services host",
         _ => "this host",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(base_path: &str, path: &str) -> String {
+        let authority = Authority::from_static("127.0.0.1:9001");
+        backend_uri(&Scheme::HTTP, &authority, base_path, path.to_string())
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn the_backend_uri_joins_base_path_and_request_target() {
+        assert_eq!(uri("", "/a/b?c=d"), "http://127.0.0.1:9001/a/b?c=d");
+        assert_eq!(uri("/base", "/a?c"), "http://127.0.0.1:9001/base/a?c");
+        assert_eq!(uri("/base", "?c"), "http://127.0.0.1:9001/base?c");
+        assert_eq!(uri("", "?c"), "http://127.0.0.1:9001/?c");
+        assert_eq!(uri("", ""), "http://127.0.0.1:9001/");
+        assert_eq!(uri("/base", ""), "http://127.0.0.1:9001/base");
+    }
+
+    #[test]
+    fn a_target_that_is_no_uri_path_is_a_bad_request() {
+        let authority = Authority::from_static("127.0.0.1:9001");
+        let refused = backend_uri(&Scheme::HTTP, &authority, "", "/a b".to_string());
+        assert!(refused.is_err());
     }
 }
