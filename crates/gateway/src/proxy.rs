@@ -103,6 +103,9 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// What a quoted string cannot hold as it is.
+const QUOTING: [char; 2] = ['"', '\\'];
+
 /// Sets the forwarding headers of RFC 7239 and their de-facto `X-Forwarded-*` kin.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     let proto = if fwd.tls { "https" } else { "http" };
@@ -113,11 +116,7 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     };
     // A valid host has no quote or backslash; leaving them out guards the quoted string.
     let original_host = fwd.host();
-    let quoting = |c: char| c == '"' || c == '\\';
-    let quotes = original_host
-        .bytes()
-        .filter(|&b| quoting(char::from(b)))
-        .count();
+    let quotes = original_host.matches(QUOTING).count();
     // Written into one string of exactly its length, which becomes the header's value
     // without a copy (a string with room to spare would cost a second allocation).
     let parts = [open, &client, close, ";proto=", proto, ";host=\""];
@@ -125,12 +124,9 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
         parts.iter().map(|p| p.len()).sum::<usize>() + original_host.len() - quotes + 1,
     );
     parts.iter().for_each(|part| forwarded.push_str(part));
-    match quotes {
-        0 => forwarded.push_str(original_host),
-        _ => original_host
-            .split(quoting)
-            .for_each(|piece| forwarded.push_str(piece)),
-    }
+    original_host
+        .split(QUOTING)
+        .for_each(|piece| forwarded.push_str(piece));
     forwarded.push('"');
     append_list(headers, X_FORWARDED_FOR, client);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
@@ -154,12 +150,10 @@ fn ip_text(ip: IpAddr) -> String {
             len += 1;
         }
         let digits = [octet / 100, octet / 10 % 10, octet % 10];
-        let skip = if octet >= 100 {
-            0
-        } else if octet >= 10 {
-            1
-        } else {
-            2
+        let skip = match octet {
+            100.. => 0,
+            10.. => 1,
+            _ => 2,
         };
         for digit in &digits[skip..] {
             text[len] = b'0' + digit;

@@ -685,24 +685,27 @@ fn request_host<B>(request: &Request<B>) -> Option<&str> {
 /// [`request_host`] as a header value: the `Host` header itself when the host came from
 /// it (shared, not copied), empty when the request has none.
 fn host_value<B>(request: &Request<B>) -> HeaderValue {
-    let empty = || HeaderValue::from_static("");
-    if let Some(authority) = request.uri().authority() {
-        return HeaderValue::from_str(authority.as_str()).unwrap_or_else(|_| empty());
+    match request.uri().authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => single_host(request.headers())
+            .filter(|host| host.to_str().is_ok())
+            .cloned(),
     }
-    let mut hosts = request.headers().get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (Some(host), None) if host.to_str().is_ok() => host.clone(),
-        _ => empty(),
-    }
+    .unwrap_or_else(|| HeaderValue::from_static(""))
 }
 
 fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    if let Some(authority) = uri.authority() {
-        return Some(authority.as_str());
+    match uri.authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => single_host(headers)?.to_str().ok(),
     }
+}
+
+/// The request's one `Host` header; none when it has none, or more than one.
+fn single_host(headers: &HeaderMap) -> Option<&HeaderValue> {
     let mut hosts = headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
-        (Some(host), None) => host.to_str().ok(),
+        (Some(host), None) => Some(host),
         _ => None,
     }
 }
