@@ -9,10 +9,10 @@
 //!
 //! So a bulk thread hands its core over now and then while interactive work is about:
 //! every [`GIVE_WAY_BYTES`] it carries, if a connection served by another thread of the
-//! process moved bytes within the last [`INTERACTIVE_WINDOW`], it yields the core
-//! (`sched_yield`), and a woken thread waiting for it runs at once. A yield with nobody
-//! waiting returns at once; one with somebody waiting costs the bulk stream that
-//! somebody's turn, which is the point.
+//! process read or wrote a small piece ([`INTERACTIVE_PIECE`]) within the last
+//! [`INTERACTIVE_WINDOW`], it yields the core (`sched_yield`), and a woken thread waiting
+//! for it runs at once. A yield with nobody waiting returns at once; one with somebody
+//! waiting costs the bulk stream that somebody's turn, which is the point.
 //!
 //! The window, not only the latest bytes: an interactive stream that waits for a core
 //! moves no bytes meanwhile, and would otherwise stop the yields just when they are
@@ -22,18 +22,26 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Bytes a bulk thread carries between two looks at interactive work: about a sixth of a
-/// millisecond at the rates two loopback TLS legs reach here. Looking every 256 KiB left
-/// round trips beside a transfer a little slower at the 99th percentile; every 64 KiB
-/// began to cost many streams' transfers their rate.
-pub const GIVE_WAY_BYTES: usize = 128 * 1024;
+/// Bytes a bulk thread carries between two looks at interactive work: some 30 µs at the
+/// rates two loopback TLS legs reach here, about as long as an interactive thread may wait
+/// for the core at each process its bytes cross. Every 128 KiB left round trips beside a
+/// transfer 1.35–1.4× their p99 alone; every 32 KiB, 0.95–1.2× (`docs/benchmarks.md`).
+/// Looking often costs a transfer alone nothing: without interactive work nothing yields.
+pub const GIVE_WAY_BYTES: usize = 32 * 1024;
+
+/// A read or write of fewer bytes than this, on a connection not moved, marks interactive
+/// work: a keystroke, a request, an answer. A transfer not moved yet (its first
+/// `BULK_BYTES`) reads and writes whole TLS records and larger pieces, and the bulk threads
+/// need not give way to it. When every read and write marked interactive work, looking
+/// every 64 KiB cost 32 streams starting at once a tenth of their rate.
+pub const INTERACTIVE_PIECE: usize = 4 * 1024;
 
 /// How long after an interactive connection last moved bytes bulk threads keep giving
 /// way. Far longer than a round trip waits for a core, far shorter than a pause in typing.
 pub const INTERACTIVE_WINDOW: Duration = Duration::from_millis(100);
 
-/// Set when a connection served by a thread other than a bulk one moves bytes, cleared by
-/// the bulk threads when they look. A flag rather than a count or a time: while it is set
+/// Set when a connection served by a thread other than a bulk one moves a small piece,
+/// cleared by the bulk threads when they look. A flag rather than a count or a time: while it is set
 /// the main threads only read it, so its cache line is written about once per look, not
 /// once per read.
 static INTERACTIVE_MOVED: AtomicBool = AtomicBool::new(false);
@@ -44,11 +52,16 @@ thread_local! {
     static ACCOUNT: Cell<Account> = const { Cell::new(Account::new()) };
 }
 
-/// Notes that a connection outside the bulk runtime moved bytes.
+/// Notes that a connection outside the bulk runtime read or wrote `bytes`.
 #[inline]
-pub fn interactive_moved() {
-    if !INTERACTIVE_MOVED.load(Ordering::Relaxed) {
-        INTERACTIVE_MOVED.store(true, Ordering::Relaxed);
+pub fn moved_off_bulk(bytes: usize) {
+    note_off_bulk(&INTERACTIVE_MOVED, bytes);
+}
+
+#[inline]
+fn note_off_bulk(flag: &AtomicBool, bytes: usize) {
+    if bytes < INTERACTIVE_PIECE && !flag.load(Ordering::Relaxed) {
+        flag.store(true, Ordering::Relaxed);
     }
 }
 
@@ -145,6 +158,19 @@ mod tests {
         assert_eq!(carry(&mut account, 4 * GIVE_WAY_BYTES, later, false), 4);
         let past = start + INTERACTIVE_WINDOW;
         assert_eq!(carry(&mut account, 4 * GIVE_WAY_BYTES, past, false), 0);
+    }
+
+    #[test]
+    fn only_small_pieces_mark_interactive_work() {
+        let flag = AtomicBool::new(false);
+        note_off_bulk(&flag, 16 * 1024);
+        note_off_bulk(&flag, INTERACTIVE_PIECE);
+        assert!(
+            !flag.load(Ordering::Relaxed),
+            "a transfer's pieces are not interactive"
+        );
+        note_off_bulk(&flag, 42);
+        assert!(flag.load(Ordering::Relaxed), "a keystroke's piece is");
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //! registration from then on.
 //!
 //! The connections also tell the bulk threads when to give way ([`super::give_way`]): one
-//! not moved that reads or writes marks interactive work, one moved counts its bytes.
+//! not moved that reads or writes a small piece marks interactive work, one moved counts
+//! its bytes.
 
 use std::cell::Cell;
 use std::io;
@@ -95,10 +96,6 @@ impl MovableTcp {
             Ok(tcp) => poll(Pin::new(tcp), cx),
             Err(error) => Poll::Ready(Err(error)),
         };
-        // Bytes moved off the bulk runtime tell its threads to give way for a while.
-        if !this.moved && polled.is_ready() {
-            give_way::interactive_moved();
-        }
         if polled.is_pending() && !this.moved {
             // A task polls with the same waker each time, so this clones rarely.
             let waiting = &mut this.waiting[way as usize];
@@ -151,6 +148,17 @@ impl MovableTcp {
     }
 }
 
+/// Tells the bulk threads about `bytes` read or written: a moved connection is carried by
+/// a bulk thread, which counts them; on one not moved, a small piece is interactive work.
+#[inline]
+fn tell_bulk_threads(moved: bool, bytes: usize) {
+    if moved {
+        give_way::carried(bytes);
+    } else {
+        give_way::moved_off_bulk(bytes);
+    }
+}
+
 impl AsyncRead for MovableTcp {
     #[inline]
     fn poll_read(
@@ -158,12 +166,11 @@ impl AsyncRead for MovableTcp {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        // A moved connection is carried by a bulk thread, which counts its bytes.
         let before = buf.filled().len();
         let moved = self.moved;
         let polled = self.poll_with(cx, Way::Read, |tcp, cx| tcp.poll_read(cx, buf));
-        if moved {
-            give_way::carried(buf.filled().len() - before);
+        if polled.is_ready() {
+            tell_bulk_threads(moved, buf.filled().len() - before);
         }
         polled
     }
@@ -178,8 +185,8 @@ impl AsyncWrite for MovableTcp {
     ) -> Poll<io::Result<usize>> {
         let moved = self.moved;
         let polled = self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_write(cx, buf));
-        if let (true, Poll::Ready(Ok(n))) = (moved, &polled) {
-            give_way::carried(*n);
+        if let Poll::Ready(Ok(n)) = &polled {
+            tell_bulk_threads(moved, *n);
         }
         polled
     }
@@ -192,8 +199,8 @@ impl AsyncWrite for MovableTcp {
     ) -> Poll<io::Result<usize>> {
         let moved = self.moved;
         let polled = self.poll_with(cx, Way::Write, |tcp, cx| tcp.poll_write_vectored(cx, bufs));
-        if let (true, Poll::Ready(Ok(n))) = (moved, &polled) {
-            give_way::carried(*n);
+        if let Poll::Ready(Ok(n)) = &polled {
+            tell_bulk_threads(moved, *n);
         }
         polled
     }
