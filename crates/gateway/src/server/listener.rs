@@ -8,7 +8,7 @@ use crate::body::{boxed, Body};
 use crate::cores;
 use crate::error::{render, GatewayError};
 use crate::head_guard::HeadGuard;
-use crate::limits::idle::{IdleClock, IdleIo};
+use crate::limits::idle::{IdleClock, IdleIo, ResponseWait};
 use crate::limits::linger::LingeringClose;
 use crate::overload;
 use crate::proxy::strip_hop_by_hop;
@@ -272,30 +272,6 @@ impl Gateway {
         crate::limits::idle::watch(clock, move || gateway.config().idle_timeout)
     }
 
-    /// [`Gateway::handle`] for a request of a client connection, with the connection's
-    /// idle clock stopped while the response head is awaited.
-    async fn handle_timed(
-        &self,
-        request: Request<hyper::body::Incoming>,
-        conn: ConnInfo,
-        clock: &Arc<IdleClock>,
-    ) -> Response<Body> {
-        use http_body::Body as _;
-        let wait = clock.request_started(request.body().is_end_stream());
-        let mut request = request.map(|body| boxed(wait.watch_body(body)));
-        let version = request.version();
-        if version == http::Version::HTTP_2 {
-            crate::http2::join_cookies(request.headers_mut());
-        }
-        let response = self.handle(request, conn).await;
-        if version == http::Version::HTTP_11 && response.status() == StatusCode::SWITCHING_PROTOCOLS
-        {
-            clock.mark_upgraded();
-        }
-        drop(wait);
-        response
-    }
-
     async fn serve_http1<IO>(
         &self,
         io: IO,
@@ -320,7 +296,12 @@ impl Gateway {
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = gateway.clone();
             let clock = clock.clone();
-            async move { Ok::<_, Infallible>(gateway.handle_timed(request, conn, &clock).await) }
+            async move {
+                let (in_flight, request) = InFlight::start(request, &clock);
+                let response = gateway.handle(request, conn).await;
+                in_flight.answered(&response, &clock);
+                Ok::<_, Infallible>(response)
+            }
         });
         let mut builder = http1::Builder::new();
         // The head guard times heads from their first byte (hyper's header timeout would
@@ -358,7 +339,12 @@ impl Gateway {
                 let mut response = match gateway.refuse_large_head(&request, max_header_size, conn)
                 {
                     Some(refusal) => refusal,
-                    None => gateway.handle_timed(request, conn, &clock).await,
+                    None => {
+                        let (in_flight, request) = InFlight::start(request, &clock);
+                        let response = gateway.handle(request, conn).await;
+                        in_flight.answered(&response, &clock);
+                        response
+                    }
                 };
                 // Connection-specific headers do not exist in HTTP/2 (RFC 9113 §8.2.2).
                 strip_hop_by_hop(response.headers_mut(), false);
@@ -454,4 +440,41 @@ pub(crate) type ClientIo<IO> = LingeringClose<IdleIo<Fair<IO>>>;
 pub(crate) fn client_io<IO>(io: IO, clock: &Arc<IdleClock>) -> ClientIo<IO> {
     LingeringClose::new(IdleIo::new(Fair::new(io), clock.clone()))
         .plain_after_upgrade(clock.clone())
+}
+
+/// A request of a client connection in flight: the connection's idle clock stands still
+/// while the response head is awaited. The service futures of both protocols await
+/// [`Gateway::handle`] between `start` and `answered` themselves, not through an `async fn`
+/// around it: each level of nested futures is one more copy of the request's whole state
+/// as it starts.
+struct InFlight {
+    wait: ResponseWait,
+    version: http::Version,
+}
+
+impl InFlight {
+    fn start(
+        request: Request<hyper::body::Incoming>,
+        clock: &Arc<IdleClock>,
+    ) -> (InFlight, Request<Body>) {
+        use http_body::Body as _;
+        let wait = clock.request_started(request.body().is_end_stream());
+        let mut request = request.map(|body| boxed(wait.watch_body(body)));
+        let version = request.version();
+        if version == http::Version::HTTP_2 {
+            crate::http2::join_cookies(request.headers_mut());
+        }
+        (InFlight { wait, version }, request)
+    }
+
+    /// The response head is ready: the clock runs again, and after a WebSocket upgrade it
+    /// times the relay.
+    fn answered(self, response: &Response<Body>, clock: &IdleClock) {
+        if self.version == http::Version::HTTP_11
+            && response.status() == StatusCode::SWITCHING_PROTOCOLS
+        {
+            clock.mark_upgraded();
+        }
+        drop(self.wait);
+    }
 }

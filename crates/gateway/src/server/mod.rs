@@ -311,7 +311,42 @@ impl Gateway {
                 )
             });
 
-        let (class, result) = self.route_and_forward(request, conn, &request_id).await;
+        // Routing, authorisation and forwarding, within this future. A request's futures
+        // are copied whole as each one starts, so the path keeps them small: few nested
+        // `async fn`s, and rare branches (static files, in-process services, WebSocket
+        // upgrades) boxed, so that their size does not count for every request.
+        let (class, result) = 'answered: {
+            let dispatch = match self.route(&request) {
+                Ok(Routed::Core) => break 'answered (RouteClass::Core, core(&request)),
+                Ok(Routed::Static) => {
+                    let (request, _unread) = request.into_parts();
+                    let served = Box::pin(self.serve_static(&request, &request_id)).await;
+                    break 'answered (RouteClass::Static, served);
+                }
+                Ok(Routed::Forward(d)) => d,
+                Err(e) => break 'answered (RouteClass::Unrouted, Err(e)),
+            };
+            let class = dispatch.class;
+            // The host the client asked for, looked up once for both phases below.
+            let host = host_value(&request);
+            let (parts, body) = request.into_parts();
+            let authorized = self.authorize(&parts, &dispatch, conn, &host).await;
+            let request = Request::from_parts(parts, body);
+            let caller = match authorized {
+                Ok(caller) => caller,
+                Err(Denial::Refused(e)) => break 'answered (class, Err(e)),
+                Err(Denial::SignIn(mut response)) => {
+                    response
+                        .headers_mut()
+                        .insert(crate::REQUEST_ID, request_id.clone());
+                    break 'answered (class, Ok(response));
+                }
+            };
+            let forwarded = self
+                .forward(request, dispatch, caller, conn, &request_id, host)
+                .await;
+            (class, forwarded)
+        };
         let request_id = request_id.to_str().unwrap_or_default();
         let response = result.unwrap_or_else(|e| render(&e, &accept, request_id));
 
@@ -334,49 +369,6 @@ impl Gateway {
             );
         }
         response
-    }
-
-    // A request's futures are copied whole as each one starts, so the path below keeps
-    // them small: few nested `async fn`s, and rare branches (static files, in-process
-    // services, WebSocket upgrades) boxed, so that their size does not count for every
-    // request.
-    async fn route_and_forward(
-        &self,
-        request: Request<Body>,
-        conn: ConnInfo,
-        request_id: &HeaderValue,
-    ) -> (RouteClass, Result<Response<Body>, GatewayError>) {
-        let dispatch = match self.route(&request) {
-            Ok(Routed::Core) => return (RouteClass::Core, core(&request)),
-            Ok(Routed::Static) => {
-                let (request, _unread) = request.into_parts();
-                let served = Box::pin(self.serve_static(&request, request_id)).await;
-                return (RouteClass::Static, served);
-            }
-            Ok(Routed::Forward(d)) => d,
-            Err(e) => return (RouteClass::Unrouted, Err(e)),
-        };
-        let class = dispatch.class;
-        // The host the client asked for, looked up once for both phases below.
-        let host = host_value(&request);
-        let (parts, body) = request.into_parts();
-        let authorized = self.authorize(&parts, &dispatch, conn, &host).await;
-        let request = Request::from_parts(parts, body);
-        let caller = match authorized {
-            Ok(caller) => caller,
-            Err(Denial::Refused(e)) => return (class, Err(e)),
-            Err(Denial::SignIn(mut response)) => {
-                response
-                    .headers_mut()
-                    .insert(crate::REQUEST_ID, request_id.clone());
-                return (class, Ok(response));
-            }
-        };
-        (
-            class,
-            self.forward(request, dispatch, caller, conn, request_id, host)
-                .await,
-        )
     }
 
     /// The authorisation phase ([`crate::auth`]): who the caller is, and whether the
