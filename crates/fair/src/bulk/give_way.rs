@@ -41,9 +41,9 @@ pub const INTERACTIVE_PIECE: usize = 4 * 1024;
 pub const INTERACTIVE_WINDOW: Duration = Duration::from_millis(100);
 
 /// Set when a connection served by a thread other than a bulk one moves a small piece,
-/// cleared by the bulk threads when they look. A flag rather than a count or a time: while it is set
-/// the main threads only read it, so its cache line is written about once per look, not
-/// once per read.
+/// cleared by the bulk threads when they look. A flag rather than a count or a time:
+/// while it is set the main threads only read it, so its cache line is written about
+/// once per look, not once per read.
 static INTERACTIVE_MOVED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
