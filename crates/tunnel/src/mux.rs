@@ -36,6 +36,18 @@ const MESSAGE_SLACK: usize = 4 * 1024;
 /// this much right after `Open`, and the receiver of an `Open` must accept it.
 pub const INITIAL_WINDOW: u32 = 256 * 1024;
 
+/// A spare buffer with room for `likely` bytes and not far beyond, if there is one. Larger
+/// ones are let go: a keep-alive after a bulk transfer must not keep its buffers alive.
+fn take_spare(spares: &mut Vec<BytesMut>, likely: usize) -> Option<BytesMut> {
+    while let Some(mut spare) = spares.pop() {
+        if spare.capacity() >= likely && spare.capacity() <= 4 * likely {
+            spare.clear();
+            return Some(spare);
+        }
+    }
+    None
+}
+
 /// What happened to the streams after a received message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -472,11 +484,21 @@ impl Mux {
     /// per stream in turn, then the go-away; packed up to the configured message size (a
     /// message always holds at least one frame).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.poll_transmit_in(&mut Vec::new())
+    }
+
+    /// [`Mux::poll_transmit`], writing the message into one of `spares` (buffers of messages
+    /// already sent) when one fits. A message buffer is up to `max_message` (256 KiB): freed
+    /// and allocated anew for every message, the system allocator hands such a buffer back
+    /// to the kernel and faults it in again, page by page, for the next one.
+    pub fn poll_transmit_in(&mut self, spares: &mut Vec<BytesMut>) -> Option<Bytes> {
         let first = self.next_frame_len()?;
         // One allocation for the whole message, not one per doubling: the data queued and
         // some room for the frames' headers and the control frames among them.
-        let likely = (self.queued_data + MESSAGE_SLACK).min(self.config.max_message);
-        let mut out = BytesMut::with_capacity(likely.max(first));
+        let likely = (self.queued_data + MESSAGE_SLACK)
+            .min(self.config.max_message)
+            .max(first);
+        let mut out = take_spare(spares, likely).unwrap_or_else(|| BytesMut::with_capacity(likely));
         while let Some(len) = self.next_frame_len() {
             if !out.is_empty() && out.len() + len > self.config.max_message {
                 break;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, watch, Notify};
@@ -162,6 +162,8 @@ where
     E: Display,
 {
     let mut ended = shared.ended.subscribe();
+    // Buffers of the messages sent last round, for the next round's messages.
+    let mut spares = Vec::new();
     loop {
         let (messages, next_check, finished) = {
             let mut state = shared.lock();
@@ -176,17 +178,17 @@ where
                 }
             }
             let mut messages = Vec::new();
-            while let Some(message) = state.mux.poll_transmit() {
+            while let Some(message) = state.mux.poll_transmit_in(&mut spares) {
                 messages.push(message);
             }
             (messages, next_check, state.ended.is_some())
         };
         let sent = if finished {
-            tokio::time::timeout(FINAL_FLUSH, send_all(&mut sink, messages))
+            tokio::time::timeout(FINAL_FLUSH, send_all(&mut sink, messages, &mut spares))
                 .await
                 .unwrap_or(Ok(()))
         } else {
-            send_all(&mut sink, messages).await
+            send_all(&mut sink, messages, &mut spares).await
         };
         if let Err(error) = sent {
             // A peer that says goodbye closes its side right after: its go-away may still
@@ -214,23 +216,47 @@ where
         let deadline = next_check.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             () = shared.outbound.notified() => {}
-            () = tokio::time::sleep_until(deadline) => {}
+            // A quiet tunnel keeps no spare buffers.
+            () = tokio::time::sleep_until(deadline) => spares.clear(),
             _ = ended.wait_for(|ended| *ended) => {}
         }
     }
 }
 
-async fn send_all<S, E>(sink: &mut S, messages: Vec<Bytes>) -> Result<(), E>
+/// The most message buffers a tunnel keeps for reuse (each up to `max_message`).
+const MAX_SPARES: usize = 4;
+
+/// Sends `messages` and flushes; then the buffers the transport let go of (it copies a
+/// message into its own buffer as it takes it) go to `spares`.
+async fn send_all<S, E>(
+    sink: &mut S,
+    messages: Vec<Bytes>,
+    spares: &mut Vec<BytesMut>,
+) -> Result<(), E>
 where
     S: Sink<Bytes, Error = E> + Unpin,
 {
     if messages.is_empty() {
         return Ok(());
     }
+    let mut sent = Vec::with_capacity(messages.len().min(MAX_SPARES));
     for message in messages {
+        if sent.len() < MAX_SPARES {
+            sent.push(message.clone());
+        }
         sink.feed(message).await?;
     }
-    sink.flush().await
+    sink.flush().await?;
+    for message in sent {
+        if spares.len() >= MAX_SPARES {
+            break;
+        }
+        // Only a buffer nobody else holds any more; one still queued somewhere stays there.
+        if let Ok(buffer) = message.try_into_mut() {
+            spares.push(buffer);
+        }
+    }
+    Ok(())
 }
 
 async fn read_loop<R, E>(

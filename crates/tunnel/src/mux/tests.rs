@@ -489,6 +489,37 @@ fn data_is_split_to_the_peers_frame_size_and_packed_into_messages() {
 }
 
 #[test]
+fn a_sent_message_buffer_carries_the_next_message_unless_it_is_far_too_large() {
+    let now = Instant::now();
+    let (mut relay, mut device) = pair(now);
+    let id = relay.open("a:1").unwrap();
+    let mut spares = Vec::new();
+    relay.write(id, &[1u8; 100_000]).unwrap();
+    let first = relay.poll_transmit_in(&mut spares).unwrap();
+    let first_at = first.as_ptr();
+    device.handle_message(first.clone(), now).unwrap();
+    assert_eq!(read_all(&mut device, id), vec![1u8; 100_000]);
+    // What the writer does once the transport has let go of the message.
+    spares.push(first.try_into_mut().unwrap());
+
+    relay.write(id, &[2u8; 100_000]).unwrap();
+    let second = relay.poll_transmit_in(&mut spares).unwrap();
+    assert_eq!(
+        second.as_ptr(),
+        first_at,
+        "the spare buffer is written over"
+    );
+    assert!(spares.is_empty());
+    device.handle_message(second, now).unwrap();
+    assert_eq!(read_all(&mut device, id), vec![2u8; 100_000]);
+
+    // A small message (a keep-alive, a `Close`) does not keep a bulk-sized buffer alive.
+    let mut spares = vec![BytesMut::with_capacity(256 * 1024)];
+    assert!(super::take_spare(&mut spares, 4 * 1024).is_none());
+    assert!(spares.is_empty(), "the large spare was let go");
+}
+
+#[test]
 fn a_full_outgoing_queue_makes_writers_wait() {
     let now = Instant::now();
     let tight = TunnelConfig {
