@@ -39,9 +39,9 @@ pub const LANE_STREAM: StreamId = 1;
 pub const LANE_MAX_FRAME: u32 = 256 * 1024;
 /// The size bytes are copied in to and from lanes, so the `Data` frames senders write.
 /// Smaller than the largest accepted frame on purpose: the WebSocket library zeroes the
-/// unread part of a frame's buffer at every socket read, so its cost grows with the square
-/// of the frame size (256 KiB frames spent a tenth of the relay's time zeroing; 16, 32 and
-/// 64 KiB measured alike, `bench/tunnel`).
+/// unread part of a frame's buffer, up to its read buffer's size, at every socket read, so
+/// up to that size its cost grows with the square of the frame size (256 KiB frames spent a
+/// tenth of the relay's time zeroing; 16, 32 and 64 KiB measured alike, `bench/tunnel`).
 pub const LANE_PIECE: usize = 32 * 1024;
 /// How long an unused spare lane is kept: the agent replaces its open lanes before this,
 /// and the relay ends its idle dial lanes at this age, so that neither side ever starts a
