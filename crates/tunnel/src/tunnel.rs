@@ -243,26 +243,22 @@ where
     if messages.is_empty() {
         return Ok(());
     }
-    let mut sent = Vec::with_capacity(messages.len().min(MAX_SPARES));
+    // Only large messages are kept an eye on: a clone is an allocation of its own, which
+    // small (interactive) messages need not pay for.
+    let room = MAX_SPARES.saturating_sub(spares.len());
+    let mut sent = Vec::new();
     for message in messages {
-        if sent.len() < MAX_SPARES {
+        if sent.len() < room && message.len() >= SPARE_AT_LEAST {
             sent.push(message.clone());
         }
         sink.feed(message).await?;
     }
     sink.flush().await?;
-    for message in sent {
-        if spares.len() >= MAX_SPARES {
-            break;
-        }
-        // Only a buffer nobody else holds any more; one still queued somewhere stays there.
-        if message.len() < SPARE_AT_LEAST {
-            continue;
-        }
-        if let Ok(buffer) = message.try_into_mut() {
-            spares.push(buffer);
-        }
-    }
+    // Only a buffer nobody else holds any more; one still queued somewhere stays there.
+    spares.extend(
+        sent.into_iter()
+            .filter_map(|message| message.try_into_mut().ok()),
+    );
     Ok(())
 }
 
