@@ -36,8 +36,9 @@ const MESSAGE_SLACK: usize = 4 * 1024;
 /// this much right after `Open`, and the receiver of an `Open` must accept it.
 pub const INITIAL_WINDOW: u32 = 256 * 1024;
 
-/// A spare buffer with room for `likely` bytes and not far beyond, if there is one. Larger
-/// ones are let go: a keep-alive after a bulk transfer must not keep its buffers alive.
+/// A spare buffer with room for `likely` bytes and not far beyond, if there is one. Those
+/// looked at that do not fit are let go: a keep-alive after a bulk transfer must not keep
+/// its buffers alive.
 fn take_spare(spares: &mut Vec<BytesMut>, likely: usize) -> Option<BytesMut> {
     while let Some(mut spare) = spares.pop() {
         if spare.capacity() >= likely && spare.capacity() <= 4 * likely {
