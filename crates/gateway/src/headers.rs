@@ -26,11 +26,21 @@ pub struct WebAppResponse {
 impl WebAppResponse {
     /// Sets the gateway's headers on a web app's response headers.
     pub fn apply(&self, headers: &mut HeaderMap) {
+        // What the backend sent, learnt in one pass over the names rather than a hashed
+        // lookup for each.
+        let (mut cache_control, mut xss_protection, mut has_policy) = (false, false, false);
+        for name in headers.keys() {
+            cache_control |= name == header::CACHE_CONTROL;
+            xss_protection |= name == X_XSS_PROTECTION;
+            has_policy |= name == header::CONTENT_SECURITY_POLICY
+                || name == header::CONTENT_SECURITY_POLICY_REPORT_ONLY;
+        }
         // GW-17: the backend's Cache-Control, else the app's, else the built-in default.
-        let backend_has_one = headers
-            .get_all(header::CACHE_CONTROL)
-            .iter()
-            .any(|v| !v.as_bytes().trim_ascii().is_empty());
+        let backend_has_one = cache_control
+            && headers
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .any(|v| !v.as_bytes().trim_ascii().is_empty());
         if !backend_has_one {
             let value = self.cache_control.clone().unwrap_or(DEFAULT_CACHE_CONTROL);
             headers.insert(header::CACHE_CONTROL, value);
@@ -45,12 +55,10 @@ impl WebAppResponse {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        if !headers.contains_key(X_XSS_PROTECTION) {
+        if !xss_protection {
             headers.insert(X_XSS_PROTECTION, HeaderValue::from_static("1; mode=block"));
         }
         // GW-20: an app that sets a policy of its own (enforced or report-only) keeps it.
-        let has_policy = headers.contains_key(header::CONTENT_SECURITY_POLICY)
-            || headers.contains_key(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
         if !has_policy {
             if let Some(policy) = &self.policy {
                 headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());

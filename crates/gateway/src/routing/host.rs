@@ -131,7 +131,7 @@ pub fn parse_host(host: &str, cfg: &HostConfig) -> Option<ParsedHost> {
 
 /// Removes a `:port`; a colon must be followed by decimal digits only.
 fn strip_port(host: &str) -> Option<&str> {
-    match host.split_once(':') {
+    match super::cut(host, b':') {
         None => Some(host),
         Some((name, port))
             if !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) =>
@@ -153,12 +153,16 @@ fn strip_domain<'a>(name: &'a str, domain: &str) -> Option<&'a str> {
 
 /// Parses what precedes the domain: `{first}.{region}` or `{service}.{region}.vpnrts`.
 fn parse_prefix(prefix: &str, domain: &Arc<str>, cfg: &HostConfig) -> Option<ParsedHost> {
-    let mut labels = prefix.split('.');
-    let first = labels.next()?;
-    let region = cfg.region(labels.next()?)?;
-    let kind = match (labels.next(), labels.next()) {
-        (None, _) => first_label_kind(first)?,
-        (Some(vpnrts), None) if vpnrts.eq_ignore_ascii_case("vpnrts") => {
+    let (first, rest) = super::cut(prefix, b'.')?;
+    let (region, more) = match super::cut(rest, b'.') {
+        Some((region, more)) => (region, Some(more)),
+        None => (rest, None),
+    };
+    let region = cfg.region(region)?;
+    let kind = match more {
+        None => first_label_kind(first)?,
+        // A label holds no dot: this is the last one.
+        Some(vpnrts) if vpnrts.eq_ignore_ascii_case("vpnrts") => {
             let service = if first.eq_ignore_ascii_case("connectivity") {
                 VpnrtsService::Connectivity
             } else if first.eq_ignore_ascii_case("wss") {
@@ -190,16 +194,17 @@ fn first_label_kind(label: &str) -> Option<HostKind> {
             return Some(kind);
         }
     }
-    let mut parts = label.split('-');
-    let tenant = name(parts.next()?)?;
-    let app = name(parts.next()?)?;
-    let provider = match parts.next() {
+    let (tenant, rest) = super::cut(label, b'-')?;
+    let (app, provider) = match super::cut(rest, b'-') {
+        Some((app, provider)) => (app, Some(provider)),
+        None => (rest, None),
+    };
+    // A name holds no hyphen, so a fourth part fails as part of the provider.
+    let (tenant, app) = (name(tenant)?, name(app)?);
+    let provider = match provider {
         Some(provider) => Some(name(provider)?),
         None => None,
     };
-    if parts.next().is_some() {
-        return None;
-    }
     Some(HostKind::WebApp {
         tenant,
         app,

@@ -71,12 +71,18 @@ pub fn validate_target(target: &str) -> Result<(), TargetError> {
     if !target.starts_with('/') {
         return Err(TargetError::NotOriginForm);
     }
-    let (path, query) = match target.split_once('?') {
+    let (path, query) = match super::cut(target, b'?') {
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     };
     check_chars(path, Component::Path)?;
-    if let Some(segment) = path.split('/').find(|s| is_dot_segment(s)) {
+    // A dot segment needs a dot, plain or percent-encoded: most paths are spared the split.
+    let dotted = path
+        .bytes()
+        .any(|b| b == b'.' || b == b'%')
+        .then(|| path.split('/').find(|s| is_dot_segment(s)))
+        .flatten();
+    if let Some(segment) = dotted {
         return Err(TargetError::DotSegment {
             segment: segment.to_owned(),
         });
