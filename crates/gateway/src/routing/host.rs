@@ -161,7 +161,7 @@ fn parse_prefix(prefix: &str, domain: &Arc<str>, cfg: &HostConfig) -> Option<Par
     let region = cfg.region(region)?;
     let kind = match more {
         None => first_label_kind(first)?,
-        // A label holds no dot: this is the last one.
+        // What follows the region must be exactly `vpnrts`, with no label after it.
         Some(vpnrts) if vpnrts.eq_ignore_ascii_case("vpnrts") => {
             let service = if first.eq_ignore_ascii_case("connectivity") {
                 VpnrtsService::Connectivity
