@@ -26,8 +26,8 @@ fuzz_target!(|data: &[u8]| {
     let Some(parsed) = parsed else {
         return;
     };
-    assert!(DOMAINS.contains(&parsed.domain.as_str()));
-    assert!(REGIONS.contains(&parsed.region_label().as_str()));
+    assert!(DOMAINS.contains(&&*parsed.domain));
+    assert!(REGIONS.contains(&&*parsed.region_label()));
     if let HostKind::WebApp {
         tenant,
         app,
