@@ -11,6 +11,27 @@ pub const DEFAULT_CACHE_CONTROL: HeaderValue =
 
 const X_XSS_PROTECTION: HeaderName = HeaderName::from_static("x-xss-protection");
 
+/// The response headers [`WebAppResponse::apply`] keeps when the backend sent them. A
+/// `static`: a `const` array would be built and dropped again at each use.
+static BACKEND_MAY_SET: [HeaderName; 4] = [
+    header::CACHE_CONTROL,
+    X_XSS_PROTECTION,
+    header::CONTENT_SECURITY_POLICY,
+    header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
+];
+
+/// Which of `names` are in `headers`, learnt in one pass over the names: for a message's
+/// handful of headers, cheaper than a hashed lookup for each.
+pub(crate) fn present<const N: usize>(headers: &HeaderMap, names: &[HeaderName; N]) -> [bool; N] {
+    let mut found = [false; N];
+    for name in headers.keys() {
+        if let Some(i) = names.iter().position(|n| n == name) {
+            found[i] = true;
+        }
+    }
+    found
+}
+
 /// What the gateway knows about a web-app response's request.
 #[derive(Debug, Clone)]
 pub struct WebAppResponse {
@@ -26,15 +47,8 @@ pub struct WebAppResponse {
 impl WebAppResponse {
     /// Sets the gateway's headers on a web app's response headers.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        // What the backend sent, learnt in one pass over the names rather than a hashed
-        // lookup for each.
-        let (mut cache_control, mut xss_protection, mut has_policy) = (false, false, false);
-        for name in headers.keys() {
-            cache_control |= name == header::CACHE_CONTROL;
-            xss_protection |= name == X_XSS_PROTECTION;
-            has_policy |= name == header::CONTENT_SECURITY_POLICY
-                || name == header::CONTENT_SECURITY_POLICY_REPORT_ONLY;
-        }
+        let [cache_control, xss_protection, policy, report_only] =
+            present(headers, &BACKEND_MAY_SET);
         // GW-17: the backend's Cache-Control, else the app's, else the built-in default.
         let backend_has_one = cache_control
             && headers
@@ -59,7 +73,7 @@ impl WebAppResponse {
             headers.insert(X_XSS_PROTECTION, HeaderValue::from_static("1; mode=block"));
         }
         // GW-20: an app that sets a policy of its own (enforced or report-only) keeps it.
-        if !has_policy {
+        if !(policy || report_only) {
             if let Some(policy) = &self.policy {
                 headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
             }

@@ -14,14 +14,10 @@ use http::StatusCode;
 
 /// Takes Portico's session secrets out of a request on its way to a backend.
 pub(crate) fn strip_secrets(headers: &mut HeaderMap) {
-    // Many requests carry neither header: one pass over the names costs less than a
-    // hashed lookup for each.
-    const XSRF: HeaderName = HeaderName::from_static(XSRF_HEADER);
-    let (mut cookie, mut xsrf) = (false, false);
-    for name in headers.keys() {
-        cookie |= name == header::COOKIE;
-        xsrf |= name == XSRF;
-    }
+    // Many requests carry neither header: they are looked for once, together.
+    static SECRET_CARRIERS: [HeaderName; 2] =
+        [header::COOKIE, HeaderName::from_static(XSRF_HEADER)];
+    let [cookie, xsrf] = crate::headers::present(headers, &SECRET_CARRIERS);
     if cookie {
         cookies::remove(
             headers,
@@ -29,7 +25,7 @@ pub(crate) fn strip_secrets(headers: &mut HeaderMap) {
         );
     }
     if xsrf {
-        headers.remove(XSRF);
+        headers.remove(XSRF_HEADER);
     }
 }
 
