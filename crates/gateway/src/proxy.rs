@@ -7,10 +7,12 @@ use crate::backend_pool::{BackendPool, SendError};
 use crate::body::{boxed, Body};
 use crate::client::HttpClient;
 use crate::error::GatewayError;
+use futures_util::future::Either;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Scheme;
 use http::{Request, Response, StatusCode, Uri, Version};
 use rustls::pki_types::CertificateDer;
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -242,28 +244,34 @@ impl Proxy {
     /// Sends `request` to `uri` on a backend whose `Host` is `host` and streams the answer
     /// back. The wait for the answer is the caller's to bound, at [`Proxy::response_timeout`]
     /// and with [`Proxy::timed_out`]: the gateway does it with greylisting's timer.
-    pub async fn forward(
-        &self,
+    ///
+    /// The backend's request is made before the future starts, so that the future holds
+    /// only the exchange: it is moved whole as it starts, inside every future that awaits it.
+    pub fn forward<'a>(
+        &'a self,
         request: Request<Body>,
         uri: Uri,
         host: &HeaderValue,
-        fwd: &Forwarding<'_>,
-    ) -> Result<Response<Body>, GatewayError> {
+        fwd: &Forwarding<'a>,
+    ) -> impl Future<Output = Result<Response<Body>, GatewayError>> + Send + 'a {
         let backend_request = for_backend(request, uri, host, fwd, false);
-        if backend_request.uri().scheme() == Some(&Scheme::HTTP) {
-            // Boxed: inline, this future would make every future that awaits this one
-            // kilobytes larger, and they are moved (copied) as they start.
-            let response = Box::pin(self.backends.send(backend_request))
-                .await
-                .map_err(|e| send_error(&e))?;
-            return Ok(response_to_client(response, fwd.request_id));
+        let request_id = fwd.request_id;
+        let exchange = if backend_request.uri().scheme() == Some(&Scheme::HTTP) {
+            // Boxed: the pool's exchange is most of a kilobyte.
+            Either::Left(Box::pin(self.backends.send(backend_request)))
+        } else {
+            Either::Right(self.client.request(backend_request))
+        };
+        async move {
+            let response = match exchange {
+                Either::Left(pooled) => pooled.await.map_err(|e| send_error(&e))?,
+                Either::Right(other) => other
+                    .await
+                    .map_err(|e| backend_error(&e, false))?
+                    .map(boxed),
+            };
+            Ok(response_to_client(response, request_id))
         }
-        let response = self
-            .client
-            .request(backend_request)
-            .await
-            .map_err(|e| backend_error(&e, false))?;
-        Ok(response_to_client(response.map(boxed), fwd.request_id))
     }
 
     /// How long a backend may take to answer a request's head.

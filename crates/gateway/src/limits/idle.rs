@@ -95,15 +95,17 @@ impl IdleClock {
     /// for a request without one, else when the body returned by
     /// [`ResponseWait::watch_body`] ends.
     pub fn request_started(self: &Arc<Self>, body_empty: bool) -> ResponseWait {
-        let phase = Arc::new(AtomicU8::new(RECEIVING));
-        let wait = ResponseWait {
-            clock: self.clone(),
-            phase,
-        };
         if body_empty {
-            wait.body_done();
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            return ResponseWait {
+                clock: self.clone(),
+                phase: None,
+            };
         }
-        wait
+        ResponseWait {
+            clock: self.clone(),
+            phase: Some(Arc::new(AtomicU8::new(RECEIVING))),
+        }
     }
 }
 
@@ -115,20 +117,23 @@ const ANSWERED: u8 = 2;
 /// ready) lets the clock run again from that moment.
 pub struct ResponseWait {
     clock: Arc<IdleClock>,
-    phase: Arc<AtomicU8>,
+    /// How far the request is, shared with its body's watch; none for a request without
+    /// a body, which waits for its response from the start (and most requests, with no
+    /// body, cost no allocation here).
+    phase: Option<Arc<AtomicU8>>,
 }
 
 impl ResponseWait {
-    fn body_done(&self) {
-        body_done(&self.clock, &self.phase);
-    }
-
-    /// `body`, telling the clock when it has been read to its end.
+    /// `body`, telling the clock when it has been read to its end. A request started
+    /// without a body has nothing to tell.
     pub fn watch_body<B>(&self, body: B) -> BodyEnd<B> {
         BodyEnd {
             inner: body,
             clock: self.clock.clone(),
-            phase: self.phase.clone(),
+            phase: self
+                .phase
+                .clone()
+                .unwrap_or_else(|| Arc::new(AtomicU8::new(WAITING))),
         }
     }
 }
@@ -144,7 +149,11 @@ fn body_done(clock: &IdleClock, phase: &AtomicU8) {
 
 impl Drop for ResponseWait {
     fn drop(&mut self) {
-        if self.phase.swap(ANSWERED, Ordering::AcqRel) == WAITING {
+        let phase = match &self.phase {
+            Some(phase) => phase.swap(ANSWERED, Ordering::AcqRel),
+            None => WAITING,
+        };
+        if phase == WAITING {
             self.clock.waiting.fetch_sub(1, Ordering::AcqRel);
         }
         self.clock.touch();
@@ -372,6 +381,34 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(clock.is_expired());
         watcher.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_body_counts_for_the_wait_only_once_it_has_been_read() {
+        use http_body_util::BodyExt;
+        let clock = IdleClock::new();
+        let wait = clock.request_started(false);
+        let body = wait.watch_body(http_body_util::Full::new(Bytes::from_static(b"body")));
+        // While the body is unread the client owes bytes: the wait has not started.
+        assert_eq!(clock.waiting.load(Ordering::Acquire), 0);
+        let read = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&read[..], b"body");
+        assert_eq!(clock.waiting.load(Ordering::Acquire), 1);
+        drop(wait);
+        assert_eq!(clock.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_without_a_body_waits_from_its_start_and_once() {
+        let clock = IdleClock::new();
+        let wait = clock.request_started(true);
+        assert_eq!(clock.waiting.load(Ordering::Acquire), 1);
+        // A watch asked for anyway has nothing to add when its body ends.
+        let body = wait.watch_body(http_body_util::Empty::<Bytes>::new());
+        http_body_util::BodyExt::collect(body).await.unwrap();
+        assert_eq!(clock.waiting.load(Ordering::Acquire), 1);
+        drop(wait);
+        assert_eq!(clock.waiting.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test(start_paused = true)]

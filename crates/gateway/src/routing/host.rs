@@ -114,6 +114,14 @@ impl ParsedHost {
             None => Cow::Borrowed(&self.region),
         }
     }
+
+    /// The tenant a web-app host names, taken out rather than copied.
+    pub fn into_tenant(self) -> Option<String> {
+        match self.kind {
+            HostKind::WebApp { tenant, .. } => Some(tenant),
+            _ => None,
+        }
+    }
 }
 
 /// Parses a `Host` header value (or URI authority without user info). A `:port` and one

@@ -296,8 +296,9 @@ impl Gateway {
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = gateway.clone();
             let clock = clock.clone();
+            // Started before the future, which then holds the request once, not twice.
+            let (in_flight, request) = InFlight::start(request, &clock);
             async move {
-                let (in_flight, request) = InFlight::start(request, &clock);
                 let response = gateway.handle(request, conn).await;
                 in_flight.answered(&response, &clock);
                 Ok::<_, Infallible>(response)
@@ -335,12 +336,14 @@ impl Gateway {
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = gateway.clone();
             let clock = clock.clone();
+            let admitted = match gateway.refuse_large_head(&request, max_header_size, conn) {
+                Some(refusal) => Err(refusal),
+                None => Ok(InFlight::start(request, &clock)),
+            };
             async move {
-                let mut response = match gateway.refuse_large_head(&request, max_header_size, conn)
-                {
-                    Some(refusal) => refusal,
-                    None => {
-                        let (in_flight, request) = InFlight::start(request, &clock);
+                let mut response = match admitted {
+                    Err(refusal) => refusal,
+                    Ok((in_flight, request)) => {
                         let response = gateway.handle(request, conn).await;
                         in_flight.answered(&response, &clock);
                         response
@@ -446,7 +449,8 @@ pub(crate) fn client_io<IO>(io: IO, clock: &Arc<IdleClock>) -> ClientIo<IO> {
 /// while the response head is awaited. The service futures of both protocols await
 /// [`Gateway::handle`] between `start` and `answered` themselves, not through an `async fn`
 /// around it: each level of nested futures is one more copy of the request's whole state
-/// as it starts.
+/// as it starts. `start` runs before the future is made, so that the future holds the
+/// request once.
 struct InFlight {
     wait: ResponseWait,
     version: http::Version,
@@ -458,8 +462,16 @@ impl InFlight {
         clock: &Arc<IdleClock>,
     ) -> (InFlight, Request<Body>) {
         use http_body::Body as _;
-        let wait = clock.request_started(request.body().is_end_stream());
-        let mut request = request.map(|body| boxed(wait.watch_body(body)));
+        let body_empty = request.body().is_end_stream();
+        let wait = clock.request_started(body_empty);
+        // An empty body is replaced by one that needs no allocation and no watch.
+        let mut request = request.map(|body| {
+            if body_empty {
+                crate::body::empty()
+            } else {
+                boxed(wait.watch_body(body))
+            }
+        });
         let version = request.version();
         if version == http::Version::HTTP_2 {
             crate::http2::join_cookies(request.headers_mut());

@@ -25,6 +25,7 @@ use futures_util::future::Either;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use portico_store::Registry;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -283,92 +284,106 @@ impl Gateway {
     }
 
     /// Answers one request. Used by the connection loop, and by tests directly.
-    pub async fn handle(&self, request: Request<Body>, conn: ConnInfo) -> Response<Body> {
-        let started = Instant::now();
-        // The client's id when it is one (printable ASCII, 1 to 128 bytes), else a new one;
-        // a header value from here on, shared by the backend's request and the response.
-        let request_id = request
-            .headers()
-            .get(crate::REQUEST_ID)
-            .filter(|v| {
-                let id = v.as_bytes();
-                !id.is_empty() && id.len() <= 128 && id.iter().all(u8::is_ascii_graphic)
-            })
-            .cloned()
-            .unwrap_or_else(crate::new_request_id_value);
-        let mut accept = HeaderMap::new();
-        for value in request.headers().get_all(header::ACCEPT) {
-            accept.append(header::ACCEPT, value.clone());
-        }
-        // What the access line needs outlives the request; it is copied only when logged.
-        let logged =
-            tracing::enabled!(target: "portico::access", tracing::Level::INFO).then(|| {
-                let host = request_host(&request).unwrap_or_default().to_string();
-                (
-                    request.method().clone(),
-                    host,
-                    request.uri().path().to_string(),
-                )
-            });
+    ///
+    /// Not an `async fn`, nor is [`Gateway::forward`]: such a function's future keeps
+    /// every argument twice, once as it was passed and once as the body's own variable,
+    /// and a request's futures are copied whole as each one starts.
+    pub fn handle(
+        &self,
+        mut request: Request<Body>,
+        conn: ConnInfo,
+    ) -> impl Future<Output = Response<Body>> + Send + '_ {
+        async move {
+            let started = Instant::now();
+            // The client's id when it is one (printable ASCII, 1 to 128 bytes), else a new one;
+            // a header value from here on, shared by the backend's request and the response.
+            let request_id = request
+                .headers()
+                .get(crate::REQUEST_ID)
+                .filter(|v| {
+                    let id = v.as_bytes();
+                    !id.is_empty() && id.len() <= 128 && id.iter().all(u8::is_ascii_graphic)
+                })
+                .cloned()
+                .unwrap_or_else(crate::new_request_id_value);
+            let mut accept = HeaderMap::new();
+            for value in request.headers().get_all(header::ACCEPT) {
+                accept.append(header::ACCEPT, value.clone());
+            }
+            // What the access line needs outlives the request; it is copied only when logged.
+            let logged =
+                tracing::enabled!(target: "portico::access", tracing::Level::INFO).then(|| {
+                    let host = request_host(&request).unwrap_or_default().to_string();
+                    (
+                        request.method().clone(),
+                        host,
+                        request.uri().path().to_string(),
+                    )
+                });
 
-        // Routing, authorisation and forwarding, within this future. A request's futures
-        // are copied whole as each one starts, so the path keeps them small: few nested
-        // `async fn`s, and rare branches (static files, in-process services, WebSocket
-        // upgrades) boxed, so that their size does not count for every request.
-        let (class, result) = 'answered: {
-            let dispatch = match self.route(&request) {
-                Ok(Routed::Core) => break 'answered (RouteClass::Core, core(&request)),
-                Ok(Routed::Static) => {
-                    let (request, _unread) = request.into_parts();
-                    let served = Box::pin(self.serve_static(&request, &request_id)).await;
-                    break 'answered (RouteClass::Static, served);
-                }
-                Ok(Routed::Forward(d)) => d,
-                Err(e) => break 'answered (RouteClass::Unrouted, Err(e)),
+            // Routing, authorisation and forwarding, within this future. A request's futures
+            // are copied whole as each one starts, so the path keeps them small: few nested
+            // `async fn`s, and rare branches (static files, in-process services, WebSocket
+            // upgrades) boxed, so that their size does not count for every request.
+            let (class, result) = 'answered: {
+                let dispatch = match self.route(&request) {
+                    Ok(Routed::Core) => break 'answered (RouteClass::Core, core(&request)),
+                    Ok(Routed::Static) => {
+                        let (request, _unread) = request.into_parts();
+                        let served = Box::pin(self.serve_static(&request, &request_id)).await;
+                        break 'answered (RouteClass::Static, served);
+                    }
+                    Ok(Routed::Forward(d)) => d,
+                    Err(e) => break 'answered (RouteClass::Unrouted, Err(e)),
+                };
+                let class = dispatch.class;
+                // The host the client asked for, looked up once for both phases below.
+                let host = host_value(&request);
+                // In a block of its own, so that the parts take no room in the future beyond it.
+                let authorized = {
+                    let (parts, body) = request.into_parts();
+                    let authorized = self.authorize(&parts, &dispatch, conn, &host).await;
+                    request = Request::from_parts(parts, body);
+                    authorized
+                };
+                let caller = match authorized {
+                    Ok(caller) => caller,
+                    Err(Denial::Refused(e)) => break 'answered (class, Err(e)),
+                    Err(Denial::SignIn(mut response)) => {
+                        response
+                            .headers_mut()
+                            .insert(crate::REQUEST_ID, request_id.clone());
+                        break 'answered (class, Ok(response));
+                    }
+                };
+                let forwarded = self
+                    .forward(request, dispatch, caller, conn, &request_id, host)
+                    .await;
+                (class, forwarded)
             };
-            let class = dispatch.class;
-            // The host the client asked for, looked up once for both phases below.
-            let host = host_value(&request);
-            let (parts, body) = request.into_parts();
-            let authorized = self.authorize(&parts, &dispatch, conn, &host).await;
-            let request = Request::from_parts(parts, body);
-            let caller = match authorized {
-                Ok(caller) => caller,
-                Err(Denial::Refused(e)) => break 'answered (class, Err(e)),
-                Err(Denial::SignIn(mut response)) => {
-                    response
-                        .headers_mut()
-                        .insert(crate::REQUEST_ID, request_id.clone());
-                    break 'answered (class, Ok(response));
-                }
-            };
-            let forwarded = self
-                .forward(request, dispatch, caller, conn, &request_id, host)
-                .await;
-            (class, forwarded)
-        };
-        let request_id = request_id.to_str().unwrap_or_default();
-        let response = result.unwrap_or_else(|e| render(&e, &accept, request_id));
+            let request_id = request_id.to_str().unwrap_or_default();
+            let response = result.unwrap_or_else(|e| render(&e, &accept, request_id));
 
-        let status = response.status().as_u16();
-        let elapsed = started.elapsed();
-        self.inner
-            .metrics
-            .request(class, status, elapsed.as_secs_f64());
-        if let Some((method, host, path)) = logged {
-            tracing::info!(
-                target: "portico::access",
-                request_id = %request_id,
-                client = %conn.client.ip(),
-                method = %method,
-                host = %host,
-                path = %path,
-                status,
-                class = class.as_str(),
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-            );
+            let status = response.status().as_u16();
+            let elapsed = started.elapsed();
+            self.inner
+                .metrics
+                .request(class, status, elapsed.as_secs_f64());
+            if let Some((method, host, path)) = logged {
+                tracing::info!(
+                    target: "portico::access",
+                    request_id = %request_id,
+                    client = %conn.client.ip(),
+                    method = %method,
+                    host = %host,
+                    path = %path,
+                    status,
+                    class = class.as_str(),
+                    duration_ms = elapsed.as_secs_f64() * 1000.0,
+                );
+            }
+            response
         }
-        response
     }
 
     /// The authorisation phase ([`crate::auth`]): who the caller is, and whether the
@@ -400,77 +415,80 @@ impl Gateway {
     /// the size limits in force (GW-13). A declared length over the limit is refused
     /// before any backend is contacted; a body that passes a limit while streaming fails,
     /// and whatever the target made of that, the client is answered 413.
-    async fn forward(
-        &self,
+    fn forward<'a>(
+        &'a self,
         mut request: Request<Body>,
         mut dispatch: Dispatch,
         caller: Option<Caller>,
         conn: ConnInfo,
-        request_id: &HeaderValue,
+        request_id: &'a HeaderValue,
         original_host: HeaderValue,
-    ) -> Result<Response<Body>, GatewayError> {
-        self.identify_caller(request.headers_mut(), &dispatch, caller.as_ref())?;
-        let web = dispatch.web.take();
-        let device_web = matches!(dispatch.guard, Guard::DeviceWeb);
-        let refuse = |exceeded: Exceeded| {
-            self.inner.metrics.body_refused(exceeded.reason());
-            exceeded.error()
-        };
-        let config = self.config();
-        let (request, tripwire) = limit_request(request, &config).map_err(refuse)?;
-        let fwd = Forwarding {
-            client_ip: conn.client.ip(),
-            tls: conn.tls,
-            original_host: &original_host,
-            request_id,
-        };
-        let target = dispatch.target.clone();
-        let result = match &*target {
-            Target::Http {
-                scheme,
-                authority,
-                base_path,
-                host,
-                endpoint,
-            } => {
-                let path = std::mem::take(&mut dispatch.path);
-                let uri = backend_uri(scheme, authority, base_path, path)?;
-                let settings = &config.greylist;
-                self.admit_to_endpoint(endpoint, settings)?;
-                let proxy = self.inner.proxy.load_full();
-                let exchange = if dispatch.upgrade {
-                    let session = self.session_link(caller);
-                    Either::Left(Box::pin(crate::websocket::forward(
-                        self, &proxy, request, uri, host, &fwd, session,
-                    )))
-                } else {
-                    Either::Right(proxy.forward(request, uri, host, &fwd))
-                };
-                let exchange = std::pin::pin!(exchange);
-                let give_up = (proxy.response_timeout(), || proxy.timed_out());
-                self.inner
-                    .greylist
-                    .time(endpoint, settings, || self.load(), give_up, exchange)
-                    .await
+    ) -> impl Future<Output = Result<Response<Body>, GatewayError>> + Send + 'a {
+        async move {
+            self.identify_caller(request.headers_mut(), &dispatch, caller.as_ref())?;
+            let web = dispatch.web.take();
+            let device_web = matches!(dispatch.guard, Guard::DeviceWeb);
+            let refuse = |exceeded: Exceeded| {
+                self.inner.metrics.body_refused(exceeded.reason());
+                exceeded.error()
+            };
+            let config = self.config();
+            let tripwire;
+            (request, tripwire) = limit_request(request, &config).map_err(refuse)?;
+            let fwd = Forwarding {
+                client_ip: conn.client.ip(),
+                tls: conn.tls,
+                original_host: &original_host,
+                request_id,
+            };
+            let target = dispatch.target.clone();
+            let result = match &*target {
+                Target::Http {
+                    scheme,
+                    authority,
+                    base_path,
+                    host,
+                    endpoint,
+                } => {
+                    let path = std::mem::take(&mut dispatch.path);
+                    let uri = backend_uri(scheme, authority, base_path, path)?;
+                    let settings = &config.greylist;
+                    self.admit_to_endpoint(endpoint, settings)?;
+                    let proxy = self.inner.proxy.load_full();
+                    let exchange = if dispatch.upgrade {
+                        let session = self.session_link(caller);
+                        Either::Left(Box::pin(crate::websocket::forward(
+                            self, &proxy, request, uri, host, &fwd, session,
+                        )))
+                    } else {
+                        Either::Right(proxy.forward(request, uri, host, &fwd))
+                    };
+                    let exchange = std::pin::pin!(exchange);
+                    let give_up = (proxy.response_timeout(), || proxy.timed_out());
+                    self.inner
+                        .greylist
+                        .time(endpoint, settings, || self.load(), give_up, exchange)
+                        .await
+                }
+                Target::InProcess(name) => {
+                    let call = self.call_in_process(name, request, dispatch, caller, conn, &fwd);
+                    Box::pin(call).await
+                }
+            };
+            let mut response = match tripwire.and_then(|t| t.get()) {
+                Some(exceeded) => return Err(refuse(exceeded)),
+                None => result?,
+            };
+            if device_web {
+                clientless::harden_device_cookies(response.headers_mut());
             }
-            Target::InProcess(name) => {
-                let call = self.call_in_process(name, request, dispatch, caller, conn, &fwd);
-                Box::pin(call).await
+            if let Some(web) = web {
+                if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    web.apply(response.headers_mut());
+                }
             }
-        };
-        let mut response = match tripwire.and_then(|t| t.get()) {
-            Some(exceeded) => return Err(refuse(exceeded)),
-            None => result?,
-        };
-        if device_web {
-            clientless::harden_device_cookies(response.headers_mut());
+            Ok(response)
         }
-        if let Some(web) = web {
-            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-                web.apply(response.headers_mut());
-            }
-        }
-        Ok(response)
     }
 
     /// What the target learns of the caller (ID-4, [`crate::auth::forwarded`]): never

@@ -108,15 +108,16 @@ impl Gateway {
                         webapp.key
                     )));
                 }
+                let policy = self.inner.policies.for_host(&parsed, host);
                 Ok(Routed::Forward(Dispatch {
                     class: RouteClass::Webapp,
                     target: webapp.target.clone(),
                     path: target.to_string(),
-                    tenant: Some(tenant.clone()),
+                    tenant: parsed.into_tenant(),
                     upgrade,
                     web: Some(WebAppResponse {
                         cache_control: webapp.cache_control.clone(),
-                        policy: self.inner.policies.for_host(&parsed, host),
+                        policy,
                         client_version: request.version(),
                     }),
                     guard: Guard::Registration {
