@@ -285,9 +285,10 @@ impl Gateway {
 
     /// Answers one request. Used by the connection loop, and by tests directly.
     ///
-    /// Not an `async fn`, nor is [`Gateway::forward`]: such a function's future keeps
+    /// Not an `async fn`, nor is the forwarding phase: such a function's future keeps
     /// every argument twice, once as it was passed and once as the body's own variable,
     /// and a request's futures are copied whole as each one starts.
+    #[allow(clippy::manual_async_fn)]
     pub fn handle(
         &self,
         mut request: Request<Body>,
@@ -415,6 +416,8 @@ impl Gateway {
     /// the size limits in force (GW-13). A declared length over the limit is refused
     /// before any backend is contacted; a body that passes a limit while streaming fails,
     /// and whatever the target made of that, the client is answered 413.
+    // Not an `async fn`, for the reason given at `handle`.
+    #[allow(clippy::manual_async_fn)]
     fn forward<'a>(
         &'a self,
         mut request: Request<Body>,
