@@ -9,7 +9,7 @@
 //! host's own origin); Portico's cookies never reach the device; and a device cannot set
 //! cookies beyond its own host, nor shadow Portico's ([`harden_device_cookies`]).
 
-use super::{is_upgrade, Dispatch, Gateway, Routed};
+use super::{is_upgrade, Dispatch, Gateway, Routed, TargetPath};
 use crate::auth::enforce::Guard;
 use crate::auth::{REGION_SESSION_COOKIE, SESSION_COOKIE, XSRF_COOKIE};
 use crate::body::Body;
@@ -35,7 +35,6 @@ impl Gateway {
         request: &Request<Body>,
         table: &RoutingTable,
         (tenant, app, provider): (&str, &str, Option<&str>),
-        target: &str,
     ) -> Option<Result<Routed, GatewayError>> {
         let session = provider?;
         if app != REMOTE_APP {
@@ -62,7 +61,7 @@ impl Gateway {
         Some(Ok(Routed::Forward(Dispatch {
             class: RouteClass::Webapp,
             target: Arc::new(Target::InProcess(CLIENTLESS_SERVICE.to_string())),
-            path: target.to_string(),
+            path: TargetPath::AsSent,
             tenant: Some(tenant.to_string()),
             upgrade: is_upgrade(request.headers()),
             // The device's pages keep their own headers: they were not written for

@@ -6,7 +6,7 @@
 //! let through on `/notification` only (Bayeux over WebSocket). In a build without the
 //! service these paths are a clear 404.
 
-use super::{is_upgrade, under, Dispatch, Gateway, Routed};
+use super::{is_upgrade, under, Dispatch, Gateway, Routed, TargetPath};
 use crate::auth::enforce::Guard;
 use crate::body::Body;
 use crate::error::GatewayError;
@@ -36,7 +36,6 @@ impl Gateway {
         &self,
         request: &Request<Body>,
         decoded: &str,
-        target: &str,
     ) -> Option<Result<Routed, GatewayError>> {
         if !DEVICE_PATHS.iter().any(|p| under(decoded, p)) {
             return None;
@@ -56,7 +55,7 @@ impl Gateway {
         Some(Ok(Routed::Forward(Dispatch {
             class: RouteClass::Core,
             target: Arc::new(Target::InProcess(DEVICE_SERVICE.to_string())),
-            path: target.to_string(),
+            path: TargetPath::AsSent,
             tenant: None,
             upgrade,
             web: None,

@@ -104,13 +104,32 @@ struct Dispatch {
     class: RouteClass,
     target: Arc<Target>,
     /// The path and query appended to the target's base path.
-    path: String,
+    path: TargetPath,
     tenant: Option<String>,
     upgrade: bool,
     /// For web apps: what their responses' gateway headers need (GW-17..GW-20).
     web: Option<WebAppResponse>,
     /// Who may pass (ID-1..ID-5).
     guard: Guard,
+}
+
+/// The path and query a target gets after its base path.
+enum TargetPath {
+    /// The request's own, as the client sent it: most routes, and shared rather than
+    /// copied on its way to the backend.
+    AsSent,
+    /// Written by the route: an API call's endpoint and query.
+    Rewritten(String),
+}
+
+impl TargetPath {
+    /// The path and query, of the request whose URI is `sent`.
+    fn as_str<'a>(&'a self, sent: &'a Uri) -> &'a str {
+        match self {
+            TargetPath::AsSent => sent.path_and_query().map_or("/", PathAndQuery::as_str),
+            TargetPath::Rewritten(path) => path,
+        }
+    }
 }
 
 /// Refusals (503 over the connection limit) written at the same time, at most; beyond
@@ -453,8 +472,8 @@ impl Gateway {
                     host,
                     endpoint,
                 } => {
-                    let path = std::mem::take(&mut dispatch.path);
-                    let uri = backend_uri(scheme, authority, base_path, path)?;
+                    let uri =
+                        backend_uri(scheme, authority, base_path, &dispatch.path, request.uri())?;
                     let settings = &config.greylist;
                     self.admit_to_endpoint(endpoint, settings)?;
                     let proxy = self.inner.proxy.load_full();
@@ -553,6 +572,7 @@ impl Gateway {
         set_forwarding_headers(&mut parts.headers, fwd);
         parts.uri = dispatch
             .path
+            .as_str(&parts.uri)
             .parse()
             .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?;
         parts.extensions.insert(RequestContext {
@@ -636,30 +656,37 @@ impl Gateway {
     }
 }
 
-/// The backend's URI for a request: the target's base path with the request's path and
-/// query appended, behind the target's scheme and authority as parsed when the routing
+/// The backend's URI for a request whose URI is `sent`: the target's base path with
+/// `path` appended, behind the target's scheme and authority as parsed when the routing
 /// table was made.
 fn backend_uri(
     scheme: &Scheme,
     authority: &Authority,
     base_path: &str,
-    path: String,
+    path: &TargetPath,
+    sent: &Uri,
 ) -> Result<Uri, GatewayError> {
-    // A target without a leading slash (a bare query of an absolute-form request) goes
-    // behind the root when there is no base path.
-    let path = match base_path {
-        "" if path.starts_with('/') => path,
-        "" => "/".to_string() + &path,
-        base => base.to_string() + &path,
+    let cannot = || GatewayError::bad_request("The request target cannot be forwarded");
+    let path_and_query = match (base_path, path, sent.path_and_query()) {
+        // The client's own path, behind no base path: shared, not copied.
+        ("", TargetPath::AsSent, Some(sent)) if sent.as_str().starts_with('/') => sent.clone(),
+        _ => {
+            let path = path.as_str(sent);
+            // A target without a leading slash (a bare query of an absolute-form
+            // request) goes behind the root when there is no base path.
+            let joined = match base_path {
+                "" if path.starts_with('/') => path.to_string(),
+                "" => "/".to_string() + path,
+                base => base.to_string() + path,
+            };
+            // From a `String`, the path takes over its buffer.
+            PathAndQuery::from_maybe_shared(bytes::Bytes::from(joined)).map_err(|_| cannot())?
+        }
     };
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(scheme.clone());
     parts.authority = Some(authority.clone());
-    // From a `String`, the path takes over its buffer.
-    parts.path_and_query = Some(
-        PathAndQuery::from_maybe_shared(bytes::Bytes::from(path))
-            .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?,
-    );
+    parts.path_and_query = Some(path_and_query);
     Uri::from_parts(parts)
         .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))
 }
@@ -741,11 +768,36 @@ fn host_kind_name(host: &ParsedHost) -> &'static str {
 mod tests {
     use super::*;
 
+    const SENT: &str = "/sent?by=client";
+
+    /// The backend URI for a route that rewrote the path to `path`.
     fn uri(base_path: &str, path: &str) -> String {
         let authority = Authority::from_static("127.0.0.1:9001");
-        backend_uri(&Scheme::HTTP, &authority, base_path, path.to_string())
-            .unwrap()
-            .to_string()
+        let path = TargetPath::Rewritten(path.to_string());
+        backend_uri(
+            &Scheme::HTTP,
+            &authority,
+            base_path,
+            &path,
+            &Uri::from_static(SENT),
+        )
+        .unwrap()
+        .to_string()
+    }
+
+    /// The backend URI for a request whose target was `sent`, forwarded as it came.
+    fn uri_as_sent(base_path: &str, sent: &str) -> String {
+        let authority = Authority::from_static("127.0.0.1:9001");
+        let sent: Uri = sent.parse().unwrap();
+        backend_uri(
+            &Scheme::HTTP,
+            &authority,
+            base_path,
+            &TargetPath::AsSent,
+            &sent,
+        )
+        .unwrap()
+        .to_string()
     }
 
     #[test]
@@ -759,9 +811,34 @@ mod tests {
     }
 
     #[test]
+    fn the_clients_own_target_goes_behind_the_base_path() {
+        assert_eq!(uri_as_sent("", "/a/b?c=d"), "http://127.0.0.1:9001/a/b?c=d");
+        assert_eq!(
+            uri_as_sent("/base", "/a?c"),
+            "http://127.0.0.1:9001/base/a?c"
+        );
+        // Absolute form: the client's authority stays behind.
+        assert_eq!(
+            uri_as_sent("", "http://demo.example/a?c"),
+            "http://127.0.0.1:9001/a?c"
+        );
+        assert_eq!(
+            uri_as_sent("", "http://demo.example"),
+            "http://127.0.0.1:9001/"
+        );
+    }
+
+    #[test]
     fn a_target_that_is_no_uri_path_is_a_bad_request() {
         let authority = Authority::from_static("127.0.0.1:9001");
-        let refused = backend_uri(&Scheme::HTTP, &authority, "", "/a b".to_string());
+        let path = TargetPath::Rewritten("/a b".to_string());
+        let refused = backend_uri(
+            &Scheme::HTTP,
+            &authority,
+            "",
+            &path,
+            &Uri::from_static(SENT),
+        );
         assert!(refused.is_err());
     }
 }

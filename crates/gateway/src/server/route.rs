@@ -3,8 +3,8 @@
 //! files of their own beside this one.
 
 use super::{
-    host_kind_name, is_upgrade, request_host, under, Dispatch, Gateway, Routed, GATEWAY_CORE_PATHS,
-    IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
+    host_kind_name, is_upgrade, request_host, under, Dispatch, Gateway, Routed, TargetPath,
+    GATEWAY_CORE_PATHS, IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
 };
 use crate::auth::enforce::Guard;
 use crate::body::Body;
@@ -20,7 +20,6 @@ impl Gateway {
     pub(super) fn identity_core(
         &self,
         decoded_path: &str,
-        target: &str,
         tenant: Option<&String>,
         web: Option<WebAppResponse>,
     ) -> Option<Routed> {
@@ -31,7 +30,7 @@ impl Gateway {
         Some(Routed::Forward(Dispatch {
             class: RouteClass::Core,
             target: service.clone(),
-            path: target.to_string(),
+            path: TargetPath::AsSent,
             tenant: tenant.cloned(),
             upgrade: false,
             web,
@@ -88,11 +87,11 @@ impl Gateway {
                         client_version: request.version(),
                     };
                     return Ok(self
-                        .identity_core(&decoded, target, Some(tenant), Some(web))
+                        .identity_core(&decoded, Some(tenant), Some(web))
                         .unwrap_or(Routed::Core));
                 }
                 let names = (tenant.as_str(), app.as_str(), provider.as_deref());
-                if let Some(routed) = self.route_clientless(request, &table, names, target) {
+                if let Some(routed) = self.route_clientless(request, &table, names) {
                     return routed;
                 }
                 // The host names a web app: it must exist and serve this tenant, also
@@ -112,7 +111,7 @@ impl Gateway {
                 Ok(Routed::Forward(Dispatch {
                     class: RouteClass::Webapp,
                     target: webapp.target.clone(),
-                    path: target.to_string(),
+                    path: TargetPath::AsSent,
                     tenant: parsed.into_tenant(),
                     upgrade,
                     web: Some(WebAppResponse {
@@ -127,23 +126,23 @@ impl Gateway {
                 }))
             }
             HostKind::Gateway => {
-                if let Some(routed) = self.route_devices(request, &decoded, target) {
+                if let Some(routed) = self.route_devices(request, &decoded) {
                     return routed;
                 }
                 if core(&GATEWAY_CORE_PATHS) || path == "/healthz" {
                     return Ok(self
-                        .identity_core(&decoded, target, None, None)
+                        .identity_core(&decoded, None, None)
                         .unwrap_or(Routed::Core));
                 }
                 self.route_api(&table, None, request)
             }
             HostKind::Southgate => {
-                if let Some(routed) = self.route_devices(request, &decoded, target) {
+                if let Some(routed) = self.route_devices(request, &decoded) {
                     return routed;
                 }
                 if core(&SOUTHGATE_CORE_PATHS) {
                     return Ok(self
-                        .identity_core(&decoded, target, None, None)
+                        .identity_core(&decoded, None, None)
                         .unwrap_or(Routed::Core));
                 }
                 let routed = self.route_api(&table, None, request)?;
@@ -165,7 +164,7 @@ impl Gateway {
                 Ok(Routed::Static)
             }
             HostKind::Vpnrts { service } => {
-                self.route_vpnrts(*service, request, &decoded, target, host_kind_name(&parsed))
+                self.route_vpnrts(*service, request, &decoded, host_kind_name(&parsed))
             }
         }
     }
@@ -205,7 +204,7 @@ impl Gateway {
         Ok(Routed::Forward(Dispatch {
             class: RouteClass::Api,
             target: matched.api.target.clone(),
-            path: format!("{}{query}", api_path.endpoint),
+            path: TargetPath::Rewritten(format!("{}{query}", api_path.endpoint)),
             tenant: tenant.cloned(),
             upgrade: false,
             web: None,

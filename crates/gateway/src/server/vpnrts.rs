@@ -5,7 +5,7 @@
 //! [`RELAY_SERVICE`], which authenticates the endpoint's bearer token itself. Anything
 //! else on these hosts is a clear 404 (400 for a non-WebSocket request to a socket path).
 
-use super::{is_upgrade, under, Dispatch, Gateway, Routed};
+use super::{is_upgrade, under, Dispatch, Gateway, Routed, TargetPath};
 use crate::auth::enforce::Guard;
 use crate::body::Body;
 use crate::error::GatewayError;
@@ -28,7 +28,6 @@ impl Gateway {
         service: VpnrtsService,
         request: &Request<Body>,
         decoded: &str,
-        target: &str,
         host_name: &str,
     ) -> Result<Routed, GatewayError> {
         let path = request.uri().path();
@@ -39,7 +38,7 @@ impl Gateway {
                 if !CONNECTIVITY_PATHS.iter().any(|p| under(decoded, p)) {
                     return Err(nothing_here());
                 }
-                match self.identity_core(decoded, target, None, None) {
+                match self.identity_core(decoded, None, None) {
                     Some(routed) => Ok(routed),
                     None if under(decoded, "/.well-known") => Ok(Routed::Core),
                     None => Err(nothing_here()),
@@ -63,7 +62,7 @@ impl Gateway {
                 Ok(Routed::Forward(Dispatch {
                     class: RouteClass::Core,
                     target: Arc::new(Target::InProcess(RELAY_SERVICE.to_string())),
-                    path: target.to_string(),
+                    path: TargetPath::AsSent,
                     tenant: None,
                     upgrade: true,
                     web: None,
