@@ -39,12 +39,12 @@ impl Forwarding<'_> {
     }
 }
 
-const HOP_BY_HOP_COUNT: usize = 8;
-
 /// Headers that belong to one connection (RFC 7230 §6.1) and are never forwarded, plus
-/// the ones a client addresses to a proxy. A `static`: a `const` array would be built and
-/// dropped again at each use, several times per message.
-static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+/// the ones a client addresses to a proxy, and `Upgrade`, whose protocol is for this
+/// connection only (RFC 7230 §6.7) unless the hop carries a WebSocket upgrade. A
+/// `static`: a `const` array would be built and dropped again at each use, several times
+/// per message.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -53,6 +53,7 @@ static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Removes hop-by-hop headers, including those named in `Connection`. `Upgrade` is
@@ -60,14 +61,7 @@ static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names finds what there is to remove; most messages carry none
     // of these headers, or only `Connection`, and each removal is a hashed lookup.
-    let mut present = [false; HOP_BY_HOP_COUNT];
-    let mut upgrade = false;
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present[i] = true;
-        }
-        upgrade |= name == header::UPGRADE;
-    }
+    let present = crate::headers::present(headers, &HOP_BY_HOP);
     // `HOP_BY_HOP` starts with `Connection`. The common `Connection: keep-alive` names
     // only a header removed anyway: its list is not read.
     let names_others = || {
@@ -91,19 +85,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
                     .any(|h| name.eq_ignore_ascii_case(h.as_str()))
             })
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-            .filter(|name| !(keep_upgrade && name == header::UPGRADE))
             .collect();
         for name in &listed {
             headers.remove(name);
         }
     }
-    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+    let kept = |name: &HeaderName| keep_upgrade && name == header::UPGRADE;
+    for (name, _) in HOP_BY_HOP
+        .iter()
+        .zip(present)
+        .filter(|(name, present)| *present && !kept(name))
+    {
         headers.remove(name);
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else if upgrade {
-        headers.remove(header::UPGRADE);
     }
 }
 
