@@ -2,28 +2,25 @@
 //! (GW-10), read the host (GW-1..GW-6), pick a target from the routing table (GW-7..GW-9),
 //! authorise the caller ([`crate::auth`], ID-1..ID-5), hold the body to the limits and the
 //! endpoint to greylisting, forward it (GW-12), log it.
-//! Errors become responses in one place, [`crate::error`]. Accepting and serving
-//! connections is [`listener`]'s part.
+//! Errors become responses in one place, [`crate::error`]. The routing phase is in
+//! [`route`], the forwarding phase in [`forward`]; accepting and serving connections is
+//! [`listener`]'s part.
 
 use crate::auth::enforce::{Arrival, Guard};
-use crate::auth::session_watch::SessionLink;
 use crate::auth::{Authenticator, Caller, Denial};
 use crate::body::{empty, full, Body};
-use crate::config::{GatewayConfig, GreylistConfig};
+use crate::config::GatewayConfig;
 use crate::error::{render, GatewayError};
-use crate::greylist::{Admission, Greylist};
+use crate::greylist::Greylist;
 use crate::headers::WebAppResponse;
-use crate::limits::{limit_request, Exceeded};
 use crate::metrics::{Metrics, ReloadResult, RouteClass};
-use crate::proxy::{set_forwarding_headers, strip_hop_by_hop, Forwarding, Proxy};
-use crate::routing::{parse_host, HostConfig, HostKind, ParsedHost};
-use crate::service::{RequestContext, Services};
+use crate::proxy::Proxy;
+use crate::routing::{HostConfig, HostKind, ParsedHost};
+use crate::service::Services;
 use crate::table::{RoutingTable, Target};
 use crate::websocket::OpenWebSockets;
 use arc_swap::ArcSwap;
-use futures_util::future::Either;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderValue, Request, Response, Uri};
 use portico_store::Registry;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,6 +31,7 @@ use tokio::sync::Semaphore;
 
 mod clientless;
 mod devices;
+mod forward;
 mod listener;
 #[cfg(test)]
 pub(crate) use listener::client_io;
@@ -41,6 +39,8 @@ pub(crate) use listener::ClientIo;
 mod policies;
 mod route;
 mod vpnrts;
+
+use forward::TargetPath;
 
 pub use clientless::{harden_device_cookies, CLIENTLESS_SERVICE, REMOTE_APP};
 pub use devices::DEVICE_SERVICE;
@@ -111,25 +111,6 @@ struct Dispatch {
     web: Option<WebAppResponse>,
     /// Who may pass (ID-1..ID-5).
     guard: Guard,
-}
-
-/// The path and query a target gets after its base path.
-enum TargetPath {
-    /// The request's own, as the client sent it: most routes, and shared rather than
-    /// copied on its way to the backend.
-    AsSent,
-    /// Written by the route: an API call's endpoint and query.
-    Rewritten(String),
-}
-
-impl TargetPath {
-    /// The path and query, of the request whose URI is `sent`.
-    fn as_str<'a>(&'a self, sent: &'a Uri) -> &'a str {
-        match self {
-            TargetPath::AsSent => sent.path_and_query().map_or("/", PathAndQuery::as_str),
-            TargetPath::Rewritten(path) => path,
-        }
-    }
 }
 
 /// Refusals (503 over the connection limit) written at the same time, at most; beyond
@@ -430,211 +411,6 @@ impl Gateway {
         .await
     }
 
-    /// The forwarding phase: to a backend over HTTP, or to an in-process service, for
-    /// `caller` when the authorisation phase knows them, with the request's body held to
-    /// the size limits in force (GW-13). A declared length over the limit is refused
-    /// before any backend is contacted; a body that passes a limit while streaming fails,
-    /// and whatever the target made of that, the client is answered 413.
-    // Not an `async fn`, for the reason given at `handle`.
-    #[allow(clippy::manual_async_fn)]
-    fn forward<'a>(
-        &'a self,
-        mut request: Request<Body>,
-        mut dispatch: Dispatch,
-        caller: Option<Caller>,
-        conn: ConnInfo,
-        request_id: &'a HeaderValue,
-        original_host: HeaderValue,
-    ) -> impl Future<Output = Result<Response<Body>, GatewayError>> + Send + 'a {
-        async move {
-            self.identify_caller(request.headers_mut(), &dispatch, caller.as_ref())?;
-            let web = dispatch.web.take();
-            let device_web = matches!(dispatch.guard, Guard::DeviceWeb);
-            let refuse = |exceeded: Exceeded| {
-                self.inner.metrics.body_refused(exceeded.reason());
-                exceeded.error()
-            };
-            let config = self.config();
-            let tripwire;
-            (request, tripwire) = limit_request(request, &config).map_err(refuse)?;
-            let fwd = Forwarding {
-                client_ip: conn.client.ip(),
-                tls: conn.tls,
-                original_host: &original_host,
-                request_id,
-            };
-            let target = dispatch.target.clone();
-            let result = match &*target {
-                Target::Http {
-                    scheme,
-                    authority,
-                    base_path,
-                    host,
-                    endpoint,
-                } => {
-                    let uri =
-                        backend_uri(scheme, authority, base_path, &dispatch.path, request.uri())?;
-                    let settings = &config.greylist;
-                    self.admit_to_endpoint(endpoint, settings)?;
-                    let proxy = self.inner.proxy.load_full();
-                    let exchange = if dispatch.upgrade {
-                        let session = self.session_link(caller);
-                        Either::Left(Box::pin(crate::websocket::forward(
-                            self, &proxy, request, uri, host, &fwd, session,
-                        )))
-                    } else {
-                        Either::Right(proxy.forward(request, uri, host, &fwd))
-                    };
-                    let exchange = std::pin::pin!(exchange);
-                    let give_up = (proxy.response_timeout(), || proxy.timed_out());
-                    self.inner
-                        .greylist
-                        .time(endpoint, settings, || self.load(), give_up, exchange)
-                        .await
-                }
-                Target::InProcess(name) => {
-                    let call = self.call_in_process(name, request, dispatch, caller, conn, &fwd);
-                    Box::pin(call).await
-                }
-            };
-            let mut response = match tripwire.and_then(|t| t.get()) {
-                Some(exceeded) => return Err(refuse(exceeded)),
-                None => result?,
-            };
-            if device_web {
-                clientless::harden_device_cookies(response.headers_mut());
-            }
-            if let Some(web) = web {
-                if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-                    web.apply(response.headers_mut());
-                }
-            }
-            Ok(response)
-        }
-    }
-
-    /// What the target learns of the caller (ID-4, [`crate::auth::forwarded`]): never
-    /// Portico's session secrets, and on an authenticated registration a token minted
-    /// for the caller and the target. The identity service gets the request as it came.
-    fn identify_caller(
-        &self,
-        headers: &mut HeaderMap,
-        dispatch: &Dispatch,
-        caller: Option<&Caller>,
-    ) -> Result<(), GatewayError> {
-        let rule = match &dispatch.guard {
-            Guard::Registration { rule, .. } => rule,
-            // A device's web interface: the device's own `Authorization` passes unchanged.
-            Guard::DeviceWeb => {
-                crate::auth::forwarded::strip_secrets(headers);
-                return Ok(());
-            }
-            Guard::IdentityCore => return Ok(()),
-        };
-        crate::auth::forwarded::strip_secrets(headers);
-        match (caller, self.inner.authenticator.as_deref()) {
-            (Some(caller), Some(authenticator)) if !rule.is_open() => {
-                crate::auth::forwarded::identify(headers, authenticator, caller, &rule.audience)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Hands the request to the in-process service `name`, with what the gateway knows of
-    /// it in a [`RequestContext`].
-    async fn call_in_process(
-        &self,
-        name: &str,
-        request: Request<Body>,
-        dispatch: Dispatch,
-        caller: Option<Caller>,
-        conn: ConnInfo,
-        fwd: &Forwarding<'_>,
-    ) -> Result<Response<Body>, GatewayError> {
-        let service = self
-            .inner
-            .services
-            .get(name)
-            .ok_or_else(|| {
-                GatewayError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "The in-process service is not available",
-                )
-            })?
-            .clone();
-        let original_target = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_string();
-        let (mut parts, body) = request.into_parts();
-        strip_hop_by_hop(&mut parts.headers, dispatch.upgrade);
-        set_forwarding_headers(&mut parts.headers, fwd);
-        parts.uri = dispatch
-            .path
-            .as_str(&parts.uri)
-            .parse()
-            .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))?;
-        parts.extensions.insert(RequestContext {
-            request_id: fwd.request_id().to_string(),
-            client: conn.client,
-            tls: conn.tls,
-            // The routing phase parsed this host already; it cannot fail here.
-            host: parse_host(fwd.host(), &self.inner.hosts)
-                .ok_or_else(|| GatewayError::not_found("Unknown host"))?,
-            original_host: fwd.host().to_string(),
-            original_target,
-            tenant: dispatch.tenant,
-            session: caller.as_ref().and_then(|c| c.session.clone()),
-            principal: caller.map(|c| c.principal),
-        });
-        let mut response = service.call(Request::from_parts(parts, body)).await;
-        response
-            .headers_mut()
-            .insert(crate::REQUEST_ID, fwd.request_id.clone());
-        Ok(response)
-    }
-
-    /// The session a WebSocket is opened in, which it keeps alive and which closes it (GW-23).
-    fn session_link(&self, caller: Option<Caller>) -> Option<SessionLink> {
-        let caller = caller?;
-        Some(SessionLink {
-            authenticator: self.inner.authenticator.clone()?,
-            session: caller.session?,
-            tenant: caller.principal.tenant,
-        })
-    }
-
-    /// Greylisting (GW-14): a slow endpoint gets requests only while the instance is
-    /// not busy.
-    fn admit_to_endpoint(
-        &self,
-        endpoint: &str,
-        settings: &GreylistConfig,
-    ) -> Result<(), GatewayError> {
-        match self.inner.greylist.admit(endpoint, self.load(), settings) {
-            Admission::Forward => Ok(()),
-            Admission::Refuse { retry_after } => Err(GatewayError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Backend service is too slow",
-            )
-            .with_header(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after.as_secs()),
-            )),
-        }
-    }
-
-    /// The share of `max_connections` in use now (GW-14's instance load).
-    fn load(&self) -> f64 {
-        let limit = self.config().max_connections;
-        if limit == 0 {
-            return 1.0;
-        }
-        let free = self.inner.connections.available_permits();
-        limit.saturating_sub(free) as f64 / limit as f64
-    }
-
     /// The static content host (GW-5): files of `[static] dir`, nothing without one.
     async fn serve_static(
         &self,
@@ -654,41 +430,6 @@ impl Gateway {
             .insert(crate::REQUEST_ID, request_id.clone());
         Ok(response)
     }
-}
-
-/// The backend's URI for a request whose URI is `sent`: the target's base path with
-/// `path` appended, behind the target's scheme and authority as parsed when the routing
-/// table was made.
-fn backend_uri(
-    scheme: &Scheme,
-    authority: &Authority,
-    base_path: &str,
-    path: &TargetPath,
-    sent: &Uri,
-) -> Result<Uri, GatewayError> {
-    let cannot = || GatewayError::bad_request("The request target cannot be forwarded");
-    let path_and_query = match (base_path, path, sent.path_and_query()) {
-        // The client's own path, behind no base path: shared, not copied.
-        ("", TargetPath::AsSent, Some(sent)) if sent.as_str().starts_with('/') => sent.clone(),
-        _ => {
-            let path = path.as_str(sent);
-            // A target without a leading slash (a bare query of an absolute-form
-            // request) goes behind the root when there is no base path.
-            let joined = match base_path {
-                "" if path.starts_with('/') => path.to_string(),
-                "" => "/".to_string() + path,
-                base => base.to_string() + path,
-            };
-            // From a `String`, the path takes over its buffer.
-            PathAndQuery::from_maybe_shared(bytes::Bytes::from(joined)).map_err(|_| cannot())?
-        }
-    };
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(scheme.clone());
-    parts.authority = Some(authority.clone());
-    parts.path_and_query = Some(path_and_query);
-    Uri::from_parts(parts)
-        .map_err(|_| GatewayError::bad_request("The request target cannot be forwarded"))
 }
 
 /// Core paths (GW-6a). Only the health check exists so far; the rest are reserved for
@@ -761,84 +502,5 @@ fn host_kind_name(host: &ParsedHost) -> &'static str {
         HostKind::Static => "the static content host",
         HostKind::Vpnrts { .. } => "the Remote Services host",
         _ => "this host",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SENT: &str = "/sent?by=client";
-
-    /// The backend URI for a route that rewrote the path to `path`.
-    fn uri(base_path: &str, path: &str) -> String {
-        let authority = Authority::from_static("127.0.0.1:9001");
-        let path = TargetPath::Rewritten(path.to_string());
-        backend_uri(
-            &Scheme::HTTP,
-            &authority,
-            base_path,
-            &path,
-            &Uri::from_static(SENT),
-        )
-        .unwrap()
-        .to_string()
-    }
-
-    /// The backend URI for a request whose target was `sent`, forwarded as it came.
-    fn uri_as_sent(base_path: &str, sent: &str) -> String {
-        let authority = Authority::from_static("127.0.0.1:9001");
-        let sent: Uri = sent.parse().unwrap();
-        backend_uri(
-            &Scheme::HTTP,
-            &authority,
-            base_path,
-            &TargetPath::AsSent,
-            &sent,
-        )
-        .unwrap()
-        .to_string()
-    }
-
-    #[test]
-    fn the_backend_uri_joins_base_path_and_request_target() {
-        assert_eq!(uri("", "/a/b?c=d"), "http://127.0.0.1:9001/a/b?c=d");
-        assert_eq!(uri("/base", "/a?c"), "http://127.0.0.1:9001/base/a?c");
-        assert_eq!(uri("/base", "?c"), "http://127.0.0.1:9001/base?c");
-        assert_eq!(uri("", "?c"), "http://127.0.0.1:9001/?c");
-        assert_eq!(uri("", ""), "http://127.0.0.1:9001/");
-        assert_eq!(uri("/base", ""), "http://127.0.0.1:9001/base");
-    }
-
-    #[test]
-    fn the_clients_own_target_goes_behind_the_base_path() {
-        assert_eq!(uri_as_sent("", "/a/b?c=d"), "http://127.0.0.1:9001/a/b?c=d");
-        assert_eq!(
-            uri_as_sent("/base", "/a?c"),
-            "http://127.0.0.1:9001/base/a?c"
-        );
-        // Absolute form: the client's authority stays behind.
-        assert_eq!(
-            uri_as_sent("", "http://demo.example/a?c"),
-            "http://127.0.0.1:9001/a?c"
-        );
-        assert_eq!(
-            uri_as_sent("", "http://demo.example"),
-            "http://127.0.0.1:9001/"
-        );
-    }
-
-    #[test]
-    fn a_target_that_is_no_uri_path_is_a_bad_request() {
-        let authority = Authority::from_static("127.0.0.1:9001");
-        let path = TargetPath::Rewritten("/a b".to_string());
-        let refused = backend_uri(
-            &Scheme::HTTP,
-            &authority,
-            "",
-            &path,
-            &Uri::from_static(SENT),
-        );
-        assert!(refused.is_err());
     }
 }
