@@ -9,15 +9,13 @@ use super::{
     cookies, Authenticator, Caller, REGION_SESSION_COOKIE, SESSION_COOKIE, XSRF_COOKIE, XSRF_HEADER,
 };
 use crate::error::GatewayError;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
 
 /// Takes Portico's session secrets out of a request on its way to a backend.
 pub(crate) fn strip_secrets(headers: &mut HeaderMap) {
     // Many requests carry neither header: they are looked for once, together.
-    static SECRET_CARRIERS: [HeaderName; 2] =
-        [header::COOKIE, HeaderName::from_static(XSRF_HEADER)];
-    let [cookie, xsrf] = crate::headers::present(headers, &SECRET_CARRIERS);
+    let [cookie, xsrf] = crate::headers::present(headers, &["cookie", XSRF_HEADER]);
     if cookie {
         cookies::remove(
             headers,

@@ -202,7 +202,7 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
     let from = from.max(start).saturating_sub(3).max(start);
     let mut i = from;
-    while let Some(off) = memchr_lf(&buf[i..]) {
+    while let Some(off) = memchr::memchr(b'\n', &buf[i..]) {
         let lf = i + off;
         match buf.get(lf + 1) {
             Some(b'\n') => return Some(lf + 2),
@@ -211,10 +211,6 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
         }
     }
     None
-}
-
-fn memchr_lf(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
 }
 
 /// Why a head was refused, and the error format its `Accept` asked for.

@@ -3,8 +3,8 @@
 //! files of their own beside this one.
 
 use super::{
-    host_kind_name, is_upgrade, request_host, under, Dispatch, Gateway, Routed, TargetPath,
-    GATEWAY_CORE_PATHS, IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
+    host_kind_name, is_upgrade, under, Dispatch, Gateway, Routed, TargetPath, GATEWAY_CORE_PATHS,
+    IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
 };
 use crate::auth::enforce::Guard;
 use crate::body::Body;
@@ -38,8 +38,13 @@ impl Gateway {
         }))
     }
 
-    /// The routing phase: from host and path to a target, or a gateway error.
-    pub(super) fn route(&self, request: &Request<Body>) -> Result<Routed, GatewayError> {
+    /// The routing phase: from host and path to a target, or a gateway error. `host` is
+    /// the one the request addresses, if it addresses one.
+    pub(super) fn route(
+        &self,
+        request: &Request<Body>,
+        host: Option<&str>,
+    ) -> Result<Routed, GatewayError> {
         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
         validate_target(target).map_err(|e| GatewayError::bad_request(e.to_string()))?;
         if request.method() == Method::CONNECT {
@@ -57,7 +62,7 @@ impl Gateway {
                 )),
             };
         }
-        let host = request_host(request).ok_or_else(|| {
+        let host = host.ok_or_else(|| {
             GatewayError::bad_request("The request needs exactly one Host header")
         })?;
         let parsed = parse_host(host, &self.inner.hosts)
