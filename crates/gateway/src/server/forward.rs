@@ -54,7 +54,7 @@ impl Gateway {
         caller: Option<Caller>,
         conn: ConnInfo,
         request_id: &'a HeaderValue,
-        original_host: HeaderValue,
+        (original_host, host): (&'a HeaderValue, &'a str),
     ) -> impl Future<Output = Result<Response<Body>, GatewayError>> + Send + 'a {
         async move {
             self.identify_caller(request.headers_mut(), &dispatch, caller.as_ref())?;
@@ -70,7 +70,8 @@ impl Gateway {
             let fwd = Forwarding {
                 client_ip: conn.client.ip(),
                 tls: conn.tls,
-                original_host: &original_host,
+                original_host,
+                host,
                 request_id,
             };
             let target = dispatch.target.clone();
@@ -190,9 +191,9 @@ impl Gateway {
             client: conn.client,
             tls: conn.tls,
             // The routing phase parsed this host already; it cannot fail here.
-            host: parse_host(fwd.host(), &self.inner.hosts)
+            host: parse_host(fwd.host, &self.inner.hosts)
                 .ok_or_else(|| GatewayError::not_found("Unknown host"))?,
-            original_host: fwd.host().to_string(),
+            original_host: fwd.host.to_string(),
             original_target,
             tenant: dispatch.tenant,
             session: caller.as_ref().and_then(|c| c.session.clone()),

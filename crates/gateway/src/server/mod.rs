@@ -313,12 +313,13 @@ impl Gateway {
             }
             // The host the client addressed, looked up and checked once for every phase.
             let host = addressed_host(&request);
+            let host_text = host.as_ref().and_then(|host| host.to_str().ok());
             // What the access line needs outlives the request; it is copied only when logged.
             let logged =
                 tracing::enabled!(target: "portico::access", tracing::Level::INFO).then(|| {
                     (
                         request.method().clone(),
-                        host.as_ref().map_or("", checked_text).to_string(),
+                        host_text.unwrap_or_default().to_string(),
                         request.uri().path().to_string(),
                     )
                 });
@@ -328,7 +329,7 @@ impl Gateway {
             // `async fn`s, and rare branches (static files, in-process services, WebSocket
             // upgrades) boxed, so that their size does not count for every request.
             let (class, result) = 'answered: {
-                let dispatch = match self.route(&request, host.as_ref().map(checked_text)) {
+                let dispatch = match self.route(&request, host_text) {
                     Ok(Routed::Core) => break 'answered (RouteClass::Core, core(&request)),
                     Ok(Routed::Static) => {
                         let (request, _unread) = request.into_parts();
@@ -340,11 +341,15 @@ impl Gateway {
                 };
                 let class = dispatch.class;
                 // A forwarded request has a host: routing refuses one without.
-                let host = host.unwrap_or_else(|| HeaderValue::from_static(""));
+                let (Some(host), Some(host_text)) = (&host, host_text) else {
+                    let refused =
+                        GatewayError::bad_request("The request needs exactly one Host header");
+                    break 'answered (class, Err(refused));
+                };
                 // In a block of its own, so that the parts take no room in the future beyond it.
                 let authorized = {
                     let (parts, body) = request.into_parts();
-                    let authorized = self.authorize(&parts, &dispatch, conn, &host).await;
+                    let authorized = self.authorize(&parts, &dispatch, conn, host_text).await;
                     request = Request::from_parts(parts, body);
                     authorized
                 };
@@ -359,7 +364,14 @@ impl Gateway {
                     }
                 };
                 let forwarded = self
-                    .forward(request, dispatch, caller, conn, &request_id, host)
+                    .forward(
+                        request,
+                        dispatch,
+                        caller,
+                        conn,
+                        &request_id,
+                        (host, host_text),
+                    )
                     .await;
                 (class, forwarded)
             };
@@ -395,12 +407,12 @@ impl Gateway {
         request: &http::request::Parts,
         dispatch: &Dispatch,
         conn: ConnInfo,
-        host: &HeaderValue,
+        host: &str,
     ) -> Result<Option<Caller>, Denial> {
         let arrival = Arrival {
             tenant: dispatch.tenant.as_deref(),
             tls: conn.tls,
-            host: checked_text(host),
+            host,
             upgrade: dispatch.upgrade,
         };
         crate::auth::authorize(
@@ -459,22 +471,13 @@ fn core(request: &Request<Body>) -> Result<Response<Body>, GatewayError> {
 }
 
 /// The host a request addresses: the authority of an absolute-form target, else the one
-/// `Host` header (RFC 7230 §5.4; two `Host` headers address nothing), and only as visible
-/// ASCII. The `Host` header itself when the host came from it: shared, not copied.
+/// `Host` header (RFC 7230 §5.4; two `Host` headers address nothing). The `Host` header
+/// itself when the host came from it: shared, not copied.
 fn addressed_host<B>(request: &Request<B>) -> Option<HeaderValue> {
     match request.uri().authority() {
         Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-        None => single_host(request.headers())
-            .filter(|host| host.to_str().is_ok())
-            .cloned(),
+        None => single_host(request.headers()).cloned(),
     }
-}
-
-/// The text of a header value already checked to be visible ASCII (`HeaderValue::to_str`).
-/// A UTF-8 check takes a fraction of `to_str`'s byte-by-byte one, which a request's host
-/// would otherwise go through in every phase that reads it.
-pub(crate) fn checked_text(value: &HeaderValue) -> &str {
-    std::str::from_utf8(value.as_bytes()).unwrap_or_default()
 }
 
 /// The request's one `Host` header; none when it has none, or more than one.
