@@ -313,18 +313,19 @@ impl IdleConnections {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The most recently used connection to `authority`, unless it is too old.
+    /// The most recently used connection to `authority` that is still open.
     ///
-    /// Whether the backend has closed it is not looked at here: polling the connection
-    /// cost about 800 instructions per request, a sixtieth of a small one. A connection
-    /// the backend closed is found by the exchange, which polls the connection before the
-    /// request is written; the request comes back unsent, and [`BackendPool::send`] sends
-    /// it on another connection. The sweep closes such connections in the meantime.
+    /// The look at a connection is a poll with a waker that does nothing. Besides finding
+    /// a connection the backend closed, it takes the waker of the task that used the
+    /// connection last out of it: handing the connection a request would otherwise wake
+    /// that task, most often another client connection's, for nothing. Without the look,
+    /// a small request took as many instructions (`bench/instructions`): what the poll
+    /// cost went into those wake-ups.
     fn take(&self, authority: &str) -> Option<Connection> {
         loop {
-            let entry = self.lock().get_mut(authority)?.pop()?;
+            let mut entry = self.lock().get_mut(authority)?.pop()?;
             // Checked outside the lock; a stale one is dropped (closed) here too.
-            if entry.since.elapsed() < IDLE_TIMEOUT {
+            if entry.is_usable() {
                 return Some(entry.connection);
             }
         }
