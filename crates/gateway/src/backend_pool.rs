@@ -16,6 +16,7 @@
 
 use crate::body::{Body, BoxError};
 use crate::client::Resolver;
+use crate::held_wakes::HeldWakes;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
@@ -166,6 +167,7 @@ impl BackendPool {
         Ok(Connection {
             sender,
             driver: Box::pin(driver),
+            wakes: HeldWakes::new(),
         })
     }
 }
@@ -175,6 +177,8 @@ impl BackendPool {
 struct Connection {
     sender: http1::SendRequest<Body>,
     driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>,
+    /// The waker the connection and what it fills are polled with.
+    wakes: HeldWakes,
 }
 
 impl Connection {
@@ -205,12 +209,15 @@ fn exchange(
     async move {
         let mut response = pin!(response);
         let mut finished = false;
+        let driver = &mut connection.driver;
         let response = poll_fn(|cx| {
-            if !finished {
-                // A finished connection has handed its outcome to the response already.
-                finished = connection.driver.as_mut().poll(cx).is_ready();
-            }
-            response.as_mut().poll(cx)
+            connection.wakes.poll(cx, |cx| {
+                if !finished {
+                    // A finished connection has handed its outcome to the response already.
+                    finished = driver.as_mut().poll(cx).is_ready();
+                }
+                response.as_mut().poll(cx)
+            })
         })
         .await?;
         Ok((response, connection))
@@ -252,13 +259,22 @@ impl http_body::Body for DrivenBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        if let Some(connection) = this.connection.as_mut() {
-            if connection.driver.as_mut().poll(cx).is_ready() {
-                // Closed or failed: what it read is in the body; it is not reused.
-                this.connection = None;
+        let frame = match this.connection.as_mut() {
+            Some(connection) => {
+                let (driver, body) = (&mut connection.driver, &mut this.body);
+                let mut closed = false;
+                let frame = connection.wakes.poll(cx, |cx| {
+                    closed = closed || driver.as_mut().poll(cx).is_ready();
+                    Pin::new(&mut *body).poll_frame(cx)
+                });
+                if closed {
+                    // Closed or failed: what it read is in the body; it is not reused.
+                    this.connection = None;
+                }
+                ready!(frame)
             }
-        }
-        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+            None => ready!(Pin::new(&mut this.body).poll_frame(cx)),
+        };
         if frame.is_none() {
             this.recycle();
         }

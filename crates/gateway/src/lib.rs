@@ -14,6 +14,7 @@ pub mod error;
 pub mod greylist;
 pub mod head_guard;
 pub mod headers;
+mod held_wakes;
 pub mod http2;
 pub mod limits;
 pub mod metrics;
