@@ -307,10 +307,7 @@ impl Gateway {
                 })
                 .cloned()
                 .unwrap_or_else(crate::new_request_id_value);
-            let mut accept = HeaderMap::new();
-            for value in request.headers().get_all(header::ACCEPT) {
-                accept.append(header::ACCEPT, value.clone());
-            }
+            let accept = AcceptValues::of(request.headers());
             // The host the client addressed, looked up and checked once for every phase.
             let host = addressed_host(&request);
             let host_text = host.as_ref().and_then(|host| host.to_str().ok());
@@ -376,7 +373,7 @@ impl Gateway {
                 (class, forwarded)
             };
             let request_id = request_id.to_str().unwrap_or_default();
-            let response = result.unwrap_or_else(|e| render(&e, &accept, request_id));
+            let response = result.unwrap_or_else(|e| render(&e, &accept.headers(), request_id));
 
             let status = response.status().as_u16();
             let elapsed = started.elapsed();
@@ -442,6 +439,33 @@ impl Gateway {
             .headers_mut()
             .insert(crate::REQUEST_ID, request_id.clone());
         Ok(response)
+    }
+}
+
+/// A request's `Accept` values, kept for an error response after the request has gone on
+/// to its target. Most requests carry one or none, kept without an allocation; a header map
+/// of their own cost one (and a hashed insert) for every request that has one.
+struct AcceptValues {
+    first: Option<HeaderValue>,
+    more: Vec<HeaderValue>,
+}
+
+impl AcceptValues {
+    fn of(headers: &HeaderMap) -> AcceptValues {
+        let mut values = headers.get_all(header::ACCEPT).iter().cloned();
+        AcceptValues {
+            first: values.next(),
+            more: values.collect(),
+        }
+    }
+
+    /// The values as the headers error rendering negotiates from.
+    fn headers(&self) -> HeaderMap {
+        self.first
+            .iter()
+            .chain(&self.more)
+            .map(|value| (header::ACCEPT, value.clone()))
+            .collect()
     }
 }
 
