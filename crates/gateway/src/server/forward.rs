@@ -52,7 +52,7 @@ impl Gateway {
         mut request: Request<Body>,
         mut dispatch: Dispatch,
         caller: Option<Caller>,
-        conn: ConnInfo,
+        conn: &'a ConnInfo,
         request_id: &'a HeaderValue,
         (original_host, host): (&'a HeaderValue, &'a str),
     ) -> impl Future<Output = Result<Response<Body>, GatewayError>> + Send + 'a {
@@ -73,6 +73,7 @@ impl Gateway {
                 original_host,
                 host,
                 request_id,
+                made: Some(&conn.forwarding),
             };
             let target = dispatch.target.clone();
             let result = match &*target {
@@ -159,7 +160,7 @@ impl Gateway {
         request: Request<Body>,
         dispatch: Dispatch,
         caller: Option<Caller>,
-        conn: ConnInfo,
+        conn: &ConnInfo,
         fwd: &Forwarding<'_>,
     ) -> Result<Response<Body>, GatewayError> {
         let service = self

@@ -139,10 +139,7 @@ impl Gateway {
                 let _permit = permit;
                 let refused = refusal.is_some();
                 gateway.inner.metrics.connection_opened();
-                let conn = ConnInfo {
-                    client,
-                    tls: tls.is_some(),
-                };
+                let conn = ConnInfo::new(client, tls.is_some());
                 // The handshake and the HTTP connection are large futures (about 12 KB);
                 // boxed, they are freed when the connection ends or is upgraded, and a
                 // WebSocket's task keeps only its idle watch.
@@ -236,6 +233,7 @@ impl Gateway {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let client = conn.client;
         let clock = IdleClock::new();
         let io = client_io(io, &clock);
         let served = async {
@@ -253,12 +251,12 @@ impl Gateway {
         let result = match result {
             Either::Left(result) => result,
             Either::Right(()) => {
-                tracing::debug!(client = %conn.client, "idle connection closed");
+                tracing::debug!(client = %client, "idle connection closed");
                 return None;
             }
         };
         if let Err(e) = result {
-            tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
+            tracing::debug!(client = %client, error = %e, "connection ended with an error");
         }
         // An upgraded connection lives on in its relay with the same IO, which holds the
         // clock: it keeps its idle timeout, which fails the IO when it runs out.
@@ -293,13 +291,15 @@ impl Gateway {
             .with_head_timeout(config.header_read_timeout);
         let gateway = self.clone();
         let clock = clock.clone();
+        let conn = Arc::new(conn);
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = gateway.clone();
             let clock = clock.clone();
+            let conn = conn.clone();
             // Started before the future, which then holds the request once, not twice.
             let (in_flight, request) = InFlight::start(request, &clock);
             async move {
-                let response = gateway.handle(request, conn).await;
+                let response = gateway.handle(request, &conn).await;
                 in_flight.answered(&response, &clock);
                 Ok::<_, Infallible>(response)
             }
@@ -333,10 +333,12 @@ impl Gateway {
         let max_header_size = self.config().max_header_size;
         let gateway = self.clone();
         let clock = clock.clone();
+        let conn = Arc::new(conn);
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = gateway.clone();
             let clock = clock.clone();
-            let admitted = match gateway.refuse_large_head(&request, max_header_size, conn) {
+            let conn = conn.clone();
+            let admitted = match gateway.refuse_large_head(&request, max_header_size, &conn) {
                 Some(refusal) => Err(refusal),
                 None => Ok(InFlight::start(request, &clock)),
             };
@@ -344,7 +346,7 @@ impl Gateway {
                 let mut response = match admitted {
                     Err(refusal) => refusal,
                     Ok((in_flight, request)) => {
-                        let response = gateway.handle(request, conn).await;
+                        let response = gateway.handle(request, &conn).await;
                         in_flight.answered(&response, &clock);
                         response
                     }
@@ -365,7 +367,7 @@ impl Gateway {
         &self,
         request: &Request<B>,
         max_header_size: usize,
-        conn: ConnInfo,
+        conn: &ConnInfo,
     ) -> Option<Response<Body>> {
         let size = crate::http2::header_list_size(request);
         if size <= max_header_size {

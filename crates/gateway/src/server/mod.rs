@@ -46,10 +46,22 @@ pub use clientless::{harden_device_cookies, CLIENTLESS_SERVICE, REMOTE_APP};
 pub use devices::DEVICE_SERVICE;
 
 /// The connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct ConnInfo {
     pub client: SocketAddr,
     pub tls: bool,
+    /// The forwarding header values of the connection's requests.
+    forwarding: crate::proxy::ConnForwarding,
+}
+
+impl ConnInfo {
+    pub fn new(client: SocketAddr, tls: bool) -> ConnInfo {
+        ConnInfo {
+            client,
+            tls,
+            forwarding: Default::default(),
+        }
+    }
 }
 
 /// The gateway; cheap to clone, shared by every listener and connection.
@@ -289,11 +301,11 @@ impl Gateway {
     /// every argument twice, once as it was passed and once as the body's own variable,
     /// and a request's futures are copied whole as each one starts.
     #[allow(clippy::manual_async_fn)]
-    pub fn handle(
-        &self,
+    pub fn handle<'a>(
+        &'a self,
         mut request: Request<Body>,
-        conn: ConnInfo,
-    ) -> impl Future<Output = Response<Body>> + Send + '_ {
+        conn: &'a ConnInfo,
+    ) -> impl Future<Output = Response<Body>> + Send + 'a {
         async move {
             let started = Instant::now();
             // The client's id when it is one (printable ASCII, 1 to 128 bytes), else a new one;
@@ -403,7 +415,7 @@ impl Gateway {
         &self,
         request: &http::request::Parts,
         dispatch: &Dispatch,
-        conn: ConnInfo,
+        conn: &ConnInfo,
         host: &str,
     ) -> Result<Option<Caller>, Denial> {
         let arrival = Arrival {
