@@ -115,10 +115,18 @@ impl ParsedHost {
         }
     }
 
-    /// The tenant a web-app host names, taken out rather than copied.
-    pub fn into_tenant(self) -> Option<String> {
-        match self.kind {
-            HostKind::WebApp { tenant, .. } => Some(tenant),
+    /// The tenant a web-app host names: taken out of a host of its own rather than
+    /// copied, copied out of a borrowed one.
+    pub fn tenant_of(host: Cow<'_, ParsedHost>) -> Option<String> {
+        match host {
+            Cow::Owned(ParsedHost {
+                kind: HostKind::WebApp { tenant, .. },
+                ..
+            }) => Some(tenant),
+            Cow::Borrowed(ParsedHost {
+                kind: HostKind::WebApp { tenant, .. },
+                ..
+            }) => Some(tenant.clone()),
             _ => None,
         }
     }

@@ -3,15 +3,15 @@
 //! files of their own beside this one.
 
 use super::{
-    host_kind_name, is_upgrade, under, Dispatch, Gateway, Routed, TargetPath, GATEWAY_CORE_PATHS,
-    IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
+    host_kind_name, is_upgrade, under, ConnInfo, Dispatch, Gateway, Routed, TargetPath,
+    GATEWAY_CORE_PATHS, IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
 };
 use crate::auth::enforce::Guard;
 use crate::body::Body;
 use crate::error::GatewayError;
 use crate::headers::WebAppResponse;
 use crate::metrics::RouteClass;
-use crate::routing::{decode_unreserved, parse_api_path, parse_host, validate_target, HostKind};
+use crate::routing::{decode_unreserved, parse_api_path, validate_target, HostKind, ParsedHost};
 use crate::table::{RoutingTable, Target};
 use http::{Method, Request, StatusCode};
 
@@ -44,6 +44,7 @@ impl Gateway {
         &self,
         request: &Request<Body>,
         host: Option<&str>,
+        conn: &ConnInfo,
     ) -> Result<Routed, GatewayError> {
         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
         validate_target(target).map_err(|e| GatewayError::bad_request(e.to_string()))?;
@@ -65,7 +66,8 @@ impl Gateway {
         let host = host.ok_or_else(|| {
             GatewayError::bad_request("The request needs exactly one Host header")
         })?;
-        let parsed = parse_host(host, &self.inner.hosts)
+        let parsed = conn
+            .parsed_host(host, &self.inner.hosts)
             .ok_or_else(|| GatewayError::not_found(format!("Unknown host \"{host}\"")))?;
         let path = request.uri().path();
         // Prefixes are compared decoded, so that `/%6Cogin` is `/login` here as it is to
@@ -117,7 +119,7 @@ impl Gateway {
                     class: RouteClass::Webapp,
                     target: webapp.target.clone(),
                     path: TargetPath::AsSent,
-                    tenant: parsed.into_tenant(),
+                    tenant: ParsedHost::tenant_of(parsed),
                     upgrade,
                     web: Some(WebAppResponse {
                         cache_control: webapp.cache_control.clone(),
