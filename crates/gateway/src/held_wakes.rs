@@ -5,8 +5,9 @@
 //! connection hands over what it read through the HTTP library's channels, and each hand-
 //! over wakes the waker the reading side registered. That waker is the task's own, and the
 //! task is running: the wake-up only makes the runtime poll the whole connection task
-//! once more, after this poll, to find nothing new. Measured with `bench/instructions`,
-//! one such poll in three per small request, about 2,000 instructions each.
+//! once more, after this poll, to find nothing new: one task poll in three of a small
+//! request's. Holding them back saved about 1,200 instructions per small request
+//! (`bench/instructions`, docs/benchmarks.md).
 //!
 //! [`HeldWakes::poll`] runs a poll of the connection and what it fills with a waker of its
 //! own. A wake-up that arrives while that poll runs is held: when the poll ends ready, the
