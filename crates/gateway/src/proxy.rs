@@ -62,6 +62,15 @@ impl ConnForwarding {
 }
 
 impl Forwarding<'_> {
+    /// The scheme the client used, as the forwarding headers name it.
+    fn proto(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The request id as text (made by the gateway, or checked to be visible ASCII).
     pub fn request_id(&self) -> &str {
         self.request_id.to_str().unwrap_or_default()
@@ -138,7 +147,6 @@ fn quoting(b: &u8) -> bool {
 
 /// Sets the forwarding headers of RFC 7239 and their de-facto `X-Forwarded-*` kin.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
-    let proto = if fwd.tls { "https" } else { "http" };
     let (client, forwarded) = match fwd.made {
         Some(made) => (made.client(fwd), made.forwarded(fwd)),
         None => (client_value(fwd), forwarded_value(fwd)),
@@ -146,7 +154,7 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     // Room for the five headers below at once: growing the map rehashes what it holds.
     headers.reserve(5);
     append_list(headers, X_FORWARDED_FOR, client);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto()));
     headers.insert(X_FORWARDED_HOST, fwd.original_host.clone());
     append_list(headers, header::FORWARDED, forwarded);
     headers.insert(crate::REQUEST_ID, fwd.request_id.clone());
@@ -159,7 +167,6 @@ fn client_value(fwd: &Forwarding<'_>) -> HeaderValue {
 
 /// The client's element of `Forwarded`: `for=…;proto=…;host="…"`.
 fn forwarded_value(fwd: &Forwarding<'_>) -> HeaderValue {
-    let proto = if fwd.tls { "https" } else { "http" };
     let client = ip_text(fwd.client_ip);
     let (open, close) = match fwd.client_ip {
         IpAddr::V4(_) => ("for=", ""),
@@ -180,7 +187,7 @@ fn forwarded_value(fwd: &Forwarding<'_>) -> HeaderValue {
         &client,
         close.as_bytes(),
         b";proto=",
-        proto.as_bytes(),
+        fwd.proto().as_bytes(),
         b";host=\"",
     ];
     let mut forwarded = Vec::with_capacity(

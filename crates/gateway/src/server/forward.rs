@@ -12,12 +12,12 @@ use crate::error::GatewayError;
 use crate::greylist::Admission;
 use crate::limits::{limit_request, Exceeded};
 use crate::proxy::{set_forwarding_headers, strip_hop_by_hop, Forwarding};
-use crate::routing::parse_host;
 use crate::service::RequestContext;
 use crate::table::Target;
 use futures_util::future::Either;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use std::borrow::Cow;
 use std::future::Future;
 
 /// The path and query a target gets after its base path.
@@ -192,7 +192,9 @@ impl Gateway {
             client: conn.client,
             tls: conn.tls,
             // The routing phase parsed this host already; it cannot fail here.
-            host: parse_host(fwd.host, &self.inner.hosts)
+            host: conn
+                .parsed_host(fwd.host, &self.inner.hosts)
+                .map(Cow::into_owned)
                 .ok_or_else(|| GatewayError::not_found("Unknown host"))?,
             original_host: fwd.host.to_string(),
             original_target,

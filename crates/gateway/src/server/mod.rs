@@ -71,7 +71,11 @@ impl ConnInfo {
     /// connection's first request is kept parsed, since nearly every request after it
     /// names the same one; parsing it cost about a fiftieth of a small request, with two
     /// allocations. Any other host is parsed again.
-    fn parsed_host(&self, host: &str, hosts: &HostConfig) -> Option<Cow<'_, ParsedHost>> {
+    pub(super) fn parsed_host(
+        &self,
+        host: &str,
+        hosts: &HostConfig,
+    ) -> Option<Cow<'_, ParsedHost>> {
         let (first, parsed) = self
             .host
             .get_or_init(|| (host.into(), parse_host(host, hosts)));
@@ -340,7 +344,10 @@ impl Gateway {
             let accept = AcceptValues::of(request.headers());
             // The host the client addressed, looked up and checked once for every phase.
             let host = addressed_host(&request);
-            let host_text = host.as_ref().and_then(|host| host.to_str().ok());
+            let host = host
+                .as_ref()
+                .and_then(|value| Some((value, value.to_str().ok()?)));
+            let host_text = host.map(|(_, text)| text);
             // What the access line needs outlives the request; it is copied only when logged.
             let logged =
                 tracing::enabled!(target: "portico::access", tracing::Level::INFO).then(|| {
@@ -368,10 +375,8 @@ impl Gateway {
                 };
                 let class = dispatch.class;
                 // A forwarded request has a host: routing refuses one without.
-                let (Some(host), Some(host_text)) = (&host, host_text) else {
-                    let refused =
-                        GatewayError::bad_request("The request needs exactly one Host header");
-                    break 'answered (class, Err(refused));
+                let Some((host, host_text)) = host else {
+                    break 'answered (class, Err(no_single_host()));
                 };
                 // In a block of its own, so that the parts take no room in the future beyond it.
                 let authorized = {
@@ -532,6 +537,11 @@ fn addressed_host<B>(request: &Request<B>) -> Option<HeaderValue> {
         Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
         None => single_host(request.headers()).cloned(),
     }
+}
+
+/// The refusal of a request that addresses no host, or more than one.
+fn no_single_host() -> GatewayError {
+    GatewayError::bad_request("The request needs exactly one Host header")
 }
 
 /// The request's one `Host` header; none when it has none, or more than one.

@@ -3,8 +3,8 @@
 //! files of their own beside this one.
 
 use super::{
-    host_kind_name, is_upgrade, under, ConnInfo, Dispatch, Gateway, Routed, TargetPath,
-    GATEWAY_CORE_PATHS, IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
+    host_kind_name, is_upgrade, no_single_host, under, ConnInfo, Dispatch, Gateway, Routed,
+    TargetPath, GATEWAY_CORE_PATHS, IDENTITY_PATHS, SOUTHGATE_CORE_PATHS, WEBAPP_CORE_PATHS,
 };
 use crate::auth::enforce::Guard;
 use crate::body::Body;
@@ -63,9 +63,7 @@ impl Gateway {
                 )),
             };
         }
-        let host = host.ok_or_else(|| {
-            GatewayError::bad_request("The request needs exactly one Host header")
-        })?;
+        let host = host.ok_or_else(no_single_host)?;
         let parsed = conn
             .parsed_host(host, &self.inner.hosts)
             .ok_or_else(|| GatewayError::not_found(format!("Unknown host \"{host}\"")))?;
