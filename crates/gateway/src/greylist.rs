@@ -123,9 +123,14 @@ impl Greylist {
         }
     }
 
-    /// Decides whether a request may go to `endpoint` now, with the instance at `load`
-    /// (share of `max_connections` in use).
-    pub fn admit(&self, endpoint: &str, load: f64, settings: &GreylistConfig) -> Admission {
+    /// Decides whether a request may go to `endpoint` now, with the instance at `load()`
+    /// (share of `max_connections` in use), asked only when the endpoint has a record.
+    pub fn admit(
+        &self,
+        endpoint: &str,
+        load: impl Fn() -> f64,
+        settings: &GreylistConfig,
+    ) -> Admission {
         if self.shared.tracked.load(Ordering::Acquire) == 0 {
             return Admission::Forward;
         }
@@ -134,6 +139,7 @@ impl Greylist {
         let Some(state) = endpoints.get_mut(endpoint) else {
             return Admission::Forward;
         };
+        let load = load();
         if state.release_if_due(now) {
             self.released(endpoint, &endpoints);
         }
@@ -431,14 +437,14 @@ mod tests {
             greylist.greylisted_endpoints().is_empty(),
             "idle: not greylisted"
         );
-        assert_eq!(greylist.admit("http://a", 0.1, &s), Admission::Forward);
+        assert_eq!(greylist.admit("http://a", || 0.1, &s), Admission::Forward);
         assert!(matches!(
-            greylist.admit("http://a", 0.9, &s),
+            greylist.admit("http://a", || 0.9, &s),
             Admission::Refuse { .. }
         ));
         assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
-        assert_eq!(greylist.admit("http://a", 0.25, &s), Admission::Forward);
-        assert_eq!(greylist.admit("http://b", 0.9, &s), Admission::Forward);
+        assert_eq!(greylist.admit("http://a", || 0.25, &s), Admission::Forward);
+        assert_eq!(greylist.admit("http://b", || 0.9, &s), Admission::Forward);
     }
 
     #[tokio::test]
@@ -456,7 +462,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(greylist.greylisted_endpoints(), ["http://a"]);
-        assert_eq!(greylist.admit("http://a", 0.9, &s), Admission::Forward);
+        assert_eq!(greylist.admit("http://a", || 0.9, &s), Admission::Forward);
         greylist
             .time(
                 "http://a",
@@ -469,7 +475,7 @@ mod tests {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(greylist.greylisted_endpoints().is_empty(), "released");
-        assert_eq!(greylist.admit("http://a", 0.9, &s), Admission::Forward);
+        assert_eq!(greylist.admit("http://a", || 0.9, &s), Admission::Forward);
         assert!(greylist.greylisted_endpoints().is_empty(), "fast since");
         assert_eq!(greylist.shared.tracked.load(Ordering::Acquire), 0);
     }

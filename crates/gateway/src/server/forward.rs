@@ -64,9 +64,15 @@ impl Gateway {
                 self.inner.metrics.body_refused(exceeded.reason());
                 exceeded.error()
             };
-            let config = self.config();
-            let tripwire;
-            (request, tripwire) = limit_request(request, &config).map_err(refuse)?;
+            // Read through the configuration's guard and let go before the exchange: an
+            // `Arc` of it held across the exchange, as `config()` gives, writes a count
+            // that every core shares, once at the clone and once at the drop.
+            let (tripwire, settings);
+            {
+                let config = self.inner.config.load();
+                (request, tripwire) = limit_request(request, &config).map_err(refuse)?;
+                settings = config.greylist.clone();
+            }
             let fwd = Forwarding {
                 client_ip: conn.client.ip(),
                 tls: conn.tls,
@@ -75,8 +81,9 @@ impl Gateway {
                 request_id,
                 made: Some(&conn.forwarding),
             };
-            let target = dispatch.target.clone();
-            let result = match &*target {
+            // Matched in place: the target is shared with every core, and a clone of its
+            // `Arc` for the match wrote its count on each request.
+            let result = match &*dispatch.target {
                 Target::Http {
                     scheme,
                     authority,
@@ -86,7 +93,7 @@ impl Gateway {
                 } => {
                     let uri =
                         backend_uri(scheme, authority, base_path, &dispatch.path, request.uri())?;
-                    let settings = &config.greylist;
+                    let settings = &settings;
                     self.admit_to_endpoint(endpoint, settings)?;
                     let proxy = self.inner.proxy.load_full();
                     let exchange = if dispatch.upgrade {
@@ -105,7 +112,8 @@ impl Gateway {
                         .await
                 }
                 Target::InProcess(name) => {
-                    let call = self.call_in_process(name, request, dispatch, caller, conn, &fwd);
+                    let name: Box<str> = name.as_str().into();
+                    let call = self.call_in_process(&name, request, dispatch, caller, conn, &fwd);
                     Box::pin(call).await
                 }
             };
@@ -226,7 +234,11 @@ impl Gateway {
         endpoint: &str,
         settings: &GreylistConfig,
     ) -> Result<(), GatewayError> {
-        match self.inner.greylist.admit(endpoint, self.load(), settings) {
+        match self
+            .inner
+            .greylist
+            .admit(endpoint, || self.load(), settings)
+        {
             Admission::Forward => Ok(()),
             Admission::Refuse { retry_after } => Err(GatewayError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -241,7 +253,9 @@ impl Gateway {
 
     /// The share of `max_connections` in use now (GW-14's instance load).
     fn load(&self) -> f64 {
-        let limit = self.config().max_connections;
+        // Read through the configuration's guard: a clone of its `Arc`, as `config()`
+        // makes, writes a count that every core shares.
+        let limit = self.inner.config.load().max_connections;
         if limit == 0 {
             return 1.0;
         }

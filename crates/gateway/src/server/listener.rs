@@ -289,18 +289,14 @@ impl Gateway {
         let config = self.config();
         let guard = HeadGuard::new(io, config.max_header_size, Some(on_reject))
             .with_head_timeout(config.header_read_timeout);
-        let gateway = self.clone();
-        let clock = clock.clone();
-        let conn = Arc::new(conn);
+        let shared = ConnShared::new(self, conn, clock);
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-            let gateway = gateway.clone();
-            let clock = clock.clone();
-            let conn = conn.clone();
+            let shared = shared.clone();
             // Started before the future, which then holds the request once, not twice.
-            let (in_flight, request) = InFlight::start(request, &clock);
+            let (in_flight, request) = InFlight::start(request, &shared.clock);
             async move {
-                let response = gateway.handle(request, &conn).await;
-                in_flight.answered(&response, &clock);
+                let response = shared.gateway.handle(request, &shared.conn).await;
+                in_flight.answered(&response, &shared.clock);
                 Ok::<_, Infallible>(response)
             }
         });
@@ -331,23 +327,22 @@ impl Gateway {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let max_header_size = self.config().max_header_size;
-        let gateway = self.clone();
-        let clock = clock.clone();
-        let conn = Arc::new(conn);
+        let shared = ConnShared::new(self, conn, clock);
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-            let gateway = gateway.clone();
-            let clock = clock.clone();
-            let conn = conn.clone();
-            let admitted = match gateway.refuse_large_head(&request, max_header_size, &conn) {
+            let shared = shared.clone();
+            let refusal = shared
+                .gateway
+                .refuse_large_head(&request, max_header_size, &shared.conn);
+            let admitted = match refusal {
                 Some(refusal) => Err(refusal),
-                None => Ok(InFlight::start(request, &clock)),
+                None => Ok(InFlight::start(request, &shared.clock)),
             };
             async move {
                 let mut response = match admitted {
                     Err(refusal) => refusal,
                     Ok((in_flight, request)) => {
-                        let response = gateway.handle(request, &conn).await;
-                        in_flight.answered(&response, &clock);
+                        let response = shared.gateway.handle(request, &shared.conn).await;
+                        in_flight.answered(&response, &shared.clock);
                         response
                     }
                 };
@@ -453,6 +448,27 @@ pub(crate) fn client_io<IO>(io: IO, clock: &Arc<IdleClock>) -> ClientIo<IO> {
 /// around it: each level of nested futures is one more copy of the request's whole state
 /// as it starts. `start` runs before the future is made, so that the future holds the
 /// request once.
+/// What the requests of one connection share: the gateway, the connection's idle clock
+/// and what is known of the client. One reference per request, counted on the core that
+/// serves the connection. The gateway's own count is shared by every core: a clone of it
+/// for each request made both cores write the same cache line, back and forth, twice per
+/// request.
+struct ConnShared {
+    gateway: Gateway,
+    clock: Arc<IdleClock>,
+    conn: ConnInfo,
+}
+
+impl ConnShared {
+    fn new(gateway: &Gateway, conn: ConnInfo, clock: &Arc<IdleClock>) -> Arc<ConnShared> {
+        Arc::new(ConnShared {
+            gateway: gateway.clone(),
+            clock: clock.clone(),
+            conn,
+        })
+    }
+}
+
 struct InFlight {
     wait: ResponseWait,
     version: http::Version,

@@ -54,7 +54,17 @@ pub struct ConnInfo {
     /// The forwarding header values of the connection's requests.
     forwarding: crate::proxy::ConnForwarding,
     /// The host of the connection's first request, parsed.
-    host: OnceLock<(Box<str>, Option<ParsedHost>)>,
+    host: OnceLock<FirstHost>,
+}
+
+/// The host of a connection's first request, and what the requests that name it share.
+#[derive(Debug)]
+struct FirstHost {
+    text: Box<str>,
+    parsed: Option<ParsedHost>,
+    /// Its default Content-Security-Policy, a copy of its own: a clone of the gateway's
+    /// kept one, and the lock around them, wrote what every core shares on each request.
+    policy: OnceLock<Option<HeaderValue>>,
 }
 
 impl ConnInfo {
@@ -76,12 +86,34 @@ impl ConnInfo {
         host: &str,
         hosts: &HostConfig,
     ) -> Option<Cow<'_, ParsedHost>> {
-        let (first, parsed) = self
-            .host
-            .get_or_init(|| (host.into(), parse_host(host, hosts)));
-        match **first == *host {
-            true => parsed.as_ref().map(Cow::Borrowed),
+        let first = self.host.get_or_init(|| FirstHost {
+            text: host.into(),
+            parsed: parse_host(host, hosts),
+            policy: OnceLock::new(),
+        });
+        match *first.text == *host {
+            true => first.parsed.as_ref().map(Cow::Borrowed),
             false => parse_host(host, hosts).map(Cow::Owned),
+        }
+    }
+
+    /// The default Content-Security-Policy of a web-app response to `host`, parsed as
+    /// `parsed` (GW-20); made once for the connection's first host.
+    fn policy(
+        &self,
+        host: &str,
+        parsed: &ParsedHost,
+        policies: &policies::Policies,
+    ) -> Option<HeaderValue> {
+        match self.host.get() {
+            Some(first) if *first.text == *host => first
+                .policy
+                .get_or_init(|| {
+                    let kept = policies.for_host(parsed, host)?;
+                    HeaderValue::from_bytes(kept.as_bytes()).ok()
+                })
+                .clone(),
+            _ => policies.for_host(parsed, host),
         }
     }
 }
@@ -604,5 +636,50 @@ mod tests {
         assert!(conn.parsed_host("nowhere.example.com", &hosts).is_none());
         assert!(conn.parsed_host("nowhere.example.com", &hosts).is_none());
         assert!(conn.parsed_host("static.eu1.example.org", &hosts).is_some());
+    }
+
+    /// The first host's policy is the gateway's, in a copy the connection owns (its
+    /// clones count on the connection's core alone); another host's is the gateway's own.
+    #[test]
+    fn a_connection_keeps_a_copy_of_its_first_hosts_policy() {
+        let hosts = HostConfig::new(&["example.org".into()], &["eu1".into()]);
+        let policies = policies::Policies::default();
+        let conn = ConnInfo::new("127.0.0.1:9".parse().unwrap(), false);
+        let policy_of = |host: &str| {
+            let parsed = conn.parsed_host(host, &hosts).expect("served");
+            (
+                conn.policy(host, &parsed, &policies),
+                policies.for_host(&parsed, host),
+            )
+        };
+        let first = "t-a.eu1.example.org:8443";
+        for _ in 0..2 {
+            let (kept, gateways) = policy_of(first);
+            let (kept, gateways) = (kept.expect("a policy"), gateways.expect("a policy"));
+            assert_eq!(kept, gateways);
+            assert!(kept
+                .to_str()
+                .unwrap()
+                .contains("static.eu1.example.org:8443;"));
+            assert_ne!(
+                kept.as_bytes().as_ptr(),
+                gateways.as_bytes().as_ptr(),
+                "the connection's own copy"
+            );
+            assert_eq!(
+                conn.host.get().unwrap().policy.get().unwrap().as_ref(),
+                Some(&kept),
+                "made once, for the first host"
+            );
+        }
+        let (other, gateways) = policy_of("t-b.eu1.example.org");
+        let other = other.expect("a policy");
+        assert_eq!(Some(&other), gateways.as_ref());
+        assert!(other.to_str().unwrap().contains("static.eu1.example.org;"));
+        assert_eq!(
+            other.as_bytes().as_ptr(),
+            gateways.unwrap().as_bytes().as_ptr(),
+            "another host's is the gateway's own"
+        );
     }
 }

@@ -88,7 +88,7 @@ impl Gateway {
                     }
                     let web = WebAppResponse {
                         cache_control: None,
-                        policy: self.inner.policies.for_host(&parsed, host),
+                        policy: conn.policy(host, &parsed, &self.inner.policies),
                         client_version: request.version(),
                     };
                     return Ok(self
@@ -112,7 +112,7 @@ impl Gateway {
                         webapp.key
                     )));
                 }
-                let policy = self.inner.policies.for_host(&parsed, host);
+                let policy = conn.policy(host, &parsed, &self.inner.policies);
                 Ok(Routed::Forward(Dispatch {
                     class: RouteClass::Webapp,
                     target: webapp.target.clone(),
