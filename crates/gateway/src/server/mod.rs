@@ -98,15 +98,18 @@ impl ConnInfo {
     }
 
     /// The default Content-Security-Policy of a web-app response to `host`, parsed as
-    /// `parsed` (GW-20); made once for the connection's first host.
+    /// `parsed` by [`ConnInfo::parsed_host`] (GW-20); made once for the connection's first
+    /// host, which is the one [`ConnInfo::parsed_host`] lends out.
+    // A `Cow`, not a `&ParsedHost`: whether the parse is lent tells the first host.
+    #[allow(clippy::ptr_arg)]
     fn policy(
         &self,
         host: &str,
-        parsed: &ParsedHost,
+        parsed: &Cow<'_, ParsedHost>,
         policies: &policies::Policies,
     ) -> Option<HeaderValue> {
-        match self.host.get() {
-            Some(first) if *first.text == *host => first
+        match (parsed, self.host.get()) {
+            (Cow::Borrowed(_), Some(first)) => first
                 .policy
                 .get_or_init(|| {
                     let kept = policies.for_host(parsed, host)?;
