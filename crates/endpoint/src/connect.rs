@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use hyper_util::rt::TokioIo;
 use portico_fair::bulk::MovableTcp;
 use portico_fair::Fair;
+use portico_tunnel::lane::framed::{self, FramedLane};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -70,6 +72,8 @@ pub enum ConnectError {
         url: String,
         source: Box<tungstenite::Error>,
     },
+    #[error("the lane upgrade on {url} failed: {reason}")]
+    LaneUpgrade { url: String, reason: String },
     #[error("the bearer token cannot be sent in a header")]
     BadToken,
     #[error("{step} took longer than {} s", .after.as_secs())]
@@ -145,6 +149,66 @@ impl Dialer {
     ) -> Result<(BackendSocket, http::HeaderMap), ConnectError> {
         let tls = self.tls_to_backend().await?;
         self.upgrade(tls, path, token).await
+    }
+
+    /// Opens a framed lane on `path` (`portico_tunnel::lane::framed`): the same connection
+    /// as a WebSocket's, upgraded to `portico-lane` instead, whose bytes then carry the
+    /// lane's frames as they are.
+    pub async fn open_framed_lane(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> Result<FramedLane<Fair<TlsStream<MovableTcp>>>, ConnectError> {
+        let tls = self.tls_to_backend().await?;
+        self.step("the lane upgrade", self.upgrade_to_lane(tls, path, token))
+            .await?
+    }
+
+    async fn upgrade_to_lane(
+        &self,
+        tls: TlsStream<MovableTcp>,
+        path: &str,
+        token: &str,
+    ) -> Result<FramedLane<Fair<TlsStream<MovableTcp>>>, ConnectError> {
+        let url = self.backend.websocket_url(path);
+        let failed = |reason: &dyn std::fmt::Display| ConnectError::LaneUpgrade {
+            url: url.clone(),
+            reason: reason.to_string(),
+        };
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(Fair::new(tls)))
+                .await
+                .map_err(|e| failed(&e))?;
+        // The connection's driver ends once it has handed the connection over.
+        let driver = tokio::spawn(connection.with_upgrades());
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| ConnectError::BadToken)?;
+        let request = http::Request::get(self.backend.path_url(path))
+            .header(header::HOST, self.backend.authority())
+            .header(header::AUTHORIZATION, bearer)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, framed::PROTOCOL)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|_| failed(&"the request cannot be built from the backend's URL"))?;
+        let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
+        match response.status() {
+            StatusCode::SWITCHING_PROTOCOLS => {}
+            status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                driver.abort();
+                return Err(ConnectError::Unauthorized { status });
+            }
+            status => {
+                driver.abort();
+                return Err(ConnectError::UpgradeRefused { url, status });
+            }
+        }
+        let upgraded = hyper::upgrade::on(response).await.map_err(|e| failed(&e))?;
+        // The connection itself, to take fair turns and move to the bulk runtime as a
+        // WebSocket lane's does; and what was read past the answer, the lane's first bytes.
+        let parts = upgraded
+            .downcast::<TokioIo<Fair<TlsStream<MovableTcp>>>>()
+            .map_err(|_| failed(&"the upgraded connection is not the one handed over"))?;
+        Ok(FramedLane::new(parts.io.into_inner(), parts.read_buf))
     }
 
     /// A verified TLS stream to the backend, through the proxy when there is one.

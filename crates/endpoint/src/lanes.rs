@@ -5,7 +5,7 @@
 //! stream that finds no spare opens on the tunnel, as it always could.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::agent::{Agent, TokenCache};
 use crate::allow::AllowList;
+use crate::connect::ConnectError;
 use crate::dialing;
 use crate::permits::Permits;
 use crate::transport::WebSocketTransport;
@@ -75,6 +76,9 @@ impl Demand {
 /// The spare lanes of one connection to the backend.
 #[derive(Default)]
 pub struct LanePool {
+    /// Whether lanes are opened as framed lanes (the relay offers them, and nothing in front
+    /// of it refused one) rather than as WebSockets.
+    framed: AtomicBool,
     open: Mutex<Vec<(BoxLane, Instant)>>,
     idle_dial: AtomicUsize,
     open_demand: Mutex<Demand>,
@@ -130,9 +134,10 @@ impl LanePool {
 
 /// Keeps the spares for as long as the connection runs (the caller drops this future when
 /// the connection ends). Lanes open several at a time: over a long round trip and a proxy
-/// each takes a few round trips.
-pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache) -> Infallible {
+/// each takes a few round trips. `framed`: the relay offers framed lanes.
+pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache, framed: bool) -> Infallible {
     let pool = agent.shared.lanes.clone();
+    pool.framed.store(framed, Ordering::Relaxed);
     // Idle dial lanes wait with this connection: dropping this future ends their wait, so
     // the count of idle dial lanes is right again for the next connection.
     let connection = tokio_util::sync::CancellationToken::new();
@@ -215,11 +220,30 @@ pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache) -> Infallib
     }
 }
 
+/// Opens a lane: a framed lane while the relay takes them, else a WebSocket lane.
 async fn open_lane(
     agent: &Agent,
     token: &str,
     use_: LaneUse,
 ) -> Result<BoxLane, crate::connect::ConnectError> {
+    let pool = &agent.shared.lanes;
+    if pool.framed.load(Ordering::Relaxed) {
+        match agent.dialer.open_framed_lane(use_.path(), token).await {
+            Ok(lane) => return Ok(Box::pin(lane)),
+            // Not understood on the way: a balancer in front of the relay that passes
+            // WebSocket upgrades only. WebSocket lanes from now on, for this connection.
+            Err(ConnectError::UpgradeRefused { status, .. })
+                if status == http::StatusCode::BAD_REQUEST =>
+            {
+                if pool.framed.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        "a framed lane was refused as a bad request; lanes use WebSocket"
+                    );
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
     let socket = agent.dialer.open(use_.path(), token).await?;
     let transport = WebSocketTransport::new(socket)
         .sink_map_err(std::io::Error::other)

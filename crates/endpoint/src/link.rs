@@ -70,9 +70,9 @@ pub(crate) async fn run_once(agent: &Agent, tokens: &mut TokenCache) -> Result<(
             path: TUNNEL_PATH,
             source,
         })?;
-    let lanes_offered = offered
-        .get(portico_tunnel::lane::LANES_OFFERED)
-        .is_some_and(|v| v == "1");
+    let offers = |header| offered.get(header).is_some_and(|v| v == "1");
+    let lanes_offered = offers(portico_tunnel::lane::LANES_OFFERED);
+    let framed_lanes = offers(portico_tunnel::lane::framed::OFFERED);
     let role = agent.config.role.tunnel_role();
     let (tunnel, incoming) = Tunnel::new(
         WebSocketTransport::new(mts),
@@ -115,7 +115,7 @@ pub(crate) async fn run_once(agent: &Agent, tokens: &mut TokenCache) -> Result<(
             // Only a relay that offers lanes gets them (`LANES_OFFERED`).
             let spares = async {
                 match lanes_offered {
-                    true => crate::lanes::maintain(agent, tokens).await,
+                    true => crate::lanes::maintain(agent, tokens, framed_lanes).await,
                     false => std::future::pending().await,
                 }
             };

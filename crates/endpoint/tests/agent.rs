@@ -28,7 +28,7 @@ use support::{agent_config, pki, spawn_token_endpoint, tls_acceptor, TestPki, TO
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-type ServerSocket = WebSocketStream<TlsStream<TcpStream>>;
+type ServerSocket = WebSocketStream<Replayed>;
 
 /// The fake relay's two sockets as the agent opens them.
 struct FakeRelay {
@@ -43,6 +43,76 @@ struct FakeRelay {
 /// tunnel, `/ccf/` is handed over as it is; any other path (a lane) is counted and refused
 /// with 404. Like a relay from before lanes, it does not offer them (`portico-lanes`).
 async fn spawn_relay(pki: &TestPki) -> FakeRelay {
+    spawn_relay_with(pki, None).await
+}
+
+/// A relay behind a front that passes WebSocket upgrades only: the relay offers lanes of
+/// both kinds, the front answers a framed lane's upgrade with 400, and WebSocket lanes reach
+/// the relay, which keeps them open.
+struct FrontedLanes {
+    framed_refused: Arc<AtomicUsize>,
+    websocket_lanes: Arc<AtomicUsize>,
+}
+
+/// Reads one request head (at most 16 KiB) from `tls`.
+async fn read_head(tls: &mut TlsStream<TcpStream>) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 {
+            return None;
+        }
+        let mut byte = [0u8; 1];
+        if tls.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(head)
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+struct Replayed {
+    head: std::io::Cursor<Vec<u8>>,
+    tls: TlsStream<TcpStream>,
+}
+
+impl tokio::io::AsyncRead for Replayed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if (self.head.position() as usize) < self.head.get_ref().len() {
+            return std::pin::Pin::new(&mut self.head).poll_read(cx, buf);
+        }
+        std::pin::Pin::new(&mut self.tls).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Replayed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.tls).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tls).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tls).poll_shutdown(cx)
+    }
+}
+
+async fn spawn_relay_with(pki: &TestPki, fronted: Option<&FrontedLanes>) -> FakeRelay {
+    let fronted = fronted.map(|f| (f.framed_refused.clone(), f.websocket_lanes.clone()));
     let acceptor = tls_acceptor(pki);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -51,35 +121,68 @@ async fn spawn_relay(pki: &TestPki) -> FakeRelay {
     let others = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = others.clone();
     tokio::spawn(async move {
-        for _ in 0..16 {
+        let mut lanes = Vec::new();
+        for _ in 0..64 {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            let Ok(tls) = acceptor.accept(tcp).await else {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
                 continue;
+            };
+            let Some(head) = read_head(&mut tls).await else {
+                continue;
+            };
+            if let Some((framed_refused, _)) = &fronted {
+                let asked = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                if asked.contains("\r\nupgrade: portico-lane\r\n") {
+                    framed_refused.fetch_add(1, Ordering::SeqCst);
+                    let refusal = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+                    let _ = tls.write_all(refusal).await;
+                    continue;
+                }
+            }
+            let tls = Replayed {
+                head: std::io::Cursor::new(head),
+                tls,
             };
             let path = Arc::new(std::sync::Mutex::new(String::new()));
             let seen = path.clone();
             let counted = counted.clone();
+            let offers_lanes = fronted.is_some();
             #[allow(clippy::result_large_err)]
-            let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-                *seen.lock().unwrap() = req.uri().path().to_string();
-                // A relay without lanes: the agent's streams use the tunnel.
-                if !["/mts/", "/ccf/"].contains(&req.uri().path()) {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    return Err(http::Response::builder().status(404).body(None).unwrap());
-                }
-                let auth = req.headers().get(http::header::AUTHORIZATION);
-                if auth.and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}")) {
-                    Ok(resp)
-                } else {
-                    Err(http::Response::builder().status(401).body(None).unwrap())
-                }
-            };
+            let check =
+                move |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+                    *seen.lock().unwrap() = req.uri().path().to_string();
+                    let lane = req.uri().path().starts_with("/mts/lane/");
+                    // A relay without lanes: the agent's streams use the tunnel.
+                    let served =
+                        ["/mts/", "/ccf/"].contains(&req.uri().path()) || (offers_lanes && lane);
+                    if !served {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        return Err(http::Response::builder().status(404).body(None).unwrap());
+                    }
+                    if offers_lanes && req.uri().path() == "/mts/" {
+                        for offer in ["portico-lanes", "portico-framed-lanes"] {
+                            resp.headers_mut()
+                                .insert(offer, http::HeaderValue::from_static("1"));
+                        }
+                    }
+                    let auth = req.headers().get(http::header::AUTHORIZATION);
+                    if auth.and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}")) {
+                        Ok(resp)
+                    } else {
+                        Err(http::Response::builder().status(401).body(None).unwrap())
+                    }
+                };
             let Ok(ws) = tokio_tungstenite::accept_hdr_async(tls, check).await else {
                 continue;
             };
             let path = path.lock().unwrap().clone();
+            if let (Some((_, websocket_lanes)), true) = (&fronted, path.starts_with("/mts/lane/")) {
+                websocket_lanes.fetch_add(1, Ordering::SeqCst);
+                lanes.push(ws);
+                continue;
+            }
             match path.as_str() {
                 "/mts/" => {
                     let tunnel = portico_tunnel::Tunnel::new(
@@ -530,6 +633,53 @@ async fn a_refused_endpoint_keeps_retrying() {
         drop(control);
         // The agent comes back (an operator may register it again).
         relay.accept("device-ep", Role::Device).await;
+        shutdown.cancel();
+    })
+    .await
+    .unwrap();
+}
+
+/// A relay offers framed lanes, but a front before it passes WebSocket upgrades only and
+/// answers the framed lane's upgrade with 400: the agent goes on with WebSocket lanes.
+#[tokio::test]
+async fn framed_lanes_refused_on_the_way_give_way_to_websocket_lanes() {
+    tokio::time::timeout(LIMIT, async {
+        let pki = pki();
+        let fronted = FrontedLanes {
+            framed_refused: Arc::new(AtomicUsize::new(0)),
+            websocket_lanes: Arc::new(AtomicUsize::new(0)),
+        };
+        let mut relay = spawn_relay_with(&pki, Some(&fronted)).await;
+        let (token_port, _grants) = spawn_token_endpoint(&pki).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = agent_config(dir.path(), &pki, "service", relay.port, token_port, "");
+        let shutdown = start(Agent::new(config).unwrap());
+        let mut s = relay.accept("service-ep", Role::Service).await;
+        // A session's listener: the agent keeps spare open lanes for it.
+        let port = free_port().await;
+        send(
+            &mut s.control,
+            ControlMessage::Connect {
+                session: "s1".into(),
+                listeners: vec![listener(0, port, "s1")],
+                timeout_secs: 600,
+            },
+        )
+        .await;
+        for _ in 0..200 {
+            if fronted.websocket_lanes.load(Ordering::SeqCst) >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            fronted.framed_refused.load(Ordering::SeqCst) >= 1,
+            "a framed lane was tried"
+        );
+        assert!(
+            fronted.websocket_lanes.load(Ordering::SeqCst) >= 1,
+            "WebSocket lanes followed"
+        );
         shutdown.cancel();
     })
     .await

@@ -1,6 +1,7 @@
 //! Routing on the Remote Services hosts (GW-6): the token endpoint and the well-known
-//! documents on `connectivity`, the relay's WebSockets `/ccf/` and `/mts/` on `wss` (with
-//! their upgrade and the endpoint's bearer token passed to the in-process `relay`), and a
+//! documents on `connectivity`, the relay's WebSockets `/ccf/` and `/mts/` and its framed
+//! lanes on `wss` (with their upgrade and the endpoint's bearer token passed to the
+//! in-process `relay`), and a
 //! clear refusal for everything else there.
 
 #![allow(clippy::unwrap_used)]
@@ -132,6 +133,35 @@ async fn wss_host_passes_socket_upgrades_to_the_relay() {
         .unwrap()
         .unwrap();
     assert_eq!(&echo, b"ping");
+}
+
+/// A framed lane's upgrade (`Upgrade: portico-lane`, no WebSocket headers) reaches the
+/// relay too, and bytes the agent sends right behind the request head, before the `101`,
+/// are the upgraded connection's first bytes: not read as another request.
+#[tokio::test]
+async fn wss_host_passes_framed_lane_upgrades_and_the_bytes_behind_them() {
+    let gw = start_with(&Registry::default(), services(), |_| {}).await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    let request = format!(
+        "GET /mts/lane/open HTTP/1.1\r\nHost: {WSS}\r\nConnection: Upgrade\r\n\
+         Upgrade: portico-lane\r\n\r\n\x02\0\0\0\x01 not a request head\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut piece = [0u8; 256];
+    let expected = b"\x02\0\0\0\x01 not a request head\r\n\r\n";
+    while !answer.ends_with(expected) {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut piece))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&piece[..n]);
+        assert!(answer.len() < 8192, "{}", String::from_utf8_lossy(&answer));
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    assert!(answer.contains("x-seen: relay /mts/lane/open"), "{answer}");
 }
 
 #[tokio::test]

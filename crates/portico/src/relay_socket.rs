@@ -1,6 +1,8 @@
 //! The relay's two WebSockets on `wss.{region}.vpnrts.{domain}` (GW-6), as the in-process
 //! service `relay`: `/mts/` carries an endpoint's tunnel (binary messages of tunnel
-//! frames), `/ccf/` its control channel (text messages, one control message each).
+//! frames), `/ccf/` its control channel (text messages, one control message each). Lanes
+//! (`/mts/lane/open`, `/mts/lane/dial`) come as WebSockets or as framed lanes
+//! (`portico_tunnel::lane::framed`), which the tunnel's `101` offers.
 //!
 //! Before the upgrade the endpoint is authenticated from its bearer token alone (the
 //! client-credentials token: `sub` is the OAuth client, `ten` the tenant): no or a bad
@@ -16,6 +18,7 @@ use portico_gateway::{from_tower, InProcess, RequestContext};
 use portico_identity::Identity;
 use portico_relay::live::{ControlHub, LaneRefusal};
 use portico_store::{EndpointRecord, Store};
+use portico_tunnel::lane::framed::{self, FramedLane};
 use portico_tunnel::lane::{self, LaneUse};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -130,6 +133,22 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether the request asks for a framed lane: `Connection: upgrade` and the upgrade to
+/// [`framed::PROTOCOL`] (and no WebSocket's, which it would otherwise be answered as).
+fn asks_framed_lane(headers: &HeaderMap) -> bool {
+    let has = |name, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    };
+    has(header::CONNECTION, "upgrade")
+        && has(header::UPGRADE, framed::PROTOCOL)
+        && !has(header::UPGRADE, "websocket")
+}
+
 /// The `Sec-WebSocket-Accept` of a version-13 handshake, if the request is one.
 fn accept_key(headers: &HeaderMap) -> Option<String> {
     let version_ok = headers
@@ -144,11 +163,17 @@ impl Sockets {
         let Some(socket) = socket_of(request.uri().path()) else {
             return answer(StatusCode::NOT_FOUND, "The relay serves /mts/ and /ccf/");
         };
-        let Some(accept) = accept_key(request.headers()) else {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                "A WebSocket handshake (version 13) is expected here",
-            );
+        // A lane may come as a framed lane instead of a WebSocket (docs/tunnel.md "Lanes").
+        let framed = matches!(socket, Socket::Lane(_)) && asks_framed_lane(request.headers());
+        let accept = match accept_key(request.headers()) {
+            Some(accept) => Some(accept),
+            None if framed => None,
+            None => {
+                return answer(
+                    StatusCode::BAD_REQUEST,
+                    "A WebSocket handshake (version 13) is expected here",
+                )
+            }
         };
         let endpoint = match self.authenticate(request.headers()).await {
             Ok(endpoint) => endpoint,
@@ -192,12 +217,16 @@ impl Sockets {
                     return;
                 }
             };
-            let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(socket.limits()),
-            )
-            .await;
+            let io = TokioIo::new(upgraded);
+            if let (Socket::Lane(use_), true) = (socket, framed) {
+                // Bytes read ahead of the upgrade stay inside `Upgraded`: none are lost.
+                let lane = FramedLane::new(io, Bytes::new());
+                let (tenant, name) = (endpoint.tenant.as_str(), endpoint.name.as_str());
+                hub.relay().lane(tenant, name, use_, Box::pin(lane)).await;
+                return;
+            }
+            let ws =
+                WebSocketStream::from_raw_socket(io, Role::Server, Some(socket.limits())).await;
             match socket {
                 Socket::Tunnel => run_tunnel(hub, endpoint, address, ws).await,
                 Socket::Control => run_control(hub, endpoint, ws).await,
@@ -208,12 +237,18 @@ impl Sockets {
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        if let Ok(accept) = HeaderValue::from_str(&accept) {
-            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        match accept.and_then(|accept| HeaderValue::from_str(&accept).ok()) {
+            Some(accept) => {
+                headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+            }
+            None => {
+                headers.insert(header::UPGRADE, HeaderValue::from_static(framed::PROTOCOL));
+            }
         }
         if socket == Socket::Tunnel {
             headers.insert(lane::LANES_OFFERED, HeaderValue::from_static("1"));
+            headers.insert(framed::OFFERED, HeaderValue::from_static("1"));
         }
         response
     }

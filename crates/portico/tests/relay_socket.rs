@@ -14,7 +14,10 @@ mod support;
 use bytes::Bytes;
 use futures_util::{future, SinkExt, StreamExt};
 use portico_tunnel::control::{ControlMessage, DisconnectReason, RefusalReason, CONTROL_VERSION};
-use portico_tunnel::lane;
+use portico_tunnel::lane::{
+    self,
+    framed::{self, FramedLane},
+};
 use portico_tunnel::{Frame, GoAwayReason, Role, Tunnel, TunnelConfig, TunnelError, TunnelHandle};
 use serde_json::Value;
 use std::time::Duration;
@@ -134,16 +137,50 @@ async fn socket_answered(
     Ok((ws, answer.headers().clone()))
 }
 
+/// A framed lane to `path` of the `wss` host: the HTTP/1.1 upgrade to `portico-lane`
+/// written and read as bytes, then the lane's frames on the same connection.
+async fn framed_lane(
+    portico: &Portico,
+    path: &str,
+    token: &str,
+) -> FramedLane<TlsStream<TcpStream>> {
+    let mut tls = tls_to(portico, WSS).await;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {WSS}:{}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: Upgrade\r\nUpgrade: portico-lane\r\n\r\n",
+        portico.tls
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let head_end = loop {
+        if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        assert!(answer.len() < 16 * 1024, "no end of the answer's head");
+        let mut piece = [0u8; 1024];
+        let n = tokio::time::timeout(LIMIT, tls.read(&mut piece))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the relay closed before answering");
+        answer.extend_from_slice(&piece[..n]);
+    };
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: portico-lane\r\n"), "{head}");
+    FramedLane::new(tls, Bytes::copy_from_slice(&answer[head_end..]))
+}
+
 /// An endpoint's tunnel over `/mts/`; streams the relay opens are dialled if `dials`.
 async fn tunnel(portico: &Portico, token: &str, role: Role, dials: bool) -> TunnelHandle {
     let (ws, answer) = socket_answered(portico, "/mts/", Some(token))
         .await
         .unwrap();
-    // The relay offers lanes beside the tunnel (`portico_tunnel::lane::LANES_OFFERED`).
-    assert_eq!(
-        answer.get(lane::LANES_OFFERED).map(|v| v.as_bytes()),
-        Some(&b"1"[..])
-    );
+    // The relay offers lanes beside the tunnel (`portico_tunnel::lane::LANES_OFFERED`), as
+    // WebSockets and as framed lanes.
+    for offer in [lane::LANES_OFFERED, framed::OFFERED] {
+        assert_eq!(answer.get(offer).map(|v| v.as_bytes()), Some(&b"1"[..]));
+    }
     let transport = ws
         .with(|bytes: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(bytes))))
         .filter_map(|m| {
@@ -422,6 +459,72 @@ fn endpoints_get_their_sessions_carry_bytes_are_cut_when_revoked_and_told_of_shu
                 payload: Bytes::from_static(b"on a lane")
             }
         );
+    });
+
+    // The same over framed lanes (`portico_tunnel::lane::framed`), and with one side's lane
+    // a WebSocket: the relay joins the two kinds as it joins two of one kind.
+    rt.block_on(async {
+        let frame = |m: Option<std::io::Result<Bytes>>| lane::decode(m.unwrap().unwrap()).unwrap();
+        for service_framed in [true, false] {
+            let mut device_lane = framed_lane(&portico, "/mts/lane/dial", &device).await;
+            let mut service_lane: lane::BoxLane = match service_framed {
+                true => Box::pin(framed_lane(&portico, "/mts/lane/open", &service).await),
+                false => {
+                    let ws = socket(&portico, "/mts/lane/open", Some(&service))
+                        .await
+                        .unwrap();
+                    Box::pin(
+                        ws.with(|b: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(b))))
+                            .filter_map(|m| {
+                                future::ready(match m {
+                                    Ok(Message::Binary(b)) => Some(Ok(b)),
+                                    Ok(_) => None,
+                                    Err(e) => Some(Err(std::io::Error::other(e))),
+                                })
+                            })
+                            .sink_map_err(std::io::Error::other),
+                    )
+                }
+            };
+            service_lane.send(lane::open(&target)).await.unwrap();
+            let payload = vec![7u8; 300 * 1024];
+            for piece in payload.chunks(lane::LANE_PIECE) {
+                service_lane.send(lane::data(piece)).await.unwrap();
+            }
+            let open = tokio::time::timeout(LIMIT, device_lane.next())
+                .await
+                .unwrap();
+            let Frame::Open { target: dial, .. } = frame(open) else {
+                panic!("expected an Open on the device's framed lane");
+            };
+            assert_eq!(dial, format!("127.0.0.1:{echo}"));
+            let mut got = 0;
+            while got < payload.len() {
+                let data = tokio::time::timeout(LIMIT, device_lane.next())
+                    .await
+                    .unwrap();
+                let Frame::Data { payload: piece, .. } = frame(data) else {
+                    panic!("expected the service's bytes");
+                };
+                assert!(piece.iter().all(|&b| b == 7));
+                got += piece.len();
+            }
+            assert_eq!(got, payload.len(), "framed: {service_framed}");
+            device_lane
+                .send(lane::data(b"back on a framed lane"))
+                .await
+                .unwrap();
+            let back = tokio::time::timeout(LIMIT, service_lane.next())
+                .await
+                .unwrap();
+            assert_eq!(
+                lane::decode(back.unwrap().unwrap()).unwrap(),
+                Frame::Data {
+                    stream: lane::LANE_STREAM,
+                    payload: Bytes::from_static(b"back on a framed lane")
+                }
+            );
+        }
     });
 
     // The user ends the session with the endpoint's token: both sides hear it.

@@ -9,7 +9,10 @@
 //! takes one starts at once, without an extra round trip; with no spare at hand a stream
 //! opens on the tunnel as before.
 //!
-//! Every lane message is exactly one frame of [`crate::frame`] for stream [`LANE_STREAM`]:
+//! A lane's connection is a WebSocket, or, where the relay offers it, an HTTP upgrade to
+//! [`framed::PROTOCOL`] that carries the same frames without WebSocket framing ([`framed`]).
+//! Either way, every lane message is exactly one frame of [`crate::frame`] for stream
+//! [`LANE_STREAM`]:
 //! - the side that starts the stream sends `Open` (the agent on an *open* lane, with the
 //!   session target; the relay on a *dial* lane, with `host:port`), then `Data`;
 //! - `Close` ends one direction (half close), `Reset` ends both with a reason (a refused
@@ -32,6 +35,8 @@ use tokio::sync::mpsc;
 use crate::frame::{DecodeError, Frame, ResetReason, StreamId, HEADER_LEN};
 use crate::mux::StreamError;
 use crate::tunnel::stream_error;
+
+pub mod framed;
 
 /// The one stream id of a lane.
 pub const LANE_STREAM: StreamId = 1;
@@ -139,7 +144,7 @@ pub fn reset(reason: ResetReason) -> Bytes {
     })
 }
 
-/// A lane's WebSocket, as a stream and sink of messages.
+/// A lane's connection (a WebSocket, or a framed lane), as a stream and sink of messages.
 pub trait LaneTransport:
     Stream<Item = io::Result<Bytes>> + Sink<Bytes, Error = io::Error> + Send
 {
@@ -224,6 +229,9 @@ impl AsyncRead for LaneIo {
             if this.read_closed {
                 return Poll::Ready(Ok(()));
             }
+            // The spent message goes before the next is read: on a framed lane, its room in
+            // the read buffer is then free to take the next bytes.
+            this.reading = Bytes::new();
             let message = match this.lane.as_mut().poll_next(cx) {
                 Poll::Ready(message) => message,
                 Poll::Pending => {

@@ -286,12 +286,12 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
     };
     let connect = method == "CONNECT";
     let upgrade = connect
-        || wants_websocket(
+        || wants_switch(
             values(request.headers, "connection"),
             values(request.headers, "upgrade"),
         );
     if upgrade && (chunked || length.is_some_and(|l| l != b"0")) {
-        return reject("A WebSocket upgrade or CONNECT request must not have a body".into());
+        return reject("An upgrade or CONNECT request must not have a body".into());
     }
     let after_body = |framing: State| match upgrade {
         true => State::AwaitingResponse { connect },
@@ -374,20 +374,34 @@ fn values<'a>(
 }
 
 /// Whether a request asks to switch to WebSocket (RFC 6455 §4.1): `Connection: upgrade`
-/// and `websocket` among the `Upgrade` protocols. Other upgrades (such as `h2c`) are
-/// ignored, as RFC 7230 §6.7 lets a server do, and the request is served as it is.
+/// and `websocket` among the `Upgrade` protocols.
 pub(crate) fn wants_websocket<'a>(
     connection: impl Iterator<Item = &'a [u8]>,
     upgrade: impl Iterator<Item = &'a [u8]>,
 ) -> bool {
-    has_token(connection, b"upgrade") && has_token(upgrade, b"websocket")
+    has_token(connection, &[b"upgrade"]) && has_token(upgrade, &[b"websocket"])
 }
 
-/// Whether a comma-separated header's values hold `token`, in any case.
-fn has_token<'a>(mut values: impl Iterator<Item = &'a [u8]>, token: &[u8]) -> bool {
+/// The protocols a connection may switch to here: WebSocket (web apps and the relay), and
+/// `portico-lane`, the relay's framed lanes (docs/tunnel.md "Lanes"), served in process.
+const SWITCHABLE: [&[u8]; 2] = [b"websocket", b"portico-lane"];
+
+/// Whether a request asks to switch to a protocol the gateway may switch to. Other upgrades
+/// (such as `h2c`) are ignored, as RFC 7230 §6.7 lets a server do, and the request is
+/// served as it is.
+pub(crate) fn wants_switch<'a>(
+    connection: impl Iterator<Item = &'a [u8]>,
+    upgrade: impl Iterator<Item = &'a [u8]>,
+) -> bool {
+    has_token(connection, &[b"upgrade"]) && has_token(upgrade, &SWITCHABLE)
+}
+
+/// Whether a comma-separated header's values hold one of `tokens`, in any case.
+fn has_token<'a>(mut values: impl Iterator<Item = &'a [u8]>, tokens: &[&[u8]]) -> bool {
     values.any(|v| {
         v.split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+            .map(<[u8]>::trim_ascii)
+            .any(|t| tokens.iter().any(|token| t.eq_ignore_ascii_case(token)))
     })
 }
 

@@ -594,6 +594,13 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
     crate::head_guard::wants_websocket(values(header::CONNECTION), values(header::UPGRADE))
 }
 
+/// An upgrade to any protocol the gateway switches to: WebSocket, or the relay's framed
+/// lanes (which only the relay's paths take).
+fn is_switch(headers: &HeaderMap) -> bool {
+    let values = |name| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
+    crate::head_guard::wants_switch(values(header::CONNECTION), values(header::UPGRADE))
+}
+
 fn host_kind_name(host: &ParsedHost) -> &'static str {
     match host.kind {
         HostKind::Static => "the static content host",

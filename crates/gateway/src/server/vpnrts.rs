@@ -1,11 +1,12 @@
 //! Routing on the Remote Services hosts (GW-6). `connectivity.{region}.vpnrts.{domain}`
 //! serves the identity core paths endpoints need (`/uaa/`, with the token endpoint, and
 //! `/.well-known/`); `wss.{region}.vpnrts.{domain}` serves the relay's two WebSockets
-//! `/ccf/` and `/mts/`, passed with their upgrade to the in-process service
+//! `/ccf/` and `/mts/` (and the lanes under `/mts/lane/`, WebSocket or framed), passed with
+//! their upgrade to the in-process service
 //! [`RELAY_SERVICE`], which authenticates the endpoint's bearer token itself. Anything
 //! else on these hosts is a clear 404 (400 for a non-WebSocket request to a socket path).
 
-use super::{is_upgrade, under, Dispatch, Gateway, Routed, TargetPath};
+use super::{is_switch, under, Dispatch, Gateway, Routed, TargetPath};
 use crate::auth::enforce::Guard;
 use crate::body::Body;
 use crate::error::GatewayError;
@@ -54,7 +55,8 @@ impl Gateway {
                 if !self.inner.services.contains_key(RELAY_SERVICE) {
                     return Err(nothing_here());
                 }
-                if !is_upgrade(request.headers()) {
+                // WebSocket, or a framed lane's own upgrade: the relay checks which.
+                if !is_switch(request.headers()) {
                     return Err(GatewayError::bad_request(format!(
                         "{path} on {host_name} is a WebSocket endpoint; send a WebSocket upgrade"
                     )));
