@@ -191,8 +191,22 @@ impl Dialer {
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .map_err(|_| failed(&"the request cannot be built from the backend's URL"))?;
         let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
+        let switched_to_lane = response
+            .headers()
+            .get(header::UPGRADE)
+            .is_some_and(|protocol| {
+                protocol
+                    .as_bytes()
+                    .eq_ignore_ascii_case(framed::PROTOCOL.as_bytes())
+            });
         match response.status() {
-            StatusCode::SWITCHING_PROTOCOLS => {}
+            StatusCode::SWITCHING_PROTOCOLS if switched_to_lane => {}
+            StatusCode::SWITCHING_PROTOCOLS => {
+                driver.abort();
+                return Err(failed(
+                    &"the answer switched to another protocol than portico-lane",
+                ));
+            }
             status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
                 driver.abort();
                 return Err(ConnectError::Unauthorized { status });

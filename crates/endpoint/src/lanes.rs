@@ -232,13 +232,9 @@ async fn open_lane(
             Ok(lane) => return Ok(Box::pin(lane)),
             // Not understood on the way: a balancer in front of the relay that passes
             // WebSocket upgrades only. WebSocket lanes from now on, for this connection.
-            Err(ConnectError::UpgradeRefused { status, .. })
-                if status == http::StatusCode::BAD_REQUEST =>
-            {
+            Err(error) if not_understood(&error) => {
                 if pool.framed.swap(false, Ordering::Relaxed) {
-                    tracing::info!(
-                        "a framed lane was refused as a bad request; lanes use WebSocket"
-                    );
+                    tracing::info!(%error, "a framed lane was not understood; lanes use WebSocket");
                 }
             }
             Err(error) => return Err(error),
@@ -249,6 +245,26 @@ async fn open_lane(
         .sink_map_err(std::io::Error::other)
         .map_err(std::io::Error::other);
     Ok(Box::pin(transport))
+}
+
+/// Whether a framed lane failed as something that does not know `portico-lane` fails: an
+/// answer refusing the request or its upgrade, or an upgrade that did not happen. The relay's
+/// own refusals of a lane (401 and 403, 421 elsewhere, 429 at its maximum) are not that: they
+/// would refuse a WebSocket lane alike.
+fn not_understood(error: &ConnectError) -> bool {
+    use http::StatusCode;
+    match error {
+        ConnectError::UpgradeRefused { status, .. } => matches!(
+            *status,
+            StatusCode::BAD_REQUEST
+                | StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::UPGRADE_REQUIRED
+                | StatusCode::NOT_IMPLEMENTED
+        ),
+        ConnectError::LaneUpgrade { .. } => true,
+        _ => false,
+    }
 }
 
 /// Waits for the relay's `Open` on a dial lane, then dials like a stream from the tunnel:

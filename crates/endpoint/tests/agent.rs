@@ -46,12 +46,56 @@ async fn spawn_relay(pki: &TestPki) -> FakeRelay {
     spawn_relay_with(pki, None).await
 }
 
-/// A relay behind a front that passes WebSocket upgrades only: the relay offers lanes of
-/// both kinds, the front answers a framed lane's upgrade with 400, and WebSocket lanes reach
-/// the relay, which keeps them open.
+/// A relay that offers lanes of both kinds, and WebSocket lanes reach it, which it keeps
+/// open. Framed lanes either meet a front that passes WebSocket upgrades only and answers
+/// them with 400 (`refuse_framed`), or reach the relay, which reports the first frames of
+/// each framed lane's stream: the `Open`'s target and the first `Data`.
+#[derive(Clone)]
 struct FrontedLanes {
+    refuse_framed: bool,
     framed_refused: Arc<AtomicUsize>,
     websocket_lanes: Arc<AtomicUsize>,
+    framed_streams: mpsc::UnboundedSender<(String, bytes::Bytes)>,
+}
+
+impl FrontedLanes {
+    fn new(
+        refuse_framed: bool,
+    ) -> (
+        FrontedLanes,
+        mpsc::UnboundedReceiver<(String, bytes::Bytes)>,
+    ) {
+        let (framed_streams, streams) = mpsc::unbounded_channel();
+        let fronted = FrontedLanes {
+            refuse_framed,
+            framed_refused: Arc::new(AtomicUsize::new(0)),
+            websocket_lanes: Arc::new(AtomicUsize::new(0)),
+            framed_streams,
+        };
+        (fronted, streams)
+    }
+}
+
+/// A framed lane the fake relay accepted: reports its stream's `Open` and first `Data`.
+async fn report_framed_stream(
+    tls: TlsStream<TcpStream>,
+    streams: mpsc::UnboundedSender<(String, bytes::Bytes)>,
+) {
+    use portico_tunnel::lane::{self, framed::FramedLane};
+    use portico_tunnel::Frame;
+    let mut lane = FramedLane::new(tls, bytes::Bytes::new());
+    let mut target = None;
+    while let Some(Ok(message)) = lane.next().await {
+        match (lane::decode(message), target.take()) {
+            (Ok(Frame::Open { target: t, .. }), None) => target = Some(t),
+            (Ok(Frame::Data { payload, .. }), Some(t)) => {
+                let _ = streams.send((t, payload));
+                return;
+            }
+            (Ok(Frame::Ping { .. }), t) => target = t,
+            _ => return,
+        }
+    }
 }
 
 /// Reads one request head (at most 16 KiB) from `tls`.
@@ -112,7 +156,7 @@ impl tokio::io::AsyncWrite for Replayed {
 }
 
 async fn spawn_relay_with(pki: &TestPki, fronted: Option<&FrontedLanes>) -> FakeRelay {
-    let fronted = fronted.map(|f| (f.framed_refused.clone(), f.websocket_lanes.clone()));
+    let fronted = fronted.cloned();
     let acceptor = tls_acceptor(pki);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -132,12 +176,20 @@ async fn spawn_relay_with(pki: &TestPki, fronted: Option<&FrontedLanes>) -> Fake
             let Some(head) = read_head(&mut tls).await else {
                 continue;
             };
-            if let Some((framed_refused, _)) = &fronted {
+            if let Some(fronted) = &fronted {
                 let asked = String::from_utf8_lossy(&head).to_ascii_lowercase();
                 if asked.contains("\r\nupgrade: portico-lane\r\n") {
-                    framed_refused.fetch_add(1, Ordering::SeqCst);
-                    let refusal = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
-                    let _ = tls.write_all(refusal).await;
+                    if fronted.refuse_framed {
+                        fronted.framed_refused.fetch_add(1, Ordering::SeqCst);
+                        let refusal = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+                        let _ = tls.write_all(refusal).await;
+                        continue;
+                    }
+                    let switched = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\
+                                     Upgrade: portico-lane\r\n\r\n";
+                    if tls.write_all(switched).await.is_ok() {
+                        tokio::spawn(report_framed_stream(tls, fronted.framed_streams.clone()));
+                    }
                     continue;
                 }
             }
@@ -178,8 +230,8 @@ async fn spawn_relay_with(pki: &TestPki, fronted: Option<&FrontedLanes>) -> Fake
                 continue;
             };
             let path = path.lock().unwrap().clone();
-            if let (Some((_, websocket_lanes)), true) = (&fronted, path.starts_with("/mts/lane/")) {
-                websocket_lanes.fetch_add(1, Ordering::SeqCst);
+            if let (Some(fronted), true) = (&fronted, path.starts_with("/mts/lane/")) {
+                fronted.websocket_lanes.fetch_add(1, Ordering::SeqCst);
                 lanes.push(ws);
                 continue;
             }
@@ -645,10 +697,7 @@ async fn a_refused_endpoint_keeps_retrying() {
 async fn framed_lanes_refused_on_the_way_give_way_to_websocket_lanes() {
     tokio::time::timeout(LIMIT, async {
         let pki = pki();
-        let fronted = FrontedLanes {
-            framed_refused: Arc::new(AtomicUsize::new(0)),
-            websocket_lanes: Arc::new(AtomicUsize::new(0)),
-        };
+        let (fronted, _) = FrontedLanes::new(true);
         let mut relay = spawn_relay_with(&pki, Some(&fronted)).await;
         let (token_port, _grants) = spawn_token_endpoint(&pki).await;
         let dir = tempfile::tempdir().unwrap();
@@ -680,6 +729,58 @@ async fn framed_lanes_refused_on_the_way_give_way_to_websocket_lanes() {
             fronted.websocket_lanes.load(Ordering::SeqCst) >= 1,
             "WebSocket lanes followed"
         );
+        shutdown.cancel();
+    })
+    .await
+    .unwrap();
+}
+
+/// A relay that offers framed lanes gets them: a client's connection to the session's
+/// listener travels on a framed lane (its `Open` and bytes arrive in frames on the lane's
+/// connection), and no WebSocket lane is opened.
+#[tokio::test]
+async fn a_stream_travels_on_a_framed_lane_where_the_relay_offers_them() {
+    tokio::time::timeout(LIMIT, async {
+        let pki = pki();
+        let (fronted, mut framed_streams) = FrontedLanes::new(false);
+        let mut relay = spawn_relay_with(&pki, Some(&fronted)).await;
+        let (token_port, _grants) = spawn_token_endpoint(&pki).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = agent_config(dir.path(), &pki, "service", relay.port, token_port, "");
+        let shutdown = start(Agent::new(config).unwrap());
+        let mut s = relay.accept("service-ep", Role::Service).await;
+        let port = free_port().await;
+        send(
+            &mut s.control,
+            ControlMessage::Connect {
+                session: "s1".into(),
+                listeners: vec![listener(0, port, "s1")],
+                timeout_secs: 600,
+            },
+        )
+        .await;
+        // A client's stream takes a spare lane once one is open; until then it opens on the
+        // tunnel, and the client tries again.
+        let mut on_lane = None;
+        for _ in 0..50 {
+            let mut client = connect_local(port).await;
+            client.write_all(b"on a framed lane").await.unwrap();
+            tokio::select! {
+                reported = framed_streams.recv() => {
+                    on_lane = reported;
+                    break;
+                }
+                offer = s.incoming.next() => {
+                    drop(offer);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        let (target, first) = on_lane.expect("a stream on a framed lane");
+        assert_eq!(target, "session:s1/listener:0");
+        assert_eq!(&first[..], b"on a framed lane");
+        assert_eq!(fronted.websocket_lanes.load(Ordering::SeqCst), 0);
+        assert_eq!(fronted.framed_refused.load(Ordering::SeqCst), 0);
         shutdown.cancel();
     })
     .await

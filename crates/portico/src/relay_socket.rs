@@ -165,15 +165,17 @@ impl Sockets {
         };
         // A lane may come as a framed lane instead of a WebSocket (docs/tunnel.md "Lanes").
         let framed = matches!(socket, Socket::Lane(_)) && asks_framed_lane(request.headers());
-        let accept = match accept_key(request.headers()) {
-            Some(accept) => Some(accept),
-            None if framed => None,
-            None => {
-                return answer(
-                    StatusCode::BAD_REQUEST,
-                    "A WebSocket handshake (version 13) is expected here",
-                )
-            }
+        let accept = match framed {
+            true => None,
+            false => match accept_key(request.headers()) {
+                Some(accept) => Some(accept),
+                None => {
+                    return answer(
+                        StatusCode::BAD_REQUEST,
+                        "A WebSocket handshake (version 13) is expected here",
+                    )
+                }
+            },
         };
         let endpoint = match self.authenticate(request.headers()).await {
             Ok(endpoint) => endpoint,

@@ -123,16 +123,17 @@ impl<IO: AsyncRead + Unpin> Stream for FramedLane<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> FramedLane<IO> {
-    /// Writes queued frames until the queue is empty or the connection has no room.
-    fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.queue.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .queue
-                .iter()
-                .take(MAX_SLICES)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices))?;
+    /// Writes queued frames until no more than `keep` bytes wait, or the connection has no
+    /// room.
+    fn poll_write_queue(&mut self, cx: &mut Context<'_>, keep: usize) -> Poll<io::Result<()>> {
+        while self.queued > keep {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slice, frame) in slices.iter_mut().zip(&self.queue) {
+                *slice = IoSlice::new(frame);
+                count += 1;
+            }
+            let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -157,9 +158,8 @@ impl<IO: AsyncWrite + Unpin> Sink<Bytes> for FramedLane<IO> {
     type Error = io::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.queued >= QUEUE_LIMIT {
-            ready!(self.poll_write_queue(cx))?;
-        }
+        // Written only down to the limit: the rest goes with the next frames.
+        ready!(self.poll_write_queue(cx, QUEUE_LIMIT - 1))?;
         Poll::Ready(Ok(()))
     }
 
@@ -170,12 +170,12 @@ impl<IO: AsyncWrite + Unpin> Sink<Bytes> for FramedLane<IO> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_write_queue(cx))?;
+        ready!(self.poll_write_queue(cx, 0))?;
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_write_queue(cx))?;
+        ready!(self.poll_write_queue(cx, 0))?;
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
