@@ -331,6 +331,12 @@ impl Dialer {
         let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| ConnectError::BadToken)?;
         request.headers_mut().insert(header::AUTHORIZATION, bearer);
+        // This agent moves streams from the tunnel to lanes (`MOVES_OFFERED`); the relay
+        // reads it from the tunnel's request.
+        request.headers_mut().insert(
+            portico_tunnel::lane::MOVES_OFFERED,
+            HeaderValue::from_static("1"),
+        );
         let (socket, response) = self
             .step(
                 "the WebSocket upgrade",

@@ -68,7 +68,7 @@ pub async fn serve_incoming(
             Ok(closed) => {
                 // It came on the tunnel: the relay had no dial lane of ours at hand.
                 lanes.dial_missed();
-                tokio::spawn(dial(stream, target, closed));
+                tokio::spawn(dial(stream, target, closed, lanes.clone()));
             }
             Err(why) => {
                 tracing::warn!(target = %target, reason = why, "refused a stream from the relay");
@@ -97,7 +97,12 @@ pub(crate) async fn connect(target: &str) -> Result<TcpStream, ResetReason> {
     }
 }
 
-async fn dial(stream: IncomingStream, target: String, closed: CancellationToken) {
+async fn dial(
+    stream: IncomingStream,
+    target: String,
+    closed: CancellationToken,
+    lanes: Arc<LanePool>,
+) {
     let mut tcp = match connect(&target).await {
         Ok(tcp) => tcp,
         Err(reason) => {
@@ -106,9 +111,23 @@ async fn dial(stream: IncomingStream, target: String, closed: CancellationToken)
         }
     };
     let stream = stream.accept();
+    // The relay may move the stream to one of this agent's dial lanes.
+    let (lane, _place) = lanes.expect_move(stream.id());
+    let lane = async {
+        match lane.await {
+            Ok(lane) => lane,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let carried = portico_tunnel::carry::join_tcp_moving(
+        &mut tcp,
+        &stream,
+        lane,
+        Some(portico_tunnel::lane::LANE_KEEP_ALIVE),
+    );
     tokio::select! {
         _ = closed.cancelled() => {}
-        result = portico_tunnel::carry::join_tcp(&mut tcp, &stream) => {
+        result = carried => {
             if let Err(error) = result {
                 tracing::debug!(%target, %error, "dialled connection ended");
             }

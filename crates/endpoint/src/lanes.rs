@@ -4,6 +4,7 @@
 //! streams); *dial* lanes while it holds a permit (the relay asks it to dial on them). A
 //! stream that finds no spare opens on the tunnel, as it always could.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,9 +15,9 @@ use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt};
 use portico_fair::bulk::MovableTcp;
 use portico_fair::Counted;
 use portico_tunnel::lane::{self, BoxLane, LaneIo, LaneUse, LANE_KEEP_ALIVE, SPARE_LIFETIME};
-use portico_tunnel::{Frame, ResetReason};
+use portico_tunnel::{Frame, ResetReason, StreamId, TunnelHandle};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use crate::agent::{Agent, TokenCache};
@@ -79,11 +80,19 @@ pub struct LanePool {
     /// Whether lanes are opened as framed lanes (the relay offers them, and nothing in front
     /// of it refused one) rather than as WebSockets.
     framed: AtomicBool,
+    /// Whether the relay moves streams from the tunnel to lanes (`MOVES_OFFERED`).
+    moves: AtomicBool,
     open: Mutex<Vec<(BoxLane, Instant)>>,
     idle_dial: AtomicUsize,
     open_demand: Mutex<Demand>,
     dial_demand: Mutex<Demand>,
     changed: Notify,
+    /// A spare open lane was added: streams waiting to move look again.
+    open_added: Notify,
+    /// The tunnel streams the relay opened that a dial lane may take over, by stream id,
+    /// each with its ticket (so that a stream that ends removes its own entry only).
+    movable: Mutex<HashMap<StreamId, (u64, oneshot::Sender<BoxLane>)>>,
+    tickets: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -98,6 +107,14 @@ impl LanePool {
     /// A spare open lane, the newest, if there is one young enough and still open. The relay
     /// sends nothing on an idle open lane, so one with anything to read has ended.
     pub fn take_open(&self) -> Option<BoxLane> {
+        let lane = self.pop_open();
+        if lane.is_none() {
+            lock(&self.open_demand).missed();
+        }
+        lane
+    }
+
+    fn pop_open(&self) -> Option<BoxLane> {
         let lane = {
             let mut open = self.open_lanes();
             open.retain(|(_, at)| at.elapsed() < OPEN_LANE_MAX_AGE);
@@ -105,11 +122,63 @@ impl LanePool {
                 .map(|(lane, _)| lane)
                 .find_map(|mut lane| lane.next().now_or_never().is_none().then_some(lane))
         };
-        if lane.is_none() {
-            lock(&self.open_demand).missed();
-        }
+        // Taken or not, the spares are looked at again.
         self.changed.notify_one();
         lane
+    }
+
+    /// A lane for the tunnel stream `tunnel`'s `stream` (which this agent opened) to move
+    /// to, once there is a spare open lane and the relay moves streams: the lane's first
+    /// frame, `Moved`, is sent. Never returns if the relay does not move streams or the
+    /// tunnel has ended (a spare then belongs to the next connection). A stream that found
+    /// no spare at its start raised the spares wanted, so one comes soon.
+    pub async fn lane_to_move(&self, tunnel: &TunnelHandle, stream: StreamId) -> BoxLane {
+        loop {
+            let added = self.open_added.notified();
+            tokio::pin!(added);
+            added.as_mut().enable();
+            if !self.moves.load(Ordering::Relaxed) || tunnel.error().is_some() {
+                return std::future::pending().await;
+            }
+            if let Some(mut lane) = self.pop_open() {
+                // Looked at again with the lane in hand: the next connection's lanes come
+                // only after this tunnel was closed.
+                if tunnel.error().is_some() {
+                    self.open_lanes().push((lane, Instant::now()));
+                    return std::future::pending().await;
+                }
+                if lane.send(lane::moved(stream)).await.is_ok() {
+                    tracing::debug!(stream, "a tunnel stream moves to a lane");
+                    return lane;
+                }
+                continue;
+            }
+            added.await;
+        }
+    }
+
+    /// Keeps a place for a lane the relay may send to take over tunnel stream `stream`
+    /// (one it opened here): the lane comes through the returned receiver. The place goes
+    /// when the returned guard is dropped.
+    pub fn expect_move(&self, stream: StreamId) -> (oneshot::Receiver<BoxLane>, MovablePlace<'_>) {
+        let (tx, rx) = oneshot::channel();
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        lock(&self.movable).insert(stream, (ticket, tx));
+        let place = MovablePlace {
+            pool: self,
+            stream,
+            ticket,
+        };
+        (rx, place)
+    }
+
+    /// Gives `lane`, whose first frame said it takes over tunnel stream `stream`, to that
+    /// stream; gives it back if no stream of that id waits for one.
+    fn hand_over(&self, stream: StreamId, lane: BoxLane) -> Result<(), BoxLane> {
+        match lock(&self.movable).remove(&stream) {
+            Some((_, place)) => place.send(lane),
+            None => Err(lane),
+        }
     }
 
     /// The relay opened a stream on the tunnel to be dialled: it had no dial lane at hand.
@@ -118,9 +187,10 @@ impl LanePool {
         self.changed.notify_one();
     }
 
-    /// The connection ended: its lanes go with it.
+    /// The connection ended: its lanes go with it, and its streams' places for a lane.
     pub fn clear(&self) {
         self.open_lanes().clear();
+        lock(&self.movable).clear();
     }
 
     /// Spare (open, dial) lanes now.
@@ -132,12 +202,37 @@ impl LanePool {
     }
 }
 
+/// A tunnel stream's place for the lane that takes it over ([`LanePool::expect_move`]).
+pub struct MovablePlace<'a> {
+    pool: &'a LanePool,
+    stream: StreamId,
+    ticket: u64,
+}
+
+impl Drop for MovablePlace<'_> {
+    fn drop(&mut self) {
+        let mut movable = lock(&self.pool.movable);
+        if movable
+            .get(&self.stream)
+            .is_some_and(|(t, _)| *t == self.ticket)
+        {
+            movable.remove(&self.stream);
+        }
+    }
+}
+
 /// Keeps the spares for as long as the connection runs (the caller drops this future when
 /// the connection ends). Lanes open several at a time: over a long round trip and a proxy
 /// each takes a few round trips. `framed`: the relay offers framed lanes.
-pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache, framed: bool) -> Infallible {
+pub(crate) async fn maintain(
+    agent: &Agent,
+    tokens: &mut TokenCache,
+    framed: bool,
+    moves: bool,
+) -> Infallible {
     let pool = agent.shared.lanes.clone();
     pool.framed.store(framed, Ordering::Relaxed);
+    pool.moves.store(moves, Ordering::Relaxed);
     // Idle dial lanes wait with this connection: dropping this future ends their wait, so
     // the count of idle dial lanes is right again for the next connection.
     let connection = tokio_util::sync::CancellationToken::new();
@@ -195,6 +290,7 @@ pub(crate) async fn maintain(agent: &Agent, tokens: &mut TokenCache, framed: boo
                 match opened {
                     Ok(lane) if use_ == LaneUse::Open => {
                         pool.open_lanes().push((lane, Instant::now()));
+                        pool.open_added.notify_waiters();
                     }
                     Ok(lane) => {
                         pool.idle_dial.fetch_add(1, Ordering::Relaxed);
@@ -280,7 +376,8 @@ async fn serve_dial_lane(
         loop {
             match lane.next().await.map(|m| m.map(lane::decode)) {
                 Some(Ok(Ok(Frame::Ping { .. }))) => {}
-                Some(Ok(Ok(Frame::Open { target, .. }))) => return Some(target),
+                Some(Ok(Ok(Frame::Open { target, .. }))) => return Some(Ok(target)),
+                Some(Ok(Ok(Frame::Moved { stream }))) => return Some(Err(stream)),
                 _ => return None,
             }
         }
@@ -293,8 +390,18 @@ async fn serve_dial_lane(
     };
     pool.idle_dial.fetch_sub(1, Ordering::Relaxed);
     pool.changed.notify_one();
-    let Some(target) = target else {
-        return;
+    let target = match target {
+        Some(Ok(target)) => target,
+        // The relay moves a stream it opened on the tunnel to this lane. Only a stream the
+        // relay opened here and this agent dialled (RS-7 was decided then) has a place.
+        Some(Err(stream)) => {
+            if let Err(mut lane) = pool.hand_over(stream, lane) {
+                tracing::debug!(stream, "a lane for a tunnel stream that has no place");
+                let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
+            }
+            return;
+        }
+        None => return,
     };
     let closed = match dialing::check(&target, &permits, allow.as_ref()) {
         Ok(closed) => closed,

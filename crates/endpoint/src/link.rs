@@ -73,6 +73,7 @@ pub(crate) async fn run_once(agent: &Agent, tokens: &mut TokenCache) -> Result<(
     let offers = |header| offered.get(header).is_some_and(|v| v == "1");
     let lanes_offered = offers(portico_tunnel::lane::LANES_OFFERED);
     let framed_lanes = offers(portico_tunnel::lane::framed::OFFERED);
+    let moves = offers(portico_tunnel::lane::MOVES_OFFERED);
     let role = agent.config.role.tunnel_role();
     let (tunnel, incoming) = Tunnel::new(
         WebSocketTransport::new(mts),
@@ -115,7 +116,7 @@ pub(crate) async fn run_once(agent: &Agent, tokens: &mut TokenCache) -> Result<(
             // Only a relay that offers lanes gets them (`LANES_OFFERED`).
             let spares = async {
                 match lanes_offered {
-                    true => crate::lanes::maintain(agent, tokens, framed_lanes).await,
+                    true => crate::lanes::maintain(agent, tokens, framed_lanes, moves).await,
                     false => std::future::pending().await,
                 }
             };

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use portico_tunnel::control::Listener;
-use portico_tunnel::lane;
+use portico_tunnel::lane::{self, LANE_KEEP_ALIVE};
 use portico_tunnel::tunnel::TunnelHandle;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -261,9 +261,14 @@ async fn forward(
             return;
         }
     };
+    // Once a spare lane is at hand, the stream moves there (docs/tunnel.md, "Moving a
+    // stream to a lane").
+    let lane = lanes.lane_to_move(&tunnel, stream.id());
+    let carried =
+        portico_tunnel::carry::join_tcp_moving(&mut tcp, &stream, lane, Some(LANE_KEEP_ALIVE));
     tokio::select! {
         _ = closed.cancelled() => {}
-        result = portico_tunnel::carry::join_tcp(&mut tcp, &stream) => {
+        result = carried => {
             if let Err(error) = result {
                 tracing::debug!(%target, %error, "forwarded connection ended");
             }

@@ -141,7 +141,7 @@ mod tests {
         let hub = ControlHub::new(store.clone(), relay.clone(), ControlOptions::default());
         let (near, far) = memory_pair(16);
         relay
-            .attach("acme", "ep-here", "192.0.2.1:1", far)
+            .attach("acme", "ep-here", "192.0.2.1:1", far, false)
             .await
             .unwrap();
         let _agent = Tunnel::new(near, Role::Device, TunnelConfig::default());

@@ -204,6 +204,11 @@ impl Sockets {
                 ),
             }
         }
+        // The agent moves streams from the tunnel to lanes (docs/tunnel.md).
+        let moves = request
+            .headers()
+            .get(lane::MOVES_OFFERED)
+            .is_some_and(|v| v == "1");
         let address = request
             .extensions()
             .get::<RequestContext>()
@@ -230,7 +235,7 @@ impl Sockets {
             let ws =
                 WebSocketStream::from_raw_socket(io, Role::Server, Some(socket.limits())).await;
             match socket {
-                Socket::Tunnel => run_tunnel(hub, endpoint, address, ws).await,
+                Socket::Tunnel => run_tunnel(hub, endpoint, address, ws, moves).await,
                 Socket::Control => run_control(hub, endpoint, ws).await,
                 Socket::Lane(use_) => run_lane(hub, endpoint, use_, ws).await,
             }
@@ -251,6 +256,7 @@ impl Sockets {
         if socket == Socket::Tunnel {
             headers.insert(lane::LANES_OFFERED, HeaderValue::from_static("1"));
             headers.insert(framed::OFFERED, HeaderValue::from_static("1"));
+            headers.insert(lane::MOVES_OFFERED, HeaderValue::from_static("1"));
         }
         response
     }
@@ -320,10 +326,20 @@ fn binary_messages(
 }
 
 /// `/mts/`: binary messages are the tunnel's transport.
-async fn run_tunnel(hub: ControlHub, endpoint: EndpointRecord, address: String, ws: Ws) {
+async fn run_tunnel(
+    hub: ControlHub,
+    endpoint: EndpointRecord,
+    address: String,
+    ws: Ws,
+    moves: bool,
+) {
     let (tenant, name) = (endpoint.tenant.as_str(), endpoint.name.as_str());
     let transport = binary_messages(ws);
-    if let Err(error) = hub.relay().attach(tenant, name, &address, transport).await {
+    let attached = hub
+        .relay()
+        .attach(tenant, name, &address, transport, moves)
+        .await;
+    if let Err(error) = attached {
         tracing::info!(tenant, endpoint = name, %error, "tunnel refused");
     }
 }

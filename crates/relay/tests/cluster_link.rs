@@ -147,7 +147,7 @@ async fn node(store: &Store, name: &str, shutdown: &CancellationToken) -> Arc<Re
 async fn attach(relay: &Relay, name: &str, role: Role) -> TunnelHandle {
     let (near, far) = memory_pair(64);
     relay
-        .attach("abc", name, "192.0.2.7:40000", far)
+        .attach("abc", name, "192.0.2.7:40000", far, false)
         .await
         .unwrap();
     let (handle, mut incoming) = Tunnel::new(near, role, TunnelConfig::default());

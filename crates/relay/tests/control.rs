@@ -505,7 +505,7 @@ async fn a_revoked_endpoint_is_cut_at_once_and_its_sessions_end() {
     let (near, far) = memory_pair(16);
     w.hub
         .relay()
-        .attach(T, "ep-press", "192.0.2.1:1", far)
+        .attach(T, "ep-press", "192.0.2.1:1", far, false)
         .await
         .unwrap();
     let (handle, _incoming) = Tunnel::new(near, Role::Device, TunnelConfig::default());
@@ -600,7 +600,7 @@ async fn another_nodes_notices_announce_sessions_and_cut_revoked_tunnels_here() 
     let (near, far) = memory_pair(16);
     w.hub
         .relay()
-        .attach(T, "ep-press", "192.0.2.7:40000", far)
+        .attach(T, "ep-press", "192.0.2.7:40000", far, false)
         .await
         .unwrap();
     let (press, _incoming) = Tunnel::new(near, Role::Device, TunnelConfig::default());

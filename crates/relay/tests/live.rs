@@ -171,7 +171,7 @@ impl World {
     async fn connect(&self, tenant: &str, name: &str, role: Role) -> FakeEndpoint {
         let (near, far) = memory_pair(64);
         self.relay
-            .attach(tenant, name, "192.0.2.7:40000", far)
+            .attach(tenant, name, "192.0.2.7:40000", far, false)
             .await
             .unwrap();
         let (handle, mut incoming) = Tunnel::new(near, role, TunnelConfig::default());
@@ -461,13 +461,21 @@ async fn a_second_connection_of_the_same_endpoint_replaces_the_first() {
 async fn only_registered_endpoints_attach() {
     let w = world().await;
     let (_near, far) = memory_pair(4);
-    assert!(w.relay.attach("abc", "nobody", "x", far).await.is_err());
+    assert!(w
+        .relay
+        .attach("abc", "nobody", "x", far, false)
+        .await
+        .is_err());
     w.store
         .revoke_endpoint("abc", "ep-press", T0)
         .await
         .unwrap();
     let (_near, far) = memory_pair(4);
-    assert!(w.relay.attach("abc", "ep-press", "x", far).await.is_err());
+    assert!(w
+        .relay
+        .attach("abc", "ep-press", "x", far, false)
+        .await
+        .is_err());
 }
 
 // --- Lanes: one stream on a WebSocket of its own -------------------------------------------

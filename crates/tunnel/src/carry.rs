@@ -9,15 +9,18 @@
 //! waiting stream hold a buffer: a read buffer is taken only once the connection has
 //! something to read.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use portico_fair::TurnCounter;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
+use crate::lane::{BoxLane, LaneIo, LANE_PIECE, MOVE_WAIT};
 use crate::tunnel::TunnelStream;
 
 /// The most read from a TCP connection at once: one `Data` frame's worth when the peer
@@ -37,14 +40,47 @@ const COPY_BELOW: usize = TCP_PIECE / 4;
 /// Carries bytes both ways between `tcp` and `stream` until both directions ended: each
 /// side's end is passed on as a half close. The first error ends both directions.
 pub async fn join_tcp(tcp: &mut TcpStream, stream: &TunnelStream) -> io::Result<()> {
+    join_tcp_moving(tcp, stream, std::future::pending(), None).await
+}
+
+/// [`join_tcp`] for a stream that may move to a lane: once `lane` yields one (its `Moved`
+/// already sent or read, `crate::lane`), this side ends its direction on the tunnel with
+/// a `Moved` and writes the rest on the lane, and reads the tunnel until the peer's
+/// `Moved`, then the lane. `keep_alive`: the lane's pings while its reader waits.
+pub async fn join_tcp_moving(
+    tcp: &mut TcpStream,
+    stream: &TunnelStream,
+    lane: impl Future<Output = BoxLane>,
+    keep_alive: Option<Duration>,
+) -> io::Result<()> {
     let (from_tcp, mut to_tcp) = tcp.split();
+    // The lane's halves go to the direction that writes on it and the one that reads it.
+    let (writer_tx, writer_rx) = oneshot::channel();
+    let (reader_tx, reader_rx) = oneshot::channel();
+    let handover = async {
+        let (reader, writer) = tokio::io::split(LaneIo::new(lane.await, keep_alive));
+        let _ = writer_tx.send(writer);
+        let _ = reader_tx.send(reader);
+        std::future::pending::<std::convert::Infallible>().await
+    };
     let upstream = async {
         // Taken once the connection is readable, and dropped after each read: a waiting
         // connection holds no buffer.
         let mut buf = BytesMut::new();
         let mut turn = TurnCounter::default();
-        loop {
-            from_tcp.readable().await?;
+        let mut writer_rx = Some(writer_rx);
+        let mut lane = loop {
+            tokio::select! {
+                biased;
+                writer = async { writer_rx.as_mut()?.await.ok() }, if writer_rx.is_some() => {
+                    writer_rx = None;
+                    if let Some(writer) = writer {
+                        stream.move_away()?;
+                        break writer;
+                    }
+                }
+                readable = from_tcp.readable() => readable?,
+            }
             buf.reserve(TCP_PIECE);
             match from_tcp.try_read_buf(&mut buf) {
                 Ok(0) => return stream.close(),
@@ -56,20 +92,38 @@ pub async fn join_tcp(tcp: &mut TcpStream, stream: &TunnelStream) -> io::Result<
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-        }
+        };
+        let mut from_tcp = tokio::io::BufReader::with_capacity(LANE_PIECE, from_tcp);
+        tokio::io::copy_buf(&mut from_tcp, &mut lane).await?;
+        lane.shutdown().await
     };
     let downstream = async {
         let mut turn = TurnCounter::default();
         loop {
             let piece = poll_fn(|cx| stream.poll_read_bytes(cx, usize::MAX)).await?;
             if piece.is_empty() {
-                return to_tcp.shutdown().await;
+                break;
             }
             to_tcp.write_all(&piece).await?;
             turn.moved(piece.len()).await;
         }
+        if stream.moved_in() {
+            let lane = tokio::time::timeout(MOVE_WAIT, reader_rx).await;
+            let lane = lane.ok().and_then(Result::ok).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the stream moved to a lane that did not come",
+                )
+            })?;
+            let mut lane = tokio::io::BufReader::with_capacity(LANE_PIECE, lane);
+            tokio::io::copy_buf(&mut lane, &mut to_tcp).await?;
+        }
+        to_tcp.shutdown().await
     };
-    tokio::try_join!(upstream, downstream).map(|_| ())
+    tokio::select! {
+        joined = async { tokio::try_join!(upstream, downstream).map(|_| ()) } => joined,
+        never = handover => match never {},
+    }
 }
 
 /// Carries bytes both ways between two tunnel streams until both directions ended; the
@@ -104,7 +158,7 @@ async fn pass(from: &TunnelStream, to: &TunnelStream, read: &AtomicU64) -> io::R
 }
 
 /// `piece`, copied into a buffer of its own if it is small (`COPY_BELOW`).
-fn own_buffer(piece: Bytes) -> Bytes {
+pub fn own_buffer(piece: Bytes) -> Bytes {
     match piece.len() < COPY_BELOW {
         true => Bytes::copy_from_slice(&piece),
         false => piece,
@@ -112,7 +166,7 @@ fn own_buffer(piece: Bytes) -> Bytes {
 }
 
 /// Queues all of `data` on `stream`, waiting for credit and room as needed.
-async fn write_all(stream: &TunnelStream, mut data: Bytes) -> io::Result<()> {
+pub async fn write_all(stream: &TunnelStream, mut data: Bytes) -> io::Result<()> {
     while !data.is_empty() {
         let n = poll_fn(|cx| stream.poll_write_bytes(cx, &data)).await?;
         data.advance(n);
@@ -279,6 +333,84 @@ mod tests {
             matches!(read, Ok(0) | Err(_)),
             "the client's connection ends, not {read:?}"
         );
+    }
+
+    /// The far side of a stream that moves: as the relay does it, it ends its direction on
+    /// the tunnel with `Moved` once the lane is there and writes the rest on the lane, and
+    /// reads the tunnel up to the peer's `Moved`, then the lane.
+    async fn far_side_moving(
+        stream: TunnelStream,
+        lane: crate::lane::BoxLane,
+        send: Vec<u8>,
+        moved_after: usize,
+    ) -> Vec<u8> {
+        let mut lane = LaneIo::new(lane, None);
+        let mut got = Vec::new();
+        let mut stream = stream;
+        let (before, after) = send.split_at(moved_after);
+        stream.write_all(before).await.unwrap();
+        stream.move_away().unwrap();
+        let (mut lane_reader, mut lane_writer) = tokio::io::split(&mut lane);
+        let write = async {
+            lane_writer.write_all(after).await.unwrap();
+            lane_writer.shutdown().await.unwrap();
+        };
+        let read = async {
+            stream.read_to_end(&mut got).await.unwrap();
+            assert!(stream.moved_in(), "the agent's direction moved");
+            lane_reader.read_to_end(&mut got).await.unwrap();
+        };
+        tokio::join!(write, read);
+        got
+    }
+
+    #[tokio::test]
+    async fn a_stream_moves_to_a_lane_midway_and_every_byte_arrives_once_in_order() {
+        let ((relay, mut relay_incoming), (device, _)) = tunnel_pair();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+            exchange(tcp, pattern(1, SIZE)).await
+        });
+        let (mut accepted, _) = timeout(LIMIT, listener.accept()).await.unwrap().unwrap();
+        let stream = device.open("session:1/listener:0").unwrap();
+        let (agent_lane, relay_lane) = crate::lane::memory_pair();
+        let (give_lane, lane) = oneshot::channel::<crate::lane::BoxLane>();
+        let joined = tokio::spawn(async move {
+            let lane = async { lane.await.unwrap() };
+            join_tcp_moving(&mut accepted, &stream, lane, None).await
+        });
+        let mut far = next_offer(&mut relay_incoming).await.accept();
+        // Some bytes travel on the tunnel before the lane comes.
+        let mut first = [0u8; 1000];
+        timeout(LIMIT, far.read_exact(&mut first))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&first[..], &pattern(1, SIZE)[..1000]);
+        give_lane.send(agent_lane).ok().unwrap();
+        let far_got = timeout(
+            LIMIT,
+            far_side_moving(far, relay_lane, pattern(2, SIZE), SIZE / 3),
+        )
+        .await
+        .unwrap();
+        let client_got = timeout(LIMIT, client).await.unwrap().unwrap();
+        assert!(
+            [&first[..], &far_got[..]].concat() == pattern(1, SIZE),
+            "the far side got other bytes"
+        );
+        assert!(client_got == pattern(2, SIZE), "the client got other bytes");
+        timeout(LIMIT, joined).await.unwrap().unwrap().unwrap();
+        // Both directions ended with a `Moved`: the stream was forgotten without a reset.
+        timeout(LIMIT, async {
+            while relay.stream_count() + device.stream_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
     }
 
     #[test]

@@ -47,6 +47,7 @@ const TYPE_RESET: u8 = 0x06;
 const TYPE_PING: u8 = 0x07;
 const TYPE_PONG: u8 = 0x08;
 const TYPE_GO_AWAY: u8 = 0x09;
+const TYPE_MOVED: u8 = 0x0a;
 
 /// What a tunnel's side is. It fixes which stream ids the side opens: endpoints open odd
 /// ids, the relay even ones, so both sides can open at once without a collision.
@@ -230,6 +231,13 @@ pub enum Frame {
     Close {
         stream: StreamId,
     },
+    /// On a tunnel: the sender sends no more data on the stream *here*; the rest of this
+    /// direction follows on a lane. As the first frame of a lane: this lane carries the
+    /// tunnel's stream `stream` from now on (`crate::lane`, "moving a stream"). Sent only
+    /// to a peer that said it understands it.
+    Moved {
+        stream: StreamId,
+    },
     Reset {
         stream: StreamId,
         reason: ResetReason,
@@ -290,6 +298,7 @@ impl Frame {
             | Frame::Data { stream, .. }
             | Frame::Window { stream, .. }
             | Frame::Close { stream }
+            | Frame::Moved { stream }
             | Frame::Reset { stream, .. } => *stream,
             Frame::Hello(_) | Frame::Ping { .. } | Frame::Pong { .. } | Frame::GoAway { .. } => 0,
         }
@@ -303,7 +312,7 @@ impl Frame {
                 Frame::Open { target, .. } => 6 + target.len(),
                 Frame::Data { payload, .. } => payload.len(),
                 Frame::Window { .. } => 4,
-                Frame::Close { .. } => 0,
+                Frame::Close { .. } | Frame::Moved { .. } => 0,
                 Frame::Reset { .. } | Frame::GoAway { .. } => 1,
                 Frame::Ping { .. } | Frame::Pong { .. } => 8,
             }
@@ -320,6 +329,7 @@ impl Frame {
             Frame::Data { .. } => TYPE_DATA,
             Frame::Window { .. } => TYPE_WINDOW,
             Frame::Close { .. } => TYPE_CLOSE,
+            Frame::Moved { .. } => TYPE_MOVED,
             Frame::Reset { .. } => TYPE_RESET,
             Frame::Ping { .. } => TYPE_PING,
             Frame::Pong { .. } => TYPE_PONG,
@@ -342,7 +352,7 @@ impl Frame {
             }
             Frame::Data { payload, .. } => out.put_slice(payload),
             Frame::Window { credit, .. } => out.put_u32(*credit),
-            Frame::Close { .. } => {}
+            Frame::Close { .. } | Frame::Moved { .. } => {}
             Frame::Reset { reason, .. } => out.put_u8(reason.code()),
             Frame::Ping { nonce } | Frame::Pong { nonce } => out.put_u64(*nonce),
             Frame::GoAway { reason } => out.put_u8(reason.code()),
@@ -374,7 +384,7 @@ impl Frame {
                     len,
                     max: max_frame,
                 }),
-                TYPE_HELLO..=TYPE_GO_AWAY => Err(DecodeError::BadLength {
+                TYPE_HELLO..=TYPE_MOVED => Err(DecodeError::BadLength {
                     frame: type_name(kind),
                     len,
                 }),
@@ -406,6 +416,7 @@ fn type_name(kind: u8) -> &'static str {
         TYPE_PING => "ping",
         TYPE_PONG => "pong",
         TYPE_GO_AWAY => "go-away",
+        TYPE_MOVED => "moved",
         _ => "unknown",
     }
 }
@@ -513,6 +524,11 @@ fn decode_payload(
             let stream = on_stream()?;
             exact(0)?;
             Frame::Close { stream }
+        }
+        TYPE_MOVED => {
+            let stream = on_stream()?;
+            exact(0)?;
+            Frame::Moved { stream }
         }
         TYPE_RESET => {
             let stream = on_stream()?;

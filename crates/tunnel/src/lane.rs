@@ -56,6 +56,16 @@ pub const SPARE_LIFETIME: Duration = Duration::from_secs(30);
 /// How often a lane pings while its reader waits, by default (the tunnel's keep-alive).
 pub const LANE_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
+/// How long a side that read a stream's `Moved` on the tunnel waits for the lane that
+/// takes the stream over, before it gives the stream up. The lane is sent before the
+/// `Moved`, so it is late only when its connection is lost.
+pub const MOVE_WAIT: Duration = SPARE_LIFETIME;
+
+/// The header by which an agent (on its tunnel's request) and the relay (on its `101`)
+/// say they move streams from the tunnel to lanes (value `1`). Each side starts a move
+/// only where the other said so.
+pub const MOVES_OFFERED: &str = "portico-lane-moves";
+
 /// The header of the tunnel's `101` answer by which a relay offers lanes (value `1`). An
 /// agent opens lanes only to a relay that offers them: a relay from before lanes would take
 /// a lane's WebSocket for a second tunnel of the endpoint and close the first.
@@ -104,7 +114,8 @@ pub fn decode(message: Bytes) -> Result<Frame, LaneError> {
         Frame::Hello(_) => Err(LaneError::NotOnLanes("Hello")),
         Frame::Window { .. } => Err(LaneError::NotOnLanes("Window")),
         Frame::GoAway { .. } => Err(LaneError::NotOnLanes("GoAway")),
-        Frame::Ping { .. } | Frame::Pong { .. } => Ok(frame),
+        // It names the tunnel's stream the lane takes over, not the lane's.
+        Frame::Ping { .. } | Frame::Pong { .. } | Frame::Moved { .. } => Ok(frame),
         other if other.stream() != LANE_STREAM => Err(LaneError::WrongStream),
         _ => Ok(frame),
     }
@@ -134,6 +145,11 @@ pub fn open(target: &str) -> Bytes {
         target: target.to_string(),
         window: 0,
     })
+}
+
+/// The first frame of a lane that takes over the tunnel's stream `stream`.
+pub fn moved(stream: StreamId) -> Bytes {
+    encode(&Frame::Moved { stream })
 }
 
 /// The `Reset` that refuses or ends a lane's stream.

@@ -148,6 +148,8 @@ struct StreamState {
     recv_buf: VecDeque<Bytes>,
     local_closed: bool,
     remote_closed: bool,
+    /// The peer's end of its direction was a `Moved`: the rest comes on a lane.
+    remote_moved: bool,
     reset: Option<ResetReason>,
 }
 
@@ -160,6 +162,7 @@ impl StreamState {
             recv_buf: VecDeque::new(),
             local_closed: false,
             remote_closed: false,
+            remote_moved: false,
             reset: None,
         }
     }
@@ -439,13 +442,30 @@ impl Mux {
 
     /// Half close: no more data from this side on the stream.
     pub fn close(&mut self, id: StreamId) -> Result<(), StreamError> {
+        self.end_direction(id, Frame::Close { stream: id })
+    }
+
+    /// No more data from this side on the stream *on this tunnel*: a `Moved` follows what is
+    /// queued, and the rest of this direction goes on a lane. For the tunnel it is a half
+    /// close; the stream is forgotten cleanly once both directions ended either way.
+    pub fn move_away(&mut self, id: StreamId) -> Result<(), StreamError> {
+        self.end_direction(id, Frame::Moved { stream: id })
+    }
+
+    /// Whether the peer's direction of the stream ended with a `Moved` (it goes on on a
+    /// lane) rather than a `Close`.
+    pub fn moved_in(&self, id: StreamId) -> bool {
+        self.streams.get(&id).is_some_and(|s| s.remote_moved)
+    }
+
+    fn end_direction(&mut self, id: StreamId, end: Frame) -> Result<(), StreamError> {
         let stream = self.streams.get_mut(&id).ok_or(StreamError::Unknown)?;
         if let Some(reason) = stream.reset {
             return Err(StreamError::Reset(reason));
         }
         if !stream.local_closed {
             stream.local_closed = true;
-            self.queue(Frame::Close { stream: id });
+            self.queue(end);
         }
         Ok(())
     }
@@ -547,7 +567,7 @@ impl Mux {
         Some(frame)
     }
 
-    /// Queues one of a stream's ordered frames (`Open`, `Data`, `Close`).
+    /// Queues one of a stream's ordered frames (`Open`, `Data`, `Close` or `Moved`).
     fn queue(&mut self, frame: Frame) {
         let id = frame.stream();
         let data = match &frame {
@@ -657,11 +677,16 @@ impl Mux {
                 }
                 events.push(Event::Writable(stream));
             }
-            Frame::Close { stream } => {
+            Frame::Close { stream } | Frame::Moved { stream } => {
+                let moved = matches!(frame, Frame::Moved { .. });
                 let Some(state) = self.live_stream(stream)? else {
                     return Ok(());
                 };
-                state.remote_closed = true;
+                // Whichever end came first counts.
+                if !state.remote_closed {
+                    state.remote_closed = true;
+                    state.remote_moved = moved;
+                }
                 events.push(Event::Readable(stream));
             }
             Frame::Reset { stream, reason } => {

@@ -536,13 +536,32 @@ impl TunnelStream {
 
     /// Half-closes the stream: the peer reads its end once what was written is sent.
     pub fn close(&self) -> io::Result<()> {
+        self.end_direction(Mux::close)
+    }
+
+    /// Ends this side's direction on the tunnel with a `Moved` once what was written is
+    /// sent: the rest follows on a lane (`crate::lane`, moving a stream).
+    pub fn move_away(&self) -> io::Result<()> {
+        self.end_direction(Mux::move_away)
+    }
+
+    /// After the end of the stream was read: whether the peer moved its direction to a
+    /// lane (`Moved`) rather than closing it.
+    pub fn moved_in(&self) -> bool {
+        self.shared.lock().mux.moved_in(self.id)
+    }
+
+    fn end_direction(
+        &self,
+        end: impl FnOnce(&mut Mux, StreamId) -> Result<(), StreamError>,
+    ) -> io::Result<()> {
         let mut state = self.shared.lock();
         if let Some(error) = &state.ended {
             return Err(tunnel_error(error));
         }
-        let closed = state.mux.close(self.id).map_err(stream_error);
+        let ended = end(&mut state.mux, self.id).map_err(stream_error);
         self.shared.outbound.notify_one();
-        closed
+        ended
     }
 }
 

@@ -16,6 +16,7 @@ use portico_tunnel::{GoAwayReason, TunnelHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::lanes::{LanePermit, Lanes};
+use super::moves::MoveBoard;
 
 /// An endpoint of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -69,6 +70,9 @@ struct Entry {
     cut: CancellationToken,
     /// The lanes the endpoint holds here ([`LanePermit`]).
     lanes_held: Arc<AtomicUsize>,
+    /// The streams of this tunnel that may move to a lane, if the endpoint's agent moves
+    /// streams (`portico_tunnel::lane::MOVES_OFFERED`).
+    moves: Option<Arc<MoveBoard>>,
 }
 
 impl Entry {
@@ -120,6 +124,7 @@ impl Directory {
     /// Records `handle` as the endpoint's tunnel. An older tunnel of the same endpoint is
     /// closed with `GoAway(replaced)`. Returns the presence, whose `connection` number the
     /// caller gives back to [`Directory::remove`] when this tunnel ends.
+    /// `moves`: the endpoint's agent moves streams from the tunnel to lanes.
     pub fn insert(
         &self,
         key: EndpointKey,
@@ -127,6 +132,7 @@ impl Directory {
         address: &str,
         since_ms: i64,
         handle: TunnelHandle,
+        moves: bool,
     ) -> Presence {
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
         let presence = Presence {
@@ -141,6 +147,7 @@ impl Directory {
             handle,
             cut: CancellationToken::new(),
             lanes_held: Arc::default(),
+            moves: moves.then(Arc::default),
         };
         let older = self.entries().insert(key, entry);
         if let Some(older) = older {
@@ -248,9 +255,28 @@ impl Directory {
 
     /// The handle of the endpoint's tunnel, if online.
     pub fn tunnel(&self, tenant: &str, endpoint: &str) -> Option<TunnelHandle> {
+        self.tunnel_here(tenant, endpoint).map(|(handle, _)| handle)
+    }
+
+    /// The handle of the endpoint's tunnel and its connection number, if online here.
+    pub fn tunnel_here(&self, tenant: &str, endpoint: &str) -> Option<(TunnelHandle, u64)> {
         self.entries()
             .get(&EndpointKey::new(tenant, endpoint))
-            .map(|e| e.handle.clone())
+            .map(|e| (e.handle.clone(), e.presence.connection))
+    }
+
+    /// If the endpoint's agent moves streams: the board of its tunnel's streams that may
+    /// move, what ends the endpoint's lanes, and the tunnel's connection number. `None`
+    /// when it does not, or has no tunnel here.
+    pub fn moves(
+        &self,
+        tenant: &str,
+        endpoint: &str,
+    ) -> Option<(Arc<MoveBoard>, CancellationToken, u64)> {
+        let entries = self.entries();
+        let entry = entries.get(&EndpointKey::new(tenant, endpoint))?;
+        let board = entry.moves.clone()?;
+        Some((board, entry.cut.clone(), entry.presence.connection))
     }
 
     /// The tenant's online endpoints, by name.

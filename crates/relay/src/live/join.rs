@@ -19,31 +19,26 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::io;
 use std::sync::atomic::AtomicU64;
 
-use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::SinkExt;
 use portico_store::{
     ConnectionSessionRecord, EndpointBinding, EndpointRecord, EndpointState, Store, StoreError,
 };
-use portico_tunnel::carry;
-use portico_tunnel::lane::{self, BoxLane, LaneIo};
-use portico_tunnel::Frame;
-use portico_tunnel::{IncomingStream, ResetReason, TunnelStream};
-use tokio::io::{AsyncRead, AsyncWrite};
+use portico_tunnel::lane::{self, BoxLane};
+use portico_tunnel::{IncomingStream, ResetReason, StreamId};
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::Cluster;
 use super::directory::{Directory, EndpointKey};
+use super::moves::{self, MoveBoard, Mover};
+use super::pump::{self, Side};
 use super::reach::{Reach, ReachError};
 use super::session_watch::{SessionCheck, SessionWatches};
 use super::target::{dial_target, ListenerTarget, TargetError};
 use crate::api::Clock;
 use crate::rules::{self, OpenConnection};
 use crate::templates::{self, Direction};
-use portico_fair::Counted;
 
 /// Why a stream was not joined.
 #[derive(Debug, thiserror::Error)]
@@ -254,19 +249,32 @@ impl Joiner {
     /// Decides on a stream `opener` opened and, if allowed, joins it to a stream on the
     /// dialling endpoint (a lane of its, or its tunnel) until both close or the session ends
     /// or times out. The bytes are added to the session's counters whatever ended the copy.
+    ///
+    /// `moves`: the opener's tunnel's board and lanes' cut, if its agent moves streams:
+    /// the stream then moves to an open lane of the opener's that names it.
     pub async fn join(
         &self,
         opener: &EndpointKey,
         incoming: IncomingStream,
+        moves: Option<(Arc<MoveBoard>, CancellationToken)>,
     ) -> Result<Transfer, JoinError> {
+        // The place is kept from the start: the agent may send the lane before the
+        // decision is made.
+        let (mover, _place, cut) = match moves {
+            Some((board, cut)) => {
+                let (mover, place) = board.expect(incoming.id());
+                (mover, Some(place), Some(cut))
+            }
+            None => (moves::never(), None, None),
+        };
         let decided = match self.route(opener, incoming.target()).await {
             Ok(route) => self.open_on_dialler(&opener.tenant, route).await,
             Err(error) => Err(error),
         };
         match decided {
             Ok((route, dialled)) => {
-                let opened = Side::Stream(incoming.accept());
-                self.carry(opener, &route, opened, None, dialled).await
+                let opened = (Side::Stream(incoming.accept()), mover);
+                self.carry(opener, &route, opened, cut, dialled).await
             }
             Err(error) => {
                 incoming.refuse(error.reset_reason());
@@ -290,8 +298,8 @@ impl Joiner {
         };
         match decided {
             Ok((route, dialled)) => {
-                self.carry(opener, &route, Side::Lane(lane), Some(cut), dialled)
-                    .await
+                let opened = (Side::Lane(lane), moves::never());
+                self.carry(opener, &route, opened, Some(cut), dialled).await
             }
             Err(error) => {
                 let _ = lane.send(lane::reset(error.reset_reason())).await;
@@ -307,19 +315,17 @@ impl Joiner {
         &self,
         opener: &EndpointKey,
         route: &Route,
-        opened: Side,
+        opened: (Side, Mover),
         opener_cut: Option<CancellationToken>,
         dialled: Dialled,
     ) -> Result<Transfer, JoinError> {
-        let (opener_bytes, dialler_bytes) = (Arc::default(), Arc::default());
+        let (opener_bytes, dialler_bytes) = (Arc::<AtomicU64>::default(), Arc::default());
         let left_ms = route.session.ends_ms.saturating_sub((self.clock)()).max(0);
         let deadline = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
-        let copy = pass(
-            opened,
-            dialled.side,
-            Arc::clone(&opener_bytes),
-            Arc::clone(&dialler_bytes),
-        );
+        let copy = {
+            let (a, b) = (Arc::clone(&opener_bytes), Arc::clone(&dialler_bytes));
+            async move { pump::pass(opened, (dialled.side, dialled.mover), &a, &b).await }
+        };
         // A stream that keeps carrying bytes leaves the threads of interactive ones.
         let moved = {
             let (a, b) = (Arc::clone(&opener_bytes), Arc::clone(&dialler_bytes));
@@ -377,18 +383,30 @@ impl Joiner {
             if lane.send(lane::open(&target)).await.is_ok() {
                 tracing::debug!(tenant, dialler = %route.dialler, %target, "stream dialled on a lane");
                 let side = Side::Lane(lane);
-                let cut = Some(cut);
-                return Ok((route, Dialled { side, cut }));
+                let (cut, mover) = (Some(cut), moves::never());
+                return Ok((route, Dialled { side, cut, mover }));
             }
         }
-        match self.reach.open(tenant, &route.dialler, &target).await {
-            Ok(stream) => Ok((
-                route,
-                Dialled {
-                    side: Side::Stream(stream),
-                    cut: None,
-                },
-            )),
+        match self
+            .reach
+            .open_placed(tenant, &route.dialler, &target)
+            .await
+        {
+            Ok((stream, here)) => {
+                // On this node's tunnel of an agent that moves streams, the stream moves to
+                // the dialler's next idle dial lane.
+                let moves = self.directory.moves(tenant, &route.dialler);
+                let (mover, cut) = match moves {
+                    Some((_, cut, connection)) if here == Some(connection) => {
+                        let directory = self.directory.clone();
+                        let mover = dial_lane_mover(directory, key, connection, stream.id());
+                        (mover, Some(cut))
+                    }
+                    _ => (moves::never(), None),
+                };
+                let side = Side::Stream(stream);
+                Ok((route, Dialled { side, cut, mover }))
+            }
             Err(ReachError::Offline(endpoint)) => Err(JoinError::Offline(endpoint)),
             Err(ReachError::Store(error)) => Err(JoinError::Store(error)),
             Err(error) => Err(JoinError::Reach(error)),
@@ -414,104 +432,39 @@ fn still_open(store: Store, clock: Clock) -> SessionCheck {
     })
 }
 
-/// One side of a joined stream: a lane, or a stream of a tunnel (this node's, or a link's).
-enum Side {
-    Lane(BoxLane),
-    Stream(TunnelStream),
-}
-
 /// The dialler's side of a joined stream.
 struct Dialled {
     side: Side,
-    /// For a lane: what ends it with the dialler's tunnel (a tunnel stream ends by itself).
+    /// For a lane, or a stream that may move to one: what ends it with the dialler's
+    /// tunnel (a tunnel stream ends by itself).
     cut: Option<CancellationToken>,
+    /// The lane the stream moves to, if it runs on the tunnel.
+    mover: Mover,
 }
 
-trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
-
-/// Carries bytes between the two sides until both directions end, counting what is read
-/// from each. Two lanes pass their frames on as they came, and two tunnel streams the
-/// pieces they received, without copying the bytes; a lane and a tunnel stream are joined
-/// as byte streams, the lane's side in frames of `LANE_PIECE`.
-async fn pass(a: Side, b: Side, a_read: Arc<AtomicU64>, b_read: Arc<AtomicU64>) -> io::Result<()> {
-    let bytes = |side: Side| -> Box<dyn ByteStream> {
-        match side {
-            Side::Lane(lane) => Box::new(LaneIo::new(lane, None)),
-            Side::Stream(stream) => Box::new(stream),
-        }
-    };
-    // In every case, the first direction that fails ends both (a lane gone without a
-    // `Reset`, a reset stream), so the other agent's connection is not left open.
-    match (a, b) {
-        (Side::Lane(a), Side::Lane(b)) => {
-            let (a_out, a_in) = a.split();
-            let (b_out, b_in) = b.split();
-            tokio::try_join!(
-                pass_frames(a_in, b_out, a_read),
-                pass_frames(b_in, a_out, b_read)
-            )
-            .map(|_| ())
-        }
-        (Side::Stream(a), Side::Stream(b)) => carry::join_streams(&a, &b, [&a_read, &b_read]).await,
-        (a, b) => {
-            let mut a = Counted::with(bytes(a), a_read);
-            let mut b = Counted::with(bytes(b), b_read);
-            let piece = lane::LANE_PIECE;
-            tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, piece, piece)
-                .await
-                .map(|_| ())
-        }
-    }
-}
-
-/// One direction between two lanes: every frame is checked, `Data` counted, and passed on
-/// unchanged until `Close` (this direction is done) or `Reset` (the stream is). Messages are
-/// flushed when no more are waiting, so a fast sender's frames leave in batches.
-async fn pass_frames(
-    mut from: SplitStream<BoxLane>,
-    mut to: SplitSink<BoxLane, Bytes>,
-    read: Arc<AtomicU64>,
-) -> io::Result<()> {
-    loop {
-        let message = match from.next().now_or_never() {
-            Some(message) => message,
-            None => {
-                to.flush().await?;
-                from.next().await
+/// The relay moves a stream it opened on the dialler's tunnel (connection `connection`,
+/// stream `stream`) to the dialler's next idle dial lane here: the lane's first frame,
+/// `Moved`, names the stream. Never yields if the tunnel was replaced meanwhile: the
+/// stream ends with its tunnel, and the lane belongs to the next one.
+fn dial_lane_mover(
+    directory: Arc<Directory>,
+    key: EndpointKey,
+    connection: u64,
+    stream: StreamId,
+) -> Mover {
+    Box::pin(async move {
+        loop {
+            let mut lane = directory.lanes().claim_when_parked(&key).await;
+            let current = directory.presence(&key.tenant, &key.name);
+            if current.is_none_or(|p| p.connection != connection) {
+                return std::future::pending().await;
             }
-        };
-        let message = message.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "a lane closed before its stream",
-            )
-        })??;
-        let frame = lane::decode(message.clone())
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
-        match frame {
-            Frame::Data { payload, .. } => {
-                read.fetch_add(payload.len() as u64, Ordering::Relaxed);
-                to.feed(message).await?;
-            }
-            Frame::Close { .. } => return to.send(message).await,
-            Frame::Reset { reason, .. } => {
-                to.send(message).await?;
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    format!("reset: {reason:?}"),
-                ));
-            }
-            Frame::Ping { .. } | Frame::Pong { .. } => {}
-            _ => {
-                let _ = to.send(lane::reset(ResetReason::ProtocolError)).await;
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "an unexpected frame on a lane",
-                ));
+            if lane.send(lane::moved(stream)).await.is_ok() {
+                tracing::debug!(endpoint = %key.name, stream, "a dialled stream moves to a lane");
+                return lane;
             }
         }
-    }
+    })
 }
 
 /// Returns when either side's tunnel is cut; never when neither can be.

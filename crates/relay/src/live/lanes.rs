@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures_util::{Sink, Stream, StreamExt};
 use portico_tunnel::lane::{self, BoxLane, SPARE_LIFETIME};
 use portico_tunnel::Frame;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::directory::EndpointKey;
@@ -97,6 +97,8 @@ type Claim = mpsc::Sender<oneshot::Sender<BoxLane>>;
 #[derive(Default)]
 pub struct Lanes {
     idle: Mutex<HashMap<EndpointKey, Vec<Claim>>>,
+    /// A lane was parked: streams waiting to move to one look again.
+    parked: Notify,
 }
 
 impl Lanes {
@@ -118,6 +120,21 @@ impl Lanes {
             lanes.push(claim);
         }
         tokio::spawn(hold(lane, claims, cut));
+        self.parked.notify_waiters();
+    }
+
+    /// One of the endpoint's idle dial lanes, waiting until one is parked if it has none
+    /// here now.
+    pub async fn claim_when_parked(&self, key: &EndpointKey) -> BoxLane {
+        loop {
+            let parked = self.parked.notified();
+            tokio::pin!(parked);
+            parked.as_mut().enable();
+            if let Some(lane) = self.claim(key).await {
+                return lane;
+            }
+            parked.await;
+        }
     }
 
     /// One of the endpoint's idle dial lanes, the newest, if it has any here.

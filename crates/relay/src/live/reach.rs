@@ -43,25 +43,38 @@ impl Reach {
         endpoint: &str,
         target: &str,
     ) -> Result<TunnelStream, ReachError> {
+        Ok(self.open_placed(tenant, endpoint, target).await?.0)
+    }
+
+    /// [`Reach::open`], with the connection number of the endpoint's tunnel if the stream
+    /// is on this node's tunnel (`None` over a link to another node).
+    pub async fn open_placed(
+        &self,
+        tenant: &str,
+        endpoint: &str,
+        target: &str,
+    ) -> Result<(TunnelStream, Option<u64>), ReachError> {
         if let Some(cluster) = &self.cluster {
             if let Some(lease) = cluster.elsewhere(tenant, endpoint).await? {
-                return cluster
+                let stream = cluster
                     .links()
                     .open(&lease.link_address, &link_target(tenant, endpoint, target))
                     .await
                     .map_err(|error| ReachError::Link {
                         endpoint: endpoint.to_string(),
                         error,
-                    });
+                    })?;
+                return Ok((stream, None));
             }
         }
-        let tunnel = self
+        let (tunnel, connection) = self
             .directory
-            .tunnel(tenant, endpoint)
+            .tunnel_here(tenant, endpoint)
             .ok_or_else(|| ReachError::Offline(endpoint.to_string()))?;
-        tunnel.open(target).map_err(|error| ReachError::Open {
+        let stream = tunnel.open(target).map_err(|error| ReachError::Open {
             endpoint: endpoint.to_string(),
             error,
-        })
+        })?;
+        Ok((stream, Some(connection)))
     }
 }

@@ -119,12 +119,15 @@ impl Relay {
 
     /// Runs the tunnel of endpoint `tenant`/`endpoint` over `transport`, which came from
     /// `address`. Refused (the transport dropped) unless the endpoint is registered.
+    /// `moves`: the endpoint's agent said it moves streams from the tunnel to lanes
+    /// (`portico_tunnel::lane::MOVES_OFFERED`).
     pub async fn attach<T, E>(
         &self,
         tenant: &str,
         endpoint: &str,
         address: &str,
         transport: T,
+        moves: bool,
     ) -> Result<Presence, AttachError>
     where
         T: Stream<Item = Result<Bytes, E>> + Sink<Bytes, Error = E> + Send + 'static,
@@ -146,6 +149,7 @@ impl Relay {
             address,
             (self.clock)(),
             handle,
+            moves,
         );
         tracing::info!(tenant, endpoint, address, "endpoint online");
         if let Some(cluster) = &self.cluster {
@@ -157,13 +161,19 @@ impl Relay {
             presence.connection,
         );
         let cluster = self.cluster.clone();
+        // Where this tunnel's streams wait for the lanes they move to.
+        let moves = self
+            .directory
+            .moves(tenant, endpoint)
+            .filter(|(_, _, on)| *on == connection)
+            .map(|(board, cut, _)| (board, cut));
         tokio::spawn(async move {
             // Ends when the tunnel ends: replaced, revoked, dead or closed by the peer.
             while let Some(stream) = incoming.next().await {
-                let (joiner, key) = (joiner.clone(), key.clone());
+                let (joiner, key, moves) = (joiner.clone(), key.clone(), moves.clone());
                 tokio::spawn(async move {
                     let target = stream.target().to_string();
-                    match joiner.join(&key, stream).await {
+                    match joiner.join(&key, stream, moves).await {
                         Ok(t) => tracing::debug!(
                             endpoint = %key.name, %target, up = t.up, down = t.down,
                             end = ?t.end, "joined stream ended"
@@ -222,7 +232,8 @@ impl Relay {
             loop {
                 match lane.next().await.map(|m| m.map(lane::decode)) {
                     Some(Ok(Ok(Frame::Ping { .. }))) => {}
-                    Some(Ok(Ok(Frame::Open { target, .. }))) => return Some(target),
+                    Some(Ok(Ok(Frame::Open { target, .. }))) => return Some(Ok(target)),
+                    Some(Ok(Ok(Frame::Moved { stream }))) => return Some(Err(stream)),
                     Some(Ok(Ok(_) | Err(_))) => {
                         let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
                         return None;
@@ -235,8 +246,28 @@ impl Relay {
             target = tokio::time::timeout(2 * SPARE_LIFETIME, opened) => target.ok().flatten(),
             () = cut.cancelled() => None,
         };
-        let Some(target) = target else {
-            return;
+        let target = match target {
+            Some(Ok(target)) => target,
+            // The agent moves a stream it opened on its tunnel here to this lane: only a
+            // stream of this endpoint's tunnel on this node, joined here, has a place.
+            Some(Err(stream)) => {
+                let board = self.directory.moves(tenant, endpoint);
+                let refused = match board {
+                    Some((board, _, _)) => board.hand_over(stream, lane).err(),
+                    None => Some(lane),
+                };
+                if let Some(mut lane) = refused {
+                    tracing::debug!(
+                        tenant,
+                        endpoint,
+                        stream,
+                        "a lane for a stream that has no place"
+                    );
+                    let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
+                }
+                return;
+            }
+            None => return,
         };
         match self.joiner.join_lane(&key, &target, lane, cut).await {
             Ok(t) => tracing::debug!(

@@ -29,6 +29,7 @@ fn all_frames() -> Vec<Frame> {
             credit: 4096,
         },
         Frame::Close { stream: 7 },
+        Frame::Moved { stream: 9 },
         Frame::Reset {
             stream: 3,
             reason: ResetReason::Refused,
@@ -122,7 +123,7 @@ fn malformed_input_gets_a_typed_error() {
             },
         ),
         (raw(0x00, 0, &[]), DecodeError::UnknownType(0)),
-        (raw(0x0a, 0, &[]), DecodeError::UnknownType(0x0a)),
+        (raw(0x0b, 0, &[]), DecodeError::UnknownType(0x0b)),
         (raw(0xff, 0, &[0; 64]), DecodeError::UnknownType(0xff)),
         (
             {
@@ -272,4 +273,20 @@ fn a_huge_declared_length_is_refused_before_reading() {
             max: MAX
         })
     );
+}
+
+#[test]
+fn a_moved_frame_names_a_stream_and_carries_nothing() {
+    assert_eq!(
+        decode_one(raw(0x0a, 5, b"")).unwrap(),
+        vec![Frame::Moved { stream: 5 }]
+    );
+    assert!(matches!(
+        decode_one(raw(0x0a, 0, b"")),
+        Err(DecodeError::BadStreamId { .. })
+    ));
+    assert!(matches!(
+        decode_one(raw(0x0a, 5, b"x")),
+        Err(DecodeError::BadLength { frame: "moved", .. })
+    ));
 }

@@ -239,6 +239,56 @@ fn a_refused_open_resets_the_stream_with_its_reason() {
 }
 
 #[test]
+fn a_moved_direction_ends_after_its_data_and_a_stream_moved_both_ways_is_forgotten_cleanly() {
+    let now = Instant::now();
+    let (mut relay, mut device) = pair(now);
+    let id = device.open("session:1/listener:0").unwrap();
+    device.write(id, b"on the tunnel").unwrap();
+    device.move_away(id).unwrap();
+    assert_eq!(device.write(id, b"more"), Err(StreamError::WriteClosed));
+    pump(&mut device, &mut relay, now);
+    relay.accept(id);
+    assert_eq!(read_all(&mut relay, id), b"on the tunnel");
+    assert!(relay.moved_in(id));
+    relay.write(id, b"answer").unwrap();
+    relay.move_away(id).unwrap();
+    pump(&mut relay, &mut device, now);
+    assert_eq!(read_all(&mut device, id), b"answer");
+    assert!(device.moved_in(id));
+    // Moved both ways: releasing resets nothing.
+    relay.release(id);
+    device.release(id);
+    assert!(!relay.has_outbound() && !device.has_outbound());
+    assert_eq!(relay.stream_count() + device.stream_count(), 0);
+}
+
+#[test]
+fn a_close_is_not_taken_for_a_move_and_data_after_a_move_is_refused() {
+    let now = Instant::now();
+    let (mut relay, mut device) = pair(now);
+    let id = device.open("session:1/listener:0").unwrap();
+    device.close(id).unwrap();
+    pump(&mut device, &mut relay, now);
+    assert_eq!(read_all(&mut relay, id), b"");
+    assert!(!relay.moved_in(id));
+
+    let id = device.open("session:1/listener:0").unwrap();
+    pump(&mut device, &mut relay, now);
+    let payload = Bytes::from_static(b"x");
+    let late = [
+        Frame::Moved { stream: id },
+        Frame::Data {
+            stream: id,
+            payload,
+        },
+    ];
+    assert_eq!(
+        feed(&mut relay, &late, now),
+        Err(ProtocolError::DataAfterClose(id))
+    );
+}
+
+#[test]
 fn dropping_an_unfinished_stream_cancels_it() {
     let now = Instant::now();
     let (mut relay, mut device) = pair(now);

@@ -1,0 +1,269 @@
+//! Carrying a joined stream's bytes between its two sides, each a lane or a tunnel stream,
+//! and switching a side from its tunnel to a lane when it moves ([`super::moves`]).
+//!
+//! Nothing is copied on the way but where a tunnel stream's bytes go onto a lane: a lane's
+//! `Data` frame goes on to another lane as the message it came in, and its payload to a
+//! tunnel stream as a slice of that message; a tunnel stream's pieces go to another tunnel
+//! stream as they came.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use portico_fair::TurnCounter;
+use portico_tunnel::carry::{own_buffer, write_all};
+use portico_tunnel::lane::{self, BoxLane, MOVE_WAIT};
+use portico_tunnel::{Frame, ResetReason, TunnelStream};
+use tokio::sync::oneshot;
+
+use super::moves::Mover;
+
+/// One side of a joined stream: a lane, or a stream of a tunnel (this node's, or a link's).
+pub enum Side {
+    Lane(BoxLane),
+    Stream(TunnelStream),
+}
+
+/// Carries bytes between the two sides until both directions end, counting what is read
+/// from each (`a_read`, `b_read`). A tunnel stream's side moves to the lane its mover
+/// yields, if it yields one. The first direction that fails ends both (a lane gone
+/// without a `Reset`, a reset stream), so the other agent's connection is not left open.
+pub async fn pass(
+    (a, a_mover): (Side, Mover),
+    (b, b_mover): (Side, Mover),
+    a_read: &AtomicU64,
+    b_read: &AtomicU64,
+) -> io::Result<()> {
+    let (mut a_stream, mut b_stream) = (None, None);
+    let (a_in, a_out) = ends(a, &mut a_stream);
+    let (b_in, b_out) = ends(b, &mut b_stream);
+    let (a_lane_in_tx, a_lane_in) = oneshot::channel();
+    let (a_lane_out_tx, a_lane_out) = oneshot::channel();
+    let (b_lane_in_tx, b_lane_in) = oneshot::channel();
+    let (b_lane_out_tx, b_lane_out) = oneshot::channel();
+    let a_to_b = direction(a_in, b_out, a_lane_in, b_lane_out, a_read);
+    let b_to_a = direction(b_in, a_out, b_lane_in, a_lane_out, b_read);
+    tokio::select! {
+        passed = async { tokio::try_join!(a_to_b, b_to_a).map(|_| ()) } => passed,
+        never = hand_over(a_mover, a_lane_in_tx, a_lane_out_tx) => match never {},
+        never = hand_over(b_mover, b_lane_in_tx, b_lane_out_tx) => match never {},
+    }
+}
+
+/// A side's two ends: a lane's reading and writing halves, or a tunnel stream (kept in
+/// `slot`, where it lives until the join ends) read and written through the same handle.
+fn ends(side: Side, slot: &mut Option<TunnelStream>) -> (Inlet<'_>, Outlet<'_>) {
+    match side {
+        Side::Stream(stream) => {
+            let stream: &TunnelStream = slot.insert(stream);
+            (Inlet::Stream(stream), Outlet::Stream(stream))
+        }
+        Side::Lane(lane) => {
+            let (sink, stream) = lane.split();
+            (Inlet::Lane(stream), Outlet::Lane(sink))
+        }
+    }
+}
+
+/// Gives the halves of the lane a side moves to, to the direction that reads the side and
+/// the one that writes it.
+async fn hand_over(
+    mover: Mover,
+    reader: oneshot::Sender<SplitStream<BoxLane>>,
+    writer: oneshot::Sender<SplitSink<BoxLane, Bytes>>,
+) -> std::convert::Infallible {
+    let (sink, stream) = mover.await.split();
+    let _ = writer.send(sink);
+    let _ = reader.send(stream);
+    std::future::pending().await
+}
+
+/// Where a direction reads.
+enum Inlet<'a> {
+    Stream(&'a TunnelStream),
+    Lane(SplitStream<BoxLane>),
+}
+
+/// What a direction read.
+enum Piece {
+    /// Bytes, with the lane message they came in (passed on as it is to a lane).
+    Data {
+        payload: Bytes,
+        message: Option<Bytes>,
+    },
+    /// The direction is done.
+    Closed,
+    /// The direction goes on on the side's lane.
+    Moved,
+    /// The sending agent reset the stream on its lane.
+    Reset(ResetReason, Bytes),
+}
+
+fn lane_error(why: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+impl Inlet<'_> {
+    async fn next(&mut self) -> io::Result<Piece> {
+        match self {
+            Inlet::Stream(stream) => {
+                let payload =
+                    std::future::poll_fn(|cx| stream.poll_read_bytes(cx, usize::MAX)).await?;
+                Ok(match payload.is_empty() {
+                    false => Piece::Data {
+                        payload,
+                        message: None,
+                    },
+                    true if stream.moved_in() => Piece::Moved,
+                    true => Piece::Closed,
+                })
+            }
+            Inlet::Lane(lane) => loop {
+                let message = lane.next().await.ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "a lane closed before its stream",
+                    )
+                })??;
+                let frame = lane::decode(message.clone())
+                    .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+                match frame {
+                    Frame::Data { payload, .. } => {
+                        return Ok(Piece::Data {
+                            payload,
+                            message: Some(message),
+                        })
+                    }
+                    Frame::Close { .. } => return Ok(Piece::Closed),
+                    Frame::Reset { reason, .. } => return Ok(Piece::Reset(reason, message)),
+                    Frame::Ping { .. } | Frame::Pong { .. } => {}
+                    _ => return Err(lane_error("an unexpected frame on a lane")),
+                }
+            },
+        }
+    }
+}
+
+/// Where a direction writes.
+enum Outlet<'a> {
+    Stream(&'a TunnelStream),
+    Lane(SplitSink<BoxLane, Bytes>),
+}
+
+impl Outlet<'_> {
+    async fn put(&mut self, payload: Bytes, message: Option<Bytes>) -> io::Result<()> {
+        match self {
+            Outlet::Stream(stream) => write_all(stream, own_buffer(payload)).await,
+            Outlet::Lane(lane) => {
+                let message = message.unwrap_or_else(|| lane::data(&payload));
+                lane.feed(message).await
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Outlet::Stream(_) => Ok(()),
+            Outlet::Lane(lane) => lane.flush().await,
+        }
+    }
+
+    async fn close(&mut self) -> io::Result<()> {
+        match self {
+            Outlet::Stream(stream) => stream.close(),
+            Outlet::Lane(lane) => {
+                lane.send(lane::encode(&Frame::Close {
+                    stream: lane::LANE_STREAM,
+                }))
+                .await
+            }
+        }
+    }
+
+    /// Ends the stream for the agent on this side: a lane is told why; a tunnel stream is
+    /// reset when the join drops it.
+    async fn reset(&mut self, message: Bytes) {
+        if let Outlet::Lane(lane) = self {
+            let _ = lane.send(message).await;
+        }
+    }
+
+    /// This side moved to a lane: a tunnel stream's direction ends with `Moved`, and the
+    /// rest goes on `lane`.
+    fn switch(&mut self, lane: SplitSink<BoxLane, Bytes>) -> io::Result<()> {
+        if let Outlet::Stream(stream) = self {
+            stream.move_away()?;
+            *self = Outlet::Lane(lane);
+        }
+        Ok(())
+    }
+}
+
+/// One direction: from `inlet` to `outlet` until the inlet's side closes it (the outlet is
+/// then closed) or resets it; every byte read is added to `read`. The inlet switches to
+/// its side's lane at a `Moved`, the outlet as soon as its side's lane is there. Lane
+/// messages are flushed when no more are waiting, so a fast sender's frames leave in
+/// batches.
+async fn direction(
+    mut inlet: Inlet<'_>,
+    mut outlet: Outlet<'_>,
+    mut inlet_lane: oneshot::Receiver<SplitStream<BoxLane>>,
+    outlet_lane: oneshot::Receiver<SplitSink<BoxLane, Bytes>>,
+    read: &AtomicU64,
+) -> io::Result<()> {
+    let mut turn = TurnCounter::default();
+    let mut outlet_lane = Some(outlet_lane);
+    loop {
+        // Two tunnel streams touch no socket: without this, a direction that always finds
+        // a piece and room would keep its thread from every other task.
+        tokio::task::consume_budget().await;
+        if let Some(lane) = outlet_lane.as_mut().and_then(|l| l.try_recv().ok()) {
+            outlet_lane = None;
+            outlet.switch(lane)?;
+        }
+        let piece = match inlet.next().now_or_never() {
+            Some(piece) => piece?,
+            None => {
+                outlet.flush().await?;
+                tokio::select! {
+                    piece = inlet.next() => piece?,
+                    lane = async { outlet_lane.as_mut()?.await.ok() }, if outlet_lane.is_some() => {
+                        outlet_lane = None;
+                        if let Some(lane) = lane {
+                            outlet.switch(lane)?;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        match piece {
+            Piece::Data { payload, message } => {
+                let len = payload.len();
+                read.fetch_add(len as u64, Ordering::Relaxed);
+                outlet.put(payload, message).await?;
+                turn.moved(len).await;
+            }
+            Piece::Closed => return outlet.close().await,
+            Piece::Moved => {
+                let lane = tokio::time::timeout(MOVE_WAIT, &mut inlet_lane).await;
+                let lane = lane.ok().and_then(Result::ok).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "a stream moved to a lane that did not come",
+                    )
+                })?;
+                inlet = Inlet::Lane(lane);
+            }
+            Piece::Reset(reason, message) => {
+                outlet.reset(message).await;
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    format!("reset: {reason:?}"),
+                ));
+            }
+        }
+    }
+}
