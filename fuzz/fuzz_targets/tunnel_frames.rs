@@ -3,8 +3,8 @@
 //! Every input is first decoded as one message: no panic, and whatever decodes encodes back
 //! to the same bytes (the codec has one wire form per frame). Then the input, cut into
 //! messages at length bytes it carries, is fed to a multiplexer that already has a peer,
-//! as a hostile peer would send it; between messages the local side reads, writes, closes
-//! and opens, so frames meet streams in every state. Errors are expected; panics and
+//! as a hostile peer would send it; between messages the local side reads, writes, closes,
+//! moves and opens, so frames meet streams in every state. Errors are expected; panics and
 //! broken invariants are not.
 #![no_main]
 
@@ -95,7 +95,7 @@ fn act(mux: &mut Mux, streams: &mut Vec<u32>, step: u64, choice: u8) {
     }
     let mut buf = [0u8; 4096];
     for &id in streams.iter() {
-        match (choice as u64 + step + u64::from(id)) % 4 {
+        match (choice as u64 + step + u64::from(id)) % 5 {
             0 => {
                 let _ = mux.read(id, &mut buf);
             }
@@ -104,6 +104,10 @@ fn act(mux: &mut Mux, streams: &mut Vec<u32>, step: u64, choice: u8) {
             }
             2 => {
                 let _ = mux.close(id);
+            }
+            3 => {
+                let _ = mux.move_away(id);
+                let _ = mux.moved_in(id);
             }
             _ => {}
         }

@@ -3,9 +3,11 @@
 //! (RS-7, defence in depth). Anything else is refused with `ResetReason::Refused` before
 //! any TCP connection is attempted, and logged.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use portico_tunnel::lane::BoxLane;
 use portico_tunnel::tunnel::{Incoming, IncomingStream};
 use portico_tunnel::ResetReason;
 use tokio::net::TcpStream;
@@ -68,7 +70,13 @@ pub async fn serve_incoming(
             Ok(closed) => {
                 // It came on the tunnel: the relay had no dial lane of ours at hand.
                 lanes.dial_missed();
-                tokio::spawn(dial(stream, target, closed, lanes.clone()));
+                // The relay may move the stream to one of this agent's dial lanes: its
+                // place is kept before the target is dialled.
+                let (lane, place) = lanes.expect_move(stream.id());
+                tokio::spawn(async move {
+                    dial(stream, target, closed, lane).await;
+                    drop(place);
+                });
             }
             Err(why) => {
                 tracing::warn!(target = %target, reason = why, "refused a stream from the relay");
@@ -101,7 +109,7 @@ async fn dial(
     stream: IncomingStream,
     target: String,
     closed: CancellationToken,
-    lanes: Arc<LanePool>,
+    lane: impl Future<Output = BoxLane>,
 ) {
     let mut tcp = match connect(&target).await {
         Ok(tcp) => tcp,
@@ -111,14 +119,6 @@ async fn dial(
         }
     };
     let stream = stream.accept();
-    // The relay may move the stream to one of this agent's dial lanes.
-    let (lane, _place) = lanes.expect_move(stream.id());
-    let lane = async {
-        match lane.await {
-            Ok(lane) => lane,
-            Err(_) => std::future::pending().await,
-        }
-    };
     let carried = portico_tunnel::carry::join_tcp_moving(
         &mut tcp,
         &stream,

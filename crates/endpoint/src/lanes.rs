@@ -2,10 +2,12 @@
 //! keeps a few spare lanes open to the relay, so that a new stream gets a WebSocket of its
 //! own at once. *Open* lanes are kept while the agent listens for a session (it opens the
 //! streams); *dial* lanes while it holds a permit (the relay asks it to dial on them). A
-//! stream that finds no spare opens on the tunnel, as it always could.
+//! stream that finds no spare opens on the tunnel, as it always could, and moves to a lane
+//! once one is at hand (`LanePool::lane_to_move`; the relay moves the streams it opened on
+//! this agent's tunnel to its dial lanes, `serve_dial_lane`).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -14,10 +16,11 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt};
 use portico_fair::bulk::MovableTcp;
 use portico_fair::Counted;
+use portico_tunnel::lane::board::{MoveBoard, Place};
 use portico_tunnel::lane::{self, BoxLane, LaneIo, LaneUse, LANE_KEEP_ALIVE, SPARE_LIFETIME};
 use portico_tunnel::{Frame, ResetReason, StreamId, TunnelHandle};
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::agent::{Agent, TokenCache};
@@ -89,10 +92,9 @@ pub struct LanePool {
     changed: Notify,
     /// A spare open lane was added: streams waiting to move look again.
     open_added: Notify,
-    /// The tunnel streams the relay opened that a dial lane may take over, by stream id,
-    /// each with its ticket (so that a stream that ends removes its own entry only).
-    movable: Mutex<HashMap<StreamId, (u64, oneshot::Sender<BoxLane>)>>,
-    tickets: AtomicU64,
+    /// The tunnel streams the relay opened on this connection's tunnel that a dial lane
+    /// may take over.
+    movable: Mutex<Arc<MoveBoard>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -158,27 +160,13 @@ impl LanePool {
     }
 
     /// Keeps a place for a lane the relay may send to take over tunnel stream `stream`
-    /// (one it opened here): the lane comes through the returned receiver. The place goes
-    /// when the returned guard is dropped.
-    pub fn expect_move(&self, stream: StreamId) -> (oneshot::Receiver<BoxLane>, MovablePlace<'_>) {
-        let (tx, rx) = oneshot::channel();
-        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
-        lock(&self.movable).insert(stream, (ticket, tx));
-        let place = MovablePlace {
-            pool: self,
-            stream,
-            ticket,
-        };
-        (rx, place)
-    }
-
-    /// Gives `lane`, whose first frame said it takes over tunnel stream `stream`, to that
-    /// stream; gives it back if no stream of that id waits for one.
-    fn hand_over(&self, stream: StreamId, lane: BoxLane) -> Result<(), BoxLane> {
-        match lock(&self.movable).remove(&stream) {
-            Some((_, place)) => place.send(lane),
-            None => Err(lane),
-        }
+    /// (one it opened on this connection's tunnel): the returned future yields the lane
+    /// once it came. The place goes when the returned guard is dropped.
+    pub fn expect_move(
+        &self,
+        stream: StreamId,
+    ) -> (impl Future<Output = BoxLane> + Send + 'static, Place) {
+        lock(&self.movable).expect(stream)
     }
 
     /// The relay opened a stream on the tunnel to be dialled: it had no dial lane at hand.
@@ -190,7 +178,7 @@ impl LanePool {
     /// The connection ended: its lanes go with it, and its streams' places for a lane.
     pub fn clear(&self) {
         self.open_lanes().clear();
-        lock(&self.movable).clear();
+        *lock(&self.movable) = Arc::default();
     }
 
     /// Spare (open, dial) lanes now.
@@ -199,25 +187,6 @@ impl LanePool {
             self.open_lanes().len(),
             self.idle_dial.load(Ordering::Relaxed),
         )
-    }
-}
-
-/// A tunnel stream's place for the lane that takes it over ([`LanePool::expect_move`]).
-pub struct MovablePlace<'a> {
-    pool: &'a LanePool,
-    stream: StreamId,
-    ticket: u64,
-}
-
-impl Drop for MovablePlace<'_> {
-    fn drop(&mut self) {
-        let mut movable = lock(&self.pool.movable);
-        if movable
-            .get(&self.stream)
-            .is_some_and(|(t, _)| *t == self.ticket)
-        {
-            movable.remove(&self.stream);
-        }
     }
 }
 
@@ -231,6 +200,8 @@ pub(crate) async fn maintain(
     moves: bool,
 ) -> Infallible {
     let pool = agent.shared.lanes.clone();
+    // This connection's streams' places (a new board comes with the next connection).
+    let board = lock(&pool.movable).clone();
     pool.framed.store(framed, Ordering::Relaxed);
     pool.moves.store(moves, Ordering::Relaxed);
     // Idle dial lanes wait with this connection: dropping this future ends their wait, so
@@ -299,6 +270,7 @@ pub(crate) async fn maintain(
                             agent.shared.permits.clone(),
                             agent.config.allow.clone(),
                             pool.clone(),
+                            board.clone(),
                             connection.clone(),
                         ));
                     }
@@ -370,6 +342,7 @@ async fn serve_dial_lane(
     permits: Arc<Mutex<Permits>>,
     allow: Option<AllowList>,
     pool: Arc<LanePool>,
+    board: Arc<MoveBoard>,
     connection: tokio_util::sync::CancellationToken,
 ) {
     let opened = async {
@@ -395,7 +368,7 @@ async fn serve_dial_lane(
         // The relay moves a stream it opened on the tunnel to this lane. Only a stream the
         // relay opened here and this agent dialled (RS-7 was decided then) has a place.
         Some(Err(stream)) => {
-            if let Err(mut lane) = pool.hand_over(stream, lane) {
+            if let Err(mut lane) = board.hand_over(stream, lane).await {
                 tracing::debug!(stream, "a lane for a tunnel stream that has no place");
                 let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
             }
@@ -497,6 +470,7 @@ mod tests {
             permits.clone(),
             None,
             pool.clone(),
+            Arc::default(),
             connection,
         ));
         relay

@@ -20,8 +20,8 @@ use portico_store::{
 use portico_tunnel::lane::{self, LaneIo, LaneUse};
 use portico_tunnel::Frame;
 use portico_tunnel::{
-    memory_pair, GoAwayReason, ResetReason, Role, Tunnel, TunnelConfig, TunnelError, TunnelHandle,
-    TunnelStream,
+    memory_pair, GoAwayReason, Incoming, ResetReason, Role, Tunnel, TunnelConfig, TunnelError,
+    TunnelHandle, TunnelStream,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -169,12 +169,7 @@ impl World {
     /// Connects a fake endpoint of `role`, which accepts and echoes opens of `press.local:22`
     /// and refuses anything else (its own RS-7 list), recording every target it was asked.
     async fn connect(&self, tenant: &str, name: &str, role: Role) -> FakeEndpoint {
-        let (near, far) = memory_pair(64);
-        self.relay
-            .attach(tenant, name, "192.0.2.7:40000", far, false)
-            .await
-            .unwrap();
-        let (handle, mut incoming) = Tunnel::new(near, role, TunnelConfig::default());
+        let (handle, mut incoming) = self.attach(tenant, name, role, false).await;
         let opened = Arc::new(Mutex::new(Vec::new()));
         let seen = opened.clone();
         tokio::spawn(async move {
@@ -191,7 +186,24 @@ impl World {
                 });
             }
         });
-        // Wait for both hellos: an established tunnel, as an agent has once it is online.
+        FakeEndpoint { handle, opened }
+    }
+
+    /// Attaches an endpoint's tunnel (`moves`: as an agent that moves streams to lanes)
+    /// and waits for both hellos: an established tunnel, as an agent has once it is online.
+    async fn attach(
+        &self,
+        tenant: &str,
+        name: &str,
+        role: Role,
+        moves: bool,
+    ) -> (TunnelHandle, Incoming) {
+        let (near, far) = memory_pair(64);
+        self.relay
+            .attach(tenant, name, "192.0.2.7:40000", far, moves)
+            .await
+            .unwrap();
+        let (handle, incoming) = Tunnel::new(near, role, TunnelConfig::default());
         let relay_side = self.relay.directory().tunnel(tenant, name).unwrap();
         for _ in 0..200 {
             if handle.peer_role().is_some() && relay_side.peer_role().is_some() {
@@ -201,7 +213,7 @@ impl World {
         }
         assert_eq!(handle.peer_role(), Some(Role::Relay));
         assert_eq!(relay_side.peer_role(), Some(role));
-        FakeEndpoint { handle, opened }
+        (handle, incoming)
     }
 
     async fn add_session(&self, s: ConnectionSessionRecord) {
@@ -691,4 +703,116 @@ async fn a_lane_stream_ends_on_both_lanes_when_one_side_vanishes() {
     // The device's agent goes away without a Reset (its connection dropped).
     drop(device_lane);
     assert!(next_frame(&mut service_lane).await.is_none());
+}
+
+// --- Moving a stream from the tunnel to a lane ----------------------------------------------
+
+/// Reads `stream` to its end on the tunnel, which must be a `Moved`, then `lane` to its
+/// `Close`.
+async fn read_moved(stream: &mut TunnelStream, lane: &mut LaneIo) -> Vec<u8> {
+    let mut got = Vec::new();
+    timeout(LIMIT, stream.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stream.moved_in(), "the tunnel's part ended with a Moved");
+    timeout(LIMIT, lane.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    got
+}
+
+#[tokio::test]
+async fn a_stream_the_service_opened_on_its_tunnel_moves_to_its_open_lane_intact_and_counted() {
+    let w = Arc::new(world().await);
+    w.add_session(session("abc", "5e55", "ssh")).await;
+    let _device = w.connect("abc", "ep-press", Role::Device).await;
+    let (service, _incoming) = w.attach("abc", "ep-hq", Role::Service, true).await;
+    let mut stream = service.open("session:5e55/listener:0").unwrap();
+    stream.write_all(b"on the tunnel, ").await.unwrap();
+    let mut echoed = vec![0u8; 15];
+    timeout(LIMIT, stream.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The agent's lane names the stream in its first frame; then the agent's direction
+    // ends on the tunnel and goes on on the lane.
+    let (mut agent_lane, relay_end) = lane::memory_pair();
+    let relay = w.clone();
+    tokio::spawn(async move {
+        relay
+            .relay
+            .lane("abc", "ep-hq", LaneUse::Open, relay_end)
+            .await
+    });
+    agent_lane.send(lane::moved(stream.id())).await.unwrap();
+    stream.move_away().unwrap();
+    let mut lane = LaneIo::new(agent_lane, None);
+    lane.write_all(b"then on the lane").await.unwrap();
+    lane.shutdown().await.unwrap();
+
+    // The echo comes on the tunnel up to the relay's Moved, then on the lane.
+    let rest = read_moved(&mut stream, &mut lane).await;
+    assert_eq!(
+        [echoed, rest].concat(),
+        b"on the tunnel, then on the lane".to_vec()
+    );
+    assert_eq!(w.counted("abc", "5e55", (31, 31)).await, (31, 31));
+    // Moved both ways: the tunnel forgets the stream without a reset.
+    drop(stream);
+    for _ in 0..200 {
+        if service.stream_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(service.stream_count(), 0);
+}
+
+#[tokio::test]
+async fn the_relay_moves_a_stream_it_opened_on_the_device_tunnel_to_the_next_dial_lane() {
+    let w = Arc::new(world().await);
+    w.add_session(session("abc", "5e55", "ssh")).await;
+    let (_device, mut device_incoming) = w.attach("abc", "ep-press", Role::Device, true).await;
+    let service = w.connect("abc", "ep-hq", Role::Service).await;
+    let mut opened = service.handle.open("session:5e55/listener:0").unwrap();
+    opened.write_all(b"first ").await.unwrap();
+    // No dial lane at hand: the relay opens the stream on the device's tunnel.
+    let offer = timeout(LIMIT, device_incoming.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(offer.target(), "press.local:22");
+    let mut dialled = offer.accept();
+    let mut first = [0u8; 6];
+    timeout(LIMIT, dialled.read_exact(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first, b"first ");
+
+    // The device's next dial lane takes the stream over: its first frame names it.
+    let mut device_lane = dial_lane(&w, "abc", "ep-press").await;
+    assert_eq!(
+        next_frame(&mut device_lane).await,
+        Some(Frame::Moved {
+            stream: dialled.id()
+        })
+    );
+    dialled.move_away().unwrap();
+    let mut lane = LaneIo::new(device_lane, None);
+    opened.write_all(b"second").await.unwrap();
+    opened.shutdown().await.unwrap();
+    assert_eq!(read_moved(&mut dialled, &mut lane).await, b"second");
+    lane.write_all(b"the answer").await.unwrap();
+    lane.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    timeout(LIMIT, opened.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, b"the answer");
+    assert_eq!(w.counted("abc", "5e55", (12, 10)).await, (12, 10));
 }

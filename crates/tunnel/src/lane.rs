@@ -20,6 +20,14 @@
 //! - `Ping` keeps a quiet lane's connection alive through proxies and NAT; it needs no
 //!   answer and carries nothing (the tunnel's keep-alive is what detects dead peers);
 //! - no `Hello`, `Window` or `GoAway`: they are refused as protocol errors.
+//!
+//! **Moving a stream.** A stream that started on the tunnel (no spare lane at hand) moves
+//! to a lane once one is: the side that opened it sends `Moved` naming the tunnel stream as
+//! the lane's first frame, instead of `Open`. Each side then ends its direction on the
+//! tunnel with `Moved` and writes the rest on the lane, and reads the tunnel up to the
+//! peer's `Moved`, then the lane ([`crate::carry::join_tcp_moving`], the relay's joins).
+//! The other side keeps a place for the lane ([`board`]). Only between peers that said
+//! they move streams ([`MOVES_OFFERED`]).
 
 use std::future::Future;
 use std::io;
@@ -36,6 +44,7 @@ use crate::frame::{DecodeError, Frame, ResetReason, StreamId, HEADER_LEN};
 use crate::mux::StreamError;
 use crate::tunnel::stream_error;
 
+pub mod board;
 pub mod framed;
 
 /// The one stream id of a lane.

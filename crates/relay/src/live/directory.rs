@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use portico_store::EndpointBinding;
+use portico_tunnel::lane::board::MoveBoard;
 use portico_tunnel::{GoAwayReason, TunnelHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::lanes::{LanePermit, Lanes};
-use super::moves::MoveBoard;
 
 /// An endpoint of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -80,6 +80,15 @@ impl Entry {
         self.cut.cancel();
         self.handle.close(reason);
     }
+}
+
+/// A lane's place among its endpoint's lanes on this node ([`Directory::lane_permit`]).
+pub struct LanePlace {
+    pub permit: LanePermit,
+    /// Ends the lane with the endpoint's tunnel here.
+    pub cut: CancellationToken,
+    /// The streams of that tunnel a lane may take over, if the endpoint's agent moves them.
+    pub moves: Option<Arc<MoveBoard>>,
 }
 
 /// Why a lane of an endpoint is not accepted on this node.
@@ -238,19 +247,19 @@ impl Directory {
             .map(|e| e.cut.clone())
     }
 
-    /// A place for one more lane of the endpoint here, with what ends it.
-    pub fn lane_permit(
-        &self,
-        tenant: &str,
-        endpoint: &str,
-    ) -> Result<(LanePermit, CancellationToken), LaneRefusal> {
+    /// A place for one more lane of the endpoint here, with what ends it and, if its agent
+    /// moves streams, the board of its tunnel's streams a lane may take over.
+    pub fn lane_permit(&self, tenant: &str, endpoint: &str) -> Result<LanePlace, LaneRefusal> {
         let entries = self.entries();
         let entry = entries
             .get(&EndpointKey::new(tenant, endpoint))
             .ok_or(LaneRefusal::TunnelElsewhere)?;
-        LanePermit::take(&entry.lanes_held)
-            .map(|p| (p, entry.cut.clone()))
-            .ok_or(LaneRefusal::AtMaximum)
+        let permit = LanePermit::take(&entry.lanes_held).ok_or(LaneRefusal::AtMaximum)?;
+        Ok(LanePlace {
+            permit,
+            cut: entry.cut.clone(),
+            moves: entry.moves.clone(),
+        })
     }
 
     /// The handle of the endpoint's tunnel, if online.

@@ -25,14 +25,14 @@ use futures_util::SinkExt;
 use portico_store::{
     ConnectionSessionRecord, EndpointBinding, EndpointRecord, EndpointState, Store, StoreError,
 };
+use portico_tunnel::lane::board::MoveBoard;
 use portico_tunnel::lane::{self, BoxLane};
 use portico_tunnel::{IncomingStream, ResetReason, StreamId};
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::Cluster;
 use super::directory::{Directory, EndpointKey};
-use super::moves::{self, MoveBoard, Mover};
-use super::pump::{self, Side};
+use super::pump::{self, Mover, Side};
 use super::reach::{Reach, ReachError};
 use super::session_watch::{SessionCheck, SessionWatches};
 use super::target::{dial_target, ListenerTarget, TargetError};
@@ -262,10 +262,10 @@ impl Joiner {
         // decision is made.
         let (mover, _place, cut) = match moves {
             Some((board, cut)) => {
-                let (mover, place) = board.expect(incoming.id());
-                (mover, Some(place), Some(cut))
+                let (lane, place) = board.expect(incoming.id());
+                (Box::pin(lane) as Mover, Some(place), Some(cut))
             }
-            None => (moves::never(), None, None),
+            None => (pump::never(), None, None),
         };
         let decided = match self.route(opener, incoming.target()).await {
             Ok(route) => self.open_on_dialler(&opener.tenant, route).await,
@@ -298,7 +298,7 @@ impl Joiner {
         };
         match decided {
             Ok((route, dialled)) => {
-                let opened = (Side::Lane(lane), moves::never());
+                let opened = (Side::Lane(lane), pump::never());
                 self.carry(opener, &route, opened, Some(cut), dialled).await
             }
             Err(error) => {
@@ -383,7 +383,7 @@ impl Joiner {
             if lane.send(lane::open(&target)).await.is_ok() {
                 tracing::debug!(tenant, dialler = %route.dialler, %target, "stream dialled on a lane");
                 let side = Side::Lane(lane);
-                let (cut, mover) = (Some(cut), moves::never());
+                let (cut, mover) = (Some(cut), pump::never());
                 return Ok((route, Dialled { side, cut, mover }));
             }
         }
@@ -402,7 +402,7 @@ impl Joiner {
                         let mover = dial_lane_mover(directory, key, connection, stream.id());
                         (mover, Some(cut))
                     }
-                    _ => (moves::never(), None),
+                    _ => (pump::never(), None),
                 };
                 let side = Side::Stream(stream);
                 Ok((route, Dialled { side, cut, mover }))

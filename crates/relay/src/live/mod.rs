@@ -6,8 +6,8 @@
 //! - [`target`]: the stream targets endpoints open on the relay;
 //! - [`join`]: a stream from one endpoint joined to a stream on the other (RS-7, byte counts);
 //! - [`lanes`]: the spare lanes endpoints keep for streams of their own (one WebSocket each);
-//! - [`moves`]: moving a stream that runs on a tunnel to a lane, once one is at hand;
-//! - [`pump`]: carrying a joined stream's bytes between its two sides;
+//! - [`pump`]: carrying a joined stream's bytes between its two sides, and moving a side
+//!   from its tunnel to a lane;
 //! - [`session_watch`]: one recheck per open session, ending all of its streams with it;
 //! - [`relay`]: attaching an endpoint's tunnel and serving the streams it opens;
 //! - [`cluster`]: a node of a cluster: the directory's leases in the database;
@@ -23,7 +23,6 @@ pub mod directory;
 pub mod join;
 pub mod lanes;
 pub mod link;
-pub mod moves;
 pub(crate) mod pump;
 pub mod reach;
 pub mod relay;

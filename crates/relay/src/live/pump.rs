@@ -10,6 +10,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use portico_fair::TurnCounter;
@@ -18,7 +19,17 @@ use portico_tunnel::lane::{self, BoxLane, MOVE_WAIT};
 use portico_tunnel::{Frame, ResetReason, TunnelStream};
 use tokio::sync::oneshot;
 
-use super::moves::Mover;
+/// A lane that takes a tunnel stream's side over, once it comes (its `Moved` already sent
+/// or read): the agent's, for a stream it opened (it sends the lane; the relay keeps a
+/// place on the tunnel's `MoveBoard`), or the relay's, for a stream it opened on a
+/// dialler's tunnel (it takes the dialler's next idle dial lane). A side that never moves
+/// never gets one.
+pub type Mover = BoxFuture<'static, BoxLane>;
+
+/// A mover that never yields a lane: the side stays where it is.
+pub fn never() -> Mover {
+    Box::pin(std::future::pending())
+}
 
 /// One side of a joined stream: a lane, or a stream of a tunnel (this node's, or a link's).
 pub enum Side {

@@ -16,7 +16,7 @@ use portico_tunnel::lane::{self, BoxLane, LaneUse, SPARE_LIFETIME};
 use portico_tunnel::{Frame, ResetReason, Role, Tunnel, TunnelConfig};
 
 use super::cluster::Cluster;
-use super::directory::{Directory, EndpointKey, EndpointKind, LaneRefusal, Presence};
+use super::directory::{Directory, EndpointKey, EndpointKind, LanePlace, LaneRefusal, Presence};
 use super::join::{Joiner, DEFAULT_RECHECK};
 use super::reach::{Reach, ReachError};
 use crate::api::{system_clock, Clock};
@@ -199,9 +199,10 @@ impl Relay {
     /// while the endpoint's tunnel is on this node and it holds fewer than
     /// `MAX_LANES_PER_ENDPOINT` lanes here, and ended with the tunnel. A dial lane waits
     /// for a stream to claim it; an open lane waits for the endpoint's `Open` and is then
-    /// joined like a stream the endpoint opened on its tunnel.
+    /// joined like a stream the endpoint opened on its tunnel, or for a `Moved` naming a
+    /// stream of that tunnel joined here, which it then takes over.
     pub async fn lane(&self, tenant: &str, endpoint: &str, use_: LaneUse, lane: BoxLane) {
-        let (permit, cut) = match self.directory.lane_permit(tenant, endpoint) {
+        let place = match self.directory.lane_permit(tenant, endpoint) {
             Ok(place) => place,
             Err(LaneRefusal::AtMaximum) => {
                 tracing::info!(
@@ -220,6 +221,7 @@ impl Relay {
                 return;
             }
         };
+        let LanePlace { permit, cut, moves } = place;
         let mut lane = permit.hold(lane);
         let key = EndpointKey::new(tenant, endpoint);
         if use_ == LaneUse::Dial {
@@ -251,9 +253,8 @@ impl Relay {
             // The agent moves a stream it opened on its tunnel here to this lane: only a
             // stream of this endpoint's tunnel on this node, joined here, has a place.
             Some(Err(stream)) => {
-                let board = self.directory.moves(tenant, endpoint);
-                let refused = match board {
-                    Some((board, _, _)) => board.hand_over(stream, lane).err(),
+                let refused = match moves {
+                    Some(board) => board.hand_over(stream, lane).await.err(),
                     None => Some(lane),
                 };
                 if let Some(mut lane) = refused {
