@@ -150,7 +150,7 @@ impl LanePool {
                     return std::future::pending().await;
                 }
                 if lane.send(lane::moved(stream)).await.is_ok() {
-                    tracing::debug!(stream, "a tunnel stream moves to a lane");
+                    tracing::info!(stream, "a tunnel stream moves to a lane");
                     return lane;
                 }
                 continue;
@@ -368,9 +368,12 @@ async fn serve_dial_lane(
         // The relay moves a stream it opened on the tunnel to this lane. Only a stream the
         // relay opened here and this agent dialled (RS-7 was decided then) has a place.
         Some(Err(stream)) => {
-            if let Err(mut lane) = board.hand_over(stream, lane).await {
-                tracing::debug!(stream, "a lane for a tunnel stream that has no place");
-                let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
+            match board.hand_over(stream, lane).await {
+                Ok(()) => tracing::info!(stream, "the relay moves a tunnel stream to a lane"),
+                Err(mut lane) => {
+                    tracing::warn!(stream, "a lane for a tunnel stream that has no place");
+                    let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
+                }
             }
             return;
         }

@@ -9,7 +9,10 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use support::peers::blackhole::BlackholeProxy;
@@ -445,4 +448,90 @@ fn ssh_across_network_namespaces_where_factory_and_service_reach_only_the_backen
         device_agent.log(),
         service_agent.log()
     );
+}
+
+/// A TCP echo server on loopback for `connections` connections.
+fn echo_server(connections: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections).flatten() {
+            std::thread::spawn(move || {
+                let mut reader = stream.try_clone().unwrap();
+                let mut writer = stream;
+                let _ = std::io::copy(&mut reader, &mut writer);
+            });
+        }
+    });
+    port
+}
+
+/// Sends `rounds` pieces of `piece` bytes of its own pattern and checks each echo.
+fn echo_rounds(tcp: &mut TcpStream, seed: u8, rounds: usize, piece: usize) {
+    let sent: Vec<u8> = (0..piece).map(|i| (i % 251) as u8 ^ seed).collect();
+    let mut back = vec![0u8; piece];
+    for _ in 0..rounds {
+        tcp.write_all(&sent).unwrap();
+        tcp.read_exact(&mut back).unwrap();
+        assert!(back == sent, "connection {seed}: the echo differs");
+    }
+}
+
+#[test]
+fn a_burst_of_connections_beyond_the_spare_lanes_moves_to_lanes_and_every_byte_arrives() {
+    // More connections at once than the agents keep spare lanes (4): the others start on
+    // the tunnel and move to lanes once the spares they asked for are open, on both sides.
+    const CONNECTIONS: usize = 12;
+    let echo = echo_server(CONNECTIONS + 4);
+    let d = Deployment::start();
+    let options = AgentOptions::default();
+    let device = d.endpoint("ep-press", Side::Device, &options);
+    let service = d.endpoint("ep-eng", Side::Service, &options);
+    let local = local_port();
+    d.application("echo", "tcp", &[format!("{local}:127.0.0.1:{echo}")], &[]);
+    let device_agent = d.run_agent(&device);
+    let service_agent = d.run_agent(&service);
+    d.connect(&service, "echo");
+    let listening = within(Duration::from_secs(15), || {
+        TcpStream::connect(("127.0.0.1", local)).is_ok()
+    });
+    assert!(listening.is_some(), "the service agent never listened");
+
+    // Every connection echoes before and after the moves; the moves happen in between.
+    let halfway = Arc::new(Barrier::new(CONNECTIONS + 1));
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|i| {
+            let halfway = halfway.clone();
+            std::thread::spawn(move || {
+                let mut tcp = TcpStream::connect(("127.0.0.1", local)).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                echo_rounds(&mut tcp, i as u8, 4, 64 * 1024);
+                halfway.wait();
+                halfway.wait();
+                echo_rounds(&mut tcp, i as u8, 4, 64 * 1024);
+                echo_rounds(&mut tcp, i as u8, 20, 1);
+            })
+        })
+        .collect();
+    halfway.wait();
+    let moved = within(Duration::from_secs(20), || {
+        service_agent
+            .log()
+            .contains("a tunnel stream moves to a lane")
+            && device_agent
+                .log()
+                .contains("the relay moves a tunnel stream to a lane")
+    });
+    halfway.wait();
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert!(
+        moved.is_some(),
+        "no stream moved\nservice agent:\n{}\ndevice agent:\n{}",
+        service_agent.log(),
+        device_agent.log()
+    );
+    assert!(!service_agent.log().contains("has no place"));
+    assert!(!device_agent.log().contains("has no place"));
 }
