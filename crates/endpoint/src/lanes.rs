@@ -144,9 +144,10 @@ impl LanePool {
             }
             if let Some(mut lane) = self.pop_open() {
                 // Looked at again with the lane in hand: the next connection's lanes come
-                // only after this tunnel was closed.
+                // only after this tunnel was closed. Such a lane ends here; its connection
+                // opens another.
                 if tunnel.error().is_some() {
-                    self.open_lanes().push((lane, Instant::now()));
+                    drop(lane);
                     return std::future::pending().await;
                 }
                 if lane.send(lane::moved(stream)).await.is_ok() {
@@ -368,7 +369,12 @@ async fn serve_dial_lane(
         // The relay moves a stream it opened on the tunnel to this lane. Only a stream the
         // relay opened here and this agent dialled (RS-7 was decided then) has a place.
         Some(Err(stream)) => {
-            match board.hand_over(stream, lane).await {
+            // Not beyond the connection's end: its streams end with it.
+            let handed = tokio::select! {
+                handed = board.hand_over(stream, lane) => handed,
+                () = connection.cancelled() => return,
+            };
+            match handed {
                 Ok(()) => tracing::info!(stream, "the relay moves a tunnel stream to a lane"),
                 Err(mut lane) => {
                     tracing::warn!(stream, "a lane for a tunnel stream that has no place");

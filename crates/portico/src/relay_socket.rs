@@ -256,7 +256,10 @@ impl Sockets {
         if socket == Socket::Tunnel {
             headers.insert(lane::LANES_OFFERED, HeaderValue::from_static("1"));
             headers.insert(framed::OFFERED, HeaderValue::from_static("1"));
-            headers.insert(lane::MOVES_OFFERED, HeaderValue::from_static("1"));
+            // Only to an agent that moves streams too: both sides agree, or neither moves.
+            if moves {
+                headers.insert(lane::MOVES_OFFERED, HeaderValue::from_static("1"));
+            }
         }
         response
     }

@@ -181,6 +181,8 @@ async fn tunnel(portico: &Portico, token: &str, role: Role, dials: bool) -> Tunn
     for offer in [lane::LANES_OFFERED, framed::OFFERED] {
         assert_eq!(answer.get(offer).map(|v| v.as_bytes()), Some(&b"1"[..]));
     }
+    // Moving streams is agreed only with an agent that asks (this client does not).
+    assert_eq!(answer.get(lane::MOVES_OFFERED), None);
     let transport = ws
         .with(|bytes: Bytes| future::ready(Ok::<_, WsError>(Message::Binary(bytes))))
         .filter_map(|m| {

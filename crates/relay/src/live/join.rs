@@ -452,11 +452,20 @@ fn dial_lane_mover(
     connection: u64,
     stream: StreamId,
 ) -> Mover {
+    let same_tunnel = move |directory: &Directory, key: &EndpointKey| {
+        directory
+            .presence(&key.tenant, &key.name)
+            .is_some_and(|p| p.connection == connection)
+    };
     Box::pin(async move {
         loop {
+            if !same_tunnel(&directory, &key) {
+                return std::future::pending().await;
+            }
             let mut lane = directory.lanes().claim_when_parked(&key).await;
-            let current = directory.presence(&key.tenant, &key.name);
-            if current.is_none_or(|p| p.connection != connection) {
+            if !same_tunnel(&directory, &key) {
+                // The next tunnel's lane: it ends here, and that agent opens another.
+                drop(lane);
                 return std::future::pending().await;
             }
             if lane.send(lane::moved(stream)).await.is_ok() {

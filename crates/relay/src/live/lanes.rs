@@ -97,8 +97,9 @@ type Claim = mpsc::Sender<oneshot::Sender<BoxLane>>;
 #[derive(Default)]
 pub struct Lanes {
     idle: Mutex<HashMap<EndpointKey, Vec<Claim>>>,
-    /// A lane was parked: streams waiting to move to one look again.
-    parked: Notify,
+    /// Per endpoint with streams waiting to move to one of its dial lanes: told when one
+    /// is parked. Only that endpoint's waiters wake.
+    parked: Mutex<HashMap<EndpointKey, Arc<Notify>>>,
 }
 
 impl Lanes {
@@ -106,9 +107,14 @@ impl Lanes {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn parked(&self) -> MutexGuard<'_, HashMap<EndpointKey, Arc<Notify>>> {
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Keeps `lane` ready for a stream the endpoint will be asked to dial.
     pub fn park(&self, key: EndpointKey, lane: BoxLane, cut: CancellationToken) {
         let (claim, claims) = mpsc::channel(1);
+        let waiters = self.parked().get(&key).cloned();
         {
             let mut idle = self.idle();
             let lanes = idle.entry(key).or_default();
@@ -120,14 +126,17 @@ impl Lanes {
             lanes.push(claim);
         }
         tokio::spawn(hold(lane, claims, cut));
-        self.parked.notify_waiters();
+        if let Some(waiters) = waiters {
+            waiters.notify_waiters();
+        }
     }
 
     /// One of the endpoint's idle dial lanes, waiting until one is parked if it has none
     /// here now.
     pub async fn claim_when_parked(&self, key: &EndpointKey) -> BoxLane {
+        let waiters = self.parked().entry(key.clone()).or_default().clone();
         loop {
-            let parked = self.parked.notified();
+            let parked = waiters.notified();
             tokio::pin!(parked);
             parked.as_mut().enable();
             if let Some(lane) = self.claim(key).await {
@@ -162,6 +171,7 @@ impl Lanes {
     /// Forgets the endpoint's idle lanes (its tunnel here has gone; their tasks end with it).
     pub fn forget(&self, key: &EndpointKey) {
         self.idle().remove(key);
+        self.parked().remove(key);
     }
 
     /// How many idle dial lanes the endpoint has here.
@@ -199,5 +209,42 @@ async fn hold(
             () = &mut expired => return,
             () = cut.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use portico_tunnel::lane::memory_pair;
+
+    /// A stream waiting for an endpoint's dial lane takes the next one that endpoint parks,
+    /// not another endpoint's.
+    #[tokio::test]
+    async fn a_waiting_stream_takes_its_own_endpoints_next_dial_lane() {
+        let lanes = Arc::new(Lanes::default());
+        let (press, other) = (
+            EndpointKey::new("abc", "press"),
+            EndpointKey::new("abc", "mill"),
+        );
+        let waiting = tokio::spawn({
+            let (lanes, press) = (lanes.clone(), press.clone());
+            async move { lanes.claim_when_parked(&press).await }
+        });
+        tokio::task::yield_now().await;
+        let (_kept, lane) = memory_pair();
+        lanes.park(other.clone(), lane, CancellationToken::new());
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "another endpoint's lane is not taken"
+        );
+        assert_eq!(lanes.idle_count(&other), 1);
+        let (_kept, lane) = memory_pair();
+        lanes.park(press.clone(), lane, CancellationToken::new());
+        let taken = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
+        assert!(taken.unwrap().is_ok(), "its own endpoint's lane is");
+        assert_eq!(lanes.idle_count(&press), 0);
+        assert!(lanes.claim(&press).now_or_never().flatten().is_none());
     }
 }

@@ -235,11 +235,11 @@ async fn direction(
             outlet.switch(lane)?;
         }
         let piece = match inlet.next().now_or_never() {
-            Some(piece) => piece?,
+            Some(piece) => piece,
             None => {
                 outlet.flush().await?;
                 tokio::select! {
-                    piece = inlet.next() => piece?,
+                    piece = inlet.next() => piece,
                     lane = async { outlet_lane.as_mut()?.await.ok() }, if outlet_lane.is_some() => {
                         outlet_lane = None;
                         if let Some(lane) = lane {
@@ -248,6 +248,16 @@ async fn direction(
                         continue;
                     }
                 }
+            }
+        };
+        let piece = match piece {
+            Ok(piece) => piece,
+            Err(error) => {
+                // A lane that broke the protocol: the agent on the other side is told.
+                if error.kind() == io::ErrorKind::InvalidData {
+                    outlet.reset(lane::reset(ResetReason::ProtocolError)).await;
+                }
+                return Err(error);
             }
         };
         match piece {
@@ -259,6 +269,8 @@ async fn direction(
             }
             Piece::Closed => return outlet.close().await,
             Piece::Moved => {
+                // What came on the tunnel leaves before this direction waits for its lane.
+                outlet.flush().await?;
                 let lane = tokio::time::timeout(MOVE_WAIT, &mut inlet_lane).await;
                 let lane = lane.ok().and_then(Result::ok).ok_or_else(|| {
                     io::Error::new(

@@ -253,8 +253,12 @@ impl Relay {
             // The agent moves a stream it opened on its tunnel here to this lane: only a
             // stream of this endpoint's tunnel on this node, joined here, has a place.
             Some(Err(stream)) => {
+                // Not beyond the tunnel's end: the lane ends with it (RS-9).
                 let refused = match moves {
-                    Some(board) => board.hand_over(stream, lane).await.err(),
+                    Some(board) => tokio::select! {
+                        handed = board.hand_over(stream, lane) => handed.err(),
+                        () = cut.cancelled() => return,
+                    },
                     None => Some(lane),
                 };
                 if let Some(mut lane) = refused {
