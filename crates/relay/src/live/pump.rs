@@ -1,5 +1,6 @@
 //! Carrying a joined stream's bytes between its two sides, each a lane or a tunnel stream,
-//! and switching a side from its tunnel to a lane when it moves ([`super::moves`]).
+//! and switching a side from its tunnel to a lane when it moves (docs/tunnel.md, "Moving a
+//! stream to a lane").
 //!
 //! Nothing is copied on the way but where a tunnel stream's bytes go onto a lane: a lane's
 //! `Data` frame goes on to another lane as the message it came in, and its payload to a
