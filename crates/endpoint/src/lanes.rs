@@ -17,8 +17,10 @@ use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt};
 use portico_fair::bulk::MovableTcp;
 use portico_fair::Counted;
 use portico_tunnel::lane::board::{MoveBoard, Place};
-use portico_tunnel::lane::{self, BoxLane, LaneIo, LaneUse, LANE_KEEP_ALIVE, SPARE_LIFETIME};
-use portico_tunnel::{Frame, ResetReason, StreamId, TunnelHandle};
+use portico_tunnel::lane::{
+    self, BoxLane, LaneIo, LaneUse, Start, LANE_KEEP_ALIVE, SPARE_LIFETIME,
+};
+use portico_tunnel::{ResetReason, StreamId, TunnelHandle};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -346,29 +348,21 @@ async fn serve_dial_lane(
     board: Arc<MoveBoard>,
     connection: tokio_util::sync::CancellationToken,
 ) {
-    let opened = async {
-        loop {
-            match lane.next().await.map(|m| m.map(lane::decode)) {
-                Some(Ok(Ok(Frame::Ping { .. }))) => {}
-                Some(Ok(Ok(Frame::Open { target, .. }))) => return Some(Ok(target)),
-                Some(Ok(Ok(Frame::Moved { stream }))) => return Some(Err(stream)),
-                _ => return None,
-            }
-        }
-    };
     // The relay ends idle dial lanes at SPARE_LIFETIME; a lane still silent at twice that
     // lost its connection without a word.
-    let target = tokio::select! {
-        target = tokio::time::timeout(2 * SPARE_LIFETIME, opened) => target.ok().flatten(),
+    let start = tokio::select! {
+        start = tokio::time::timeout(2 * SPARE_LIFETIME, lane::start(&mut lane)) => {
+            start.ok().flatten()
+        }
         () = connection.cancelled() => None,
     };
     pool.idle_dial.fetch_sub(1, Ordering::Relaxed);
     pool.changed.notify_one();
-    let target = match target {
-        Some(Ok(target)) => target,
+    let target = match start {
+        Some(Start::Open(target)) => target,
         // The relay moves a stream it opened on the tunnel to this lane. Only a stream the
         // relay opened here and this agent dialled (RS-7 was decided then) has a place.
-        Some(Err(stream)) => {
+        Some(Start::Moved(stream)) => {
             // Not beyond the connection's end: its streams end with it.
             let handed = tokio::select! {
                 handed = board.hand_over(stream, lane) => handed,
@@ -383,7 +377,7 @@ async fn serve_dial_lane(
             }
             return;
         }
-        None => return,
+        Some(Start::Broken) | None => return,
     };
     let closed = match dialing::check(&target, &permits, allow.as_ref()) {
         Ok(closed) => closed,
@@ -436,6 +430,7 @@ pub(crate) async fn carry(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portico_tunnel::Frame;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_util::sync::CancellationToken;
 

@@ -36,7 +36,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures_util::{Sink, Stream};
+use futures_util::{Sink, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
@@ -167,6 +167,31 @@ pub fn reset(reason: ResetReason) -> Bytes {
         stream: LANE_STREAM,
         reason,
     })
+}
+
+/// How a lane's stream begins: its first frame but pings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// `Open`, with its target.
+    Open(String),
+    /// `Moved`: the lane takes over this stream of the tunnel.
+    Moved(StreamId),
+    /// Any other frame, or a message that is not one: the peer broke the protocol.
+    Broken,
+}
+
+/// Reads a lane up to how its stream begins, skipping pings; `None` if the lane ended (or
+/// failed) first.
+pub async fn start(lane: &mut BoxLane) -> Option<Start> {
+    loop {
+        let start = match decode(lane.next().await?.ok()?) {
+            Ok(Frame::Ping { .. }) => continue,
+            Ok(Frame::Open { target, .. }) => Start::Open(target),
+            Ok(Frame::Moved { stream }) => Start::Moved(stream),
+            Ok(_) | Err(_) => Start::Broken,
+        };
+        return Some(start);
+    }
 }
 
 /// A lane's connection (a WebSocket, or a framed lane), as a stream and sink of messages.

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::SinkExt;
 use futures_util::{Sink, Stream};
-use futures_util::{SinkExt, StreamExt};
 use portico_store::{EndpointState, Store, StoreError};
-use portico_tunnel::lane::{self, BoxLane, LaneUse, SPARE_LIFETIME};
-use portico_tunnel::{Frame, ResetReason, Role, Tunnel, TunnelConfig};
+use portico_tunnel::lane::{self, BoxLane, LaneUse, Start, SPARE_LIFETIME};
+use portico_tunnel::{ResetReason, Role, Tunnel, TunnelConfig};
 
 use super::cluster::Cluster;
 use super::directory::{Directory, EndpointKey, EndpointKind, LanePlace, LaneRefusal, Presence};
@@ -230,29 +230,17 @@ impl Relay {
         }
         // An agent replaces its spare open lanes before SPARE_LIFETIME; twice that is a
         // lane someone forgot.
-        let opened = async {
-            loop {
-                match lane.next().await.map(|m| m.map(lane::decode)) {
-                    Some(Ok(Ok(Frame::Ping { .. }))) => {}
-                    Some(Ok(Ok(Frame::Open { target, .. }))) => return Some(Ok(target)),
-                    Some(Ok(Ok(Frame::Moved { stream }))) => return Some(Err(stream)),
-                    Some(Ok(Ok(_) | Err(_))) => {
-                        let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
-                        return None;
-                    }
-                    Some(Err(_)) | None => return None,
-                }
+        let start = tokio::select! {
+            start = tokio::time::timeout(2 * SPARE_LIFETIME, lane::start(&mut lane)) => {
+                start.ok().flatten()
             }
-        };
-        let target = tokio::select! {
-            target = tokio::time::timeout(2 * SPARE_LIFETIME, opened) => target.ok().flatten(),
             () = cut.cancelled() => None,
         };
-        let target = match target {
-            Some(Ok(target)) => target,
+        let target = match start {
+            Some(Start::Open(target)) => target,
             // The agent moves a stream it opened on its tunnel here to this lane: only a
             // stream of this endpoint's tunnel on this node, joined here, has a place.
-            Some(Err(stream)) => {
+            Some(Start::Moved(stream)) => {
                 // Not beyond the tunnel's end: the lane ends with it (RS-9).
                 let refused = match moves {
                     Some(board) => tokio::select! {
@@ -270,6 +258,10 @@ impl Relay {
                     );
                     let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
                 }
+                return;
+            }
+            Some(Start::Broken) => {
+                let _ = lane.send(lane::reset(ResetReason::ProtocolError)).await;
                 return;
             }
             None => return,
