@@ -691,30 +691,50 @@ async fn a_refused_endpoint_keeps_retrying() {
     .unwrap();
 }
 
+/// A service agent against a fake relay behind `fronted`, told of session `s1` with one
+/// listener (`port`): it keeps spare open lanes for it.
+struct ListeningAgent {
+    session: Session,
+    port: u16,
+    shutdown: CancellationToken,
+    _relay: FakeRelay,
+    _dir: tempfile::TempDir,
+}
+
+async fn listening_service_agent(fronted: &FrontedLanes) -> ListeningAgent {
+    let pki = pki();
+    let mut relay = spawn_relay_with(&pki, Some(fronted)).await;
+    let (token_port, _grants) = spawn_token_endpoint(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(dir.path(), &pki, "service", relay.port, token_port, "");
+    let shutdown = start(Agent::new(config).unwrap());
+    let mut session = relay.accept("service-ep", Role::Service).await;
+    let port = free_port().await;
+    send(
+        &mut session.control,
+        ControlMessage::Connect {
+            session: "s1".into(),
+            listeners: vec![listener(0, port, "s1")],
+            timeout_secs: 600,
+        },
+    )
+    .await;
+    ListeningAgent {
+        session,
+        port,
+        shutdown,
+        _relay: relay,
+        _dir: dir,
+    }
+}
+
 /// A relay offers framed lanes, but a front before it passes WebSocket upgrades only and
 /// answers the framed lane's upgrade with 400: the agent goes on with WebSocket lanes.
 #[tokio::test]
 async fn framed_lanes_refused_on_the_way_give_way_to_websocket_lanes() {
     tokio::time::timeout(LIMIT, async {
-        let pki = pki();
         let (fronted, _) = FrontedLanes::new(true);
-        let mut relay = spawn_relay_with(&pki, Some(&fronted)).await;
-        let (token_port, _grants) = spawn_token_endpoint(&pki).await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = agent_config(dir.path(), &pki, "service", relay.port, token_port, "");
-        let shutdown = start(Agent::new(config).unwrap());
-        let mut s = relay.accept("service-ep", Role::Service).await;
-        // A session's listener: the agent keeps spare open lanes for it.
-        let port = free_port().await;
-        send(
-            &mut s.control,
-            ControlMessage::Connect {
-                session: "s1".into(),
-                listeners: vec![listener(0, port, "s1")],
-                timeout_secs: 600,
-            },
-        )
-        .await;
+        let agent = listening_service_agent(&fronted).await;
         for _ in 0..200 {
             if fronted.websocket_lanes.load(Ordering::SeqCst) >= 1 {
                 break;
@@ -729,7 +749,7 @@ async fn framed_lanes_refused_on_the_way_give_way_to_websocket_lanes() {
             fronted.websocket_lanes.load(Ordering::SeqCst) >= 1,
             "WebSocket lanes followed"
         );
-        shutdown.cancel();
+        agent.shutdown.cancel();
     })
     .await
     .unwrap();
@@ -741,36 +761,20 @@ async fn framed_lanes_refused_on_the_way_give_way_to_websocket_lanes() {
 #[tokio::test]
 async fn a_stream_travels_on_a_framed_lane_where_the_relay_offers_them() {
     tokio::time::timeout(LIMIT, async {
-        let pki = pki();
         let (fronted, mut framed_streams) = FrontedLanes::new(false);
-        let mut relay = spawn_relay_with(&pki, Some(&fronted)).await;
-        let (token_port, _grants) = spawn_token_endpoint(&pki).await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = agent_config(dir.path(), &pki, "service", relay.port, token_port, "");
-        let shutdown = start(Agent::new(config).unwrap());
-        let mut s = relay.accept("service-ep", Role::Service).await;
-        let port = free_port().await;
-        send(
-            &mut s.control,
-            ControlMessage::Connect {
-                session: "s1".into(),
-                listeners: vec![listener(0, port, "s1")],
-                timeout_secs: 600,
-            },
-        )
-        .await;
+        let mut agent = listening_service_agent(&fronted).await;
         // A client's stream takes a spare lane once one is open; until then it opens on the
         // tunnel, and the client tries again.
         let mut on_lane = None;
         for _ in 0..50 {
-            let mut client = connect_local(port).await;
+            let mut client = connect_local(agent.port).await;
             client.write_all(b"on a framed lane").await.unwrap();
             tokio::select! {
                 reported = framed_streams.recv() => {
                     on_lane = reported;
                     break;
                 }
-                offer = s.incoming.next() => {
+                offer = agent.session.incoming.next() => {
                     drop(offer);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -781,7 +785,7 @@ async fn a_stream_travels_on_a_framed_lane_where_the_relay_offers_them() {
         assert_eq!(&first[..], b"on a framed lane");
         assert_eq!(fronted.websocket_lanes.load(Ordering::SeqCst), 0);
         assert_eq!(fronted.framed_refused.load(Ordering::SeqCst), 0);
-        shutdown.cancel();
+        agent.shutdown.cancel();
     })
     .await
     .unwrap();
