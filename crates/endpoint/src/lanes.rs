@@ -15,7 +15,6 @@ use std::time::Duration;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt};
 use portico_fair::bulk::MovableTcp;
-use portico_fair::Counted;
 use portico_tunnel::lane::board::{MoveBoard, Place};
 use portico_tunnel::lane::{
     self, BoxLane, LaneIo, LaneUse, Start, LANE_KEEP_ALIVE, SPARE_LIFETIME,
@@ -410,14 +409,14 @@ pub(crate) async fn carry(
     // The lane's connection takes fair turns (`BackendSocket`), so this copy yields to the
     // agent's other tasks once a turn's bytes have moved either way.
     let moved = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&moved);
     // Both connections go to the bulk runtime with the stream, if it moves there.
-    let mut tcp = Counted::with(MovableTcp::new(tcp), Arc::clone(&moved));
-    let mut lane = Counted::with(LaneIo::new(lane, Some(LANE_KEEP_ALIVE)), Arc::clone(&moved));
-    let piece = lane::LANE_PIECE;
+    let mut tcp = MovableTcp::new(tcp);
+    let mut lane = LaneIo::new(lane, Some(LANE_KEEP_ALIVE));
     let copy = async move {
         tokio::select! {
             _ = closed.cancelled() => {}
-            result = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut lane, piece, piece) => {
+            result = portico_tunnel::carry::join_tcp_lane(&mut tcp, &mut lane, &counted) => {
                 if let Err(error) = result {
                     tracing::debug!(%target, %error, "lane stream ended");
                 }

@@ -11,16 +11,18 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use portico_fair::TurnCounter;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use crate::lane::{BoxLane, LaneIo, LANE_PIECE, MOVE_WAIT};
+use crate::lane::{self, BoxLane, LaneIo, LANE_PIECE, MOVE_WAIT};
 use crate::tunnel::TunnelStream;
 
 /// The most read from a TCP connection at once: one `Data` frame's worth when the peer
@@ -123,6 +125,128 @@ pub async fn join_tcp_moving(
     tokio::select! {
         joined = async { tokio::try_join!(upstream, downstream).map(|_| ()) } => joined,
         never = handover => match never {},
+    }
+}
+
+/// Carries bytes both ways between a local connection and a lane's stream until both
+/// directions ended, each end passed on as a half close, adding every byte that moves to
+/// `moved`; the first error ends both. What is read from `tcp` goes into a buffer that
+/// becomes the `Data` frame as it is, and what the lane delivers is written to `tcp` from
+/// the frame it came in: neither direction copies the bytes in between (as
+/// `copy_bidirectional` over [`LaneIo`]'s `AsyncRead` and `AsyncWrite` does, twice).
+pub async fn join_tcp_lane<T>(tcp: &mut T, lane: &mut LaneIo, moved: &AtomicU64) -> io::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut up = Upstream::default();
+    let mut down = Downstream::default();
+    poll_fn(|cx| {
+        let up_done = up.poll(cx, tcp, lane, moved)?.is_ready();
+        let down_done = down.poll(cx, tcp, lane, moved)?.is_ready();
+        match up_done && down_done {
+            true => Poll::Ready(Ok(())),
+            false => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// `join_tcp_lane`'s direction from the connection to the lane.
+#[derive(Default)]
+struct Upstream {
+    /// Bytes read and not yet taken by the lane.
+    piece: Option<BytesMut>,
+    /// The buffer being read into, kept while the connection has nothing to read.
+    buffer: Option<BytesMut>,
+    read_ended: bool,
+    done: bool,
+}
+
+impl Upstream {
+    fn poll<T: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        tcp: &mut T,
+        lane: &mut LaneIo,
+        moved: &AtomicU64,
+    ) -> Poll<io::Result<()>> {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if let Some(piece) = self.piece.take() {
+                if lane.poll_ready_to_send(cx)?.is_pending() {
+                    self.piece = Some(piece);
+                    return Poll::Pending;
+                }
+                lane.start_send_data(piece)?;
+            }
+            if self.read_ended {
+                ready!(Pin::new(&mut *lane).poll_shutdown(cx))?;
+                self.done = true;
+                return Poll::Ready(Ok(()));
+            }
+            let buffer = self
+                .buffer
+                .get_or_insert_with(|| lane::data_buffer(LANE_PIECE));
+            match tokio_util::io::poll_read_buf(Pin::new(&mut *tcp), cx, buffer)? {
+                Poll::Ready(0) => self.read_ended = true,
+                Poll::Ready(n) => {
+                    moved.fetch_add(n as u64, Ordering::Relaxed);
+                    self.piece = self.buffer.take();
+                }
+                // Nothing more to read for now: what the lane queued goes out.
+                Poll::Pending => {
+                    ready!(Pin::new(&mut *lane).poll_flush(cx))?;
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+/// `join_tcp_lane`'s direction from the lane to the connection.
+#[derive(Default)]
+struct Downstream {
+    /// What the lane delivered and the connection has not taken yet.
+    piece: Bytes,
+    done: bool,
+}
+
+impl Downstream {
+    fn poll<T: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        tcp: &mut T,
+        lane: &mut LaneIo,
+        moved: &AtomicU64,
+    ) -> Poll<io::Result<()>> {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            while !self.piece.is_empty() {
+                let n = ready!(Pin::new(&mut *tcp).poll_write(cx, &self.piece))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.piece.advance(n);
+            }
+            let piece = match lane.poll_read_bytes(cx)? {
+                Poll::Ready(piece) => piece,
+                Poll::Pending => {
+                    ready!(Pin::new(&mut *tcp).poll_flush(cx))?;
+                    return Poll::Pending;
+                }
+            };
+            if piece.is_empty() {
+                ready!(Pin::new(&mut *tcp).poll_shutdown(cx))?;
+                self.done = true;
+                return Poll::Ready(Ok(()));
+            }
+            moved.fetch_add(piece.len() as u64, Ordering::Relaxed);
+            self.piece = piece;
+        }
     }
 }
 
@@ -411,6 +535,67 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    /// A local connection joined to a lane's stream over a framed lane: megabytes each way
+    /// arrive intact, each side's end reaches the other as a half close, and every byte
+    /// that moved is counted. The far end reads and writes the lane through `LaneIo`'s
+    /// copying `AsyncRead` and `AsyncWrite`, so both kinds of frames meet.
+    #[tokio::test]
+    async fn a_tcp_connection_and_a_lane_exchange_both_ways_with_half_closes_and_counts() {
+        use crate::lane::framed::FramedLane;
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        let near: BoxLane = Box::pin(FramedLane::new(near, Bytes::new()));
+        let far: BoxLane = Box::pin(FramedLane::new(far, Bytes::new()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+            exchange(tcp, pattern(1, SIZE)).await
+        });
+        let peer = tokio::spawn(exchange(LaneIo::new(far, None), pattern(2, SIZE + 5)));
+        let (mut accepted, _) = timeout(LIMIT, listener.accept()).await.unwrap().unwrap();
+        let moved = AtomicU64::new(0);
+        let mut lane = LaneIo::new(near, None);
+        timeout(LIMIT, join_tcp_lane(&mut accepted, &mut lane, &moved))
+            .await
+            .unwrap()
+            .unwrap();
+        let from_lane = timeout(LIMIT, client).await.unwrap().unwrap();
+        let from_tcp = timeout(LIMIT, peer).await.unwrap().unwrap();
+        assert!(
+            from_lane == pattern(2, SIZE + 5),
+            "the lane's bytes arrived intact"
+        );
+        assert!(
+            from_tcp == pattern(1, SIZE),
+            "the connection's bytes arrived intact"
+        );
+        assert_eq!(moved.load(Ordering::Relaxed), (2 * SIZE + 5) as u64);
+    }
+
+    /// A lane that resets its stream ends the join with the reset, and the local
+    /// connection is not told of a clean end.
+    #[tokio::test]
+    async fn a_reset_lane_ends_its_tcp_join_with_an_error() {
+        let (near, mut far) = crate::lane::memory_pair();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut accepted, _) = timeout(LIMIT, listener.accept()).await.unwrap().unwrap();
+        use futures_util::SinkExt;
+        far.send(lane::data(b"some bytes")).await.unwrap();
+        far.send(lane::reset(crate::ResetReason::Refused))
+            .await
+            .unwrap();
+        let moved = AtomicU64::new(0);
+        let mut lane = LaneIo::new(near, None);
+        let error = timeout(LIMIT, join_tcp_lane(&mut accepted, &mut lane, &moved))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+        assert_eq!(moved.load(Ordering::Relaxed), 10);
     }
 
     #[test]

@@ -140,11 +140,15 @@ pub fn encode(frame: &Frame) -> Bytes {
 /// A `Data` frame carrying `payload`, built with one copy of the bytes.
 pub fn data(payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(HEADER_LEN + payload.len());
-    out.put_u8(crate::frame::TYPE_DATA);
-    out.put_u32(LANE_STREAM);
-    out.put_u32(payload.len() as u32);
+    put_data_header(&mut out, payload.len() as u32);
     out.put_slice(payload);
     out.freeze()
+}
+
+fn put_data_header(mut out: impl BufMut, payload: u32) {
+    out.put_u8(crate::frame::TYPE_DATA);
+    out.put_u32(LANE_STREAM);
+    out.put_u32(payload);
 }
 
 /// The `Open` that starts a lane's stream.
@@ -262,30 +266,25 @@ fn protocol_error(error: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("lane: {error}"))
 }
 
-impl AsyncRead for LaneIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
+impl LaneIo {
+    /// The stream's next bytes as they arrived, a slice of the frame that carried them
+    /// (no copy); empty once the peer closed its direction. A carrier that writes them on
+    /// as they are ([`crate::carry::join_tcp_lane`]) saves the copy [`AsyncRead`] makes.
+    pub fn poll_read_bytes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
         loop {
-            if !this.reading.is_empty() {
-                let n = this.reading.len().min(buf.remaining());
-                buf.put_slice(&this.reading[..n]);
-                this.reading.advance(n);
-                return Poll::Ready(Ok(()));
+            if !self.reading.is_empty() {
+                return Poll::Ready(Ok(std::mem::take(&mut self.reading)));
             }
-            if this.read_closed {
-                return Poll::Ready(Ok(()));
+            if self.read_closed {
+                return Poll::Ready(Ok(Bytes::new()));
             }
             // The spent message goes before the next is read: on a framed lane, its room in
             // the read buffer is then free to take the next bytes.
-            this.reading = Bytes::new();
-            let message = match this.lane.as_mut().poll_next(cx) {
+            self.reading = Bytes::new();
+            let message = match self.lane.as_mut().poll_next(cx) {
                 Poll::Ready(message) => message,
                 Poll::Pending => {
-                    this.poll_keep_alive(cx);
+                    self.poll_keep_alive(cx);
                     return Poll::Pending;
                 }
             };
@@ -298,8 +297,8 @@ impl AsyncRead for LaneIo {
                 }
                 Some(Err(error)) => return Poll::Ready(Err(error)),
                 Some(Ok(message)) => match decode(message).map_err(protocol_error)? {
-                    Frame::Data { payload, .. } => this.reading = payload,
-                    Frame::Close { .. } => this.read_closed = true,
+                    Frame::Data { payload, .. } => self.reading = payload,
+                    Frame::Close { .. } => self.read_closed = true,
                     Frame::Reset { reason, .. } => {
                         return Poll::Ready(Err(stream_error(StreamError::Reset(reason))))
                     }
@@ -311,6 +310,66 @@ impl AsyncRead for LaneIo {
                 },
             }
         }
+    }
+
+    /// Ready once the lane takes another frame ([`LaneIo::start_send_data`]).
+    pub fn poll_ready_to_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.close_sent {
+            return Poll::Ready(Err(stream_error(StreamError::WriteClosed)));
+        }
+        self.lane.as_mut().poll_ready(cx)
+    }
+
+    /// Sends the bytes read into `buffer` (made by [`data_buffer`]) as one `Data` frame,
+    /// its header written into the room kept for it: the bytes are not copied. Call
+    /// [`LaneIo::poll_ready_to_send`] first.
+    pub fn start_send_data(&mut self, buffer: BytesMut) -> io::Result<()> {
+        if self.close_sent {
+            return Err(stream_error(StreamError::WriteClosed));
+        }
+        let frame = finish_data(buffer)?;
+        self.lane.as_mut().start_send(frame)
+    }
+}
+
+/// A buffer to read up to `room` bytes of a stream into, with the room for a `Data` frame's
+/// header kept in front ([`LaneIo::start_send_data`]). `room` is at most [`LANE_MAX_FRAME`].
+pub fn data_buffer(room: usize) -> BytesMut {
+    let mut buffer = BytesMut::with_capacity(HEADER_LEN + room);
+    buffer.put_bytes(0, HEADER_LEN);
+    buffer
+}
+
+/// Writes the `Data` header into the room [`data_buffer`] kept for it.
+fn finish_data(mut buffer: BytesMut) -> io::Result<Bytes> {
+    let payload = buffer
+        .len()
+        .checked_sub(HEADER_LEN)
+        .filter(|&len| len <= LANE_MAX_FRAME as usize)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "lane: a data buffer without its header room, or larger than a lane frame",
+            )
+        })?;
+    put_data_header(&mut buffer[..HEADER_LEN], payload as u32);
+    Ok(buffer.freeze())
+}
+
+impl AsyncRead for LaneIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.reading.is_empty() {
+            this.reading = ready!(this.poll_read_bytes(cx))?;
+        }
+        let n = this.reading.len().min(buf.remaining());
+        buf.put_slice(&this.reading[..n]);
+        this.reading.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -21,7 +21,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -34,8 +34,9 @@ pub const PROTOCOL: &str = "portico-lane";
 /// beside [`super::LANES_OFFERED`].
 pub const OFFERED: &str = "portico-framed-lanes";
 
-/// Room taken for each read from the connection: two of the pieces senders write
-/// ([`super::LANE_PIECE`]), so that one read usually ends on a whole frame.
+/// Room taken when a frame's header is read: two of the pieces senders write
+/// ([`super::LANE_PIECE`]), so that the frame, and usually the next, fit without another
+/// allocation.
 const READ_SIZE: usize = 64 * 1024;
 /// Bytes queued for writing beyond which the sink asks its sender to wait until they are
 /// written: a few pieces, so that one vectored write takes several.
@@ -104,15 +105,21 @@ impl<IO: AsyncRead + Unpin> Stream for FramedLane<IO> {
                     ))),
                 });
             }
-            // Room for the rest of the frame, and at least a read's worth. Once the frames
-            // handed out before are dropped, this takes their room back instead of allocating.
-            let wanted = whole.map_or(HEADER_LEN, |len| len - this.read.len());
-            this.read.reserve(wanted.max(READ_SIZE));
+            // Each read ends where the front frame (or, first, its header) does, so the
+            // buffer never holds the start of the next frame while the frames before it are
+            // still in use: making room never copies a frame's bytes (at most a header's).
+            // Once the frames handed out before are dropped, reserving takes their room
+            // back instead of allocating.
+            let (wanted, room) = match whole {
+                None => (HEADER_LEN - this.read.len(), READ_SIZE),
+                Some(len) => (len - this.read.len(), len - this.read.len()),
+            };
+            this.read.reserve(room);
             // Into the spare room as it is: no zeroing first.
             match ready!(tokio_util::io::poll_read_buf(
                 Pin::new(&mut this.io),
                 cx,
-                &mut this.read
+                &mut (&mut this.read).limit(wanted)
             )) {
                 Ok(0) => this.read_ended = true,
                 Ok(_) => {}
@@ -224,6 +231,26 @@ mod tests {
         }
         assert!(next(&mut b).await.is_none(), "closed after the last frame");
         sender.await.unwrap();
+    }
+
+    /// A read ends where the front frame does: with a frame handed out and still held, the
+    /// next frame's bytes are not yet in the buffer, so making room for them never copies
+    /// part of a frame to a new allocation.
+    #[tokio::test]
+    async fn reads_end_at_the_front_frame() {
+        let (a, mut b) = tokio::io::duplex(1024 * 1024);
+        let mut lane = FramedLane::new(a, Bytes::new());
+        let first = lane::data(&[7; 40_000]);
+        let second = lane::data(&[8; 40_000]);
+        b.write_all(&first).await.unwrap();
+        b.write_all(&second).await.unwrap();
+        let held = next(&mut lane).await.unwrap().unwrap();
+        assert_eq!(held, first);
+        assert!(
+            lane.read.is_empty(),
+            "nothing of the next frame was read with it"
+        );
+        assert_eq!(next(&mut lane).await.unwrap().unwrap(), second);
     }
 
     /// Bytes that came with the upgrade's answer are the stream's first.

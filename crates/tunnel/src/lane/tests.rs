@@ -124,3 +124,34 @@ async fn a_lane_that_ends_without_close_is_an_error_not_an_end() {
     let error = a.read(&mut [0u8; 8]).await.unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
 }
+
+/// A buffer from `data_buffer` becomes a `Data` frame as it is, and one too large for a
+/// lane frame is refused rather than sent.
+#[tokio::test]
+async fn a_data_buffer_is_sent_as_one_data_frame_without_a_copy() {
+    let (a, mut b) = memory_pair();
+    let mut a = LaneIo::new(a, None);
+    let mut buffer = data_buffer(5);
+    buffer.extend_from_slice(b"hello");
+    let payload_at = buffer[HEADER_LEN..].as_ptr();
+    std::future::poll_fn(|cx| a.poll_ready_to_send(cx))
+        .await
+        .unwrap();
+    a.start_send_data(buffer).unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(10), b.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(message, data(b"hello"));
+    assert_eq!(
+        message[HEADER_LEN..].as_ptr(),
+        payload_at,
+        "the bytes were not copied"
+    );
+
+    let mut too_large = data_buffer(0);
+    too_large.resize(HEADER_LEN + LANE_MAX_FRAME as usize + 1, 0);
+    let error = a.start_send_data(too_large).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+}
