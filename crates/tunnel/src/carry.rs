@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use crate::frame::HEADER_LEN;
 use crate::lane::{self, BoxLane, LaneIo, LANE_PIECE, MOVE_WAIT};
 use crate::tunnel::TunnelStream;
 
@@ -154,9 +155,8 @@ where
 /// `join_tcp_lane`'s direction from the connection to the lane.
 #[derive(Default)]
 struct Upstream {
-    /// Bytes read and not yet taken by the lane.
-    piece: Option<BytesMut>,
-    /// The buffer being read into, kept while the connection has nothing to read.
+    /// The buffer being read into ([`lane::data_buffer`]), kept while the connection has
+    /// nothing to read; once it holds bytes, the frame waiting for the lane's room.
     buffer: Option<BytesMut>,
     read_ended: bool,
     done: bool,
@@ -174,26 +174,23 @@ impl Upstream {
             return Poll::Ready(Ok(()));
         }
         loop {
-            if let Some(piece) = self.piece.take() {
-                if lane.poll_ready_to_send(cx)?.is_pending() {
-                    self.piece = Some(piece);
-                    return Poll::Pending;
-                }
-                lane.start_send_data(piece)?;
+            let buffer = self
+                .buffer
+                .get_or_insert_with(|| lane::data_buffer(LANE_PIECE));
+            if buffer.len() > HEADER_LEN {
+                ready!(lane.poll_ready_to_send(cx))?;
+                lane.start_send_data(self.buffer.take().expect("the buffer holding bytes"))?;
+                continue;
             }
             if self.read_ended {
                 ready!(Pin::new(&mut *lane).poll_shutdown(cx))?;
                 self.done = true;
                 return Poll::Ready(Ok(()));
             }
-            let buffer = self
-                .buffer
-                .get_or_insert_with(|| lane::data_buffer(LANE_PIECE));
             match tokio_util::io::poll_read_buf(Pin::new(&mut *tcp), cx, buffer)? {
                 Poll::Ready(0) => self.read_ended = true,
                 Poll::Ready(n) => {
                     moved.fetch_add(n as u64, Ordering::Relaxed);
-                    self.piece = self.buffer.take();
                 }
                 // Nothing more to read for now: what the lane queued goes out.
                 Poll::Pending => {

@@ -379,10 +379,7 @@ impl AsyncWrite for LaneIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.close_sent {
-            return Poll::Ready(Err(stream_error(StreamError::WriteClosed)));
-        }
-        ready!(self.lane.as_mut().poll_ready(cx))?;
+        ready!(self.poll_ready_to_send(cx))?;
         let n = buf.len().min(LANE_MAX_FRAME as usize);
         if n == 0 {
             return Poll::Ready(Ok(0));
