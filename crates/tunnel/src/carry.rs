@@ -1,11 +1,11 @@
-//! Carrying a tunnel stream's bytes to a TCP connection or to another tunnel stream, as
-//! the agents and the relay do for every stream that travels on the tunnel.
+//! Carrying a tunnel stream's or a lane's bytes to a TCP connection, as the agents do for
+//! every stream they open or dial (the relay's joins of two streams are in its `pump`).
 //!
 //! What a stream receives is already held in the messages it arrived in, so it is passed
 //! on as slices of them ([`TunnelStream::poll_read_bytes`]) instead of being copied into a
 //! buffer first; bytes read from a TCP connection are handed to the tunnel in the buffer
-//! they were read into ([`TunnelStream::poll_write_bytes`]). A stream between two tunnels
-//! costs the relay no copy at all, and its frames stay as large as they came. Nor does a
+//! they were read into ([`TunnelStream::poll_write_bytes`]). [`own_buffer`] and
+//! [`write_all`] serve the relay too, which passes a stream's pieces on as they came. Nor does a
 //! waiting stream hold a buffer: a read buffer is taken only once the connection has
 //! something to read.
 
@@ -247,37 +247,6 @@ impl Downstream {
     }
 }
 
-/// Carries bytes both ways between two tunnel streams until both directions ended; the
-/// bytes taken from `a` and from `b` are added to `read[0]` and `read[1]` as they move.
-/// The first error (a reset stream, a tunnel gone) ends both directions.
-pub async fn join_streams(
-    a: &TunnelStream,
-    b: &TunnelStream,
-    read: [&AtomicU64; 2],
-) -> io::Result<()> {
-    tokio::try_join!(pass(a, b, read[0]), pass(b, a, read[1])).map(|_| ())
-}
-
-/// Carries bytes from `from` to `to` until `from` ends, then half-closes `to`; every byte
-/// taken from `from` is added to `read`. A piece taken is granted back to its sender at
-/// once, so each direction holds at most one piece beyond `to`'s outgoing limits.
-async fn pass(from: &TunnelStream, to: &TunnelStream, read: &AtomicU64) -> io::Result<()> {
-    let mut turn = TurnCounter::default();
-    loop {
-        // Two tunnel streams touch no socket: without this, a direction that always finds
-        // a piece and room would keep its thread from every other task.
-        tokio::task::consume_budget().await;
-        let piece = poll_fn(|cx| from.poll_read_bytes(cx, usize::MAX)).await?;
-        if piece.is_empty() {
-            return to.close();
-        }
-        read.fetch_add(piece.len() as u64, Ordering::Relaxed);
-        let len = piece.len();
-        write_all(to, own_buffer(piece)).await?;
-        turn.moved(len).await;
-    }
-}
-
 /// `piece`, copied into a buffer of its own if it is small (`COPY_BELOW`).
 pub fn own_buffer(piece: Bytes) -> Bytes {
     match piece.len() < COPY_BELOW {
@@ -297,7 +266,6 @@ pub async fn write_all(stream: &TunnelStream, mut data: Bytes) -> io::Result<()>
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -370,65 +338,6 @@ mod tests {
             "the TCP side got other bytes"
         );
         timeout(LIMIT, joined).await.unwrap().unwrap().unwrap();
-    }
-
-    #[tokio::test]
-    async fn two_streams_are_joined_both_ways_and_counted() {
-        // device A <-> relay (stream a) ==pass== relay (stream b) <-> device B
-        let ((_relay_a, mut relay_a_incoming), (device_a, _)) = tunnel_pair();
-        let ((relay_b, _), (_device_b, mut device_b_incoming)) = tunnel_pair();
-        let opener = device_a.open("mapping:1").unwrap();
-        let a = next_offer(&mut relay_a_incoming).await.accept();
-        let b = relay_b.open("host:22").unwrap();
-        let (a_read, b_read) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let counts = (a_read.clone(), b_read.clone());
-        let joined =
-            tokio::spawn(async move { join_streams(&a, &b, [&counts.0, &counts.1]).await });
-        let dialled = next_offer(&mut device_b_incoming).await.accept();
-        let (opener_got, dialled_got) = timeout(LIMIT, async {
-            tokio::join!(
-                exchange(opener, pattern(3, SIZE)),
-                exchange(dialled, pattern(4, SIZE / 2))
-            )
-        })
-        .await
-        .unwrap();
-        assert!(
-            dialled_got == pattern(3, SIZE),
-            "the dialler got other bytes"
-        );
-        assert!(
-            opener_got == pattern(4, SIZE / 2),
-            "the opener got other bytes"
-        );
-        timeout(LIMIT, joined).await.unwrap().unwrap().unwrap();
-        assert_eq!(a_read.load(Ordering::Relaxed), SIZE as u64);
-        assert_eq!(b_read.load(Ordering::Relaxed), (SIZE / 2) as u64);
-    }
-
-    #[tokio::test]
-    async fn a_reset_on_one_side_ends_the_join_and_reaches_the_other_side() {
-        let ((_relay_a, mut relay_a_incoming), (device_a, _)) = tunnel_pair();
-        let ((relay_b, _), (_device_b, mut device_b_incoming)) = tunnel_pair();
-        let mut opener = device_a.open("mapping:1").unwrap();
-        let a = next_offer(&mut relay_a_incoming).await.accept();
-        let b = relay_b.open("host:22").unwrap();
-        let joined = tokio::spawn(async move {
-            let uncounted = [&AtomicU64::new(0), &AtomicU64::new(0)];
-            join_streams(&a, &b, uncounted).await
-        });
-        let dialled = next_offer(&mut device_b_incoming).await.accept();
-        // Dropped before closing: the stream is reset, and the join must not wait on.
-        drop(dialled);
-        let ended = timeout(LIMIT, joined).await.unwrap().unwrap();
-        assert!(ended.is_err(), "a reset side ends the join with an error");
-        // The join's end drops (resets) the opener's stream at the relay too.
-        let mut buf = [0u8; 16];
-        let read = timeout(LIMIT, opener.read(&mut buf)).await.unwrap();
-        assert!(
-            read.is_err(),
-            "the opener sees its stream reset, not {read:?}"
-        );
     }
 
     #[tokio::test]

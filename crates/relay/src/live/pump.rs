@@ -291,3 +291,120 @@ async fn direction(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use portico_tunnel::{
+        memory_pair, Incoming, IncomingStream, Role, Tunnel, TunnelConfig, TunnelHandle,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::timeout;
+
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(60);
+    const SIZE: usize = 3 * 1024 * 1024 + 17;
+
+    /// A relay's end and an agent's end of one tunnel, in memory.
+    fn tunnel_pair() -> ((TunnelHandle, Incoming), (TunnelHandle, Incoming)) {
+        let (a, b) = memory_pair(64);
+        (
+            Tunnel::new(a, Role::Relay, TunnelConfig::default()),
+            Tunnel::new(b, Role::Device, TunnelConfig::default()),
+        )
+    }
+
+    async fn next_offer(incoming: &mut Incoming) -> IncomingStream {
+        timeout(LIMIT, incoming.next()).await.unwrap().unwrap()
+    }
+
+    /// Bytes that differ by seed, so that a mixed-up direction shows.
+    fn pattern(seed: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    /// Writes `send` then half-closes, while reading everything the peer sends.
+    async fn exchange(stream: TunnelStream, send: Vec<u8>) -> Vec<u8> {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let write = async {
+            writer.write_all(&send).await.unwrap();
+            writer.shutdown().await.unwrap();
+        };
+        let read = async {
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).await.unwrap();
+            got
+        };
+        let ((), got) = tokio::join!(write, read);
+        got
+    }
+
+    /// Two tunnel streams that never move (a linked stream on the node holding the
+    /// dialler's tunnel): every byte crosses both ways, each side's half close reaches the
+    /// other, and what was read from each side is counted.
+    #[tokio::test]
+    async fn two_streams_are_joined_both_ways_and_counted() {
+        // device A <-> relay (stream a) ==pass== relay (stream b) <-> device B
+        let ((_relay_a, mut relay_a_incoming), (device_a, _)) = tunnel_pair();
+        let ((relay_b, _), (_device_b, mut device_b_incoming)) = tunnel_pair();
+        let opener = device_a.open("mapping:1").unwrap();
+        let a = next_offer(&mut relay_a_incoming).await.accept();
+        let b = relay_b.open("host:22").unwrap();
+        let (a_read, b_read) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let counts = (Arc::clone(&a_read), Arc::clone(&b_read));
+        let joined = tokio::spawn(async move {
+            let (a, b) = ((Side::Stream(a), never()), (Side::Stream(b), never()));
+            pass(a, b, &counts.0, &counts.1).await
+        });
+        let dialled = next_offer(&mut device_b_incoming).await.accept();
+        let (opener_got, dialled_got) = timeout(LIMIT, async {
+            tokio::join!(
+                exchange(opener, pattern(3, SIZE)),
+                exchange(dialled, pattern(4, SIZE / 2))
+            )
+        })
+        .await
+        .unwrap();
+        assert!(
+            dialled_got == pattern(3, SIZE),
+            "the dialler got other bytes"
+        );
+        assert!(
+            opener_got == pattern(4, SIZE / 2),
+            "the opener got other bytes"
+        );
+        timeout(LIMIT, joined).await.unwrap().unwrap().unwrap();
+        assert_eq!(a_read.load(Ordering::Relaxed), SIZE as u64);
+        assert_eq!(b_read.load(Ordering::Relaxed), (SIZE / 2) as u64);
+    }
+
+    /// A side reset ends the join with an error, and the join's end resets the other side,
+    /// so its agent does not keep a connection open for nothing.
+    #[tokio::test]
+    async fn a_reset_on_one_side_ends_the_join_and_reaches_the_other_side() {
+        let ((_relay_a, mut relay_a_incoming), (device_a, _)) = tunnel_pair();
+        let ((relay_b, _), (_device_b, mut device_b_incoming)) = tunnel_pair();
+        let mut opener = device_a.open("mapping:1").unwrap();
+        let a = next_offer(&mut relay_a_incoming).await.accept();
+        let b = relay_b.open("host:22").unwrap();
+        let joined = tokio::spawn(async move {
+            let uncounted = (AtomicU64::new(0), AtomicU64::new(0));
+            let (a, b) = ((Side::Stream(a), never()), (Side::Stream(b), never()));
+            pass(a, b, &uncounted.0, &uncounted.1).await
+        });
+        let dialled = next_offer(&mut device_b_incoming).await.accept();
+        // Dropped before closing: the stream is reset, and the join must not wait on.
+        drop(dialled);
+        let ended = timeout(LIMIT, joined).await.unwrap().unwrap();
+        assert!(ended.is_err(), "a reset side ends the join with an error");
+        let mut buf = [0u8; 16];
+        let read = timeout(LIMIT, opener.read(&mut buf)).await.unwrap();
+        assert!(
+            read.is_err(),
+            "the opener sees its stream reset, not {read:?}"
+        );
+    }
+}

@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use portico_fair::Fair;
-use portico_tunnel::carry;
 use portico_tunnel::{IncomingStream, ResetReason, Role, Tunnel, TunnelConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -15,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::handshake::{self, LinkSecret};
 use super::{parse_link_target, transport};
 use crate::live::directory::Directory;
+use crate::live::pump::{self, Side};
 
 /// Accepts links until `shutdown`.
 pub async fn serve(
@@ -96,8 +96,13 @@ async fn carry(stream: IncomingStream, directory: Arc<Directory>) {
     };
     let inbound = stream.accept();
     // The node that joins the stream to its opener counts it; this one only carries it.
-    let uncounted = [&AtomicU64::new(0), &AtomicU64::new(0)];
-    if let Err(error) = carry::join_streams(&inbound, &outbound, uncounted).await {
+    // Neither side moves: a linked stream stays on its tunnels.
+    let (inbound, outbound) = (
+        (Side::Stream(inbound), pump::never()),
+        (Side::Stream(outbound), pump::never()),
+    );
+    let uncounted = (AtomicU64::new(0), AtomicU64::new(0));
+    if let Err(error) = pump::pass(inbound, outbound, &uncounted.0, &uncounted.1).await {
         tracing::debug!(tenant, endpoint, %error, "linked stream failed");
     }
 }
