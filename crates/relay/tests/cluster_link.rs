@@ -6,111 +6,38 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use portico_relay::api::system_clock;
 use portico_relay::live::link::{self, HandshakeError, LinkError, LinkPeers, LinkSecret};
 use portico_relay::live::{Cluster, ClusterOptions, LiveOptions, Relay};
-use portico_store::{
-    ApplicationRecord, AssignmentRecord, ConnectionSessionRecord, DeviceRecord, EndpointBinding,
-    EndpointRecord, EndpointState, PortMapping, SiteRecord, Store,
-};
-use portico_tunnel::{memory_pair, ResetReason, Role, Tunnel, TunnelConfig, TunnelHandle};
+use portico_store::{ConnectionSessionRecord, Store};
+use portico_tunnel::{memory_pair, Role, Tunnel, TunnelConfig, TunnelHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use support::LIMIT;
+
 const SECRET: &[u8] = b"a cluster secret of more than thirty-two bytes";
-const LIMIT: Duration = Duration::from_secs(20);
 
 fn now() -> i64 {
     (system_clock())()
 }
 
+/// Tenant `abc` of the support module (its Service Endpoint `ep-hq` listens for the
+/// sessions of devices on its site), and an open session `5e55` of `ssh` to `press-7`.
 async fn model(store: &Store) {
-    let t = "abc";
-    store
-        .add_site(&SiteRecord {
-            tenant: t.into(),
-            name: "hq".into(),
-            parent: None,
-            created_ms: 0,
-        })
-        .await
-        .unwrap();
-    store
-        .add_device(&DeviceRecord {
-            tenant: t.into(),
-            name: "press-7".into(),
-            site: "hq".into(),
-            description: String::new(),
-            created_ms: 0,
-        })
-        .await
-        .unwrap();
-    for (name, binding) in [
-        ("ep-press", EndpointBinding::Device("press-7".into())),
-        ("ep-bob", EndpointBinding::ServiceUser("alice".into())),
-    ] {
-        store
-            .add_endpoint(&EndpointRecord {
-                tenant: t.into(),
-                name: name.into(),
-                binding,
-                state: EndpointState::Registered,
-                code_hash: None,
-                code_expires_ms: None,
-                client_id: Some(format!("{t}-{name}")),
-                created_ms: 0,
-                registered_ms: Some(0),
-                revoked_ms: None,
-            })
-            .await
-            .unwrap();
-    }
-    store
-        .add_application(&ApplicationRecord {
-            tenant: t.into(),
-            name: "ssh".into(),
-            template: "ssh".into(),
-            label: String::new(),
-            mappings: vec![PortMapping {
-                local_port: 2222,
-                target_host: "press.local".into(),
-                target_port: 22,
-            }],
-            target_endpoint: None,
-            session_timeout_s: 60,
-            created_ms: 0,
-        })
-        .await
-        .unwrap();
-    store
-        .add_assignment(&AssignmentRecord {
-            tenant: t.into(),
-            application: "ssh".into(),
-            device: "press-7".into(),
-            created_ms: 0,
-        })
-        .await
-        .unwrap();
-    store
-        .add_connection_session(&ConnectionSessionRecord {
-            tenant: t.into(),
-            id: "5e55".into(),
-            user_name: "alice".into(),
-            device: "press-7".into(),
-            application: "ssh".into(),
-            started_ms: now(),
-            ends_ms: now() + 60_000,
-            ended_ms: None,
-            end_reason: None,
-            bytes_up: 0,
-            bytes_down: 0,
-        })
-        .await
-        .unwrap();
+    support::tenant(store, "abc").await;
+    let open = ConnectionSessionRecord {
+        started_ms: now(),
+        ends_ms: now() + 60_000,
+        ..support::session("abc", "5e55", "ssh")
+    };
+    store.add_connection_session(&open).await.unwrap();
 }
 
 /// A node: its relay and its link listener, running until the test ends.
@@ -150,20 +77,8 @@ async fn attach(relay: &Relay, name: &str, role: Role) -> TunnelHandle {
         .attach("abc", name, "192.0.2.7:40000", far, false)
         .await
         .unwrap();
-    let (handle, mut incoming) = Tunnel::new(near, role, TunnelConfig::default());
-    tokio::spawn(async move {
-        while let Some(stream) = incoming.next().await {
-            if stream.target() != "press.local:22" {
-                stream.refuse(ResetReason::Refused);
-                continue;
-            }
-            tokio::spawn(async move {
-                let (mut r, mut w) = tokio::io::split(stream.accept());
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
+    let (handle, incoming) = Tunnel::new(near, role, TunnelConfig::default());
+    support::echo_press(incoming);
     handle
 }
 
@@ -178,7 +93,7 @@ async fn a_stream_crosses_the_link_to_the_node_holding_the_device() {
     let one = node(&store, "node-1", &shutdown).await;
     let two = node(&store, "node-2", &shutdown).await;
     let device = attach(&two, "ep-press", Role::Device).await;
-    let service = attach(&one, "ep-bob", Role::Service).await;
+    let service = attach(&one, "ep-hq", Role::Service).await;
     let lease = store
         .endpoint_lease("abc", "ep-press", now())
         .await

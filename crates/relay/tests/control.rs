@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -22,10 +24,7 @@ use portico_relay::api::{
 use portico_relay::live::{
     ChannelEnd, ControlChannelError, ControlHub, ControlOptions, LiveOptions, Relay,
 };
-use portico_store::{
-    ApplicationRecord, AssignmentRecord, ConnectionSessionRecord, DeviceRecord, EndpointBinding,
-    EndpointRecord, EndpointState, PortMapping, SiteRecord, Store,
-};
+use portico_store::{ConnectionSessionRecord, EndpointBinding, EndpointState, Store};
 use portico_tunnel::control::{
     ControlMessage, DisconnectReason, Listener, RefusalReason, CONTROL_VERSION,
 };
@@ -58,21 +57,6 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn endpoint(name: &str, binding: EndpointBinding) -> EndpointRecord {
-    EndpointRecord {
-        tenant: T.into(),
-        name: name.into(),
-        binding,
-        state: EndpointState::Registered,
-        code_hash: None,
-        code_expires_ms: None,
-        client_id: Some(format!("client-{name}")),
-        created_ms: 0,
-        registered_ms: Some(0),
-        revoked_ms: None,
-    }
-}
-
 fn now_ms() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()
@@ -83,9 +67,10 @@ fn now_ms() -> i64 {
     .unwrap()
 }
 
-/// Site `hq`, device `press-7` with endpoint `ep-press`, Service Endpoints `ep-bob` (bound
-/// to bob) and `ep-hq` (bound to the site), a pending `ep-new`; applications `ssh`
-/// (press.local:22) and DTT Reverse `tickets` (dialled by `ep-hq`), both assigned.
+/// The support module's tenant (site `hq`, device `press-7` with endpoint `ep-press`,
+/// Service Endpoints `ep-bob` (bound to bob) and `ep-hq` (bound to the site); applications
+/// `ssh` (press.local:22) and DTT Reverse `tickets` (dialled by `ep-hq`), both assigned, and
+/// an unassigned `ssh-spare`), and a pending `ep-new`.
 async fn world() -> World {
     world_with(|_| {}).await
 }
@@ -95,66 +80,10 @@ async fn world_with(tweak: impl FnOnce(&mut ControlOptions)) -> World {
     let store = Store::open(&format!("sqlite://{}/p.db", dir.path().display()))
         .await
         .unwrap();
-    store
-        .add_site(&SiteRecord {
-            tenant: T.into(),
-            name: "hq".into(),
-            parent: None,
-            created_ms: 0,
-        })
-        .await
-        .unwrap();
-    store
-        .add_device(&DeviceRecord {
-            tenant: T.into(),
-            name: "press-7".into(),
-            site: "hq".into(),
-            description: String::new(),
-            created_ms: 0,
-        })
-        .await
-        .unwrap();
-    let mut pending = endpoint("ep-new", EndpointBinding::Device("press-7".into()));
+    support::tenant(&store, T).await;
+    let mut pending = support::endpoint(T, "ep-new", EndpointBinding::Device("press-7".into()));
     pending.state = EndpointState::Pending;
-    for ep in [
-        endpoint("ep-press", EndpointBinding::Device("press-7".into())),
-        endpoint("ep-bob", EndpointBinding::ServiceUser("bob".into())),
-        endpoint("ep-hq", EndpointBinding::ServiceSite("hq".into())),
-        pending,
-    ] {
-        store.add_endpoint(&ep).await.unwrap();
-    }
-    for (name, template, target) in [
-        ("ssh", "ssh", None),
-        ("tickets", "dtt-reverse", Some("ep-hq")),
-    ] {
-        store
-            .add_application(&ApplicationRecord {
-                tenant: T.into(),
-                name: name.into(),
-                template: template.into(),
-                label: String::new(),
-                mappings: vec![PortMapping {
-                    local_port: 2222,
-                    target_host: "press.local".into(),
-                    target_port: 22,
-                }],
-                target_endpoint: target.map(Into::into),
-                session_timeout_s: 60,
-                created_ms: 0,
-            })
-            .await
-            .unwrap();
-        store
-            .add_assignment(&AssignmentRecord {
-                tenant: T.into(),
-                application: name.into(),
-                device: "press-7".into(),
-                created_ms: 0,
-            })
-            .await
-            .unwrap();
-    }
+    store.add_endpoint(&pending).await.unwrap();
     let clock = Arc::new(AtomicI64::new(now_ms()));
     let c = clock.clone();
     let clock_fn: portico_relay::api::Clock = Arc::new(move || c.load(Ordering::SeqCst));

@@ -1,6 +1,7 @@
 //! The live relay over in-memory tunnels, for `live.rs` and `lanes.rs`: a store with two
 //! tenants, a fake Device Endpoint that accepts `host:port` opens and echoes, a fake Service
-//! Endpoint that opens `session:{id}/listener:{n}`, and the relay between them.
+//! Endpoint that opens `session:{id}/listener:{n}`, and the relay between them. The
+//! tenant's records and the echoing endpoint serve `cluster_link.rs` and `control.rs` too.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::io;
@@ -152,6 +153,29 @@ pub async fn world() -> World {
     }
 }
 
+/// A fake endpoint's answers to the streams the relay opens on its tunnel: it accepts and
+/// echoes opens of `press.local:22` and refuses anything else (its own RS-7 list). Returns
+/// every target it was asked, in order.
+pub fn echo_press(mut incoming: Incoming) -> Arc<Mutex<Vec<String>>> {
+    let opened = Arc::new(Mutex::new(Vec::new()));
+    let seen = opened.clone();
+    tokio::spawn(async move {
+        while let Some(stream) = incoming.next().await {
+            seen.lock().unwrap().push(stream.target().to_string());
+            if stream.target() != "press.local:22" {
+                stream.refuse(ResetReason::Refused);
+                continue;
+            }
+            tokio::spawn(async move {
+                let (mut r, mut w) = tokio::io::split(stream.accept());
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    opened
+}
+
 /// A fake endpoint: its tunnel handle, and the targets the relay opened on it.
 pub struct FakeEndpoint {
     pub handle: TunnelHandle,
@@ -159,26 +183,10 @@ pub struct FakeEndpoint {
 }
 
 impl World {
-    /// Connects a fake endpoint of `role`, which accepts and echoes opens of `press.local:22`
-    /// and refuses anything else (its own RS-7 list), recording every target it was asked.
+    /// Connects a fake endpoint of `role` that answers as [`echo_press`] does.
     pub async fn connect(&self, tenant: &str, name: &str, role: Role) -> FakeEndpoint {
-        let (handle, mut incoming) = self.attach(tenant, name, role, false).await;
-        let opened = Arc::new(Mutex::new(Vec::new()));
-        let seen = opened.clone();
-        tokio::spawn(async move {
-            while let Some(stream) = incoming.next().await {
-                seen.lock().unwrap().push(stream.target().to_string());
-                if stream.target() != "press.local:22" {
-                    stream.refuse(ResetReason::Refused);
-                    continue;
-                }
-                tokio::spawn(async move {
-                    let (mut r, mut w) = tokio::io::split(stream.accept());
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                    let _ = w.shutdown().await;
-                });
-            }
-        });
+        let (handle, incoming) = self.attach(tenant, name, role, false).await;
+        let opened = echo_press(incoming);
         FakeEndpoint { handle, opened }
     }
 
