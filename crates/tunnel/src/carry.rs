@@ -13,6 +13,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -49,37 +50,44 @@ pub async fn join_tcp(tcp: &mut TcpStream, stream: &TunnelStream) -> io::Result<
 /// [`join_tcp`] for a stream that may move to a lane: once `lane` yields one (its `Moved`
 /// already sent or read, `crate::lane`), this side ends its direction on the tunnel with
 /// a `Moved` and writes the rest on the lane, and reads the tunnel until the peer's
-/// `Moved`, then the lane. `keep_alive`: the lane's pings while its reader waits.
+/// `Moved`, then the lane. `keep_alive`: the lane's pings while its reader waits. On the
+/// lane, each direction carries its bytes as [`join_tcp_lane`] does, without copies.
 pub async fn join_tcp_moving(
     tcp: &mut TcpStream,
     stream: &TunnelStream,
     lane: impl Future<Output = BoxLane>,
     keep_alive: Option<Duration>,
 ) -> io::Result<()> {
-    let (from_tcp, mut to_tcp) = tcp.split();
-    // The lane's halves go to the direction that writes on it and the one that reads it.
+    let (mut from_tcp, mut to_tcp) = tcp.split();
+    // Both directions use the lane once it is here. They are polled in turn by this one
+    // task and lock it only within a poll, so the lock is never contended.
+    let shared = Mutex::new(None::<LaneIo>);
+    // Told when the lane is here: the direction that writes on it and the one that reads it.
     let (writer_tx, writer_rx) = oneshot::channel();
     let (reader_tx, reader_rx) = oneshot::channel();
     let handover = async {
-        let (reader, writer) = tokio::io::split(LaneIo::new(lane.await, keep_alive));
-        let _ = writer_tx.send(writer);
-        let _ = reader_tx.send(reader);
+        let lane = LaneIo::new(lane.await, keep_alive);
+        *shared.lock().unwrap_or_else(PoisonError::into_inner) = Some(lane);
+        let _ = writer_tx.send(());
+        let _ = reader_tx.send(());
         std::future::pending::<std::convert::Infallible>().await
     };
+    // The tunnel's streams are counted by the tunnel; nothing counts these.
+    let uncounted = AtomicU64::new(0);
     let upstream = async {
         // Taken once the connection is readable, and dropped after each read: a waiting
         // connection holds no buffer.
         let mut buf = BytesMut::new();
         let mut turn = TurnCounter::default();
         let mut writer_rx = Some(writer_rx);
-        let mut lane = loop {
+        loop {
             tokio::select! {
                 biased;
-                writer = async { writer_rx.as_mut()?.await.ok() }, if writer_rx.is_some() => {
+                here = async { writer_rx.as_mut()?.await.ok() }, if writer_rx.is_some() => {
                     writer_rx = None;
-                    if let Some(writer) = writer {
+                    if here.is_some() {
                         stream.move_away()?;
-                        break writer;
+                        break;
                     }
                 }
                 readable = from_tcp.readable() => readable?,
@@ -95,10 +103,14 @@ pub async fn join_tcp_moving(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-        };
-        let mut from_tcp = tokio::io::BufReader::with_capacity(LANE_PIECE, from_tcp);
-        tokio::io::copy_buf(&mut from_tcp, &mut lane).await?;
-        lane.shutdown().await
+        }
+        let mut up = Upstream::default();
+        poll_fn(|cx| {
+            let mut lane = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            let lane = lane.as_mut().expect("the lane is here");
+            up.poll(cx, &mut from_tcp, lane, &uncounted)
+        })
+        .await
     };
     let downstream = async {
         let mut turn = TurnCounter::default();
@@ -110,18 +122,23 @@ pub async fn join_tcp_moving(
             to_tcp.write_all(&piece).await?;
             turn.moved(piece.len()).await;
         }
-        if stream.moved_in() {
-            let lane = tokio::time::timeout(MOVE_WAIT, reader_rx).await;
-            let lane = lane.ok().and_then(Result::ok).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the stream moved to a lane that did not come",
-                )
-            })?;
-            let mut lane = tokio::io::BufReader::with_capacity(LANE_PIECE, lane);
-            tokio::io::copy_buf(&mut lane, &mut to_tcp).await?;
+        if !stream.moved_in() {
+            return to_tcp.shutdown().await;
         }
-        to_tcp.shutdown().await
+        let here = tokio::time::timeout(MOVE_WAIT, reader_rx).await;
+        here.ok().and_then(Result::ok).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the stream moved to a lane that did not come",
+            )
+        })?;
+        let mut down = Downstream::default();
+        poll_fn(|cx| {
+            let mut lane = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            let lane = lane.as_mut().expect("the lane is here");
+            down.poll(cx, &mut to_tcp, lane, &uncounted)
+        })
+        .await
     };
     tokio::select! {
         joined = async { tokio::try_join!(upstream, downstream).map(|_| ()) } => joined,
