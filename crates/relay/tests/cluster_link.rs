@@ -14,7 +14,7 @@ use std::time::Duration;
 use portico_relay::api::system_clock;
 use portico_relay::live::link::{self, HandshakeError, LinkError, LinkPeers, LinkSecret};
 use portico_relay::live::{Cluster, ClusterOptions, LiveOptions, Relay};
-use portico_store::{ConnectionSessionRecord, Store};
+use portico_store::{ConnectionSessionRecord, EndpointBinding, Store};
 use portico_tunnel::{memory_pair, Role, Tunnel, TunnelConfig, TunnelHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -28,10 +28,13 @@ fn now() -> i64 {
     (system_clock())()
 }
 
-/// Tenant `abc` of the support module (its Service Endpoint `ep-hq` listens for the
-/// sessions of devices on its site), and an open session `5e55` of `ssh` to `press-7`.
+/// Tenant `abc` of the support module, a Service Endpoint `ep-alice` bound to the user
+/// alice, and alice's open session `5e55` of `ssh` to `press-7`.
 async fn model(store: &Store) {
     support::tenant(store, "abc").await;
+    let alice = EndpointBinding::ServiceUser("alice".into());
+    let service = support::endpoint("abc", "ep-alice", alice);
+    store.add_endpoint(&service).await.unwrap();
     let open = ConnectionSessionRecord {
         started_ms: now(),
         ends_ms: now() + 60_000,
@@ -93,7 +96,7 @@ async fn a_stream_crosses_the_link_to_the_node_holding_the_device() {
     let one = node(&store, "node-1", &shutdown).await;
     let two = node(&store, "node-2", &shutdown).await;
     let device = attach(&two, "ep-press", Role::Device).await;
-    let service = attach(&one, "ep-hq", Role::Service).await;
+    let service = attach(&one, "ep-alice", Role::Service).await;
     let lease = store
         .endpoint_lease("abc", "ep-press", now())
         .await
