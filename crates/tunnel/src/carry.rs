@@ -105,12 +105,7 @@ pub async fn join_tcp_moving(
             }
         }
         let mut up = Upstream::default();
-        poll_fn(|cx| {
-            let mut lane = shared.lock().unwrap_or_else(PoisonError::into_inner);
-            let lane = lane.as_mut().expect("the lane is here");
-            up.poll(cx, &mut from_tcp, lane, &uncounted)
-        })
-        .await
+        poll_fn(|cx| with_lane(&shared, |lane| up.poll(cx, &mut from_tcp, lane, &uncounted))).await
     };
     let downstream = async {
         let mut turn = TurnCounter::default();
@@ -133,17 +128,20 @@ pub async fn join_tcp_moving(
             )
         })?;
         let mut down = Downstream::default();
-        poll_fn(|cx| {
-            let mut lane = shared.lock().unwrap_or_else(PoisonError::into_inner);
-            let lane = lane.as_mut().expect("the lane is here");
-            down.poll(cx, &mut to_tcp, lane, &uncounted)
-        })
-        .await
+        poll_fn(|cx| with_lane(&shared, |lane| down.poll(cx, &mut to_tcp, lane, &uncounted))).await
     };
     tokio::select! {
         joined = async { tokio::try_join!(upstream, downstream).map(|_| ()) } => joined,
         never = handover => match never {},
     }
+}
+
+/// Runs `f` on the lane of [`join_tcp_moving`], locked for that call only.
+fn with_lane<R>(shared: &Mutex<Option<LaneIo>>, f: impl FnOnce(&mut LaneIo) -> R) -> R {
+    let mut lane = shared.lock().unwrap_or_else(PoisonError::into_inner);
+    f(lane
+        .as_mut()
+        .expect("a direction moves once the lane is here"))
 }
 
 /// Carries bytes both ways between a local connection and a lane's stream until both
